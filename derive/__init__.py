@@ -1,0 +1,27 @@
+"""derive: symbolic backpropagation through time, derived, explained, coded and checked.
+
+The pipeline is spec -> model -> unroll -> differentiate -> (sheet | code | grade):
+
+    >>> import derive
+    >>> model = derive.load("sigmoid-rnn")          # a built-in name or a spec path
+    >>> d = derive.bptt(model, steps=3)             # Derivation: forms (a), (b), (c)
+    >>> report = derive.gradcheck(model, steps=3)   # against finite differences
+"""
+from __future__ import annotations
+
+from derive.bptt import Derivation, bptt
+from derive.errors import DeriveError, SpecError
+from derive.model import Model
+from derive.spec.loader import builtin_names, load, load_text
+from derive.unroll import Unrolled, unroll
+
+__all__ = ["Derivation", "DeriveError", "Model", "SpecError", "Unrolled", "bptt", "builtin_names",
+           "gradcheck", "load", "load_text", "unroll"]
+
+
+def gradcheck(model: Model, steps: int | None = None, seed: int = 0, at: dict[str, float] | None = None,
+              tolerance: float = 1e-6):
+    """Draw a point and compare the derived gradient with finite differences and the complex step."""
+    from derive import check
+
+    return check.gradcheck(model, check.draw(model, steps, seed, at), tolerance)

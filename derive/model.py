@@ -1,0 +1,104 @@
+"""The model: what a spec declares, with every equation as a SymPy expression.
+
+Equations are written in the cell's generic-step symbols (``naming.generic``):
+``s[t] = sigmoid(W_rec*s[t-1] + W_x*x[t])``. A static (feedforward) model uses
+plain names and has exactly one step. This is the object the spec stage hands
+to ``unroll`` and ``cell``; it holds no strings that are meant for printing
+except the user's own descriptions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from derive import naming
+
+ROLES = ("state", "intermediate", "output")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A parameter, input or target: name, one line of meaning, and how to draw a value."""
+
+    name: str
+    role: str  # parameter | input | target
+    description: str
+    per_step: bool
+    sample: tuple[float, float] | str = (-1.0, 1.0)  # (low, high) uniform, or "bits"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A per-step quantity. ``last`` replaces ``equation`` on step T when given.
+
+    ``initial`` is its value at step 0 (only states that are read at t-1 have one).
+    """
+
+    name: str
+    role: str  # state | intermediate | output
+    description: str
+    equation: sp.Expr
+    last: sp.Expr | None = None
+    initial: sp.Expr | None = None
+
+    def equation_at(self, variant: str) -> sp.Expr:
+        """The right-hand side for variant 'regular', 'last' or 'init' (step 0)."""
+        if variant == "init":
+            return self.initial
+        if variant == "last" and self.last is not None:
+            return self.last
+        return self.equation
+
+
+@dataclass(frozen=True)
+class Loss:
+    """E = sum over t of ``expr`` (over='sum') or ``expr`` at t = T (over='final')."""
+
+    over: str
+    expr: sp.Expr
+    description: str
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    title: str
+    summary: str
+    recurrent: bool
+    parameters: tuple[Declaration, ...]
+    inputs: tuple[Declaration, ...]
+    targets: tuple[Declaration, ...]
+    quantities: tuple[Quantity, ...]  # in evaluation order within a step
+    loss: Loss
+    source: str = field(default="", compare=False)
+
+    @property
+    def parameter_symbols(self) -> tuple[sp.Symbol, ...]:
+        return tuple(naming.base(p.name) for p in self.parameters)
+
+    @property
+    def recurrent_names(self) -> tuple[str, ...]:
+        """Quantities read at t-1: the states that carry information between steps."""
+        return tuple(q.name for q in self.quantities if q.initial is not None)
+
+    @property
+    def has_last_variant(self) -> bool:
+        return any(q.last is not None for q in self.quantities)
+
+    def quantity(self, name: str) -> Quantity:
+        for q in self.quantities:
+            if q.name == name:
+                return q
+        raise KeyError(name)
+
+    def declaration(self, name: str) -> Declaration:
+        for d in self.parameters + self.inputs + self.targets:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        decls = self.parameters + self.inputs + self.targets
+        return tuple(d.name for d in decls) + tuple(q.name for q in self.quantities)

@@ -1,0 +1,106 @@
+"""One convention for every quantity's SymPy symbol, LaTeX form and code name.
+
+A quantity ``s`` of a recurrent model exists as
+  * a generic-step symbol ``s[t]``, ``s[t-1]``, ``s[t+1]`` (the cell, independent of T),
+  * a per-step symbol ``s_2`` (the unrolled program, the sheet, a student's answer),
+and its adjoint dE/ds as ``delta_s[t]`` / ``delta_s_2``. Parameters, constant
+targets and every quantity of a static (feedforward) model are plain names.
+Spec names may not end in ``_<digits>`` so that a per-step name parses back uniquely.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sympy as sp
+
+GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega",
+}
+DELTA_PREFIX = "delta_"
+_OFFSET_TEXT = {-1: "t-1", 0: "t", 1: "t+1"}
+_GENERIC = re.compile(r"^(?P<name>[A-Za-z]\w*)\[(?P<off>t|t-1|t\+1)\]$")
+_STEP = re.compile(r"^(?P<name>[A-Za-z]\w*?)_(?P<k>\d+)$")
+IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def base(name: str) -> sp.Symbol:
+    """A symbol without a step: parameter, constant target, static quantity."""
+    return sp.Symbol(name, real=True)
+
+
+def generic(name: str, offset: int = 0) -> sp.Symbol:
+    """The cell's symbol for quantity ``name`` at step t+offset (offset in -1, 0, 1)."""
+    return sp.Symbol(f"{name}[{_OFFSET_TEXT[offset]}]", real=True)
+
+
+def at_step(name: str, k: int) -> sp.Symbol:
+    """The unrolled symbol of ``name`` at step k, e.g. ``s_2``."""
+    return sp.Symbol(f"{name}_{k}", real=True)
+
+
+def delta(sym: sp.Symbol) -> sp.Symbol:
+    """The adjoint dE/d(sym) as a symbol: ``delta_s[t]``, ``delta_s_2``, ``delta_z1``."""
+    return sp.Symbol(DELTA_PREFIX + sym.name, real=True)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What a symbol names: quantity, step (unrolled) or offset (generic), adjoint or not."""
+
+    name: str
+    step: int | None = None
+    offset: int | None = None
+    is_delta: bool = False
+
+
+def describe(sym: sp.Symbol) -> Ref:
+    """Parse a symbol name made by this module back into its parts."""
+    text, is_delta = sym.name, False
+    if text.startswith(DELTA_PREFIX):
+        text, is_delta = text[len(DELTA_PREFIX):], True
+    if m := _GENERIC.match(text):
+        off = {"t-1": -1, "t": 0, "t+1": 1}[m["off"]]
+        return Ref(m["name"], offset=off, is_delta=is_delta)
+    if m := _STEP.match(text):
+        return Ref(m["name"], step=int(m["k"]), is_delta=is_delta)
+    return Ref(text, is_delta=is_delta)
+
+
+def latex_base(name: str) -> str:
+    """``W_rec`` -> ``W_{rec}``, ``w1`` -> ``w_{1}``, ``beta`` -> ``\\beta``."""
+    head, _, sub = name.partition("_")
+    if not sub and (m := re.match(r"^([A-Za-z]+?)(\d+)$", name)) and m[1] not in GREEK | {"y_hat"}:
+        head, sub = m[1], m[2]
+    head = "\\" + head if head in GREEK else head
+    if head == "yhat":
+        head = r"\hat{y}"
+    return f"{head}_{{{sub}}}" if sub else head
+
+
+def latex_name(sym: sp.Symbol) -> str:
+    """The LaTeX of any symbol this module makes."""
+    ref = describe(sym)
+    body = latex_base(ref.name)
+    index = None
+    if ref.offset is not None:
+        index = _OFFSET_TEXT[ref.offset]
+    elif ref.step is not None:
+        index = str(ref.step)
+    if index is not None:
+        body = body[:-1] + "," + index + "}" if body.endswith("}") else f"{body}_{{{index}}}"
+    if ref.is_delta:
+        return rf"\delta{body[len(latex_base(ref.name)):] or ''}^{{({latex_base(ref.name)})}}" if index else rf"\delta^{{({body})}}"
+    return body
+
+
+def code_name(sym: sp.Symbol) -> str:
+    """A Python identifier: ``s[t-1]`` -> ``s_prev``, ``delta_s_2`` -> ``d_s_2``."""
+    ref = describe(sym)
+    suffix = ""
+    if ref.offset is not None:
+        suffix = {-1: "_prev", 0: "", 1: "_next"}[ref.offset]
+    elif ref.step is not None:
+        suffix = f"_{ref.step}"
+    return ("d_" if ref.is_delta else "") + ref.name + suffix
