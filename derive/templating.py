@@ -12,7 +12,7 @@ _SOURCE_TREE = Path(__file__).resolve().parent.parent / "templates"
 
 def template_dir() -> Path:
     """templates/ of a source checkout, or the copy installed as the package derive.templates."""
-    if _SOURCE_TREE.is_dir():
+    if _SOURCE_TREE.is_dir() and (_SOURCE_TREE.parent / "pyproject.toml").is_file():
         return _SOURCE_TREE
     return Path(str(resources.files("derive.templates")))
 
