@@ -23,7 +23,9 @@ class Artifact:
 
 
 # "module:function" of every producer; each returns a list of Artifacts.
-PRODUCERS: list[str] = []
+PRODUCERS: list[str] = [
+    "derive.codegen:artifacts",  # generated/<model>.py: NumPy gradient modules
+]
 
 
 def artifacts() -> list[Artifact]:

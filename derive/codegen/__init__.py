@@ -1,0 +1,42 @@
+"""Gradient code: a standalone NumPy module per model, emitted from its derivation.
+
+    >>> import derive
+    >>> from derive.codegen import emit_numpy
+    >>> source = emit_numpy(derive.bptt(derive.load("tanh-rnn"), steps=3))
+
+The module's backward pass is the cell's backward steps (``Cell.backward``), its
+closed form is ``Derivation.closed_form``: the same SymPy objects the sheet prints,
+printed by ``derive.printing.numpy`` into ``templates/code/numpy_module.py.j2``.
+Files are written only by the CLI (``derive code``) and ``derive generate``.
+"""
+from __future__ import annotations
+
+from derive.bptt import Derivation, bptt
+from derive.codegen.module import TEMPLATE, context, module_name
+from derive.generate import Artifact
+from derive.model import Model
+
+__all__ = ["artifacts", "emit_numpy", "module_name"]
+
+
+def emit_numpy(derivation: Derivation) -> str:
+    """The source of the model's NumPy module; the closed form is for the derivation's T."""
+    from derive.templating import render
+
+    return render(TEMPLATE, **context(derivation))
+
+
+def emit_model(model: Model, steps: int | None = None) -> str:
+    """emit_numpy for a model and a number of steps (default 3; static models 1)."""
+    return emit_numpy(bptt(model, steps))
+
+
+def artifacts() -> list[Artifact]:
+    """generated/<model>.py for every built-in model (the producer for derive generate)."""
+    from derive.spec.loader import builtin_names, load
+
+    out = []
+    for name in builtin_names():
+        model = load(name)
+        out.append(Artifact(f"{module_name(model)}.py", emit_model(model).encode("utf-8")))
+    return out

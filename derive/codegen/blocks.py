@@ -1,0 +1,145 @@
+"""Schedule blocks -> printable data: which arrays a block reads and writes, and its lines.
+
+A recurrent module keeps every per-step value in a time-major array with one row per step
+0..T: quantity ``q`` in ``q_seq``, its adjoint in ``d_q_seq``, the input ``x`` in ``x_seq``
+(row 0 unused). A block binds the generic symbols it reads to rows (``s_prev = s_seq[t - 1]``
+in a loop, ``s_seq[T - 1]`` at one step) or to slices (``s_seq[0:T]`` for all steps at once),
+so the statements print exactly as the cell writes them. A static model has no steps: every
+value is a plain (B,) array under its own name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive import naming
+from derive.codegen.schedule import LOSS, Block, T
+from derive.model import Model
+from derive.printing.numpy import cse_lines, index_code, numpy_code
+
+LOOP = sp.Symbol("t", integer=True)
+BATCH = sp.Symbol("B", integer=True, positive=True)
+
+
+def array_name(name: str, is_delta: bool = False) -> str:
+    """The array that holds quantity/data ``name`` (or its adjoint) at every step."""
+    return ("d_" if is_delta else "") + name + "_seq"
+
+
+@dataclass(frozen=True)
+class Load:
+    local: str
+    array: str
+    index: str | None = None  # one row
+    start: str | None = None  # or a slice of rows
+    stop: str | None = None
+
+
+@dataclass(frozen=True)
+class Store:
+    array: str
+    local: str
+    index: str | None = None
+    start: str | None = None
+    stop: str | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    target: str
+    value: str
+    temporary: bool  # a CSE temporary: plain assignment even in a sum block
+    scale: str | None = None  # sum blocks: a value without per-sequence symbols is multiplied by this count
+
+
+@dataclass(frozen=True)
+class RenderedBlock:
+    phase: str
+    mode: str
+    variant: str
+    first: str | None
+    last: str | None
+    guard: str | None
+    loop_start: str | None
+    loop_stop: str | None
+    descending: bool
+    loads: tuple[Load, ...]
+    statements: tuple[Statement, ...]
+    stores: tuple[Store, ...]
+
+
+def _p(expr) -> str:
+    return index_code(expr)
+
+
+class BlockPrinter:
+    """Prints the blocks of one model; knows which symbols live in arrays."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.params = set(model.parameter_symbols)
+        self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
+        self.quantities = {q.name for q in model.quantities}
+        self.target_names = {LOSS: "loss"}
+        for p in model.parameters:
+            self.target_names[sp.Symbol(f"grad:{p.name}")] = f'grads["{p.name}"]'
+
+    def array_of(self, sym: sp.Symbol) -> tuple[str, int] | None:
+        """(array, step offset) of a symbol kept per step, or None for a local (parameter, constant)."""
+        if not self.model.recurrent:
+            return None
+        ref = naming.describe(sym)
+        if ref.offset is None or (ref.name not in self.quantities and ref.name not in self.per_step):
+            return None
+        return array_name(ref.name, ref.is_delta), ref.offset
+
+    def render(self, block: Block) -> RenderedBlock:
+        span = block.span
+        defined = {s for s, _ in block.statements}
+        reads = sorted({a for _, e in block.statements for a in e.free_symbols} - defined, key=sp.default_sort_key)
+        loads, stores = [], []
+        for sym in reads:
+            where = self.array_of(sym)
+            if where is not None:
+                loads.append(self._ref(Load, block, numpy_code(sym), *where))
+        if block.mode != "sum":
+            for sym, _ in block.statements:
+                where = self.array_of(sym)
+                if where is not None:
+                    stores.append(self._ref(Store, block, numpy_code(sym), *where))
+        lines = cse_lines(list(block.statements), self.target_names, taken=[ld.local for ld in loads])
+        scales = {s: self._count(span) for s, e in block.statements
+                  if block.mode == "sum" and e.free_symbols <= self.params}
+        statements = tuple(Statement(ln.target, ln.value, ln.symbol is None, scales.get(ln.symbol))
+                           for ln in lines)
+        loop_start = loop_stop = None
+        if block.mode == "loop":
+            loop_start, loop_stop = ((_p(span.last), _p(span.first - 1)) if block.descending
+                                     else (_p(span.first), _p(span.last + 1)))
+        return RenderedBlock(
+            block.phase, block.mode, block.variant,
+            _p(span.first) if span else None, _p(span.last) if span else None,
+            index_code(span.guard) if span is not None and span.guard is not None else None,
+            loop_start, loop_stop, block.descending, tuple(loads), statements, tuple(stores))
+
+    @staticmethod
+    def _count(span) -> str:
+        return _p(BATCH if span is None else (span.last - span.first + 1) * BATCH)
+
+    @staticmethod
+    def _ref(cls, block: Block, local: str, array: str, offset: int):
+        span = block.span
+        if block.mode == "loop":
+            return cls(local=local, array=array, index=_p(LOOP + offset))
+        if span.single:
+            return cls(local=local, array=array, index=_p(span.first + offset))
+        return cls(local=local, array=array, start=_p(span.first + offset), stop=_p(span.last + offset + 1))
+
+
+def render_all(model: Model, blocks: list[Block]) -> list[RenderedBlock]:
+    printer = BlockPrinter(model)
+    return [printer.render(b) for b in blocks]
+
+
+__all__ = ["BATCH", "LOOP", "T", "BlockPrinter", "RenderedBlock", "array_name", "render_all"]

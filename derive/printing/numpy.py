@@ -1,0 +1,126 @@
+"""NumPy printing for generated code: SymPy's NumPyPrinter with derive's names and helpers.
+
+Symbols print as ``naming.code_name`` identifiers (``s[t-1]`` -> ``s_prev``), or as the
+name a caller binds them to; ``sigmoid`` prints as a call to the stable helper that
+every generated module defines; ``numpy.`` is written ``np.``. ``cse_lines`` turns a
+block of assignments into lines with common subexpressions named once, each
+temporary placed just before its first use so it never reads a value not yet assigned.
+"""
+from __future__ import annotations
+
+import keyword
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+from derive import naming
+
+# functions printed as calls to helpers that the generated module itself defines
+MODULE_HELPERS = {"sigmoid": "sigmoid"}
+
+
+def code_identifier(sym: sp.Symbol) -> str:
+    """The Python identifier of a symbol (a keyword such as ``lambda`` gets a trailing underscore)."""
+    name = naming.code_name(sym)
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+class DeriveNumPyPrinter(NumPyPrinter):
+    """NumPyPrinter that knows derive's symbols and functions; ``names`` overrides symbol names."""
+
+    def __init__(self, names: Mapping[sp.Symbol, str] | None = None):
+        super().__init__({"fully_qualified_modules": True, "strict": True})
+        self.names = dict(names or {})
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        text = super()._module_format(fqn, register)
+        return "np." + text[len("numpy."):] if text.startswith("numpy.") else text
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self.names.get(expr) or code_identifier(expr)
+
+    def _print_sigmoid(self, expr: sp.Function) -> str:
+        return f"{MODULE_HELPERS['sigmoid']}({self._print(expr.args[0])})"
+
+    def _print_relu(self, expr: sp.Function) -> str:
+        # the integer 0 keeps the array's dtype (float32 stays float32)
+        return f"np.maximum({self._print(expr.args[0])}, 0)"
+
+    def _print_Heaviside(self, expr: sp.Heaviside) -> str:
+        # np.heaviside keeps float32; SymPy's default prints an np.select that returns float64
+        h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        return f"np.heaviside({self._print(expr.args[0])}, {self._print(sp.Float(h0, 3))})"
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        # arrays here are floating, so integer powers need no float exponent (x**(-1.0)); 1/x reads better
+        return self._hprint_Pow(expr, rational=rational, sqrt="numpy.sqrt")
+
+
+def numpy_code(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None) -> str:
+    """The NumPy source of one expression."""
+    return DeriveNumPyPrinter(names).doprint(expr)
+
+
+def index_code(expr: sp.Basic) -> str:
+    """Plain Python for an index or a condition on integers (``T - 1``, ``T >= 2``): no NumPy calls."""
+    return PythonCodePrinter({"strict": True}).doprint(sp.sympify(expr))
+
+
+@dataclass(frozen=True)
+class Line:
+    """One assignment of generated code: ``target = value`` (both already printed)."""
+
+    target: str
+    value: str
+    symbol: sp.Symbol | None = None  # the statement's own symbol; None for a CSE temporary
+
+
+def _temporary_prefix(taken: Iterable[str]) -> str:
+    # spec names cannot end in _<digits>, but per-step code names (x_1) do: avoid every taken name
+    taken = set(taken)
+    prefix = "tmp"
+    while any(n.startswith(prefix + "_") for n in taken):
+        prefix += "_"
+    return prefix
+
+
+def cse_lines(statements: list[tuple[sp.Symbol, sp.Expr]], names: Mapping[sp.Symbol, str] | None = None,
+              taken: Iterable[str] = ()) -> list[Line]:
+    """Assignments -> printed lines with shared subexpressions computed once (sympy.cse).
+
+    Statement i may read the targets of statements before it. ``taken`` lists identifiers
+    the temporaries must not shadow.
+    """
+    if not statements:
+        return []
+    names = dict(names or {})
+    printer = DeriveNumPyPrinter(names)
+    prefix = _temporary_prefix(list(taken) + [printer.doprint(s) for s, _ in statements])
+    temps, reduced = sp.cse([e for _, e in statements],
+                            symbols=sp.numbered_symbols(prefix + "_", real=True))
+    temp_names = {sym: sym.name for sym, _ in temps}
+    printer.names.update(temp_names)
+    pending = list(temps)
+    lines: list[Line] = []
+    for (target, _), value in zip(statements, reduced):
+        needed = _needed_temps(value, dict(temps))
+        for sym, texpr in list(pending):
+            if sym in needed:
+                lines.append(Line(temp_names[sym], printer.doprint(texpr)))
+                pending.remove((sym, texpr))
+        lines.append(Line(printer.doprint(target), printer.doprint(value), target))
+    return lines
+
+
+def _needed_temps(expr: sp.Expr, temps: dict) -> set:
+    out: set = set()
+    stack = [s for s in expr.free_symbols if s in temps]
+    while stack:
+        s = stack.pop()
+        if s not in out:
+            out.add(s)
+            stack += [u for u in temps[s].free_symbols if u in temps]
+    return out
