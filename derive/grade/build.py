@@ -18,14 +18,13 @@ import sympy as sp
 from derive import naming
 from derive.errors import did_you_mean
 from derive.functions import relu, sigmoid
-from derive.grade.lexer import AnswerError, Token, name_key, tokenize
+from derive.grade.lexer import DEFAULT_LIMITS, AnswerError, Limits, Token, name_key, tokenize
 from derive.grade.parser import FUNCTION_WORDS, Binary, Call, Name, Neg, Num, Sum, Transpose
 from derive.rules import RULES
 
 MAX_POWER = 100  # |exponent| of a numeric power
 MAX_RESULT_BITS = 4096  # size of a number raised to a number
 MAX_SUM_TERMS = 200
-MAX_BUILT_NODES = 20_000
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log}
 _INDEX = re.compile(r"^\s*(?P<var>[A-Za-z]|\d+)\s*(?:(?P<sign>[+-])\s*(?P<off>\d+))?\s*$")
 _STEP_KEY = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)$")
@@ -82,8 +81,8 @@ class Built:
 
 
 class _Builder:
-    def __init__(self, vocab: Vocabulary, text: str, latex: bool):
-        self.vocab, self.text, self.latex = vocab, text, latex
+    def __init__(self, vocab: Vocabulary, text: str, latex: bool, limits: Limits):
+        self.vocab, self.text, self.latex, self.limits = vocab, text, latex, limits
         self.bound: dict[str, int] = {}
         self.used: set[str] = set()
         self.count = 0
@@ -93,8 +92,8 @@ class _Builder:
 
     def build(self, node) -> sp.Expr:
         self.count += 1
-        if self.count > MAX_BUILT_NODES:
-            self.fail(f"the answer expands to more than {MAX_BUILT_NODES} parts", 0)
+        if self.count > self.limits.built_nodes:
+            self.fail(f"the answer expands to more than {self.limits.built_nodes} parts", 0)
         method = getattr(self, "_" + type(node).__name__.lower())
         return method(node)
 
@@ -275,9 +274,9 @@ def _short(number: sp.Expr) -> str:
     return text if len(text) <= 12 else f"{text[:6]}… ({len(text)} digits)"
 
 
-def build(tree, vocab: Vocabulary, text: str, latex: bool) -> Built:
+def build(tree, vocab: Vocabulary, text: str, latex: bool, limits: Limits = DEFAULT_LIMITS) -> Built:
     """The SymPy expression of an answer tree; AnswerError for unknown names and impossible values."""
-    b = _Builder(vocab, text, latex)
+    b = _Builder(vocab, text, latex, limits)
     expr = b.build(tree)
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise AnswerError("the answer is not a finite value (a division by zero?)")

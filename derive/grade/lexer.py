@@ -16,6 +16,20 @@ from derive.errors import DeriveError
 MAX_CHARS = 10_000
 MAX_TOKENS = 4_000
 
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits for untrusted text; the defaults are the ones every answer gets."""
+
+    chars: int = MAX_CHARS
+    tokens: int = MAX_TOKENS
+    depth: int = 60
+    nodes: int = 2_000
+    built_nodes: int = 20_000
+
+
+DEFAULT_LIMITS = Limits()
+
 # LaTeX commands that are function names, operators, or nothing at all (spacing, sizing).
 FUNCTION_COMMANDS = {"sigma": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log"}
 OPERATOR_COMMANDS = {"cdot": "*", "times": "*", "ast": "*", "odot": "*", "circ": "*", "div": "/", "top": "top",
@@ -59,11 +73,11 @@ class Token:
     sub: str | None = None  # a braced subscript, raw (names only)
 
 
-def check_text(text: str) -> None:
+def check_text(text: str, limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse oversized text and characters no formula contains (controls, bidi overrides, surrogates)."""
-    if len(text) > MAX_CHARS or len(text.encode("utf-8", "surrogatepass")) > MAX_CHARS:
-        raise AnswerError(f"the answer is {len(text.encode('utf-8', 'surrogatepass'))} bytes long; the limit is "
-                          f"{MAX_CHARS // 1000} kB")
+    if len(text) > limits.chars or len(text.encode("utf-8", "surrogatepass")) > limits.chars:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        raise AnswerError(f"the answer is {size} bytes long; the limit is {limits.chars / 1000:g} kB")
     for i, ch in enumerate(text):
         if ch in "\t\n\r":
             continue
@@ -74,14 +88,14 @@ def check_text(text: str) -> None:
             raise AnswerError(f"control or invisible character U+{ord(ch):04X} is not allowed", i)
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
     """The tokens of an answer; raises AnswerError with a position on anything unexpected."""
-    check_text(text)
+    check_text(text, limits)
     out: list[Token] = []
     i, n = 0, len(text)
     while i < n:
-        if len(out) > MAX_TOKENS:
-            raise AnswerError(f"the answer has more than {MAX_TOKENS} tokens", i)
+        if len(out) > limits.tokens:
+            raise AnswerError(f"the answer has more than {limits.tokens} tokens", i)
         ch = text[i]
         if ch.isspace() or text.startswith(tuple(_SPACES), i):
             i += 2 if ch == "\\" else 1

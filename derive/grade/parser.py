@@ -23,10 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from derive.grade.lexer import AnswerError, Token, tokenize
+from derive.grade.lexer import DEFAULT_LIMITS, AnswerError, Limits, Token, tokenize
 
-MAX_DEPTH = 60
-MAX_NODES = 2_000
 MAX_DIGITS = 40
 MAX_DECIMAL_EXPONENT = 100
 
@@ -88,9 +86,9 @@ class Transpose:
 
 
 class _Parser:
-    def __init__(self, text: str):
-        self.text = text
-        self.toks: list[Token] = tokenize(text)
+    def __init__(self, text: str, limits: Limits):
+        self.text, self.limits = text, limits
+        self.toks: list[Token] = tokenize(text, limits)
         self.i = 0
         self.depth = 0
         self.nodes = 0
@@ -119,14 +117,14 @@ class _Parser:
 
     def node(self, n):
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            self.fail(f"the answer has more than {MAX_NODES} parts; that is too large to grade")
+        if self.nodes > self.limits.nodes:
+            self.fail(f"the answer has more than {self.limits.nodes} parts; that is too large to grade")
         return n
 
     def enter(self):
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            self.fail(f"brackets or operators are nested more than {MAX_DEPTH} deep")
+        if self.depth > self.limits.depth:
+            self.fail(f"brackets or operators are nested more than {self.limits.depth} deep")
 
     # -- grammar -----------------------------------------------------------------
     def parse(self):
@@ -313,6 +311,6 @@ class _Parser:
         return Fraction(t.text)
 
 
-def parse(text: str):
+def parse(text: str, limits: Limits = DEFAULT_LIMITS):
     """The answer tree of ``text`` (plain or LaTeX); AnswerError with a position when unreadable."""
-    return _Parser(text).parse()
+    return _Parser(text, limits).parse()

@@ -120,6 +120,25 @@ class Problem:
             kept.append((m, vals))
         return Sample(e, target, tuple(kept))
 
+    def at_points(self, values: dict) -> tuple[list, list, list]:
+        """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
+        (no duplicates removed) and each step term of a parameter's gradient, in 50-digit floats."""
+        backend = ev.MpBackend()
+        size = len(next(iter(values.values())))
+        env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
+        e = ev.Evaluator(backend, env, size)
+        for a in self.unrolled.assignments:
+            env[a.symbol] = e(a.expr)
+        for sym, expr in self.derivation.deltas:
+            env[sym] = e(expr)
+        mistakes = []
+        for m in catalogue(self.derivation, self.reference):
+            try:
+                mistakes.append((m, e(m.expr)))
+            except (ev.Unsupported, ZeroDivisionError):
+                continue
+        return e(self.reference.value), mistakes, [(k, e(t)) for k, t in self.reference.terms]
+
     @cached_property
     def degrees(self) -> dict:
         """Degree bounds of every per-step symbol in the base symbols (for the Schwartz-Zippel bound)."""

@@ -1,0 +1,257 @@
+"""Grade a file of answers (CSV or JSONL) in parallel; one report row for every input row.
+
+Input columns / keys: id, wrt, answer, and optionally steps and values
+("W_rec=0.5,x_1=1" in CSV; that text or an object in JSONL). A row that cannot be
+read still gets a report row, with verdict 'unreadable' and the reason; a row whose
+grading failed unexpectedly gets verdict 'error'. Reports (PREFIX.csv, PREFIX.json)
+are written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from derive.errors import DeriveError
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+FIELDS = ["row", "id", "wrt", "steps", "verdict", "correct", "mistake", "reason", "method",
+          "false_accept_probability", "time_seconds", "symbols"]
+
+
+# -- reading ---------------------------------------------------------------------
+def read_rows(path: str) -> list[dict]:
+    """Every row of the file as a dict; a row that cannot be read carries 'error'."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DeriveError(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DeriveError(f"{path} is larger than {MAX_FILE_BYTES // 2 ** 20} MiB")
+    text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    jsonl = path.endswith((".jsonl", ".ndjson", ".json")) or text.lstrip().startswith("{")
+    return _read_jsonl(text) if jsonl else _read_csv(text)
+
+
+def _read_jsonl(text: str) -> list[dict]:
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            rows.append({"row": n, "id": str(n), "error": f"line {n} is not JSON ({exc.msg})"})
+            continue
+        if not isinstance(obj, dict):
+            rows.append({"row": n, "id": str(n), "error": f"line {n} is not a JSON object"})
+            continue
+        rows.append(_normalise(obj, n))
+    return rows
+
+
+def _read_csv(text: str) -> list[dict]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames or "answer" not in [f.strip() for f in reader.fieldnames]:
+        raise DeriveError("the CSV file needs a header line with at least the column 'answer' "
+                          "(and id, wrt, optionally steps and values)")
+    rows = []
+    for n, rec in enumerate(reader, start=2):  # line 1 is the header
+        if None in rec:  # more fields than the header has columns
+            rows.append({"row": n, "id": _clean(rec.get("id") or str(n)), "error": f"line {n} has more fields "
+                         "than the header has columns (an unquoted comma in the answer?)"})
+            continue
+        rows.append(_normalise({k.strip(): v for k, v in rec.items() if k is not None}, n))
+    return rows
+
+
+def _clean(text: str) -> str:
+    """Undecodable bytes (kept as surrogates while reading) shown as U+FFFD in reports."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _normalise(obj: dict, n: int) -> dict:
+    row = {"row": n, "id": _clean(str(obj.get("id") if obj.get("id") not in (None, "") else n))}
+    answer = obj.get("answer")
+    if answer is None or isinstance(answer, str) and not answer.strip():
+        row["error"] = "no answer"
+    elif not isinstance(answer, str | int | float) or isinstance(answer, bool):
+        row["error"] = "the answer is not text"
+    else:
+        row["answer"] = str(answer)
+    row["wrt"] = _clean(str(obj["wrt"])) if obj.get("wrt") not in (None, "") else None
+    steps = obj.get("steps")
+    if steps not in (None, ""):
+        try:
+            row["steps"] = int(steps)
+        except (TypeError, ValueError):
+            row.setdefault("error", f"steps '{steps}' is not a whole number")
+    values = obj.get("values")
+    if isinstance(values, dict):
+        try:
+            row["values"] = {str(k): float(v) for k, v in values.items()}
+        except (TypeError, ValueError):
+            row.setdefault("error", "values must be numbers")
+    elif values not in (None, ""):
+        row["values"] = str(values)
+    return row
+
+
+# -- grading (runs in the worker processes) ----------------------------------------
+_MODELS: dict = {}
+
+
+def grade_rows(model_ref: str, rows: list[dict], options: dict) -> list[dict]:
+    """Grade a chunk of rows; never raises, every row comes back."""
+    return [grade_row(model_ref, row, options) for row in rows]
+
+
+def grade_row(model_ref: str, row: dict, options: dict) -> dict:
+    from derive.check import parse_at
+    from derive.grade.grader import grade
+    from derive.spec.loader import load
+
+    out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
+           "steps": row.get("steps", options.get("steps")), "verdict": "unreadable", "correct": False,
+           "mistake": None, "reason": row.get("error"), "method": None, "false_accept_probability": None,
+           "time_seconds": 0.0, "symbols": []}
+    if row.get("error"):
+        return out
+    if not out["wrt"]:
+        out["reason"] = "no wrt: say which derivative (column wrt, or --wrt for the whole file)"
+        return out
+    try:
+        model = _MODELS.get(model_ref) or _MODELS.setdefault(model_ref, load(model_ref))
+        values = row.get("values")
+        at = values if isinstance(values, dict) else parse_at(values)
+        v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, rtol=options["rtol"],
+                  atol=options["atol"], timeout=options["timeout"], seed=options["seed"])
+    except DeriveError as exc:
+        out["reason"] = str(exc)
+        return out
+    except Exception as exc:  # a bug must not lose the row: report it in the row
+        out.update(verdict="error", reason=f"internal error: {type(exc).__name__}: {exc}")
+        return out
+    out.update(verdict=v.verdict, correct=v.correct, reason=v.reason, method=v.method,
+               false_accept_probability=v.false_accept_probability, time_seconds=v.time_seconds,
+               symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"), message=(v.diagnosis or {}).get("message"))
+    return out
+
+
+# -- running -------------------------------------------------------------------------
+class Progress:
+    """A progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream, self.done = total, stream, 0
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.tty = stream.isatty()
+        self.next_tenth = 1
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.tty and (now - self.last > 0.1 or self.done == self.total):
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            self.stream.write(f"\rgrading [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                              f"{now - self.start:.1f} s")
+            self.stream.flush()
+            self.last = now
+        elif not self.tty:
+            while self.total and self.done * 10 >= self.next_tenth * self.total and self.next_tenth <= 10:
+                self.stream.write(f"grading: {self.done}/{self.total} ({self.next_tenth * 10}%) "
+                                  f"{now - self.start:.1f} s\n")
+                self.next_tenth += 1
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None = None,
+              progress: Progress | None = None) -> list[dict]:
+    """Grade rows over ``jobs`` processes (1: in this process); results in input order."""
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    results: dict[int, dict] = {}
+    if jobs == 1 or len(rows) < 8:
+        for row in rows:
+            results[row["row"]] = grade_row(model_ref, row, options)
+            if progress:
+                progress.advance(1)
+    else:
+        size = max(1, min(100, len(rows) // (jobs * 8) or 1))
+        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+        try:
+            import multiprocessing
+
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = {pool.submit(grade_rows, model_ref, c, options): c for c in chunks}
+                for fut in as_completed(futures):
+                    try:
+                        for r in fut.result():
+                            results[r["row"]] = r
+                    except BrokenProcessPool:
+                        pass
+                    if progress:
+                        progress.advance(len(futures[fut]))
+        except BrokenProcessPool:
+            pass
+        for row in rows:  # rows of a crashed worker are reported, not lost
+            results.setdefault(row["row"], {**grade_row(model_ref, {**row, "error": "the grading process "
+                                                                     "crashed on this row's chunk"}, options),
+                                             "verdict": "error"})
+    if progress:
+        progress.close()
+    return [results[row["row"]] for row in rows]
+
+
+def summarise(model_name: str, results: list[dict], seconds: float) -> dict:
+    verdicts = Counter(r["verdict"] for r in results)
+    mistakes = Counter(r["mistake"] for r in results if r.get("mistake"))
+    messages = {r["mistake"]: r.get("message") or r["reason"] for r in results if r.get("mistake")}
+    return {"model": model_name, "rows": len(results), "seconds": round(seconds, 3),
+            "verdicts": dict(sorted(verdicts.items())),
+            "mistakes": [{"mistake": k, "count": c, "message": messages[k]} for k, c in mistakes.most_common(10)]}
+
+
+def to_csv(results: list[dict]) -> bytes:
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({**r, "symbols": " ".join(r.get("symbols") or []),
+                         "correct": "true" if r["correct"] else "false"})
+    return buf.getvalue().encode("utf-8", errors="replace")
+
+
+def grade_file(model, args) -> int:
+    """derive grade MODEL --answers FILE: grade, write the reports, print the summary."""
+    from derive.generate import write_atomic
+    from derive.templating import render
+
+    rows = read_rows(args.answers)
+    options = {"wrt": args.wrt, "steps": args.steps, "rtol": args.rtol, "atol": args.atol, "timeout": args.timeout,
+               "seed": args.seed}
+    start = time.monotonic()
+    model_ref = args.model
+    results = grade_all(model_ref, rows, options, args.jobs, Progress(len(rows)))
+    summary = summarise(model.name, results, time.monotonic() - start)
+    prefix = args.report or str(Path(args.answers).with_suffix("")) + ".graded"
+    csv_path, json_path = Path(prefix + ".csv"), Path(prefix + ".json")
+    report = {"summary": summary, "rows": results}
+    write_atomic(csv_path, to_csv(results))
+    write_atomic(json_path, (json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n")
+                 .encode("utf-8", errors="replace"))
+    sys.stdout.write(render("cli/grade_batch.txt.j2", summary=summary, csv_path=csv_path, json_path=json_path))
+    return 0
