@@ -190,6 +190,7 @@ def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None 
             if progress:
                 progress.advance(1)
     else:
+        _prewarm(model_ref, rows, options)
         size = max(1, min(100, len(rows) // (jobs * 8) or 1))
         chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
         try:
@@ -214,6 +215,26 @@ def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None 
     if progress:
         progress.close()
     return [results[row["row"]] for row in rows]
+
+
+def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -> None:
+    """Derive each question once here, before the workers fork, so that they inherit it."""
+    from derive.grade.grader import prepare
+    from derive.spec.loader import load
+
+    seen = set()
+    for row in rows:
+        key = (row.get("wrt") or options.get("wrt"), row.get("steps", options.get("steps")))
+        if key in seen or row.get("values") or row.get("error") or not key[0]:
+            continue
+        seen.add(key)
+        if len(seen) > limit:
+            break
+        try:
+            model = _MODELS.get(model_ref) or _MODELS.setdefault(model_ref, load(model_ref))
+            prepare(model, key[1], key[0], None, options["seed"])
+        except Exception:  # the row's own grading reports the problem
+            continue
 
 
 def summarise(model_name: str, results: list[dict], seconds: float) -> dict:

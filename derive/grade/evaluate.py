@@ -106,8 +106,10 @@ class Evaluator:
 
     def __call__(self, expr: sp.Expr) -> list:
         hit = self.cache.get(expr)
-        if hit is None and self.parent is not None:
-            hit = self.parent.cache.get(expr)
+        parent = self.parent
+        while hit is None and parent is not None:
+            hit = parent.cache.get(expr)
+            parent = parent.parent
         if hit is not None:
             return hit
         out = self._eval(expr)

@@ -19,6 +19,7 @@ from derive.grade import evaluate as ev
 from derive.grade.build import build, is_latex
 from derive.grade.lexer import AnswerError
 from derive.grade.parser import parse
+from derive.grade import problem as problem_module
 from derive.grade.problem import EXACT_RANGE, FLOAT_RANGE, Problem, problem
 from derive.printing.latex import latex as to_latex
 
@@ -115,7 +116,8 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
     except ev.Unsupported as exc:
         v.verdict, v.reason = "undecided", f"cannot evaluate the answer ({exc})"
         return
-    if p.same(values, sample.target, exact):
+    if problem_module._near(problem_module._floats(values), sample.target_floats) and p.same(values, sample.target,
+                                                                                              exact):
         v.correct, v.verdict = True, "correct"
         if _symbolically_equal(p, expr):
             v.method, v.false_accept_probability, v.probability_basis = "exact", 0.0, "the difference expands to 0"

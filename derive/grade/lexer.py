@@ -47,7 +47,8 @@ UNICODE = {"σ": ("word", "sigma"), "δ": ("word", "delta"), "ŷ": ("word", "yha
 _NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)", re.S)
-_SPACES = {"\\,", "\\;", "\\:", "\\!", "\\ ", "~"}
+_SPACES = ("\\,", "\\;", "\\:", "\\!", "\\ ", "~")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SINGLE = {"+", "-", "*", "/", "^", "(", ")", "[", "]", "{", "}", ",", "=", "@", "'", "_", "|"}
 
 
@@ -78,6 +79,11 @@ def check_text(text: str, limits: Limits = DEFAULT_LIMITS) -> None:
     if len(text) > limits.chars or len(text.encode("utf-8", "surrogatepass")) > limits.chars:
         size = len(text.encode("utf-8", "surrogatepass"))
         raise AnswerError(f"the answer is {size} bytes long; the limit is {limits.chars / 1000:g} kB")
+    if text.isascii():  # the common case: one regular-expression scan
+        bad = _ASCII_CONTROL.search(text)
+        if bad:
+            raise AnswerError(f"control or invisible character U+{ord(bad.group()):04X} is not allowed", bad.start())
+        return
     for i, ch in enumerate(text):
         if ch in "\t\n\r":
             continue
@@ -97,7 +103,7 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
         if len(out) > limits.tokens:
             raise AnswerError(f"the answer has more than {limits.tokens} tokens", i)
         ch = text[i]
-        if ch.isspace() or text.startswith(tuple(_SPACES), i):
+        if ch.isspace() or text.startswith(_SPACES, i):
             i += 2 if ch == "\\" else 1
             continue
         if m := _NUMBER.match(text, i):

@@ -215,16 +215,33 @@ def replace_factor(expr: sp.Expr, factor: sp.Expr, replacement: sp.Expr) -> sp.E
     return expr
 
 
-def _with_rule(d, ref, pairs: list, use_output: bool) -> sp.Expr:
-    """The target recomputed with each activation derivative replaced by 1 or by the activation itself."""
-    def change(e: sp.Expr) -> sp.Expr:
-        for deriv, out in pairs:
-            e = replace_factor(e, deriv, out if use_output else sp.Integer(1))
-        return e
+_MODIFIED: dict = {}  # (id(derivation), activation, use_output) -> (derivation, change, delta values)
 
-    values: dict = {}
-    for sym, expr in d.deltas:
-        values[sym] = change(expr).xreplace(values)
+
+def _modified(d, fn, pairs: list, use_output: bool):
+    """The delta recursion with an activation's derivative replaced (by 1 or by the activation): computed
+    once per derivation and shared by every target."""
+    key = (id(d), fn, use_output)
+    if key not in _MODIFIED or _MODIFIED[key][0] is not d:
+        def change(e: sp.Expr) -> sp.Expr:
+            free = e.free_symbols
+            for deriv, out in pairs:
+                if deriv.free_symbols <= free:
+                    e = replace_factor(e, deriv, out if use_output else sp.Integer(1))
+            return e
+
+        values: dict = {}
+        for sym, expr in d.deltas:
+            values[sym] = change(expr).xreplace(values)
+        if len(_MODIFIED) > 256:
+            _MODIFIED.clear()
+        _MODIFIED[key] = (d, change, values)
+    return _MODIFIED[key][1], _MODIFIED[key][2]
+
+
+def _with_rule(d, ref, fn, pairs: list, use_output: bool) -> sp.Expr:
+    """The target recomputed with each activation derivative replaced by 1 or by the activation itself."""
+    change, values = _modified(d, fn, pairs, use_output)
     if ref.kind == "parameter":
         return sp.Add(*(change(e).xreplace(values) for _, e in d.step_terms[ref.symbol]))
     return values[naming.delta(ref.symbol)]
@@ -237,7 +254,7 @@ def _activation_mistakes(d, ref) -> list[Mistake]:
         pairs = _instances(model, d.unrolled.steps, generic_pairs)
         shown = sorted(str(dv) for dv, _ in generic_pairs)[0].replace("[t]", "_k")
         out.append(Mistake(f"no_activation_{fn.__name__}", f"your answer leaves out the derivative of the "
-                           f"activation {name} (the factor {shown})", _with_rule(d, ref, pairs, False)))
+                           f"activation {name} (the factor {shown})", _with_rule(d, ref, fn, pairs, False)))
         out.append(Mistake(f"wrong_function_{fn.__name__}", f"your answer uses the activation {name} itself where "
-                           f"its derivative {name}′ belongs ({name}′ is {shown})", _with_rule(d, ref, pairs, True)))
+                           f"its derivative {name}′ belongs ({name}′ is {shown})", _with_rule(d, ref, fn, pairs, True)))
     return out

@@ -40,15 +40,30 @@ class Sample:
     evaluator: ev.Evaluator
     target: list
     mistakes: tuple  # (Mistake, values) after removing duplicates and those equal to the target
+    target_floats: list  # the same as complex floats, for a fast first comparison
+    mistake_floats: tuple
+
+
+def _floats(values: list) -> list[complex] | None:
+    """Double-precision copies of mpmath values (None for exact values, which may exceed a double)."""
+    if values and not hasattr(values[0], "_mpf_") and not hasattr(values[0], "_mpc_"):
+        return None
+    return [complex(v) for v in values]
+
+
+def _near(a: list[complex] | None, b: list[complex] | None) -> bool:
+    """A cheap necessary condition for ``Problem.same`` (double precision, loose tolerance)."""
+    if a is None or b is None:
+        return True
+    return all(abs(x - y) <= 1e-9 * max(1.0, abs(x), abs(y)) for x, y in zip(a, b))
 
 
 class Problem:
     def __init__(self, model, steps: int | None, wrt: str, at: dict[str, float] | None = None, seed: int = 0):
         self.model = model
-        self.derivation = bptt(model, steps)
+        self.derivation, self.vocab = _derivation(model, steps)
         self.unrolled = self.derivation.unrolled
         self.steps = self.unrolled.steps
-        self.vocab = Vocabulary.of(self.derivation)
         self.reference = resolve(self.derivation, self.vocab, wrt)
         self.fixed = self._fixed(at or {})
         self.seed = seed
@@ -77,7 +92,7 @@ class Problem:
         return all(ev.is_rational(e) for e in exprs + [self.reference.value])
 
     def _points(self, exact: bool) -> tuple[int, dict]:
-        rng = random.Random(f"{self.seed}:{self.model.name}:{self.steps}:{self.reference.label}:{exact}")
+        rng = random.Random(f"{self.seed}:{self.model.name}:{self.steps}:{exact}")
         size = 1 if self.complete else (EXACT_POINTS if exact else FLOAT_POINTS)
         values = {}
         for sym in self.unrolled.base_symbols:
@@ -91,6 +106,22 @@ class Problem:
                                for _ in range(size)]
         return size, values
 
+    def _field(self, exact: bool) -> ev.Evaluator:
+        """The forward values and deltas at the points: shared by every target of the same model, T, --at."""
+        key = (self.model.name, self.model.source, self.steps, tuple(sorted(self.fixed.items(), key=str)),
+               self.seed, exact)
+        if key not in _FIELDS:
+            backend = ev.ExactBackend() if exact else ev.MpBackend()
+            size, values = self._points(exact)
+            env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
+            e = ev.Evaluator(backend, env, size)
+            for a in self.unrolled.assignments:
+                env[a.symbol] = e(a.expr)
+            for sym, expr in self.derivation.deltas:
+                env[sym] = e(expr)
+            _FIELDS[key] = e
+        return _FIELDS[key]
+
     def sample(self, exact: bool) -> Sample:
         """The evaluated points of one backend (cached)."""
         key = "exact" if exact else "mp"
@@ -100,14 +131,7 @@ class Problem:
         return cache[key]
 
     def _sample(self, exact: bool) -> Sample:
-        backend = ev.ExactBackend() if exact else ev.MpBackend()
-        size, values = self._points(exact)
-        env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
-        e = ev.Evaluator(backend, env, size)
-        for a in self.unrolled.assignments:
-            env[a.symbol] = e(a.expr)
-        for sym, expr in self.derivation.deltas:
-            env[sym] = e(expr)
+        e = self._field(exact).child()
         target = e(self.reference.value)
         kept: list = []
         for m in catalogue(self.derivation, self.reference):
@@ -118,7 +142,7 @@ class Problem:
             if self.same(vals, target, exact) or any(self.same(vals, v, exact) for _, v in kept):
                 continue
             kept.append((m, vals))
-        return Sample(e, target, tuple(kept))
+        return Sample(e, target, tuple(kept), _floats(target), tuple(_floats(v) for _, v in kept))
 
     def at_points(self, values: dict) -> tuple[list, list, list]:
         """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
@@ -159,8 +183,9 @@ class Problem:
     def diagnose(self, values: list, exact: bool) -> Mistake | None:
         """The catalogued mistake the answer's values equal; or one combined with a sign or factor 2."""
         sample = self.sample(exact)
-        for m, vals in sample.mistakes:
-            if self.same(values, vals, exact):
+        fast = _floats(values)
+        for (m, vals), floats in zip(sample.mistakes, sample.mistake_floats):
+            if _near(fast, floats) and self.same(values, vals, exact):
                 return m
         simple = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
         for m, vals in sample.mistakes:
@@ -168,6 +193,8 @@ class Problem:
                 continue
             for key, factor in simple.items():
                 c = Fraction(int(sp.Rational(factor).p), int(sp.Rational(factor).q))
+                if fast is not None and not _near(fast, [complex(x) * float(c) for x in vals]):
+                    continue
                 scaled = [v * (c if exact else sample.evaluator.backend.from_fraction(c)) for v in vals]
                 if self.same(values, scaled, exact):
                     other = next(x for x, _ in sample.mistakes if x.key == key) if any(
@@ -200,6 +227,16 @@ def _nice(x) -> str:
 
 
 _CACHE: dict = {}
+_FIELDS: dict = {}
+_DERIVATIONS: dict = {}
+
+
+def _derivation(model, steps: int | None):
+    key = (model.name, model.source, steps)
+    if key not in _DERIVATIONS:
+        d = bptt(model, steps)
+        _DERIVATIONS[key] = (d, Vocabulary.of(d))
+    return _DERIVATIONS[key]
 
 
 def problem(model, steps: int | None, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
@@ -207,6 +244,13 @@ def problem(model, steps: int | None, wrt: str, at: dict | None = None, seed: in
     key = (model.name, model.source, steps, wrt, tuple(sorted((at or {}).items())), seed)
     if key not in _CACHE:
         if len(_CACHE) > 64:
-            _CACHE.clear()
+            clear()
         _CACHE[key] = Problem(model, steps, wrt, at, seed)
     return _CACHE[key]
+
+
+def clear() -> None:
+    """Forget every cached problem, derivation and evaluated field."""
+    _CACHE.clear()
+    _FIELDS.clear()
+    _DERIVATIONS.clear()
