@@ -31,3 +31,68 @@ def environment() -> jinja2.Environment:
 
 def render(name: str, **context) -> str:
     return environment().get_template(name).render(**context)
+
+
+# -- LaTeX templates (templates/sheet/*.tex.j2) ------------------------------------------
+# Delimiters that never occur in LaTeX, so braces and % need no escaping in templates.
+LATEX_DELIMITERS = dict(block_start_string="((*", block_end_string="*))",
+                        variable_start_string="(((", variable_end_string=")))",
+                        comment_start_string="((=", comment_end_string="=))")
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "#": r"\#", "$": r"\$", "%": r"\%",
+    "&": r"\&", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\ensuremath{<}", ">": r"\ensuremath{>}", "|": r"\ensuremath{|}",
+    "\n": " ", "\r": " ", "\t": " ",
+}
+# Non-ASCII text that pdflatex's default utf8 input handles without extra packages.
+_TEX_UNICODE = {
+    "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``", "\u201d": "''",
+    "\u2026": r"\ldots{}", "\u00a0": "~", "\u2212": r"\ensuremath{-}", "\u00d7": r"\ensuremath{\times}",
+}
+_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigmaf sigma tau upsilon phi chi psi omega".split()
+
+
+def escape_tex(text: object) -> str:
+    """User text as LaTeX that prints literally: no command, group, comment or math can be opened.
+
+    Control characters are dropped; characters pdflatex cannot typeset without extra
+    packages are written as their code point, e.g. [U+1F600].
+    """
+    out = []
+    for ch in str(text):
+        if ch in _TEX_SPECIAL:
+            out.append(_TEX_SPECIAL[ch])
+        elif ch in _TEX_UNICODE:
+            out.append(_TEX_UNICODE[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        elif "\u00c0" <= ch <= "\u00ff" and ch not in "\u00d7\u00f7":
+            out.append(ch)  # Latin-1 letters: the utf8 input encoding knows them
+        elif "\u03b1" <= ch <= "\u03c9" and ch != "\u03c2":
+            name = _GREEK[ord(ch) - 0x3B1]
+            out.append(r"\ensuremath{o}" if name == "omicron" else rf"\ensuremath{{\{name}}}")
+        elif ch.isprintable():
+            out.append(f"[U+{ord(ch):04X}]")
+    return "".join(out)
+
+
+@cache
+def latex_environment() -> jinja2.Environment:
+    """The environment for LaTeX templates: LaTeX-friendly delimiters and the escape_tex filter."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        extensions=["jinja2.ext.do"],
+        **LATEX_DELIMITERS,
+    )
+    env.filters["escape_tex"] = escape_tex
+    return env
+
+
+def render_latex(template: str, /, **context) -> str:
+    return latex_environment().get_template(template).render(**context)

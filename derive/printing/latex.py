@@ -1,6 +1,9 @@
 """LaTeX printing in the notation of the sheets: s_{k}, W_{rec}, \\sigma(.), \\delta^{(s)}_{k}."""
 from __future__ import annotations
 
+import math
+import re
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
@@ -17,7 +20,197 @@ class DeriveLatexPrinter(LatexPrinter):
         base = rf"H\left({self._print(expr.args[0])}\right)"
         return f"{base}^{{{exp}}}" if exp else base
 
+    def _print_Partial(self, expr: "Partial") -> str:
+        num, den = (self._print(a) for a in expr.args[:2])
+        plus = "^{+}" if len(expr.args) == 3 and expr.args[2] else ""
+        return rf"\frac{{\partial{plus} {num}}}{{\partial {den}}}"
+
 
 def latex(expr: sp.Expr, **settings) -> str:
     """The LaTeX of an expression in derive's notation."""
     return DeriveLatexPrinter(settings).doprint(expr)
+
+
+# -- sheets: named partial derivatives, numbers, and long expressions broken into lines ------
+class Partial(sp.Function):
+    """The partial derivative d num / d den as a name (form (a)'s repeated terms), never evaluated.
+
+    ``Partial(E, W, 1)`` prints with a plus sign, d+E/dW: the immediate partial that holds
+    the previous states fixed.
+    """
+
+    nargs = (2, 3)
+    is_commutative = True
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+
+# Widths are counted in "characters" of printed math; the sheet's text block holds about 90.
+LINE_WIDTH = 56
+_BINARY = {"\\cdot", "\\times", "\\le", "\\ge", "\\leftarrow"}
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_INVISIBLE = re.compile(r"\\(?:left|right|Bigl|Bigr|bigl|bigr|operatorname|mathrm|quad|,|;|!)(?![A-Za-z])")
+
+
+def visible_width(tex: str) -> float:
+    """A rough width of printed math: commands count as one letter, scripts as 0.6 of one,
+    a fraction as its wider part."""
+    return _width(_INVISIBLE.sub("", tex), False)
+
+
+def _group(text: str, i: int) -> tuple[str, int]:
+    """The balanced {...} group starting at text[i] (or the single character there)."""
+    if i >= len(text) or text[i] != "{":
+        return text[i:i + 1], i + 1
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1:j], j + 1
+    return text[i + 1:], len(text)
+
+
+def _width(text: str, script: bool) -> float:
+    unit = 0.6 if script else 1.0
+    width, i = 0.0, 0
+    while i < len(text):
+        ch = text[i]
+        if text.startswith("\\frac", i) and not text[i + 5:i + 6].isalpha():
+            num, i = _group(text, i + 5)
+            den, i = _group(text, i)
+            width += max(_width(num, script), _width(den, script))
+        elif ch == "\\":
+            m = _COMMAND.match(text, i)
+            i += len(m.group()) if m else 2
+            width += 1.8 if m and m.group() in _BINARY and not script else unit
+        elif ch in "_^":
+            body, i = _group(text, i + 1)
+            width += _width(body, True)
+        elif ch in "{} ":
+            i += 1
+        elif ch in "+-=<>" and not script:  # binary operators carry space on both sides
+            width += 1.8
+            i += 1
+        else:
+            width += unit
+            i += 1
+    return width
+
+
+def latex_lines(expr: sp.Expr, width: float = LINE_WIDTH, **settings) -> list[str]:
+    """The LaTeX of ``expr`` as lines of at most ``width`` (when it can be broken).
+
+    A sum breaks between terms (each new line starts with its sign); a long factor, function
+    argument or power base opens ``\\Bigl(`` on one line and closes ``\\Bigr)`` on a later one,
+    so the lines can go into an ``aligned`` environment. Joined with spaces, unbroken lines are
+    exactly ``latex(expr)``.
+    """
+    return _Breaker(DeriveLatexPrinter(settings), width).lines(expr)
+
+
+class _Breaker:
+    def __init__(self, printer: DeriveLatexPrinter, width: float):
+        self.p, self.width = printer, width
+
+    def fits(self, tex: str) -> bool:
+        return visible_width(tex) <= self.width
+
+    def lines(self, expr: sp.Expr) -> list[str]:
+        whole = self.p.doprint(expr)
+        if self.fits(whole):
+            return [whole]
+        if isinstance(expr, sp.Add):
+            return self._add(expr)
+        if isinstance(expr, sp.Mul):
+            return self._mul(expr)
+        call = expr.base if isinstance(expr, sp.Pow) else expr
+        if isinstance(call, sp.Function) and len(call.args) == 1:
+            head, tail = self._call_parts(expr, call)
+            if head is not None:
+                return self._wrap(head, self.lines(call.args[0]), tail)
+        if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
+            return self._wrap("", self.lines(expr.base), "^{" + self.p._print(expr.exp) + "}")
+        return [whole]
+
+    def _add(self, expr: sp.Add) -> list[str]:
+        # the same terms, order and signs as LatexPrinter._print_Add
+        pieces = []
+        for i, term in enumerate(self.p._as_ordered_terms(expr, order=None)):
+            sign = ""
+            if i > 0:
+                sign = "- " if term.could_extract_minus_sign() else "+ "
+                term = -term if sign == "- " else term
+            body = self.lines(term)
+            if self.p._needs_add_brackets(term):
+                body = self._wrap("", body, "")
+            pieces.append([sign + body[0]] + body[1:])
+        return self._pack(pieces, "")
+
+    def _mul(self, expr: sp.Mul) -> list[str]:
+        # a product too long for a line: its factors, filled into lines that continue with a dot
+        sign = ""
+        if expr.could_extract_minus_sign():
+            sign, expr = "- ", -expr
+        ordered = self.p.order not in ("old", "none")
+        factors = list(expr.as_ordered_factors()) if ordered else list(expr.args)
+        pieces = []
+        for f in factors:
+            body = self.lines(f)
+            if f.is_Add:
+                body = self._wrap("", body, "")
+            pieces.append(body)
+        out = self._pack(pieces, r"\cdot ")
+        out[0] = sign + out[0]
+        return out
+
+    def _wrap(self, head: str, body: list[str], tail: str) -> list[str]:
+        if len(body) == 1:
+            return [rf"{head}\left({body[0]}\right){tail}"]
+        return [rf"{head}\Bigl({body[0]}"] + body[1:-1] + [rf"{body[-1]}\Bigr){tail}"]
+
+    def _call_parts(self, expr: sp.Expr, call: sp.Function) -> tuple[str | None, str]:
+        """What the printer writes before and after a function's parenthesised argument."""
+        marker = sp.Symbol("ARGMARK")
+        probe = call.func(marker)
+        text = self.p.doprint(probe ** expr.exp if expr is not call else probe)
+        m = re.fullmatch(r"(.*?)\{?\\left\(ARGMARK ?\\right\)\}?(.*)", text)
+        if not m:
+            return None, ""
+        return m.group(1), m.group(2)
+
+    def _pack(self, pieces: list[list[str]], continuation: str) -> list[str]:
+        """Fill lines greedily; a piece that is itself broken ends and starts lines."""
+        out: list[str] = []
+        current = ""
+        for first, *rest in pieces:
+            joined = f"{current} {first}" if current else first
+            if current and not self.fits(joined):
+                out.append(current)
+                joined = continuation + first
+            current = joined
+            if rest:
+                out.append(current)
+                out.extend(rest[:-1])
+                current = rest[-1]
+        out.append(current)
+        return out
+
+
+def latex_number(value: float, digits: int = 4) -> str:
+    """A float with ``digits`` significant digits: 0.1235, -12.5, 3.2 \\cdot 10^{-7}."""
+    if value == 0:
+        return "0"
+    if not math.isfinite(value):
+        return r"\mathrm{NaN}" if math.isnan(value) else (r"\infty" if value > 0 else r"-\infty")
+    exponent = math.floor(math.log10(abs(value)))
+    if -3 <= exponent < digits + 1:
+        text = f"{value:.{max(digits - 1 - exponent, 0)}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+    mantissa = f"{value / 10 ** exponent:.{digits - 1}f}".rstrip("0").rstrip(".")
+    if mantissa in ("10", "-10"):  # rounding carried into the next power
+        mantissa, exponent = mantissa[:-1], exponent + 1
+    return rf"{mantissa} \cdot 10^{{{exponent}}}"

@@ -1,0 +1,72 @@
+"""Derivation sheets: Derivation -> context (plain data) -> templates/sheet/*.tex.j2 -> LaTeX.
+
+    >>> import derive
+    >>> from derive.sheet import render_sheet
+    >>> tex = render_sheet(derive.bptt(derive.load("tanh-rnn"), 3))
+
+``context`` builds the data (every expression a SymPy object of the Derivation beside its
+printed lines); the templates only lay it out. ``derive.sheet.pdf`` compiles the result.
+"""
+from __future__ import annotations
+
+from derive.bptt import Derivation
+from derive.check import Point, draw
+from derive.errors import DeriveError
+from derive.numeric import compiled
+from derive.sheet import context as ctx
+from derive.sheet.example import example_context
+from derive.sheet.graph import graph_context
+from derive.sheet.vanishing import vanishing_context
+from derive.templating import render_latex
+
+VARIANTS = ("solution", "problem")
+VIEWS = ("explicit", "matrix")
+SEED_SEARCH = 64  # default seeds tried for an example in which every gradient is nonzero
+
+
+def example_point(d: Derivation, seed: int | None = None, at: dict[str, float] | None = None) -> tuple[Point, int]:
+    """The worked example's values: ``draw(seed)`` with ``at`` on top. Without a seed, the first
+    seed from 0 whose gradient has no zero entry (a dead unit or all-zero inputs teach nothing)."""
+    steps = d.unrolled.steps
+    if seed is not None:
+        return draw(d.model, steps, seed, at), seed
+    engine = compiled(d.model)
+    for s in range(SEED_SEARCH):
+        point = draw(d.model, steps, s, at)
+        grads = engine.run(point.params, point.data, steps).grads
+        if all(abs(float(g)) > 1e-9 for g in grads.values()):
+            return point, s
+    return draw(d.model, steps, 0, at), 0
+
+
+def sheet_context(d: Derivation, variant: str = "solution", view: str = "explicit",
+                  seed: int | None = None, at: dict[str, float] | None = None) -> dict:
+    """Everything a sheet shows, as data for the templates."""
+    if variant not in VARIANTS:
+        raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
+    if view != "explicit":
+        raise DeriveError(f"{d.model.name} is a scalar model: it has the explicit view only "
+                          f"(--view matrix applies to vector models)")
+    point, used_seed = example_point(d, seed, at)
+    model = d.model
+    return {
+        "title": model.title, "summary": model.summary, "name": model.name,
+        "recurrent": model.recurrent, "steps": d.unrolled.steps, "variant": variant,
+        "solution": variant == "solution", "view": view,
+        "model": ctx.model_context(d),
+        "graph": graph_context(d),
+        "forward": ctx.forward_context(d),
+        "form_a": ctx.form_a_context(d),
+        "form_b": ctx.form_b_context(d),
+        "closed": ctx.closed_form_context(d),
+        "update": ctx.update_context(d),
+        "vanishing": vanishing_context(d, point, used_seed),
+        "example": example_context(d, point, used_seed if not at else used_seed),
+        "at": sorted(at) if at else [],
+    }
+
+
+def render_sheet(d: Derivation, variant: str = "solution", view: str = "explicit",
+                 seed: int | None = None, at: dict[str, float] | None = None) -> str:
+    """The LaTeX source of the derivation sheet."""
+    return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at))

@@ -1,0 +1,204 @@
+"""Derivation -> the data of a sheet's model, forward and backward sections.
+
+Every equation is a ``Shown``: the Derivation's own SymPy objects beside their printed lines.
+Form (a) is written with named partial derivatives (``Partial``): substituting the named
+terms' values gives back exactly ``FormA.total`` and ``FormA.gradient``.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import naming
+from derive.bptt import Derivation
+from derive.cell import step_kind
+from derive.errors import DeriveError
+from derive.printing.latex import Partial, latex
+from derive.sheet.shown import E, ETA, T, Shown, pick, show, step_of, t
+
+MAX_EXPLICIT_LINES = 8  # longer explicit gradients are left in delta form
+MAX_CLOSED_FORM_LINES = 14  # longer closed forms are described, not printed
+CLOSED_FORM_STEPS = 4
+
+
+def model_context(d: Derivation) -> dict:
+    """Title, notation table and equations of the model (generic step t)."""
+    model = d.model
+    rows = []
+    kinds = {"parameter": "parameter", "input": "input", "target": "target"}
+    for decl in model.parameters + model.inputs + model.targets:
+        sym = d.cell.sym(decl.name) if decl.per_step else naming.base(decl.name)
+        kind = kinds[decl.role] + (", one per step" if decl.per_step and model.recurrent else "")
+        rows.append({"symbol": latex(sym), "shape": "scalar", "kind": kind, "meaning": decl.description})
+    for q in model.quantities:
+        rows.append({"symbol": latex(d.cell.sym(q.name)), "shape": "scalar",
+                     "kind": q.role + (", per step" if model.recurrent else ""), "meaning": q.description})
+    equations = []
+    for q in model.quantities:
+        lhs = d.cell.sym(q.name)
+        equations.append({"eq": show(lhs, q.equation), "when": "regular"})
+        if q.last is not None:
+            equations.append({"eq": show(lhs, q.last), "when": "last"})
+    initial = [show(naming.at_step(q.name, 0), q.initial)
+               for q in model.quantities if q.initial is not None]
+    loss_expr = model.loss.expr
+    if model.recurrent and model.loss.over == "sum":
+        loss = show(E, sp.Sum(loss_expr, (t, 1, T)))
+    elif model.recurrent:
+        loss = show(E, loss_expr.xreplace(_at_T(d, loss_expr)))
+    else:
+        loss = show(E, loss_expr)
+    first = next(q.name for q in model.quantities if q.role != "intermediate")
+    adjoint = {"symbol": latex(naming.delta(d.cell.sym(first))), "of": latex(d.cell.sym(first))}
+    return {"notation": rows, "equations": equations, "initial": initial, "loss": loss, "adjoint": adjoint,
+            "loss_description": model.loss.description, "loss_over": model.loss.over}
+
+
+def _at_T(d: Derivation, expr: sp.Expr) -> dict:
+    """Generic symbols at t -> the same quantity at step T (printed s_T)."""
+    out = {}
+    for s in expr.free_symbols:
+        ref = naming.describe(s)
+        if ref.offset == 0:
+            out[s] = naming.at_step(ref.name, "T")
+    return out
+
+
+def forward_context(d: Derivation) -> dict:
+    """The forward pass step by step, and the loss as the sum of its terms."""
+    un = d.unrolled
+    first = 0 if d.model.recurrent else 1
+    by_step: dict[int, list[Shown]] = {}
+    for a in un.assignments:
+        by_step.setdefault(a.step, []).append(show(a.symbol, a.expr))
+    steps = [k for k in sorted(by_step) if k >= 1]
+    listing = [None if k is None else {"k": k, "eqs": by_step[k]} for k in pick(steps)]
+    terms = [(k, naming.at_step("E", k) if d.model.recurrent and len(un.loss_terms) > 1 else E, e)
+             for k, e in un.loss_terms]
+    loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], x[2])} for x in pick(terms)]
+    total = show(E, sp.Add(*(s for _, s, _ in terms))) if len(terms) > 1 else None
+    return {"initial": by_step.get(0, []) if first == 0 else [], "steps": listing,
+            "loss_terms": loss_terms, "loss_total": total}
+
+
+# -- form (a) -----------------------------------------------------------------------------
+def _chain(path: tuple) -> sp.Expr:
+    """d+E/d(last) * d(last)/d(...) * ... * d(second)/d(first): loss first, back to the state."""
+    factors = [Partial(E, path[-1], 1)]
+    factors += [Partial(path[i + 1], path[i]) for i in range(len(path) - 2, -1, -1)]
+    return sp.Mul(*factors, evaluate=False) if len(factors) > 1 else factors[0]
+
+
+def named_total(fa, q: sp.Symbol) -> sp.Expr:
+    """dE/dq as the sum over paths of products of named one-step partials."""
+    terms = [_chain(p) for p in fa.paths[q]]
+    return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
+
+
+def named_gradient(fa, param: sp.Symbol) -> sp.Expr:
+    """dE/dW = sum over states of dE/dq * d+q/dW, plus the loss's own terms."""
+    terms = [sp.Mul(Partial(E, q), Partial(q, param, 1), evaluate=False)
+             for q in reversed(fa.states) if fa.immediate.get((q, param), 0) != 0]
+    terms += [Partial(_loss_symbol(fa, kk), param, 1) for (kk, p), v in sorted(fa.loss_immediate.items(),
+              key=lambda x: -x[0][0]) if p == param]
+    return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
+
+
+def _loss_symbol(fa, kk: int) -> sp.Symbol:
+    steps = {key[0] for key in fa.loss_immediate}
+    return naming.at_step("E", kk) if len(steps) > 1 or fa.states and naming.describe(fa.states[0]).step is not None else E
+
+
+def named_values(fa) -> dict:
+    """Each named partial -> its value: what turns form (a)'s named sums into FormA's expressions."""
+    values = {Partial(r, q): v for (r, q), v in fa.jacobians.items()}
+    values.update({Partial(E, q, 1): v for q, v in fa.direct.items()})
+    values.update({Partial(q, p, 1): v for (q, p), v in fa.immediate.items()})
+    values.update({Partial(_loss_symbol(fa, kk), p, 1): v for (kk, p), v in fa.loss_immediate.items()})
+    return values
+
+
+def form_a_context(d: Derivation) -> dict:
+    try:
+        fa = d.form_a
+    except DeriveError as exc:
+        return {"available": False, "reason": str(exc)}
+    descending = sorted(fa.states, key=lambda q: -step_of(q))
+    steps = sorted({step_of(q) for q in fa.states}, reverse=True)
+    jac = []
+    for kk in pick(steps):
+        if kk is None:
+            jac.append(None)
+            continue
+        eqs = [show(Partial(r, q), v) for (r, q), v in fa.jacobians.items() if step_of(r) == kk]
+        if eqs:
+            jac.append({"k": kk, "eqs": eqs})
+    direct = [show(Partial(E, q, 1), fa.direct[q]) for q in descending if fa.direct[q] != 0]
+    direct_steps = [x for x in pick(direct)]
+    useful = [q for q in descending if any(fa.immediate.get((q, p), 0) != 0 for p in d.params)]
+    totals = [None if q is None else show(Partial(E, q), named_total(fa, q), named=True) for q in pick(useful)]
+    params = []
+    for p in d.params:
+        imm = [show(Partial(q, p, 1), fa.immediate[(q, p)]) for q in descending
+               if fa.immediate.get((q, p), 0) != 0]
+        imm += [show(Partial(_loss_symbol(fa, kk), p, 1), v)
+                for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
+        params.append({"symbol": latex(p), "immediate": pick(imm),
+                       "gradient": show(Partial(E, p), named_gradient(fa, p), named=True)})
+    return {"available": True, "jacobians": jac, "direct": direct_steps, "totals": totals,
+            "params": params, "paths": max((len(v) for v in fa.paths.values()), default=0)}
+
+
+# -- form (b) -----------------------------------------------------------------------------
+def _kind_range(ks: list[int], steps: int) -> dict:
+    """Which steps a backward kind covers, as printed bounds relative to T."""
+    lo, hi = min(ks), max(ks)
+    to_T = lambda x: T - (steps - x) if x > steps // 2 or x == steps else sp.Integer(x)  # noqa: E731
+    return {"single": lo == hi, "lo": latex(to_T(lo)), "hi": latex(to_T(hi))}
+
+
+def form_b_context(d: Derivation) -> dict:
+    model, steps = d.model, d.unrolled.steps
+    first = 0 if model.recurrent else 1
+    # steps whose backward step reads the same in generic symbols form one group
+    groups: dict = {}
+    for kk in range(steps, first - 1, -1):
+        kind = step_kind(model, kk, steps)
+        back = d.cell.backward(kind)
+        groups.setdefault((back.deltas, back.grads), (kind, []))[1].append(kk)
+    kinds = []
+    for (kind, ks) in groups.values():
+        back = d.cell.backward(kind)
+        kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
+                      "deltas": [show(s, e) for s, e in back.deltas],
+                      "grads": [show(Partial(E, p), e) for p, e in back.grads if e != 0]})
+    by_step: dict[int, list] = {}
+    for s, e in d.deltas:
+        by_step.setdefault(step_of(s), []).append(show(s, e))
+    instances = [None if kk is None else {"k": kk, "eqs": by_step[kk]} for kk in pick(sorted(by_step, reverse=True))]
+    grads = []
+    for p in d.params:
+        g = d.gradient(p)
+        explicit = show(Partial(E, p), d.explicit(g)) if model.recurrent else None
+        if explicit is not None and (len(explicit.lines) > MAX_EXPLICIT_LINES or explicit.rhs == g):
+            explicit = None
+        grads.append({"symbol": latex(p), "delta_form": show(Partial(E, p), g), "explicit": explicit})
+    return {"kinds": kinds, "instances": instances, "gradients": grads}
+
+
+def closed_form_context(d: Derivation) -> dict:
+    """Form (c) in base symbols, for T <= 4, when it fits on a page."""
+    if d.unrolled.steps > CLOSED_FORM_STEPS:
+        return {"shown": False, "reason": "steps", "items": []}
+    items = []
+    for p in d.params:
+        expr = d.closed_form(p)
+        eq = show(Partial(E, p), expr)
+        fits = len(eq.lines) <= MAX_CLOSED_FORM_LINES
+        items.append({"symbol": latex(p), "eq": eq if fits else None, "lines": len(eq.lines),
+                      "ops": sp.count_ops(expr)})
+    return {"shown": True, "reason": "", "items": items}
+
+
+def update_context(d: Derivation) -> dict:
+    return {"eta": latex(ETA),
+            "rules": [{"symbol": latex(p), "grad": latex(Partial(E, p))} for p in d.params]}

@@ -1,0 +1,50 @@
+"""The unit every sheet section is made of: an equation as SymPy objects beside its printed lines."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive import naming
+from derive.printing.latex import latex, latex_lines
+
+E = naming.base("E")  # the loss
+ETA = naming.base("eta")  # the learning rate
+t = sp.Symbol("t")  # the generic step (prints as t)
+T = sp.Symbol("T")  # the last step (prints as T)
+k = sp.Symbol("k")
+
+# Named expressions (form (a)) keep the order they were built in and show products with a dot.
+NAMED = {"order": "none", "mul_symbol": "dot"}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """``lhs = rhs`` for the sheet: the very SymPy objects, and ``rhs`` printed as lines that fit."""
+
+    lhs: sp.Expr
+    rhs: sp.Expr
+    lhs_tex: str
+    lines: tuple[str, ...]
+    named: bool = False
+
+    @property
+    def tex(self) -> str:
+        """One line of LaTeX (for short equations and notebooks)."""
+        return f"{self.lhs_tex} = {' '.join(self.lines)}"
+
+
+def show(lhs: sp.Expr, rhs: sp.Expr, named: bool = False) -> Shown:
+    settings = NAMED if named else {}
+    return Shown(lhs, rhs, latex(lhs, **settings), tuple(latex_lines(rhs, **settings)), named)
+
+
+def pick(items: list) -> list:
+    """A listing of more than 4 steps: the first two, None (printed as dots), the last."""
+    return items[:2] + [None] + items[-1:] if len(items) > 4 else list(items)
+
+
+def step_of(sym: sp.Symbol) -> int:
+    """The step of a per-step symbol (a static model's symbols are step 1)."""
+    step = naming.describe(sym).step
+    return 1 if step is None else step
