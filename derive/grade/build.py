@@ -25,6 +25,7 @@ from derive.rules import RULES
 MAX_POWER = 100  # |exponent| of a numeric power
 MAX_RESULT_BITS = 4096  # size of a number raised to a number
 MAX_SUM_TERMS = 200
+MAX_EXP_NESTING = 2  # exp(exp(x)) is fine, exp(exp(exp(exp(1000)))) has more digits than atoms
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log}
 _INDEX = re.compile(r"^\s*(?P<var>[A-Za-z]|\d+)\s*(?:(?P<sign>[+-])\s*(?P<off>\d+))?\s*$")
 _STEP_KEY = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)$")
@@ -84,6 +85,7 @@ class _Builder:
     def __init__(self, vocab: Vocabulary, text: str, latex: bool, limits: Limits):
         self.vocab, self.text, self.latex, self.limits = vocab, text, latex, limits
         self.bound: dict[str, int] = {}
+        self.exp_depth = 0
         self.used: set[str] = set()
         self.count = 0
 
@@ -198,6 +200,7 @@ class _Builder:
         return self._power(a, b, node.pos)
 
     def _power(self, base: sp.Expr, exponent: sp.Expr, pos: int) -> sp.Expr:
+        self._check_growth(exponent, pos)
         if exponent.is_Number:
             if not exponent.is_Rational:
                 self.fail("exponents must be exact numbers", pos)
@@ -213,6 +216,12 @@ class _Builder:
         if out.is_Pow and out.exp.is_Number and abs(out.exp) > MAX_POWER:  # (x^100)^100 folds to x^10000
             self.fail(f"the power {out.exp} is too large (the limit is ±{MAX_POWER})", pos)
         return out
+
+    def _check_growth(self, exponent: sp.Expr, pos: int) -> None:
+        """Refuse towers of exponentials: their values outgrow any arithmetic."""
+        depth = _exp_depth(exponent)
+        if depth + 1 > MAX_EXP_NESTING:
+            self.fail(f"exponentials nested more than {MAX_EXP_NESTING} deep", pos)
 
     def _call(self, node: Call) -> sp.Expr:
         fn = node.fn
@@ -231,6 +240,8 @@ class _Builder:
             if len(args) != 1:
                 self.fail(f"{fn} takes one argument (got {len(args)})", node.pos)
             f = FUNCTIONS[fn]
+            if fn == "exp":
+                self._check_growth(args[0], node.pos)
             out = f(args[0])
             if node.primes > 1:
                 self.fail("only first derivatives (one prime) can be written this way", node.pos)
@@ -267,6 +278,15 @@ class _Builder:
 
     def _transpose(self, node: Transpose) -> sp.Expr:
         self.fail("a transpose belongs to vector models; this model is scalar", node.pos)
+
+
+def _exp_depth(expr: sp.Expr) -> int:
+    """How deeply exp and powers with a non-numeric exponent nest inside expr."""
+    if not expr.args:
+        return 0
+    inner = max(_exp_depth(a) for a in expr.args)
+    grows = isinstance(expr, sp.exp) or (expr.is_Pow and not expr.exp.is_Number)
+    return inner + 1 if grows else inner
 
 
 def _short(number: sp.Expr) -> str:

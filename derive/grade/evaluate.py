@@ -15,6 +15,7 @@ import sympy as sp
 from derive.functions import relu, sigmoid
 
 DIGITS = 50
+MAX_EXPONENT_ARGUMENT = 10 ** 4  # exp(x) beyond this is not a value a gradient takes at our points
 
 
 class Unsupported(Exception):
@@ -53,10 +54,16 @@ class MpBackend:
         self.ctx = mpmath.MPContext()
         self.ctx.dps = DIGITS
         m = self.ctx
+        def exp(x):
+            if abs(m.re(x)) > MAX_EXPONENT_ARGUMENT:
+                raise Unsupported("exp of a value beyond 10^4 (overflow)")
+            return m.exp(x)
+
         self._functions = {
-            sigmoid: lambda x: 1 / (1 + m.exp(-x)),
+            sigmoid: lambda x: (1 / (1 + exp(-x)) if abs(m.re(x)) <= MAX_EXPONENT_ARGUMENT
+                                else m.mpf(1 if m.re(x) > 0 else 0)),
             sp.tanh: m.tanh,
-            sp.exp: m.exp,
+            sp.exp: exp,
             sp.log: m.log,
             relu: lambda x: x if m.re(x) > 0 else m.mpf(0),
         }
@@ -77,7 +84,12 @@ class MpBackend:
         if exponent.is_Integer:
             e = int(exponent)
             return [b ** e for b in base]
-        return [self.ctx.power(b, e) for b, e in zip(base, values(exponent))]
+        out = []
+        for b, e in zip(base, values(exponent)):
+            if b != 0 and abs(e * self.ctx.log(abs(b))) > MAX_EXPONENT_ARGUMENT:
+                raise Unsupported("a power beyond e^(10^4) (overflow)")
+            out.append(self.ctx.power(b, e))
+        return out
 
     def function(self, f, args: list[list]) -> list:
         if f is sp.Heaviside:

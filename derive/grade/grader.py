@@ -140,7 +140,10 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
 
 def _grade_number(p: Problem, expr: sp.Expr, rtol: float, atol: float, v: Verdict) -> None:
     sample = p.sample(False)
-    answer = complex(sp.N(expr, 30))
+    try:
+        answer = complex(ev.Evaluator(ev.MpBackend(), {}, 1)(expr)[0])
+    except (ev.Unsupported, ZeroDivisionError) as exc:
+        raise AnswerError(f"the number cannot be evaluated ({exc})") from None
     target = complex(sample.target[0])
     v.method = "numeric"
     tol = max(rtol * abs(target), atol)
@@ -200,7 +203,7 @@ def _probability(p: Problem, expr: sp.Expr, exact: bool, v: Verdict) -> None:
         v.method = "50-digit identity testing"
         v.probability_basis = (f"heuristic: Schwartz-Zippel with function values as extra variables (degree <= "
                                f"{degree}), {m} points at 50 digits, relative tolerance 1e-30")
-    prob = min(1.0, degree / size) ** m
+    prob = max(min(1.0, degree / size) ** m, 1e-300)  # an upper bound: rounding up below 1e-300 keeps it one
     if not exact and any(expr.has(f) for f in (sp.Heaviside,)) or "relu" in str(expr) or "Heaviside" in str(
             p.reference.value):
         prob = max(prob, 2.0 ** -m)  # piecewise: every sign pattern hit with high probability, not certainty

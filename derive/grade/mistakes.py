@@ -257,4 +257,14 @@ def _activation_mistakes(d, ref) -> list[Mistake]:
                            f"activation {name} (the factor {shown})", _with_rule(d, ref, fn, pairs, False)))
         out.append(Mistake(f"wrong_function_{fn.__name__}", f"your answer uses the activation {name} itself where "
                            f"its derivative {name}′ belongs ({name}′ is {shown})", _with_rule(d, ref, fn, pairs, True)))
+        if ref.kind == "parameter":  # with the deltas right, only each step's own factor dropped or wrong
+            change, _ = _modified(d, fn, pairs, False)
+            local = sp.Add(*(d.explicit(change(e)) for _, e in d.step_terms[ref.symbol]))
+            out.append(Mistake(f"no_activation_{fn.__name__}_local", f"your answer leaves out the derivative of the "
+                               f"activation {name} in each step's own term (the factor {shown} of the step's "
+                               f"immediate partial), though the deltas are right", local))
+            change, _ = _modified(d, fn, pairs, True)
+            local = sp.Add(*(d.explicit(change(e)) for _, e in d.step_terms[ref.symbol]))
+            out.append(Mistake(f"wrong_function_{fn.__name__}_local", f"your answer uses {name} itself where its "
+                               f"derivative {name}′ ({shown}) belongs in each step's own term", local))
     return out
