@@ -18,6 +18,7 @@ import sympy as sp
 from derive import naming
 from derive.cell import Cell, step_kind
 from derive.errors import DeriveError
+from derive.functions import relu, sigmoid
 from derive.unroll import Unrolled, at_step, unroll
 
 MAX_PATHS = 20_000
@@ -78,6 +79,10 @@ class Derivation:
         """Form (b): dE/dparam as the sum of per-step terms in delta symbols."""
         return sp.Add(*(e for _, e in self.step_terms[param]))
 
+    def deltas_by_symbol(self) -> dict[sp.Symbol, sp.Expr]:
+        """Each delta symbol -> its recursion (in later deltas and per-step symbols)."""
+        return dict(self.deltas)
+
     @cached_property
     def delta_values(self) -> dict[sp.Symbol, sp.Expr]:
         """Each delta symbol -> its value in per-step symbols (the recursion substituted)."""
@@ -95,15 +100,25 @@ class Derivation:
         return _form_a(self.unrolled, self.cell)
 
     def closed_form(self, param: sp.Symbol, independent: bool = False) -> sp.Expr:
-        """Form (c): sympy.diff of the loss in base symbols. ``independent`` first rewrites
-        sigmoid and relu into exp and Max, so our own derivative definitions play no part."""
+        """Form (c): sympy.diff of the loss in base symbols. ``independent`` first replaces
+        sigmoid and relu by (1 + tanh(x/2))/2 and Max(0, x), so that our own derivative
+        definitions play no part (the oracle of the tests)."""
         if self.unrolled.steps > MAX_CLOSED_FORM_STEPS:
             raise DeriveError(f"the closed form is offered up to T = {MAX_CLOSED_FORM_STEPS} "
                               f"(it grows as T^2); got T = {self.unrolled.steps}")
-        loss = self.unrolled.to_base(self.unrolled.loss)
-        if independent:
-            loss = loss.rewrite(sp.exp).rewrite(sp.Max)
-        return sp.diff(loss, param)
+        return sp.diff(self._independent_loss if independent else self._base_loss, param)
+
+    @cached_property
+    def _base_loss(self) -> sp.Expr:
+        return self.unrolled.to_base(self.unrolled.loss)
+
+    @cached_property
+    def _independent_loss(self) -> sp.Expr:
+        values: dict = {}
+        for a in self.unrolled.assignments:  # replace per assignment: small trees, cheap
+            rhs = a.expr.replace(sigmoid, lambda x: (1 + sp.tanh(x / 2)) / 2).replace(relu, lambda x: sp.Max(0, x))
+            values[a.symbol] = rhs.xreplace(values)
+        return self.unrolled.loss.xreplace(values)
 
 
 def bptt(unrolled: Unrolled | object, steps: int | None = None) -> Derivation:
