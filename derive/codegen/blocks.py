@@ -128,18 +128,16 @@ class BlockPrinter:
         return _p(BATCH if span is None else (span.last - span.first + 1) * BATCH)
 
     @staticmethod
-    def _ref(cls, block: Block, local: str, array: str, offset: int):
+    def _ref(kind: type, block: Block, local: str, array: str, offset: int):
+        """A Load or Store of one row (loop variable or fixed step) or of a slice of rows."""
         span = block.span
         if block.mode == "loop":
-            return cls(local=local, array=array, index=_p(LOOP + offset))
+            return kind(local=local, array=array, index=_p(LOOP + offset))
         if span.single:
-            return cls(local=local, array=array, index=_p(span.first + offset))
-        return cls(local=local, array=array, start=_p(span.first + offset), stop=_p(span.last + offset + 1))
+            return kind(local=local, array=array, index=_p(span.first + offset))
+        return kind(local=local, array=array, start=_p(span.first + offset), stop=_p(span.last + offset + 1))
 
 
 def render_all(model: Model, blocks: list[Block]) -> list[RenderedBlock]:
     printer = BlockPrinter(model)
     return [printer.render(b) for b in blocks]
-
-
-__all__ = ["BATCH", "LOOP", "T", "BlockPrinter", "RenderedBlock", "array_name", "render_all"]

@@ -100,7 +100,7 @@ def forward_blocks(cell: Cell) -> list[Block]:
     if cell.equations("regular") == cell.equations("last"):
         return blocks + _forward_range(cell, "regular", Span(sp.Integer(1), T))
     blocks += _forward_range(cell, "regular", Span(sp.Integer(1), T - 1))
-    return blocks + [Block("forward", "step", Span(T, T), cell.equations("last"), "last")]
+    return [*blocks, Block("forward", "step", Span(T, T), cell.equations("last"), "last")]
 
 
 # -- backward -----------------------------------------------------------------

@@ -105,7 +105,7 @@ def cse_lines(statements: list[tuple[sp.Symbol, sp.Expr]], names: Mapping[sp.Sym
     printer.names.update(temp_names)
     pending = list(temps)
     lines: list[Line] = []
-    for (target, _), value in zip(statements, reduced):
+    for (target, _), value in zip(statements, reduced, strict=True):
         needed = _needed_temps(value, dict(temps))
         for sym, texpr in list(pending):
             if sym in needed:
