@@ -150,11 +150,11 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
 class Progress:
     """A progress bar on stderr (a line per 10% when stderr is not a terminal)."""
 
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream, self.done = total, stream, 0
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream, self.done = total, stream or sys.stderr, 0
         self.start = time.monotonic()
         self.last = 0.0
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.next_tenth = 1
 
     def advance(self, n: int) -> None:

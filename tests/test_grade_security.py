@@ -1,0 +1,121 @@
+"""Hostile answers: each is refused with a clear message (exit 2) within a second, and nothing runs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import derive
+from derive.grade.grader import grade
+
+SENTINEL = Path("/tmp/derive-grade-pwned")
+
+HOSTILE = [
+    ("__import__('os').system('touch /tmp/derive-grade-pwned')", "'.' is not an operator"),
+    ("__import__(\"os\")", "unexpected"),
+    ("exec(\"import os; os.system('touch /tmp/derive-grade-pwned')\")", "unexpected"),
+    ("eval('1+1')", "unexpected"),
+    ("().__class__.__bases__[0].__subclasses__()", "'.'"),
+    ("W_rec.__class__.__mro__", "'.'"),
+    ("s_1.__dict__", "'.'"),
+    ("lambda x: x", "unexpected character ':'"),
+    ("(lambda: 0)()", "unexpected character ':'"),
+    ("import os", "unknown symbol"),
+    ("os.system('ls')", "'.'"),
+    ("open('/etc/passwd').read()", "'.' is not an operator"),
+    ("getattr(W_rec, 'x')", "expected ')'"),
+    ("sympify('x')", "unexpected"),
+    ("2**2**2**2**99", "too large"),
+    ("10**10**10", "too large"),
+    ("(s_1^100)^100", "too large"),
+    ("9" * 100, "more than 40 digits"),
+    ("1e999999", "exponent"),
+    ("(" * 1000 + "s_1" + ")" * 1000, "nested more than"),
+    ("-" * 3000 + "s_1", "nested more than"),
+    ("s_1*s_1+" * 600 + "s_1", "parts"),
+    ("s_1+" * 2400 + "s_1", "tokens"),
+    ("x_1+" * 600_000, "limit is 10 kB"),
+    (r"\input{/etc/passwd}", r"\input is not allowed"),
+    (r"\include{/etc/passwd}", r"\include is not allowed"),
+    (r"\def\x{1}\x", r"\def is not allowed"),
+    (r"\write18{rm -rf /}", r"\write is not allowed"),
+    (r"\immediate\write18{touch /tmp/derive-grade-pwned}", r"\immediate is not allowed"),
+    (r"\catcode`\^=7", r"\catcode is not allowed"),
+    (r"\newcommand{\x}{1}", r"\newcommand is not allowed"),
+    ("s_1\x00", "U+0000"),
+    ("s_1 \u202e+ 1", "U+202E"),
+    ("s_1\x1b[31m", "U+001B"),
+    ("s_1\u200b", "U+200B"),
+    ("s_1 \udcff", "not valid UTF-8"),
+    ("{{7*7}}", "a number"),
+    ("${7*7}", "unexpected character '$'"),
+    ("s_1; rm -rf /", "unexpected character ';'"),
+    ("s_1 | cat /etc/passwd", "unexpected"),
+    (r"\frac{1}{0}", "division by zero"),
+    ("1/(s_1-s_1)", "division by zero"),
+    (r"\sum_{k=1}^{1000000} s_1", "more than 200 terms"),
+    (r"\sum_{k=1}^{3}\sum_{k=1}^{3} s_k", "already in use"),
+    ("exp(exp(exp(exp(1000))))", "nested more than 2 deep"),
+    ("s_1^{s_1^{s_1^{s_1}}}", "nested more than 2 deep"),
+    ("", "empty"),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = derive.load("linear-rnn")
+    grade(m, "W_rec", "s_1")  # the derivation is prepared before the clock starts
+    return m
+
+
+def test_the_corpus_is_large_enough():
+    assert len(HOSTILE) >= 30
+
+
+@pytest.mark.parametrize("answer,words", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_hostile_answer_is_refused_quickly(model, answer, words):
+    start = time.monotonic()
+    v = grade(model, "W_rec", answer)
+    assert time.monotonic() - start < 1.0
+    assert v.verdict == "unreadable" and v.exit_code == 2, v.reason
+    assert words in v.reason
+    assert "\n" not in v.reason and len(v.reason) < 400  # one clear line
+    assert not SENTINEL.exists()
+
+
+def _cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "derive", "grade", *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_cli_exit_code_2_and_one_line(tmp_path):
+    r = _cli("linear-rnn", "--wrt", "W_rec", "--answer", "__import__('os').system('touch /tmp/derive-grade-pwned')")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "cannot read the answer" in r.stderr and "Traceback" not in r.stderr
+    assert not SENTINEL.exists()
+
+
+def test_answer_files_non_utf8_and_a_megabyte(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"s_1 + \xff\xfe W_rec")
+    r = _cli("linear-rnn", "--wrt", "W_rec", "--answer-file", str(bad))
+    assert r.returncode == 2 and "not UTF-8" in r.stderr and "0xff" in r.stderr
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x_1+" * (2 ** 18))
+    start = time.monotonic()
+    r = _cli("linear-rnn", "--wrt", "W_rec", "--answer-file", str(big))
+    assert r.returncode == 2 and "larger than the limit of 10 kB" in r.stderr
+    assert time.monotonic() - start < 30  # mostly interpreter start-up
+    r = _cli("linear-rnn", "--wrt", "W_rec", "--answer", r"\input{/etc/passwd}", "--json")
+    assert r.returncode == 2 and '"verdict": "unreadable"' in r.stdout
+
+
+def test_nothing_is_written_in_the_working_directory(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for answer, _ in HOSTILE[:15]:
+        grade(model, "W_rec", answer)
+    assert os.listdir(tmp_path) == []
