@@ -77,10 +77,12 @@ def _params(params, dtype):
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
     values = {}
     for name in PARAMETERS:
-        value = np.asarray(params[name])
-        if value.shape != () or value.dtype.kind not in "biuf":
-            raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
-                             f"and dtype {value.dtype}")
+        value = params[name]
+        if type(value) is not float:  # a Python float needs no check; anything else goes through NumPy
+            value = np.asarray(value)
+            if value.shape != () or value.dtype.kind not in "biuf":
+                raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
+                                 f"and dtype {value.dtype}")
         values[name] = dtype.type(value)
     return values
 
@@ -131,7 +133,7 @@ def loss_and_grads(params, xs, ys):
     yhat = values["yhat"]
     loss = 0
     # the loss, summed over the batch
-    loss += np.sum((1/2)*(-t + yhat)**2)
+    loss += ((1/2)*(-t + yhat)**2).sum()
     # the deltas of a last step
     d_yhat = -t + yhat
     d_z2 = d_yhat*yhat*(1 - yhat)
@@ -139,10 +141,10 @@ def loss_and_grads(params, xs, ys):
     d_z1 = d_a1*np.heaviside(z1, 0.0)
     grads = {"w1": 0, "w2": 0, "b": 0}
     # gradient terms of last steps, summed over the batch
-    grads["w1"] += np.sum(d_z1*x)
-    grads["w2"] += np.sum(a1*d_z2)
-    grads["b"] += np.sum(d_z2)
-    return dtype.type(loss / B), {name: dtype.type(g / B) for name, g in grads.items()}
+    grads["w1"] += (d_z1*x).sum()
+    grads["w2"] += (a1*d_z2).sum()
+    grads["b"] += d_z2.sum()
+    return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 
 
 def grads_closed_form(params, xs, ys):
@@ -162,4 +164,4 @@ def grads_closed_form(params, xs, ys):
     grads["w1"] = tmp_3*w2*x*np.heaviside(tmp_0, 0.0)
     grads["w2"] = tmp_1*tmp_3
     grads["b"] = tmp_3
-    return {name: dtype.type(np.mean(g)) for name, g in grads.items()}
+    return {key: dtype.type(np.mean(value)) for key, value in grads.items()}

@@ -104,10 +104,12 @@ def _params(params, dtype):
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
     values = {}
     for name in PARAMETERS:
-        value = np.asarray(params[name])
-        if value.shape != () or value.dtype.kind not in "biuf":
-            raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
-                             f"and dtype {value.dtype}")
+        value = params[name]
+        if type(value) is not float:  # a Python float needs no check; anything else goes through NumPy
+            value = np.asarray(value)
+            if value.shape != () or value.dtype.kind not in "biuf":
+                raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
+                                 f"and dtype {value.dtype}")
         values[name] = dtype.type(value)
     return values
 
@@ -211,7 +213,7 @@ def loss_and_grads(params, xs, ys):
     loss = 0
     # step T: the loss, summed over the steps and the batch
     h = h_seq[T]
-    loss += np.sum((1/2)*(h - y)**2)
+    loss += ((1/2)*(h - y)**2).sum()
     d_f_seq = np.zeros((T + 1, B), dtype)
     d_i_seq = np.zeros((T + 1, B), dtype)
     d_o_seq = np.zeros((T + 1, B), dtype)
@@ -280,22 +282,22 @@ def loss_and_grads(params, xs, ys):
     o = o_seq[1:T + 1]
     x = x_seq[1:T + 1]
     tmp_0 = d_f*f*(1 - f)
-    grads["W_fh"] += np.sum(h_prev*tmp_0)
-    grads["W_fx"] += np.sum(tmp_0*x)
-    grads["b_f"] += np.sum(tmp_0)
+    grads["W_fh"] += (h_prev*tmp_0).sum()
+    grads["W_fx"] += (tmp_0*x).sum()
+    grads["b_f"] += tmp_0.sum()
     tmp_1 = d_i*i*(1 - i)
-    grads["W_ih"] += np.sum(h_prev*tmp_1)
-    grads["W_ix"] += np.sum(tmp_1*x)
-    grads["b_i"] += np.sum(tmp_1)
+    grads["W_ih"] += (h_prev*tmp_1).sum()
+    grads["W_ix"] += (tmp_1*x).sum()
+    grads["b_i"] += tmp_1.sum()
     tmp_2 = d_o*o*(1 - o)
-    grads["W_oh"] += np.sum(h_prev*tmp_2)
-    grads["W_ox"] += np.sum(tmp_2*x)
-    grads["b_o"] += np.sum(tmp_2)
+    grads["W_oh"] += (h_prev*tmp_2).sum()
+    grads["W_ox"] += (tmp_2*x).sum()
+    grads["b_o"] += tmp_2.sum()
     tmp_3 = d_g*(1 - g**2)
-    grads["W_ch"] += np.sum(h_prev*tmp_3)
-    grads["W_cx"] += np.sum(tmp_3*x)
-    grads["b_c"] += np.sum(tmp_3)
-    return dtype.type(loss / B), {name: dtype.type(g / B) for name, g in grads.items()}
+    grads["W_ch"] += (h_prev*tmp_3).sum()
+    grads["W_cx"] += (tmp_3*x).sum()
+    grads["b_c"] += tmp_3.sum()
+    return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 
 
 def grads_closed_form(params, xs, ys):
@@ -443,4 +445,4 @@ def grads_closed_form(params, xs, ys):
     tmp_107 = tmp_100 + tmp_102 + tmp_62*(tmp_98 + 1) + tmp_97
     tmp_108 = tmp_107*tmp_31
     grads["b_c"] = tmp_43*(tmp_30*(W_oh*tmp_108 + tmp_96) + tmp_42*(tmp_107*tmp_22 + tmp_37*(W_ch*tmp_108 + tmp_75*tmp_98 + 1) + tmp_39*(W_ih*tmp_108 + tmp_106) + tmp_41*(W_fh*tmp_108 + tmp_105)))
-    return {name: dtype.type(np.mean(g)) for name, g in grads.items()}
+    return {key: dtype.type(np.mean(value)) for key, value in grads.items()}

@@ -83,10 +83,12 @@ def _params(params, dtype):
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
     values = {}
     for name in PARAMETERS:
-        value = np.asarray(params[name])
-        if value.shape != () or value.dtype.kind not in "biuf":
-            raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
-                             f"and dtype {value.dtype}")
+        value = params[name]
+        if type(value) is not float:  # a Python float needs no check; anything else goes through NumPy
+            value = np.asarray(value)
+            if value.shape != () or value.dtype.kind not in "biuf":
+                raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
+                                 f"and dtype {value.dtype}")
         values[name] = dtype.type(value)
     return values
 
@@ -159,7 +161,7 @@ def loss_and_grads(params, xs, ys):
     loss = 0
     # step T: the loss, summed over the steps and the batch
     s = s_seq[T]
-    loss += np.sum((s - y)**2)
+    loss += ((s - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a last step
     s = s_seq[T]
@@ -183,15 +185,15 @@ def loss_and_grads(params, xs, ys):
     s = s_seq[1:T]
     x = x_seq[1:T]
     tmp_0 = d_s*s*(1 - s)
-    grads["W_rec"] += np.sum(s_prev*tmp_0)
-    grads["W_x"] += np.sum(tmp_0*x)
+    grads["W_rec"] += (s_prev*tmp_0).sum()
+    grads["W_x"] += (tmp_0*x).sum()
     # step T: gradient terms of last steps, summed over the steps and the batch
     d_s = d_s_seq[T]
     s_prev = s_seq[T - 1]
     x = x_seq[T]
-    grads["W_rec"] += np.sum(d_s*s_prev)
-    grads["W_x"] += np.sum(d_s*x)
-    return dtype.type(loss / B), {name: dtype.type(g / B) for name, g in grads.items()}
+    grads["W_rec"] += (d_s*s_prev).sum()
+    grads["W_x"] += (d_s*x).sum()
+    return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 
 
 def grads_closed_form(params, xs, ys):
@@ -216,4 +218,4 @@ def grads_closed_form(params, xs, ys):
     tmp_5 = tmp_4*(1 - tmp_2)
     grads["W_rec"] = tmp_3*(tmp_1*tmp_5 + tmp_4)
     grads["W_x"] = tmp_3*(W_rec*tmp_5*(tmp_1*x_1*(1 - tmp_0) + x_2) + 2*x_3)
-    return {name: dtype.type(np.mean(g)) for name, g in grads.items()}
+    return {key: dtype.type(np.mean(value)) for key, value in grads.items()}

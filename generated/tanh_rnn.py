@@ -83,10 +83,12 @@ def _params(params, dtype):
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
     values = {}
     for name in PARAMETERS:
-        value = np.asarray(params[name])
-        if value.shape != () or value.dtype.kind not in "biuf":
-            raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
-                             f"and dtype {value.dtype}")
+        value = params[name]
+        if type(value) is not float:  # a Python float needs no check; anything else goes through NumPy
+            value = np.asarray(value)
+            if value.shape != () or value.dtype.kind not in "biuf":
+                raise ValueError(f"params[{name!r}]: expected a real scalar, got shape {value.shape} "
+                                 f"and dtype {value.dtype}")
         values[name] = dtype.type(value)
     return values
 
@@ -165,7 +167,7 @@ def loss_and_grads(params, xs, ys):
     # steps 1 to T, all at once: the loss, summed over the steps and the batch
     o = o_seq[1:T + 1]
     y = y_seq[1:T + 1]
-    loss += np.sum((1/2)*(o - y)**2)
+    loss += ((1/2)*(o - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)
     d_o_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a last step
@@ -195,12 +197,12 @@ def loss_and_grads(params, xs, ys):
     s = s_seq[1:T + 1]
     x = x_seq[1:T + 1]
     tmp_0 = d_s*(1 - s**2)
-    grads["W_rec"] += np.sum(s_prev*tmp_0)
-    grads["W_x"] += np.sum(tmp_0*x)
-    grads["b"] += np.sum(tmp_0)
-    grads["V"] += np.sum(d_o*s)
-    grads["c"] += np.sum(d_o)
-    return dtype.type(loss / B), {name: dtype.type(g / B) for name, g in grads.items()}
+    grads["W_rec"] += (s_prev*tmp_0).sum()
+    grads["W_x"] += (tmp_0*x).sum()
+    grads["b"] += tmp_0.sum()
+    grads["V"] += (d_o*s).sum()
+    grads["c"] += d_o.sum()
+    return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 
 
 def grads_closed_form(params, xs, ys):
@@ -248,4 +250,4 @@ def grads_closed_form(params, xs, ys):
     grads["b"] = tmp_11*(tmp_19*tmp_20 + 1) + tmp_15 + tmp_18*tmp_20
     grads["V"] = tmp_0*tmp_14 + tmp_10*tmp_8 + tmp_3*tmp_5
     grads["c"] = 3*c + tmp_13 + tmp_4 + tmp_9
-    return {name: dtype.type(np.mean(g)) for name, g in grads.items()}
+    return {key: dtype.type(np.mean(value)) for key, value in grads.items()}

@@ -52,6 +52,11 @@ class Statement:
     temporary: bool  # a CSE temporary: plain assignment even in a sum block
     scale: str | None = None  # sum blocks: a value without per-sequence symbols is multiplied by this count
 
+    @property
+    def atom(self) -> bool:
+        """The value is a single name (needs no parentheses before a method call)."""
+        return self.value.isidentifier()
+
 
 @dataclass(frozen=True)
 class RenderedBlock:
