@@ -48,7 +48,7 @@ class Partial(sp.Function):
 
 
 # Widths are counted in "characters" of printed math; the sheet's text block holds about 90.
-LINE_WIDTH = 56
+LINE_WIDTH = 52
 _BINARY = {"\\cdot", "\\times", "\\le", "\\ge", "\\leftarrow"}
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _INVISIBLE = re.compile(r"\\(?:left|right|Bigl|Bigr|bigl|bigr|operatorname|mathrm|quad|,|;|!)(?![A-Za-z])")

@@ -16,7 +16,9 @@ from derive.printing.latex import Partial, latex
 from derive.sheet.shown import E, ETA, T, Shown, pick, show, step_of, t
 
 MAX_EXPLICIT_LINES = 8  # longer explicit gradients are left in delta form
+MAX_EXPLICIT_NODES = 400  # (checked before printing: printing a huge tree is slow)
 MAX_CLOSED_FORM_LINES = 14  # longer closed forms are described, not printed
+MAX_CLOSED_FORM_NODES = 1200
 CLOSED_FORM_STEPS = 4
 
 
@@ -67,17 +69,34 @@ def forward_context(d: Derivation) -> dict:
     """The forward pass step by step, and the loss as the sum of its terms."""
     un = d.unrolled
     first = 0 if d.model.recurrent else 1
-    by_step: dict[int, list[Shown]] = {}
+    per_step: dict[int, list[Shown]] = {}
     for a in un.assignments:
-        by_step.setdefault(a.step, []).append(show(a.symbol, a.expr))
-    steps = [k for k in sorted(by_step) if k >= 1]
-    listing = [None if k is None else {"k": k, "eqs": by_step[k]} for k in pick(steps)]
+        per_step.setdefault(a.step, []).append(show(a.symbol, a.expr))
+    steps = [k for k in sorted(per_step) if k >= 1]
+    listing = [None if k is None else {"k": k, "eqs": per_step[k]} for k in pick(steps)]
     terms = [(k, naming.at_step("E", k) if d.model.recurrent and len(un.loss_terms) > 1 else E, e)
              for k, e in un.loss_terms]
     loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], x[2])} for x in pick(terms)]
     total = show(E, sp.Add(*(s for _, s, _ in terms))) if len(terms) > 1 else None
-    return {"initial": by_step.get(0, []) if first == 0 else [], "steps": listing,
+    return {"initial": per_step.get(0, []) if first == 0 else [], "steps": listing,
             "loss_terms": loss_terms, "loss_total": total}
+
+
+def by_step(items: list[tuple[int, Shown]], descending: bool = True) -> list:
+    """Equations grouped by step, listing more than 4 steps as the first two, None, the last."""
+    groups: dict[int, list[Shown]] = {}
+    for kk, eq in items:
+        groups.setdefault(kk, []).append(eq)
+    steps = sorted(groups, reverse=descending)
+    return [None if kk is None else {"k": kk, "eqs": groups[kk]} for kk in pick(steps)]
+
+
+def flat(listing: list) -> list:
+    """A listing by step as one list of equations, None where steps are elided."""
+    out: list = []
+    for g in listing:
+        out += [None] if g is None else g["eqs"]
+    return out
 
 
 # -- form (a) -----------------------------------------------------------------------------
@@ -90,7 +109,8 @@ def _chain(path: tuple) -> sp.Expr:
 
 def named_total(fa, q: sp.Symbol) -> sp.Expr:
     """dE/dq as the sum over paths of products of named one-step partials."""
-    terms = [_chain(p) for p in fa.paths[q]]
+    rank = {s: i for i, s in enumerate(fa.states)}  # paths in a stable order
+    terms = [_chain(p) for p in sorted(fa.paths[q], key=lambda path: [-rank[s] for s in path])]
     return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
 
 
@@ -123,28 +143,22 @@ def form_a_context(d: Derivation) -> dict:
     except DeriveError as exc:
         return {"available": False, "reason": str(exc)}
     descending = sorted(fa.states, key=lambda q: -step_of(q))
-    steps = sorted({step_of(q) for q in fa.states}, reverse=True)
-    jac = []
-    for kk in pick(steps):
-        if kk is None:
-            jac.append(None)
-            continue
-        eqs = [show(Partial(r, q), v) for (r, q), v in fa.jacobians.items() if step_of(r) == kk]
-        if eqs:
-            jac.append({"k": kk, "eqs": eqs})
-    direct = [show(Partial(E, q, 1), fa.direct[q]) for q in descending if fa.direct[q] != 0]
-    direct_steps = [x for x in pick(direct)]
+    rank = {q: i for i, q in enumerate(fa.states)}  # a stable order (the dict's may follow set order)
+    ordered = sorted(fa.jacobians.items(), key=lambda item: (rank[item[0][0]], rank[item[0][1]]))
+    jac = by_step([(step_of(r), show(Partial(r, q), v)) for (r, q), v in ordered])
+    direct = flat(by_step([(step_of(q), show(Partial(E, q, 1), fa.direct[q])) for q in descending
+                           if fa.direct[q] != 0]))
     useful = [q for q in descending if any(fa.immediate.get((q, p), 0) != 0 for p in d.params)]
-    totals = [None if q is None else show(Partial(E, q), named_total(fa, q), named=True) for q in pick(useful)]
+    totals = by_step([(step_of(q), show(Partial(E, q), named_total(fa, q), named=True)) for q in useful])
     params = []
     for p in d.params:
-        imm = [show(Partial(q, p, 1), fa.immediate[(q, p)]) for q in descending
+        imm = [(step_of(q), show(Partial(q, p, 1), fa.immediate[(q, p)])) for q in descending
                if fa.immediate.get((q, p), 0) != 0]
-        imm += [show(Partial(_loss_symbol(fa, kk), p, 1), v)
+        imm += [(kk, show(Partial(_loss_symbol(fa, kk), p, 1), v))
                 for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
-        params.append({"symbol": latex(p), "immediate": pick(imm),
+        params.append({"symbol": latex(p), "immediate": flat(by_step(imm)),
                        "gradient": show(Partial(E, p), named_gradient(fa, p), named=True)})
-    return {"available": True, "jacobians": jac, "direct": direct_steps, "totals": totals,
+    return {"available": True, "jacobians": jac, "direct": direct, "totals": totals,
             "params": params, "paths": max((len(v) for v in fa.paths.values()), default=0)}
 
 
@@ -154,6 +168,15 @@ def _kind_range(ks: list[int], steps: int) -> dict:
     lo, hi = min(ks), max(ks)
     to_T = lambda x: T - (steps - x) if x > steps // 2 or x == steps else sp.Integer(x)  # noqa: E731
     return {"single": lo == hi, "lo": latex(to_T(lo)), "hi": latex(to_T(hi))}
+
+
+def tree_size(expr: sp.Expr, cap: int = 10**6) -> int:
+    """The number of nodes of an expression tree (counted up to ``cap``)."""
+    n = 0
+    for n, _ in enumerate(sp.preorder_traversal(expr), 1):
+        if n >= cap:
+            break
+    return n
 
 
 def form_b_context(d: Derivation) -> dict:
@@ -171,16 +194,16 @@ def form_b_context(d: Derivation) -> dict:
         kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
                       "deltas": [show(s, e) for s, e in back.deltas],
                       "grads": [show(Partial(E, p), e) for p, e in back.grads if e != 0]})
-    by_step: dict[int, list] = {}
-    for s, e in d.deltas:
-        by_step.setdefault(step_of(s), []).append(show(s, e))
-    instances = [None if kk is None else {"k": kk, "eqs": by_step[kk]} for kk in pick(sorted(by_step, reverse=True))]
+    instances = by_step([(step_of(s), show(s, e)) for s, e in d.deltas])
     grads = []
     for p in d.params:
         g = d.gradient(p)
-        explicit = show(Partial(E, p), d.explicit(g)) if model.recurrent else None
-        if explicit is not None and (len(explicit.lines) > MAX_EXPLICIT_LINES or explicit.rhs == g):
-            explicit = None
+        value = d.explicit(g)
+        explicit = None
+        if model.recurrent and value != g and tree_size(value, MAX_EXPLICIT_NODES + 1) <= MAX_EXPLICIT_NODES:
+            explicit = show(Partial(E, p), value)
+            if len(explicit.lines) > MAX_EXPLICIT_LINES:
+                explicit = None
         grads.append({"symbol": latex(p), "delta_form": show(Partial(E, p), g), "explicit": explicit})
     return {"kinds": kinds, "instances": instances, "gradients": grads}
 
@@ -192,10 +215,11 @@ def closed_form_context(d: Derivation) -> dict:
     items = []
     for p in d.params:
         expr = d.closed_form(p)
-        eq = show(Partial(E, p), expr)
-        fits = len(eq.lines) <= MAX_CLOSED_FORM_LINES
-        items.append({"symbol": latex(p), "eq": eq if fits else None, "lines": len(eq.lines),
-                      "ops": sp.count_ops(expr)})
+        size = tree_size(expr)
+        eq = show(Partial(E, p), expr) if size <= MAX_CLOSED_FORM_NODES else None
+        if eq is not None and len(eq.lines) > MAX_CLOSED_FORM_LINES:
+            eq = None
+        items.append({"symbol": latex(p), "eq": eq, "nodes": size})
     return {"shown": True, "reason": "", "items": items}
 
 

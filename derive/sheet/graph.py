@@ -52,7 +52,7 @@ def graph_context(d: Derivation) -> dict:
     rows = {n: i for i, n in enumerate(inputs + order)}
     loss_row = len(rows)
     columns = [0] + pick(list(range(1, steps + 1)))
-    dx = min(2.8, MAX_WIDTH_CM / max(len(columns) - 1, 1))
+    dx = min(3.6 if len(rows) > 2 else 2.8, MAX_WIDTH_CM / max(len(columns) - 1, 1))
     nodes, edges = [], []
     ids = {}
     for ci, kk in enumerate(columns):
@@ -62,12 +62,12 @@ def graph_context(d: Derivation) -> dict:
             node_id = f"n{ci}r{r}"
             kind = "input" if n in inputs else model.quantity(n).role
             label = r"\cdots" if kk is None else latex(naming.at_step(n, kk))
-            nodes.append({"id": node_id, "x": ci * dx, "y": r * 1.5, "label": label,
+            nodes.append({"id": node_id, "x": ci * dx, "y": r * 1.7, "label": label,
                           "kind": "dots" if kk is None else kind})
             ids[(n, ci)] = node_id
         if kk is not None and kk >= 1 and (model.loss.over == "sum" or kk == steps):
             ids[("E", ci)] = f"n{ci}loss"
-            nodes.append({"id": f"n{ci}loss", "x": ci * dx, "y": loss_row * 1.5, "kind": "loss",
+            nodes.append({"id": f"n{ci}loss", "x": ci * dx, "y": loss_row * 1.7, "kind": "loss",
                           "label": latex(naming.at_step("E", kk)) if model.loss.over == "sum" else latex(E)})
     for ci, kk in enumerate(columns):
         if ci == 0:

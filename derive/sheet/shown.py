@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive import naming
-from derive.printing.latex import latex, latex_lines
+from derive.printing.latex import latex, latex_lines, visible_width
 
 E = naming.base("E")  # the loss
 ETA = naming.base("eta")  # the learning rate
@@ -27,6 +27,11 @@ class Shown:
     lhs_tex: str
     lines: tuple[str, ...]
     named: bool = False
+
+    @property
+    def width(self) -> float:
+        """The printed width of the widest line, lhs included (for laying equations out in columns)."""
+        return visible_width(self.lhs_tex) + 2 + max(visible_width(x) for x in self.lines)
 
     @property
     def tex(self) -> str:
