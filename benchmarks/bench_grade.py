@@ -102,6 +102,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.answers, args.repeat = 1000, 1
+    import mpmath
     import numpy
     import sympy
 
@@ -120,7 +121,7 @@ def main() -> int:
     print(f"## derive grade --answers (issue 7), {datetime.date.today().isoformat()}\n")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; Python "
           f"{platform.python_version()}, SymPy {sympy.__version__}, NumPy {numpy.__version__}, mpmath "
-          f"{sympy.core.evalf.mpmath.__version__ if hasattr(sympy.core.evalf, 'mpmath') else '?'}.\n")
+          f"{mpmath.__version__}. The machine is shared with other work: repetitions vary.\n")
     print(f"{total} scalar answers at T = 3 (equal shares of {', '.join(MODELS)}; correct, mistaken and "
           f"unreadable), graded with {args.jobs} processes; {args.repeat} repetition(s), medians.\n")
     print("| run | answers | median s | ms per answer | all repetitions (s) |")

@@ -132,7 +132,8 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         model = _MODELS.get(model_ref) or _MODELS.setdefault(model_ref, load(model_ref))
         values = row.get("values")
         at = values if isinstance(values, dict) else parse_at(values)
-        v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, rtol=options["rtol"],
+        v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, latex=options.get("latex"),
+                  rtol=options["rtol"],
                   atol=options["atol"], timeout=options["timeout"], seed=options["seed"])
     except DeriveError as exc:
         out["reason"] = str(exc)
@@ -262,7 +263,7 @@ def grade_file(model, args) -> int:
     from derive.templating import render
 
     rows = read_rows(args.answers)
-    options = {"wrt": args.wrt, "steps": args.steps, "rtol": args.rtol, "atol": args.atol, "timeout": args.timeout,
+    options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol, "atol": args.atol, "timeout": args.timeout,
                "seed": args.seed}
     start = time.monotonic()
     model_ref = args.model

@@ -84,6 +84,9 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
         v.reason = f"no decision within the time limit of {timeout:g} s"
     except AnswerError as exc:
         v.correct, v.verdict, v.reason = False, "unreadable", str(exc)
+    except (ArithmeticError, RecursionError, MemoryError, ValueError, TypeError) as exc:  # never a traceback
+        v.correct, v.verdict = False, "undecided"
+        v.reason = f"could not decide ({type(exc).__name__}: {str(exc)[:200]})"
     v.time_seconds = round(time.monotonic() - start, 6)
     if show_solution:
         ref = p.reference

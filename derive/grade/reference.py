@@ -19,6 +19,7 @@ from derive.grade.lexer import AnswerError
 from derive.grade.parser import Name, parse
 
 _PREFIX = re.compile(r"^\s*(?:d|∂|\\partial\s*)\s*[ECL]\s*/\s*(?:d|∂|\\partial\s*)\s*")
+_FRAC = re.compile(r"^\s*\\frac\s*\{\s*(?:\\partial|d)\s*[ECL]\s*\}\s*\{\s*(?:\\partial|d)\s*(?P<name>.+)\}\s*$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Reference:
 def resolve(derivation, vocab: Vocabulary, text: str) -> Reference:
     """The Reference for ``--wrt`` text: a parameter or a per-step quantity (plain or LaTeX, dE/d optional)."""
     raw = _PREFIX.sub("", text or "")
+    if m := _FRAC.match(raw):  # \frac{\partial E}{\partial W_{rec}}
+        raw = m["name"]
     if not raw.strip():
         raise DeriveError("--wrt needs a name: a parameter (W_rec) or a quantity of one step (s_2, delta_2, a1)")
     try:
