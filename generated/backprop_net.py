@@ -134,13 +134,13 @@ def loss_and_grads(params, xs, ys):
     loss = 0
     # the loss, summed over the batch
     loss += ((1/2)*(-t + yhat)**2).sum()
-    # the deltas of a last step
+    # the deltas of a step of kind last
     d_yhat = -t + yhat
     d_z2 = d_yhat*yhat*(1 - yhat)
     d_a1 = d_z2*w2
     d_z1 = d_a1*np.heaviside(z1, 0.0)
     grads = {"w1": 0, "w2": 0, "b": 0}
-    # gradient terms of last steps, summed over the batch
+    # gradient terms of the last steps, summed over the batch
     grads["w1"] += (d_z1*x).sum()
     grads["w2"] += (a1*d_z2).sum()
     grads["b"] += d_z2.sum()

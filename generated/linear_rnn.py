@@ -152,17 +152,17 @@ def loss_and_grads(params, xs, ys):
     s = s_seq[T]
     loss += ((s - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)
-    # step T: the deltas of a last step
+    # step T: the deltas of a step of kind last
     s = s_seq[T]
     d_s = 2*s - 2*y
     d_s_seq[T] = d_s
-    # steps T - 1 down to 1, one at a time: the deltas of a regular, next regular step (the delta recursion)
+    # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):
         d_s_next = d_s_seq[t + 1]
         d_s = W_rec*d_s_next
         d_s_seq[t] = d_s
     grads = {"W_rec": 0, "W_x": 0}
-    # steps 1 to T, all at once: gradient terms of regular and last steps, summed over the steps and the batch
+    # steps 1 to T, all at once: gradient terms of the regular and last steps, summed over the steps and the batch
     d_s = d_s_seq[1:T + 1]
     s_prev = s_seq[0:T]
     x = x_seq[1:T + 1]

@@ -220,7 +220,7 @@ def loss_and_grads(params, xs, ys):
     d_g_seq = np.zeros((T + 1, B), dtype)
     d_c_seq = np.zeros((T + 1, B), dtype)
     d_h_seq = np.zeros((T + 1, B), dtype)
-    # step T: the deltas of a last step
+    # step T: the deltas of a step of kind last
     c_prev = c_seq[T - 1]
     c = c_seq[T]
     g = g_seq[T]
@@ -240,7 +240,7 @@ def loss_and_grads(params, xs, ys):
     d_o_seq[T] = d_o
     d_i_seq[T] = d_i
     d_f_seq[T] = d_f
-    # steps T - 1 down to 1, one at a time: the deltas of a regular, next regular step (the delta recursion)
+    # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):
         c_prev = c_seq[t - 1]
         c = c_seq[t]
@@ -270,7 +270,7 @@ def loss_and_grads(params, xs, ys):
         d_i_seq[t] = d_i
         d_f_seq[t] = d_f
     grads = {"W_fh": 0, "W_fx": 0, "b_f": 0, "W_ih": 0, "W_ix": 0, "b_i": 0, "W_oh": 0, "W_ox": 0, "b_o": 0, "W_ch": 0, "W_cx": 0, "b_c": 0}
-    # steps 1 to T, all at once: gradient terms of regular and last steps, summed over the steps and the batch
+    # steps 1 to T, all at once: gradient terms of the regular and last steps, summed over the steps and the batch
     d_f = d_f_seq[1:T + 1]
     d_g = d_g_seq[1:T + 1]
     d_i = d_i_seq[1:T + 1]

@@ -163,23 +163,23 @@ def loss_and_grads(params, xs, ys):
     s = s_seq[T]
     loss += ((s - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)
-    # step T: the deltas of a last step
+    # step T: the deltas of a step of kind last
     s = s_seq[T]
     d_s = 2*s - 2*y
     d_s_seq[T] = d_s
-    # step T - 1, when T allows it: the deltas of a regular, next last step
-    if (T >= 2):
+    # step T - 1, when T allows it: the deltas of a step of kind regular, next last
+    if T >= 2:
         d_s_next = d_s_seq[T]
         d_s = W_rec*d_s_next
         d_s_seq[T - 1] = d_s
-    # steps T - 2 down to 1, one at a time: the deltas of a regular, next regular step (the delta recursion)
+    # steps T - 2 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 2, 0, -1):
         d_s_next = d_s_seq[t + 1]
         s_next = s_seq[t + 1]
         d_s = W_rec*d_s_next*s_next*(1 - s_next)
         d_s_seq[t] = d_s
     grads = {"W_rec": 0, "W_x": 0}
-    # steps 1 to T - 1, all at once: gradient terms of regular steps, summed over the steps and the batch
+    # steps 1 to T - 1, all at once: gradient terms of the regular steps, summed over the steps and the batch
     d_s = d_s_seq[1:T]
     s_prev = s_seq[0:T - 1]
     s = s_seq[1:T]
@@ -187,7 +187,7 @@ def loss_and_grads(params, xs, ys):
     tmp_0 = d_s*s*(1 - s)
     grads["W_rec"] += (s_prev*tmp_0).sum()
     grads["W_x"] += (tmp_0*x).sum()
-    # step T: gradient terms of last steps, summed over the steps and the batch
+    # step T: gradient terms of the last steps, summed over the steps and the batch
     d_s = d_s_seq[T]
     s_prev = s_seq[T - 1]
     x = x_seq[T]

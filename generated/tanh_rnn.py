@@ -170,19 +170,19 @@ def loss_and_grads(params, xs, ys):
     loss += ((1/2)*(o - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)
     d_o_seq = np.zeros((T + 1, B), dtype)
-    # step T: the deltas of a last step
+    # step T: the deltas of a step of kind last
     o = o_seq[T]
     y = y_seq[T]
     d_o = o - y
     d_s = V*d_o
     d_o_seq[T] = d_o
     d_s_seq[T] = d_s
-    # steps 1 to T - 1, all at once: the deltas of a regular, next regular step
+    # steps 1 to T - 1, all at once: the deltas of a step of kind regular, next regular
     o = o_seq[1:T]
     y = y_seq[1:T]
     d_o = o - y
     d_o_seq[1:T] = d_o
-    # steps T - 1 down to 1, one at a time: the deltas of a regular, next regular step (the delta recursion)
+    # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):
         d_o = d_o_seq[t]
         d_s_next = d_s_seq[t + 1]
@@ -190,7 +190,7 @@ def loss_and_grads(params, xs, ys):
         d_s = V*d_o + W_rec*d_s_next*(1 - s_next**2)
         d_s_seq[t] = d_s
     grads = {"W_rec": 0, "W_x": 0, "b": 0, "V": 0, "c": 0}
-    # steps 1 to T, all at once: gradient terms of regular and last steps, summed over the steps and the batch
+    # steps 1 to T, all at once: gradient terms of the regular and last steps, summed over the steps and the batch
     d_o = d_o_seq[1:T + 1]
     d_s = d_s_seq[1:T + 1]
     s_prev = s_seq[0:T]

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_codegen_support import GENERATED, ROOT, generated, load_module
+from test_codegen_support import GENERATED, ROOT, central_differences, generated, load_module, relative_error
 
 import derive
 from derive.cli import main
@@ -87,6 +87,51 @@ def test_a_keyword_name_becomes_a_valid_identifier(tmp_path):
     module = load_module(tmp_path / "kw.py")
     _, grads = module.loss_and_grads({"lambda": 0.5}, np.ones((2, 3)), np.full(2, 3.0))
     assert set(grads) == {"lambda"}
+
+
+LEARNED_START = """
+name = "learned-start"
+title = "A logistic counter with a learned initial state and a weight penalty"
+[parameters]
+W_rec = "recurrent weight"
+W_x = "input weight"
+s0 = "initial state: a gradient flows into step 0"
+lam = "penalty weight: a loss term without per-sequence symbols"
+[inputs]
+x = "input"
+[targets.y]
+description = "target"
+per_step = false
+[[quantity]]
+name = "s"
+initial = "s0"
+description = "state"
+equation = "sigmoid(W_rec*s[t-1] + W_x*x[t])"
+last = "W_rec*s[t-1] + W_x*x[t]"
+[loss]
+over = "sum"
+expr = "(s[t] - y)^2/2 + lam*W_rec^2"
+description = "squared error at every step plus a penalty"
+"""
+
+
+def test_user_spec_with_initial_gradient_and_parameter_only_loss_term(tmp_path):
+    """The schedule's rarer paths: step 0's backward (two kinds, by T) and sums scaled by a count."""
+    spec = tmp_path / "learned-start.toml"
+    spec.write_text(LEARNED_START)
+    assert main(["code", str(spec), "-o", str(tmp_path)]) == 0
+    module = load_module(tmp_path / "learned_start.py")
+    rng = np.random.default_rng(5)
+    for T in (1, 2, 3, 5):
+        params = {k: float(rng.uniform(-1, 1)) for k in module.PARAMETERS}
+        xs, ys = rng.uniform(-1, 1, (3, T)), rng.uniform(-1, 1, 3)
+        _, grads = module.loss_and_grads(params, xs, ys)
+        numeric = central_differences(lambda p, xs=xs, ys=ys: float(module.loss_and_grads(p, xs, ys)[0]), params)
+        for k in params:
+            assert relative_error(float(grads[k]), numeric[k]) < 1e-6, (T, k)
+        if T == module.CLOSED_FORM_STEPS:
+            closed = module.grads_closed_form(params, xs, ys)
+            assert all(relative_error(float(grads[k]), float(closed[k])) < 1e-10 for k in params)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install ruff)")

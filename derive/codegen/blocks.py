@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive import naming
-from derive.codegen.schedule import LOSS, Block, T
+from derive.codegen.schedule import LOSS, Block
 from derive.model import Model
 from derive.printing.numpy import cse_lines, index_code, numpy_code
 

@@ -66,7 +66,9 @@ def numpy_code(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None) -> s
 
 def index_code(expr: sp.Basic) -> str:
     """Plain Python for an index or a condition on integers (``T - 1``, ``T >= 2``): no NumPy calls."""
-    return PythonCodePrinter({"strict": True}).doprint(sp.sympify(expr))
+    text = PythonCodePrinter({"strict": True}).doprint(sp.sympify(expr))
+    # a condition prints in parentheses, "(T >= 2)"; an if statement needs none
+    return text[1:-1] if isinstance(expr, sp.core.relational.Relational) else text
 
 
 @dataclass(frozen=True)
