@@ -39,17 +39,21 @@ LATEX_DELIMITERS = dict(block_start_string="((*", block_end_string="*))",
                         variable_start_string="(((", variable_end_string=")))",
                         comment_start_string="((=", comment_end_string="=))")
 
+# ASCII characters that are commands or do not exist in the default (OT1) roman font: the
+# typewriter font has them at their ASCII slots, so they print (and pdftotext reads them) as typed.
+_TT = "{\\ttfamily\\char%d}"
 _TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "#": r"\#", "$": r"\$", "%": r"\%",
-    "&": r"\&", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\ensuremath{<}", ">": r"\ensuremath{>}", "|": r"\ensuremath{|}",
+    "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&",
+    **{ch: _TT % ord(ch) for ch in "\\{}_~^<>|"},
     "\n": " ", "\r": " ", "\t": " ",
 }
-# Non-ASCII text that pdflatex's default utf8 input handles without extra packages.
+# Non-ASCII text that pdflatex's default utf8 input and OT1 fonts typeset without extra packages
+# (others would need T1/TS1 fonts, which a basic TeX installation can only make as bitmaps).
 _TEX_UNICODE = {
     "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``", "\u201d": "''",
     "\u2026": r"\ldots{}", "\u00a0": "~", "\u2212": r"\ensuremath{-}", "\u00d7": r"\ensuremath{\times}",
 }
+_LATIN = set("ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿßæÆøØ")
 _GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigmaf sigma tau upsilon phi chi psi omega".split()
 
 
@@ -67,8 +71,8 @@ def escape_tex(text: object) -> str:
             out.append(_TEX_UNICODE[ch])
         elif " " <= ch <= "~":
             out.append(ch)
-        elif "\u00c0" <= ch <= "\u00ff" and ch not in "\u00d7\u00f7":
-            out.append(ch)  # Latin-1 letters: the utf8 input encoding knows them
+        elif ch in _LATIN:
+            out.append(ch)
         elif "\u03b1" <= ch <= "\u03c9" and ch != "\u03c2":
             name = _GREEK[ord(ch) - 0x3B1]
             out.append(r"\ensuremath{o}" if name == "omicron" else rf"\ensuremath{{\{name}}}")

@@ -99,6 +99,17 @@ def flat(listing: list) -> list:
     return out
 
 
+def runs(items: list) -> list:
+    """A flat list with None as elisions -> its runs of equations, None between them."""
+    out: list = [[]]
+    for item in items:
+        if item is None:
+            out += [None, []]
+        else:
+            out[-1].append(item)
+    return [g for g in out if g != []]
+
+
 # -- form (a) -----------------------------------------------------------------------------
 def _chain(path: tuple) -> sp.Expr:
     """d+E/d(last) * d(last)/d(...) * ... * d(second)/d(first): loss first, back to the state."""
@@ -156,7 +167,7 @@ def form_a_context(d: Derivation) -> dict:
                if fa.immediate.get((q, p), 0) != 0]
         imm += [(kk, show(Partial(_loss_symbol(fa, kk), p, 1), v))
                 for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
-        params.append({"symbol": latex(p), "immediate": flat(by_step(imm)),
+        params.append({"symbol": latex(p), "immediate": runs(flat(by_step(imm))),
                        "gradient": show(Partial(E, p), named_gradient(fa, p), named=True)})
     return {"available": True, "jacobians": jac, "direct": direct, "totals": totals,
             "params": params, "paths": max((len(v) for v in fa.paths.values()), default=0)}

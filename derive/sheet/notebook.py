@@ -1,0 +1,71 @@
+"""Jupyter display: the pieces of a Derivation as objects with ``_repr_latex_``.
+
+    >>> from derive.sheet.notebook import pieces
+    >>> p = pieces(derive.bptt(derive.load("tanh-rnn"), 3))
+    >>> p.deltas          # in a notebook: the delta recursion, rendered by MathJax
+
+Each piece holds the same ``Shown`` equations the sheet prints (the Derivation's own
+SymPy objects); the layout is templates/sheet/notebook.tex.j2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from derive.bptt import Derivation
+from derive.sheet import context as ctx
+from derive.sheet.shown import Shown
+from derive.templating import render_latex
+
+
+@dataclass(frozen=True)
+class Equations:
+    """A list of equations (None: elided steps) that renders itself in Jupyter."""
+
+    title: str
+    items: tuple[Shown | None, ...]
+
+    def _repr_latex_(self) -> str:
+        return render_latex("sheet/notebook.tex.j2", items=self.items).strip()
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+class Pieces:
+    """The sheet's derivations for one Derivation, each displayable on its own."""
+
+    def __init__(self, d: Derivation):
+        self.d = d
+
+    @cached_property
+    def forward(self) -> Equations:
+        f = ctx.forward_context(self.d)
+        return Equations("forward pass", tuple(f["initial"]) + tuple(ctx.flat(f["steps"])))
+
+    @cached_property
+    def deltas(self) -> Equations:
+        return Equations("delta recursion (form b)", tuple(ctx.flat(ctx.form_b_context(self.d)["instances"])))
+
+    @cached_property
+    def gradients(self) -> Equations:
+        return Equations("gradients", tuple(g["delta_form"] for g in ctx.form_b_context(self.d)["gradients"]))
+
+    @cached_property
+    def form_a(self) -> Equations:
+        a = ctx.form_a_context(self.d)
+        if not a["available"]:
+            return Equations("form (a)", ())
+        return Equations("form (a)", tuple(ctx.flat(a["totals"])) + tuple(p["gradient"] for p in a["params"]))
+
+    @cached_property
+    def closed_form(self) -> Equations:
+        c = ctx.closed_form_context(self.d)
+        return Equations("closed form (form c)", tuple(i["eq"] for i in c["items"] if i["eq"] is not None))
+
+    def _repr_latex_(self) -> str:
+        return Equations("derivation", self.deltas.items + self.gradients.items)._repr_latex_()
+
+
+def pieces(d: Derivation) -> Pieces:
+    return Pieces(d)
