@@ -65,14 +65,17 @@ def test_derive_code_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, c
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-def test_a_spec_name_that_clashes_with_the_module_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("quantity, other", [("loss", "a name of the module itself"), ("d_s", "'s'")])
+def test_a_spec_name_that_clashes_is_refused(quantity, other, tmp_path, capsys):
     spec = tmp_path / "clash.toml"
     spec.write_text('name = "clash"\ntitle = "t"\n[parameters]\nW = "w"\n[inputs]\nx = "x"\n'
-                    '[targets]\ny = "y"\n[[quantity]]\nname = "loss"\ninitial = "0"\n'
-                    'equation = "W*loss[t-1] + x[t]"\n[loss]\nover = "sum"\nexpr = "(loss[t] - y[t])^2"\n'
-                    'description = "d"\n')
+                    '[targets]\ny = "y"\n[[quantity]]\nname = "s"\ninitial = "0"\n'
+                    'equation = "W*s[t-1] + x[t]"\n'
+                    f'[[quantity]]\nname = "{quantity}"\nequation = "2*s[t]"\n'
+                    f'[loss]\nover = "sum"\nexpr = "({quantity}[t] - y[t])^2"\ndescription = "d"\n')
     assert main(["code", str(spec), "-o", str(tmp_path)]) == 2
-    assert "clashes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"the name '{quantity}' clashes with {other}" in err and err.count("\n") == 1
 
 
 def test_a_keyword_name_becomes_a_valid_identifier(tmp_path):

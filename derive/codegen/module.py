@@ -24,7 +24,7 @@ from derive.printing.numpy import MODULE_HELPERS, Line, code_identifier, cse_lin
 
 TEMPLATE = "code/numpy_module.py.j2"
 # identifiers every generated module defines or uses besides the model's own
-MODULE_NAMES = {"np", "params", "xs", "ys", "B", "T", "dtype", "loss", "grads", "values", "forward",
+MODULE_NAMES = {"np", "p", "params", "xs", "ys", "B", "T", "dtype", "loss", "grads", "values", "forward",
                 "loss_and_grads", "grads_closed_form", "PARAMETERS", "CLOSED_FORM_STEPS", "_params",
                 "_inputs", "_real", "_forward"} | set(MODULE_HELPERS.values())
 
@@ -105,19 +105,24 @@ def _version() -> str:
 
 
 def _check_names(model: Model, data: list[Data]) -> None:
-    """Fail clearly when a spec name would clash with an identifier the module defines."""
-    reserved = MODULE_NAMES | ({"t"} if model.recurrent else set())
-    arrays = {array_name(q.name, delta) for q in model.quantities for delta in (False, True)}
-    arrays |= {d.array for d in data if d.array}
-    ours = reserved | arrays
+    """Fail clearly when two names of the generated module would be the same identifier:
+    a spec name against the module's own names, or against another spec name's variants
+    (a quantity named d_s against the delta of s, say)."""
+    owner: dict[str, str] = dict.fromkeys(MODULE_NAMES | ({"t"} if model.recurrent else set()), "the module")
     for name in model.all_names:
         ident = code_identifier(naming.base(name))
-        variants = {ident, "d_" + ident} | ({ident + "_prev", ident + "_next", "d_" + ident + "_next"}
-                                            if model.recurrent else set())
-        clash = variants & ours
-        if clash:
-            raise DeriveError(f"{model.name}: the name '{name}' clashes with '{sorted(clash)[0]}' in the "
-                              "generated module; rename it in the spec")
+        variants = [ident]
+        if name in {q.name for q in model.quantities}:
+            variants += ["d_" + ident, array_name(name), array_name(name, True)]
+        if model.recurrent:
+            variants += [v + suffix for v in variants if not v.endswith("_seq") for suffix in ("_prev", "_next")]
+        variants += [d.array for d in data if d.name == name and d.array]
+        for v in variants:
+            if owner.get(v, name) != name:
+                other = "a name of the module itself" if owner[v] == "the module" else f"'{owner[v]}'"
+                raise DeriveError(f"{model.name}: the name '{name}' clashes with {other}: both would be '{v}' "
+                                  "in the generated code; rename it in the spec")
+            owner[v] = name
 
 
 def _closed_form(derivation: Derivation, inp: Data, tgt: Data) -> dict:
