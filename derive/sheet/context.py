@@ -235,5 +235,7 @@ def closed_form_context(d: Derivation) -> dict:
 
 
 def update_context(d: Derivation) -> dict:
-    return {"eta": latex(ETA),
-            "rules": [{"symbol": latex(p), "grad": latex(Partial(E, p))} for p in d.params]}
+    """theta <- theta - eta dE/dtheta for every parameter (printed in this order: named)."""
+    steps = [show(p, sp.Add(p, sp.Mul(-1, ETA, Partial(E, p), evaluate=False), evaluate=False), named=True)
+             for p in d.params]
+    return {"eta": latex(ETA), "steps": steps, "rules": [{"symbol": latex(p)} for p in d.params]}

@@ -110,6 +110,9 @@ def vanishing_context(d: Derivation, point: Point, seed: int) -> dict:
         "entries": entries, "last_entries": last_entries, "product": product,
         "bound": latex(bound) if bound is not None else None, "exact": exact,
         "jacobian": latex(regular) if not scalar else latex(regular[0, 0]),
+        # entries that are a single quantity (an LSTM's forget gate f_t on c_{t-1} -> c_t): no weight
+        # multiplies them, so the gradient can pass many steps when that quantity stays near 1
+        "carousel": [e for e in entries if e.rhs.is_Symbol and e.rhs not in set(model.parameter_symbols)],
         "weights": [latex(w) for w in recurrent_weights], "curves": curves, "plot_steps": PLOT_STEPS,
         "plot_range": PLOT_RANGE,
     }
