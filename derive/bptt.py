@@ -95,6 +95,17 @@ class Derivation:
         """Replace delta symbols by their values: an expression in per-step and base symbols."""
         return expr.xreplace(self.delta_values)
 
+    def pieces(self):
+        """The derivation's parts as a sheet shows them (forward, deltas, gradients, form_a,
+        closed_form), each rendered by Jupyter (derive.sheet.notebook)."""
+        from derive.sheet.notebook import pieces
+
+        return pieces(self)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the delta recursion and the gradients, rendered."""
+        return self.pieces()._repr_latex_()
+
     @cached_property
     def form_a(self) -> FormA:
         return _form_a(self.unrolled, self.cell)

@@ -261,3 +261,11 @@ def test_hostile_model_name_gives_a_safe_file_name():
     assert file_stem("../../etc/passwd") == "etc-passwd"
     assert file_stem("a b\\c") == "a-b-c"
     assert file_stem("...") == "sheet"
+
+
+def test_derivation_displays_itself_in_jupyter():
+    d = derivation("tanh-rnn")
+    text = d._repr_latex_()
+    assert text == d.pieces()._repr_latex_()
+    for sym, expr in d.deltas:
+        assert latex(sym) in text
