@@ -117,14 +117,15 @@ class Derivation:
         if self.unrolled.steps > MAX_CLOSED_FORM_STEPS:
             raise DeriveError(f"the closed form is offered up to T = {MAX_CLOSED_FORM_STEPS} "
                               f"(it grows as T^2); got T = {self.unrolled.steps}")
-        return sp.diff(self._independent_loss if independent else self._base_loss, param)
+        return sp.diff(self.independent_loss if independent else self._base_loss, param)
 
     @cached_property
     def _base_loss(self) -> sp.Expr:
         return self.unrolled.to_base(self.unrolled.loss)
 
     @cached_property
-    def _independent_loss(self) -> sp.Expr:
+    def independent_loss(self) -> sp.Expr:
+        """The unrolled loss in base symbols with sigmoid and relu written out (tanh, Max)."""
         values: dict = {}
         for a in self.unrolled.assignments:  # replace per assignment: small trees, cheap
             rhs = a.expr.replace(sigmoid, lambda x: (1 + sp.tanh(x / 2)) / 2).replace(relu, lambda x: sp.Max(0, x))
