@@ -186,18 +186,24 @@ class _Builder:
     def _binary(self, node: Binary) -> sp.Expr:
         if node.op == "@":
             self.fail("'@' (matrix product) belongs to vector models; this model is scalar: use '*'", node.pos)
-        a, b = self.build(node.left), self.build(node.right)
-        if node.op == "+":
-            return a + b
-        if node.op == "-":
-            return a - b
-        if node.op == "*":
-            return a * b
-        if node.op == "/":
-            if b.is_zero:
-                self.fail("division by zero", node.pos)
-            return a / b
-        return self._power(a, b, node.pos)
+        if node.op == "^":
+            return self._power(self.build(node.left), self.build(node.right), node.pos)
+        # a chain a + b - c (or a * b / c) is built as one Add (Mul): SymPy flattens once, not per operand
+        ops = ("+", "-") if node.op in ("+", "-") else ("*", "/")
+        parts, current = [], node
+        while isinstance(current, Binary) and current.op in ops:
+            right = self.build(current.right)
+            if current.op == "-":
+                right = -right
+            elif current.op == "/":
+                if right.is_zero:
+                    self.fail("division by zero", current.pos)
+                right = sp.Pow(right, -1)
+            parts.append(right)
+            current = current.left
+        parts.append(self.build(current))
+        parts.reverse()
+        return sp.Add(*parts) if ops[0] == "+" else sp.Mul(*parts)
 
     def _power(self, base: sp.Expr, exponent: sp.Expr, pos: int) -> sp.Expr:
         self._check_growth(exponent, pos)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from derive.errors import DeriveError
 
@@ -44,10 +45,11 @@ UNICODE = {"σ": ("word", "sigma"), "δ": ("word", "delta"), "ŷ": ("word", "yha
            "–": ("op", "-"), "²": ("sup", "2"), "³": ("sup", "3"), "⊤": ("op", "top"), "′": ("op", "'"),
            "α": ("word", "alpha"), "β": ("word", "beta"), "γ": ("word", "gamma"), "η": ("word", "eta"),
            "λ": ("word", "lambda"), "θ": ("word", "theta"), "∑": ("op", "sum"), "Σ": ("op", "sum")}
-_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)", re.S)
 _SPACES = ("\\,", "\\;", "\\:", "\\!", "\\ ", "~")
+_MASTER = re.compile(r"(?P<ws>[ \t\r\n]+|\\[,;:! ]|~)|(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
+                     r"|(?P<word>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*)|(?P<op>\*\*|[-+*/^()\[\]{},=@'_|])")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SINGLE = {"+", "-", "*", "/", "^", "(", ")", "[", "]", "{", "}", ",", "=", "@", "'", "_", "|"}
 
@@ -66,12 +68,16 @@ class AnswerError(DeriveError):
         self.detail, self.pos = message, pos
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str  # num | name | func | op | end
     text: str  # the number, the name (subscript folded in), the function, the operator
     pos: int
     sub: str | None = None  # a braced subscript, raw (names only)
+
+    @property
+    def key(self) -> str:
+        """What the parser dispatches on: the operator itself, or the kind."""
+        return self.text if self.kind == "op" else self.kind
 
 
 def check_text(text: str, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -102,23 +108,24 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
     while i < n:
         if len(out) > limits.tokens:
             raise AnswerError(f"the answer has more than {limits.tokens} tokens", i)
-        ch = text[i]
-        if ch.isspace() or text.startswith(_SPACES, i):
-            i += 2 if ch == "\\" else 1
-            continue
-        if m := _NUMBER.match(text, i):
-            out.append(Token("num", m.group(), i))
+        m = _MASTER.match(text, i)  # the common tokens in one match
+        if m:
+            kind = m.lastgroup
+            if kind == "num":
+                out.append(Token("num", m.group(), i))
+            elif kind == "word":
+                i = _name(text, m.group(), i, m.end(), out)
+                continue
+            elif kind == "op":
+                out.append(Token("op", "^" if m.group() == "**" else m.group(), i))
             i = m.end()
             continue
-        if m := _WORD.match(text, i):
-            i = _name(text, m.group(), m.start(), m.end(), out)
+        ch = text[i]
+        if ch.isspace():
+            i += 1
             continue
         if ch == "\\":
             i = _command(text, i, out)
-            continue
-        if text.startswith("**", i):
-            out.append(Token("op", "^", i))
-            i += 2
             continue
         if ch in UNICODE:
             kind, value = UNICODE[ch]

@@ -20,8 +20,8 @@ Nothing is evaluated: the result is a tree for ``derive.grade.build``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 from derive.grade.lexer import DEFAULT_LIMITS, AnswerError, Limits, Token, tokenize
 
@@ -32,23 +32,21 @@ FUNCTION_WORDS = {"sigmoid": "sigmoid", "sigma": "sigmoid", "tanh": "tanh", "rel
                   "exp": "exp", "log": "log", "ln": "log", "softmax": "softmax", "H": "heaviside",
                   "Heaviside": "heaviside", "heaviside": "heaviside", "step": "heaviside"}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
+_FACTOR_STARTS = frozenset({"num", "name", "func", "(", "[", "{", "frac", "sum"})
 
 
-@dataclass(frozen=True)
-class Num:
+class Num(NamedTuple):
     value: Fraction
     pos: int
 
 
-@dataclass(frozen=True)
-class Name:
+class Name(NamedTuple):
     text: str
     sub: str | None
     pos: int
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     fn: str
     args: tuple
     pos: int
@@ -56,22 +54,19 @@ class Call:
     power: object = None  # \tanh^{2}(x): the power written on the function name
 
 
-@dataclass(frozen=True)
-class Binary:
+class Binary(NamedTuple):
     op: str  # + - * / ^ @
     left: object
     right: object
     pos: int
 
 
-@dataclass(frozen=True)
-class Neg:
+class Neg(NamedTuple):
     operand: object
     pos: int
 
 
-@dataclass(frozen=True)
-class Sum:
+class Sum(NamedTuple):
     var: str
     low: object
     high: object
@@ -79,8 +74,7 @@ class Sum:
     pos: int
 
 
-@dataclass(frozen=True)
-class Transpose:
+class Transpose(NamedTuple):
     operand: object
     pos: int
 
@@ -89,6 +83,7 @@ class _Parser:
     def __init__(self, text: str, limits: Limits):
         self.text, self.limits = text, limits
         self.toks: list[Token] = tokenize(text, limits)
+        self.keys = [t.key for t in self.toks]
         self.i = 0
         self.depth = 0
         self.nodes = 0
@@ -99,7 +94,7 @@ class _Parser:
         return self.toks[self.i]
 
     def at(self, *ops: str) -> bool:
-        return self.tok.kind == "op" and self.tok.text in ops
+        return self.keys[self.i] in ops
 
     def take(self) -> Token:
         t = self.toks[self.i]
@@ -199,8 +194,7 @@ class _Parser:
         return nxt.kind == "op" and nxt.text == "{" and after.kind == "op" and after.text == "top"
 
     def starts_factor(self) -> bool:
-        t = self.tok
-        return t.kind in ("num", "name", "func") or (t.kind == "op" and t.text in ("(", "[", "{", "frac", "sum"))
+        return self.keys[self.i] in _FACTOR_STARTS
 
     def factor(self):
         self.enter()
