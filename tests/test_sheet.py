@@ -269,3 +269,11 @@ def test_derivation_displays_itself_in_jupyter():
     assert text == d.pieces()._repr_latex_()
     for sym, expr in d.deltas:
         assert latex(sym) in text
+
+
+def test_adjoints_of_underscored_names_print_whole():
+    assert latex(naming.delta(naming.at_step("h_a", 2))) == r"\delta_{2}^{(h_{a})}"
+    assert latex(naming.delta(naming.generic("h_a", -1))) == r"\delta_{t-1}^{(h_{a})}"
+    # names without an underscore print exactly as naming.latex_name has them
+    for sym in (naming.delta(naming.at_step("s", 3)), naming.delta(naming.generic("c", 1)), naming.at_step("W_rec", 1)):
+        assert latex(sym) == naming.latex_name(sym)

@@ -14,6 +14,12 @@ class DeriveLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with our symbol names and a step function written H."""
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        ref = naming.describe(expr)
+        if ref.is_delta and "_" in ref.name and (ref.step is not None or ref.offset is not None):
+            # naming.latex_name cuts the index of an adjoint wrongly when the quantity's name has
+            # an underscore (delta_h_a_2 -> "\delta2}^{(h_{a})}"); the same form, written whole:
+            index = str(ref.step) if ref.step is not None else {-1: "t-1", 0: "t", 1: "t+1"}[ref.offset]
+            return rf"\delta_{{{index}}}^{{({naming.latex_base(ref.name)})}}"
         return naming.latex_name(expr)
 
     def _print_Heaviside(self, expr: sp.Heaviside, exp=None) -> str:
