@@ -29,12 +29,15 @@ Arrays are computed in the floating dtype of xs and ys (float32 stays float32; i
 in float64); the loss and gradients come back as NumPy scalars of that dtype. A wrong name or
 shape raises ValueError naming the array and what was expected.
 
-Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequence), as derived:
+Backward pass (backpropagation: delta_q = dE/dq for one example), as derived:
     delta_yhat = -t + yhat
     delta_z2 = delta_yhat*yhat*(1 - yhat)
     delta_a1 = delta_z2*w2
     delta_z1 = delta_a1*Heaviside(z1, 0)
-Each parameter's gradient is the sum over the steps of its per-step contribution (see loss_and_grads).
+Each parameter's gradient is the mean over the batch of:
+    w1: delta_z1*x
+    w2: a1*delta_z2
+    b: delta_z2
 
 grads_closed_form(params, xs, ys) evaluates form (c): sympy.diff of the
 fully unrolled loss in the parameters and data, for comparison with a derivation by hand.

@@ -34,7 +34,10 @@ Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequen
     delta_s[t] = W_rec*delta_s[t+1]
   step 0, followed by a regular or last step:
     delta_s[t] = W_rec*delta_s[t+1]
-Each parameter's gradient is the sum over the steps of its per-step contribution (see loss_and_grads).
+Each parameter's gradient is the mean over the batch of the sum over the steps of its term at each step:
+  at every step t = 1..T:
+    W_rec: delta_s[t]*s[t-1]
+    W_x: delta_s[t]*x[t]
 
 grads_closed_form(params, xs, ys) evaluates form (c) for T = 3 only: sympy.diff of the
 fully unrolled loss in the parameters and data, for comparison with a derivation by hand.

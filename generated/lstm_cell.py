@@ -61,7 +61,20 @@ Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequen
   step 0, followed by a regular or last step:
     delta_h[t] = W_ch*delta_g[t+1]*(1 - g[t+1]**2) + W_fh*delta_f[t+1]*f[t+1]*(1 - f[t+1]) + W_ih*delta_i[t+1]*i[t+1]*(1 - i[t+1]) + W_oh*delta_o[t+1]*o[t+1]*(1 - o[t+1])
     delta_c[t] = delta_c[t+1]*f[t+1]
-Each parameter's gradient is the sum over the steps of its per-step contribution (see loss_and_grads).
+Each parameter's gradient is the mean over the batch of the sum over the steps of its term at each step:
+  at every step t = 1..T:
+    W_fh: delta_f[t]*f[t]*h[t-1]*(1 - f[t])
+    W_fx: delta_f[t]*f[t]*x[t]*(1 - f[t])
+    b_f: delta_f[t]*f[t]*(1 - f[t])
+    W_ih: delta_i[t]*h[t-1]*i[t]*(1 - i[t])
+    W_ix: delta_i[t]*i[t]*x[t]*(1 - i[t])
+    b_i: delta_i[t]*i[t]*(1 - i[t])
+    W_oh: delta_o[t]*h[t-1]*o[t]*(1 - o[t])
+    W_ox: delta_o[t]*o[t]*x[t]*(1 - o[t])
+    b_o: delta_o[t]*o[t]*(1 - o[t])
+    W_ch: delta_g[t]*h[t-1]*(1 - g[t]**2)
+    W_cx: delta_g[t]*x[t]*(1 - g[t]**2)
+    b_c: delta_g[t]*(1 - g[t]**2)
 
 grads_closed_form(params, xs, ys) evaluates form (c) for T = 3 only: sympy.diff of the
 fully unrolled loss in the parameters and data, for comparison with a derivation by hand.

@@ -9,7 +9,7 @@ in (0, 1) and could not count past one.
 The cell, at every step t = 1..T:
     s[t] = sigmoid(W_rec*s[t-1] + W_x*x[t])
 at the last step t = T instead:
-    s[T] = W_rec*s[t-1] + W_x*x[t]
+    s[T] = W_rec*s[T-1] + W_x*x[T]
 initial values (step 0):
     s[0] = 0
 
@@ -40,7 +40,13 @@ Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequen
     delta_s[t] = W_rec*delta_s[t+1]*s[t+1]*(1 - s[t+1])
   step 0, followed by a last step:
     delta_s[t] = W_rec*delta_s[t+1]
-Each parameter's gradient is the sum over the steps of its per-step contribution (see loss_and_grads).
+Each parameter's gradient is the mean over the batch of the sum over the steps of its term at each step:
+  at the last step, t = T:
+    W_rec: delta_s[t]*s[t-1]
+    W_x: delta_s[t]*x[t]
+  at a step 0 < t < T:
+    W_rec: delta_s[t]*s[t-1]*s[t]*(1 - s[t])
+    W_x: delta_s[t]*s[t]*x[t]*(1 - s[t])
 
 grads_closed_form(params, xs, ys) evaluates form (c) for T = 3 only: sympy.diff of the
 fully unrolled loss in the parameters and data, for comparison with a derivation by hand.

@@ -40,7 +40,13 @@ Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequen
     delta_s[t] = V*delta_o[t] + W_rec*delta_s[t+1]*(1 - s[t+1]**2)
   step 0, followed by a regular or last step:
     delta_s[t] = W_rec*delta_s[t+1]*(1 - s[t+1]**2)
-Each parameter's gradient is the sum over the steps of its per-step contribution (see loss_and_grads).
+Each parameter's gradient is the mean over the batch of the sum over the steps of its term at each step:
+  at every step t = 1..T:
+    W_rec: delta_s[t]*s[t-1]*(1 - s[t]**2)
+    W_x: delta_s[t]*x[t]*(1 - s[t]**2)
+    b: delta_s[t]*(1 - s[t]**2)
+    V: delta_o[t]*s[t]
+    c: delta_o[t]
 
 grads_closed_form(params, xs, ys) evaluates form (c) for T = 3 only: sympy.diff of the
 fully unrolled loss in the parameters and data, for comparison with a derivation by hand.

@@ -179,14 +179,35 @@ def context(derivation: Derivation) -> dict:
         "input": inp, "target": tgt,
         "quantities": [{"name": q.name, "local": code_identifier(naming.base(q.name)), "array": array_name(q.name),
                         "delta_array": array_name(q.name, True), "description": _text(q.description),
-                        "equation": _show(q.equation), "last": _show(q.last) if q.last is not None else None,
+                        "equation": _show(q.equation), "last": _show(q.last, "T") if q.last is not None else None,
                         "initial": _show(q.initial) if q.initial is not None else None}
                        for q in model.quantities],
         "loss_text": _show(model.loss.expr, None if model.loss.over == "sum" else "T"),
         "kinds": kinds,
+        "gradient_terms": _gradient_terms(model, cell),
         **_functions(model, cell),
         "closed_form": _closed_form(derivation, inp, tgt),
     }
+
+
+def _gradient_terms(model: Model, cell) -> list[dict]:
+    """Each parameter's contribution at one step, per kind of step (for the docstring)."""
+    out: list[dict] = []
+    steps = ((3, 3), (1, 3), (0, 1)) if model.recurrent else ((1, 1),)
+    for k, T in steps:
+        kind = step_kind(model, k, T)
+        terms = [(p.name, _show(e)) for p, e in cell.backward(kind).grads if e != 0]
+        if not terms:
+            continue
+        same = [entry for entry in out if entry["terms"] == terms]
+        if same:
+            same[0]["own"].append(kind.own)
+        else:
+            out.append({"own": [kind.own], "terms": terms})
+    for entry in out:  # the same terms at the last and the regular steps: at every step
+        if sorted(entry["own"]) == ["last", "regular"]:
+            entry["own"] = ["every"]
+    return out
 
 
 def _reads(blocks: list[schedule.Block]) -> set:
