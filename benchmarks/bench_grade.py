@@ -106,6 +106,7 @@ def main() -> int:
     import numpy
     import sympy
 
+    load_before = os.getloadavg()[0]
     rows = make_rows(args.answers)
     sample = {name: r[: max(1, len(r) // 5)] for name, r in rows.items()}
     total = sum(len(r) for r in rows.values())
@@ -121,7 +122,8 @@ def main() -> int:
     print(f"## derive grade --answers (issue 7), {datetime.date.today().isoformat()}\n")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; Python "
           f"{platform.python_version()}, SymPy {sympy.__version__}, NumPy {numpy.__version__}, mpmath "
-          f"{mpmath.__version__}. The machine is shared with other work: repetitions vary.\n")
+          f"{mpmath.__version__}. The machine is shared with other work: load average {load_before:.1f} before and "
+          f"{os.getloadavg()[0]:.1f} after the run (2 = both cores busy), so repetitions vary.\n")
     print(f"{total} scalar answers at T = 3 (equal shares of {', '.join(MODELS)}; correct, mistaken and "
           f"unreadable), graded with {args.jobs} processes; {args.repeat} repetition(s), medians.\n")
     print("| run | answers | median s | ms per answer | all repetitions (s) |")

@@ -53,7 +53,8 @@ EQUIVALENT = [
     # backprop-net
     ("backprop-net", "w1", "w2*x*sigmoid(z2)*(1-sigmoid(z2))*(yhat-t)*H(z1)"),
     ("backprop-net", "w1", r"x w_{2} \hat{y}(1-\hat{y})(\hat{y}-t) H(z_1)"),
-    ("backprop-net", "w1", r"x\,w_2\,\sigma(z_2)\left(1-\sigma(z_2)\right)\left(\sigma(z_2) - t\right)H\left(z_{1}\right)"),
+    ("backprop-net", "w1", r"x\,w_2\,\sigma(z_2)\left(1-\sigma(z_2)\right)\left(\sigma(z_2) - t\right)"
+                           r"H\left(z_{1}\right)"),
     ("backprop-net", "w1", "delta_z1*x"),
     ("backprop-net", "a1", r"\delta^{(z_{2})} w_{2}"),
     ("backprop-net", "a_1", "w2*ŷ*(1-ŷ)*(ŷ-t)"),
@@ -94,17 +95,18 @@ MISTAKES = [
     ("linear-rnn", "W_x", "4*(s_3-y)*(x_3+W_rec*x_2+W_rec^2*x_1)", "factor_2", "twice"),
     ("linear-rnn", "W_rec", "delta_3*s_3 + delta_2*s_2 + delta_1*s_1", "off_by_one_later", "off by one"),
     ("sigmoid-rnn", "W_rec", r"\sum_{k=1}^{3} \delta_{k} s_{k-1}", "no_activation_sigmoid", "derivative of the"),
-    ("sigmoid-rnn", "W_rec", "delta_3*s_2 + delta_2*s_1*s_2 + delta_1*s_0*s_1", "wrong_function_sigmoid", "σ′"),
+    ("sigmoid-rnn", "W_rec", "delta_3*s_2 + delta_2*s_1*s_2 + delta_1*s_0*s_1", "wrong_function_sigmoid", "σ′"),  # noqa: RUF001
     ("sigmoid-rnn", "s_1", "2*W_rec*(s_3-y)", "neighbour_step", "step 2"),
     ("tanh-rnn", "W_x", "V*(o_3-y_3)*(1-s_3^2)*(x_3 + W_rec*(1-s_2^2)*(x_2 + W_rec*(1-s_1^2)*x_1))", "one_loss_3",
      "loss of step 3 only"),
     ("tanh-rnn", "W_x", "V*x_1*(1-s_1^2)*(o_1-y_1)+V*x_2*(1-s_2^2)*(o_2-y_2)+V*x_3*(1-s_3^2)*(o_3-y_3)",
      "no_recurrence", "flows back"),
     ("tanh-rnn", "W_x", r"\sum_{k=1}^{3} \delta_{k} x_{k}", "no_activation_tanh_local", "tanh"),
-    ("tanh-rnn", "W_x", "V*x_3*(o_3-y_3) + x_1*(V*(o_1-y_1)+W_rec*(V*W_rec*(o_3-y_3)+V*(o_2-y_2))) + x_2*(V*W_rec*(o_3-y_3)+V*(o_2-y_2))", "no_activation_tanh", "tanh"),
+    ("tanh-rnn", "W_x", "V*x_3*(o_3-y_3) + x_1*(V*(o_1-y_1)+W_rec*(V*W_rec*(o_3-y_3)+V*(o_2-y_2)))"
+                        " + x_2*(V*W_rec*(o_3-y_3)+V*(o_2-y_2))", "no_activation_tanh", "tanh"),
     ("tanh-rnn", "s_1", "V*(o_1-y_1) + W_rec*(1-s_2^2)*V*(o_2-y_2)", "missing_path", "s_1 → s_2 → s_3"),
     ("backprop-net", "w1", "w2*x*yhat*(1-yhat)*(yhat-t)", "no_activation_relu", "relu"),
-    ("backprop-net", "w1", "w2*x*yhat*(yhat-t)*H(z1)", "wrong_function_sigmoid", "σ′"),
+    ("backprop-net", "w1", "w2*x*yhat*(yhat-t)*H(z1)", "wrong_function_sigmoid", "σ′"),  # noqa: RUF001
     ("lstm-cell", "W_fh", r"\delta_{3}^{(f)} f_{3}(1-f_{3}) h_{2}", "only_last", "last step"),
 ]
 

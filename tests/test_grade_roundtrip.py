@@ -57,7 +57,7 @@ def _same(got: sp.Expr, want: sp.Expr, field) -> bool:
     if sp.count_ops(want) < 300:
         return sp.expand(got - want) == 0
     a, b = field.child()(got), field.child()(want)
-    return all(abs(x - y) <= 1e-30 * max(1, abs(y)) for x, y in zip(a, b))
+    return all(abs(x - y) <= 1e-30 * max(1, abs(y)) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("name,steps", list(cases()))

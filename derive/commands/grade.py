@@ -19,7 +19,8 @@ DESCRIPTION = ("Grade a student's derivative. --answer takes plain math (2*(s_3 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--answer", metavar="TEXT", help="the answer, plain or LaTeX")
+    what.add_argument("--answer", metavar="TEXT", help="the answer, plain or LaTeX (one that starts with '-': "
+                      "--answer=-2*...)")
     what.add_argument("--answer-file", metavar="FILE", help="read the answer from a file (UTF-8, at most 10 kB)")
     what.add_argument("--answers", metavar="FILE", help="grade every row of a CSV or JSONL file")
     what.add_argument("--code", metavar="FILE.py:FUNC", help="run loss_and_grads(params, xs, ys) from FILE.py "

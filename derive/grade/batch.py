@@ -81,7 +81,7 @@ def _clean(text: str) -> str:
 def _normalise(obj: dict, n: int) -> dict:
     row = {"row": n, "id": _clean(str(obj.get("id") if obj.get("id") not in (None, "") else n))}
     answer = obj.get("answer")
-    if answer is None or isinstance(answer, str) and not answer.strip():
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
         row["error"] = "no answer"
     elif not isinstance(answer, str | int | float) or isinstance(answer, bool):
         row["error"] = "the answer is not text"
@@ -143,7 +143,8 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         return out
     out.update(verdict=v.verdict, correct=v.correct, reason=v.reason, method=v.method,
                false_accept_probability=v.false_accept_probability, time_seconds=v.time_seconds,
-               symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"), message=(v.diagnosis or {}).get("message"))
+               symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"),
+               message=(v.diagnosis or {}).get("message"))
     return out
 
 
@@ -263,8 +264,8 @@ def grade_file(model, args) -> int:
     from derive.templating import render
 
     rows = read_rows(args.answers)
-    options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol, "atol": args.atol, "timeout": args.timeout,
-               "seed": args.seed}
+    options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol,
+               "atol": args.atol, "timeout": args.timeout, "seed": args.seed}
     start = time.monotonic()
     model_ref = args.model
     results = grade_all(model_ref, rows, options, args.jobs, Progress(len(rows)))

@@ -48,7 +48,7 @@ class Vocabulary:
     plain: set[str] = field(default_factory=set)  # names without steps (for "y has no step")
 
     @classmethod
-    def of(cls, derivation) -> "Vocabulary":
+    def of(cls, derivation) -> Vocabulary:
         unrolled = derivation.unrolled
         model = unrolled.model
         voc = cls(unrolled.steps, model.recurrent)
@@ -126,7 +126,7 @@ class _Builder:
             return sp.pi
         if text in FUNCTION_WORDS and sub is None:
             self.fail(f"the function {text} needs an argument in brackets", node.pos)
-        if self.latex and sub is None or self.latex and text.isalpha():
+        if (self.latex and sub is None) or (self.latex and text.isalpha()):
             split = self._split(text, sub)
             if split is not None:
                 return split
@@ -150,7 +150,7 @@ class _Builder:
             k = int(var) if var.isdigit() else self.bound.get(var, self.vocab.steps)
             if m["sign"]:
                 k = k + int(m["off"]) if m["sign"] == "+" else k - int(m["off"])
-            stem = "_".join([text] + parts[:-1])
+            stem = "_".join([text, *parts[:-1]])
             return f"{stem}_{k}", k
         return name_key(Token("name", text, node.pos, sub)), None
 
@@ -169,9 +169,9 @@ class _Builder:
                 if j == len(text):
                     key, _ = self._resolve_index(Name(piece, sub, 0))
                     if key in keys:
-                        readings.append(pieces + [keys[key]])
+                        readings.append([*pieces, keys[key]])
                 elif piece in keys:
-                    walk(j, pieces + [keys[piece]])
+                    walk(j, [*pieces, keys[piece]])
 
         walk(0, [])
         if len(readings) != 1:

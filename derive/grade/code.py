@@ -15,6 +15,7 @@ and a few patterns (constant factor, missing steps, wrong in one step's term onl
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -83,7 +84,7 @@ def run_student(path: Path, func: str, trials: list[dict], timeout: float, memor
                "MKL_NUM_THREADS": "1", "LC_ALL": "C.UTF-8"}
         proc = subprocess.Popen([sys.executable, "-I", str(RUNNER), str(request)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp, env=env,
-                                preexec_fn=_limits(int(timeout) + 1, memory))
+                                preexec_fn=_limits(int(timeout) + 1, memory))  # noqa: PLW1509 (no threads here)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -105,10 +106,8 @@ def run_student(path: Path, func: str, trials: list[dict], timeout: float, memor
 
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         proc.wait()
 
 
@@ -153,7 +152,7 @@ def check_code(model, path: str, func: str = "loss_and_grads", steps: int | None
     for p in model.parameters:  # the mistake patterns are evaluated only for a wrong gradient
         report.parameters.append(_grade_parameter(p.name, results, derived,
                                                   lambda name=p.name: _patterns(model, T, draws, batch, name), batch))
-    losses = [(r.get("loss"), float(res.loss)) for r, res in zip(results, derived)]
+    losses = [(r.get("loss"), float(res.loss)) for r, res in zip(results, derived, strict=True)]
     if any(a is None or abs(a - b) > TOLERANCE * max(abs(b), FLOOR) for a, b in losses):
         ratio = {a / b for a, b in losses if a is not None and b}
         hint = ""
@@ -196,7 +195,7 @@ def _patterns(model, T: int, draws, batch: int, name: str) -> dict:
 
 
 def _close(a: list, b: list) -> bool:
-    return all(abs(x - y) <= TOLERANCE * max(abs(x), abs(y), FLOOR) for x, y in zip(a, b))
+    return all(abs(x - y) <= TOLERANCE * max(abs(x), abs(y), FLOOR) for x, y in zip(a, b, strict=True))
 
 
 def _grade_parameter(name: str, results: list, derived: list, pattern, batch: int) -> ParameterRow:
@@ -206,7 +205,7 @@ def _grade_parameter(name: str, results: list, derived: list, pattern, batch: in
     if any(g is None for g in got):
         return ParameterRow(name, False, float("inf"), f"grads has no entry '{name}'", "missing")
     want = [float(res.grads[name]) for res in derived]
-    error = max(abs(g - w) / max(abs(g), abs(w), FLOOR) for g, w in zip(got, want))
+    error = max(abs(g - w) / max(abs(g), abs(w), FLOOR) for g, w in zip(got, want, strict=True))
     if error <= TOLERANCE:
         return ParameterRow(name, True, error)
     return ParameterRow(name, False, error, *_explain(got, want, pattern(), batch))
@@ -217,11 +216,12 @@ def _explain(got: list, want: list, pattern: dict | None, batch: int) -> tuple[s
         for m, vals in pattern["mistakes"]:
             if _close(got, vals) and not _close(vals, want):
                 return m.message.replace("your answer", "your gradient"), m.key
-    ratios = [g / w for g, w in zip(got, want) if abs(w) > FLOOR]
+    ratios = [g / w for g, w in zip(got, want, strict=True) if abs(w) > FLOOR]
     if len(ratios) == len(want) and _close(ratios, [ratios[0]] * len(ratios)):
         r = ratios[0]
         if abs(r - batch) < 1e-6:
-            return f"your gradient is {batch} times the correct one: summed over the batch instead of averaged", "batch_sum"
+            return (f"your gradient is {batch} times the correct one: summed over the batch instead of averaged",
+                    "batch_sum")
         if abs(r + 1) < 1e-6:
             return "your gradient has the wrong sign", "sign"
         return f"your gradient is off by a constant factor: {r:.6g} times the correct one", "factor"
@@ -240,9 +240,9 @@ def _explain(got: list, want: list, pattern: dict | None, batch: int) -> tuple[s
                     return (f"your gradient is missing the time step(s) {', '.join(map(str, missing))} "
                             f"(it has only the terms of steps {', '.join(map(str, kept))})", "missing_steps")
         for k, term in terms:
-            diff = [g - w for g, w in zip(got, want)]
+            diff = [g - w for g, w in zip(got, want, strict=True)]
             if all(abs(t) > FLOOR for t in term):
-                ratios = [d / t for d, t in zip(diff, term)]
+                ratios = [d / t for d, t in zip(diff, term, strict=True)]
                 if _close(ratios, [ratios[0]] * len(ratios)):
                     return (f"your gradient is wrong only in the term of step {k} (that term is "
                             f"{1 + ratios[0]:.6g} times what it should be)", f"wrong_step_{k}")

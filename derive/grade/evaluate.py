@@ -85,7 +85,7 @@ class MpBackend:
             e = int(exponent)
             return [b ** e for b in base]
         out = []
-        for b, e in zip(base, values(exponent)):
+        for b, e in zip(base, values(exponent), strict=True):
             if b != 0 and abs(e * self.ctx.log(abs(b))) > MAX_EXPONENT_ARGUMENT:
                 raise Unsupported("a power beyond e^(10^4) (overflow)")
             out.append(self.ctx.power(b, e))
@@ -107,12 +107,12 @@ class MpBackend:
 class Evaluator:
     """Values of expressions at the points given by ``env`` (symbol -> list of values)."""
 
-    def __init__(self, backend, env: dict, size: int, parent: "Evaluator | None" = None):
+    def __init__(self, backend, env: dict, size: int, parent: Evaluator | None = None):
         self.backend, self.env, self.size = backend, env, size
         self.cache: dict = {}
         self.parent = parent
 
-    def child(self) -> "Evaluator":
+    def child(self) -> Evaluator:
         """An evaluator that reads this one's values but keeps its own new ones (one per answer)."""
         return Evaluator(self.backend, self.env, self.size, self)
 
@@ -138,12 +138,12 @@ class Evaluator:
             return [b.const(e)] * self.size
         if e.is_Add:
             parts = [self(a) for a in e.args]
-            return [sum(col[1:], col[0]) for col in zip(*parts)]
+            return [sum(col[1:], col[0]) for col in zip(*parts, strict=True)]
         if e.is_Mul:
             parts = [self(a) for a in e.args]
             out = list(parts[0])
             for p in parts[1:]:
-                out = [x * y for x, y in zip(out, p)]
+                out = [x * y for x, y in zip(out, p, strict=True)]
             return out
         if e.is_Pow:
             return b.pow(self(e.base), e.exp, self)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import sympy as sp
 
 from derive.errors import DeriveError
+from derive.functions import relu
 from derive.grade import deadline
 from derive.grade import evaluate as ev
 from derive.grade.build import build, is_latex
@@ -119,8 +120,8 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
     except ev.Unsupported as exc:
         v.verdict, v.reason = "undecided", f"cannot evaluate the answer ({exc})"
         return
-    if problem_module._near(problem_module._floats(values), sample.target_floats) and p.same(values, sample.target,
-                                                                                              exact):
+    close = problem_module._near(problem_module._floats(values), sample.target_floats)
+    if close and p.same(values, sample.target, exact):
         v.correct, v.verdict = True, "correct"
         if _symbolically_equal(p, expr):
             v.method, v.false_accept_probability, v.probability_basis = "exact", 0.0, "the difference expands to 0"
@@ -152,7 +153,8 @@ def _grade_number(p: Problem, expr: sp.Expr, rtol: float, atol: float, v: Verdic
     tol = max(rtol * abs(target), atol)
     if abs(answer - target) <= tol:
         v.correct, v.verdict = True, "correct"
-        v.reason = f"your number is within the tolerance (rtol {rtol:g}, absolute floor {atol:g}) of dE/d{p.reference.label}"
+        v.reason = (f"your number is within the tolerance (rtol {rtol:g}, absolute floor {atol:g}) of "
+                    f"dE/d{p.reference.label}")
         return
     v.verdict = "incorrect"
     v.reason = f"your number is not within rtol {rtol:g} of dE/d{p.reference.label}"
@@ -207,7 +209,10 @@ def _probability(p: Problem, expr: sp.Expr, exact: bool, v: Verdict) -> None:
         v.probability_basis = (f"heuristic: Schwartz-Zippel with function values as extra variables (degree <= "
                                f"{degree}), {m} points at 50 digits, relative tolerance 1e-30")
     prob = max(min(1.0, degree / size) ** m, 1e-300)  # an upper bound: rounding up below 1e-300 keeps it one
-    if not exact and any(expr.has(f) for f in (sp.Heaviside,)) or "relu" in str(expr) or "Heaviside" in str(
-            p.reference.value):
+    if _piecewise(expr) or _piecewise(p.reference.value):
         prob = max(prob, 2.0 ** -m)  # piecewise: every sign pattern hit with high probability, not certainty
     v.false_accept_probability = float(prob)
+
+
+def _piecewise(expr: sp.Expr) -> bool:
+    return expr.has(sp.Heaviside) or expr.has(relu)

@@ -40,10 +40,10 @@ SILENT_COMMANDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr"
 WORD_COMMANDS = {"operatorname", "mathrm", "text", "textrm", "mathit", "mathsf", "rm"}
 GREEK = {"alpha", "beta", "gamma", "epsilon", "varepsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
          "nu", "xi", "rho", "tau", "phi", "varphi", "chi", "psi", "omega"}
-UNICODE = {"σ": ("word", "sigma"), "δ": ("word", "delta"), "ŷ": ("word", "yhat"), "·": ("op", "*"),
-           "⋅": ("op", "*"), "×": ("op", "*"), "⊙": ("op", "*"), "∗": ("op", "*"), "−": ("op", "-"),
-           "–": ("op", "-"), "²": ("sup", "2"), "³": ("sup", "3"), "⊤": ("op", "top"), "′": ("op", "'"),
-           "α": ("word", "alpha"), "β": ("word", "beta"), "γ": ("word", "gamma"), "η": ("word", "eta"),
+UNICODE = {"σ": ("word", "sigma"), "δ": ("word", "delta"), "ŷ": ("word", "yhat"), "·": ("op", "*"),  # noqa: RUF001
+           "⋅": ("op", "*"), "×": ("op", "*"), "⊙": ("op", "*"), "∗": ("op", "*"), "−": ("op", "-"),  # noqa: RUF001
+           "–": ("op", "-"), "²": ("sup", "2"), "³": ("sup", "3"), "⊤": ("op", "top"), "′": ("op", "'"),  # noqa: RUF001
+           "α": ("word", "alpha"), "β": ("word", "beta"), "γ": ("word", "gamma"), "η": ("word", "eta"),  # noqa: RUF001
            "λ": ("word", "lambda"), "θ": ("word", "theta"), "∑": ("op", "sum"), "Σ": ("op", "sum")}
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)", re.S)

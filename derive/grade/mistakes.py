@@ -27,7 +27,7 @@ from derive.functions import relu, sigmoid
 from derive.rules import RULES
 from derive.unroll import at_step
 
-ACTIVATIONS = {sigmoid: "σ", sp.tanh: "tanh", relu: "relu"}
+ACTIVATIONS = {sigmoid: "σ", sp.tanh: "tanh", relu: "relu"}  # noqa: RUF001
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ def _parameter_mistakes(d, ref) -> list[Mistake]:
                                "the error that flows back from later steps through the states (no backpropagation "
                                "through time)", local))
         if d.model.loss.over == "sum" and T > 1:
-            for j in range(1, T + 1):
-                out.append(Mistake(f"one_loss_{j}", f"your answer is the gradient of the loss of step {j} only "
-                                   f"(E_{j}); E sums the losses of all {T} steps", _one_loss(fa, p, j)))
+            out.extend(Mistake(f"one_loss_{j}", f"your answer is the gradient of the loss of step {j} only "
+                               f"(E_{j}); E sums the losses of all {T} steps", _one_loss(fa, p, j))
+                       for j in range(1, T + 1))
     known = set(d.unrolled.base_symbols) | set(d.unrolled.definitions)
     for direction in (+1, -1):
         shifted, names = _shift_terms(d, steps, direction, known)
@@ -256,7 +256,7 @@ def _activation_mistakes(d, ref) -> list[Mistake]:
         out.append(Mistake(f"no_activation_{fn.__name__}", f"your answer leaves out the derivative of the "
                            f"activation {name} (the factor {shown})", _with_rule(d, ref, fn, pairs, False)))
         out.append(Mistake(f"wrong_function_{fn.__name__}", f"your answer uses the activation {name} itself where "
-                           f"its derivative {name}′ belongs ({name}′ is {shown})", _with_rule(d, ref, fn, pairs, True)))
+                           f"its derivative {name}′ belongs ({name}′ is {shown})", _with_rule(d, ref, fn, pairs, True)))  # noqa: RUF001
         if ref.kind == "parameter":  # with the deltas right, only each step's own factor dropped or wrong
             change, _ = _modified(d, fn, pairs, False)
             local = sp.Add(*(d.explicit(change(e)) for _, e in d.step_terms[ref.symbol]))
@@ -266,5 +266,5 @@ def _activation_mistakes(d, ref) -> list[Mistake]:
             change, _ = _modified(d, fn, pairs, True)
             local = sp.Add(*(d.explicit(change(e)) for _, e in d.step_terms[ref.symbol]))
             out.append(Mistake(f"wrong_function_{fn.__name__}_local", f"your answer uses {name} itself where its "
-                               f"derivative {name}′ ({shown}) belongs in each step's own term", local))
+                               f"derivative {name}′ ({shown}) belongs in each step's own term", local))  # noqa: RUF001
     return out

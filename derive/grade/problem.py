@@ -55,7 +55,7 @@ def _near(a: list[complex] | None, b: list[complex] | None) -> bool:
     """A cheap necessary condition for ``Problem.same`` (double precision, loose tolerance)."""
     if a is None or b is None:
         return True
-    return all(abs(x - y) <= 1e-9 * max(1.0, abs(x), abs(y)) for x, y in zip(a, b))
+    return all(abs(x - y) <= 1e-9 * max(1.0, abs(x), abs(y)) for x, y in zip(a, b, strict=True))
 
 
 class Problem:
@@ -89,7 +89,7 @@ class Problem:
     @cached_property
     def exact_ok(self) -> bool:
         exprs = [a.expr for a in self.unrolled.assignments] + [e for _, e in self.derivation.deltas]
-        return all(ev.is_rational(e) for e in exprs + [self.reference.value])
+        return all(ev.is_rational(e) for e in [*exprs, self.reference.value])
 
     def _points(self, exact: bool) -> tuple[int, dict]:
         rng = random.Random(f"{self.seed}:{self.model.name}:{self.steps}:{exact}")
@@ -178,13 +178,13 @@ class Problem:
     def same(a: list, b: list, exact: bool) -> bool:
         if exact:
             return a == b
-        return all(abs(x - y) <= FLOAT_TOLERANCE * max(1, abs(x), abs(y)) for x, y in zip(a, b))
+        return all(abs(x - y) <= FLOAT_TOLERANCE * max(1, abs(x), abs(y)) for x, y in zip(a, b, strict=True))
 
     def diagnose(self, values: list, exact: bool) -> Mistake | None:
         """The catalogued mistake the answer's values equal; or one combined with a sign or factor 2."""
         sample = self.sample(exact)
         fast = _floats(values)
-        for (m, vals), floats in zip(sample.mistakes, sample.mistake_floats):
+        for (m, vals), floats in zip(sample.mistakes, sample.mistake_floats, strict=True):
             if _near(fast, floats) and self.same(values, vals, exact):
                 return m
         simple = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
@@ -205,14 +205,14 @@ class Problem:
 
     def _ratio(self, values: list, sample: Sample, exact: bool) -> Mistake | None:
         """A constant ratio or offset to the correct answer: 'your answer is 3 times the correct one'."""
-        pairs = [(a, t) for a, t in zip(values, sample.target) if t != 0]
+        pairs = [(a, t) for a, t in zip(values, sample.target, strict=True) if t != 0]
         if len(pairs) >= 2:
             ratios = [a / t for a, t in pairs]
             if self.same(ratios, [ratios[0]] * len(ratios), exact) and len(values) > 1:
                 r = _nice(ratios[0])
                 return Mistake("factor", f"your answer is {r} times the correct one (a constant factor is wrong)",
                                sp.Integer(0))
-        diffs = [a - t for a, t in zip(values, sample.target)]
+        diffs = [a - t for a, t in zip(values, sample.target, strict=True)]
         if len(diffs) > 1 and self.same(diffs, [diffs[0]] * len(diffs), exact):
             return Mistake("offset", f"your answer differs from the correct one by the constant {_nice(diffs[0])}",
                            sp.Integer(0))
