@@ -168,3 +168,11 @@ def test_static_model_takes_flat_or_column_inputs():
         module.loss_and_grads(params, np.ones((4, 2)), ys)
     with pytest.raises(ValueError, match=r"ys: expected shape \(4,\) or \(4, 1\)"):
         module.loss_and_grads(params, xs, ys[:3])
+
+
+def test_integer_bits_compute_in_float64():
+    module = generated("linear-rnn")
+    xs = np.array([[1, 0, 1], [1, 1, 1]])
+    loss, grads = module.loss_and_grads({"W_rec": 1.0, "W_x": 1.0}, xs, np.array([2, 3]))
+    assert loss == 0.0 and loss.dtype == np.float64
+    assert all(g == 0.0 and g.dtype == np.float64 for g in grads.values())

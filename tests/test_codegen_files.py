@@ -118,16 +118,58 @@ description = "squared error at every step plus a penalty"
 """
 
 
-def test_user_spec_with_initial_gradient_and_parameter_only_loss_term(tmp_path):
-    """The schedule's rarer paths: step 0's backward (two kinds, by T) and sums scaled by a count."""
-    spec = tmp_path / "learned-start.toml"
-    spec.write_text(LEARNED_START)
+SPLIT_CELL = """
+name = "split-cell"
+title = "A tanh cell written in pieces"
+[parameters]
+W_rec = "recurrent weight"
+W_x = "input weight"
+V = "output weight"
+[inputs]
+x = "input"
+[targets]
+y = "target at every step"
+[[quantity]]
+name = "u"
+role = "intermediate"
+description = "input drive: read by this step only"
+equation = "W_x*x[t]"
+[[quantity]]
+name = "a"
+role = "intermediate"
+description = "pre-activation"
+equation = "W_rec*s[t-1] + u[t]"
+[[quantity]]
+name = "s"
+initial = "0"
+description = "state"
+equation = "tanh(a[t])"
+[[quantity]]
+name = "o"
+role = "output"
+description = "output"
+equation = "sigmoid(V*s[t])"
+[loss]
+over = "sum"
+expr = "(o[t] - y[t])^2/2"
+description = "half squared error"
+"""
+USER_SPECS = {"learned_start": LEARNED_START, "split_cell": SPLIT_CELL}
+
+
+@pytest.mark.parametrize("stem", sorted(USER_SPECS))
+def test_user_specs_exercise_the_rarer_schedule_paths(stem, tmp_path):
+    """learned-start: step 0's backward (two kinds, by T) and sums scaled by a count (a parameter-only
+    loss term). split-cell: deltas before the recursion (output), in it (a, s) and after it (u)."""
+    spec = tmp_path / f"{stem}.toml"
+    spec.write_text(USER_SPECS[stem])
     assert main(["code", str(spec), "-o", str(tmp_path)]) == 0
-    module = load_module(tmp_path / "learned_start.py")
+    module = load_module(tmp_path / f"{stem}.py")
     rng = np.random.default_rng(5)
     for T in (1, 2, 3, 5):
         params = {k: float(rng.uniform(-1, 1)) for k in module.PARAMETERS}
-        xs, ys = rng.uniform(-1, 1, (3, T)), rng.uniform(-1, 1, 3)
+        xs = rng.uniform(-1, 1, (3, T))
+        ys = rng.uniform(-1, 1, (3, T) if stem == "split_cell" else 3)
         _, grads = module.loss_and_grads(params, xs, ys)
         numeric = central_differences(lambda p, xs=xs, ys=ys: float(module.loss_and_grads(p, xs, ys)[0]), params)
         for k in params:
