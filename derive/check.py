@@ -62,6 +62,8 @@ def draw(model: Model, steps: int | None, seed: int = 0, at: dict[str, float] | 
     def sample(decl, size):
         if decl.sample == "bits":
             return rng.integers(0, 2, size).astype(float)
+        if isinstance(decl.sample, tuple) and decl.sample[0] == "class":
+            return rng.integers(0, decl.sample[1], size).astype(float)
         low, high = decl.sample
         return rng.uniform(low, high, size)
 

@@ -62,6 +62,24 @@ class relu(sp.Function):
         return f"{base}^{{{exp}}}" if exp else base
 
 
+class indicator(sp.Function):
+    """The Iverson bracket [y = j]: 1 when the class index y equals j, else 0 (locally constant)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, y, j):
+        if y.is_number and j.is_number:
+            return sp.Integer(1) if y == j else sp.Integer(0)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.Integer(0)
+
+    def _latex(self, printer, exp=None):
+        return rf"\left[{printer._print(self.args[0])} = {printer._print(self.args[1])}\right]"
+
+
 # name in a spec -> (SymPy callable, number of arguments, analytic?)
 # Analytic functions admit the complex-step derivative check.
 FUNCTIONS: dict[str, tuple[object, int, bool]] = {
@@ -77,3 +95,76 @@ def is_analytic(expr: sp.Expr) -> bool:
     """True when every function in expr is analytic (complex step applies)."""
     analytic = {fn for fn, _, ok in FUNCTIONS.values() if ok}
     return all(type(f) in analytic or f.func in analytic for f in expr.atoms(sp.Function))
+
+
+# -- vector models ---------------------------------------------------------
+from sympy.matrices.expressions.matexpr import MatrixExpr  # noqa: E402
+
+
+class Softmax(MatrixExpr):
+    """softmax(z) of a column vector: exp(z_i) / sum_j exp(z_j)."""
+
+    def __new__(cls, arg):
+        return super().__new__(cls, sp.sympify(arg))
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+    def _entry(self, i, j, **kwargs):
+        n = self.arg.shape[0]
+        total = sp.Add(*(sp.exp(self.arg[k, 0]) for k in range(n)))
+        return sp.exp(self.arg[i, 0]) / total
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
+
+
+class OneHot(MatrixExpr):
+    """e_y: the column vector of length n with a 1 at the (0-based) class index y."""
+
+    def __new__(cls, index, n):
+        return super().__new__(cls, sp.sympify(index), sp.sympify(n))
+
+    @property
+    def shape(self):
+        return (self.args[1], sp.Integer(1))
+
+    def _entry(self, i, j, **kwargs):
+        return indicator(self.args[0], i)
+
+    def _latex(self, printer):
+        return rf"\mathbf{{e}}_{{{printer._print(self.args[0])}}}"
+
+
+class CrossEntropy(sp.Expr):
+    """-log p[y]: the cross-entropy of a probability vector p against the class index y."""
+
+    is_commutative = True
+
+    def __new__(cls, probs, index):
+        return super().__new__(cls, probs, sp.sympify(index))
+
+    @property
+    def probs(self):
+        return self.args[0]
+
+    @property
+    def index(self):
+        return self.args[1]
+
+    def explicit(self, probs: sp.Matrix) -> sp.Expr:
+        """-log(sum_j [y = j] p_j) over an explicit vector."""
+        return -sp.log(sp.Add(*(indicator(self.index, j) * probs[j, 0] for j in range(probs.shape[0]))))
+
+    def _latex(self, printer):
+        return rf"-\log \left[{printer._print(self.probs)}\right]_{{{printer._print(self.index)}}}"
+
+
+# elementwise functions of vectors: spec name -> SymPy function (identity is the argument itself)
+ELEMENTWISE = {"sigmoid": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, "relu": relu}
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")

@@ -25,7 +25,9 @@ class Declaration:
     role: str  # parameter | input | target
     description: str
     per_step: bool
-    sample: tuple[float, float] | str = (-1.0, 1.0)  # (low, high) uniform, or "bits"
+    sample: tuple[float, float] | str = (-1.0, 1.0)  # (low, high) uniform, "bits", or "class"
+    shape: tuple[str, ...] = ()  # size names: () scalar, ("n_h",) vector, ("n_h", "n_in") matrix
+    classes: str | None = None  # a class-index target: the size name of its number of classes
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Quantity:
     equation: sp.Expr
     last: sp.Expr | None = None
     initial: sp.Expr | None = None
+    shape: tuple[str, ...] = ()
 
     def equation_at(self, variant: str) -> sp.Expr:
         """The right-hand side for variant 'regular', 'last' or 'init' (step 0)."""
@@ -72,6 +75,12 @@ class Model:
     quantities: tuple[Quantity, ...]  # in evaluation order within a step
     loss: Loss
     source: str = field(default="", compare=False)
+    sizes: tuple[Declaration, ...] = ()  # vector models: the symbolic sizes (role 'size')
+    options: tuple[tuple[str, str], ...] = ()  # the choices this model was loaded with
+
+    @property
+    def is_vector(self) -> bool:
+        return bool(self.sizes)
 
     @property
     def parameter_symbols(self) -> tuple[sp.Symbol, ...]:

@@ -20,8 +20,11 @@ GREEK = {
 }
 DELTA_PREFIX = "delta_"
 _OFFSET_TEXT = {-1: "t-1", 0: "t", 1: "t+1"}
-_GENERIC = re.compile(r"^(?P<name>[A-Za-z]\w*)\[(?P<off>t|t-1|t\+1)\]$")
-_STEP = re.compile(r"^(?P<name>[A-Za-z]\w*?)_(?P<k>\d+)$")
+# an entry of a vector or matrix quantity in the explicit view is written h{2}, W{1,2}
+_NAME = r"[A-Za-z]\w*?(?:\{\d+(?:,\d+)?\})?"
+_GENERIC = re.compile(rf"^(?P<name>{_NAME})\[(?P<off>t|t-1|t\+1)\]$")
+_STEP = re.compile(rf"^(?P<name>{_NAME})_(?P<k>\d+)$")
+_ENTRY = re.compile(r"^(?P<root>[A-Za-z]\w*)\{(?P<index>\d+(?:,\d+)?)\}$")
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -79,9 +82,24 @@ def latex_base(name: str) -> str:
     return f"{head}_{{{sub}}}" if sub else head
 
 
+def entry(name: str, *index: int) -> str:
+    """The name of one entry of a vector (h{2}) or matrix (W{1,2}) quantity, 1-based."""
+    return f"{name}{{{','.join(str(i) for i in index)}}}"
+
+
+def split_entry(name: str) -> tuple[str, tuple[int, ...]]:
+    """'W{1,2}' -> ('W', (1, 2)); 'h' -> ('h', ())."""
+    m = _ENTRY.match(name)
+    return (m["root"], tuple(int(i) for i in m["index"].split(","))) if m else (name, ())
+
+
 def latex_name(sym: sp.Symbol) -> str:
     """The LaTeX of any symbol this module makes."""
     ref = describe(sym)
+    root, index = split_entry(ref.name)
+    if index:  # an entry: [h_{2}]_{1}, [W]_{1,2}
+        whole = latex_name(sp.Symbol(sym.name.replace(ref.name, root, 1)))
+        return rf"\left[{whole}\right]_{{{','.join(map(str, index))}}}"
     body = latex_base(ref.name)
     index = None
     if ref.offset is not None:
@@ -98,6 +116,9 @@ def latex_name(sym: sp.Symbol) -> str:
 def code_name(sym: sp.Symbol) -> str:
     """A Python identifier: ``s[t-1]`` -> ``s_prev``, ``delta_s_2`` -> ``d_s_2``."""
     ref = describe(sym)
+    root, index = split_entry(ref.name)
+    if index:
+        ref = Ref(root + "_" + "_".join(map(str, index)), ref.step, ref.offset, ref.is_delta)
     suffix = ""
     if ref.offset is not None:
         suffix = {-1: "_prev", 0: "", 1: "_next"}[ref.offset]

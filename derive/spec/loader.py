@@ -20,13 +20,15 @@ from derive.functions import FUNCTIONS
 from derive.model import ROLES, Declaration, Loss, Model, Quantity
 from derive.spec.ast import Binary, Call, Indexed, Name, Num, Unary
 from derive.spec.parser import ParseError, parse
+from derive.spec.shapes import VECTOR_FUNCTIONS, ShapeError, apply, combine, is_matrix, shape_text
 
 MAX_SPEC_BYTES = 256 * 1024
-TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "targets", "quantity", "loss"}
-DECL_KEYS = {"description", "per_step", "sample"}
-QUANTITY_KEYS = {"name", "role", "description", "equation", "last", "initial"}
+TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "targets", "quantity", "loss",
+            "sizes", "options"}
+DECL_KEYS = {"description", "per_step", "sample", "shape", "classes"}
+QUANTITY_KEYS = {"name", "role", "description", "equation", "last", "initial", "shape"}
 LOSS_KEYS = {"over", "expr", "description"}
-RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(FUNCTIONS)
+RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(FUNCTIONS) | set(VECTOR_FUNCTIONS)
 
 
 def builtin_names() -> list[str]:
@@ -35,11 +37,15 @@ def builtin_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def load(name_or_path: str) -> Model:
-    """A built-in model by name, or the user's spec file by path."""
+def load(name_or_path: str, options: dict[str, str] | None = None) -> Model:
+    """A built-in model by name, or the user's spec file by path.
+
+    ``options`` picks among the spec's [options] (e.g. activation = "relu") and may
+    set over = "final" (many-to-one) or "sum" (many-to-many) for the loss.
+    """
     if name_or_path in builtin_names():
         text = resources.files("derive.models").joinpath(f"{name_or_path}.toml").read_text("utf-8")
-        return load_text(text, source=f"{name_or_path}.toml")
+        return load_text(text, source=f"{name_or_path}.toml", options=options)
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         try:
@@ -52,12 +58,12 @@ def load(name_or_path: str) -> Model:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise SpecError("spec is not UTF-8 text", str(path)) from None
-        return load_text(text, source=str(path))
+        return load_text(text, source=str(path), options=options)
     raise DeriveError(f"unknown model '{name_or_path}'{did_you_mean(name_or_path, builtin_names())}; "
                       "'derive list' shows the built-in models, or give a path to a .toml spec")
 
 
-def load_text(text: str, source: str = "<spec>") -> Model:
+def load_text(text: str, source: str = "<spec>", options: dict[str, str] | None = None) -> Model:
     """Build a Model from the text of a spec."""
     if len(text.encode("utf-8")) > MAX_SPEC_BYTES:
         raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes", source)
@@ -66,12 +72,12 @@ def load_text(text: str, source: str = "<spec>") -> Model:
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise SpecError(f"not valid TOML: {str(exc).split(' (at')[0]}", source, int(m[1]) if m else None) from None
-    return _Builder(data, text, source).build()
+    return _Builder(data, text, source, options or {}).build()
 
 
 class _Builder:
-    def __init__(self, data: dict, text: str, source: str):
-        self.data, self.lines, self.source = data, text.splitlines(), source
+    def __init__(self, data: dict, text: str, source: str, options: dict[str, str]):
+        self.data, self.lines, self.source, self.requested = data, text.splitlines(), source, dict(options)
 
     # -- errors with a line number --------------------------------------
     def line_of(self, *needles: str) -> int | None:
@@ -94,6 +100,9 @@ class _Builder:
             if key not in d:
                 self.fail(f"missing '{key}': every spec needs one")
         self.recurrent = self.boolean(d.get("recurrent", True), "recurrent")
+        self.sizes = self.size_declarations()
+        self.size_symbols = {s.name: sp.Symbol(s.name, integer=True, positive=True) for s in self.sizes}
+        self.chosen = self.choose_options()
         self.params = self.declarations("parameters", per_step_default=False)
         self.inputs = self.declarations("inputs", per_step_default=self.recurrent)
         self.targets = self.declarations("targets", per_step_default=self.recurrent)
@@ -105,12 +114,66 @@ class _Builder:
         for i, entry in enumerate(d["quantity"]):
             self.quantities.append(self.quantity(entry, i))
         loss = self.loss(d["loss"])
+        over = self.requested.pop("over", None)
+        if over is not None:
+            if over not in ("sum", "final") or not self.recurrent:
+                raise DeriveError(f"over must be 'sum' (many-to-many) or 'final' (many-to-one) for a recurrent "
+                                  f"model; got '{over}'")
+            loss = Loss(over, loss.expr, loss.description)
+            self.chosen["over"] = over
+        if self.requested:
+            name = next(iter(self.requested))
+            raise DeriveError(f"{self.source}: unknown option '{name}'{did_you_mean(name, self.chosen)}")
         return Model(
             name=self.text(d["name"], "name"), title=self.text(d["title"], "title"),
             summary=self.text(d.get("summary", ""), "summary"), recurrent=self.recurrent,
             parameters=self.params, inputs=self.inputs, targets=self.targets,
             quantities=tuple(self.quantities), loss=loss, source=self.source,
+            sizes=self.sizes, options=tuple(sorted(self.chosen.items())),
         )
+
+    # -- vector models -----------------------------------------------------
+    def size_declarations(self) -> tuple[Declaration, ...]:
+        table = self.data.get("sizes", {})
+        if not isinstance(table, dict):
+            self.fail("[sizes] must be a table", "[sizes]")
+        out = []
+        for name, text in table.items():
+            self.check_name(name, "[sizes]")
+            out.append(Declaration(name, "size", self.text(text, name), False, (1.0, 4.0)))
+        return tuple(out)
+
+    def choose_options(self) -> dict[str, str]:
+        table = self.data.get("options", {})
+        if not isinstance(table, dict):
+            self.fail("[options] must be a table", "[options]")
+        chosen = {}
+        for name, choices in table.items():
+            if not (isinstance(choices, list) and choices and all(isinstance(c, str) for c in choices)):
+                self.fail(f"option '{name}' must list its choices, the default first", f"{name} =")
+            value = self.requested.pop(name, choices[0])
+            if value not in choices:
+                raise DeriveError(f"option {name} must be one of {', '.join(choices)}; got '{value}'"
+                                  f"{did_you_mean(value, choices)}")
+            chosen[name] = value
+        return chosen
+
+    def shape_of(self, spec: dict, name: str) -> tuple[str, ...]:
+        shape = spec.get("shape", [])
+        if not isinstance(shape, list) or len(shape) > 2 or not all(isinstance(s, str) for s in shape):
+            self.fail(f"shape of '{name}' must be a list of at most two size names", "shape")
+        for size in shape:
+            if size not in self.size_symbols:
+                self.fail(f"shape of '{name}': unknown size '{size}'{did_you_mean(size, self.size_symbols)}",
+                          "shape")
+        return tuple(shape)
+
+    def matrix(self, name: str, sym: sp.Symbol, shape: tuple[str, ...]):
+        if not shape:
+            return sym
+        rows = self.size_symbols[shape[0]]
+        cols = self.size_symbols[shape[1]] if len(shape) == 2 else sp.Integer(1)
+        return sp.MatrixSymbol(sym.name, rows, cols)
 
     def check_keys(self, table: dict, allowed: set[str], where: str):
         if not isinstance(table, dict):
@@ -152,8 +215,12 @@ class _Builder:
             role = {"parameters": "parameter", "inputs": "input", "targets": "target"}[section]
             if role == "parameter" and per_step:
                 self.fail(f"parameter '{name}' is shared by all steps; it cannot be per_step", name)
+            classes = spec.get("classes")
+            if classes is not None and (role != "target" or classes not in getattr(self, "size_symbols", {})):
+                self.fail(f"'{name}': classes names the size that counts the classes of a target", "classes")
+            sample = "class" if classes else self.sample(spec.get("sample", [-1.0, 1.0]), name)
             out.append(Declaration(name, role, self.text(spec.get("description", ""), "description"),
-                                   per_step, self.sample(spec.get("sample", [-1.0, 1.0]), name)))
+                                   per_step, sample, self.shape_of(spec, name), classes))
         return tuple(out)
 
     def sample(self, value, name: str):
@@ -184,6 +251,7 @@ class _Builder:
     def quantity(self, entry: dict, index: int) -> Quantity:
         name = entry["name"]
         self.check_keys(entry, QUANTITY_KEYS, f"quantity '{name}'")
+        shape = self.shape_of(entry, name)
         role = entry.get("role", "state")
         if role not in ROLES:
             self.fail(f"role of '{name}' must be one of {', '.join(ROLES)}{did_you_mean(str(role), ROLES)}",
@@ -200,8 +268,18 @@ class _Builder:
             if not self.recurrent:
                 self.fail(f"'{name}': 'initial' applies to recurrent models only", "initial =")
             initial = self.equation(entry["initial"], name, "initial", [])
+        for key, expr in (("equation", equation), ("last", last), ("initial", initial)):
+            if expr is None or (key == "initial" and not is_matrix(expr) and expr == 0):
+                continue
+            want = self.matrix(name, naming.base(name), shape)
+            if shape_text(expr) != shape_text(want):
+                self.fail(f"{key} of '{name}' has shape {shape_text(expr)} but '{name}' is declared "
+                          f"{shape_text(want)}", str(entry.get(key)))
+        if initial is not None and shape and not is_matrix(initial):
+            initial = initial * sp.OneMatrix(*self.matrix(name, naming.base(name), shape).shape) if initial != 0 \
+                else sp.ZeroMatrix(*self.matrix(name, naming.base(name), shape).shape)
         return Quantity(name, role, self.text(entry.get("description", ""), "description"),
-                        equation, last, initial)
+                        equation, last, initial, shape)
 
     def loss(self, table: dict) -> Loss:
         self.check_keys(table, LOSS_KEYS, "[loss]")
@@ -224,11 +302,12 @@ class _Builder:
             self.fail(f"{key} of '{owner}': {exc}", text, f"{key} =")
         ctx = dict(owner=owner, key=key, defined=defined, in_loss=in_loss, text=text)
         expr = self.translate(tree, ctx)
-        if key == "initial" and expr.free_symbols - {naming.base(p.name) for p in list(self.params) + self.const_decls()}:
+        names = {str(s.name) for s in expr.free_symbols} - set(self.size_symbols)
+        if key == "initial" and names - {p.name for p in list(self.params) + self.const_decls()}:
             self.fail(f"initial value of '{owner}' may use parameters and constants only", text)
         if owner in self.all_quantities and key != "initial" and self.recurrent:
             for q in self.all_quantities:
-                if naming.generic(q, -1) in expr.free_symbols and q not in self.states_with_initial():
+                if naming.generic(q, -1).name in names and q not in self.states_with_initial():
                     self.fail(f"{key} of '{owner}' reads {q}[t-1], but '{q}' has no initial value", text)
         return expr
 
@@ -247,27 +326,31 @@ class _Builder:
             return -inner if node.op == "-" else inner
         if isinstance(node, Binary):
             left, right = self.translate(node.left, ctx), self.translate(node.right, ctx)
-            if node.op == "+":
-                return left + right
-            if node.op == "-":
-                return left - right
-            if node.op == "*":
-                return left * right
-            if node.op == "/":
-                if right == 0:
-                    self.fail(f"{where} divides by zero", ctx["text"])
-                return left / right
-            if node.op == "^":
-                return left ** right
-            self.fail(f"{where}: '@' needs vector shapes; scalar models multiply with '*'", ctx["text"])
+            if node.op == "/" and right == 0:
+                self.fail(f"{where} divides by zero", ctx["text"])
+            if node.op == "@" and not self.sizes:
+                self.fail(f"{where}: '@' needs vector shapes; scalar models multiply with '*'", ctx["text"])
+            try:
+                return combine(node.op, left, right)
+            except ShapeError as exc:
+                self.fail(f"{where}: {exc} in '{ctx['text']}'", ctx["text"])
         if isinstance(node, Call):
-            if node.func not in FUNCTIONS:
-                self.fail(f"{where}: unknown function '{node.func}'{did_you_mean(node.func, FUNCTIONS)}",
+            func = self.chosen.get(node.func, node.func) if node.func in self.chosen else node.func
+            vector_fn = self.sizes and func in VECTOR_FUNCTIONS
+            if func not in FUNCTIONS and not vector_fn:
+                choices = list(FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
+                self.fail(f"{where}: unknown function '{node.func}'{did_you_mean(node.func, choices)}",
                           ctx["text"])
-            fn, arity, _ = FUNCTIONS[node.func]
+            arity = VECTOR_FUNCTIONS[func] if vector_fn else FUNCTIONS[func][1]
             if len(node.args) != arity:
                 self.fail(f"{where}: {node.func} takes {arity} argument(s), got {len(node.args)}", ctx["text"])
-            return fn(*(self.translate(a, ctx) for a in node.args))
+            args = [self.translate(a, ctx) for a in node.args]
+            if not self.sizes:
+                return FUNCTIONS[func][0](*args)
+            try:
+                return apply(func, args, self.class_count)
+            except ShapeError as exc:
+                self.fail(f"{where}: {exc} in '{ctx['text']}'", ctx["text"])
         if isinstance(node, Name):
             return self.name(node.name, None, ctx)
         if isinstance(node, Indexed):
@@ -277,7 +360,7 @@ class _Builder:
     def name(self, name: str, index, ctx) -> sp.Expr:
         where = f"{ctx['key']} of '{ctx['owner']}'"
         known = list(self.decls) + self.all_quantities
-        if name in FUNCTIONS:
+        if name in FUNCTIONS or name in self.chosen:
             self.fail(f"{where}: '{name}' is a function; call it as {name}(...)", ctx["text"])
         if name not in known:
             self.fail(f"{where}: unknown name '{name}'{did_you_mean(name, known)}", ctx["text"])
@@ -289,7 +372,7 @@ class _Builder:
                           f"{name}[...]", ctx["text"])
             if decl is None and name not in ctx["defined"]:
                 self.not_yet(name, ctx)
-            return naming.base(name)
+            return self.shaped(name, naming.base(name))
         if index is None:
             self.fail(f"{where}: '{name}' has a value at every step; write {name}[t]", ctx["text"])
         want = "T" if ctx["in_loss"] and self.loss_over == "final" else "t"
@@ -305,10 +388,27 @@ class _Builder:
                 self.fail(f"{where}: inputs and targets are read at the current step only ({name}[t])", ctx["text"])
             if ctx["in_loss"]:
                 self.fail(f"{where}: the loss reads the current step only ({name}[t])", ctx["text"])
-            return naming.generic(name, -1)
+            return self.shaped(name, naming.generic(name, -1))
         if decl is None and name not in ctx["defined"]:
             self.not_yet(name, ctx)
-        return naming.generic(name, 0)
+        return self.shaped(name, naming.generic(name, 0))
+
+    def shaped(self, name: str, sym: sp.Symbol):
+        """The symbol, or a MatrixSymbol of the declared shape in a vector model."""
+        if not self.sizes:
+            return sym
+        if name in self.decls:
+            decl = self.decls[name]
+            if decl.classes:
+                return sp.Symbol(sym.name, integer=True, nonnegative=True)
+            return self.matrix(name, sym, decl.shape)
+        entry = next(e for e in self.data["quantity"] if e.get("name") == name)
+        return self.matrix(name, sym, self.shape_of(entry, name))
+
+    def class_count(self, sym: sp.Symbol):
+        ref = naming.describe(sym)
+        decl = self.decls.get(ref.name)
+        return self.size_symbols[decl.classes] if decl is not None and decl.classes else None
 
     def not_yet(self, name: str, ctx):
         where = f"{ctx['key']} of '{ctx['owner']}'"
