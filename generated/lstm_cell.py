@@ -185,15 +185,24 @@ def _forward(p, x_seq):
     h = 0
     c_seq[0] = c
     h_seq[0] = h
+    # steps 1 to T, all at once: the loop's terms that need no earlier iteration
+    x = x_seq[1:T + 1]
+    _h0 = W_fx*x + b_f
+    _h1 = W_ix*x + b_i
+    _h2 = W_ox*x + b_o
+    _h3 = W_cx*x + b_c
     # steps 1 to T, one at a time: the regular equations (the recurrence)
     for t in range(1, T + 1):
+        _h0_t = _h0[t - 1]
+        _h1_t = _h1[t - 1]
+        _h2_t = _h2[t - 1]
+        _h3_t = _h3[t - 1]
         c_prev = c_seq[t - 1]
         h_prev = h_seq[t - 1]
-        x = x_seq[t]
-        f = sigmoid(W_fh*h_prev + W_fx*x + b_f)
-        i = sigmoid(W_ih*h_prev + W_ix*x + b_i)
-        o = sigmoid(W_oh*h_prev + W_ox*x + b_o)
-        g = np.tanh(W_ch*h_prev + W_cx*x + b_c)
+        f = sigmoid(W_fh*h_prev + _h0_t)
+        i = sigmoid(W_ih*h_prev + _h1_t)
+        o = sigmoid(W_oh*h_prev + _h2_t)
+        g = np.tanh(W_ch*h_prev + _h3_t)
         c = c_prev*f + g*i
         h = o*np.tanh(c)
         f_seq[t] = f
@@ -253,27 +262,41 @@ def loss_and_grads(params, xs, ys):
     d_o_seq[T] = d_o
     d_i_seq[T] = d_i
     d_f_seq[T] = d_f
+    # steps 1 to T - 1, all at once: the loop's terms that need no earlier iteration
+    c = c_seq[1:T]
+    f_next = f_seq[2:T + 1]
+    g_next = g_seq[2:T + 1]
+    i_next = i_seq[2:T + 1]
+    o_next = o_seq[2:T + 1]
+    o = o_seq[1:T]
+    _h0 = W_ch*(1 - g_next**2)
+    _h1 = W_fh*f_next*(1 - f_next)
+    _h2 = W_ih*i_next*(1 - i_next)
+    _h3 = W_oh*o_next*(1 - o_next)
+    tmp_0 = np.tanh(c)
+    _h4 = o*(1 - tmp_0**2)
+    _h5 = tmp_0
     # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):
+        _h0_t = _h0[t - 1]
+        _h1_t = _h1[t - 1]
+        _h2_t = _h2[t - 1]
+        _h3_t = _h3[t - 1]
+        _h4_t = _h4[t - 1]
+        _h5_t = _h5[t - 1]
         c_prev = c_seq[t - 1]
-        c = c_seq[t]
         d_c_next = d_c_seq[t + 1]
         d_f_next = d_f_seq[t + 1]
         d_g_next = d_g_seq[t + 1]
         d_i_next = d_i_seq[t + 1]
         d_o_next = d_o_seq[t + 1]
         f_next = f_seq[t + 1]
-        g_next = g_seq[t + 1]
         g = g_seq[t]
-        i_next = i_seq[t + 1]
         i = i_seq[t]
-        o_next = o_seq[t + 1]
-        o = o_seq[t]
-        d_h = W_ch*d_g_next*(1 - g_next**2) + W_fh*d_f_next*f_next*(1 - f_next) + W_ih*d_i_next*i_next*(1 - i_next) + W_oh*d_o_next*o_next*(1 - o_next)
-        tmp_0 = np.tanh(c)
-        d_c = d_c_next*f_next + d_h*o*(1 - tmp_0**2)
+        d_h = _h0_t*d_g_next + _h1_t*d_f_next + _h2_t*d_i_next + _h3_t*d_o_next
+        d_c = _h4_t*d_h + d_c_next*f_next
         d_g = d_c*i
-        d_o = d_h*tmp_0
+        d_o = _h5_t*d_h
         d_i = d_c*g
         d_f = c_prev*d_c
         d_h_seq[t] = d_h

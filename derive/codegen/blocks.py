@@ -72,6 +72,7 @@ class RenderedBlock:
     loads: tuple[Load, ...]
     statements: tuple[Statement, ...]
     stores: tuple[Store, ...]
+    hoisted: bool = False  # a slice of loop-invariant terms for the loop that follows
 
 
 def _p(expr) -> str:
@@ -104,16 +105,20 @@ class BlockPrinter:
         defined = {s for s, _ in block.statements}
         reads = sorted({a for _, e in block.statements for a in e.free_symbols} - defined, key=sp.default_sort_key)
         loads, stores = [], []
+        names = dict(self.target_names)
         for sym in reads:
             where = self.array_of(sym)
             if where is not None:
                 loads.append(self._ref(Load, block, numpy_code(sym), *where))
+            elif block.mode == "loop" and sym in block.hoisted:  # row t of a term computed for every step
+                names[sym] = f"{sym.name}_t"
+                loads.append(Load(local=names[sym], array=sym.name, index=_p(LOOP - span.first)))
         if block.mode != "sum":
             for sym, _ in block.statements:
                 where = self.array_of(sym)
                 if where is not None:
                     stores.append(self._ref(Store, block, numpy_code(sym), *where))
-        lines = cse_lines(list(block.statements), self.target_names, taken=[ld.local for ld in loads])
+        lines = cse_lines(list(block.statements), names, taken=[ld.local for ld in loads])
         scales = {s: self._count(span) for s, e in block.statements
                   if block.mode == "sum" and e.free_symbols <= self.params}
         statements = tuple(Statement(ln.target, ln.value, ln.symbol is None, scales.get(ln.symbol))
@@ -126,7 +131,8 @@ class BlockPrinter:
             block.phase, block.mode, block.variant,
             _p(span.first) if span else None, _p(span.last) if span else None,
             index_code(span.guard) if span is not None and span.guard is not None else None,
-            loop_start, loop_stop, block.descending, tuple(loads), statements, tuple(stores))
+            loop_start, loop_stop, block.descending, tuple(loads), statements, tuple(stores),
+            hoisted=bool(block.hoisted))
 
     @staticmethod
     def _count(span) -> str:

@@ -18,6 +18,7 @@ from derive.bptt import Derivation
 from derive.cell import step_kind
 from derive.codegen import schedule
 from derive.codegen.blocks import array_name, render_all
+from derive.codegen.hoist import hoist_all
 from derive.errors import DeriveError
 from derive.model import Model
 from derive.printing.numpy import MODULE_HELPERS, Line, code_identifier, cse_lines
@@ -217,8 +218,9 @@ def _reads(blocks: list[schedule.Block]) -> set:
 def _functions(model: Model, cell) -> dict:
     """The blocks of _forward and loss_and_grads, and the parameters and forward values each one reads
     (a generated function binds only what it uses)."""
-    forward = schedule.forward_blocks(cell)
-    back = schedule.loss_blocks(cell) + schedule.backward_blocks(cell) + schedule.gradient_blocks(cell)
+    forward = hoist_all(model, schedule.forward_blocks(cell), backward=False)
+    backward = hoist_all(model, schedule.backward_blocks(cell), backward=True)
+    back = schedule.loss_blocks(cell) + backward + schedule.gradient_blocks(cell)
     back_reads = _reads(back)
     read_names = {naming.describe(s).name for s in back_reads if not naming.describe(s).is_delta}
 
@@ -229,7 +231,7 @@ def _functions(model: Model, cell) -> dict:
     return {
         "forward": render_all(model, forward),
         "loss": render_all(model, schedule.loss_blocks(cell)),
-        "backward": render_all(model, schedule.backward_blocks(cell)),
+        "backward": render_all(model, backward),
         "gradient": render_all(model, schedule.gradient_blocks(cell)),
         "forward_params": params(_reads(forward)),
         "backward_params": params(back_reads),

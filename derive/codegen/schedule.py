@@ -54,6 +54,7 @@ class Block:
     statements: tuple[Statement, ...]
     variant: str  # the StepKind (or equation variant) the statements come from, for comments
     descending: bool = False
+    hoisted: tuple[sp.Symbol, ...] = ()  # loop-invariant terms computed for all steps (codegen.hoist)
 
 
 def _closure(statements: tuple[Statement, ...], roots: set, allowed: set) -> set:
