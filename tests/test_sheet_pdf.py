@@ -158,6 +158,9 @@ def test_latex_error_is_one_line_and_exit_1(monkeypatch, tmp_path, capsys):
     assert not (tmp_path / "linear-rnn.pdf").exists()
     with pytest.raises(LatexError):
         compile_tex("\\documentclass{article}\\begin{document}\\input{/nonexistent/file}\\end{document}")
+    # even a document that asks for a file outside its folder gets nothing (kpathsea paranoid mode)
+    with pytest.raises(LatexError):
+        compile_tex("\\documentclass{article}\\begin{document}\\input{/etc/passwd}\\end{document}")
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -38,7 +38,9 @@ def latex_available() -> bool:
 def _environment() -> dict:
     env = dict(os.environ)
     env.update({"SOURCE_DATE_EPOCH": env.get("SOURCE_DATE_EPOCH", "0"), "FORCE_SOURCE_DATE": "1",
-                "openout_any": "p", "shell_escape": "f", "TZ": "UTC"})
+                # kpathsea's paranoid mode: no reading or writing of absolute paths, parent
+                # folders or dot files, whatever a document asks for (escaping already stops user text)
+                "openin_any": "p", "openout_any": "p", "shell_escape": "f", "TZ": "UTC"})
     return env
 
 
