@@ -27,6 +27,7 @@ EQUIVALENT = [
     ("linear-rnn", "W_rec", r"2(s_{3}-y)\left(s_{2}+W_{rec}s_{1}\right)"),
     ("linear-rnn", "W_rec", "(W_rec*s_1 + s_2)*(2*s_3 - 2*y)"),
     ("linear-rnn", "W_rec", "delta_3*s_2 + delta_2*s_1 + delta_1*s_0"),
+    ("linear-rnn", "W_rec", "δ₃ s₂ + δ₂ s₁"),
     ("linear-rnn", "W_rec", r"\sum_{k=1}^{3} \delta_{k} s_{k-1}"),
     ("linear-rnn", "W_rec", r"\sum_{k=1}^{T} \delta_{k}^{(s)} \cdot s_{k-1}"),
     ("linear-rnn", "W_rec", "2*(W_rec*(W_rec*W_x*x_1 + W_x*x_2) + W_x*x_3 - y)*(2*W_rec*W_x*x_1 + W_x*x_2)"),

@@ -89,6 +89,15 @@ def test_batch_jsonl_with_malformed_lines(tmp_path, capsys):
     assert "every value" in rows[4]["reason"]
 
 
+def test_batch_json_array(tmp_path, capsys):
+    src = tmp_path / "answers.json"
+    src.write_text(json.dumps([{"id": "a", "wrt": "W_x", "answer": "2*(s_3-y)*x_3"}, "junk"]), "utf-8")
+    assert main(["grade", "linear-rnn", "--answers", str(src), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    rows = json.loads((tmp_path / "answers.graded.json").read_text("utf-8"))["rows"]
+    assert [r["verdict"] for r in rows] == ["incorrect", "unreadable"] and rows[0]["mistake"] == "only_last"
+
+
 def test_batch_file_that_cannot_be_read(tmp_path, capsys):
     assert main(["grade", "linear-rnn", "--answers", str(tmp_path / "missing.csv")]) == 2
     (tmp_path / "x.csv").write_text("name,text\na,b\n")

@@ -37,8 +37,19 @@ def read_rows(path: str) -> list[dict]:
     if len(raw) > MAX_FILE_BYTES:
         raise DeriveError(f"{path} is larger than {MAX_FILE_BYTES // 2 ** 20} MiB")
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
+    if text.lstrip().startswith("["):  # one JSON array of objects
+        return _read_json_array(text)
     jsonl = path.endswith((".jsonl", ".ndjson", ".json")) or text.lstrip().startswith("{")
     return _read_jsonl(text) if jsonl else _read_csv(text)
+
+
+def _read_json_array(text: str) -> list[dict]:
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise DeriveError(f"the answers file is not JSON ({exc})") from None
+    return [_normalise(obj, n) if isinstance(obj, dict) else
+            {"row": n, "id": str(n), "error": f"item {n} is not a JSON object"} for n, obj in enumerate(items, 1)]
 
 
 def _read_jsonl(text: str) -> list[dict]:

@@ -50,6 +50,7 @@ _COMMAND = re.compile(r"\\([A-Za-z]+|.)", re.S)
 _SPACES = ("\\,", "\\;", "\\:", "\\!", "\\ ", "~")
 _MASTER = re.compile(r"(?P<ws>[ \t\r\n]+|\\[,;:! ]|~)|(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
                      r"|(?P<word>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*)|(?P<op>\*\*|[-+*/^()\[\]{},=@'_|])")
+_SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SINGLE = {"+", "-", "*", "/", "^", "(", ")", "[", "]", "{", "}", ",", "=", "@", "'", "_", "|"}
 
@@ -184,6 +185,11 @@ def _name(text: str, word: str, start: int, i: int, out: list[Token]) -> int:
     if text.startswith("_", i):
         sub, i = _group_or_char(text, i + 1)
         sub = sub.strip()
+    elif i < len(text) and text[i] in "₀₁₂₃₄₅₆₇₈₉":  # s₂
+        j = i
+        while j < len(text) and text[j] in "₀₁₂₃₄₅₆₇₈₉":
+            j += 1
+        sub, i = text[i:j].translate(_SUBSCRIPT_DIGITS), j
     if word == "delta":
         label, i = _delta_label(text, i)
         if label is not None:
