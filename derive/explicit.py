@@ -139,3 +139,8 @@ def _instantiate(model: Model, sizes: tuple) -> Model:
     return Model(f"{model.name}[{label}]", model.title, model.summary, model.recurrent,
                  decls(model.parameters), decls(model.inputs), decls(model.targets), tuple(quantities), loss,
                  model.source)
+
+
+def explicit_formula(model: Model, sizes: dict[str, int], expr) -> sp.Matrix | sp.Expr:
+    """A matrix formula of the vector model (generic-step symbols) at concrete sizes, entry by entry."""
+    return _Instantiator(model, sizes).expr(expr)

@@ -62,6 +62,29 @@ class relu(sp.Function):
         return f"{base}^{{{exp}}}" if exp else base
 
 
+class step(sp.Function):
+    """The unit step H(x) with H(0) = 0: relu's derivative, as one-argument function that can
+    apply elementwise to a matrix (SymPy's two-argument Heaviside cannot)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_number and x.is_real:
+            return sp.Heaviside(x, 0)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.Integer(0)
+
+    def _eval_rewrite_as_Heaviside(self, x, **kwargs):
+        return sp.Heaviside(x, 0)
+
+    def _latex(self, printer, exp=None):
+        base = rf"H\left({printer._print(self.args[0])}\right)"
+        return f"{base}^{{{exp}}}" if exp else base
+
+
 class indicator(sp.Function):
     """The Iverson bracket [y = j]: 1 when the class index y equals j, else 0 (locally constant)."""
 

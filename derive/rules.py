@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import sympy as sp
 
-from derive.functions import indicator, relu, sigmoid
+from derive.functions import indicator, relu, sigmoid, step
 
 Rule = Callable[[tuple, sp.Expr], tuple]
 
@@ -39,7 +39,8 @@ RULES: dict[type, Rule] = {
     sp.exp: lambda args, out: (out,),
     sp.log: lambda args, out: (1 / args[0],),
     relu: lambda args, out: (sp.Heaviside(args[0], 0),),
-    indicator: lambda args, out: (sp.Integer(0), sp.Integer(0)),  # [y = j] is constant in y near integers
+    indicator: lambda args, out: (sp.Integer(0), sp.Integer(0)),
+    step: lambda args, out: (sp.Integer(0),),  # [y = j] is constant in y near integers
 }
 
 

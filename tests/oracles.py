@@ -11,7 +11,7 @@ from fractions import Fraction
 import mpmath
 import sympy as sp
 
-from derive.functions import relu, sigmoid
+from derive.functions import indicator, relu, sigmoid, step
 
 PREC = 60
 mpmath.mp.dps = PREC
@@ -57,10 +57,12 @@ def _function(node, args):
     x = args[0]
     if node.func is relu:
         return x if x > 0 else Fraction(0)
-    if node.func is sp.Heaviside:
+    if node.func in (sp.Heaviside, step):
         return Fraction(1) if x > 0 else Fraction(0)
     if node.func is sp.Max:
         return max(args)
+    if node.func is indicator:
+        return Fraction(1) if args[0] == args[1] else Fraction(0)
     x = _mp(x)
     table = {sigmoid: lambda v: 1 / (1 + mpmath.exp(-v)), sp.tanh: mpmath.tanh, sp.exp: mpmath.exp,
              sp.log: mpmath.log}
