@@ -25,10 +25,13 @@ def _num(value: float, digits: int = 4) -> str:
     return latex_number(float(value), digits)
 
 
+ERROR_FLOOR_SHOWN = 1e-9  # smaller errors are rounding noise: shown as "< 1e-9", the same on every machine
+
+
 def _error_bound(error: float) -> str:
-    """A relative error as the power of ten above it (stable across machines, unlike its digits)."""
-    if error == 0:
-        return "0"
+    """A relative error as the power of ten above it (its digits are noise that differs between machines)."""
+    if error < ERROR_FLOOR_SHOWN:
+        return rf"< 10^{{{round(math.log10(ERROR_FLOOR_SHOWN))}}}"
     return rf"< 10^{{{math.floor(math.log10(error)) + 1}}}"
 
 
