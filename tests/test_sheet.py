@@ -277,3 +277,22 @@ def test_adjoints_of_underscored_names_print_whole():
     # names without an underscore print exactly as naming.latex_name has them
     for sym in (naming.delta(naming.at_step("s", 3)), naming.delta(naming.generic("c", 1)), naming.at_step("W_rec", 1)):
         assert latex(sym) == naming.latex_name(sym)
+
+
+@pytest.mark.parametrize("name", ["sigmoid-rnn", "tanh-rnn", "backprop-net"])
+def test_printed_gradients_parse_back_to_the_engines(contexts, name):
+    """A sample parsed back: the sheet's printed LaTeX (broken lines joined) read by the grader's own
+    parser (derive.grade, not SymPy's parse_latex) is the right gradient, and not another one."""
+    from derive.grade import grade
+
+    d, c = contexts[name]
+    T = d.unrolled.steps
+    printed = {p: " ".join(item["eq"].lines) for item, p in zip(c["closed"]["items"], d.params) if item["eq"]}
+    printed_explicit = {p: " ".join(g["explicit"].lines) for g, p in zip(c["form_b"]["gradients"], d.params)
+                        if g["explicit"]}
+    assert printed
+    for table in (printed, printed_explicit):
+        for p, tex in table.items():
+            assert grade(d.model, p.name, tex, steps=T, latex=True).verdict == "correct", (p, tex)
+    first, other = d.params[0], d.params[1]
+    assert grade(d.model, other.name, printed[first], steps=T, latex=True).verdict != "correct"
