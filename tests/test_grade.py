@@ -189,6 +189,8 @@ def test_partial_values_specialise_the_question(load):
     ("softmax(s_1)", "vector models"),
     ("W_rec @ s_1", "vector models"),
     (r"W^{\top} s_1", "vector models"),
+    ("W_rec.T * s_1", "vector models"),
+    ("W_rec.Tx", "'.' is not an operator"),
     (r"\partial E", "not the derivative sign"),
 ])
 def test_unreadable_answers_say_why(load, answer, words):

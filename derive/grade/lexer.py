@@ -143,6 +143,10 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
             out.append(Token("op", ch, i))
             i += 1
             continue
+        if text.startswith(".T", i) and not re.match(r"\w", text[i + 2:i + 3]):  # NumPy's W.T: a transpose
+            out += [Token("op", "^", i), Token("op", "top", i)]
+            i += 2
+            continue
         if ch == ".":
             raise AnswerError("'.' is not an operator here (attribute access is not part of a formula)", i, text)
         shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
