@@ -140,6 +140,12 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
     else:
         v.reason = ("your answer differs from dE/d" + p.reference.label + " and matches none of the common "
                     "mistakes; compare it term by term with the derivation")
+        near = p.closest(values, exact)
+        if near is not None:
+            m, dist = near
+            v.diagnosis = {"mistake": None, "closest": m.key, "distance": round(dist, 4),
+                           "message": "closest to (but not equal to) this mistake: " + m.message}
+            v.reason += f"; it is closest to this mistake (relative distance {dist:.2g}): {m.message}"
 
 
 def _grade_number(p: Problem, expr: sp.Expr, rtol: float, atol: float, v: Verdict) -> None:

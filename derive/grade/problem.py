@@ -203,6 +203,26 @@ class Problem:
                     return Mistake(f"{m.key}+{key}", f"{m.message}, {extra}", m.expr * factor)
         return self._ratio(values, sample, exact)
 
+    def closest(self, values: list, exact: bool) -> tuple[Mistake, float] | None:
+        """The catalogued mistake nearest to the answer (relative RMS distance), when it is nearer than the
+        correct answer and within half of its size: a hint, not a diagnosis."""
+        sample = self.sample(exact)
+        try:
+            answer = [complex(v) for v in values]
+            target = [complex(v) for v in sample.target]
+            candidates = [(m, [complex(v) for v in vals]) for m, vals in sample.mistakes]
+        except OverflowError:
+            return None
+
+        def distance(a: list, b: list) -> float:
+            scale = max(sum(abs(x) ** 2 for x in b), 1e-30)
+            return (sum(abs(x - y) ** 2 for x, y in zip(a, b, strict=True)) / scale) ** 0.5
+
+        best = min(((m, distance(answer, vals)) for m, vals in candidates), key=lambda md: md[1], default=None)
+        if best is None or best[1] > 0.5 or best[1] >= distance(answer, target):
+            return None
+        return best
+
     def _ratio(self, values: list, sample: Sample, exact: bool) -> Mistake | None:
         """A constant ratio or offset to the correct answer: 'your answer is 3 times the correct one'."""
         pairs = [(a, t) for a, t in zip(values, sample.target, strict=True) if t != 0]
