@@ -218,8 +218,11 @@ class Problem:
             scale = max(sum(abs(x) ** 2 for x in b), 1e-30)
             return (sum(abs(x - y) ** 2 for x, y in zip(a, b, strict=True)) / scale) ** 0.5
 
-        best = min(((m, distance(answer, vals)) for m, vals in candidates), key=lambda md: md[1], default=None)
-        if best is None or best[1] > 0.5 or best[1] >= distance(answer, target):
+        try:
+            best = min(((m, distance(answer, vals)) for m, vals in candidates), key=lambda md: md[1], default=None)
+            if best is None or best[1] > 0.5 or best[1] >= distance(answer, target):
+                return None
+        except OverflowError:  # exact values beyond double range: no hint
             return None
         return best
 
