@@ -119,3 +119,25 @@ def test_nothing_is_written_in_the_working_directory(model, tmp_path, monkeypatc
     for answer, _ in HOSTILE[:15]:
         grade(model, "W_rec", answer)
     assert os.listdir(tmp_path) == []
+
+
+# -- fuzzing: any text made of formula pieces is either read or refused with AnswerError, quickly ---------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PIECES = ["s_1", "s_{2}", "W_rec", "W_{rec}", "x_3", "y", "delta_2", r"\delta_{3}^{(s)}", "2", "0.5", "1e3",
+          "+", "-", "*", "/", "^", "**", "(", ")", "{", "}", "[", "]", r"\left(", r"\right)", r"\frac", r"\sum_{k=1}^{3}",
+          "s_{k-1}", r"\sigma", "sigmoid", "tanh", r"\tanh", "exp", "log", "relu", "H", "'", ",", " ", r"\cdot", "_",
+          "=", "@", r"^{\top}", ".T", ".", "\\", r"\hat{y}", "σ", "δ", "₂", "\x00", "é", "e", "pi", "T", "k"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=40))
+def test_fuzzed_answers_never_crash(model, pieces):
+    text = "".join(pieces)
+    start = time.monotonic()
+    v = grade(model, "W_rec", text)  # never raises: every outcome is a verdict
+    assert v.verdict in ("correct", "incorrect", "unreadable", "undecided")
+    assert time.monotonic() - start < 5.5
+    if v.verdict == "unreadable":
+        assert v.reason.startswith("cannot read the answer")
