@@ -126,9 +126,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 PIECES = ["s_1", "s_{2}", "W_rec", "W_{rec}", "x_3", "y", "delta_2", r"\delta_{3}^{(s)}", "2", "0.5", "1e3",
-          "+", "-", "*", "/", "^", "**", "(", ")", "{", "}", "[", "]", r"\left(", r"\right)", r"\frac", r"\sum_{k=1}^{3}",
+          "+", "-", "*", "/", "^", "**", "(", ")", "{", "}", "[", "]", r"\left(", r"\right)", r"\frac",
+          r"\sum_{k=1}^{3}",
           "s_{k-1}", r"\sigma", "sigmoid", "tanh", r"\tanh", "exp", "log", "relu", "H", "'", ",", " ", r"\cdot", "_",
-          "=", "@", r"^{\top}", ".T", ".", "\\", r"\hat{y}", "σ", "δ", "₂", "\x00", "é", "e", "pi", "T", "k"]
+          "=", "@", r"^{\top}", ".T", ".", "\\", r"\hat{y}", "σ", "δ", "₂", "\x00", "é", "e", "pi", "T", "k"]  # noqa: RUF001
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
