@@ -29,7 +29,11 @@ def _heaviside(x, h0=0.0):
     return np.where(np.real(x) > 0, 1.0, 0.0) if np.iscomplexobj(x) else np.heaviside(x, h0)
 
 
-NUMPY_FUNCTIONS = {"sigmoid": _sigmoid, "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
+def _kronecker(i, j):
+    return np.where(np.real(i) == np.real(j), 1.0, 0.0)
+
+
+NUMPY_FUNCTIONS = {"indicator": _kronecker, "sigmoid": _sigmoid, "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
 MODULES = [NUMPY_FUNCTIONS, "numpy"]
 
 
@@ -61,6 +65,7 @@ class Compiled:
         self.next_deltas = [naming.delta(self.cell.sym(n, 1)) for n in self.names] if model.recurrent else []
         self._forward: dict[str, object] = {}
         self._backward: dict[StepKind, object] = {}
+        self._defined: dict[str, list[str]] = {}  # made once: rebuilding symbols at every step slowed run() at large T
         self.loss_fn = sp.lambdify(self.slots, self.model.loss.expr, modules=MODULES)
 
     def forward_fn(self, variant: str):
@@ -85,15 +90,22 @@ class Compiled:
                                                modules=MODULES, cse=True)
         return self._backward[kind]
 
+    def defined(self, variant: str) -> list[str]:
+        """Names of the quantities a variant's equations define, in forward_fn's output order."""
+        if variant not in self._defined:
+            self._defined[variant] = [naming.describe(s).name for s, _ in self.cell.equations(variant)]
+        return self._defined[variant]
+
     # -- running ------------------------------------------------------------
-    def _args(self, vals, seq, consts, params, k, T):
+    def _args(self, rows: list, cols: list, tail: list, k: int, T: int) -> list:
+        """The slots at step k: quantities at k-1, k, k+1 (0 outside 0..T), inputs (0 outside 1..T), then ``tail``."""
+        # called 2-3 times per step, so run() prepares the row lists once instead of looking names up here
         args = []
         for off in self.offsets:
             j = k + off
-            inside = 0 <= j <= T
-            args += [vals[n][j] if inside else 0.0 for n in self.names]
-            args += [seq[n][:, j - 1] if 1 <= j <= T else 0.0 for n in self.per_step]
-        return args + [consts[n] for n in self.constants] + [params[n] for n in self.params]
+            args += [r[j] for r in rows] if 0 <= j <= T else [0.0] * len(rows)
+            args += [c[j - 1] for c in cols] if 1 <= j <= T else [0.0] * len(cols)
+        return args + tail
 
     def run(self, params: dict, data: dict, steps: int | None = None, grads: bool = True) -> Result:
         """Forward (and backward) pass. ``data``: per-step name -> (B, T), constant -> (B,)."""
@@ -105,22 +117,25 @@ class Compiled:
         dtype = np.result_type(*[np.asarray(v) for v in list(params.values()) + list(data.values())], float)
         first = 0 if model.recurrent else 1
         vals = {n: np.zeros((T + 1, B), dtype) for n in self.names}
+        kinds = [step_kind(model, k, T) for k in range(T + 1)]
+        rows = [vals[n] for n in self.names]
+        cols = [seq[n].T for n in self.per_step]  # (T, B) views: cols[i][k-1] is step k's input
+        tail = [consts[n] for n in self.constants] + [params[n] for n in self.params]
         for k in range(first, T + 1):
-            kind = step_kind(model, k, T)
-            out = self.forward_fn(kind.own)(*self._args(vals, seq, consts, params, k, T))
-            defined = [naming.describe(s).name for s, _ in self.cell.equations(kind.own)]
-            for n, v in zip(defined, out):
+            kind = kinds[k]
+            out = self.forward_fn(kind.own)(*self._args(rows, cols, tail, k, T))
+            for n, v in zip(self.defined(kind.own), out):
                 vals[n][k] = v
-        loss_terms = [self.loss_fn(*self._args(vals, seq, consts, params, k, T))
-                      for k in range(1, T + 1) if step_kind(model, k, T).loss]
+        loss_terms = [self.loss_fn(*self._args(rows, cols, tail, k, T))
+                      for k in range(1, T + 1) if kinds[k].loss]
         losses = np.sum(np.broadcast_arrays(*loss_terms, np.zeros(B, dtype)), axis=0)
         if not grads:
             return Result(np.mean(losses), losses, {}, vals, {})
         deltas = {n: np.zeros((T + 2, B), dtype) for n in self.names}
         g = {n: np.zeros(B, dtype) for n in self.params}
         for k in range(T, first - 1, -1):
-            args = self._args(vals, seq, consts, params, k, T) + [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
-            out = self.backward_fn(step_kind(model, k, T))(*args)
+            args = self._args(rows, cols, tail, k, T) + [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
+            out = self.backward_fn(kinds[k])(*args)
             for n, v in zip(self.names, out):
                 deltas[n][k] = v
             for n, v in zip(self.params, out[len(self.names):]):
