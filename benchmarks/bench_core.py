@@ -177,7 +177,8 @@ def wall(argv: list[str]) -> float:
     if argv[0] == "python":
         argv = [sys.executable, *argv[1:]]
     else:
-        argv = [shutil.which(argv[0], path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]), *argv[1:]]
+        search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+        argv = [shutil.which(argv[0], path=search) or argv[0], *argv[1:]]
     t = time.perf_counter()
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t
@@ -314,7 +315,8 @@ def report(info: dict, raw: dict, reps: int, slow_reps: int) -> None:
         if any(r.get("timeout") for r in rs):
             notes.append(f"timed out (> {NAIVE_TIMEOUT:.0f} s)")
         if any(r.get("needed_raised_limit") for r in rs):
-            notes.append(f"RecursionError at the default limit 1000; rerun with sys.setrecursionlimit({RAISED_RECURSION_LIMIT})")
+            notes.append("RecursionError at the default limit 1000; rerun with "
+                         f"sys.setrecursionlimit({RAISED_RECURSION_LIMIT})")
         print(f"| {T} | {fmt(nd[T]['unroll'])} | {fmt(nd[T]['diff'])} | {fmt(nd[T]['ops_loss'])} | "
               f"{fmt(nd[T]['ops_grad'])} | {'; '.join(notes)} |")
     nT = list(nd)
