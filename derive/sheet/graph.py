@@ -86,15 +86,16 @@ def graph_context(d: Derivation) -> dict:
                 if (ref.name, col) not in ids:
                     continue
                 dashed = kk is None or columns[col] is None
+                bend = ref.offset == 0 and abs(rows[ref.name] - rows[dst]) > 1
                 edges.append({"src": ids[(ref.name, col)], "dst": ids[(dst, ci)], "dashed": dashed,
-                              "label": "" if dashed else _label(rhs, src, params),
-                              "bend": ref.offset == 0 and abs(rows[ref.name] - rows[dst]) > 1})
+                              "label": "" if dashed else _label(rhs, src, params), "bend": bend,
+                              "side": "right" if bend else ("left" if ref.offset == 0 else "")})
         if ("E", ci) in ids:
             for src in sorted(model.loss.expr.free_symbols, key=sp.default_sort_key):
                 ref = naming.describe(src)
                 if ref.offset == 0 and (ref.name, ci) in ids:
                     edges.append({"src": ids[(ref.name, ci)], "dst": ids[("E", ci)], "dashed": False,
-                                  "label": "", "bend": loss_row - rows[ref.name] > 1})
+                                  "label": "", "bend": loss_row - rows[ref.name] > 1, "side": ""})
     return {"nodes": nodes, "edges": edges, "elided": None in columns}
 
 
@@ -116,5 +117,5 @@ def _static(d: Derivation, shown: list, inputs: list, params: list) -> dict:
             if src.name in ids and src.name != dst:
                 gap = chain.index(dst) - chain.index(src.name)
                 edges.append({"src": ids[src.name], "dst": ids[dst], "dashed": False,
-                              "label": _label(rhs, src, params), "bend": gap > 1})
+                              "label": _label(rhs, src, params), "bend": gap > 1, "side": ""})
     return {"nodes": nodes, "edges": edges, "elided": False}
