@@ -7,7 +7,10 @@
 The module's backward pass is the cell's backward steps (``Cell.backward``), its
 closed form is ``Derivation.closed_form``: the same SymPy objects the sheet prints,
 printed by ``derive.printing.numpy`` into ``templates/code/numpy_module.py.j2``.
-Files are written only by the CLI (``derive code``) and ``derive generate``.
+Stages: ``schedule`` (which statements run in which block over which steps, from the
+cell), ``hoist`` (loop-invariant terms out of the time loops), ``blocks`` (arrays read
+and written, printed lines), ``module`` (the template's context). Files are written
+only by the CLI (``derive code``) and ``derive generate``.
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ A recurrent module keeps every per-step value in a time-major array with one row
 0..T: quantity ``q`` in ``q_seq``, its adjoint in ``d_q_seq``, the input ``x`` in ``x_seq``
 (row 0 unused). A block binds the generic symbols it reads to rows (``s_prev = s_seq[t - 1]``
 in a loop, ``s_seq[T - 1]`` at one step) or to slices (``s_seq[0:T]`` for all steps at once),
-so the statements print exactly as the cell writes them. A static model has no steps: every
-value is a plain (B,) array under its own name.
+so the statements print as the cell writes them (in loops, with the hoisted terms of
+``codegen.hoist`` read as ``_h0_t = _h0[t - 1]``). A static model has no steps: every value
+is a plain (B,) array under its own name.
 """
 from __future__ import annotations
 
