@@ -35,9 +35,9 @@ def render(name: str, **context) -> str:
 
 # -- LaTeX templates (templates/sheet/*.tex.j2) ------------------------------------------
 # Delimiters that never occur in LaTeX, so braces and % need no escaping in templates.
-LATEX_DELIMITERS = dict(block_start_string="((*", block_end_string="*))",
-                        variable_start_string="(((", variable_end_string=")))",
-                        comment_start_string="((=", comment_end_string="=))")
+LATEX_DELIMITERS = {"block_start_string": "((*", "block_end_string": "*))",
+                    "variable_start_string": "(((", "variable_end_string": ")))",
+                    "comment_start_string": "((=", "comment_end_string": "=))"}
 
 # ASCII characters that are commands or do not exist in the default (OT1) roman font: the
 # typewriter font has them at their ASCII slots, so they print (and pdftotext reads them) as typed.
@@ -54,7 +54,9 @@ _TEX_UNICODE = {
     "\u2026": r"\ldots{}", "\u00a0": "~", "\u2212": r"\ensuremath{-}", "\u00d7": r"\ensuremath{\times}",
 }
 _LATIN = set("ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿßæÆøØ")
-_GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigmaf sigma tau upsilon phi chi psi omega".split()
+_GREEK = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
+          "mu", "nu", "xi", "omicron", "pi", "rho", "sigmaf", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+          "omega"]
 
 
 def escape_tex(text: object) -> str:
@@ -69,9 +71,7 @@ def escape_tex(text: object) -> str:
             out.append(_TEX_SPECIAL[ch])
         elif ch in _TEX_UNICODE:
             out.append(_TEX_UNICODE[ch])
-        elif " " <= ch <= "~":
-            out.append(ch)
-        elif ch in _LATIN:
+        elif " " <= ch <= "~" or ch in _LATIN:
             out.append(ch)
         elif "\u03b1" <= ch <= "\u03c9" and ch != "\u03c2":
             name = _GREEK[ord(ch) - 0x3B1]

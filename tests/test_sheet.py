@@ -73,7 +73,7 @@ def test_context_holds_the_derivations_own_objects(contexts, name):
     for kind in c["form_b"]["kinds"]:
         for s in kind["deltas"]:
             assert naming.describe(s.lhs).is_delta
-    for g, p in zip(c["form_b"]["gradients"], d.params):
+    for g, p in zip(c["form_b"]["gradients"], d.params, strict=True):
         assert g["delta_form"].rhs == d.gradient(p)
         if g["explicit"] is not None:
             assert g["explicit"].rhs == d.explicit(d.gradient(p))
@@ -151,7 +151,7 @@ def test_example_numbers_agree_with_independent_oracles(name):
             subs.update({d.unrolled.symbol(x.name, k): point.data[x.name][0, k - 1] for k in range(1, point.steps + 1)})
         else:
             subs[naming.base(x.name)] = float(np.asarray(point.data[x.name]).reshape(-1)[0])
-    for row, p in zip(ex["contributions"], d.params):
+    for row, p in zip(ex["contributions"], d.params, strict=True):
         closed = d.closed_form(p)
         syms = sorted(closed.free_symbols, key=sp.default_sort_key)
         value = float(sp.lambdify(syms, closed, modules=MODULES)(*[subs[s] for s in syms]))
@@ -162,7 +162,7 @@ def test_vanishing_curve_of_the_linear_model_is_a_power_of_the_weight():
     d = derivation("linear-rnn")
     v = vanishing_context(d, draw(d.model, 3, 0), 0)
     assert v["exact"] and v["bound"] == r"\left|{W_{rec}}\right|"
-    for w, curve in zip(SAMPLE_WEIGHTS, v["curves"]):
+    for w, curve in zip(SAMPLE_WEIGHTS, v["curves"], strict=True):
         for n, value in curve["points"]:
             assert math.isclose(value, abs(w) ** n, rel_tol=1e-12)
 
@@ -214,7 +214,7 @@ def test_escape_tex_leaves_no_command_group_comment_or_math(text):
 
 
 def test_escape_tex_unicode():
-    assert escape_tex("é — α") == r"é --- \ensuremath{\alpha}"
+    assert escape_tex("\u00e9 \u2014 \u03b1") == "\u00e9 --- \\ensuremath{\\alpha}"
     assert escape_tex("\U0001F600\x07") == "[U+1F600]"
 
 
@@ -242,7 +242,7 @@ def test_cli_writes_the_tex(tmp_path, capsys):
     (["sheet", "backprop-net", "--steps", "3"], "exactly one step"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys):
-    assert main(argv + ["-o", str(tmp_path)]) == 2
+    assert main([*argv, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
 
@@ -267,7 +267,7 @@ def test_derivation_displays_itself_in_jupyter():
     d = derivation("tanh-rnn")
     text = d._repr_latex_()
     assert text == d.pieces()._repr_latex_()
-    for sym, expr in d.deltas:
+    for sym, _expr in d.deltas:
         assert latex(sym) in text
 
 
@@ -287,8 +287,9 @@ def test_printed_gradients_parse_back_to_the_engines(contexts, name):
 
     d, c = contexts[name]
     T = d.unrolled.steps
-    printed = {p: " ".join(item["eq"].lines) for item, p in zip(c["closed"]["items"], d.params) if item["eq"]}
-    printed_explicit = {p: " ".join(g["explicit"].lines) for g, p in zip(c["form_b"]["gradients"], d.params)
+    closed, grads = c["closed"]["items"], c["form_b"]["gradients"]
+    printed = {p: " ".join(item["eq"].lines) for item, p in zip(closed, d.params, strict=True) if item["eq"]}
+    printed_explicit = {p: " ".join(g["explicit"].lines) for g, p in zip(grads, d.params, strict=True)
                         if g["explicit"]}
     assert printed
     for table in (printed, printed_explicit):

@@ -26,7 +26,7 @@ class DeriveLatexPrinter(LatexPrinter):
         base = rf"H\left({self._print(expr.args[0])}\right)"
         return f"{base}^{{{exp}}}" if exp else base
 
-    def _print_Partial(self, expr: "Partial") -> str:
+    def _print_Partial(self, expr: Partial) -> str:
         num, den = (self._print(a) for a in expr.args[:2])
         plus = "^{+}" if len(expr.args) == 3 and expr.args[2] else ""
         return rf"\frac{{\partial{plus} {num}}}{{\partial {den}}}"
@@ -143,15 +143,15 @@ class _Breaker:
     def _add(self, expr: sp.Add) -> list[str]:
         # the same terms, order and signs as LatexPrinter._print_Add
         pieces = []
-        for i, term in enumerate(self.p._as_ordered_terms(expr, order=None)):
-            sign = ""
+        for i, ordered in enumerate(self.p._as_ordered_terms(expr, order=None)):
+            sign, term = "", ordered
             if i > 0:
-                sign = "- " if term.could_extract_minus_sign() else "+ "
-                term = -term if sign == "- " else term
+                sign = "- " if ordered.could_extract_minus_sign() else "+ "
+                term = -ordered if sign == "- " else ordered
             body = self.lines(term)
             if self.p._needs_add_brackets(term):
                 body = self._wrap("", body, "")
-            pieces.append([sign + body[0]] + body[1:])
+            pieces.append([sign + body[0], *body[1:]])
         return self._pack(pieces, "")
 
     def _mul(self, expr: sp.Mul) -> list[str]:
@@ -174,7 +174,7 @@ class _Breaker:
     def _wrap(self, head: str, body: list[str], tail: str) -> list[str]:
         if len(body) == 1:
             return [rf"{head}\left({body[0]}\right){tail}"]
-        return [rf"{head}\Bigl({body[0]}"] + body[1:-1] + [rf"{body[-1]}\Bigr){tail}"]
+        return [rf"{head}\Bigl({body[0]}", *body[1:-1], rf"{body[-1]}\Bigr){tail}"]
 
     def _call_parts(self, expr: sp.Expr, call: sp.Function) -> tuple[str | None, str]:
         """What the printer writes before and after a function's parenthesised argument."""

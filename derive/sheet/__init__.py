@@ -61,7 +61,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str = "explici
         "closed": ctx.closed_form_context(d),
         "update": ctx.update_context(d),
         "vanishing": vanishing_context(d, point, used_seed),
-        "example": example_context(d, point, used_seed if not at else used_seed),
+        "example": example_context(d, point, used_seed),
         "at": sorted(at) if at else [],
     }
 

@@ -31,9 +31,9 @@ def model_context(d: Derivation) -> dict:
         sym = d.cell.sym(decl.name) if decl.per_step else naming.base(decl.name)
         kind = kinds[decl.role] + (", one per step" if decl.per_step and model.recurrent else "")
         rows.append({"symbol": latex(sym), "shape": "scalar", "kind": kind, "meaning": decl.description})
-    for q in model.quantities:
-        rows.append({"symbol": latex(d.cell.sym(q.name)), "shape": "scalar",
-                     "kind": q.role + (", per step" if model.recurrent else ""), "meaning": q.description})
+    rows += [{"symbol": latex(d.cell.sym(q.name)), "shape": "scalar",
+              "kind": q.role + (", per step" if model.recurrent else ""), "meaning": q.description}
+             for q in model.quantities]
     equations = []
     for q in model.quantities:
         lhs = d.cell.sym(q.name)
@@ -135,8 +135,9 @@ def named_gradient(fa, param: sp.Symbol) -> sp.Expr:
 
 
 def _loss_symbol(fa, kk: int) -> sp.Symbol:
-    steps = {key[0] for key in fa.loss_immediate}
-    return naming.at_step("E", kk) if len(steps) > 1 or fa.states and naming.describe(fa.states[0]).step is not None else E
+    """E_k for a recurrent model's loss term at step k, E for a static model's."""
+    recurrent = bool(fa.states) and naming.describe(fa.states[0]).step is not None
+    return naming.at_step("E", kk) if recurrent else E
 
 
 def named_values(fa) -> dict:

@@ -82,7 +82,7 @@ def example_context(d: Derivation, point: Point, seed: int | None) -> dict:
     step_list = list(range(first, steps + 1))
     fwd_rows = [None if kk is None else {"k": kk, "cells": [
         _num(vals.run.values[n][kk][0]) if (n, kk) in defined else "" for n in names]}
-        for kk in ([0] + pick(step_list[1:]) if recurrent else step_list)]
+        for kk in ([0, *pick(step_list[1:])] if recurrent else step_list)]
     # backward values: the deltas the Derivation defines, by step (computation order)
     has_delta = {(naming.describe(s).name, 1 if naming.describe(s).step is None else naming.describe(s).step)
                  for s, _ in d.deltas}
@@ -108,7 +108,8 @@ def example_context(d: Derivation, point: Point, seed: int | None) -> dict:
     return {
         "seed": seed, "params": params, "constants": constants,
         "data_header": [latex(d.cell.sym(x.name)) for x in per_step], "data_rows": data_rows,
-        "header": [latex(d.cell.sym(n)) for n in names], "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in names],
+        "header": [latex(d.cell.sym(n)) for n in names],
+        "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in names],
         "forward_rows": fwd_rows, "backward_rows": back_rows,
         "loss": _num(vals.run.loss, 6), "contribution_steps": shown_steps, "contributions": contributions,
         "check_rows": check_rows, "check_ok": report.ok, "tolerance": _num(CHECK_TOLERANCE),

@@ -20,9 +20,9 @@ def _inlined(d: Derivation, variant: str) -> dict:
     """Displayed quantity symbol at t -> its equation with intermediates substituted."""
     inter = {}
     out = {}
-    for sym, rhs in d.cell.equations(variant):
+    for sym, equation in d.cell.equations(variant):
         q = d.model.quantity(naming.describe(sym).name)
-        rhs = rhs.xreplace(inter)
+        rhs = equation.xreplace(inter)
         if q.role == "intermediate":
             inter[sym] = rhs
         else:
@@ -51,7 +51,7 @@ def graph_context(d: Derivation) -> dict:
             [n for n in shown if model.quantity(n).role == "output"]
     rows = {n: i for i, n in enumerate(inputs + order)}
     loss_row = len(rows)
-    columns = [0] + pick(list(range(1, steps + 1)))
+    columns = [0, *pick(list(range(1, steps + 1)))]
     dx = min(3.6 if len(rows) > 2 else 2.8, MAX_WIDTH_CM / max(len(columns) - 1, 1))
     nodes, edges = [], []
     ids = {}

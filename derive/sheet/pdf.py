@@ -87,8 +87,8 @@ def pdf_text(pdf: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="derive-pdf-") as tmp:
         path = Path(tmp) / "in.pdf"
         path.write_bytes(pdf)
-        done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=120, check=False)
+        done = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True,
+                              timeout=120, check=False)
         if done.returncode != 0:
             raise DeriveError(f"pdftotext failed: {done.stderr.decode(errors='replace').strip()[:200]}")
         return done.stdout

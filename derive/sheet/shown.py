@@ -46,7 +46,7 @@ def show(lhs: sp.Expr, rhs: sp.Expr, named: bool = False) -> Shown:
 
 def pick(items: list) -> list:
     """A listing of more than 4 steps: the first two, None (printed as dots), the last."""
-    return items[:2] + [None] + items[-1:] if len(items) > 4 else list(items)
+    return [*items[:2], None, *items[-1:]] if len(items) > 4 else list(items)
 
 
 def step_of(sym: sp.Symbol) -> int:

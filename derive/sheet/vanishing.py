@@ -102,7 +102,7 @@ def vanishing_context(d: Derivation, point: Point, seed: int) -> dict:
     exact = scalar and not (regular[0, 0].free_symbols - set(model.parameter_symbols))
     product = show(Partial(s_T[0], s_k[0]), sp.Product(sp.Symbol("J_t"), (t, k + 1, T))) if scalar else None
     recurrent_weights = sorted({s for e in regular for s in e.free_symbols} & set(model.parameter_symbols),
-                               key=lambda s: model.parameter_symbols.index(s))
+                               key=model.parameter_symbols.index)
     curves = _curves(model, regular, last, states, point, seed, recurrent_weights)
     return {
         "recurrent": True, "scalar": scalar, "states": [latex(naming.generic(n, 0)) for n in states],
@@ -141,7 +141,7 @@ def _curves(model, regular, last, states, point, seed, weights) -> list[dict]:
         params = dict(point.params) | {p.name: w for p in weights}
         run = compiled(model).run(params, sample.data, N, grads=False)
 
-        def value(sym, j):
+        def value(sym, j, params=params, run=run):
             ref = naming.describe(sym)
             if ref.offset is None:
                 return params[ref.name]
