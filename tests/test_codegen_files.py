@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from test_codegen_support import GENERATED, ROOT, central_differences, generated, load_module, relative_error
+from test_codegen_support import (GENERATED, ROOT, central_differences, draw, generated, load_module,
+                                  relative_error)
 
 import derive
 from derive.cli import main
@@ -43,12 +44,12 @@ def test_derive_code_writes_the_module(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["linear_rnn.py"]  # no temporary file left behind
 
 
-def test_derive_code_steps_sets_the_closed_form(tmp_path):
-    assert main(["code", "sigmoid-rnn", "--steps", "5", "-o", str(tmp_path)]) == 0
-    module = load_module(tmp_path / "sigmoid_rnn.py")
-    assert module.CLOSED_FORM_STEPS == 5
-    rng = np.random.default_rng(4)
-    params, xs, ys = {"W_rec": 0.7, "W_x": -0.4}, rng.uniform(-1, 1, (3, 5)), rng.uniform(0, 3, 3)
+@pytest.mark.parametrize("model_name, steps", [("sigmoid-rnn", 5), ("tanh-rnn", 1)])
+def test_derive_code_steps_sets_the_closed_form(model_name, steps, tmp_path):
+    assert main(["code", model_name, "--steps", str(steps), "-o", str(tmp_path)]) == 0
+    module = load_module(tmp_path / f"{model_name.replace('-', '_')}.py")
+    assert steps == module.CLOSED_FORM_STEPS
+    params, xs, ys = draw(model_name, steps, 3, seed=4)
     _, loop = module.loss_and_grads(params, xs, ys)
     closed = module.grads_closed_form(params, xs, ys)
     assert all(abs(loop[k] - closed[k]) <= 1e-12 * max(1.0, abs(loop[k])) for k in loop)
