@@ -154,7 +154,7 @@ def loss_and_grads(params, xs, ys):
     s_seq = values["s"]
     y = ys
     loss = 0
-    # step T: the loss, summed over the steps and the batch
+    # step T: the loss, summed over the batch
     s = s_seq[T]
     loss += ((s - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)

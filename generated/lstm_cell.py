@@ -233,7 +233,7 @@ def loss_and_grads(params, xs, ys):
     h_seq = values["h"]
     y = ys
     loss = 0
-    # step T: the loss, summed over the steps and the batch
+    # step T: the loss, summed over the batch
     h = h_seq[T]
     loss += ((1/2)*(h - y)**2).sum()
     d_f_seq = np.zeros((T + 1, B), dtype)

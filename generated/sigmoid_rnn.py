@@ -168,7 +168,7 @@ def loss_and_grads(params, xs, ys):
     s_seq = values["s"]
     y = ys
     loss = 0
-    # step T: the loss, summed over the steps and the batch
+    # step T: the loss, summed over the batch
     s = s_seq[T]
     loss += ((s - y)**2).sum()
     d_s_seq = np.zeros((T + 1, B), dtype)
@@ -199,7 +199,7 @@ def loss_and_grads(params, xs, ys):
     tmp_0 = d_s*s*(1 - s)
     grads["W_rec"] += (s_prev*tmp_0).sum()
     grads["W_x"] += (tmp_0*x).sum()
-    # step T: gradient terms of the last steps, summed over the steps and the batch
+    # step T: gradient terms of the last steps, summed over the batch
     d_s = d_s_seq[T]
     s_prev = s_seq[T - 1]
     x = x_seq[T]
