@@ -14,7 +14,10 @@ def template_dir() -> Path:
     """templates/ of a source checkout, or the copy installed as the package derive.templates."""
     if _SOURCE_TREE.is_dir() and (_SOURCE_TREE.parent / "pyproject.toml").is_file():
         return _SOURCE_TREE
-    return Path(str(resources.files("derive.templates")))
+    # installed: derive/templates beside this module. (importlib.resources.files() of that
+    # namespace package is a MultiplexedPath, whose str() is no path: every template went missing.)
+    installed = Path(__file__).resolve().parent / "templates"
+    return installed if installed.is_dir() else Path(str(resources.files("derive.templates")))
 
 
 @cache
