@@ -144,8 +144,8 @@ def loss_and_grads(params, xs, ys):
     d_z1 = d_a1*np.heaviside(z1, 0.0)
     grads = {"w1": 0, "w2": 0, "b": 0}
     # gradient terms of the last steps, summed over the batch
-    grads["w1"] += (d_z1*x).sum()
-    grads["w2"] += (a1*d_z2).sum()
+    grads["w1"] += np.vdot(d_z1, x)
+    grads["w2"] += np.vdot(a1, d_z2)
     grads["b"] += d_z2.sum()
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 

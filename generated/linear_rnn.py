@@ -172,8 +172,8 @@ def loss_and_grads(params, xs, ys):
     d_s = d_s_seq[1:T + 1]
     s_prev = s_seq[0:T]
     x = x_seq[1:T + 1]
-    grads["W_rec"] += (d_s*s_prev).sum()
-    grads["W_x"] += (d_s*x).sum()
+    grads["W_rec"] += np.vdot(d_s, s_prev)
+    grads["W_x"] += np.vdot(d_s, x)
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 
 

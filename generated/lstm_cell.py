@@ -318,20 +318,20 @@ def loss_and_grads(params, xs, ys):
     o = o_seq[1:T + 1]
     x = x_seq[1:T + 1]
     tmp_0 = d_f*f*(1 - f)
-    grads["W_fh"] += (h_prev*tmp_0).sum()
-    grads["W_fx"] += (tmp_0*x).sum()
+    grads["W_fh"] += np.vdot(h_prev, tmp_0)
+    grads["W_fx"] += np.vdot(tmp_0, x)
     grads["b_f"] += tmp_0.sum()
     tmp_1 = d_i*i*(1 - i)
-    grads["W_ih"] += (h_prev*tmp_1).sum()
-    grads["W_ix"] += (tmp_1*x).sum()
+    grads["W_ih"] += np.vdot(h_prev, tmp_1)
+    grads["W_ix"] += np.vdot(tmp_1, x)
     grads["b_i"] += tmp_1.sum()
     tmp_2 = d_o*o*(1 - o)
-    grads["W_oh"] += (h_prev*tmp_2).sum()
-    grads["W_ox"] += (tmp_2*x).sum()
+    grads["W_oh"] += np.vdot(h_prev, tmp_2)
+    grads["W_ox"] += np.vdot(tmp_2, x)
     grads["b_o"] += tmp_2.sum()
     tmp_3 = d_g*(1 - g**2)
-    grads["W_ch"] += (h_prev*tmp_3).sum()
-    grads["W_cx"] += (tmp_3*x).sum()
+    grads["W_ch"] += np.vdot(h_prev, tmp_3)
+    grads["W_cx"] += np.vdot(tmp_3, x)
     grads["b_c"] += tmp_3.sum()
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 

@@ -197,14 +197,14 @@ def loss_and_grads(params, xs, ys):
     s = s_seq[1:T]
     x = x_seq[1:T]
     tmp_0 = d_s*s*(1 - s)
-    grads["W_rec"] += (s_prev*tmp_0).sum()
-    grads["W_x"] += (tmp_0*x).sum()
+    grads["W_rec"] += np.vdot(s_prev, tmp_0)
+    grads["W_x"] += np.vdot(tmp_0, x)
     # step T: gradient terms of the last steps, summed over the batch
     d_s = d_s_seq[T]
     s_prev = s_seq[T - 1]
     x = x_seq[T]
-    grads["W_rec"] += (d_s*s_prev).sum()
-    grads["W_x"] += (d_s*x).sum()
+    grads["W_rec"] += np.vdot(d_s, s_prev)
+    grads["W_x"] += np.vdot(d_s, x)
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 
 

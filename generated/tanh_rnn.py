@@ -211,10 +211,10 @@ def loss_and_grads(params, xs, ys):
     s = s_seq[1:T + 1]
     x = x_seq[1:T + 1]
     tmp_0 = d_s*(1 - s**2)
-    grads["W_rec"] += (s_prev*tmp_0).sum()
-    grads["W_x"] += (tmp_0*x).sum()
+    grads["W_rec"] += np.vdot(s_prev, tmp_0)
+    grads["W_x"] += np.vdot(tmp_0, x)
     grads["b"] += tmp_0.sum()
-    grads["V"] += (d_o*s).sum()
+    grads["V"] += np.vdot(d_o, s)
     grads["c"] += d_o.sum()
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
 

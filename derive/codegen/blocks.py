@@ -17,7 +17,7 @@ import sympy as sp
 from derive import naming
 from derive.codegen.schedule import LOSS, Block
 from derive.model import Model
-from derive.printing.numpy import cse_lines, index_code, numpy_code
+from derive.printing.numpy import cse_lines, index_code, numpy_code, vdot
 
 LOOP = sp.Symbol("t", integer=True)
 BATCH = sp.Symbol("B", integer=True, positive=True)
@@ -52,6 +52,7 @@ class Statement:
     value: str
     temporary: bool  # a CSE temporary: plain assignment even in a sum block
     scale: str | None = None  # sum blocks: a value without per-sequence symbols is multiplied by this count
+    summed: bool = False  # sum blocks: the value is already the sum (np.vdot of two arrays)
 
     @property
     def atom(self) -> bool:
@@ -122,8 +123,17 @@ class BlockPrinter:
         lines = cse_lines(list(block.statements), names, taken=[ld.local for ld in loads])
         scales = {s: self._count(span) for s, e in block.statements
                   if block.mode == "sum" and e.free_symbols <= self.params}
-        statements = tuple(Statement(ln.target, ln.value, ln.symbol is None, scales.get(ln.symbol))
-                           for ln in lines)
+        statements = []
+        full: set = set()  # temporaries of the sum's full shape
+        for ln in lines:
+            summed = None
+            if block.mode == "sum" and ln.temporary is not None and self._full(ln.expr, block, full):
+                full.add(ln.temporary)
+            if block.mode == "sum" and ln.symbol is not None and ln.symbol not in scales:
+                summed = self._as_vdot(ln.expr, block, full, names)
+            statements.append(Statement(ln.target, summed or ln.value, ln.symbol is None, scales.get(ln.symbol),
+                                        summed is not None))
+        statements = tuple(statements)
         loop_start = loop_stop = None
         if block.mode == "loop":
             loop_start, loop_stop = ((_p(span.last), _p(span.first - 1)) if block.descending
@@ -134,6 +144,22 @@ class BlockPrinter:
             index_code(span.guard) if span is not None and span.guard is not None else None,
             loop_start, loop_stop, block.descending, tuple(loads), statements, tuple(stores),
             hoisted=bool(block.hoisted))
+
+    def _full(self, expr: sp.Expr, block: Block, full: set) -> bool:
+        """Whether expr has the sum's full shape: (steps, B) over a span of steps, (B,) at one step."""
+        per_row = block.span is None or block.span.single
+        return any(s in full or (s not in self.params and (per_row or self.array_of(s) is not None))
+                   for s in expr.free_symbols)
+
+    def _as_vdot(self, expr: sp.Expr, block: Block, full: set, names: dict) -> str | None:
+        """c*a*b summed, for two full-shape arrays a and b, as c*np.vdot(a, b): one pass, no temporary."""
+        if not isinstance(expr, sp.Mul):
+            return None
+        arrays = [f for f in expr.args if f.is_Symbol and self._full(f, block, full)]
+        rest = [f for f in expr.args if f not in arrays]
+        if len(arrays) != 2 or any(not (r.free_symbols <= self.params) for r in rest):
+            return None
+        return numpy_code(sp.Mul(*rest) * vdot(*arrays), names)
 
     @staticmethod
     def _count(span) -> str:

@@ -54,9 +54,18 @@ class DeriveNumPyPrinter(NumPyPrinter):
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         return f"np.heaviside({self._print(expr.args[0])}, {self._print(sp.Float(h0, 3))})"
 
+    def _print_vdot(self, expr: sp.Function) -> str:
+        return f"np.vdot({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         # arrays here are floating, so integer powers need no float exponent (x**(-1.0)); 1/x reads better
         return self._hprint_Pow(expr, rational=rational, sqrt="numpy.sqrt")
+
+
+class vdot(sp.Function):
+    """sum(a*b) over every element of two arrays of one shape; prints as np.vdot (no temporary)."""
+
+    nargs = 2
 
 
 def numpy_code(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None) -> str:
@@ -78,6 +87,8 @@ class Line:
     target: str
     value: str
     symbol: sp.Symbol | None = None  # the statement's own symbol; None for a CSE temporary
+    expr: sp.Expr | None = None  # the value as printed: in the statement's symbols and earlier temporaries
+    temporary: sp.Symbol | None = None  # a CSE temporary's own symbol
 
 
 def _temporary_prefix(taken: Iterable[str]) -> str:
@@ -111,9 +122,9 @@ def cse_lines(statements: list[tuple[sp.Symbol, sp.Expr]], names: Mapping[sp.Sym
         needed = _needed_temps(value, dict(temps))
         for sym, texpr in list(pending):
             if sym in needed:
-                lines.append(Line(temp_names[sym], printer.doprint(texpr)))
+                lines.append(Line(temp_names[sym], printer.doprint(texpr), expr=texpr, temporary=sym))
                 pending.remove((sym, texpr))
-        lines.append(Line(printer.doprint(target), printer.doprint(value), target))
+        lines.append(Line(printer.doprint(target), printer.doprint(value), target, expr=value))
     return lines
 
 
