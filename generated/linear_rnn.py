@@ -156,7 +156,8 @@ def loss_and_grads(params, xs, ys):
     loss = 0
     # step T: the loss, summed over the batch
     s = s_seq[T]
-    loss += ((s - y)**2).sum()
+    _r0 = s - y
+    loss += np.vdot(_r0, _r0)
     d_s_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a step of kind last
     s = s_seq[T]

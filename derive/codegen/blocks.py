@@ -131,6 +131,11 @@ class BlockPrinter:
                 full.add(ln.temporary)
             if block.mode == "sum" and ln.symbol is not None and ln.symbol not in scales:
                 summed = self._as_vdot(ln.expr, block, full, names)
+                if summed is None and (square := self._as_square(ln.expr, block, full)) is not None:
+                    residual, rest = square  # c*r**2 summed: r once, then c*np.vdot(r, r)
+                    r = sp.Symbol(f"_r{sum(s.target.startswith('_r') for s in statements)}")
+                    statements.append(Statement(r.name, numpy_code(residual, names), True))
+                    summed = numpy_code(rest * vdot(r, r), {**names, r: r.name})
             statements.append(Statement(ln.target, summed or ln.value, ln.symbol is None, scales.get(ln.symbol),
                                         summed is not None))
         statements = tuple(statements)
@@ -160,6 +165,15 @@ class BlockPrinter:
         if len(arrays) != 2 or any(not (r.free_symbols <= self.params) for r in rest):
             return None
         return numpy_code(sp.Mul(*rest) * vdot(*arrays), names)
+
+    def _as_square(self, expr: sp.Expr, block: Block, full: set) -> tuple[sp.Expr, sp.Expr] | None:
+        """(r, c) when expr is c*r**2 with r of the sum's full shape and c made of parameters."""
+        factors = expr.args if isinstance(expr, sp.Mul) else (expr,)
+        squares = [f for f in factors if isinstance(f, sp.Pow) and f.exp == 2 and self._full(f.base, block, full)]
+        rest = [f for f in factors if f not in squares]
+        if len(squares) != 1 or any(not (r.free_symbols <= self.params) for r in rest):
+            return None
+        return squares[0].base, sp.Mul(*rest)
 
     @staticmethod
     def _count(span) -> str:
