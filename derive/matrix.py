@@ -147,7 +147,7 @@ def _has(node, wrt) -> bool:
 def _msym(model: Model, name: str, offset: int | None, delta: bool = False):
     """The MatrixSymbol (or scalar Symbol) of a quantity at t+offset, or of a parameter."""
     shape = _shape(model, name)
-    base = naming.base(name) if offset is None else naming.generic(name, offset)
+    base = naming.base(name) if offset is None or not model.recurrent else naming.generic(name, offset)
     sym = naming.delta(base) if delta else base
     return sp.MatrixSymbol(sym.name, *shape) if shape else sym
 

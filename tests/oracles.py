@@ -94,3 +94,31 @@ def forward_values(unrolled, point: dict) -> dict:
     for a in unrolled.assignments:
         values[a.symbol] = evaluate(a.expr, values)
     return values
+
+
+def forward_mode_gradient(unrolled, point: dict, params) -> dict:
+    """dE/dparam for every parameter by forward-mode accumulation of sympy.diff partials.
+
+    Each assignment's local partials come from sympy.diff (not our rules) and are
+    combined forward (not in reverse like the engine): for the large explicit
+    LSTM/GRU programs this stands in for sympy.diff of the fully substituted loss,
+    which takes minutes there, and is equal to it by the chain rule.
+    """
+    values = forward_values(unrolled, point)
+    params = list(params)
+    tangents = {p: {p: Fraction(1)} for p in params}
+
+    def tangent(expr):
+        out: dict = {}
+        for b in expr.free_symbols:
+            tb = tangents.get(b)
+            if not tb:
+                continue
+            partial = evaluate(sp.diff(expr, b), values)
+            for p, v in tb.items():
+                out[p] = out.get(p, 0) + partial * v
+        return out
+
+    for a in unrolled.assignments:
+        tangents[a.symbol] = tangent(a.expr)
+    return tangent(unrolled.loss)
