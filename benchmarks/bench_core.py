@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -281,7 +282,9 @@ def main() -> None:
             seconds, cpu = wall(argv)
             raw["e2e"][name].append(seconds)
             raw["e2e_cpu"][name].append(cpu)
-        for T in PIPELINE_STEPS + RATIO_STEPS:
+        order = list(PIPELINE_STEPS + RATIO_STEPS)
+        random.Random(rep).shuffle(order)  # a different order each repetition: no T always runs after the slowest
+        for T in order:
             raw["pipeline"][T].append(spawn(["pipeline", str(T)], WORKER_TIMEOUT))
         if rep < slow_reps:
             for T in DELTA_STEPS:
