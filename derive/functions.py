@@ -116,7 +116,7 @@ FUNCTIONS: dict[str, tuple[object, int, bool]] = {
 
 def is_analytic(expr: sp.Expr) -> bool:
     """True when every function in expr is analytic (complex step applies)."""
-    analytic = {fn for fn, _, ok in FUNCTIONS.values() if ok}
+    analytic = {fn for fn, _, ok in FUNCTIONS.values() if ok} | {indicator}
     return all(type(f) in analytic or f.func in analytic for f in expr.atoms(sp.Function))
 
 

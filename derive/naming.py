@@ -100,17 +100,17 @@ def latex_name(sym: sp.Symbol) -> str:
     if index:  # an entry: [h_{2}]_{1}, [W]_{1,2}
         whole = latex_name(sp.Symbol(sym.name.replace(ref.name, root, 1)))
         return rf"\left[{whole}\right]_{{{','.join(map(str, index))}}}"
-    body = latex_base(ref.name)
+    head = latex_base(ref.name)
     index = None
     if ref.offset is not None:
         index = _OFFSET_TEXT[ref.offset]
     elif ref.step is not None:
         index = str(ref.step)
-    if index is not None:
-        body = body[:-1] + "," + index + "}" if body.endswith("}") else f"{body}_{{{index}}}"
-    if ref.is_delta:
-        return rf"\delta{body[len(latex_base(ref.name)):] or ''}^{{({latex_base(ref.name)})}}" if index else rf"\delta^{{({body})}}"
-    return body
+    if ref.is_delta:  # delta_{k}^{(s)}: the step below, the quantity above
+        return rf"\delta_{{{index}}}^{{({head})}}" if index else rf"\delta^{{({head})}}"
+    if index is None:
+        return head
+    return head[:-1] + "," + index + "}" if head.endswith("}") else f"{head}_{{{index}}}"
 
 
 def code_name(sym: sp.Symbol) -> str:

@@ -96,13 +96,14 @@ def forward_values(unrolled, point: dict) -> dict:
     return values
 
 
-def forward_mode_gradient(unrolled, point: dict, params) -> dict:
+def forward_mode_gradient(unrolled, point: dict, params, loss=None, frozen_until: int = -1) -> dict:
     """dE/dparam for every parameter by forward-mode accumulation of sympy.diff partials.
 
     Each assignment's local partials come from sympy.diff (not our rules) and are
     combined forward (not in reverse like the engine): for the large explicit
     LSTM/GRU programs this stands in for sympy.diff of the fully substituted loss,
-    which takes minutes there, and is equal to it by the chain rule.
+    which takes minutes there, and is equal to it by the chain rule. ``frozen_until``
+    holds every quantity up to that step constant (a stop-gradient: truncated BPTT).
     """
     values = forward_values(unrolled, point)
     params = list(params)
@@ -120,5 +121,5 @@ def forward_mode_gradient(unrolled, point: dict, params) -> dict:
         return out
 
     for a in unrolled.assignments:
-        tangents[a.symbol] = tangent(a.expr)
-    return tangent(unrolled.loss)
+        tangents[a.symbol] = {} if a.step <= frozen_until else tangent(a.expr)
+    return tangent(unrolled.loss if loss is None else loss)

@@ -20,16 +20,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",
                         help="fix values instead of drawing them, e.g. W_rec=0.5,x_2=1")
     parser.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted (default 1e-6)")
+    vector = parser.add_argument_group("vector models (checked in the explicit view, one symbol per entry)")
+    vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
+                        help="sizes, e.g. n_in=2,n_h=3,n_out=2 (each size defaults to 2)")
+    vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a spec option, e.g. activation=relu; over=final for many-to-one")
+    vector.add_argument("--many-to-one", action="store_true", help="the loss on the last step only (over=final)")
+    vector.add_argument("--directions", type=int, default=None, metavar="K",
+                        help="random directional derivatives to check (default 2 for vector models)")
+    vector.add_argument("--max-entries", type=int, default=200, metavar="N",
+                        help="check entry by entry only up to N parameters (default 200); above, directions only")
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.check import ERROR_FLOOR, draw, gradcheck, parse_at
+    from derive.check import ERROR_FLOOR, Report, directional_check, draw, gradcheck, parse_at
+    from derive.explicit import parse_sizes, instantiate
     from derive.spec.loader import load
     from derive.templating import render
 
     if not args.tol > 0:
         raise DeriveError("--tol must be positive")
-    model = load(args.model)
-    report = gradcheck(model, draw(model, args.steps, args.seed, parse_at(args.at)), args.tol)
+    options = parse_options(args.option, args.many_to_one)
+    model = load(args.model, options)
+    if options and not model.recurrent and "over" in options:
+        raise DeriveError(f"{model.name} has one step; --many-to-one does not apply")
+    directions = args.directions
+    if model.is_vector:
+        model = instantiate(model, parse_sizes(model, args.sizes))
+        directions = 2 if directions is None else directions
+    elif args.sizes:
+        raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
+    if directions is not None and not 0 <= directions <= 100:
+        raise DeriveError("--directions takes a whole number from 0 to 100")
+    point = draw(model, args.steps, args.seed, parse_at(args.at))
+    if len(point.params) <= args.max_entries:
+        report = gradcheck(model, point, args.tol)
+    else:
+        report = Report(model.name, point.steps, float("nan"), (), args.tol)
+    if directions:
+        rows = report.rows + directional_check(model, point, directions, args.seed, args.tol)
+        report = Report(report.model, report.steps, report.loss, rows, args.tol)
     sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
     return 0 if report.ok else 1
+
+
+def parse_options(items: list[str], many_to_one: bool) -> dict[str, str]:
+    """['activation=relu'] -> {'activation': 'relu'}; --many-to-one adds over=final."""
+    options = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise DeriveError(f"--option takes NAME=VALUE; cannot read '{item}'")
+        options[name.strip()] = value.strip()
+    if many_to_one:
+        options["over"] = "final"
+    return options
