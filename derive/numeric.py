@@ -33,7 +33,7 @@ def _kronecker(i, j):
     return np.where(np.real(i) == np.real(j), 1.0, 0.0)
 
 
-NUMPY_FUNCTIONS = {"indicator": _kronecker, "sigmoid": _sigmoid, "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
+NUMPY_FUNCTIONS = {"step": lambda x: _heaviside(x, 0.0), "indicator": _kronecker, "sigmoid": _sigmoid, "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
 # The numpy module itself rather than the string "numpy": lambdify picks the same printer (NumPyPrinter) and
 # finds the same functions, but for "numpy" it runs `from numpy import *` once per process, which with
 # NumPy 2 imports numpy.f2py, numpy.testing, ...: 0.15-0.25 s of every `derive gradcheck`.
