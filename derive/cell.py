@@ -21,6 +21,7 @@ from functools import cached_property
 import sympy as sp
 
 from derive import naming
+from derive.errors import DeriveError
 from derive.model import Model
 from derive.rules import differentiate
 
@@ -62,6 +63,10 @@ class Cell:
     """Local derivatives of one step of ``model``; every result is cached."""
 
     def __init__(self, model: Model):
+        if model.is_vector:
+            raise DeriveError(f"{model.name} is a vector model; this works on scalar models (sheets, code and "
+                              f"grading of vector models are not built yet): `derive gradcheck {model.name}` "
+                              "checks it through its explicit view, derive.matrix derives its matrix form")
         self.model = model
         self.params = model.parameter_symbols
 

@@ -5,4 +5,4 @@ from derive import builtin_names, load
 
 @pytest.fixture(scope="session")
 def models():
-    return {name: load(name) for name in builtin_names()}
+    return {name: load(name) for name in builtin_names("scalar")}

@@ -24,7 +24,7 @@ SIZES = [dict(zip(("n_in", "n_h", "n_out"), s)) for s in [(1, 1, 2), (2, 1, 2), 
 
 
 def _load(name, **options):
-    return load(f"derive/models/vector/{name}.toml", options or None)
+    return load(name, options or None)
 
 
 def _class_values(model, point):

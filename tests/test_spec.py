@@ -37,7 +37,8 @@ expr = "(s[T] - y)^2"
 
 
 def test_builtins_load():
-    assert builtin_names() == ["backprop-net", "linear-rnn", "lstm-cell", "sigmoid-rnn", "tanh-rnn"]
+    assert builtin_names("scalar") == ["backprop-net", "linear-rnn", "lstm-cell", "sigmoid-rnn", "tanh-rnn"]
+    assert builtin_names("vector") == ["elman", "gru", "lstm", "mlp"]
     for name in builtin_names():
         assert load(name).name == name
 

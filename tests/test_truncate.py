@@ -11,8 +11,8 @@ from derive.truncate import truncated_grads
 from oracles import forward_mode_gradient
 
 CASES = [("tanh-rnn", None), ("lstm-cell", None), ("sigmoid-rnn", None),
-         ("derive/models/vector/elman.toml", {"n_in": 1, "n_h": 2, "n_out": 2}),
-         ("derive/models/vector/gru.toml", {"n_in": 1, "n_h": 2, "n_out": 2})]
+         ("elman", {"n_in": 1, "n_h": 2, "n_out": 2}),
+         ("gru", {"n_in": 1, "n_h": 2, "n_out": 2})]
 
 
 def _model(name, sizes):

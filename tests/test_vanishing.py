@@ -39,7 +39,7 @@ def _oracle_norm(explicit, states, point, T, k):
 @pytest.mark.parametrize("name,options", [("elman", {}), ("elman", {"activation": "relu"}),
                                           ("gru", {}), ("lstm", {})], ids=str)
 def test_norms_of_jacobian_products(name, options):
-    model = load(f"derive/models/vector/{name}.toml", options or None)
+    model = load(name, options or None)
     explicit = instantiate(model, SIZES)
     T = 5
     point = draw(explicit, T, seed=2)
@@ -52,5 +52,5 @@ def test_norms_of_jacobian_products(name, options):
 
 
 def test_elman_jacobian_is_the_textbook_one():
-    J = one_step_jacobians(load("derive/models/vector/elman.toml"))
+    J = one_step_jacobians(load("elman"))
     assert str(J[("h", "h")]) == "DiagMatrix(-HadamardPower(h[t], 2) + 1)*W"

@@ -31,10 +31,13 @@ LOSS_KEYS = {"over", "expr", "description"}
 RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(FUNCTIONS) | set(VECTOR_FUNCTIONS)
 
 
-def builtin_names() -> list[str]:
-    """Names of the models shipped in derive/models, sorted."""
+def builtin_names(kind: str | None = None) -> list[str]:
+    """Names of the models shipped in derive/models, sorted; kind 'scalar' or 'vector' filters them."""
     folder = resources.files("derive.models")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    if kind is None:
+        return names
+    return [n for n in names if load(n).is_vector == (kind == "vector")]
 
 
 def load(name_or_path: str, options: dict[str, str] | None = None) -> Model:
