@@ -110,7 +110,9 @@ def latex_name(sym: sp.Symbol) -> str:
         return rf"\delta_{{{index}}}^{{({head})}}" if index else rf"\delta^{{({head})}}"
     if index is None:
         return head
-    return head[:-1] + "," + index + "}" if head.endswith("}") else f"{head}_{{{index}}}"
+    if re.fullmatch(r"[^_{}]+_\{[^{}]*\}", head):  # W_{fh} at step 3 -> W_{fh,3}
+        return head[:-1] + "," + index + "}"
+    return f"{{{head}}}_{{{index}}}" if head.endswith("}") else f"{head}_{{{index}}}"
 
 
 def code_name(sym: sp.Symbol) -> str:

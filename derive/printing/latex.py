@@ -26,6 +26,48 @@ class DeriveLatexPrinter(LatexPrinter):
         base = rf"H\left({self._print(expr.args[0])}\right)"
         return f"{base}^{{{exp}}}" if exp else base
 
+    # -- matrix notation: Hadamard as \odot, transpose as ^\top, f applied elementwise as f(X)
+    def _print_HadamardProduct(self, expr) -> str:
+        return r" \odot ".join(self.parenthesize(a, 1000) if isinstance(a, (sp.MatAdd, sp.MatMul)) else
+                                self._print(a) for a in expr.args)
+
+    def _print_HadamardPower(self, expr) -> str:
+        base = self.parenthesize(expr.base, 1000) if isinstance(expr.base, (sp.MatAdd, sp.MatMul)) \
+            else self._print(expr.base)
+        if expr.exp == 2:
+            return rf"{base} \odot {base}"
+        return rf"{base}^{{\circ {self._print(expr.exp)}}}"
+
+    def _print_ElementwiseApplyFunction(self, expr) -> str:
+        f = expr.function
+        applied = f(expr.expr) if not isinstance(f, sp.Lambda) else f.expr.func(expr.expr)
+        return self._print(applied)
+
+    def _print_Transpose(self, expr) -> str:
+        inner = expr.arg
+        text = self._print(inner)
+        if not isinstance(inner, sp.MatrixSymbol):
+            text = rf"\left({text}\right)"
+        return rf"{text}^{{\top}}"
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return rf"\operatorname{{diag}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_OneMatrix(self, expr) -> str:
+        return r"\mathbf{1}"
+
+    def _print_MatAdd(self, expr) -> str:
+        # positive terms first, so 1 - h*h reads as a textbook writes it
+        terms = sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
+        out = self._print(terms[0])
+        for t in terms[1:]:
+            coeff, rest = t.as_coeff_mmul()
+            if coeff.is_negative:
+                out += " - " + self._print(sp.MatMul(-coeff, *rest.args).doit() if coeff != -1 else rest)
+            else:
+                out += " + " + self._print(t)
+        return out
+
     def _print_Partial(self, expr: Partial) -> str:
         num, den = (self._print(a) for a in expr.args[:2])
         plus = "^{+}" if len(expr.args) == 3 and expr.args[2] else ""
