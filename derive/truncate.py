@@ -45,3 +45,46 @@ def truncated_grads(model: Model, params: dict, data: dict, steps: int, window: 
             for n, v in zip(engine.params, out[len(engine.names):]):
                 grads[n] = grads[n] + v
     return {n: float(np.mean(np.broadcast_to(v, (B,)))) for n, v in grads.items()}
+
+
+def truncated_differences(model: Model, params: dict, data: dict, steps: int, window: int) -> dict[str, float]:
+    """The oracle for ``truncated_grads``: five-point differences of each loss term E_j with the
+    states before its window held at their values (the forward pass re-run over the window only)."""
+    from derive.check import FD_SCALE, FD_STENCIL
+
+    engine = compiled(model)
+    T = steps
+    base = engine.run(params, data, T, grads=False).values
+    B = next(iter(base.values())).shape[1]
+    names = list(params)
+    m = len(FD_STENCIL)
+    rows = m * len(names)
+    h = {n: FD_SCALE * max(1.0, float(np.max(np.abs(params[n])))) for n in names}
+    batch = {n: np.repeat(np.broadcast_to(np.asarray(params[n], float), (B,))[None, :], rows, 0) for n in names}
+    for i, n in enumerate(names):
+        for j, (off, _) in enumerate(FD_STENCIL):
+            batch[n][m * i + j] += off * h[n]
+    seq = {n: np.repeat(np.asarray(data[n], float).reshape(B, -1)[None], rows, 0).reshape(rows * B, -1)
+           for n in engine.per_step}
+    consts = {n: np.repeat(np.asarray(data[n], float).reshape(B)[None], rows, 0).reshape(rows * B)
+              for n in engine.constants}
+    tail = [consts[n] for n in engine.constants] + [batch[n].reshape(rows * B) for n in engine.params]
+    cols = [seq[n].T for n in engine.per_step]
+    first = 0 if model.recurrent else 1
+    total = {n: 0.0 for n in names}
+    for j in range(1, T + 1):
+        if not step_kind(model, j, T).loss:
+            continue
+        start = max(first, j - window + 1)
+        vals = {n: np.repeat(base[n][:, None, :], rows, 1).reshape(T + 1, rows * B).copy() for n in engine.names}
+        vrows = [vals[n] for n in engine.names]
+        for k in range(start, j + 1):  # states before the window keep their unperturbed values
+            own = step_kind(model, k, T).own
+            out = engine.forward_fn(own)(*engine._args(vrows, cols, tail, k, T))
+            for n, v in zip(engine.defined(own), out):
+                vals[n][k] = v
+        loss = np.broadcast_to(engine.loss_fn(*engine._args(vrows, cols, tail, j, T)), (rows * B,))
+        per_row = loss.reshape(rows, B).mean(axis=1)
+        for i, n in enumerate(names):
+            total[n] += sum(w * per_row[m * i + s] for s, (_, w) in enumerate(FD_STENCIL)) / h[n]
+    return total

@@ -66,3 +66,26 @@ def test_truncation_changes_the_gradient_of_a_recurrent_weight():
     short = truncated_grads(model, point.params, point.data, 6, 1)
     assert abs(short["W_rec"] - full["W_rec"]) > 1e-6
     assert short["V"] == pytest.approx(full["V"], rel=1e-13)  # the read-out does not recur
+
+
+@pytest.mark.parametrize("name,sizes", CASES, ids=lambda c: str(c))
+def test_the_cli_oracle_agrees_with_the_truncated_gradient(name, sizes):
+    from derive.truncate import truncated_differences
+
+    model = _model(name, sizes)
+    point = draw(model, 6, seed=4)
+    got = truncated_grads(model, point.params, point.data, 6, 2)
+    fd = truncated_differences(model, point.params, point.data, 6, 2)
+    assert all(abs(got[p] - fd[p]) <= 1e-7 * max(1.0, abs(fd[p])) for p in got)
+
+
+def test_cli_truncate():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "derive", "gradcheck", "tanh-rnn", "--steps", "12", "--truncate", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "truncated BPTT, K = 3" in proc.stdout and "PASS: 5 of 5" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "derive", "gradcheck", "tanh-rnn", "--truncate", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--truncate" in bad.stderr

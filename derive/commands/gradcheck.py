@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",
                         help="fix values instead of drawing them, e.g. W_rec=0.5,x_2=1")
     parser.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted (default 1e-6)")
+    parser.add_argument("--truncate", type=int, default=None, metavar="K",
+                        help="check truncated BPTT instead: each loss term's gradient flows back at most K "
+                        "steps (oracle: differences of each loss term with the states before its window held)")
     vector = parser.add_argument_group("vector models (checked in the explicit view, one symbol per entry)")
     vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
                         help="sizes, e.g. n_in=2,n_h=3,n_out=2 (each size defaults to 2)")
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if directions is not None and not 0 <= directions <= 100:
         raise DeriveError("--directions takes a whole number from 0 to 100")
     point = draw(model, args.steps, args.seed, parse_at(args.at))
+    if args.truncate is not None:
+        return _truncated(model, point, args)
     if len(point.params) <= args.max_entries:
         report = gradcheck(model, point, args.tol)
     else:
@@ -75,3 +80,19 @@ def parse_options(items: list[str], many_to_one: bool) -> dict[str, str]:
     if many_to_one:
         options["over"] = "final"
     return options
+
+
+def _truncated(model, point, args) -> int:
+    from derive.check import ERROR_FLOOR, Report, Row, relative_error
+    from derive.numeric import compiled
+    from derive.templating import render
+    from derive.truncate import truncated_differences, truncated_grads
+
+    grads = truncated_grads(model, point.params, point.data, point.steps, args.truncate)
+    oracle = truncated_differences(model, point.params, point.data, point.steps, args.truncate)
+    rows = tuple(Row(n, point.params[n], grads[n], oracle[n], None, relative_error(grads[n], oracle[n]))
+                 for n in grads)
+    loss = float(compiled(model).run(point.params, point.data, point.steps, grads=False).loss)
+    report = Report(f"{model.name} (truncated BPTT, K = {args.truncate})", point.steps, loss, rows, args.tol)
+    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
+    return 0 if report.ok else 1
