@@ -69,6 +69,7 @@ class Cell:
                               "checks it through its explicit view, derive.matrix derives its matrix form")
         self.model = model
         self.params = model.parameter_symbols
+        self._backward_cache: dict[StepKind, BackwardStep] = {}
 
     # -- symbols ---------------------------------------------------------
     def sym(self, name: str, offset: int = 0) -> sp.Symbol:
@@ -117,10 +118,6 @@ class Cell:
     # -- backward step (form b) ------------------------------------------
     def backward(self, kind: StepKind) -> BackwardStep:
         return self._backward(kind)
-
-    @cached_property
-    def _backward_cache(self) -> dict:
-        return {}
 
     def _backward(self, kind: StepKind) -> BackwardStep:
         if kind in self._backward_cache:

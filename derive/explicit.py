@@ -54,7 +54,7 @@ class _Instantiator:
         self.ndim.update({q.name: len(q.shape) for q in model.quantities})
 
     def shape(self, m: MatrixExpr) -> tuple[int, int]:
-        return tuple(int(sp.sympify(d).xreplace(self.dims)) for d in m.shape)
+        return tuple(int(sp.Integer(d) if isinstance(d, int) else d.xreplace(self.dims)) for d in m.shape)
 
     def explicit_symbol(self, m: sp.MatrixSymbol) -> sp.Matrix:
         """The explicit matrix of a MatrixSymbol named 'W', 'h[t-1]', 'delta_h[t+1]', ..."""

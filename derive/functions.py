@@ -124,11 +124,22 @@ def is_analytic(expr: sp.Expr) -> bool:
 from sympy.matrices.expressions.matexpr import MatrixExpr  # noqa: E402
 
 
+def _basic(x) -> sp.Basic:
+    """Our matrix functions take SymPy objects (and whole numbers), never text."""
+    if isinstance(x, int):
+        return sp.Integer(x)
+    if isinstance(x, sp.MatrixBase):
+        return sp.ImmutableMatrix(x)
+    if not isinstance(x, sp.Basic):
+        raise TypeError(f"expected a SymPy object, got {type(x).__name__}")
+    return x
+
+
 class Softmax(MatrixExpr):
     """softmax(z) of a column vector: exp(z_i) / sum_j exp(z_j)."""
 
     def __new__(cls, arg):
-        return super().__new__(cls, sp.sympify(arg))
+        return super().__new__(cls, _basic(arg))
 
     @property
     def arg(self):
@@ -151,7 +162,7 @@ class OneHot(MatrixExpr):
     """e_y: the column vector of length n with a 1 at the (0-based) class index y."""
 
     def __new__(cls, index, n):
-        return super().__new__(cls, sp.sympify(index), sp.sympify(n))
+        return super().__new__(cls, _basic(index), _basic(n))
 
     @property
     def shape(self):
@@ -170,7 +181,7 @@ class CrossEntropy(sp.Expr):
     is_commutative = True
 
     def __new__(cls, probs, index):
-        return super().__new__(cls, probs, sp.sympify(index))
+        return super().__new__(cls, _basic(probs), _basic(index))
 
     @property
     def probs(self):

@@ -66,7 +66,7 @@ def lift(scalar: sp.Expr, x, out):
             return ElementwiseApplyFunction(step, x)
         raise DeriveError(f"cannot apply the derivative {e} elementwise")
 
-    return walk(sp.sympify(scalar))
+    return walk(scalar if isinstance(scalar, sp.Basic) else sp.Integer(scalar))
 
 
 def _elementwise(node, G, out):
@@ -140,6 +140,11 @@ def vjp(expr, wrt, G, named: dict | None = None):
     return found[0] if len(found) == 1 else sp.MatAdd(*found).doit(deep=False) if is_matrix(found[0]) else sp.Add(*found)
 
 
+def _name(sym) -> str:
+    """The quantity a (Matrix)Symbol of this module stands for: 'delta_h[t+1]' -> 'h'."""
+    return naming.describe(sp.Symbol(str(sym.name))).name
+
+
 def _has(node, wrt) -> bool:
     return wrt in node.free_symbols or (is_matrix(wrt) and node.has(wrt))
 
@@ -200,7 +205,7 @@ class MatrixCell:
         """(softmax output name, its argument) when the loss is cross_entropy(softmax(z), y)."""
         loss = self.model.loss.expr
         if isinstance(loss, CrossEntropy):
-            name = naming.describe(sp.Symbol(str(loss.probs.name))).name
+            name = _name(loss.probs)
             eq = self.model.quantity(name).equation
             if isinstance(eq, Softmax):
                 return name, eq
@@ -226,15 +231,15 @@ class MatrixCell:
         fused_name = self.fused[0] if self.fused else None
         deltas = []
         for target, _ in reversed(own):
-            name = naming.describe(sp.Symbol(str(target.name))).name
+            name = _name(target)
             if name == fused_name:
                 continue
-            have = {naming.describe(sp.Symbol(str(d.name))).name for d, _ in deltas}
-            terms = [vjp(eq, target, self.sym(naming.describe(sp.Symbol(str(r.name))).name, 0, True), {eq: r})
-                     for r, eq in own if naming.describe(sp.Symbol(str(r.name))).name in have]
+            have = {_name(d) for d, _ in deltas}
+            terms = [vjp(eq, target, self.sym(_name(r), 0, True), {eq: r})
+                     for r, eq in own if _name(r) in have]
             prev = self.sym(name, -1)
             for r, eq in nxt:
-                rname = naming.describe(sp.Symbol(str(r.name))).name
+                rname = _name(r)
                 adj = vjp(eq, prev, self.sym(rname, 0, True), {eq: r})
                 if adj is not None:
                     terms.append(_shift(adj, 1))
@@ -244,11 +249,11 @@ class MatrixCell:
             if terms:
                 total = terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False)
                 deltas.append((self.sym(name, 0, True), total))
-        delta_names = {naming.describe(sp.Symbol(str(d.name))).name for d, _ in deltas}
+        delta_names = {_name(d) for d, _ in deltas}
         grads = []
         for pname, p in self.params:
-            terms = [vjp(eq, p, self.sym(naming.describe(sp.Symbol(str(r.name))).name, 0, True), {eq: r})
-                     for r, eq in own if naming.describe(sp.Symbol(str(r.name))).name in delta_names]
+            terms = [vjp(eq, p, self.sym(_name(r), 0, True), {eq: r})
+                     for r, eq in own if _name(r) in delta_names]
             if kind.loss:
                 terms.append(self._loss_vjp(p))
             terms = [t for t in terms if t is not None]
