@@ -50,6 +50,7 @@ class _Instantiator:
     def __init__(self, model: Model, sizes: dict[str, int]):
         self.model = model
         self.dims = {sp.Symbol(k, integer=True, positive=True): v for k, v in sizes.items()}
+        self.dims.setdefault(sp.Symbol("B", integer=True, positive=True), sizes.get("B", 1))
         self.ndim = {d.name: len(d.shape) for d in model.parameters + model.inputs + model.targets}
         self.ndim.update({q.name: len(q.shape) for q in model.quantities})
 
@@ -91,7 +92,12 @@ class _Instantiator:
             return sp.Matrix(sized.as_explicit()) if hasattr(sized, "as_explicit") else sp.Matrix(sized)
         if e.is_zero:
             return e
-        return e.xreplace(self.dims)
+        sized = e.xreplace(self.dims)
+        if sized.atoms(sp.MatrixSymbol):  # a scalar of matrices: the trace of a batch's inner product
+            sized = sized.xreplace({m: self.explicit_symbol(m) for m in sized.atoms(sp.MatrixSymbol)})
+            sized = sized.replace(lambda n: isinstance(n, sp.Trace),
+                                  lambda n: sp.Matrix(n.arg.as_explicit()).trace())
+        return sized
 
 
 def instantiate(model: Model, sizes: dict[str, int]) -> Model:

@@ -149,27 +149,30 @@ class Softmax(MatrixExpr):
     def shape(self):
         return self.arg.shape
 
-    def _entry(self, i, j, **kwargs):
+    def _entry(self, i, j, **kwargs):  # column by column: each column of a batch is one example
         n = self.arg.shape[0]
-        total = sp.Add(*(sp.exp(self.arg[k, 0]) for k in range(n)))
-        return sp.exp(self.arg[i, 0]) / total
+        total = sp.Add(*(sp.exp(self.arg[k, j]) for k in range(n)))
+        return sp.exp(self.arg[i, j]) / total
 
     def _latex(self, printer):
         return rf"\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
 
 
 class OneHot(MatrixExpr):
-    """e_y: the column vector of length n with a 1 at the (0-based) class index y."""
+    """e_y: the column vector of length n with a 1 at the (0-based) class index y; for a
+    1 x B row of indices (a batch), the n x B matrix of one such column per example."""
 
     def __new__(cls, index, n):
         return super().__new__(cls, _basic(index), _basic(n))
 
     @property
     def shape(self):
-        return (self.args[1], sp.Integer(1))
+        index = self.args[0]
+        return (self.args[1], index.shape[1] if isinstance(index, MatrixExpr) else sp.Integer(1))
 
     def _entry(self, i, j, **kwargs):
-        return indicator(self.args[0], i)
+        index = self.args[0]
+        return indicator(index[0, j] if isinstance(index, MatrixExpr) else index, i)
 
     def _latex(self, printer):
         return rf"\mathbf{{e}}_{{{printer._print(self.args[0])}}}"

@@ -92,7 +92,8 @@ def _matmul(node, G, out):
         result.append((m, coeff * adj if coeff != 1 else adj))
     if scalars and coeff.free_symbols:
         product = sp.MatMul(*mats).doit() if len(mats) > 1 else mats[0]
-        result.append((coeff, sp.MatMul(transpose(G), product)))  # d coeff: <G, product>, a 1x1 for vectors
+        inner = sp.MatMul(transpose(G), product)  # d coeff = <G, product>: G^T x for vectors, a trace for a batch
+        result.append((coeff, inner if product.shape[1] == 1 else sp.Trace(inner)))
     return result
 
 
@@ -185,20 +186,47 @@ class MatrixStep:
 class MatrixCell:
     """Matrix-form adjoints of one step of a vector model (independent of T and of the sizes)."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, batch: bool = False):
+        """``batch``: every per-step vector becomes an n x B matrix, one column per example, biases
+        broadcast as b 1^T, and the loss is the mean over the batch."""
         if not model.is_vector:
             raise DeriveError(f"{model.name} is a scalar model; the matrix view is for vector models")
         self.model = model
         self.params = [(p.name, _msym(model, p.name, None)) for p in model.parameters]
+        self.batch = sp.Symbol("B", integer=True, positive=True) if batch else None
         self._cache: dict = {}
 
     def sym(self, name: str, offset: int = 0, delta: bool = False):
-        return _msym(self.model, name, offset, delta)
+        return self._batched(_msym(self.model, name, offset, delta))
+
+    def _batched(self, expr):
+        """An expression of one example re-typed for a batch (unchanged without one)."""
+        if self.batch is None or expr is None or not (is_matrix(expr) or isinstance(expr, CrossEntropy)
+                                                      or isinstance(expr, sp.Symbol)):
+            return expr
+        params = {p for p, _ in self.params}
+        targets = {d.name for d in self.model.targets if d.classes}
+        mapping = {}
+        for m in expr.atoms(sp.MatrixSymbol):
+            if m.shape[1] != 1:
+                continue
+            if _name(m) in params:  # a bias: broadcast over the batch
+                mapping[m] = sp.MatMul(m, sp.OneMatrix(1, self.batch))
+            else:
+                mapping[m] = sp.MatrixSymbol(str(m.name), m.shape[0], self.batch)
+        for one in expr.atoms(sp.OneMatrix):
+            if one.shape[1] == 1:
+                mapping[one] = sp.OneMatrix(one.shape[0], self.batch)
+        for y in expr.atoms(sp.Symbol):
+            if _name(y) in targets:  # class indices: one per example
+                mapping[y] = sp.MatrixSymbol(y.name, 1, self.batch)
+        return expr.xreplace(mapping)
 
     def equations(self, variant: str):
         if variant == "init":
-            return [(self.sym(q.name), q.initial) for q in self.model.quantities if q.initial is not None]
-        return [(self.sym(q.name), q.equation_at(variant)) for q in self.model.quantities]
+            return [(self.sym(q.name), self._batched(q.initial))
+                    for q in self.model.quantities if q.initial is not None]
+        return [(self.sym(q.name), self._batched(q.equation_at(variant))) for q in self.model.quantities]
 
     @cached_property
     def fused(self) -> tuple[str, object] | None:
@@ -216,8 +244,10 @@ class MatrixCell:
         loss = self.model.loss.expr
         if self.fused:
             name, softmax = self.fused
-            target = loss.index
-            G = self.sym(name) - OneHot(target, softmax.shape[0])
+            softmax = self._batched(softmax)
+            G = self.sym(name) - OneHot(self._batched(loss.index), softmax.shape[0])
+            if self.batch is not None:  # the loss is the mean over the batch
+                G = G / self.batch
             return vjp(softmax.arg, wrt, G)
         if isinstance(loss, CrossEntropy):
             raise DeriveError("cross_entropy is derived for a softmax output only")

@@ -150,3 +150,77 @@ def test_textbook_forms():
     assert text["delta_a[t]"] == "HadamardProduct(delta_h[t], -HadamardPower(h[t], 2) + 1)"
     grads = {str(p): str(e) for p, e in step.grads}
     assert grads["W"] == "delta_a[t]*h[t-1].T" and grads["U"] == "delta_a[t]*x[t].T" and grads["b"] == "delta_a[t]"
+
+
+def _rename_for_example(expr, j, params):
+    """Per-example entry symbols -> the batch's column j: h{2}[t] -> h{2,j}[t], y[t] -> y{1,j}[t]."""
+    mapping = {}
+    for s in expr.free_symbols:
+        ref = naming.describe(s)
+        root, index = naming.split_entry(ref.name)
+        if root in params:
+            continue
+        new_name = naming.entry(root, *(index[:1] or (1,)), j)
+        sym = naming.generic(new_name, ref.offset) if ref.offset is not None else naming.base(new_name)
+        mapping[s] = naming.delta(sym) if ref.is_delta else sym
+    return expr.xreplace(mapping)
+
+
+@pytest.mark.parametrize("name", VECTOR)
+def test_batch_formulas_are_the_mean_of_the_per_example_ones(name):
+    """In batch form (n x B, biases broadcast as b 1^T, mean loss) every delta is column j's
+    per-example delta over B and every gradient the mean of the per-example gradients."""
+    model = _load(name)
+    B = 2
+    sizes = {"n_in": 2, "n_h": 2, "n_out": 2}
+    params = {p.name for p in model.parameters}
+    kinds = [step_kind(model, 2, 3), step_kind(model, 3, 3)] if model.recurrent else [step_kind(model, 1, 1)]
+    rng = np.random.default_rng(5)
+    for kind in kinds:
+        batch = MatrixCell(model, batch=True).backward(kind)
+        single = MatrixCell(model).backward(kind)
+        bsizes = dict(sizes, B=B)
+        b_delta = {str(d.name): explicit_formula(model, bsizes, e) for d, e in batch.deltas}
+        s_delta = {str(d.name): explicit_formula(model, sizes, e) for d, e in single.deltas}
+        b_grad = {str(p.name): explicit_formula(model, bsizes, e) for p, e in batch.grads}
+        s_grad = {str(p.name): explicit_formula(model, sizes, e) for p, e in single.grads}
+        free = set()
+        for m in list(b_delta.values()) + list(b_grad.values()):
+            free |= m.free_symbols
+        values = random_point(sorted(free, key=str), rng)
+        for s in list(values):  # class indices are whole numbers in range
+            if naming.split_entry(naming.describe(s).name)[0] == "y":
+                values[s] = Fraction(int(rng.integers(0, 2)))
+        for s in list(values):  # incoming deltas of a batch are the per-example ones over B
+            if naming.describe(s).is_delta:
+                values[s] = values[s] / B
+        per_example = []
+        for j in range(1, B + 1):
+            vals = {}
+            for s, v in values.items():
+                vals[s] = v * B if naming.describe(s).is_delta else v
+            computed = {}
+            for dname, m in s_delta.items():
+                renamed = [_rename_for_example(e, j, params) for e in m]
+                computed[dname] = [evaluate(e, {**vals, **computed.get("_vals", {})}) for e in renamed]
+                root = naming.describe(sp.Symbol(dname)).name
+                for i, v in enumerate(computed[dname]):
+                    key = naming.delta(naming.generic(naming.entry(root, i + 1, j), 0))
+                    computed.setdefault("_vals", {})[key] = v
+                    vals[key] = v
+            grads = {p: [evaluate(_rename_for_example(e, j, params), vals) for e in m]
+                     for p, m in s_grad.items()}
+            per_example.append((computed, grads))
+        bvals = dict(values)
+        for dname, m in b_delta.items():
+            root = naming.describe(sp.Symbol(dname)).name
+            rows, cols = m.shape
+            for i in range(rows):
+                for j in range(cols):
+                    got = evaluate(m[i, j], bvals)
+                    bvals[naming.delta(naming.generic(naming.entry(root, i + 1, j + 1), 0))] = got
+                    assert close(got, per_example[j][0][dname][i] / B), (name, kind, dname, i, j)
+        for p, m in b_grad.items():
+            for i, entry in enumerate(m if isinstance(m, sp.MatrixBase) else [m]):  # beta's is a trace
+                mean = sum(per_example[j][1][p][i] for j in range(B)) / B
+                assert close(evaluate(entry, bvals), mean), (name, kind, p, i)
