@@ -224,3 +224,46 @@ def test_batch_formulas_are_the_mean_of_the_per_example_ones(name):
             for i, entry in enumerate(m if isinstance(m, sp.MatrixBase) else [m]):  # beta's is a trace
                 mean = sum(per_example[j][1][p][i] for j in range(B)) / B
                 assert close(evaluate(entry, bvals), mean), (name, kind, p, i)
+
+
+def test_numpy_printing_of_batch_formulas_matches_the_explicit_view():
+    """Every batch-form formula, printed by the NumPy printer and run on arrays, equals its
+    explicit instantiation evaluated at the same numbers."""
+    from derive.printing.numpy import DeriveNumPyPrinter
+
+    sizes = {"n_in": 2, "n_h": 3, "n_out": 2, "B": 2}
+    rng = np.random.default_rng(11)
+
+    def onehot(y, n):
+        y = np.asarray(y).reshape(-1).astype(int)
+        out = np.zeros((int(n), y.size))
+        out[y, np.arange(y.size)] = 1.0
+        return out
+
+    for name in VECTOR:
+        model = _load(name)
+        cell = MatrixCell(model, batch=True)
+        kinds = [step_kind(model, 2, 3), step_kind(model, 3, 3)] if model.recurrent else [step_kind(model, 1, 1)]
+        for kind in kinds:
+            step = cell.backward(kind)
+            for target, formula in step.deltas + step.grads:
+                explicit = explicit_formula(model, sizes, formula)
+                arrays, values = {}, {}
+                for m in sorted(formula.atoms(sp.MatrixSymbol), key=str) + sorted(
+                        (s for s in formula.free_symbols if isinstance(s, sp.Symbol) and str(s) not in sizes), key=str):
+                    shape = explicit_formula(model, sizes, m).shape if isinstance(m, sp.MatrixSymbol) else ()
+                    is_class = naming.split_entry(naming.describe(sp.Symbol(str(m.name))).name)[0] == "y"
+                    data = rng.integers(0, 2, shape) if is_class else rng.uniform(-1, 1, shape)
+                    ident = DeriveNumPyPrinter().doprint(m)
+                    arrays[ident] = np.asarray(data, float)
+                    if isinstance(m, sp.MatrixSymbol):
+                        for sym, v in zip(explicit_formula(model, sizes, m), np.asarray(data, float).reshape(-1)):
+                            values[sym] = Fraction(v)
+                    else:
+                        values[naming.base(str(m))] = Fraction(float(data))
+                code = DeriveNumPyPrinter().doprint(formula)
+                scope = {"np": np, "onehot": onehot, **{k: v for k, v in sizes.items()}, **arrays}
+                got = np.asarray(eval(code, scope), float)  # our own printed code, in a test
+                want = np.array([float(evaluate(e, values)) for e in
+                                 (explicit if isinstance(explicit, sp.MatrixBase) else [explicit])])
+                assert np.allclose(got.reshape(-1), want.reshape(-1), rtol=1e-12, atol=1e-12), (name, target, code)

@@ -54,6 +54,70 @@ class DeriveNumPyPrinter(NumPyPrinter):
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         return f"np.heaviside({self._print(expr.args[0])}, {self._print(sp.Float(h0, 3))})"
 
+    # -- matrix formulas (derive.matrix): @ for products, * for Hadamard, .T, f(X) elementwise
+    def _print_MatrixSymbol(self, expr) -> str:
+        return self._print_Symbol(sp.Symbol(str(expr.name), real=True))
+
+    def _print_MatMul(self, expr) -> str:
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        # a product with a vector of ones is a sum: X 1 sums the columns (a bias's gradient over a batch)
+        if len(mats) > 1 and isinstance(mats[-1], sp.OneMatrix) and mats[-1].shape[1] == 1:
+            rest = mats[0] if len(mats) == 2 else sp.MatMul(*mats[:-1])
+            text = f"{self._matrix_operand(rest)}.sum(axis=1, keepdims=True)"
+            return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
+        if len(mats) == 2 and isinstance(mats[1], sp.OneMatrix) and mats[1].shape[0] == 1:
+            return self._print(sp.Mul(*scalars) * mats[0])  # b 1^T: a bias broadcast over the batch
+        if len(mats) > 1 and isinstance(mats[0], sp.OneMatrix) and mats[0].shape[0] == 1:
+            rest = mats[1] if len(mats) == 2 else sp.MatMul(*mats[1:])
+            text = f"{self._matrix_operand(rest)}.sum(axis=0, keepdims=True)"
+            return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
+        text = " @ ".join(self._matrix_operand(m) for m in mats)
+        if scalars:
+            text = f"{self._print(sp.Mul(*scalars))} * ({text})"
+        return f"({text})"
+
+    def _print_MatAdd(self, expr) -> str:
+        return "(" + " + ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_HadamardProduct(self, expr) -> str:
+        return "(" + " * ".join(self._matrix_operand(a) for a in expr.args) + ")"
+
+    def _print_HadamardPower(self, expr) -> str:
+        return f"{self._matrix_operand(expr.base)}**{self._print(expr.exp)}"
+
+    def _print_Transpose(self, expr) -> str:
+        return f"{self._matrix_operand(expr.arg)}.T"
+
+    def _print_ElementwiseApplyFunction(self, expr) -> str:
+        f = expr.function
+        fn = f.expr.func if isinstance(f, sp.Lambda) else f
+        slot = sp.Symbol("_elementwise_argument", real=True)
+        inner = DeriveNumPyPrinter({**self.names, slot: self._print(expr.expr)})
+        return inner.doprint(fn(slot))
+
+    def _print_OneMatrix(self, expr) -> str:
+        return "1.0"  # broadcasts against the matrix it is added to
+
+    def _print_OneHot(self, expr) -> str:
+        return f"onehot({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Softmax(self, expr) -> str:
+        return f"softmax({self._print(expr.arg)})"
+
+    def _print_DiagMatrix(self, expr) -> str:
+        return f"np.diagflat({self._print(expr.args[0])})"
+
+    def _print_Trace(self, expr) -> str:
+        return f"np.trace({self._print(expr.arg)})"
+
+    def _print_step(self, expr) -> str:
+        return self._print_Heaviside(sp.Heaviside(expr.args[0], 0))
+
+    def _matrix_operand(self, m) -> str:
+        text = self._print(m)
+        return text if text.startswith("(") or text.isidentifier() else f"({text})"
+
     def _print_vdot(self, expr: sp.Function) -> str:
         return f"np.vdot({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
