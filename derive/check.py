@@ -146,7 +146,7 @@ def gradcheck(model: Model, point: Point, tolerance: float = 1e-6) -> Report:
     fd = {name: sum(w * losses[m * i + j] for j, (_, w) in enumerate(FD_STENCIL)) / steps[name]
           for i, name in enumerate(names)}
     cs = {}
-    if _analytic(model):
+    if analytic_model(model):
         params, data = _batched(point, n, complex)
         for i, name in enumerate(names):
             params[name][i] += 1j * CS_STEP
@@ -173,7 +173,7 @@ def directional_check(model: Model, point: Point, directions: int = 2, seed: int
     scale = FD_SCALE * max(1.0, max(abs(v) for v in point.params.values()))
     m = len(FD_STENCIL)
     rows = []
-    analytic = _analytic(model)
+    analytic = analytic_model(model)
     for d in range(directions):
         v = rng.standard_normal(len(names))
         v /= np.linalg.norm(v)
@@ -195,6 +195,7 @@ def directional_check(model: Model, point: Point, directions: int = 2, seed: int
     return tuple(rows)
 
 
-def _analytic(model: Model) -> bool:
+def analytic_model(model: Model) -> bool:
+    """True when every function of the model is analytic, so the complex step applies."""
     return is_analytic(model.loss.expr) and all(
         is_analytic(q.equation_at(v)) for q in model.quantities for v in ("regular", "last"))

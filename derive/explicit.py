@@ -19,7 +19,7 @@ from derive.errors import DeriveError, did_you_mean
 from derive.functions import CrossEntropy
 from derive.model import Declaration, Loss, Model, Quantity
 
-MAX_SIZE = 64
+MAX_SIZE = 4096
 
 
 def parse_sizes(model: Model, text: str | None, default: int = 2) -> dict[str, int]:

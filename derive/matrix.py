@@ -204,6 +204,8 @@ class MatrixCell:
         if self.batch is None or expr is None or not (is_matrix(expr) or isinstance(expr, CrossEntropy)
                                                       or isinstance(expr, sp.Symbol)):
             return expr
+        if isinstance(expr, sp.ZeroMatrix | sp.OneMatrix):
+            return type(expr)(expr.shape[0], self.batch) if expr.shape[1] == 1 else expr
         params = {p for p, _ in self.params}
         targets = {d.name for d in self.model.targets if d.classes}
         mapping = {}
@@ -214,9 +216,9 @@ class MatrixCell:
                 mapping[m] = sp.MatMul(m, sp.OneMatrix(1, self.batch))
             else:
                 mapping[m] = sp.MatrixSymbol(str(m.name), m.shape[0], self.batch)
-        for one in expr.atoms(sp.OneMatrix):
-            if one.shape[1] == 1:
-                mapping[one] = sp.OneMatrix(one.shape[0], self.batch)
+        for const in expr.atoms(sp.OneMatrix, sp.ZeroMatrix):  # constants (1 - z, h_0 = 0) get B columns
+            if const.shape[1] == 1:
+                mapping[const] = type(const)(const.shape[0], self.batch)
         for y in expr.atoms(sp.Symbol):
             if _name(y) in targets:  # class indices: one per example
                 mapping[y] = sp.MatrixSymbol(y.name, 1, self.batch)

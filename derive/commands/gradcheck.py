@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from derive.errors import DeriveError
@@ -37,7 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from derive.check import ERROR_FLOOR, Report, directional_check, draw, gradcheck, parse_at
-    from derive.explicit import parse_sizes, instantiate
     from derive.spec.loader import load
     from derive.templating import render
 
@@ -49,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise DeriveError(f"{model.name} has one step; --many-to-one does not apply")
     directions = args.directions
     if model.is_vector:
-        model = instantiate(model, parse_sizes(model, args.sizes))
-        directions = 2 if directions is None else directions
-    elif args.sizes:
+        return _vector(model, args)
+    if args.sizes:
         raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     if directions is not None and not 0 <= directions <= 100:
         raise DeriveError("--directions takes a whole number from 0 to 100")
@@ -94,5 +93,40 @@ def _truncated(model, point, args) -> int:
                  for n in grads)
     loss = float(compiled(model).run(point.params, point.data, point.steps, grads=False).loss)
     report = Report(f"{model.name} (truncated BPTT, K = {args.truncate})", point.steps, loss, rows, args.tol)
+    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
+    return 0 if report.ok else 1
+
+
+def _vector(model, args) -> int:
+    """Entry by entry in the explicit view (up to --max-entries), and directional derivatives of the
+    matrix formulas themselves, run on whole arrays (any size)."""
+    from derive.check import ERROR_FLOOR, Report, draw, gradcheck, parse_at
+    from derive.explicit import instantiate, parse_sizes
+    from derive.check import analytic_model
+    from derive.matrix_numeric import directional_rows
+    from derive.templating import render
+    from derive.unroll import check_steps
+
+    sizes = parse_sizes(model, args.sizes)
+    directions = 2 if args.directions is None else args.directions
+    if not 0 <= directions <= 100:
+        raise DeriveError("--directions takes a whole number from 0 to 100")
+    if args.truncate is not None or args.at:
+        raise DeriveError("--truncate and --at apply to scalar models; check a vector model's explicit view "
+                          "from Python (derive.explicit.instantiate)")
+    steps = check_steps(model, args.steps)
+    count = sum(math.prod(sizes[s] for s in d.shape) for d in model.parameters)
+    rows, loss = (), float("nan")
+    explicit = None
+    if count <= args.max_entries:
+        explicit = instantiate(model, sizes)
+        report = gradcheck(explicit, draw(explicit, steps if model.recurrent else None, args.seed), args.tol)
+        rows, loss = report.rows, report.loss
+    if directions:
+        dloss, drows = directional_rows(model, sizes, steps, args.seed, directions, analytic_model(model))
+        rows += drows
+        loss = dloss if explicit is None else loss
+    label = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    report = Report(f"{model.name}[{label}]", steps, loss, rows, args.tol)
     sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
     return 0 if report.ok else 1

@@ -105,6 +105,9 @@ class DeriveNumPyPrinter(NumPyPrinter):
     def _print_Softmax(self, expr) -> str:
         return f"softmax({self._print(expr.arg)})"
 
+    def _print_CrossEntropy(self, expr) -> str:
+        return f"cross_entropy({self._print(expr.probs)}, {self._print(expr.index)})"
+
     def _print_DiagMatrix(self, expr) -> str:
         return f"np.diagflat({self._print(expr.args[0])})"
 
