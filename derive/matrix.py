@@ -255,6 +255,27 @@ class MatrixCell:
             raise DeriveError("cross_entropy is derived for a softmax output only")
         return vjp(loss, wrt, sp.Integer(1))
 
+    def pre_sym(self, name: str, offset: int = 0):
+        """The adjoint of the input of quantity ``name``'s elementwise activation, named once:
+        delta_f_in[t] = delta_f[t] * f'(.), which every gradient through that gate reuses."""
+        own = self.sym(name, offset)
+        base = naming.base(name + "_in") if not self.model.recurrent else naming.generic(name + "_in", offset)
+        return sp.MatrixSymbol(naming.delta(base).name, *own.shape)
+
+    def _activation(self, eq):
+        """The argument X when eq is f(X) elementwise of more than a single symbol (else None)."""
+        if isinstance(eq, ElementwiseApplyFunction) and not isinstance(eq.expr, sp.MatrixSymbol):
+            return eq.expr
+        return None
+
+    def _vjp_from(self, r, eq, wrt, offset: int = 0):
+        """The adjoint of wrt through quantity r's equation, starting from the named adjoint of
+        r's activation input when there is one."""
+        inner = self._activation(eq)
+        if inner is not None:
+            return vjp(inner, wrt, self.pre_sym(_name(r), offset))
+        return vjp(eq, wrt, self.sym(_name(r), offset, True), {eq: r})
+
     def backward(self, kind: StepKind) -> MatrixStep:
         if kind in self._cache:
             return self._cache[kind]
@@ -262,17 +283,15 @@ class MatrixCell:
         nxt = self.equations(kind.next) if kind.next else []
         fused_name = self.fused[0] if self.fused else None
         deltas = []
-        for target, _ in reversed(own):
+        for target, eq_target in reversed(own):
             name = _name(target)
             if name == fused_name:
                 continue
             have = {_name(d) for d, _ in deltas}
-            terms = [vjp(eq, target, self.sym(_name(r), 0, True), {eq: r})
-                     for r, eq in own if _name(r) in have]
+            terms = [self._vjp_from(r, eq, target) for r, eq in own if _name(r) in have]
             prev = self.sym(name, -1)
             for r, eq in nxt:
-                rname = _name(r)
-                adj = vjp(eq, prev, self.sym(rname, 0, True), {eq: r})
+                adj = self._vjp_from(r, eq, prev)
                 if adj is not None:
                     terms.append(_shift(adj, 1))
             if kind.loss:
@@ -281,11 +300,13 @@ class MatrixCell:
             if terms:
                 total = terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False)
                 deltas.append((self.sym(name, 0, True), total))
+                if self._activation(eq_target) is not None:
+                    (_, pre), = _elementwise(eq_target, self.sym(name, 0, True), target)
+                    deltas.append((self.pre_sym(name), pre))
         delta_names = {_name(d) for d, _ in deltas}
         grads = []
         for pname, p in self.params:
-            terms = [vjp(eq, p, self.sym(_name(r), 0, True), {eq: r})
-                     for r, eq in own if _name(r) in delta_names]
+            terms = [self._vjp_from(r, eq, p) for r, eq in own if _name(r) in delta_names]
             if kind.loss:
                 terms.append(self._loss_vjp(p))
             terms = [t for t in terms if t is not None]
