@@ -54,18 +54,25 @@ def parse_at(text: str | None) -> dict[str, float]:
     return out
 
 
+def sample_values(rng: np.random.Generator, decl, size, classes: int | None = None) -> np.ndarray:
+    """Values drawn as a declaration says: "bits", a class index (of ``classes`` classes), or uniform."""
+    if decl.sample == "bits":
+        return rng.integers(0, 2, size).astype(float)
+    if isinstance(decl.sample, tuple) and decl.sample[0] == "class":
+        classes = decl.sample[1]
+    if classes is not None:
+        return rng.integers(0, classes, size).astype(float)
+    low, high = decl.sample
+    return rng.uniform(low, high, size)
+
+
 def draw(model: Model, steps: int | None, seed: int = 0, at: dict[str, float] | None = None) -> Point:
     """Random values from each declaration's sample range, then ``at`` applied on top."""
     T = check_steps(model, steps)
     rng = np.random.default_rng(seed)
 
     def sample(decl, size):
-        if decl.sample == "bits":
-            return rng.integers(0, 2, size).astype(float)
-        if isinstance(decl.sample, tuple) and decl.sample[0] == "class":
-            return rng.integers(0, decl.sample[1], size).astype(float)
-        low, high = decl.sample
-        return rng.uniform(low, high, size)
+        return sample_values(rng, decl, size)
 
     params = {p.name: float(sample(p, None)) for p in model.parameters}
     data = {}

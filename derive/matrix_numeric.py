@@ -14,13 +14,11 @@ import sympy as sp
 
 from derive import naming
 from derive.cell import step_kind
+from derive.check import sample_values
 from derive.matrix import MatrixCell
 from derive.model import Model
+from derive.numeric import _sigmoid
 from derive.printing.numpy import DeriveNumPyPrinter
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow, and analytic for the complex step
 
 
 def _onehot(y, n):
@@ -139,20 +137,14 @@ def draw_arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, 
     def shape_of(decl):
         return tuple(sizes[s] for s in decl.shape) + ((1,) if len(decl.shape) == 1 else ())
 
-    def sample(decl, shape):
-        if decl.sample == "bits":
-            return rng.integers(0, 2, shape).astype(float)
-        low, high = decl.sample if isinstance(decl.sample, tuple) and decl.sample[0] != "class" else (-1.0, 1.0)
-        return rng.uniform(low, high, shape)
-
-    params = {d.name: (sample(d, shape_of(d)) if d.shape else float(sample(d, ()))) for d in model.parameters}
+    params = {d.name: (sample_values(rng, d, shape_of(d)) if d.shape else float(sample_values(rng, d, ())))
+              for d in model.parameters}
     data = {}
     for d in model.inputs + model.targets:
         lead = (steps,) if d.per_step else ()
-        if d.classes:
-            data[d.name] = rng.integers(0, sizes[d.classes], lead + (1, batch)).astype(float)
-        else:
-            data[d.name] = sample(d, lead + (sizes[d.shape[0]] if d.shape else 1, batch))
+        classes = sizes[d.classes] if d.classes else None
+        rows = 1 if d.classes or not d.shape else sizes[d.shape[0]]
+        data[d.name] = sample_values(rng, d, lead + (rows, batch), classes)
     return params, data
 
 

@@ -44,12 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.tol > 0:
         raise DeriveError("--tol must be positive")
     options = parse_options(args.option, args.many_to_one)
-    model = load(args.model, options)
-    if options and not model.recurrent and "over" in options:
-        raise DeriveError(f"{model.name} has one step; --many-to-one does not apply")
-    directions = args.directions
+    model = load(args.model, options)  # refuses over=final for a model with one step
     if model.is_vector:
         return _vector(model, args)
+    directions = args.directions
     if args.sizes:
         raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     if directions is not None and not 0 <= directions <= 100:
