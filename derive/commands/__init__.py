@@ -3,4 +3,4 @@
 ``COMMANDS`` lists the module names in the order ``derive --help`` shows them; a
 new command is a new module here and one line in this list.
 """
-COMMANDS = ["list", "gradcheck", "code", "generate", "grade", "sheet"]
+COMMANDS = ["demo", "list", "gradcheck", "code", "generate", "grade", "sheet"]
