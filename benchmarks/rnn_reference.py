@@ -56,10 +56,10 @@ def sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _softmax_xent(O, y, B):
-    """Cross-entropy summed over the rows of O and divided by B, and its adjoint dL/dO (log-sum-exp)."""
-    rows = np.arange(O.shape[0])
-    Z = O - O.max(axis=1, keepdims=True)
+def _softmax_xent(scores, y, B):
+    """Cross-entropy summed over the rows of the scores, divided by B, and its adjoint (log-sum-exp)."""
+    rows = np.arange(scores.shape[0])
+    Z = scores - scores.max(axis=1, keepdims=True)
     E = np.exp(Z)
     S = E.sum(axis=1)
     loss = float(np.log(S).sum() - Z[rows, y].sum()) / B
@@ -108,9 +108,9 @@ def elman_hoisted(p, xs, ys):
         a += A[t]
         np.tanh(a, out=H[t + 1])
     Hs = H[1:].reshape(T * B, n_h)
-    O = Hs @ V.T
-    O += c
-    loss, dO = _softmax_xent(O, ys.reshape(-1), B)
+    scores = Hs @ V.T
+    scores += c
+    loss, dO = _softmax_xent(scores, ys.reshape(-1), B)
     DA = (dO @ V).reshape(T, B, n_h)  # dL/dh_t from the readout, all steps; becomes dL/da_t in place
     for t in range(T - 1, -1, -1):
         if t < T - 1:
