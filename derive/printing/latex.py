@@ -171,6 +171,10 @@ class _Breaker:
             return [whole]
         if isinstance(expr, sp.Add):
             return self._add(expr)
+        if isinstance(expr, sp.MatrixExpr):
+            broken = self._matrix(expr)
+            if broken is not None:
+                return broken
         if isinstance(expr, sp.Mul):
             return self._mul(expr)
         call = expr.base if isinstance(expr, sp.Pow) else expr
@@ -212,6 +216,50 @@ class _Breaker:
         out = self._pack(pieces, r"\cdot ")
         out[0] = sign + out[0]
         return out
+
+    # -- matrix formulas (the sheets' matrix view): break where the printer puts + and \odot
+    def _matrix(self, expr) -> list[str] | None:
+        from sympy.matrices.expressions.diagonal import DiagMatrix
+        from sympy.printing.precedence import precedence_traditional
+
+        if isinstance(expr, sp.MatAdd):  # the terms in _print_MatAdd's order and signs
+            terms = sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
+            pieces = []
+            for i, term in enumerate(terms):
+                coeff, rest = term.as_coeff_mmul()
+                sign = ""
+                if i > 0:
+                    sign = "- " if coeff.is_negative else "+ "
+                    if coeff.is_negative:
+                        term = sp.MatMul(-coeff, *rest.args).doit() if coeff != -1 else rest
+                body = self.lines(term)
+                pieces.append([sign + body[0], *body[1:]])
+            return self._pack(pieces, "")
+        if isinstance(expr, sp.HadamardProduct):  # factors continue a line with \odot
+            pieces = []
+            for a in expr.args:
+                grouped = isinstance(a, (sp.MatAdd, sp.MatMul))
+                text = self.p.parenthesize(a, 1000) if grouped else self.p._print(a)
+                body = [text] if self.fits(text) else self.lines(a)
+                if grouped and len(body) > 1:
+                    body = self._wrap("", body, "")
+                pieces.append(body)
+            out = self._pack([[(r"\odot " if i else "") + b[0], *b[1:]] for i, b in enumerate(pieces)], "")
+            return out
+        if isinstance(expr, sp.MatMul) and not expr.could_extract_minus_sign():
+            pieces = []
+            for a in expr.args:
+                text = self.p.parenthesize(a, precedence_traditional(expr), False)
+                body = [text]
+                if not self.fits(text) and isinstance(a, (sp.MatAdd, sp.HadamardProduct, DiagMatrix)):
+                    body = self.lines(a)
+                    if isinstance(a, (sp.MatAdd, sp.HadamardProduct)) and text.startswith(r"\left("):
+                        body = self._wrap("", body, "")
+                pieces.append(body)
+            return self._pack(pieces, "")
+        if isinstance(expr, DiagMatrix):
+            return self._wrap(r"\operatorname{diag}", self.lines(expr.args[0]), "")
+        return None
 
     def _wrap(self, head: str, body: list[str], tail: str) -> list[str]:
         if len(body) == 1:

@@ -16,12 +16,12 @@ from derive.sheet.shown import E, pick
 MAX_WIDTH_CM = 14.0
 
 
-def _inlined(d: Derivation, variant: str) -> dict:
+def _inlined(model, cell, variant: str) -> dict:
     """Displayed quantity symbol at t -> its equation with intermediates substituted."""
     inter = {}
     out = {}
-    for sym, equation in d.cell.equations(variant):
-        q = d.model.quantity(naming.describe(sym).name)
+    for sym, equation in cell.equations(variant):
+        q = model.quantity(naming.describe(sp.Symbol(str(sym.name))).name)
         rhs = equation.xreplace(inter)
         if q.role == "intermediate":
             inter[sym] = rhs
@@ -34,19 +34,22 @@ def _label(expr: sp.Expr, src: sp.Symbol, params: list) -> str:
     """The weights that multiply ``src`` somewhere in ``expr`` (W_rec on s_{t-1} -> s_t)."""
     used = set()
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, sp.Mul) and src in node.args:
+        if isinstance(node, (sp.Mul, sp.MatMul)) and src in node.args:  # W h (matrix view) or W*s
             used |= {a for a in node.args if a in params}
     return ", ".join(latex(p) for p in params if p in used)
 
 
 def graph_context(d: Derivation) -> dict:
-    model = d.model
-    params = list(model.parameter_symbols)
+    return graph_layout(d.model, d.unrolled.steps, d.cell, list(d.model.parameter_symbols))
+
+
+def graph_layout(model, steps: int, cell, params: list) -> dict:
+    """The layout for a model unrolled over ``steps``, from ``cell.equations(variant)`` (a scalar
+    Cell or a MatrixCell) and the parameter symbols those equations use."""
     shown = [q.name for q in model.quantities if q.role != "intermediate"]
     inputs = [x.name for x in model.inputs]
     if not model.recurrent:
-        return _static(d, shown, inputs, params)
-    steps = d.unrolled.steps
+        return _static(model, cell, shown, inputs, params)
     order = [n for n in shown if model.quantity(n).role != "output"] + \
             [n for n in shown if model.quantity(n).role == "output"]
     rows = {n: i for i, n in enumerate(inputs + order)}
@@ -73,7 +76,7 @@ def graph_context(d: Derivation) -> dict:
         if ci == 0:
             continue
         variant = "last" if kk == steps else "regular"
-        eqs = _inlined(d, variant)
+        eqs = _inlined(model, cell, variant)
         for sym, rhs in eqs.items():
             dst = naming.describe(sym).name
             if (dst, ci) not in ids:
@@ -99,17 +102,17 @@ def graph_context(d: Derivation) -> dict:
     return {"nodes": nodes, "edges": edges, "elided": None in columns}
 
 
-def _static(d: Derivation, shown: list, inputs: list, params: list) -> dict:
+def _static(model, cell, shown: list, inputs: list, params: list) -> dict:
     """A feedforward model: one row, left to right in evaluation order."""
     chain = inputs + shown + ["E"]
     dx = min(2.4, MAX_WIDTH_CM / max(len(chain) - 1, 1))
     ids = {n: f"n{i}" for i, n in enumerate(chain)}
     nodes = [{"id": ids[n], "x": i * dx, "y": 0.0,
               "label": latex(E if n == "E" else naming.base(n)),
-              "kind": "loss" if n == "E" else ("input" if n in inputs else d.model.quantity(n).role)}
+              "kind": "loss" if n == "E" else ("input" if n in inputs else model.quantity(n).role)}
              for i, n in enumerate(chain)]
-    eqs = _inlined(d, "regular")
-    eqs[E] = d.model.loss.expr
+    eqs = _inlined(model, cell, "regular")
+    eqs[E] = model.loss.expr
     edges = []
     for sym, rhs in eqs.items():
         dst = "E" if sym == E else naming.describe(sym).name
