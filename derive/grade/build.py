@@ -189,7 +189,7 @@ class _Builder:
         if node.op == "^":
             return self._power(self.build(node.left), self.build(node.right), node.pos)
         # a chain a + b - c (or a * b / c) is built as one Add (Mul): SymPy flattens once, not per operand
-        ops = ("+", "-") if node.op in ("+", "-") else ("*", "/")
+        ops = ("+", "-") if node.op in ("+", "-") else ("*", "⋅", "⊙", "/")
         parts, current = [], node
         while isinstance(current, Binary) and current.op in ops:
             right = self.build(current.right)
@@ -231,8 +231,8 @@ class _Builder:
 
     def _call(self, node: Call) -> sp.Expr:
         fn = node.fn
-        if fn == "softmax":
-            self.fail("softmax is for vector models; this model is scalar", node.pos)
+        if fn in ("softmax", "onehot", "diag"):
+            self.fail(f"{fn} is for vector models; this model is scalar", node.pos)
         args = [self.build(a) for a in node.args]
         if fn == "heaviside":
             if len(args) == 2 and args[1] in (0, sp.Rational(1, 2), 1):

@@ -33,15 +33,19 @@ DEFAULT_LIMITS = Limits()
 
 # LaTeX commands that are function names, operators, or nothing at all (spacing, sizing).
 FUNCTION_COMMANDS = {"sigma": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log"}
-OPERATOR_COMMANDS = {"cdot": "*", "times": "*", "ast": "*", "odot": "*", "circ": "*", "div": "/", "top": "top",
-                     "prime": "'", "sum": "sum", "frac": "frac", "dfrac": "frac", "tfrac": "frac"}
+# three products: '*' as typed (NumPy: elementwise for matrices), '⋅' a product as written (\cdot, \times,
+# juxtaposition: a matrix product for matrices), '⊙' elementwise (\odot, \circ); a scalar model multiplies all three
+OPERATOR_COMMANDS = {"cdot": "⋅", "times": "⋅", "ast": "*", "odot": "⊙", "circ": "⊙", "div": "/", "top": "top",
+                     "intercal": "top", "prime": "'", "sum": "sum", "frac": "frac", "dfrac": "frac", "tfrac": "frac"}
 SILENT_COMMANDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
                    "Biggl", "Biggr", "displaystyle", "textstyle", "quad", "qquad", "mathclap"}
-WORD_COMMANDS = {"operatorname", "mathrm", "text", "textrm", "mathit", "mathsf", "rm"}
+WORD_COMMANDS = {"operatorname", "mathrm", "text", "textrm", "mathit", "mathsf", "rm", "mathbf", "boldsymbol", "bm",
+                 "vec"}
 GREEK = {"alpha", "beta", "gamma", "epsilon", "varepsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
          "nu", "xi", "rho", "tau", "phi", "varphi", "chi", "psi", "omega"}
-UNICODE = {"σ": ("word", "sigma"), "δ": ("word", "delta"), "ŷ": ("word", "yhat"), "·": ("op", "*"),  # noqa: RUF001
-           "⋅": ("op", "*"), "×": ("op", "*"), "⊙": ("op", "*"), "∗": ("op", "*"), "−": ("op", "-"),  # noqa: RUF001
+UNICODE = {"σ": ("word", "sigma"), "δ": ("word", "delta"), "ŷ": ("word", "yhat"), "·": ("op", "⋅"),  # noqa: RUF001
+           "⋅": ("op", "⋅"), "×": ("op", "⋅"), "⊙": ("op", "⊙"), "∘": ("op", "⊙"), "∗": ("op", "*"),  # noqa: RUF001
+           "−": ("op", "-"),  # noqa: RUF001
            "–": ("op", "-"), "²": ("sup", "2"), "³": ("sup", "3"), "⊤": ("op", "top"), "′": ("op", "'"),  # noqa: RUF001
            "α": ("word", "alpha"), "β": ("word", "beta"), "γ": ("word", "gamma"), "η": ("word", "eta"),  # noqa: RUF001
            "λ": ("word", "lambda"), "θ": ("word", "theta"), "∑": ("op", "sum"), "Σ": ("op", "sum")}
@@ -53,6 +57,7 @@ _MASTER = re.compile(r"(?P<ws>[ \t\r\n]+|\\[,;:! ]|~)|(?P<num>\d+(?:\.\d*)?(?:[e
 _SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SINGLE = {"+", "-", "*", "/", "^", "(", ")", "[", "]", "{", "}", ",", "=", "@", "'", "_", "|"}
+_BRACED_HAT = re.compile(r"\{\s*\\hat\s*\{\s*y\s*\}\s*\}")  # {\hat{y}}_{t}, as the LaTeX printer writes it
 
 
 class AnswerError(DeriveError):
@@ -109,6 +114,9 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
     while i < n:
         if len(out) > limits.tokens:
             raise AnswerError(f"the answer has more than {limits.tokens} tokens", i)
+        if text[i] == "{" and (hat := _BRACED_HAT.match(text, i)):
+            i = _name(text, "yhat", i, hat.end(), out)
+            continue
         m = _MASTER.match(text, i)  # the common tokens in one match
         if m:
             kind = m.lastgroup
@@ -131,6 +139,10 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
         if ch in UNICODE:
             kind, value = UNICODE[ch]
             if kind == "word":
+                follows = _WORD.match(text, i + 1) if value == "delta" else None
+                if follows:  # δh_2: the adjoint of h_2, one name
+                    i = _name(text, f"delta_{follows.group()}", i, follows.end(), out)
+                    continue
                 i = _name(text, value, i, i + 1, out)
                 continue
             if kind == "sup":
@@ -255,6 +267,9 @@ def _command(text: str, i: int, out: list[Token]) -> int:
     if name in WORD_COMMANDS:
         word, after = _group_or_char(text, end)
         word = word.strip()
+        if word in ("0", "1"):  # \mathbf{1}: the vector of ones (a 1 that broadcasts), \mathbf{0}
+            out.append(Token("num", word, i))
+            return after
         if not _WORD.fullmatch(word):
             raise AnswerError(f"\\{name}{{{word}}} is not a name", i, text)
         return _name(text, word, i, after, out)

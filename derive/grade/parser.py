@@ -3,10 +3,10 @@
 Grammar (precedence low to high; ``^`` and ``**`` are the same and right-associative):
 
     expr     := term (('+' | '-') term)*
-    term     := unary (('*' | '/' | '@') unary | factor)*        a factor after a factor multiplies
+    term     := unary (('*' | '⋅' | '⊙' | '/' | '@') unary | factor)*   a factor after a factor multiplies (as '⋅')
     unary    := ('-' | '+') unary | power
     power    := postfix ('^' unary)?
-    postfix  := factor ('^' '\\top')*                             transpose (vector models)
+    postfix  := factor ('^' ('\\top' | 'T'))*                      transpose (vector models): W^\\top, W^T, W.T
     factor   := NUMBER | NAME | call | group | frac | sum
     call     := FUNC prime* ('^' factor)? (group | factor)        sigmoid(z), \\tanh^{2}{(c)}, \\sigma'(z)
     group    := '(' expr ')' | '[' expr ']' | '{' expr '}'
@@ -30,7 +30,8 @@ MAX_DECIMAL_EXPONENT = 100
 
 FUNCTION_WORDS = {"sigmoid": "sigmoid", "sigma": "sigmoid", "tanh": "tanh", "relu": "relu", "ReLU": "relu",
                   "exp": "exp", "log": "log", "ln": "log", "softmax": "softmax", "H": "heaviside",
-                  "Heaviside": "heaviside", "heaviside": "heaviside", "step": "heaviside"}
+                  "Heaviside": "heaviside", "heaviside": "heaviside", "step": "heaviside", "onehot": "onehot",
+                  "diag": "diag"}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _FACTOR_STARTS = frozenset({"num", "name", "func", "(", "[", "{", "frac", "sum"})
 
@@ -143,12 +144,12 @@ class _Parser:
         self.enter()
         left = self.unary()
         while True:
-            if self.at("*", "/", "@"):
+            if self.at("*", "⋅", "⊙", "/", "@"):
                 op = self.take()
                 left = self.node(Binary(op.text, left, self.unary(), op.pos))
             elif self.starts_factor():
                 pos = self.tok.pos
-                left = self.node(Binary("*", left, self.power(), pos))
+                left = self.node(Binary("⋅", left, self.power(), pos))
             else:
                 break
         self.depth -= 1
@@ -188,10 +189,12 @@ class _Parser:
 
     def _transpose_follows(self) -> bool:
         nxt = self.toks[self.i + 1]
-        if nxt.kind == "op" and nxt.text == "top":
+        if _is_top(nxt):
             return True
         after = self.toks[self.i + 2] if self.i + 2 < len(self.toks) else nxt
-        return nxt.kind == "op" and nxt.text == "{" and after.kind == "op" and after.text == "top"
+        closing = self.toks[self.i + 3] if self.i + 3 < len(self.toks) else nxt
+        return (nxt.kind == "op" and nxt.text == "{" and _is_top(after) and closing.kind == "op"
+                and closing.text == "}")
 
     def starts_factor(self) -> bool:
         return self.keys[self.i] in _FACTOR_STARTS
@@ -303,6 +306,11 @@ class _Parser:
         if exponent and abs(int(exponent)) > MAX_DECIMAL_EXPONENT:
             self.fail(f"a number's exponent is beyond ±{MAX_DECIMAL_EXPONENT}", t.pos)
         return Fraction(t.text)
+
+
+def _is_top(tok: Token) -> bool:
+    """\\top, or a lone capital T (W^T, W^{T}, W^\\mathsf{T})."""
+    return (tok.kind == "op" and tok.text == "top") or (tok.kind == "name" and tok.text == "T" and tok.sub is None)
 
 
 def parse(text: str, limits: Limits = DEFAULT_LIMITS):
