@@ -8,18 +8,21 @@ conventions of issue 6's generated modules so that both take the same arguments:
     loss    mean over the batch of the sum over time of -log softmax(o_t)[y_t];
     returns (loss as a float, {name: gradient of the same shape}).
 
-Rows are examples: a state is a (B, n_h) array and W @ h becomes h @ W.T. Two variants per model:
+Rows are examples: a state is a (B, n_h) array and W @ h becomes h @ W.T. Three variants per model:
 
 - ``*_loop``: one step at a time, the input projection, the readout and every parameter
   gradient accumulated inside the time loop (the plain textbook BPTT);
 - ``*_hoisted``: everything that does not depend on the previous step leaves the loop: the input
   projection is one GEMM over all T*B rows, the readout, softmax and its adjoint another, and
-  each weight gradient one GEMM over the stacked time steps; only the recurrent products stay
-  inside the loops.
+  each weight gradient one GEMM over the stacked time steps; only the recurrent products and the
+  cell's elementwise work stay inside the loops;
+- ``*_hoisted_factors`` ("hoisted+"): hoisted, and the local derivative factors (1 - h^2, the gates'
+  s (1 - s), ...) computed for all steps at once between the loops: fewer, larger operations, which
+  wins at small sizes and loses at large ones (the benchmark takes the best of the three).
 
-The LSTM stacks its four gates (order f, i, o, g) into one (4 n_h, .) matrix so that a step
-costs one product with the input and one with the state, as careful hand-written code does.
-Sigmoid is 0.5 (1 + tanh(z / 2)): exact, and no overflow for large |z|.
+The LSTM stacks its four gates into one (4 n_h, .) matrix so that a step costs one product with
+the input and one with the state, as careful hand-written code does. Sigmoid is
+(1 + tanh(z / 2)) / 2: exact, and no overflow for large |z|.
 """
 from __future__ import annotations
 
@@ -93,7 +96,9 @@ def elman_loop(p, xs, ys):
     return loss, g
 
 
-def elman_hoisted(p, xs, ys):
+def elman_hoisted(p, xs, ys, factors_first: bool = False):
+    """factors_first: tanh' = 1 - h^2 for all steps at once before the backward loop (fewer, larger
+    operations: wins when Python's per-operation overhead dominates, at small sizes)."""
     U, W, b, V, c = (p[k] for k in ELMAN_PARAMS)
     T, B, n_in = xs.shape
     n_h = W.shape[0]
@@ -102,7 +107,7 @@ def elman_hoisted(p, xs, ys):
     H[0] = 0.0
     A = (X @ U.T).reshape(T, B, n_h)  # every step's input projection in one GEMM
     A += b
-    WT = W.T
+    WT = np.ascontiguousarray(W.T)  # OpenBLAS runs (B, n) @ (n, n) up to 1.8x faster on a C-ordered copy
     for t in range(T):
         a = H[t] @ WT
         a += A[t]
@@ -112,13 +117,25 @@ def elman_hoisted(p, xs, ys):
     scores += c
     loss, dO = _softmax_xent(scores, ys.reshape(-1), B)
     DA = (dO @ V).reshape(T, B, n_h)  # dL/dh_t from the readout, all steps; becomes dL/da_t in place
+    if factors_first:
+        D = H[1:] * H[1:]
+        np.subtract(1.0, D, out=D)
     for t in range(T - 1, -1, -1):
+        da = DA[t]
         if t < T - 1:
-            DA[t] += DA[t + 1] @ W
-        DA[t] *= 1.0 - H[t + 1] * H[t + 1]
+            da += DA[t + 1] @ W
+        if factors_first:
+            da *= D[t]
+        else:
+            h = H[t + 1]
+            da -= da * h * h
     DA2 = DA.reshape(T * B, n_h)
     return loss, {"U": DA2.T @ X, "W": DA2.T @ H[:-1].reshape(T * B, n_h), "b": DA2.sum(axis=0),
                   "V": dO.T @ Hs, "c": dO.sum(axis=0)}
+
+
+def elman_hoisted_factors(p, xs, ys):
+    return elman_hoisted(p, xs, ys, factors_first=True)
 
 
 # -- LSTM: f, i, o = sigmoid(W_.x x_t + W_.h h_{t-1} + b_.), g = tanh(...), ---------------------
@@ -190,40 +207,113 @@ def lstm_loop(p, xs, ys):
     return loss, _unstack(dWx, dWh, dbias, n_h) | {"V": dV, "b_y": db_y}
 
 
-def lstm_hoisted(p, xs, ys):
-    Wx, Wh, bias = _stack(p)
-    V, b_y = p["V"], p["b_y"]
+_HOISTED_ORDER = ("o", "f", "i", "c")
+
+
+def _lstm_hoisted_forward(p, xs):
+    """Gates stacked in the order (o, f, i, g): o, f, i (the sigmoids) are contiguous. sigmoid(z) =
+    (1 + tanh(z/2)) / 2 with the 1/2 folded into the stacked weights, so one tanh per step serves all
+    four gates. Returns X (T B, n_in), the activated gates Z (T, B, 4 n_h), H and C (T + 1, B, n_h,
+    index 0 = the zero initial state), tanh(c_t) TC (T, B, n_h) and the unscaled stack W_h."""
+    Wx = np.concatenate([p[f"W_{g}x"] for g in _HOISTED_ORDER])
+    Wh = np.concatenate([p[f"W_{g}h"] for g in _HOISTED_ORDER])
+    bias = np.concatenate([p[f"b_{g}"] for g in _HOISTED_ORDER])
     T, B, n_in = xs.shape
     n_h = Wh.shape[1]
     dtype = np.result_type(xs, Wh)
+    half = np.ones(4 * n_h, dtype=dtype)
+    half[: 3 * n_h] = 0.5
     X = xs.reshape(T * B, n_in)
-    Z = (X @ Wx.T).reshape(T, B, 4 * n_h)  # every step's input projections in one GEMM; becomes the gates
-    Z += bias
+    Z = (X @ (Wx * half[:, None]).T).reshape(T, B, 4 * n_h)  # all input projections in one GEMM
+    Z += bias * half
+    WhT = np.ascontiguousarray((Wh * half[:, None]).T)  # C order: the faster layout for OpenBLAS's small GEMMs
     H = np.empty((T + 1, B, n_h), dtype=dtype)
     C = np.empty((T + 1, B, n_h), dtype=dtype)
     TC = np.empty((T, B, n_h), dtype=dtype)
     H[0] = C[0] = 0.0
-    WhT = Wh.T
     for t in range(T):
-        Z[t] += H[t] @ WhT
-        C[t + 1], TC[t], H[t + 1] = _lstm_cell(Z[t], C[t], n_h)
+        z = Z[t]  # becomes the activated gates
+        z += H[t] @ WhT
+        np.tanh(z, out=z)
+        s = z[:, : 3 * n_h]
+        s *= 0.5
+        s += 0.5
+        c = C[t + 1]
+        np.multiply(z[:, n_h: 2 * n_h], C[t], out=c)  # f c_{t-1}
+        c += z[:, 2 * n_h: 3 * n_h] * z[:, 3 * n_h:]  # + i g
+        np.tanh(c, out=TC[t])
+        np.multiply(z[:, :n_h], TC[t], out=H[t + 1])  # o tanh(c)
+    return X, Z, H, C, TC, Wh
+
+
+def lstm_hoisted(p, xs, ys, factors_first: bool = False):
+    """factors_first: every local derivative factor that needs no later step is computed for all
+    steps at once between the loops, so that a backward step is five whole-array operations; this
+    wins at small sizes (Python's per-operation cost) and loses at large ones, where the factors'
+    (T, B, n_h) arrays leave the cache that the per-step version stays in."""
+    V, b_y = p["V"], p["b_y"]
+    T, B, _ = xs.shape
+    X, Z, H, C, TC, Wh = _lstm_hoisted_forward(p, xs)
+    n_h = Wh.shape[1]
     Hs = H[1:].reshape(T * B, n_h)
     S = Hs @ V.T
     S += b_y
     loss, dS = _softmax_xent(S, ys.reshape(-1), B)
     DH = (dS @ V).reshape(T, B, n_h)  # dL/dh_t from the readout, all steps
     DZ = np.empty_like(Z)
-    dc = np.zeros((B, n_h), dtype=dtype)
+    dc = np.zeros((B, n_h), dtype=Z.dtype)
+    G4 = Z.reshape(T, B, 4, n_h)
+    o, f, i, g = (G4[:, :, j] for j in range(4))
+    if factors_first:  # dc_t += dh_t Kc;  dz_o = dh_t Ko;  dz_(f, i, g) = dc_t P
+        Kc = o * (1.0 - TC * TC)
+        Ko = TC * o * (1.0 - o)
+        P = np.empty((T, B, 3, n_h), dtype=Z.dtype)
+        P[:, :, 0] = C[:-1] * f * (1.0 - f)
+        P[:, :, 1] = g * i * (1.0 - i)
+        P[:, :, 2] = i * (1.0 - g * g)
+        DZ4 = DZ.reshape(T, B, 4, n_h)
     for t in range(T - 1, -1, -1):
-        dh = DH[t] if t == T - 1 else DH[t] + DZ[t + 1] @ Wh
-        DZ[t], dc = _lstm_cell_back(dh, dc, Z[t], C[t], TC[t], n_h)
+        dh = DH[t]
+        if t < T - 1:
+            dh += DZ[t + 1] @ Wh
+        if factors_first:
+            dc += dh * Kc[t]
+            np.multiply(dh, Ko[t], out=DZ4[t, :, 0])
+            np.multiply(dc[:, None, :], P[t], out=DZ4[t, :, 1:])
+        else:
+            z, dz, tc = Z[t], DZ[t], TC[t]
+            sig = z[:, : 3 * n_h]
+            dsig = sig * sig
+            np.subtract(sig, dsig, out=dsig)  # s (1 - s) for o, f, i
+            k = tc * tc
+            np.subtract(1.0, k, out=k)
+            k *= o[t]
+            k *= dh
+            dc += k  # dc_t += dh o (1 - tanh(c)^2)
+            np.multiply(dh, tc, out=dz[:, :n_h])
+            np.multiply(dc, C[t], out=dz[:, n_h: 2 * n_h])
+            np.multiply(dc, g[t], out=dz[:, 2 * n_h: 3 * n_h])
+            dz[:, : 3 * n_h] *= dsig
+            k = g[t] * g[t]
+            np.subtract(1.0, k, out=k)
+            k *= i[t]
+            np.multiply(dc, k, out=dz[:, 3 * n_h:])
+        dc *= f[t]
     DZ2 = DZ.reshape(T * B, 4 * n_h)
-    grads = _unstack(DZ2.T @ X, DZ2.T @ H[:-1].reshape(T * B, n_h), DZ2.sum(axis=0), n_h)
-    return loss, grads | {"V": dS.T @ Hs, "b_y": dS.sum(axis=0)}
+    dWx, dWh, dbias = DZ2.T @ X, DZ2.T @ H[:-1].reshape(T * B, n_h), DZ2.sum(axis=0)
+    grads = {"V": dS.T @ Hs, "b_y": dS.sum(axis=0)}
+    for j, gate in enumerate(_HOISTED_ORDER):
+        rows = slice(j * n_h, (j + 1) * n_h)
+        grads |= {f"W_{gate}x": dWx[rows], f"W_{gate}h": dWh[rows], f"b_{gate}": dbias[rows]}
+    return loss, grads
 
 
-IMPLEMENTATIONS = {"elman": {"loop": elman_loop, "hoisted": elman_hoisted},
-                   "lstm": {"loop": lstm_loop, "hoisted": lstm_hoisted}}
+def lstm_hoisted_factors(p, xs, ys):
+    return lstm_hoisted(p, xs, ys, factors_first=True)
+
+
+IMPLEMENTATIONS = {"elman": {"loop": elman_loop, "hoisted": elman_hoisted, "hoisted+": elman_hoisted_factors},
+                   "lstm": {"loop": lstm_loop, "hoisted": lstm_hoisted, "hoisted+": lstm_hoisted_factors}}
 
 
 def gemm_flops(model: str, n_in: int, n_h: int, n_out: int, T: int, B: int) -> int:

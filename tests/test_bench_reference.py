@@ -89,10 +89,12 @@ def test_gradients_match_finite_differences(ref, model, size):
 def test_variants_agree_and_float32_stays_float32(ref, model):
     params = ref.init(model, 6, 7, 5)
     xs, ys = ref.data(9, 4, 6, 5)
-    (l1, g1), (l2, g2) = (fn(params, xs, ys) for fn in ref.IMPLEMENTATIONS[model].values())
-    assert l1 == pytest.approx(l2, rel=1e-13)
-    for name in g1:
-        np.testing.assert_allclose(g1[name], g2[name], rtol=1e-11, atol=1e-14)
+    (l1, g1), *others = (fn(params, xs, ys) for fn in ref.IMPLEMENTATIONS[model].values())
+    assert len(others) == 2
+    for l2, g2 in others:
+        assert l1 == pytest.approx(l2, rel=1e-13)
+        for name in g1:
+            np.testing.assert_allclose(g1[name], g2[name], rtol=1e-11, atol=1e-14)
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
     for fn in ref.IMPLEMENTATIONS[model].values():
         loss, grads = fn(p32, xs.astype(np.float32), ys)
