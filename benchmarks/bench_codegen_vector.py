@@ -167,7 +167,8 @@ def _group(model, size, dtype_name, args, generated, rng) -> dict:
     if bad and not args.allow_mismatch:
         raise SystemExit(f"{model} {size_label(size)} {dtype_name}: disagreement with the hand-written loop "
                          f"(relative error, tolerance {TOLERANCE[dtype_name]:g}): {bad}")
-    notes += [f"{name} DISAGREES (relative error {err:.2e}): timed anyway (--allow-mismatch)" for name, err in bad.items()]
+    notes += [f"{name} DISAGREES (relative error {err:.2e}): timed anyway (--allow-mismatch)"
+              for name, err in bad.items()]
     a, b = (np.random.default_rng(2).standard_normal((GEMM_N, GEMM_N)).astype(dtype) for _ in range(2))
     calls["gemm"] = lambda: a @ b
     number = {name: _calls_per_sample(call, args.target_ms / 1e3) for name, call in calls.items()}
