@@ -19,8 +19,9 @@ DESCRIPTION = ("Write DIR/<model>.tex: the model, its unrolled graph, forward pa
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
     parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
-    parser.add_argument("--view", choices=["explicit", "matrix"], default="explicit",
-                        help="explicit: scalar symbols (default); matrix: vector models in matrix notation")
+    parser.add_argument("--view", choices=["explicit", "matrix"], default=None,
+                        help="explicit: scalar symbols (the view of scalar models); matrix: vector models in "
+                        "matrix notation (their default and only view)")
     parser.add_argument("--variant", choices=["solution", "problem"], default="solution",
                         help="solution: complete (default); problem: questions and answer boxes")
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",
@@ -29,12 +30,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for the example's values (default: the first seed whose gradient has no zero)")
     parser.add_argument("-o", "--out", default=".", metavar="DIR", help="folder to write to (default .)")
     parser.add_argument("--pdf", action="store_true", help="also build the PDF (needs pdflatex)")
+    vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp, or a spec with [sizes])")
+    vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
+                        help="sizes of the worked example (default n_in=2,n_h=3,n_out=2; at most 8 each)")
+    vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a spec option, e.g. activation=relu; over=final for many-to-one")
+    vector.add_argument("--many-to-one", action="store_true", help="the loss on the last step only (over=final)")
 
 
 def file_stem(name: str) -> str:
     """A safe file name from a model's name (a spec's name is user text)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
     return stem or "sheet"
+
+
+MAX_EXAMPLE_SIZE = 8  # the worked example prints every entry: a page holds about this many
+
+
+def example_sizes(model, text: str | None) -> dict[str, int]:
+    """--sizes for a sheet's worked example: the defaults 2/3/2 with the given ones on top."""
+    from derive.explicit import parse_sizes
+    from derive.sheet.matrix import DEFAULT_SIZES
+
+    given = parse_sizes(model, text, default=0)
+    sizes = {name: (given[name] or DEFAULT_SIZES.get(name, 2)) for name in given}
+    for name, value in sizes.items():
+        if value > MAX_EXAMPLE_SIZE:
+            raise DeriveError(f"--sizes {name}: a sheet's worked example prints every entry; "
+                              f"use at most {MAX_EXAMPLE_SIZE} (derive gradcheck checks any size)")
+    return sizes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,16 +69,30 @@ def run(args: argparse.Namespace) -> int:
     from derive.spec.loader import load
     from derive.unroll import check_steps
 
-    model = load(args.model)
-    if args.view == "matrix":
+    from derive.commands.gradcheck import parse_options
+
+    model = load(args.model, parse_options(args.option, args.many_to_one))
+    view = args.view or ("matrix" if model.is_vector else "explicit")
+    if view == "matrix" and not model.is_vector:
         raise DeriveError(f"--view matrix: {model.name} is a scalar model; it has the explicit view only")
+    if view == "explicit" and model.is_vector:
+        raise DeriveError(f"--view explicit: {model.name} is a vector model; its sheet is in matrix notation "
+                          "(--view matrix, the default); its entries' scalar model is derive.explicit.instantiate")
+    if not model.is_vector and args.sizes:
+        raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     at = parse_at(args.at)
     if args.pdf:  # fail before the work when LaTeX is missing
         from derive.sheet.pdf import latex_available, missing_tools_message
         if not latex_available():
             raise DeriveError(missing_tools_message("pdflatex"))
-    derivation = bptt(model, check_steps(model, args.steps))
-    tex = render_sheet(derivation, variant=args.variant, view=args.view, seed=args.seed, at=at)
+    steps = check_steps(model, args.steps)
+    if model.is_vector:
+        from derive.sheet import render_matrix_sheet
+
+        tex = render_matrix_sheet(model, steps, variant=args.variant, seed=args.seed, at=at,
+                                  sizes=example_sizes(model, args.sizes))
+    else:
+        tex = render_sheet(bptt(model, steps), variant=args.variant, view=view, seed=args.seed, at=at)
     out = Path(args.out)
     stem = file_stem(model.name)
     write_atomic(out / f"{stem}.tex", tex.encode("utf-8"))

@@ -69,6 +69,58 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str = "explici
     }
 
 
+def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int | None = None,
+                         at: dict[str, float] | None = None, sizes: dict[str, int] | None = None) -> dict:
+    """Everything the matrix view of a vector model's sheet shows, as data for the templates."""
+    import sympy as sp
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    from derive.functions import Softmax
+    from derive.matrix import MatrixCell
+    from derive.printing.latex import latex
+    from derive.sheet import matrix as mx
+    from derive.sheet.matrix_example import PLOT_STEPS, curves, example_context
+
+    if variant not in VARIANTS:
+        raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
+    sizes = dict(mx.DEFAULT_SIZES, **(sizes or {}))
+    sizes = {s.name: sizes.get(s.name, 2) for s in model.sizes}
+    ctx_ = mx.symbolic_context(model, steps)
+    cell = MatrixCell(model)
+    x = sp.Symbol("x")
+    functions = []
+    for _, eq in cell.equations("regular"):
+        for node in sp.preorder_traversal(eq):
+            f = None
+            if isinstance(node, ElementwiseApplyFunction):
+                fn = node.function.expr.func if isinstance(node.function, sp.Lambda) else node.function
+                f = "$" + latex(fn(x)) + "$"
+            elif isinstance(node, Softmax):
+                f = r"$\operatorname{softmax}$ (entries $e^{z_i} / \sum_j e^{z_j}$)"
+            if f and f not in functions:
+                functions.append(f)
+    first = next(q.name for q in model.quantities if q.role != "intermediate")
+    example = example_context(model, steps, sizes, seed, at)
+    plot = {"steps": PLOT_STEPS, "curves": curves(model, sizes, example["values"]["params"], example["seed"])} \
+        if model.recurrent else {"steps": PLOT_STEPS, "curves": []}
+    options = [f"{k} = {v}" for k, v in model.options]
+    return {
+        "title": model.title, "summary": model.summary, "name": model.name, "recurrent": model.recurrent,
+        "steps": steps, "variant": variant, "solution": variant == "solution", "view": "matrix",
+        "options": options, "functions": ", ".join(functions),
+        "loss_description": model.loss.description, "loss_over": model.loss.over,
+        "adjoint": {"symbol": latex(cell.sym(first, 0, True)), "of": latex(cell.sym(first))},
+        "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot,
+        "at": sorted(at) if at else [],
+    }
+
+
+def render_matrix_sheet(model, steps: int, variant: str = "solution", seed: int | None = None,
+                        at: dict[str, float] | None = None, sizes: dict[str, int] | None = None) -> str:
+    """The LaTeX source of a vector model's derivation sheet in matrix notation."""
+    return render_latex("sheet/sheet.tex.j2", **matrix_sheet_context(model, steps, variant, seed, at, sizes))
+
+
 def render_sheet(d: Derivation, variant: str = "solution", view: str = "explicit",
                  seed: int | None = None, at: dict[str, float] | None = None) -> str:
     """The LaTeX source of the derivation sheet."""

@@ -142,13 +142,15 @@ def named_adjoints(cell: MatrixCell, deltas) -> list[str]:
 
 
 def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
-    kinds = []
+    kinds, seen = [], []
     for (deltas, grads), ks in _groups(model, steps, lambda kd: (cell.backward(kd).deltas, cell.backward(kd).grads)):
         kind = step_kind(model, ks[0], steps)
         kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
                       "deltas": [show(s, e) for s, e in deltas],
                       "named": named_adjoints(cell, deltas),
-                      "grads": [show(Partial(E, p), e) for p, e in grads]})
+                      "grads": [show(Partial(E, p), e) for p, e in grads],
+                      "same_grads": grads in seen})  # printed once: "the same terms as above"
+        seen.append(grads)
     fused = None
     if cell.fused:
         name, softmax = cell.fused
