@@ -74,6 +74,14 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
           rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
           show_solution: bool = False, seed: int = 0) -> Verdict:
     """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'."""
+    if model.is_vector:  # matrix answers: derive.grade.matrix_grader
+        from derive.grade.matrix_grader import grade_matrix
+
+        if at:
+            raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
+                              "matrices of several sizes")
+        return grade_matrix(model, wrt, answer, steps=steps, latex=latex, timeout=timeout,
+                            show_solution=show_solution, seed=seed)
     p = prepare(model, steps, wrt, at, seed)
     start = time.monotonic()
     v = Verdict(False, "undecided", "", model.name, p.reference.title, p.steps if model.recurrent else None)

@@ -328,7 +328,7 @@ class Backward:
 
 def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf=None, grad_tf=None) -> Backward:
     """The delta recursion from step T down; ``kind_fn(kind, k)`` may change the step kinds,
-    ``delta_tf``/``grad_tf`` the formulas (both: expr -> expr)."""
+    ``delta_tf``/``grad_tf`` the formulas (both: (name, expr, k) -> expr)."""
     model = cell.model
     first = 0 if model.recurrent else 1
     dims = example.dims
@@ -342,10 +342,11 @@ def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf
         lookup = lookup_at(model, example, k, backend, deltas)
         memo: dict = {}
         for dsym, expr in bstep.deltas:
-            deltas[(_ref(dsym).name, k)] = evaluate(delta_tf(expr) if delta_tf else expr, lookup, dims, backend,
-                                                    memo)
+            name = _ref(dsym).name
+            deltas[(name, k)] = evaluate(delta_tf(name, expr, k) if delta_tf else expr, lookup, dims, backend, memo)
         for p, expr in bstep.grads:
-            terms[(str(p.name), k)] = evaluate(grad_tf(expr) if grad_tf else expr, lookup, dims, backend, memo)
+            terms[(str(p.name), k)] = evaluate(grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, dims,
+                                               backend, memo)
     return Backward(deltas, terms)
 
 
