@@ -30,7 +30,12 @@ def emit_numpy(derivation: Derivation) -> str:
 
 
 def emit_model(model: Model, steps: int | None = None) -> str:
-    """emit_numpy for a model and a number of steps (default 3; static models 1)."""
+    """emit_numpy for a model and a number of steps (default 3; static models 1); a vector model's module
+    (derive.codegen.vector) serves every T and has no closed form, so ``steps`` does not apply to it."""
+    if model.is_vector:
+        from derive.codegen.vector import emit_vector
+
+        return emit_vector(model)
     return emit_numpy(bptt(model, steps))
 
 
@@ -39,7 +44,7 @@ def artifacts() -> list[Artifact]:
     from derive.spec.loader import builtin_names, load
 
     out = []
-    for name in builtin_names("scalar"):  # vector modules are not emitted yet (issue 6)
+    for name in builtin_names("scalar") + builtin_names("vector"):
         model = load(name)
         out.append(Artifact(f"{module_name(model)}.py", emit_model(model).encode("utf-8")))
     return out

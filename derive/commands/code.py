@@ -8,6 +8,8 @@ NAME = "code"
 HELP = "write the model's NumPy gradient module (DIR/<model>.py)"
 DESCRIPTION = ("Emit a standalone NumPy module for the model: forward(), loss_and_grads() by the derived "
                "delta recursion, and grads_closed_form() (sympy.diff of the unrolled loss for --steps T). "
+               "A vector model (elman, lstm, gru, mlp) gets init_params(), forward() and loss_and_grads() "
+               "over batches of sequences (T, B, n_in), from its matrix-form derivation. "
                "It imports nothing but numpy.")
 
 
@@ -26,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from derive.spec.loader import load
 
     model = load(args.model)
+    if model.is_vector and args.steps is not None:
+        raise DeriveError(f"--steps: {model.name} is a vector model; its module has no closed form and its "
+                          "loss_and_grads takes any T")
     source = emit_model(model, args.steps)
     target = Path(args.out) / f"{module_name(model)}.py"
     if target.parent.exists() and not target.parent.is_dir():

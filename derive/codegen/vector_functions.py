@@ -1,0 +1,193 @@
+"""The bodies of a vector module's ``_forward`` and ``loss_and_grads``: a VectorPlan laid out on arrays.
+
+forward:   allocate the loop's arrays; hoisted input terms for all steps (one product over T*B
+           rows); the loop over t = 1..T; the output layer and log-softmax for all steps at once
+backward:  the loss and the loss-seeded deltas over the steps with a loss term; the backward
+           loop's invariant terms for all steps; the recursion from t = T down to 1; the deltas
+           it does not need; every gradient as one product over the stacked steps
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref
+from derive.codegen.vector_emit import Block, Writer, used_names
+from derive.codegen.vector_plan import Hoisted, VectorPlan
+from derive.errors import DeriveError
+
+
+@dataclass
+class Functions:
+    forward: list[Block]
+    cache: list[tuple[str, str]]  # (key, local) returned by _forward
+    backward: list[Block]
+    unpack: list[tuple[str, str]]  # (local, key) read back from the cache
+    forward_names: set[str]
+    backward_names: set[str]
+
+
+def _size(sym) -> str:
+    return str(sym.shape[1])
+
+
+def _grad_symbol(param: str, expr):
+    if isinstance(expr, sp.MatrixExpr):
+        return sp.MatrixSymbol(f"grad:{param}", *expr.shape)
+    return sp.Symbol(f"grad:{param}")
+
+
+def _grad_text(target) -> str:
+    return f'grads["{str(target.name)[len("grad:"):]}"]'
+
+
+def build(plan: VectorPlan) -> Functions:
+    return _static(plan) if not plan.recurrent else _recurrent(plan)
+
+
+def _gradient_blocks(w: Writer, plan: VectorPlan) -> None:
+    done: set[str] = set()
+    for span in ("all", "loss"):
+        terms = [t for t in plan.terms if t.span == span]
+        if not terms:
+            continue
+        by_param: dict[str, list] = {}
+        for t in terms:
+            by_param.setdefault(t.param, []).append(t.expr)
+        statements = [(_grad_symbol(p, es[0]), es[0] if len(es) == 1 else sp.Add(*es) if not isinstance(
+            es[0], sp.MatrixExpr) else sp.MatAdd(*es)) for p, es in by_param.items()]
+        again = {p for p in by_param if p in done}
+        comment = ("gradients: each a sum over the steps, one product over the stacked T*B rows"
+                   if span == "all" else "gradients of the terms seeded by the loss: its steps only")
+        if not plan.recurrent:
+            comment = "gradients: sums over the batch"
+
+        def text(target, again=again):
+            t = _grad_text(target)
+            return f"{t} = {t} +" if str(target.name)[5:] in again else f"{t} ="
+        w.stacked(comment, statements, span, assign=text)
+        done |= set(by_param)
+    missing = [p.name for p in plan.model.parameters if p.name not in done]
+    if missing:
+        w.line("parameters the loss does not depend on", *(f'grads["{p}"] = np.zeros_like({p})' for p in missing))
+
+
+def _static(plan: VectorPlan) -> Functions:
+    inp, tgt = plan.model.inputs[0].name, plan.model.targets[0].name
+    static = {inp: "xs", tgt: "ys"}
+    fw = Writer(plan, {}, static=static)
+    outs = fw.stacked("the layers, every example of the batch at once", plan.forward, "all")
+    cache = [(str(s.name), o) for (s, _), o in zip(plan.forward, outs, strict=True)]
+    bw = Writer(plan, {}, static=static)
+    bw.stacked("the loss: the mean over the batch of -log yhat[y]", [(sp.Symbol("loss"), plan.loss)], "all",
+               assign=lambda t: "loss =")
+    bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
+    _gradient_blocks(bw, plan)
+    used = used_names(bw.blocks)
+    unpack = [(o, k) for k, o in cache if o in used]
+    return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
+
+
+def _recurrent(plan: VectorPlan) -> Functions:
+    model = plan.model
+    inputs = {d.name for d in model.inputs}
+    states = set(model.recurrent_names)
+    loop, fhoist = plan.hoist(plan.loop, lambda a: ref(a) is None or ref(a).name in inputs, "_f")
+    pre_keys = plan.pre_keys
+
+    def bknown(a) -> bool:
+        r = ref(a)
+        return r is None or not r.is_delta or (r.key in pre_keys and r.offset == 0)
+
+    recursion, bhoist = plan.hoist(plan.recursion, bknown, "_b")
+    readers = ([e for _, e in plan.after_loop] + [plan.loss] + [e for _, e in plan.pre] + [e for _, e in recursion]
+               + [h.expr for h in bhoist] + [e for _, e in plan.post] + [t.expr for t in plan.terms])
+    reads = [ref(s) for e in readers for s in per_step_symbols(e)]
+    loop_keys = {ref(s).key for s in plan.loop_targets}
+    stored_forward = {(n, False) for n in states} | {r.key for r in reads if r.key in loop_keys}
+    padded = {r.key for r in reads if r.offset == 1}
+    arrays: dict = {}
+    for d in model.inputs:
+        arrays[(d.name, False)] = Array("xs", 1, d.shape[0])
+    for s, _ in plan.loop:
+        key = ref(s).key
+        if key in stored_forward:
+            arrays[key] = Array(f"{key[0]}_seq", 0 if key[0] in states else 1, _size(s), key in padded)
+    for s, _ in plan.after_loop:
+        if ref(s).key in padded:
+            raise DeriveError(f"{model.name}: the backward pass reads {s.name} one step ahead; generated code "
+                              "supports that for values of the recurrence only")
+        arrays[ref(s).key] = Array(f"{ref(s).name}_seq", 1, _size(s))
+    for h in fhoist + bhoist:
+        arrays[ref(h.symbol).key] = Array(ref(h.symbol).name, 1, _size(h.symbol))
+    rec_reads = {ref(s).key for _, e in recursion for s in per_step_symbols(e)}
+    later = ([e for _, e in plan.post] + [t.expr for t in plan.terms]
+             + [e for _, e in recursion for s in per_step_symbols(e)])
+    rec_keys = {ref(d).key for d, _ in plan.recursion}
+    stored_deltas = {r.key for e in later[:len(plan.post) + len(plan.terms)] for s in per_step_symbols(e)
+                     if (r := ref(s)).key in rec_keys} | {
+        ref(s).key for _, e in recursion for s in per_step_symbols(e) if ref(s).is_delta and ref(s).offset == 1}
+    for d, _ in plan.recursion:
+        key = ref(d).key
+        if key in stored_deltas:
+            arrays[key] = Array(f"d_{key[0]}_seq", 1, _size(d), key in padded)
+    for d, _ in plan.pre:
+        if ref(d).key in rec_reads:
+            arrays[ref(d).key] = Array(f"d_{ref(d).name}_seq", 1, _size(d))
+
+    # -- _forward ----------------------------------------------------------------
+    fw = Writer(plan, arrays)
+    alloc = [f"{a.ident} = np.{'zeros' if a.first == 0 or a.pad else 'empty'}(({a.length()}, B, {a.size}), dtype)"
+             for k, a in arrays.items() if k in stored_forward]
+    fw.line("the values the loop stores, one row per step (a state's row 0: its initial value 0)", *alloc)
+    if fhoist:
+        fw.stacked("the loop's terms that read no earlier step: every step at once, one product over T*B rows",
+                   [(h.symbol, h.expr) for h in fhoist], "all", assign=_hoisted_assign(arrays, fhoist))
+    fw.loop("the recurrence, one step at a time", "for t in range(1, T + 1):", loop, stored_forward, fhoist)
+    outs = fw.stacked("everything else (the output layer), every step at once", plan.after_loop, "all")
+    fw.line("", *(f"{arrays[ref(s).key].ident} = {o}.reshape(T, B, -1)" for (s, _), o in
+                  zip(plan.after_loop, outs, strict=True)))
+    cache = [(k[0], a.ident) for k, a in arrays.items() if k in stored_forward or k in
+             {ref(s).key for s, _ in plan.after_loop}]
+
+    # -- loss_and_grads --------------------------------------------------------------
+    bw = Writer(plan, arrays)
+    bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
+    bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
+               [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: "loss =")
+    pre_outs = bw.stacked("the deltas seeded by the loss, at its steps", plan.pre, "loss")
+    for (d, _), o in zip(plan.pre, pre_outs, strict=True):
+        if ref(d).key in arrays:
+            bw.line("", f"{arrays[ref(d).key].ident} = _from_step({o}.reshape(-1, B, {_size(d)}), T)")
+    for span in ("loss", "all"):
+        hs = [h for h in bhoist if h.span == span]
+        if hs:
+            bw.stacked("the backward loop's terms that read no later delta, every step at once"
+                       + (" (zero before the first loss step)" if span == "loss" else ""),
+                       [(h.symbol, h.expr) for h in hs], span, assign=_hoisted_assign(arrays, hs))
+    allocs = [f"{arrays[k].ident} = np.zeros(({arrays[k].length()}, B, {arrays[k].size}), dtype)"
+              for k in sorted(stored_deltas)]
+    bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
+            *allocs)
+    bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist)
+    if plan.post:
+        bw.stacked("the deltas the recursion does not read, every step at once", plan.post, "all")
+    _gradient_blocks(bw, plan)
+    used = used_names(bw.blocks)
+    unpack = [(ident, key) for key, ident in cache if ident in used]
+    return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
+
+
+def _hoisted_assign(arrays: dict, hoisted: list[Hoisted]):
+    spans = {h.symbol: h.span for h in hoisted}
+
+    def assign(target) -> tuple[str, str]:
+        ident = arrays[ref(target).key].ident
+        if spans[target] == "loss":
+            return f"{ident} = _from_step(", f".reshape(-1, B, {_size(target)}), T)"
+        return f"{ident} = ", ".reshape(T, B, -1)"
+    return assign
+
+
+__all__ = ["Functions", "build", "local"]
