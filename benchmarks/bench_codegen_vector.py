@@ -14,7 +14,8 @@ every parameter gradient from the same float64 or float32 arrays, all returning 
     torch       PyTorch eager autograd, the same hoisted formulation (benchmarks/rnn_frameworks.py)
     torch-nn    PyTorch eager with nn.RNN / nn.LSTM (ATen's recurrent kernels) and nn.Linear
     jax         JAX jit(value_and_grad) with lax.scan (compiled before timing)
-    gemm        one square (1024 x 1024) matmul in the same dtype: the machine's GEMM peak, 2 n^3 FLOPs
+    gemm        one square (1024 x 1024) NumPy matmul in the same dtype: the machine's GEMM peak, 2 n^3
+                FLOPs (and the same product in PyTorch, whose MKL is reported beside OpenBLAS)
 
 Method. Every contender is first checked against the hand-written loop: relative error of the
 loss and of each gradient (2-norm) at most 1e-10 in float64 (1e-3 in float32, where the sums over
@@ -171,6 +172,11 @@ def _group(model, size, dtype_name, args, generated, rng) -> dict:
               for name, err in bad.items()]
     a, b = (np.random.default_rng(2).standard_normal((GEMM_N, GEMM_N)).astype(dtype) for _ in range(2))
     calls["gemm"] = lambda: a @ b
+    if {"torch", "torch-nn"} & set(calls):  # PyTorch's own BLAS (MKL), reported beside NumPy's OpenBLAS
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        calls["gemm-torch"] = lambda: ta @ tb
     number = {name: _calls_per_sample(call, args.target_ms / 1e3) for name, call in calls.items()}
     samples = {name: [] for name in calls}
     for _ in range(args.reps):
@@ -223,7 +229,7 @@ def _median(values):
 def _summaries(group) -> dict:
     s = group["samples"]
     gemm_rate = group["gemm_flops"] / _median(s["gemm"])
-    med = {k: _median(v) for k, v in s.items() if k != "gemm"}
+    med = {k: _median(v) for k, v in s.items() if not k.startswith("gemm")}
     hands = [k for k in HAND if k in med]
     best = min(hands, key=med.get) if hands else None
     rows = {}
@@ -232,7 +238,8 @@ def _summaries(group) -> dict:
                       "peak_fraction": group["flops"] / m / gemm_rate,
                       "ratio": m / med[best] if best else float("nan"),
                       "ratio_min": min(s[name]) / min(s[best]) if best else float("nan")}
-    return {"best_hand": best, "gemm_gflops": gemm_rate / 1e9, "rows": rows}
+    torch_rate = group["gemm_flops"] / _median(s["gemm-torch"]) / 1e9 if "gemm-torch" in s else float("nan")
+    return {"best_hand": best, "gemm_gflops": gemm_rate / 1e9, "gemm_torch_gflops": torch_rate, "rows": rows}
 
 
 def render(results: list[dict]) -> str:
@@ -271,8 +278,8 @@ def render(results: list[dict]) -> str:
                 orow = o["rows"].get(name)
                 cells += f" {orow['median'] * 1e3:.3f} | {orow['ratio']:.2f} |" if orow else " - | - |"
             lines.append(cells)
-        peaks = ", ".join(f"{r['threads']}T {s['gemm_gflops']:.1f}" for r, s in zip(results, [summ, *others],
-                                                                                     strict=True))
+        peaks = ", ".join(f"{r['threads']}T {s['gemm_gflops']:.1f} (PyTorch's {s['gemm_torch_gflops']:.1f})"
+                          for r, s in zip(results, [summ, *others], strict=True))
         notes.append(f"{group['model']} {size_label(group['size'])} {group['dtype']}: GEMM peak GFLOP/s {peaks}; "
                      f"call FLOPs {group['flops'] / 1e6:.1f} M; max relative error vs the loop "
                      + ", ".join(f"{k} {v:.1e}" for k, v in group["errors"].items())
@@ -280,6 +287,16 @@ def render(results: list[dict]) -> str:
     lines.append("")
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -312,6 +329,7 @@ def main() -> int:
     removed = {k: env.pop(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                if k in env and not args.keep_openblas_env}
     results = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for threads in args.threads:
             out = Path(tmp) / f"{threads}.json"
@@ -325,8 +343,8 @@ def main() -> int:
             if done.returncode:
                 return done.returncode
             results.append(json.loads(out.read_text()))
-    print(f"{platform.machine()}, {os.cpu_count()} cores, load average before the table "
-          f"{os.getloadavg()[0]:.2f}; {args.reps} interleaved repetitions, samples of >= {args.target_ms:g} ms"
+    print(f"{_cpu_model()}, {platform.machine()}, {os.cpu_count()} cores; load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after; {args.reps} interleaved repetitions, samples of >= {args.target_ms:g} ms"
           + (f"; removed from the workers' environment: {removed}" if removed else ""))
     print(render(results))
     if args.json:
