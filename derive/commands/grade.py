@@ -11,7 +11,9 @@ NAME = "grade"
 HELP = "grade an answer, a file of answers, or gradient code against the derivation"
 DESCRIPTION = ("Grade a student's derivative. --answer takes plain math (2*(s_3 - y)*s_2) or LaTeX "
                "(2(s_{3}-y)s_{2}), auto-detected; intermediates (s_k, delta_k, yhat) are replaced by their "
-               "definitions before comparing. Exit 0 correct, 1 incorrect or undecided, 2 unreadable. "
+               "definitions before comparing. For a vector model the answer is a matrix expression "
+               "(W.T @ delta_a_3 * (1 - h_2**2), or W^\\top \\delta_{a,3} \\odot (1 - h_2 \\odot h_2)) whose shapes "
+               "are checked first. Exit 0 correct, 1 incorrect or undecided, 2 unreadable. "
                "--answers grades a CSV/JSONL file in parallel. --code EXECUTES the given Python file "
                "(in a separate process with time and memory limits) and compares its gradients.")
 
@@ -40,15 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="PREFIX", help="--answers: write PREFIX.csv and PREFIX.json "
                         "(default: FILE.graded.*)")
     parser.add_argument("--jobs", type=int, default=None, help="--answers: worker processes (default: CPUs)")
+    vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp: matrix answers, shapes checked)")
+    vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a spec option, e.g. activation=relu")
+    vector.add_argument("--many-to-one", action="store_true", help="the loss on the last step only (over=final)")
 
 
 def run(args: argparse.Namespace) -> int:
     from derive.check import parse_at
+    from derive.commands.gradcheck import parse_options
     from derive.spec.loader import load
 
     if not (args.timeout > 0 and args.rtol > 0 and args.atol >= 0):
         raise DeriveError("--timeout and --rtol must be positive, --atol not negative")
-    model = load(args.model)
+    args.model_options = parse_options(args.option, args.many_to_one)
+    model = load(args.model, args.model_options)
     if args.answers:
         return _batch(model, args)
     if args.code:

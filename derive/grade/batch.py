@@ -120,6 +120,17 @@ def _normalise(obj: dict, n: int) -> dict:
 _MODELS: dict = {}
 
 
+def _model(model_ref: str, options: dict):
+    """The model of a batch (with its spec options: activation, over), loaded once per process."""
+    from derive.spec.loader import load
+
+    chosen = dict(options.get("model_options") or {})
+    key = (model_ref, tuple(sorted(chosen.items())))
+    if key not in _MODELS:
+        _MODELS[key] = load(model_ref, chosen or None)
+    return _MODELS[key]
+
+
 def grade_rows(model_ref: str, rows: list[dict], options: dict) -> list[dict]:
     """Grade a chunk of rows; never raises, every row comes back."""
     return [grade_row(model_ref, row, options) for row in rows]
@@ -128,7 +139,6 @@ def grade_rows(model_ref: str, rows: list[dict], options: dict) -> list[dict]:
 def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     from derive.check import parse_at
     from derive.grade.grader import grade
-    from derive.spec.loader import load
 
     out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
            "steps": row.get("steps", options.get("steps")), "verdict": "unreadable", "correct": False,
@@ -140,7 +150,7 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         out["reason"] = "no wrt: say which derivative (column wrt, or --wrt for the whole file)"
         return out
     try:
-        model = _MODELS.get(model_ref) or _MODELS.setdefault(model_ref, load(model_ref))
+        model = _model(model_ref, options)
         values = row.get("values")
         at = values if isinstance(values, dict) else parse_at(values)
         v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, latex=options.get("latex"),
@@ -233,7 +243,6 @@ def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None 
 def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -> None:
     """Derive each question once here, before the workers fork, so that they inherit it."""
     from derive.grade.grader import prepare
-    from derive.spec.loader import load
 
     seen = set()
     for row in rows:
@@ -244,8 +253,13 @@ def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -
         if len(seen) > limit:
             break
         try:
-            model = _MODELS.get(model_ref) or _MODELS.setdefault(model_ref, load(model_ref))
-            prepare(model, key[1], key[0], None, options["seed"])
+            model = _model(model_ref, options)
+            if model.is_vector:
+                from derive.grade.matrix_grader import prepare_matrix
+
+                prepare_matrix(model, key[1], key[0], options["seed"])
+            else:
+                prepare(model, key[1], key[0], None, options["seed"])
         except Exception:  # the row's own grading reports the problem
             continue
 
@@ -276,7 +290,8 @@ def grade_file(model, args) -> int:
 
     rows = read_rows(args.answers)
     options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol,
-               "atol": args.atol, "timeout": args.timeout, "seed": args.seed}
+               "atol": args.atol, "timeout": args.timeout, "seed": args.seed,
+               "model_options": getattr(args, "model_options", None) or {}}
     start = time.monotonic()
     model_ref = args.model
     results = grade_all(model_ref, rows, options, args.jobs, Progress(len(rows)))

@@ -129,6 +129,11 @@ def check_code(model, path: str, func: str = "loss_and_grads", steps: int | None
     from derive.numeric import compiled
     from derive.unroll import check_steps
 
+    if model.is_vector:  # matrices and bias vectors: derive.grade.matrix_code
+        from derive.grade.matrix_code import check_code_vector
+
+        return check_code_vector(model, path, func, steps=steps, timeout=timeout, seed=seed, trials=trials,
+                                 batch=batch)
     if len(model.inputs) != 1 or len(model.targets) != 1:
         raise DeriveError(f"--code needs a model with one input and one target ({model.name} has "
                           f"{len(model.inputs)} and {len(model.targets)})")

@@ -41,6 +41,7 @@ POINTS_PER_SIZE = 2
 VALUE_RANGE = Fraction(3, 2)
 GRID = 2 ** 53
 TOLERANCE = sp.Rational(1, 10 ** 20)  # relative, at 30 digits
+FLOAT_TOLERANCE = 1e-9  # relative, in float64 (student code)
 
 
 @dataclass(frozen=True)
@@ -82,19 +83,24 @@ class Point:
 class MatrixProblem:
     """The reference, the points and every value the grader compares against (built once per question)."""
 
-    def __init__(self, model, steps: int | None, wrt: str, seed: int = 0):
+    def __init__(self, model, steps: int | None, wrt: str, seed: int = 0, examples: list | None = None,
+                 backend=None):
+        """Random points (30 digits), or the given ``examples`` (mev.Example) in the given backend."""
         if not model.is_vector:
             raise DeriveError(f"{model.name} is a scalar model")
         self.model = model
         self.steps = check_steps(model, steps)
-        self.cell = MatrixCell(model)
+        self.cell = _cell(model)
         self.vocab = MatrixVocabulary.of(self.cell, self.steps)
         self.seed = seed
-        self.backend = mev.MpBackend()
+        self.backend = backend or mev.MpBackend()
+        self.tolerance = TOLERANCE if self.backend.name == "mp" else FLOAT_TOLERANCE
         self.reference = self._resolve(wrt)
-        rng = random.Random(f"{seed}:{model.name}:{model.options}:{model.loss.over}:{self.steps}")
         self.plans = size_plans(model)
-        self.points = [self._point(sizes, rng) for sizes in self.plans for _ in range(POINTS_PER_SIZE)]
+        if examples is None:
+            rng = random.Random(f"{seed}:{model.name}:{model.options}:{model.loss.over}:{self.steps}")
+            examples = [self._example(sizes, rng) for sizes in self.plans for _ in range(POINTS_PER_SIZE)]
+        self.points = [self._point(e) for e in examples]
         self.target = [self.read(pt, pt.correct) for pt in self.points]
         self._mistakes = None
 
@@ -177,7 +183,7 @@ class MatrixProblem:
         low, high = sample if isinstance(sample, tuple) and sample[0] != "class" else (-VALUE_RANGE, VALUE_RANGE)
         return self.backend.array([[self._value(rng, low, high) for _ in range(cols)] for _ in range(rows)])
 
-    def _point(self, sizes: dict, rng: random.Random) -> Point:
+    def _example(self, sizes: dict, rng: random.Random) -> mev.Example:
         model, be = self.model, self.backend
         params = {}
         for d in model.parameters:
@@ -193,9 +199,12 @@ class MatrixProblem:
                 inputs[(d.name, k)] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
             for d in model.targets:
                 targets[(d.name, k)] = rng.randrange(sizes[d.classes])
-        example = mev.Example(sizes, params, inputs, targets)
-        mev.forward(self.cell, example, self.steps, be)
-        return Point(example, mev.backward(self.cell, example, self.steps, be))
+        return mev.Example(sizes, params, inputs, targets)
+
+    def _point(self, example: mev.Example) -> Point:
+        if not example.values:
+            mev.forward(self.cell, example, self.steps, self.backend)
+        return Point(example, mev.backward(self.cell, example, self.steps, self.backend))
 
     # -- values ------------------------------------------------------------------------------
     def run(self, point: Point, key: str, **alter) -> mev.Backward:
@@ -240,9 +249,9 @@ class MatrixProblem:
         lookup = mev.lookup_at(self.model, point.example, k, self.backend, (bw or point.correct).deltas)
         return mev.evaluate(expr, lookup, point.example.dims, self.backend)
 
-    @staticmethod
-    def same(a: list, b: list) -> bool:
-        """Entry by entry within TOLERANCE (relative, floor 1), at every point; shapes must agree."""
+    def same(self, a: list, b: list) -> bool:
+        """Entry by entry within the tolerance (relative, floor 1), at every point; shapes must agree."""
+        tol = self.tolerance
         for x, y in zip(a, b, strict=True):
             xa, ya = np.asarray(x, dtype=object), np.asarray(y, dtype=object)
             if xa.size == 1 and ya.size == 1:
@@ -250,7 +259,7 @@ class MatrixProblem:
             if xa.shape != ya.shape:
                 return False
             for u, v in zip(xa.flat, ya.flat, strict=True):
-                if abs(u - v) > TOLERANCE * max(1, abs(u), abs(v)):
+                if abs(u - v) > tol * max(1, abs(u), abs(v)):
                     return False
         return True
 
@@ -325,6 +334,14 @@ def _degree(e, known: dict, memo: dict) -> int:
 
 
 _CACHE: dict = {}
+_CELLS: dict = {}
+
+
+def _cell(model) -> MatrixCell:
+    """One MatrixCell per model (its backward steps are cached inside)."""
+    if model not in _CELLS:
+        _CELLS[model] = MatrixCell(model)
+    return _CELLS[model]
 
 
 def matrix_problem(model, steps: int | None, wrt: str, seed: int = 0) -> MatrixProblem:

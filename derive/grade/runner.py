@@ -27,6 +27,21 @@ def _number(value):
     return value
 
 
+def _array(value):
+    """A gradient array (vector models) as its shape and entries; refused if not real and finite."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        if np.any(np.imag(arr) != 0):
+            raise ValueError("complex entries")
+        arr = np.real(arr)
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("entries that are not finite")
+    return {"shape": list(arr.shape), "data": arr.reshape(-1).tolist()}
+
+
 def main(path):
     import numpy as np
 
@@ -44,8 +59,12 @@ def main(path):
                 raise LookupError(f"{request['file']} has no function {request['func']}")
             results = []
             for trial in request["trials"]:
-                value = func(dict(trial["params"]), np.array(trial["xs"], dtype=float),
-                             np.array(trial["ys"], dtype=float))
+                params = dict(trial["params"])
+                if trial.get("arrays"):  # vector models: weight matrices and bias vectors as arrays
+                    params = {k: np.array(v, dtype=float) if isinstance(v, list) else float(v)
+                              for k, v in params.items()}
+                value = func(params, np.array(trial["xs"], dtype=float),
+                             np.array(trial["ys"], dtype=int if trial.get("classes") else float))
                 if not (isinstance(value, (tuple, list)) and len(value) == 2):
                     raise TypeError("loss_and_grads must return (loss, grads)")
                 loss, grads = value
@@ -58,7 +77,7 @@ def main(path):
                     row["bad"]["(loss)"] = f"the loss is not one real number ({exc})"
                 for name, g in grads.items():
                     try:
-                        row["grads"][str(name)] = _number(g)
+                        row["grads"][str(name)] = _array(g) if trial.get("arrays") else _number(g)
                     except (TypeError, ValueError) as exc:
                         row["bad"][str(name)] = f"not one real number ({exc})"
                 results.append(row)
