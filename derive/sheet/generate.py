@@ -7,21 +7,24 @@ from __future__ import annotations
 
 from derive.bptt import bptt
 from derive.generate import Artifact
-from derive.sheet import render_sheet
+from derive.sheet import render_matrix_sheet, render_sheet
 from derive.sheet.pdf import compile_tex, pdf_text
 from derive.spec.loader import builtin_names, load
 
 STEPS = 3
 
 
-def sheet_tex(name: str) -> str:
+def sheet_tex(name: str, variant: str = "solution") -> str:
     model = load(name)
-    return render_sheet(bptt(model, STEPS if model.recurrent else 1), variant="solution")
+    steps = STEPS if model.recurrent else 1
+    if model.is_vector:  # elman, lstm, gru, mlp: the matrix view
+        return render_matrix_sheet(model, steps, variant=variant)
+    return render_sheet(bptt(model, steps), variant=variant)
 
 
 def artifacts() -> list[Artifact]:
     out = []
-    for name in builtin_names("scalar"):  # vector models wait for the matrix view of sheets
+    for name in builtin_names():
         tex = sheet_tex(name)
         pdf, _ = compile_tex(tex, name)
         out.append(Artifact(f"sheets/{name}.tex", tex.encode("utf-8")))

@@ -258,6 +258,7 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
     ||dh_T/dh_k|| <= (gamma ||W||)^(T-k)."""
     import numpy as np
 
+    from derive.numeric import MODULES
     from derive.rules import RULES
 
     (state,) = model.recurrent_names
@@ -273,7 +274,7 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
     (scalar,) = RULES[fn]((x,), out)
     deriv = sp.sympify(scalar).xreplace({out: fn(x)})
     grid = np.linspace(-30, 30, 60001)
-    values = np.abs(np.asarray(sp.lambdify(x, deriv, modules=["numpy", {"Heaviside": lambda v, h=0.5: np.heaviside(v, 1.0)}])(grid), dtype=float) * np.ones_like(grid))
+    values = np.abs(np.asarray(sp.lambdify(x, deriv, modules=MODULES)(grid), dtype=float) * np.ones_like(grid))
     gamma = sp.nsimplify(round(float(values.max()), 6))
     return {"gamma": latex(gamma), "diag": latex(J.args[0]), "weight": latex(J.args[1]),
             "fprime": latex(deriv.xreplace({x: sp.Symbol("x")})), "function": latex(fn(sp.Symbol("x")))}
