@@ -97,7 +97,7 @@ class Writer:
         loads: list[str] = []
         locals_ = []
         for target, value, temp in lines:
-            for s in value.atoms(sp.MatrixSymbol):
+            for s in sorted(value.atoms(sp.MatrixSymbol), key=lambda m: str(m.name)):
                 if s not in names and (ref(s) is not None or not self._is_param(s)):
                     names[s] = self._view(s, span, loads)
             names[target] = str(target.name) if temp else self._target_local(target, span)
@@ -151,7 +151,7 @@ class Writer:
         hoisted_syms = {h.symbol for h in hoisted}
         names: dict = {}
         for target, value, temp in lines:
-            for s in value.atoms(sp.MatrixSymbol):
+            for s in sorted(value.atoms(sp.MatrixSymbol), key=lambda m: str(m.name)):
                 if s in names:
                     continue
                 r = ref(s)
