@@ -23,7 +23,7 @@ from derive.grade.grader import PREPARE_TIMEOUT, Verdict
 from derive.grade.lexer import AnswerError
 from derive.grade.matrix_build import build_matrix, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix_mistakes import MatrixMistake, generic_plain
-from derive.grade.matrix_problem import GRID, POINTS_PER_SIZE, VALUE_RANGE, MatrixProblem, matrix_problem
+from derive.grade.matrix_problem import GRID, VALUE_RANGE, MatrixProblem, matrix_problem
 from derive.grade.parser import parse
 from derive.printing.latex import latex as to_latex
 
@@ -169,13 +169,13 @@ def _structurally_equal(a, b) -> bool:
 def _probability(p: MatrixProblem, expr, v: Verdict) -> None:
     degree = max(p.degree(expr), p.degree(p.reference.compact), 1)
     size = int(2 * VALUE_RANGE * GRID)
-    m = POINTS_PER_SIZE
+    m = p.points_per_size
     plans = ", ".join("(" + ", ".join(f"{k}={n}" for k, n in plan.items()) + ")" for plan in p.plans)
     v.probability_basis = (f"heuristic: Schwartz-Zippel with function values as extra variables (degree <= {degree}),"
                            f" {m} random points at each size setting {plans}, every entry compared at 30 digits "
                            "(relative tolerance 1e-20); an answer wrong only at sizes not tested is not covered")
     prob = max(min(1.0, degree / size) ** m, 1e-300)
-    if expr.has(step) or p.reference.compact.has(step) or "relu" in str(expr) or "relu" in str(p.model.options):
+    if p.piecewise or expr.has(step) or "relu" in str(expr):
         prob = max(prob, 2.0 ** -(m * len(p.plans)))  # piecewise: each sign pattern hit with high probability only
     v.false_accept_probability = float(prob)
 

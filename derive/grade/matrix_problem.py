@@ -7,7 +7,7 @@ adjoint delta_q_k (asked as delta_q_k, δq_k, q_k or dE/dq_k), the delta recursi
 
 Points: the sizes of the model (n_in, n_h, n_out) take DISTINCT small values, rotated over
 SIZE_PLANS settings so that a transposed or mis-sized formula cannot agree by accident; at each,
-POINTS_PER_SIZE examples of random rationals in [-3/2, 3/2] (2^-53 apart) for every parameter
+POINTS_PER_SIZE examples (PIECEWISE_POINTS_PER_SIZE when relu makes the model piecewise) of random rationals in [-3/2, 3/2] (2^-53 apart) for every parameter
 and input entry and random class indices. Every value (forward pass, adjoints, the answer) is
 computed in 30-digit arithmetic. An answer's intermediates (h_2, delta_a_3, yhat_1) read the
 forward and backward values of the same example, which is the same as substituting their
@@ -22,6 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive import naming
 from derive.cell import step_kind
@@ -38,6 +39,7 @@ from derive.unroll import check_steps
 SIZE_VALUES = (2, 3, 4)
 SIZE_PLANS = 3
 POINTS_PER_SIZE = 2
+PIECEWISE_POINTS_PER_SIZE = 8  # relu: enough examples that every sign pattern of a wrong answer is likely hit
 VALUE_RANGE = Fraction(3, 2)
 GRID = 2 ** 53
 TOLERANCE = sp.Rational(1, 10 ** 20)  # relative, at 30 digits
@@ -99,10 +101,21 @@ class MatrixProblem:
         self.plans = size_plans(model)
         if examples is None:
             rng = random.Random(f"{seed}:{model.name}:{model.options}:{model.loss.over}:{self.steps}")
-            examples = [self._example(sizes, rng) for sizes in self.plans for _ in range(POINTS_PER_SIZE)]
+            examples = [self._example(sizes, rng) for sizes in self.plans for _ in range(self.points_per_size)]
         self.points = [self._point(e) for e in examples]
         self.target = [self.read(pt, pt.correct) for pt in self.points]
         self._mistakes = None
+
+    @property
+    def piecewise(self) -> bool:
+        """Does a formula of the model use relu (so its derivative is a step)?"""
+        return any(isinstance(node, ElementwiseApplyFunction) and "relu" in str(node.function)
+                   for variant in ("regular", "last") for _, eq in self.cell.equations(variant) if eq is not None
+                   for node in sp.preorder_traversal(eq))
+
+    @property
+    def points_per_size(self) -> int:
+        return PIECEWISE_POINTS_PER_SIZE if self.piecewise else POINTS_PER_SIZE
 
     # -- the question ------------------------------------------------------------------
     def _resolve(self, text: str) -> MatrixReference:
