@@ -281,13 +281,13 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
 
 
 # -- the whole context ----------------------------------------------------------------------
-def symbolic_context(model: Model, steps: int) -> dict:
-    """Every section whose content is symbolic (no numbers)."""
+def symbolic_context(model: Model, steps: int, cell: MatrixCell | None = None) -> dict:
+    """Every section whose content is symbolic (no numbers); ``cell``: the MatrixCell to print from."""
     if not model.is_vector:
         raise DeriveError(f"{model.name} is a scalar model; the matrix view is for vector models")
     from derive.sheet.graph import graph_layout
 
-    cell = MatrixCell(model)
+    cell = cell or MatrixCell(model)
     return {
         "notation": notation_context(model, cell, DEFAULT_SIZES),
         "model": equations_context(model, cell),

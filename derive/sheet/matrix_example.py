@@ -48,7 +48,7 @@ class MatrixRun:
         self.terms: dict = {}  # (parameter, step) -> that step's term of the gradient
         self._cache: dict = {}
         self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-        self._forward()
+        self._forward(loss=backward)  # the plot's runs need states only (their loss may overflow)
         if backward:
             self._backward()
 
@@ -76,7 +76,7 @@ class MatrixRun:
         return tuple(int(sp.sympify(d).xreplace({s: self.sizes[s.name] for s in sp.sympify(d).free_symbols}))
                      for d in sym.shape)
 
-    def _forward(self):
+    def _forward(self, loss: bool = True):
         model, first = self.model, 0 if self.model.recurrent else 1
         for k in range(first, self.steps + 1):
             kind = step_kind(model, k, self.steps)
@@ -84,7 +84,7 @@ class MatrixRun:
                 value = self.formula(("f", kind.own, str(target.name)), sp.sympify(expr))(self.lookup(k))
                 self.values[(_ident(target), k)] = np.zeros(self._size(target)) + value
         self.losses = {k: float(np.real(self.formula(("loss",), self.model.loss.expr)(self.lookup(k))))
-                       for k in range(1, self.steps + 1) if step_kind(model, k, self.steps).loss}
+                       for k in range(1, self.steps + 1) if loss and step_kind(model, k, self.steps).loss}
         self.loss = sum(self.losses.values())
 
     def _backward(self):

@@ -69,3 +69,46 @@ class Pieces:
 
 def pieces(d: Derivation) -> Pieces:
     return Pieces(d)
+
+
+class MatrixPieces:
+    """The matrix view's derivations for a vector model, each displayable on its own (the same
+    ``Shown`` equations the sheet prints)."""
+
+    def __init__(self, model, steps: int = 3):
+        from derive.sheet.matrix import symbolic_context
+
+        self.model, self.steps = model, steps
+        self.ctx = symbolic_context(model, steps)
+
+    @cached_property
+    def forward(self) -> Equations:
+        f = self.ctx["forward"]
+        return Equations("forward pass", tuple(f["initial"]) + tuple(ctx.flat(f["steps"])))
+
+    @cached_property
+    def deltas(self) -> Equations:
+        """The adjoints of one step, kind by kind (t = T, then 1 <= t < T, then t = 0), None between."""
+        items: list = []
+        for kind in self.ctx["backward"]["kinds"]:
+            items += ([None] if items else []) + list(kind["deltas"])
+        return Equations("adjoints (matrix form)", tuple(items))
+
+    @cached_property
+    def gradients(self) -> Equations:
+        """Each parameter's gradient term at a generic step t (the gradient is their sum over t)."""
+        kinds = self.ctx["backward"]["kinds"]
+        first = next((k for k in kinds if k["grads"]), {"grads": []})
+        return Equations("gradient terms at step t", tuple(first["grads"]))
+
+    @cached_property
+    def jacobians(self) -> Equations:
+        v = self.ctx["vanishing"]
+        return Equations("one-step Jacobians", tuple(v["entries"]) if v["recurrent"] else ())
+
+    def _repr_latex_(self) -> str:
+        return Equations("derivation", self.deltas.items + (None,) + self.gradients.items)._repr_latex_()
+
+
+def matrix_pieces(model, steps: int = 3) -> MatrixPieces:
+    return MatrixPieces(model, steps)
