@@ -22,7 +22,9 @@ loss and of each gradient (2-norm) at most 1e-10 in float64 (1e-3 in float32, wh
 T*B rows round differently); a disagreement stops the run. Then, for each (model, size, dtype),
 repetitions run round-robin over the contenders in a fresh random order each time, a sample
 timing as many back-to-back calls as fill --target-ms; the table gives medians (ms per call),
-minima, ratios to the best hand-written NumPy measured in the same run (the fastest median of
+minima, the process CPU time of the same samples (time.process_time: on a shared machine it
+leaves out the time another process held the core, so its ratios are steadier; with two threads
+it adds both threads' time), ratios to the best hand-written NumPy measured in the same run (the fastest median of
 loop, hoisted and hoisted+), and the fraction of the GEMM peak: FLOPs of the call's matrix products
 (rnn_reference.gemm_flops, counted analytically from the sizes) / median time / median GEMM rate
 of the same group.
@@ -98,10 +100,10 @@ def _setup_threads(threads: int) -> dict:
             "torch_threads": torch.get_num_threads(), "XLA_FLAGS": os.environ["XLA_FLAGS"]}
 
 
-def _load_generated(model: str):
+def _load_generated(model: str, directory: str):
     import importlib.util
 
-    path = ROOT / "generated" / f"{model}.py"
+    path = Path(directory) / f"{model}.py"
     if not path.exists():
         return None
     spec = importlib.util.spec_from_file_location(f"generated_{model}", path)
@@ -150,7 +152,7 @@ def _group(model, size, dtype_name, args, generated, rng) -> dict:
     notes = []
     if "generated" in args.contenders:
         if generated is None:
-            notes.append(f"generated/{model}.py not found: not timed")
+            notes.append(f"{args.generated_dir}/{model}.py not found: not timed")
         else:
             calls["generated"] = lambda: generated.loss_and_grads(params, xs, ys)
     for name in HAND:
@@ -179,17 +181,19 @@ def _group(model, size, dtype_name, args, generated, rng) -> dict:
         calls["gemm-torch"] = lambda: ta @ tb
     number = {name: _calls_per_sample(call, args.target_ms / 1e3) for name, call in calls.items()}
     samples = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
     for _ in range(args.reps):
         order = list(calls)
         rng.shuffle(order)
         for name in order:
             call, n = calls[name], number[name]
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(n):
                 call()
             samples[name].append((time.perf_counter() - start) / n)
+            cpu[name].append((time.process_time() - start_cpu) / n)
     return {"model": model, "size": list(size), "dtype": dtype_name, "flops": ref.gemm_flops(model, *size),
-            "gemm_flops": 2 * GEMM_N**3, "errors": errors, "calls_per_sample": number, "samples": samples,
+            "gemm_flops": 2 * GEMM_N**3, "errors": errors, "calls_per_sample": number, "samples": samples, "cpu": cpu,
             "notes": notes}
 
 
@@ -208,7 +212,7 @@ def worker(args) -> None:
                         "jax": jax.__version__},
            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}}
     for model in args.models:
-        generated = _load_generated(model) if "generated" in args.contenders else None
+        generated = _load_generated(model, args.generated_dir) if "generated" in args.contenders else None
         for size in args.sizes:
             for dtype in args.dtypes:
                 out["groups"].append(_group(model, size, dtype, args, generated, rng))
@@ -232,9 +236,11 @@ def _summaries(group) -> dict:
     med = {k: _median(v) for k, v in s.items() if not k.startswith("gemm")}
     hands = [k for k in HAND if k in med]
     best = min(hands, key=med.get) if hands else None
+    cpu = {k: _median(v) for k, v in group["cpu"].items()}
     rows = {}
     for name, m in med.items():
         rows[name] = {"median": m, "min": min(s[name]), "gflops": group["flops"] / m / 1e9,
+                      "cpu": cpu[name], "cpu_ratio": cpu[name] / cpu[best] if best else float("nan"),
                       "peak_fraction": group["flops"] / m / gemm_rate,
                       "ratio": m / med[best] if best else float("nan"),
                       "ratio_min": min(s[name]) / min(s[best]) if best else float("nan")}
@@ -257,8 +263,8 @@ def render(results: list[dict]) -> str:
                  + "; ".join(f"{t} thread(s): {r['setup']['XLA_FLAGS']}" for t, r in sorted(by_threads.items())))
     lines.append("")
     head = (f"| model | size | dtype | implementation | {base['threads']}T median ms | {base['threads']}T min ms "
-            f"| ratio to best hand | ratio of minima | GFLOP/s | % of GEMM peak |")
-    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+            f"| ratio to best hand | ratio of minima | CPU ms | CPU ratio | GFLOP/s | % of GEMM peak |")
+    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in other:
         head += f" {r['threads']}T median ms | {r['threads']}T ratio |"
         rule += "---:|---:|"
@@ -273,7 +279,8 @@ def render(results: list[dict]) -> str:
             row = summ["rows"][name]
             mark = " (best hand)" if name == summ["best_hand"] else ""
             cells = (f"{label} {name}{mark} | {row['median'] * 1e3:.3f} | {row['min'] * 1e3:.3f} | {row['ratio']:.2f} "
-                     f"| {row['ratio_min']:.2f} | {row['gflops']:.1f} | {100 * row['peak_fraction']:.1f} |")
+                     f"| {row['ratio_min']:.2f} | {row['cpu'] * 1e3:.3f} | {row['cpu_ratio']:.2f} "
+                     f"| {row['gflops']:.1f} | {100 * row['peak_fraction']:.1f} |")
             for o in others:
                 orow = o["rows"].get(name)
                 cells += f" {orow['median'] * 1e3:.3f} | {orow['ratio']:.2f} |" if orow else " - | - |"
@@ -314,6 +321,8 @@ def main() -> int:
     parser.add_argument("--allow-mismatch", action="store_true", help="time contenders that disagree (marked)")
     parser.add_argument("--keep-openblas-env", action="store_true",
                         help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the workers' environment")
+    parser.add_argument("--generated-dir", default=str(ROOT / "generated"),
+                        help="where <model>.py is read from (default generated/; e.g. the -o of `derive code`)")
     parser.add_argument("--json", help="also write the raw samples here")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -336,7 +345,7 @@ def main() -> int:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-out", str(out), "--threads", str(threads),
                    "--sizes", *[",".join(map(str, s)) for s in args.sizes], "--dtypes", *args.dtypes,
                    "--models", *args.models, "--contenders", *args.contenders, "--reps", str(args.reps),
-                   "--target-ms", str(args.target_ms), "--seed", str(args.seed)]
+                   "--target-ms", str(args.target_ms), "--seed", str(args.seed), "--generated-dir", args.generated_dir]
             if args.allow_mismatch:
                 cmd.append("--allow-mismatch")
             done = subprocess.run(cmd, env=env, check=False)
