@@ -49,8 +49,8 @@ def rprop(module: ModuleType, params: dict, xs, ys, iterations: int, step: float
     previous = {k: np.zeros_like(v) for k, v in params.items()}
     for _ in range(iterations):
         _, grads = module.loss_and_grads({k: _plain(v) for k, v in params.items()}, xs, ys)
-        for k, g in grads.items():
-            g = np.array(g, dtype=float)
+        for k, raw in grads.items():
+            g = np.array(raw, dtype=float)
             agree = g * previous[k]
             steps[k] = np.where(agree > 0, np.minimum(steps[k] * 1.2, 1.0),
                                 np.where(agree < 0, np.maximum(steps[k] * 0.5, 1e-12), steps[k]))

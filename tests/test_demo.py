@@ -7,7 +7,7 @@ from derive.cli import main
 from derive.train import counting_ones, delayed_echo, rprop
 
 
-def test_demo_derives_checks_emits_and_learns_to_count(tmp_path, capsys):
+def test_demo_derives_checks_emits_and_learns(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "linear_rnn.py").is_file()
@@ -17,6 +17,11 @@ def test_demo_derives_checks_emits_and_learns_to_count(tmp_path, capsys):
     assert abs(float(learned["W_rec"]) - 1) < 1e-6 and abs(float(learned["W_x"]) - 1) < 1e-6
     held_out = float(re.search(r"unseen sequences of 12 bits: (\S+)", out).group(1))
     assert held_out < 1e-4
+    # the Elman part: its emitted module learns the delayed echo far above chance on longer sequences
+    assert (tmp_path / "elman.py").is_file()
+    chance = float(re.search(r"chance = (\d+)%", out).group(1))
+    accuracy = float(re.search(r"accuracy on .* steps: ([0-9.]+)%", out).group(1))
+    assert accuracy > chance + 30
 
 
 def test_demo_refuses_a_file_as_its_folder(tmp_path, capsys):
@@ -53,3 +58,4 @@ def test_rprop_finds_a_known_minimum():
     learned = rprop(_Quadratic, {"a": 0.0, "b": np.zeros(2)}, None, None, 200)
     assert isinstance(learned["a"], float) and abs(learned["a"] - 3) < 1e-6
     assert np.allclose(learned["b"], [-1.0, 0.5], atol=1e-6)
+
