@@ -142,3 +142,78 @@ def test_fuzzed_answers_never_crash(model, pieces):
     assert time.monotonic() - start < 5.5
     if v.verdict == "unreadable":
         assert v.reason.startswith("cannot read the answer")
+
+
+# -- matrix-flavoured attacks on a vector model (elman): refused with one clear line, quickly --------------
+HOSTILE_MATRIX = [
+    ("W.T.T.__class__", "'.' is not an operator"),
+    ("W.__dict__", "'.' is not an operator"),
+    ("W.Transpose", "'.' is not an operator"),
+    ("np.linalg.inv(W)", "'.' is not an operator"),
+    ("__import__('numpy').linalg.inv(W)", "'.' is not an operator"),
+    ("W @ " * 2100 + "W", "more than 4000 tokens"),
+    ("W @ " * 1900 + "W", "parts"),
+    ("softmax(" * 100 + "o_1" + ")" * 100, "nested more than"),
+    ("diag(diag(h_1))", "diag makes a matrix of a column vector"),
+    ("h_1**99999", "needs a whole-number exponent up to 100"),
+    ("(W @ W) ** 100000", "needs a whole-number exponent up to 100"),
+    ("W ** 0.5", "needs a whole-number exponent"),
+    ("W**W", "an exponent must be a number"),
+    ("onehot(__import__)", "unexpected '_'"),
+    ("e_{y_{__class__}}", "unknown symbol"),
+    (r"\mathbf{\input{/etc/passwd}}", "is not a name"),
+    (r"\operatorname{exec}(W)", "unknown symbol 'exec'"),
+    (r"\sum_{t=1}^{10000000} W", "limits of a sum"),
+    (r"\sum_{t=1}^{300} W", "more than 200 terms"),
+    ("exp(exp(exp(h_1)))", "nested more than 2 deep"),
+    ("softmax(W @ h_1, h_2)", "takes one argument"),
+    ("tanh''(a_1)", "only first derivatives"),
+    ("onehot(h_1)", "onehot takes one class index"),
+    (r"\mathbf{e}_{y_{9}}", "not on this sheet"),
+    ("W^{T^{T}}", "unknown symbol 'T'"),
+    ("h_1 @ h_1", "inner sizes differ (1 ≠ n_h)"),
+    ("W @ x_1", "W (n_h×n_h) @ x_1 (n_in×1): inner sizes differ"),
+    ("delta_a_1 @ h_0.T; import os", "unexpected character ';'"),
+    ("h_1[::-1]", "unexpected character ':'"),
+    ("sum(W)", "unknown symbol 'sum'"),
+    ("W\x00", "U+0000"),
+]
+
+
+@pytest.fixture(scope="module")
+def vector_model():
+    m = derive.load("elman")
+    grade(m, "W", "W")  # the problem is prepared before the clock starts
+    return m
+
+
+def test_the_matrix_corpus_is_large_enough():
+    assert len(HOSTILE_MATRIX) >= 30
+
+
+@pytest.mark.parametrize("answer,words", HOSTILE_MATRIX, ids=[f"matrix{i}" for i in range(len(HOSTILE_MATRIX))])
+def test_hostile_matrix_answer_is_refused_quickly(vector_model, answer, words):
+    start = time.monotonic()
+    v = grade(vector_model, "W", answer)
+    assert time.monotonic() - start < 1.0
+    assert v.verdict == "unreadable" and v.exit_code == 2, v.reason
+    assert words in v.reason, v.reason
+    assert "\n" not in v.reason and len(v.reason) < 400
+    assert not SENTINEL.exists()
+
+
+MATRIX_PIECES = ["W", "W_{fh}", "h_1", "h_{t-1}", "delta_a_2", r"\delta^{(a)}_{3}", "x_2", "e_y_1", r"\mathbf{e}_{y_{2}}",
+                 "yhat_1", r"{\hat{y}}_{2}", "@", "*", r"\odot", r"\cdot", "+", "-", "(", ")", ".T", r"^\top", "^T",
+                 "**2", "1", "2", "tanh", "softmax", "diag", "onehot", "'", r"\sum_{t=1}^{3}", "_", "{", "}", " "]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(MATRIX_PIECES), min_size=1, max_size=30))
+def test_fuzzed_matrix_answers_never_crash(vector_model, pieces):
+    text = "".join(pieces)
+    start = time.monotonic()
+    v = grade(vector_model, "W", text)
+    assert v.verdict in ("correct", "incorrect", "unreadable", "undecided")
+    assert time.monotonic() - start < 5.5
+    if v.verdict == "unreadable":
+        assert v.reason.startswith("cannot read the answer")

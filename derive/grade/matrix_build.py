@@ -24,7 +24,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from derive import naming
 from derive.cell import step_kind
 from derive.functions import OneHot, Softmax, relu, sigmoid, step
-from derive.grade.build import MAX_POWER, Built, _Builder
+from derive.grade.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder
 from derive.grade.lexer import DEFAULT_LIMITS, Limits, name_key, tokenize
 from derive.grade.parser import Binary, Call, Name, Neg, Num
 from derive.matrix import _X, _OUT, _msym, lift
@@ -335,6 +335,8 @@ class _MatrixBuilder(_Builder):
                 return super()._call(node)
         else:
             f = FUNCTIONS[fn]
+            if f is sp.exp and _exp_depth(x) + 1 > MAX_EXP_NESTING:
+                self.fail(f"exponentials nested more than {MAX_EXP_NESTING} deep", node.pos)
             out = elementwise(f, x)
             if node.primes > 1:
                 self.fail("only first derivatives (one prime) can be written this way", node.pos)
@@ -364,6 +366,16 @@ class _MatrixBuilder(_Builder):
         if not parts:
             return sp.Integer(0)
         return self._add(parts)
+
+
+def _exp_depth(x) -> int:
+    """How deeply elementwise exponentials nest in a matrix expression."""
+    if not isinstance(x, sp.Basic) or not x.args:
+        return 0
+    inner = max((_exp_depth(a) for a in x.args), default=0)
+    fn = x.function.expr.func if isinstance(x, ElementwiseApplyFunction) and isinstance(x.function, sp.Lambda) \
+        else getattr(x, "function", None)
+    return inner + 1 if isinstance(x, ElementwiseApplyFunction) and fn is sp.exp else inner
 
 
 def _factors(x) -> list:

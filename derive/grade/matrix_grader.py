@@ -23,7 +23,7 @@ from derive.grade.grader import PREPARE_TIMEOUT, Verdict
 from derive.grade.lexer import AnswerError
 from derive.grade.matrix_build import build_matrix, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix_mistakes import MatrixMistake, generic_plain
-from derive.grade.matrix_problem import GRID, VALUE_RANGE, MatrixProblem, matrix_problem
+from derive.grade.matrix_problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
 from derive.grade.parser import parse
 from derive.printing.latex import latex as to_latex
 
@@ -121,6 +121,10 @@ def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> Non
             _probability(p, expr, v)
         return
     v.verdict = "incorrect"
+    if is_zero(values):
+        message = f"your answer is zero, and {ref.title} is not"
+        v.diagnosis, v.reason = {"mistake": "zero", "message": message}, message
+        return
     mistake = diagnose(p, values)
     if mistake is not None:
         key, message = mistake

@@ -290,8 +290,8 @@ class MatrixProblem:
                     values = [m.compute(self, pt) for pt in self.points]
                 except (mev.Unsupported, ZeroDivisionError):
                     continue
-                if self.same(values, self.target) or any(self.same(values, v) for _, v in kept):
-                    continue
+                if self.same(values, self.target) or any(self.same(values, v) for _, v in kept) or is_zero(values):
+                    continue  # a zero "mistake" (e.g. dE_1/dW with h_0 = 0) would only confuse: zero is said as such
                 kept.append((m, values))
             self._mistakes = kept
         return self._mistakes
@@ -317,6 +317,11 @@ class MatrixProblem:
                     known[str(self._instance(d, k).name)] = _degree(self._instance(expr, k), known, memo)
             self._known = known
         return self._known
+
+
+def is_zero(values: list) -> bool:
+    """Is every entry zero at every point?"""
+    return all(not any(np.asarray(v, dtype=object).flat) for v in values)
 
 
 def _degree(e, known: dict, memo: dict) -> int:
