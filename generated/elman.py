@@ -201,11 +201,13 @@ def _forward(p, xs):
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
     _f0 = ((x_rows @ U.T) + b).reshape(T, B, -1)
+    # transposed parameters the loop multiplies by, copied once in C order
+    _W_T = np.ascontiguousarray(W.T)
     # the recurrence, one step at a time
     for t in range(1, T + 1):
-        a = _f0[t - 1] + (h_seq[t - 1] @ W.T)
-        h = np.tanh(a)
-        h_seq[t] = h
+        a = h_seq[t - 1] @ _W_T
+        a += _f0[t - 1]
+        np.tanh(a, out=h_seq[t])
     # everything else (the output layer), every step at once
     h_rows = _rows(h_seq[1:T + 1])
     o_rows = (h_rows @ V.T) + c
@@ -240,8 +242,8 @@ def loss_and_grads(params, xs, ys):
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
-    y_loss_rows = ys.reshape(-1)
     log_yhat_loss_rows = _rows(log_yhat_seq[t0 - 1:T])
+    y_loss_rows = ys.reshape(-1)
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
@@ -255,9 +257,9 @@ def loss_and_grads(params, xs, ys):
     d_a_seq = np.zeros((T + 1, B, n_h), dtype)
     # the delta recursion, t = T down to 1
     for t in range(T, 0, -1):
-        d_h = _b0[t - 1] + (d_a_seq[t] @ W)
-        d_a = _b1[t - 1] * d_h
-        d_a_seq[t - 1] = d_a
+        d_h = d_a_seq[t] @ W
+        d_h += _b0[t - 1]
+        np.multiply(_b1[t - 1], d_h, out=d_a_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_a_rows = _rows(d_a_seq[:T])
     x_rows = _rows(xs[:T])

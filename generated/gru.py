@@ -45,7 +45,7 @@ Shapes (B sequences of T steps; time-major, one example per row):
         b_y: (n_out,), output bias
     forward(params, xs) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
-        The cache holds: r, z, n, h, s, log_yhat, yhat (names starting with _ are
+        The cache holds: r, z, _s0, n, h, s, log_yhat, yhat (names starting with _ are
         intermediates the backward pass reads again; values no later formula reads are not kept).
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
 float64), parameters included; the loss is a NumPy scalar and the gradients arrays of that dtype.
@@ -122,9 +122,13 @@ def init_params(n_in, n_hidden, n_out, seed=0):
     return params
 
 
-def sigmoid(x):
-    """The logistic function as (1 + tanh(x/2))/2: no overflow for any input, dtype kept."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+def sigmoid(x, out=None):
+    """The logistic function as (1 + tanh(x/2))/2: no overflow for any input, dtype kept; into out if given."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def log_softmax(z):
@@ -246,6 +250,7 @@ def _forward(p, xs):
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
     r_seq = np.zeros((T + 1, B, n_h), dtype)
     z_seq = np.zeros((T + 1, B, n_h), dtype)
+    _s0_seq = np.empty((T, B, n_h), dtype)
     n_seq = np.empty((T, B, n_h), dtype)
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
@@ -253,16 +258,27 @@ def _forward(p, xs):
     _f0 = (b_hr + b_ir + (x_rows @ W_ir.T)).reshape(T, B, -1)
     _f1 = (b_hz + b_iz + (x_rows @ W_iz.T)).reshape(T, B, -1)
     _f2 = (b_in + (x_rows @ W_in.T)).reshape(T, B, -1)
+    # transposed parameters the loop multiplies by, copied once in C order
+    _W_hn_T = np.ascontiguousarray(W_hn.T)
+    _W_hr_T = np.ascontiguousarray(W_hr.T)
+    _W_hz_T = np.ascontiguousarray(W_hz.T)
     # the recurrence, one step at a time
     for t in range(1, T + 1):
-        r = sigmoid(_f0[t - 1] + (h_seq[t - 1] @ W_hr.T))
-        r_seq[t - 1] = r
-        z = sigmoid(_f1[t - 1] + (h_seq[t - 1] @ W_hz.T))
-        z_seq[t - 1] = z
-        n = np.tanh(_f2[t - 1] + ((b_hn + (h_seq[t - 1] @ W_hn.T)) * r))
-        n_seq[t - 1] = n
-        h = ((1 - z) * n) + (h_seq[t - 1] * z)
-        h_seq[t] = h
+        _c1 = h_seq[t - 1] @ _W_hr_T
+        _c1 += _f0[t - 1]
+        sigmoid(_c1, out=r_seq[t - 1])
+        r = r_seq[t - 1]
+        _c2 = h_seq[t - 1] @ _W_hz_T
+        _c2 += _f1[t - 1]
+        sigmoid(_c2, out=z_seq[t - 1])
+        z = z_seq[t - 1]
+        np.matmul(h_seq[t - 1], _W_hn_T, out=_s0_seq[t - 1])
+        _s0_seq[t - 1] += b_hn
+        _s0 = _s0_seq[t - 1]
+        np.tanh(_f2[t - 1] + (_s0 * r), out=n_seq[t - 1])
+        n = n_seq[t - 1]
+        np.multiply(1 - z, n, out=h_seq[t])
+        h_seq[t] += h_seq[t - 1] * z
     # everything else (the output layer), every step at once
     h_rows = _rows(h_seq[1:T + 1])
     s_rows = (h_rows @ V.T) + b_y
@@ -274,6 +290,7 @@ def _forward(p, xs):
     return {
         "r": r_seq,
         "z": z_seq,
+        "_s0": _s0_seq,
         "n": n_seq,
         "h": h_seq,
         "s": s_seq,
@@ -292,6 +309,7 @@ def loss_and_grads(params, xs, ys):
     cache = _forward(p, xs)
     r_seq = cache["r"]
     z_seq = cache["z"]
+    _s0_seq = cache["_s0"]
     n_seq = cache["n"]
     h_seq = cache["h"]
     log_yhat_seq = cache["log_yhat"]
@@ -299,15 +317,14 @@ def loss_and_grads(params, xs, ys):
     W_hr = p["W_hr"]
     W_hz = p["W_hz"]
     W_hn = p["W_hn"]
-    b_hn = p["b_hn"]
     V = p["V"]
     n_h = p["W_ir"].shape[0]
     n_out = p["V"].shape[0]
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
-    y_loss_rows = ys.reshape(-1)
     log_yhat_loss_rows = _rows(log_yhat_seq[t0 - 1:T])
+    y_loss_rows = ys.reshape(-1)
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
@@ -317,14 +334,12 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once
     z_rows = _rows(z_seq[:T])
     n_rows = _rows(n_seq[:T])
-    h_prev_rows = _rows(h_seq[:T])
     r_rows = _rows(r_seq[:T])
     _c1 = 1 - z_rows
     _b1 = _c1.reshape(T, B, -1)
     _b2 = (1 - (n_rows**2)).reshape(T, B, -1)
     _b3 = (_c1 * z_rows).reshape(T, B, -1)
-    _b4 = ((h_prev_rows @ W_hn.T) + b_hn).reshape(T, B, -1)
-    _b5 = ((1 - r_rows) * r_rows).reshape(T, B, -1)
+    _b4 = ((1 - r_rows) * r_rows).reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_h_seq = np.zeros((T + 1, B, n_h), dtype)
     d_n_in_seq = np.zeros((T + 1, B, n_h), dtype)
@@ -332,32 +347,36 @@ def loss_and_grads(params, xs, ys):
     d_z_in_seq = np.zeros((T + 1, B, n_h), dtype)
     # the delta recursion, t = T down to 1
     for t in range(T, 0, -1):
-        d_h = _b0[t - 1] + ((r_seq[t] * d_n_in_seq[t]) @ W_hn) + (d_r_in_seq[t] @ W_hr) + (d_z_in_seq[t] @ W_hz) + (z_seq[t] * d_h_seq[t])
-        d_h_seq[t - 1] = d_h
+        np.matmul(d_n_in_seq[t] * r_seq[t], W_hn, out=d_h_seq[t - 1])
+        d_h_seq[t - 1] += d_r_in_seq[t] @ W_hr
+        d_h_seq[t - 1] += d_z_in_seq[t] @ W_hz
+        d_h_seq[t - 1] += d_h_seq[t] * z_seq[t]
+        d_h_seq[t - 1] += _b0[t - 1]
+        d_h = d_h_seq[t - 1]
         d_n = _b1[t - 1] * d_h
-        d_n_in = _b2[t - 1] * d_n
-        d_n_in_seq[t - 1] = d_n_in
-        d_z = (h_seq[t - 1] * d_h) - (n_seq[t - 1] * d_h)
-        d_z_in = _b3[t - 1] * d_z
-        d_z_in_seq[t - 1] = d_z_in
-        d_r = _b4[t - 1] * d_n_in
-        d_r_in = _b5[t - 1] * d_r
-        d_r_in_seq[t - 1] = d_r_in
+        np.multiply(_b2[t - 1], d_n, out=d_n_in_seq[t - 1])
+        d_n_in = d_n_in_seq[t - 1]
+        d_z = d_h * h_seq[t - 1]
+        d_z -= d_h * n_seq[t - 1]
+        np.multiply(_b3[t - 1], d_z, out=d_z_in_seq[t - 1])
+        d_r = _s0_seq[t - 1] * d_n_in
+        np.multiply(_b4[t - 1], d_r, out=d_r_in_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
-    x_rows = _rows(xs[:T])
     d_r_in_rows = _rows(d_r_in_seq[:T])
+    x_rows = _rows(xs[:T])
+    h_prev_rows = _rows(h_seq[:T])
     d_z_in_rows = _rows(d_z_in_seq[:T])
     d_n_in_rows = _rows(d_n_in_seq[:T])
     grads["W_ir"] = d_r_in_rows.T @ x_rows
     _c4 = d_r_in_rows.sum(axis=0)
     grads["b_ir"] = _c4
     grads["W_hr"] = d_r_in_rows.T @ h_prev_rows
-    grads["b_hr"] = _c4
+    grads["b_hr"] = _c4.copy()
     grads["W_iz"] = d_z_in_rows.T @ x_rows
     _c6 = d_z_in_rows.sum(axis=0)
     grads["b_iz"] = _c6
     grads["W_hz"] = d_z_in_rows.T @ h_prev_rows
-    grads["b_hz"] = _c6
+    grads["b_hz"] = _c6.copy()
     grads["W_in"] = d_n_in_rows.T @ x_rows
     grads["b_in"] = d_n_in_rows.sum(axis=0)
     _c7 = d_n_in_rows * r_rows

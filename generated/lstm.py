@@ -47,7 +47,7 @@ Shapes (B sequences of T steps; time-major, one example per row):
         b_y: (n_out,), output bias
     forward(params, xs) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
-        The cache holds: f, i, o, g, c, h, s, log_yhat, yhat (names starting with _ are
+        The cache holds: f, i, o, g, c, _s0, h, s, log_yhat, yhat (names starting with _ are
         intermediates the backward pass reads again; values no later formula reads are not kept).
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
 float64), parameters included; the loss is a NumPy scalar and the gradients arrays of that dtype.
@@ -127,9 +127,13 @@ def init_params(n_in, n_hidden, n_out, seed=0):
     return params
 
 
-def sigmoid(x):
-    """The logistic function as (1 + tanh(x/2))/2: no overflow for any input, dtype kept."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+def sigmoid(x, out=None):
+    """The logistic function as (1 + tanh(x/2))/2: no overflow for any input, dtype kept; into out if given."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
 
 
 def log_softmax(z):
@@ -254,6 +258,7 @@ def _forward(p, xs):
     o_seq = np.empty((T, B, n_h), dtype)
     g_seq = np.empty((T, B, n_h), dtype)
     c_seq = np.zeros((T + 1, B, n_h), dtype)
+    _s0_seq = np.empty((T, B, n_h), dtype)
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
@@ -261,20 +266,35 @@ def _forward(p, xs):
     _f1 = (b_i + (x_rows @ W_ix.T)).reshape(T, B, -1)
     _f2 = (b_o + (x_rows @ W_ox.T)).reshape(T, B, -1)
     _f3 = (b_c + (x_rows @ W_cx.T)).reshape(T, B, -1)
+    # transposed parameters the loop multiplies by, copied once in C order
+    _W_ch_T = np.ascontiguousarray(W_ch.T)
+    _W_fh_T = np.ascontiguousarray(W_fh.T)
+    _W_ih_T = np.ascontiguousarray(W_ih.T)
+    _W_oh_T = np.ascontiguousarray(W_oh.T)
     # the recurrence, one step at a time
     for t in range(1, T + 1):
-        f = sigmoid(_f0[t - 1] + (h_seq[t - 1] @ W_fh.T))
-        f_seq[t - 1] = f
-        i = sigmoid(_f1[t - 1] + (h_seq[t - 1] @ W_ih.T))
-        i_seq[t - 1] = i
-        o = sigmoid(_f2[t - 1] + (h_seq[t - 1] @ W_oh.T))
-        o_seq[t - 1] = o
-        g = np.tanh(_f3[t - 1] + (h_seq[t - 1] @ W_ch.T))
-        g_seq[t - 1] = g
-        c = (c_seq[t - 1] * f) + (g * i)
-        c_seq[t] = c
-        h = np.tanh(c) * o
-        h_seq[t] = h
+        _c1 = h_seq[t - 1] @ _W_fh_T
+        _c1 += _f0[t - 1]
+        sigmoid(_c1, out=f_seq[t - 1])
+        f = f_seq[t - 1]
+        _c2 = h_seq[t - 1] @ _W_ih_T
+        _c2 += _f1[t - 1]
+        sigmoid(_c2, out=i_seq[t - 1])
+        i = i_seq[t - 1]
+        _c3 = h_seq[t - 1] @ _W_oh_T
+        _c3 += _f2[t - 1]
+        sigmoid(_c3, out=o_seq[t - 1])
+        o = o_seq[t - 1]
+        _c4 = h_seq[t - 1] @ _W_ch_T
+        _c4 += _f3[t - 1]
+        np.tanh(_c4, out=g_seq[t - 1])
+        g = g_seq[t - 1]
+        np.multiply(c_seq[t - 1], f, out=c_seq[t])
+        c_seq[t] += g * i
+        c = c_seq[t]
+        np.tanh(c, out=_s0_seq[t - 1])
+        _s0 = _s0_seq[t - 1]
+        np.multiply(_s0, o, out=h_seq[t])
     # everything else (the output layer), every step at once
     h_rows = _rows(h_seq[1:T + 1])
     s_rows = (h_rows @ V.T) + b_y
@@ -289,6 +309,7 @@ def _forward(p, xs):
         "o": o_seq,
         "g": g_seq,
         "c": c_seq,
+        "_s0": _s0_seq,
         "h": h_seq,
         "s": s_seq,
         "log_yhat": log_yhat_seq,
@@ -309,6 +330,7 @@ def loss_and_grads(params, xs, ys):
     o_seq = cache["o"]
     g_seq = cache["g"]
     c_seq = cache["c"]
+    _s0_seq = cache["_s0"]
     h_seq = cache["h"]
     log_yhat_seq = cache["log_yhat"]
     yhat_seq = cache["yhat"]
@@ -322,8 +344,8 @@ def loss_and_grads(params, xs, ys):
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
-    y_loss_rows = ys.reshape(-1)
     log_yhat_loss_rows = _rows(log_yhat_seq[t0 - 1:T])
+    y_loss_rows = ys.reshape(-1)
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
@@ -331,18 +353,16 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = _from_step((d_s_loss_rows @ V).reshape(-1, B, n_h), T)
     # the backward loop's terms that read no later delta, every step at once
-    c_rows = _rows(c_seq[1:T + 1])
+    _s0_rows = _rows(_s0_seq[:T])
     o_rows = _rows(o_seq[:T])
     g_rows = _rows(g_seq[:T])
     i_rows = _rows(i_seq[:T])
     f_rows = _rows(f_seq[:T])
-    _c1 = np.tanh(c_rows)
-    _b1 = ((1 - (_c1**2)) * o_rows).reshape(T, B, -1)
+    _b1 = ((1 - (_s0_rows**2)) * o_rows).reshape(T, B, -1)
     _b2 = (1 - (g_rows**2)).reshape(T, B, -1)
-    _b3 = _c1.reshape(T, B, -1)
-    _b4 = ((1 - o_rows) * o_rows).reshape(T, B, -1)
-    _b5 = ((1 - i_rows) * i_rows).reshape(T, B, -1)
-    _b6 = ((1 - f_rows) * f_rows).reshape(T, B, -1)
+    _b3 = ((1 - o_rows) * o_rows).reshape(T, B, -1)
+    _b4 = ((1 - i_rows) * i_rows).reshape(T, B, -1)
+    _b5 = ((1 - f_rows) * f_rows).reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_c_seq = np.zeros((T + 1, B, n_h), dtype)
     d_f_in_seq = np.zeros((T + 1, B, n_h), dtype)
@@ -351,24 +371,25 @@ def loss_and_grads(params, xs, ys):
     d_o_in_seq = np.zeros((T + 1, B, n_h), dtype)
     # the delta recursion, t = T down to 1
     for t in range(T, 0, -1):
-        d_h = _b0[t - 1] + (d_f_in_seq[t] @ W_fh) + (d_g_in_seq[t] @ W_ch) + (d_i_in_seq[t] @ W_ih) + (d_o_in_seq[t] @ W_oh)
-        d_c = (f_seq[t] * d_c_seq[t]) + (_b1[t - 1] * d_h)
-        d_c_seq[t - 1] = d_c
-        d_g = i_seq[t - 1] * d_c
-        d_g_in = _b2[t - 1] * d_g
-        d_g_in_seq[t - 1] = d_g_in
-        d_o = _b3[t - 1] * d_h
-        d_o_in = _b4[t - 1] * d_o
-        d_o_in_seq[t - 1] = d_o_in
-        d_i = g_seq[t - 1] * d_c
-        d_i_in = _b5[t - 1] * d_i
-        d_i_in_seq[t - 1] = d_i_in
+        d_h = d_f_in_seq[t] @ W_fh
+        d_h += d_g_in_seq[t] @ W_ch
+        d_h += d_i_in_seq[t] @ W_ih
+        d_h += d_o_in_seq[t] @ W_oh
+        d_h += _b0[t - 1]
+        np.multiply(d_c_seq[t], f_seq[t], out=d_c_seq[t - 1])
+        d_c_seq[t - 1] += _b1[t - 1] * d_h
+        d_c = d_c_seq[t - 1]
+        d_g = d_c * i_seq[t - 1]
+        np.multiply(_b2[t - 1], d_g, out=d_g_in_seq[t - 1])
+        d_o = _s0_seq[t - 1] * d_h
+        np.multiply(_b3[t - 1], d_o, out=d_o_in_seq[t - 1])
+        d_i = d_c * g_seq[t - 1]
+        np.multiply(_b4[t - 1], d_i, out=d_i_in_seq[t - 1])
         d_f = c_seq[t - 1] * d_c
-        d_f_in = _b6[t - 1] * d_f
-        d_f_in_seq[t - 1] = d_f_in
+        np.multiply(_b5[t - 1], d_f, out=d_f_in_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
-    x_rows = _rows(xs[:T])
     d_f_in_rows = _rows(d_f_in_seq[:T])
+    x_rows = _rows(xs[:T])
     h_prev_rows = _rows(h_seq[:T])
     d_i_in_rows = _rows(d_i_in_seq[:T])
     d_o_in_rows = _rows(d_o_in_seq[:T])

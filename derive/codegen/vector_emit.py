@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.codegen.vector_arrays import Array, identifier, local, per_step_symbols, ref, rows_name
 from derive.codegen.vector_plan import Hoisted, VectorPlan
-from derive.codegen.vector_printing import RowPrinter, bare
+from derive.codegen.vector_printing import RowPrinter, _negated, bare
 from derive.errors import DeriveError
 
 
@@ -96,12 +97,16 @@ class Writer:
         names: dict = {}
         loads: list[str] = []
         locals_ = []
+        whole: set = set()
         for target, value, temp in lines:
             for s in sorted(value.atoms(sp.MatrixSymbol), key=lambda m: str(m.name)):
                 if s not in names and (ref(s) is not None or not self._is_param(s)):
                     names[s] = self._view(s, span, loads)
             names[target] = str(target.name) if temp else self._target_local(target, span)
             text = self._print(value, names)
+            if not temp and value in whole:  # two results equal to one temporary: not one shared array
+                text += ".copy()"
+            whole.add(value)
             how = assign(target) if (assign and not temp) else f"{names[target]} ="
             if isinstance(how, tuple):  # the value becomes the operand of a method call
                 operand = text if RowPrinter()._is_operand(text) else f"({text})"
@@ -145,12 +150,19 @@ class Writer:
 
     # -- loops ---------------------------------------------------------------------
     def loop(self, comment: str, header: str, statements, stored: set, hoisted: list[Hoisted]) -> None:
+        """The statements in a loop over t. A stored value is computed straight into its row (out=), a
+        sum is accumulated in place (+=), and a transposed parameter the loop multiplies by is copied
+        once before the loop in C order: the layout OpenBLAS multiplies fastest."""
+        lines = self._split_arguments(self.cse(statements))
+        lines, transposed = self._contiguous(lines)
+        if transposed:
+            self.line("transposed parameters the loop multiplies by, copied once in C order",
+                      *(f"{str(sym.name)} = np.ascontiguousarray({str(p.name)}.T)" for p, sym in transposed))
         block = Block(comment, loop=header)
-        lines = self.cse(statements)
         defined = {t for t, _, _ in lines}
         hoisted_syms = {h.symbol for h in hoisted}
-        names: dict = {}
-        for target, value, temp in lines:
+        names: dict = {sym: str(sym.name) for _, sym in transposed}
+        for n, (target, value, temp) in enumerate(lines):
             for s in sorted(value.atoms(sp.MatrixSymbol), key=lambda m: str(m.name)):
                 if s in names:
                     continue
@@ -164,14 +176,92 @@ class Writer:
                 else:
                     raise DeriveError(f"{self.plan.model.name}: no array holds {s.name} (internal error)")
             name = str(target.name) if temp else local(ref(target))
-            names[target] = name
-            block.lines.append(f"{name} = {self._print(value, names)}")
             if not temp and ref(target).key in stored:
-                block.lines.append(f"{self.arrays[ref(target).key].row(0)} = {name}")
+                row = self.arrays[ref(target).key].row(0)
+                block.lines += self._assign(row, value, names, exists=True)
+                if any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:]):  # later lines read it by its name
+                    block.lines.append(f"{name} = {row}")
+            else:
+                block.lines += self._assign(name, value, names, exists=False)
+            names[target] = name
         self.blocks.append(block)
+
+    def _split_arguments(self, lines):
+        """f(sum with a product) -> a temporary accumulating the sum, then f of it: no intermediate arrays."""
+        out = []
+        for target, value, temp in lines:
+            if isinstance(value, ElementwiseApplyFunction) and isinstance(value.expr, sp.MatAdd) and any(
+                    isinstance(a, sp.MatMul) for a in value.expr.args):
+                sym = sp.MatrixSymbol(f"{self.prefix}{self.temp}", *value.expr.shape)
+                self.temp += 1
+                out.append((sym, value.expr, True))
+                value = ElementwiseApplyFunction(value.function, sym)
+            out.append((target, value, temp))
+        return out
+
+    def _contiguous(self, lines):
+        params = {p.name for p in self.plan.model.parameters}
+        found: dict = {}
+        for _, value, _ in lines:
+            for node in sp.preorder_traversal(value):
+                if isinstance(node, sp.Transpose) and isinstance(node.arg, sp.MatrixSymbol) and \
+                        str(node.arg.name) in params and node not in found:
+                    found[node] = sp.MatrixSymbol(f"_{node.arg.name}_T", *node.shape)
+        if not found:
+            return lines, []
+        lines = [(t, v.xreplace(found), tmp) for t, v, tmp in lines]
+        return lines, sorted(((n.arg, sym) for n, sym in found.items()), key=lambda ps: str(ps[1].name))
+
+    def _assign(self, dest: str, value, names: dict, exists: bool) -> list[str]:
+        """Lines computing value into dest: into an existing array (out=, +=) or as a new array."""
+        def p(e) -> str:
+            return self._print(e, names)
+
+        if isinstance(value, sp.MatAdd):
+            terms = sorted(value.args, key=lambda a: (not _fresh(a), not isinstance(a, sp.MatMul)))
+            first, rest = terms[0], terms[1:]
+            if exists and len(terms) == 2 and not _fresh(first):  # a - b or a + b straight into dest
+                neg = _negated(rest[0])
+                op = "np.subtract" if neg is not None else "np.add"
+                return [f"{op}({bare(p(first))}, {bare(p(rest[0] if neg is None else neg))}, out={dest})"]
+            if exists:
+                lines = self._assign(dest, first, names, exists=True)
+            elif _fresh(first):
+                lines = [f"{dest} = {p(first)}"]
+            else:
+                return [f"{dest} = {p(value)}"]
+            for a in rest:
+                neg = _negated(a)
+                lines.append(f"{dest} -= {p(neg)}" if neg is not None else f"{dest} += {p(a)}")
+            return lines
+        if not exists:
+            return [f"{dest} = {p(value)}"]
+        if isinstance(value, ElementwiseApplyFunction):
+            f = value.function
+            fn = f.expr.func if isinstance(f, sp.Lambda) else f
+            ufunc = _UFUNCS.get(getattr(fn, "__name__", ""))
+            if ufunc:
+                return [f"{ufunc}({bare(p(value.expr))}, out={dest})"]
+        if isinstance(value, sp.HadamardProduct):
+            a, b, *more = value.args
+            return [f"np.multiply({bare(p(a))}, {bare(p(b))}, out={dest})"] + [f"{dest} *= {p(m)}" for m in more]
+        if isinstance(value, sp.MatMul) and all(isinstance(a, sp.MatrixExpr) for a in value.args) and \
+                len(value.args) == 2:
+            return [f"np.matmul({bare(p(value.args[0]))}, {bare(p(value.args[1]))}, out={dest})"]
+        return [f"{dest}[...] = {bare(p(value))}"]
 
     def line(self, comment: str, *lines: str) -> None:
         self.blocks.append(Block(comment, list(lines)))
+
+
+# elementwise functions with an out= argument: NumPy's ufuncs and the module's own sigmoid
+_UFUNCS = {"tanh": "np.tanh", "exp": "np.exp", "log": "np.log", "sigmoid": "sigmoid"}
+
+
+def _fresh(expr) -> bool:
+    """Evaluating expr makes a new array (safe to update in place), not a view of one."""
+    return isinstance(expr, sp.MatMul | sp.HadamardProduct | ElementwiseApplyFunction | sp.MatAdd
+                      | sp.HadamardPower) and _negated(expr) is None
 
 
 def _static_name(sym) -> str:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref
+from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref, step_symbol
 from derive.codegen.vector_emit import Block, Writer, used_names
-from derive.codegen.vector_plan import Hoisted, VectorPlan
+from derive.codegen.vector_plan import Hoisted, Term, VectorPlan
 from derive.errors import DeriveError
 
 
@@ -46,10 +46,10 @@ def build(plan: VectorPlan) -> Functions:
     return _static(plan) if not plan.recurrent else _recurrent(plan)
 
 
-def _gradient_blocks(w: Writer, plan: VectorPlan) -> None:
+def _gradient_blocks(w: Writer, plan: VectorPlan, all_terms: list[Term]) -> None:
     done: set[str] = set()
     for span in ("all", "loss"):
-        terms = [t for t in plan.terms if t.span == span]
+        terms = [t for t in all_terms if t.span == span]
         if not terms:
             continue
         by_param: dict[str, list] = {}
@@ -83,7 +83,7 @@ def _static(plan: VectorPlan) -> Functions:
     bw.stacked("the loss: the mean over the batch of -log yhat[y]", [(sp.Symbol("loss"), plan.loss)], "all",
                assign=lambda t: "loss =")
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
-    _gradient_blocks(bw, plan)
+    _gradient_blocks(bw, plan, plan.terms)
     used = used_names(bw.blocks)
     unpack = [(o, k) for k, o in cache if o in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
@@ -100,17 +100,21 @@ def _recurrent(plan: VectorPlan) -> Functions:
         r = ref(a)
         return r is None or not r.is_delta or (r.key in pre_keys and r.offset == 0)
 
-    recursion, bhoist = plan.hoist(plan.recursion, bknown, "_b")
+    loop, shared, consumers = _share(loop, [plan.recursion, plan.post, [(t, t.expr) for t in plan.terms]])
+    rec_in, post, terms = consumers
+    terms = [Term(t.param, e, t.span) for t, e in terms]
+    recursion, bhoist = plan.hoist(rec_in, bknown, "_b")
     readers = ([e for _, e in plan.after_loop] + [plan.loss] + [e for _, e in plan.pre] + [e for _, e in recursion]
-               + [h.expr for h in bhoist] + [e for _, e in plan.post] + [t.expr for t in plan.terms])
+               + [h.expr for h in bhoist] + [e for _, e in post] + [t.expr for t in terms])
     reads = [ref(s) for e in readers for s in per_step_symbols(e)]
     loop_keys = {ref(s).key for s in plan.loop_targets}
+    loop_keys |= {ref(sym).key for sym in shared}
     stored_forward = {(n, False) for n in states} | {r.key for r in reads if r.key in loop_keys}
     padded = {r.key for r in reads if r.offset == 1}
     arrays: dict = {}
     for d in model.inputs:
         arrays[(d.name, False)] = Array("xs", 1, d.shape[0])
-    for s, _ in plan.loop:
+    for s, _ in loop:
         key = ref(s).key
         if key in stored_forward:
             arrays[key] = Array(f"{key[0]}_seq", 0 if key[0] in states else 1, _size(s), key in padded)
@@ -122,10 +126,10 @@ def _recurrent(plan: VectorPlan) -> Functions:
     for h in fhoist + bhoist:
         arrays[ref(h.symbol).key] = Array(ref(h.symbol).name, 1, _size(h.symbol))
     rec_reads = {ref(s).key for _, e in recursion for s in per_step_symbols(e)}
-    later = ([e for _, e in plan.post] + [t.expr for t in plan.terms]
+    later = ([e for _, e in post] + [t.expr for t in terms]
              + [e for _, e in recursion for s in per_step_symbols(e)])
     rec_keys = {ref(d).key for d, _ in plan.recursion}
-    stored_deltas = {r.key for e in later[:len(plan.post) + len(plan.terms)] for s in per_step_symbols(e)
+    stored_deltas = {r.key for e in later[:len(post) + len(terms)] for s in per_step_symbols(e)
                      if (r := ref(s)).key in rec_keys} | {
         ref(s).key for _, e in recursion for s in per_step_symbols(e) if ref(s).is_delta and ref(s).offset == 1}
     for d, _ in plan.recursion:
@@ -171,12 +175,46 @@ def _recurrent(plan: VectorPlan) -> Functions:
     bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
             *allocs)
     bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist)
-    if plan.post:
-        bw.stacked("the deltas the recursion does not read, every step at once", plan.post, "all")
-    _gradient_blocks(bw, plan)
+    if post:
+        bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
+    _gradient_blocks(bw, plan, terms)
     used = used_names(bw.blocks)
     unpack = [(ident, key) for key, ident in cache if ident in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
+
+
+def _share(loop, consumers):
+    """Values the forward loop computes inside an equation (tanh(c[t]) in h = o*tanh(c)) that the backward
+    pass reads again: the forward loop stores them (_s0_seq) and the backward pass reads the array."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    def costly(node) -> bool:
+        return isinstance(node, ElementwiseApplyFunction) or (isinstance(node, sp.MatAdd) and any(
+            isinstance(a, sp.MatMul) and sum(isinstance(m, sp.MatrixExpr) for m in a.args) > 1 for a in node.args))
+
+    found: dict = {}
+    for _, e in loop:
+        for node in sp.preorder_traversal(e):
+            if node is e or node in found or not costly(node):
+                continue
+            if any(_contains(c, node) for group in consumers for _, c in group):
+                found[node] = step_symbol(f"_s{len(found)}", 0, node.shape[0], node.shape[1])
+    if not found:
+        return loop, [], consumers
+    out, done = [], set()
+    for target, e in loop:
+        for node, sym in found.items():
+            if sym not in done and _contains(e, node):
+                out.append((sym, node))
+                done.add(sym)
+        out.append((target, e.xreplace(found)))
+    consumers = [[(t, c.xreplace(found)) for t, c in group] for group in consumers]
+    return out, list(found.values()), consumers
+
+
+def _contains(expr, node) -> bool:
+    """node occurs in expr (Basic.has misses matrix sums in SymPy 1.14)."""
+    return any(n == node for n in sp.preorder_traversal(expr))
 
 
 def _hoisted_assign(arrays: dict, hoisted: list[Hoisted]):

@@ -213,10 +213,14 @@ class VectorPlan:
                     if group:
                         part = group[0] if len(group) == 1 else expr.func(*group)
                         parts.append(name(part) if worth(part) else part)
+                if set(parts) | set(rest) == set(expr.args):  # nothing hoisted: keep the canonical form
+                    return expr
                 return expr.func(*parts, *rest)
             if isinstance(expr, ElementwiseApplyFunction):
-                return ElementwiseApplyFunction(expr.function, rewrite(expr.expr))
-            return expr.func(*(rewrite(a) for a in expr.args))
+                inner = rewrite(expr.expr)
+                return expr if inner == expr.expr else ElementwiseApplyFunction(expr.function, inner)
+            args = [rewrite(a) for a in expr.args]
+            return expr if args == list(expr.args) else expr.func(*args)
 
         out = [(s, rewrite(e)) for s, e in statements]
         return out, list(found.values())
