@@ -30,6 +30,7 @@ from derive.functions import CrossEntropy
 from derive.printing.latex import Partial, latex
 
 VECTOR = ("elman", "lstm", "gru", "mlp")
+X = "\u00d7"  # the multiplication sign of shapes in messages
 
 
 @pytest.fixture(scope="module")
@@ -168,9 +169,9 @@ def test_a_wrong_answer_outside_the_catalogue_is_incorrect_with_a_hint(models):
 
 # -- shapes: checked first, named in the message ----------------------------------------------------------
 SHAPE_ERRORS = [
-    ("W @ x_2", "W (n_h×n_h) @ x_2 (n_in×1): inner sizes differ (n_h ≠ n_in)"),
+    ("W @ x_2", f"W (n_h{X}n_h) @ x_2 (n_in{X}1): inner sizes differ (n_h ≠ n_in)"),
     ("W x_2", "inner sizes differ"),
-    ("h_2 * x_2", "h_2 (n_h×1) * x_2 (n_in×1): an elementwise product needs equal shapes"),
+    ("h_2 * x_2", f"h_2 (n_h{X}1) * x_2 (n_in{X}1): an elementwise product needs equal shapes"),
     ("h_2 + x_2", "a sum needs equal shapes"),
     ("delta_a_2 @ h_1", "inner sizes differ (1 ≠ n_h)"),
     (r"\delta_{a,2} \cdot h_{1}", "for an elementwise product write \\odot"),
@@ -194,7 +195,7 @@ def test_shape_error_on_the_command_line(capsys):
     code = main(["grade", "elman", "--wrt", "W", "--answer", "W @ x_2"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "W (n_h×n_h) @ x_2 (n_in×1): inner sizes differ" in err and "Traceback" not in err
+    assert f"W (n_h{X}n_h) @ x_2 (n_in{X}1): inner sizes differ" in err and "Traceback" not in err
 
 
 def test_cli_json_show_solution_options_and_many_to_one(capsys):
@@ -202,7 +203,7 @@ def test_cli_json_show_solution_options_and_many_to_one(capsys):
                  "(1 - h_2**2)", "--json", "--show-solution"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["correct"] and out["false_accept_probability"] < 1e-20
-    assert out["solution"]["compact"] == "delta_h_2 * (1 - h_2**2)" and out["solution"]["shape"] == "n_h×1"
+    assert out["solution"]["compact"] == "delta_h_2 * (1 - h_2**2)" and out["solution"]["shape"] == f"n_h{X}1"
     # relu: the activation derivative is H(a); many-to-one: no loss before the last step
     code = main(["grade", "elman", "--option", "activation=relu", "--many-to-one", "--wrt", "delta_a_2",
                  "--answer", "(W.T @ delta_a_3) * H(a_2)"])

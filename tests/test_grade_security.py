@@ -145,6 +145,7 @@ def test_fuzzed_answers_never_crash(model, pieces):
 
 
 # -- matrix-flavoured attacks on a vector model (elman): refused with one clear line, quickly --------------
+X = "\u00d7"  # the multiplication sign of shapes in messages
 HOSTILE_MATRIX = [
     ("W.T.T.__class__", "'.' is not an operator"),
     ("W.__dict__", "'.' is not an operator"),
@@ -172,7 +173,7 @@ HOSTILE_MATRIX = [
     (r"\mathbf{e}_{y_{9}}", "not on this sheet"),
     ("W^{T^{T}}", "unknown symbol 'T'"),
     ("h_1 @ h_1", "inner sizes differ (1 ≠ n_h)"),
-    ("W @ x_1", "W (n_h×n_h) @ x_1 (n_in×1): inner sizes differ"),
+    ("W @ x_1", f"W (n_h{X}n_h) @ x_1 (n_in{X}1): inner sizes differ"),
     ("delta_a_1 @ h_0.T; import os", "unexpected character ';'"),
     ("h_1[::-1]", "unexpected character ':'"),
     ("sum(W)", "unknown symbol 'sum'"),
@@ -202,9 +203,9 @@ def test_hostile_matrix_answer_is_refused_quickly(vector_model, answer, words):
     assert not SENTINEL.exists()
 
 
-MATRIX_PIECES = ["W", "W_{fh}", "h_1", "h_{t-1}", "delta_a_2", r"\delta^{(a)}_{3}", "x_2", "e_y_1", r"\mathbf{e}_{y_{2}}",
-                 "yhat_1", r"{\hat{y}}_{2}", "@", "*", r"\odot", r"\cdot", "+", "-", "(", ")", ".T", r"^\top", "^T",
-                 "**2", "1", "2", "tanh", "softmax", "diag", "onehot", "'", r"\sum_{t=1}^{3}", "_", "{", "}", " "]
+MATRIX_PIECES = ["W", "W_{fh}", "h_1", "h_{t-1}", "delta_a_2", r"\delta^{(a)}_{3}", "x_2", "e_y_1",
+                 r"\mathbf{e}_{y_{2}}", "yhat_1", r"{\hat{y}}_{2}", "@", "*", r"\odot", r"\cdot", "+", "-", "(", ")",
+                 ".T", r"^\top", "^T", "**2", "1", "2", "tanh", "softmax", "diag", "onehot", "'", r"\sum_{t=1}^{3}", "_", "{", "}", " "]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

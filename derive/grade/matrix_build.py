@@ -5,12 +5,13 @@ sequence: parameters (W, V, b, W_fh, beta), quantities (h_k, a_k, f_k, yhat_k), 
 one-hot targets e_{y_k} / onehot(y_k), and adjoints delta_h_k (LaTeX \\delta^{(h)}_{k},
 \\delta_{h,k}, δh_k), including each gate's activation input delta_f_in_k. Sizes are the
 model's symbols (n_in, n_h, n_out), so a shape error is found before any number is drawn and
-named as a student reads it: "W (n_h×n_h) @ x_2 (n_in×1): inner sizes differ (n_h ≠ n_in)".
+named as a student reads it: "W (n_h x n_h) @ x_2 (n_in x 1): inner sizes differ", with the
+multiplication sign.
 
 Products: '@' is a matrix product; '*' is NumPy's (elementwise for two matrices); '⊙'
 (\\odot, \\circ) elementwise; '⋅' (juxtaposition, \\cdot, \\times) a matrix product. A number
-or a 1×1 matrix scales; a number added to a matrix is added to every entry (1 - h_2**2);
-powers and functions of matrices are elementwise; σ'(a_2) is σ(a_2) ⊙ (1 - σ(a_2)).
+or a 1 x 1 matrix scales; a number added to a matrix is added to every entry (1 - h_2**2);
+powers and functions of matrices are elementwise; sigmoid'(a_2) is sigmoid(a_2) ⊙ (1 - sigmoid(a_2)).
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from derive.functions import OneHot, Softmax, relu, sigmoid, step
 from derive.grade.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder
 from derive.grade.lexer import DEFAULT_LIMITS, Limits, name_key, tokenize
 from derive.grade.parser import Binary, Call, Name, Neg, Num
-from derive.matrix import _X, _OUT, _msym, lift
+from derive.matrix import _OUT, _X, lift
 from derive.printing.latex import DeriveLatexPrinter
 from derive.rules import RULES
 
+TIMES = "\u00d7"  # the multiplication sign of shapes in messages (n_h by n_in)
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log, "heaviside": step}
 _D = sp.Dummy("d")
 
@@ -45,12 +47,12 @@ def is_matrix(x) -> bool:
 
 
 def shape_of(x) -> tuple | None:
-    """(rows, cols) of a matrix; None for a number (a 1×1 matrix is (1, 1))."""
+    """(rows, cols) of a matrix; None for a number (a 1 x 1 matrix is (1, 1))."""
     return tuple(x.shape) if is_matrix(x) else None
 
 
 def same_shape(a: tuple | None, b: tuple | None) -> bool:
-    """Equal shapes, a number counting as 1×1."""
+    """Equal shapes, a number counting as 1 x 1."""
     one = (sp.Integer(1), sp.Integer(1))
     return tuple(a or one) == tuple(b or one)
 
@@ -58,7 +60,7 @@ def same_shape(a: tuple | None, b: tuple | None) -> bool:
 def shape_text(shape: tuple | None) -> str:
     if shape is None:
         return "a number"
-    return f"{shape[0]}×{shape[1]}"
+    return f"{shape[0]}{TIMES}{shape[1]}"
 
 
 def at_step(expr, k: int):
@@ -101,7 +103,7 @@ class MatrixVocabulary:
         model = cell.model
         voc = cls(steps, model.recurrent)
         first = 0 if model.recurrent else 1
-        for name, p in cell.params:
+        for _, p in cell.params:
             voc.add(p, "parameter", None)
         n_classes = {d.name: sp.Symbol(d.classes, integer=True, positive=True) for d in model.targets if d.classes}
         for k in range(first, steps + 1):
@@ -224,10 +226,11 @@ class _MatrixBuilder(_Builder):
                 first = next(v0 for (_, v0, _, _), s0 in zip(parts, shapes, strict=True) if s0 is not None)
                 self.fail(f"{describe(first)} ({shape_text(target)}) {op} {describe(v)} ({shape_text(s)}): "
                           "a sum needs equal shapes", pos)
+            term = v
             if target is not None and s is None:  # a number added to a matrix: to every entry
-                v = v * sp.OneMatrix(*target) if v != 0 else None
-            if v is not None:
-                terms.append(-v if op == "-" else v)
+                term = v * sp.OneMatrix(*target) if v != 0 else None
+            if term is not None:
+                terms.append(-term if op == "-" else term)
         if target is None:
             return sp.Add(*terms)
         if not terms:
@@ -249,7 +252,7 @@ class _MatrixBuilder(_Builder):
         if op == "⋅":
             if sa[1] == sb[0]:
                 return self._matmul(a, b, pos, "")
-            if one in (tuple(sa), tuple(sb)):  # a 1×1 matrix (x^T y) scales
+            if one in (tuple(sa), tuple(sb)):  # a 1 x 1 matrix (x^T y) scales
                 return self._scale(a, b)
             hint = "; for an elementwise product write \\odot (or * in plain syntax)" if sa == sb else ""
             return self._matmul(a, b, pos, hint)
@@ -417,7 +420,7 @@ def _plain(e) -> tuple[str, int]:
         return str(e.name), _ATOM
     if isinstance(e, sp.MatAdd | sp.Add):
         terms = list(e.args)
-        terms.sort(key=lambda a: _negative(a))
+        terms.sort(key=_negative)
         out = _plain(terms[0])[0] if not _negative(terms[0]) else "-" + _wrap(_plain(-terms[0]), _MUL)
         for a in terms[1:]:
             if _negative(a):

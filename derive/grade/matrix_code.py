@@ -105,8 +105,8 @@ def _got(results: list, name: str) -> tuple[list | None, str | None]:
 
 def _error(got: list, want: list) -> float:
     worst = 0.0
-    for g, w in zip(got, want, strict=True):
-        g, w = np.asarray(g, dtype=float), np.asarray(w, dtype=float)
+    for a, b in zip(got, want, strict=True):
+        g, w = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
         scale = max(float(np.max(np.abs(w))) if w.size else 0.0, FLOOR)
         worst = max(worst, float(np.max(np.abs(g - w))) / scale if g.size else 0.0)
     return worst
@@ -117,8 +117,8 @@ def _grade_parameter(model, T: int, name: str, results: list, want: list, draws:
     if problem:
         return ParameterRow(name, False, float("inf"), problem, "missing" if "no entry" in problem else None)
     shaped = []
-    for g, w in zip(got, want, strict=True):
-        w = np.asarray(w)
+    for g, wanted in zip(got, want, strict=True):
+        w = np.asarray(wanted)
         if g.shape == w.shape:
             shaped.append(g)
         elif np.squeeze(g).shape == np.squeeze(w).shape:  # (n, 1) for (n,): the same entries

@@ -21,7 +21,7 @@ from derive.grade import matrix_eval as mev
 from derive.grade.build import is_latex
 from derive.grade.grader import PREPARE_TIMEOUT, Verdict
 from derive.grade.lexer import AnswerError
-from derive.grade.matrix_build import build_matrix, plain, same_shape, shape_of, shape_text
+from derive.grade.matrix_build import TIMES, build_matrix, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix_mistakes import MatrixMistake, generic_plain
 from derive.grade.matrix_problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
 from derive.grade.parser import parse
@@ -147,7 +147,7 @@ def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> Non
 
 def _shape_words(shape) -> str:
     if shape is None or tuple(shape) == (1, 1):
-        return "a number (1×1)"
+        return f"a number (1{TIMES}1)"
     if shape[1] == 1:
         return f"a column vector ({shape_text(shape)})"
     if shape[0] == 1:
@@ -156,7 +156,7 @@ def _shape_words(shape) -> str:
 
 
 def _as_shape(value, target):
-    """A 1×1 array and a number compare as one value."""
+    """A 1 x 1 array and a number compare as one value."""
     if isinstance(target, np.ndarray) or not isinstance(value, np.ndarray):
         return value
     return value.reshape(-1)[0] if value.size == 1 else value
@@ -166,7 +166,7 @@ def _structurally_equal(a, b) -> bool:
     try:
         with deadline.time_limit(0.5):
             return a == b or a.doit() == b.doit()
-    except (deadline.Timeout, Exception):  # noqa: BLE001 (only a shortcut: identity testing decides anyway)
+    except (deadline.Timeout, Exception):  # only a shortcut: identity testing decides anyway
         return False
 
 

@@ -3,7 +3,7 @@
 Each mistake is the correct computation altered the way a student's derivation goes wrong: a
 step's term left out, the delta recursion without its t+1 terms, the loss of one step only, an
 activation's derivative factor dropped (⊙ (1 - h⊙h) gone) or replaced by the activation itself
-(σ' written as σ), W where Wᵀ belongs in the recursion, the gradient transposed (h δᵀ for δ hᵀ),
+(sigmoid' written as sigmoid), W where Wᵀ belongs in the recursion, the gradient transposed (h δᵀ for δ hᵀ),
 a step index off by one, a sign, a factor 2 or ½. ``compute(problem, point)`` returns the wrong
 answer's value at one point (the backward pass re-run with the alteration, cached per point).
 
@@ -145,10 +145,10 @@ def _quantity(p) -> list[MatrixMistake]:
                                  lambda p, pt, key=f"path_{adjoint}_{term}", tf=drop: p.read(
                                      pt, p.run(pt, key, delta_tf=tf))))
     if ref.step is not None:
-        for other in (ref.step - 1, ref.step + 1):
-            out.append(MatrixMistake("neighbour_step", f"your answer is the adjoint at step {other} (δ{ref.name}_"
-                                     f"{other}), not at step {ref.step}: off by one step",
-                                     lambda p, pt, other=other: p.read(pt, pt.correct, at=other)))
+        out.extend(MatrixMistake("neighbour_step", f"your answer is the adjoint at step {other} (δ{ref.name}_{other}), "
+                                 f"not at step {ref.step}: off by one step",
+                                 lambda p, pt, other=other: p.read(pt, pt.correct, at=other))
+                   for other in (ref.step - 1, ref.step + 1))
     return out
 
 

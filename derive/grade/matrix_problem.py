@@ -7,10 +7,10 @@ adjoint delta_q_k (asked as delta_q_k, δq_k, q_k or dE/dq_k), the delta recursi
 
 Points: the sizes of the model (n_in, n_h, n_out) take DISTINCT small values, rotated over
 SIZE_PLANS settings so that a transposed or mis-sized formula cannot agree by accident; at each,
-POINTS_PER_SIZE examples (PIECEWISE_POINTS_PER_SIZE when relu makes the model piecewise) of random rationals in [-3/2, 3/2] (2^-53 apart) for every parameter
-and input entry and random class indices. Every value (forward pass, adjoints, the answer) is
-computed in 30-digit arithmetic. An answer's intermediates (h_2, delta_a_3, yhat_1) read the
-forward and backward values of the same example, which is the same as substituting their
+POINTS_PER_SIZE examples (PIECEWISE_POINTS_PER_SIZE when relu makes the model piecewise) of random
+rationals in [-3/2, 3/2] (2^-53 apart) for every parameter and input entry and random class
+indices. Every value (forward pass, adjoints, the answer) is computed in 30-digit arithmetic. An
+answer's intermediates (h_2, delta_a_3, yhat_1) read the forward and backward values of the same example, which is the same as substituting their
 definitions.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from derive.errors import DeriveError
 from derive.grade import matrix_eval as mev
 from derive.grade.build import is_latex
 from derive.grade.lexer import AnswerError
-from derive.grade.matrix_build import MatrixVocabulary, at_step, build_matrix, plain, shape_of
+from derive.grade.matrix_build import MatrixVocabulary, at_step, build_matrix, shape_of
 from derive.grade.parser import Name, parse
 from derive.grade.reference import _FRAC, _PREFIX
 from derive.matrix import MatrixCell
@@ -68,11 +68,8 @@ class MatrixReference:
 def size_plans(model) -> list[dict[str, int]]:
     """SIZE_PLANS settings of the model's sizes, distinct within each (2, 3, 4 rotated)."""
     names = [s.name for s in model.sizes]
-    values = list(SIZE_VALUES) + [v for v in range(5, 5 + max(0, len(names) - len(SIZE_VALUES)))]
-    plans = []
-    for j in range(SIZE_PLANS):
-        plans.append({n: values[(i + j) % len(values)] for i, n in enumerate(names)})
-    return plans
+    values = list(SIZE_VALUES) + list(range(5, 5 + max(0, len(names) - len(SIZE_VALUES))))
+    return [{n: values[(i + j) % len(values)] for i, n in enumerate(names)} for j in range(SIZE_PLANS)]
 
 
 @dataclass
