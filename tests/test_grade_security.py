@@ -205,7 +205,8 @@ def test_hostile_matrix_answer_is_refused_quickly(vector_model, answer, words):
 
 MATRIX_PIECES = ["W", "W_{fh}", "h_1", "h_{t-1}", "delta_a_2", r"\delta^{(a)}_{3}", "x_2", "e_y_1",
                  r"\mathbf{e}_{y_{2}}", "yhat_1", r"{\hat{y}}_{2}", "@", "*", r"\odot", r"\cdot", "+", "-", "(", ")",
-                 ".T", r"^\top", "^T", "**2", "1", "2", "tanh", "softmax", "diag", "onehot", "'", r"\sum_{t=1}^{3}", "_", "{", "}", " "]
+                 ".T", r"^\top", "^T", "**2", "1", "2", "tanh", "softmax", "diag", "onehot", "'", r"\sum_{t=1}^{3}",
+                 "_", "{", "}", " "]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

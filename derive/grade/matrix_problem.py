@@ -10,8 +10,8 @@ SIZE_PLANS settings so that a transposed or mis-sized formula cannot agree by ac
 POINTS_PER_SIZE examples (PIECEWISE_POINTS_PER_SIZE when relu makes the model piecewise) of random
 rationals in [-3/2, 3/2] (2^-53 apart) for every parameter and input entry and random class
 indices. Every value (forward pass, adjoints, the answer) is computed in 30-digit arithmetic. An
-answer's intermediates (h_2, delta_a_3, yhat_1) read the forward and backward values of the same example, which is the same as substituting their
-definitions.
+answer's intermediates (h_2, delta_a_3, yhat_1) read the forward and backward values of the same
+example, which is the same as substituting their definitions.
 """
 from __future__ import annotations
 
