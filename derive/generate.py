@@ -25,6 +25,7 @@ class Artifact:
 # "module:function" of every producer; each returns a list of Artifacts.
 PRODUCERS: list[str] = [
     "derive.codegen:artifacts",  # generated/<model>.py: NumPy gradient modules
+    "derive.codegen.vector:artifacts",  # generated/{elman,lstm,gru,mlp}.py: vector models' NumPy modules
     "derive.sheet.generate:artifacts",  # generated/sheets/<model>.tex and .pdf: derivation sheets (T = 3)
 ]
 

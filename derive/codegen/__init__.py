@@ -44,7 +44,7 @@ def artifacts() -> list[Artifact]:
     from derive.spec.loader import builtin_names, load
 
     out = []
-    for name in builtin_names("scalar") + builtin_names("vector"):
+    for name in builtin_names("scalar"):  # vector models: derive.codegen.vector.artifacts, its own producer
         model = load(name)
         out.append(Artifact(f"{module_name(model)}.py", emit_model(model).encode("utf-8")))
     return out

@@ -11,7 +11,6 @@ this module builds the context of templates/code/vector_module.py.j2.
 from __future__ import annotations
 
 import sympy as sp
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.printing.str import StrPrinter
 
 from derive.codegen.module import _comment, _spec_provenance, _text, _version, module_name
@@ -166,4 +165,13 @@ def emit_vector(model: Model) -> str:
     return render(TEMPLATE, **context(model))
 
 
-__all__ = ["ElementwiseApplyFunction", "emit_vector", "module_name"]
+def artifacts() -> list:
+    """generated/<model>.py for every built-in vector model (a producer of derive generate)."""
+    from derive.generate import Artifact
+    from derive.spec.loader import builtin_names, load
+
+    return [Artifact(f"{module_name(m)}.py", emit_vector(m).encode("utf-8"))
+            for m in (load(n) for n in builtin_names("vector"))]
+
+
+__all__ = ["artifacts", "emit_vector", "module_name"]

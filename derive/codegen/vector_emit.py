@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from derive.codegen.vector_arrays import Array, identifier, local, per_step_symbols, ref, rows_name
+from derive.codegen.vector_arrays import identifier, local, ref, rows_name
 from derive.codegen.vector_plan import Hoisted, VectorPlan
 from derive.codegen.vector_printing import RowPrinter, _negated, bare
 from derive.errors import DeriveError
@@ -55,8 +55,8 @@ class Writer:
         syms = sp.numbered_symbols(self.prefix, start=self.temp)
         temps, reduced = sp.cse([e for _, e in statements], symbols=syms, optimizations=[])
         keep, subs = [], {}
-        for sym, expr in temps:
-            expr = expr.xreplace(subs)
+        for sym, found in temps:
+            expr = found.xreplace(subs)
             if _trivial(expr):
                 subs[sym] = expr
             else:
@@ -157,7 +157,7 @@ class Writer:
         lines, transposed = self._contiguous(lines)
         if transposed:
             self.line("transposed parameters the loop multiplies by, copied once in C order",
-                      *(f"{str(sym.name)} = np.ascontiguousarray({str(p.name)}.T)" for p, sym in transposed))
+                      *(f"{sym.name!s} = np.ascontiguousarray({p.name!s}.T)" for p, sym in transposed))
         block = Block(comment, loop=header)
         defined = {t for t, _, _ in lines}
         hoisted_syms = {h.symbol for h in hoisted}
@@ -179,7 +179,7 @@ class Writer:
             if not temp and ref(target).key in stored:
                 row = self.arrays[ref(target).key].row(0)
                 block.lines += self._assign(row, value, names, exists=True)
-                if any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:]):  # later lines read it by its name
+                if any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:]):  # read by name later
                     block.lines.append(f"{name} = {row}")
             else:
                 block.lines += self._assign(name, value, names, exists=False)
@@ -195,8 +195,9 @@ class Writer:
                 sym = sp.MatrixSymbol(f"{self.prefix}{self.temp}", *value.expr.shape)
                 self.temp += 1
                 out.append((sym, value.expr, True))
-                value = ElementwiseApplyFunction(value.function, sym)
-            out.append((target, value, temp))
+                out.append((target, ElementwiseApplyFunction(value.function, sym), temp))
+            else:
+                out.append((target, value, temp))
         return out
 
     def _contiguous(self, lines):

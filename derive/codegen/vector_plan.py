@@ -26,7 +26,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.cell import step_kind
-from derive.codegen.vector_arrays import Ref, per_step_symbols, ref, step_symbol
+from derive.codegen.vector_arrays import per_step_symbols, ref, step_symbol
 from derive.codegen.vector_rows import LogSoftmaxRows, gradient_form, loss_form, row_form
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
@@ -86,7 +86,7 @@ class VectorPlan:
         self.log_probs: dict[str, sp.MatrixSymbol] = {}
         self.forward = self._forward_statements()
         self.loss = loss_form(self.cell._batched(model.loss.expr), self.B,
-                              {name: s for name, s in self.log_probs.items()})
+                              dict(self.log_probs))
         self._backward()
         self._gradients()
 
