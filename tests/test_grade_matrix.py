@@ -350,3 +350,15 @@ def test_student_code_without_bptt_is_diagnosed(models, tmp_path):
     rows = {r.name: r for r in report.parameters}
     assert rows["W"].mistake == "no_recurrence" and rows["U"].mistake == "no_recurrence", rows
     assert rows["V"].correct and report.loss_message is None
+
+
+@pytest.mark.parametrize("name,options", [("lstm", None), ("gru", None), ("mlp", None), ("elman", {"over": "final"})])
+def test_generated_vector_modules_pass_as_student_code(name, options):
+    """The --code contract is the generated modules' (derive code NAME): each passes, many-to-one included."""
+    from pathlib import Path
+
+    module = Path(__file__).resolve().parent.parent / "generated" / f"{name}.py"
+    if not module.exists():
+        pytest.skip(f"{module} is not generated yet")
+    report = check_code(derive.load(name, options), str(module), "loss_and_grads", timeout=30)
+    assert report.correct, report
