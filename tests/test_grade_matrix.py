@@ -181,6 +181,7 @@ SHAPE_ERRORS = [
     ("y_2", "y_2 is a class index"),
     ("delta_a_9", "not on this sheet"),
     ("delta_yhat_2", "unknown symbol"),
+    ("delta_a_t @ h_{t-1}.T", "the step index t of delta_a_t is not bound"),
 ]
 
 

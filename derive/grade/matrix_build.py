@@ -15,6 +15,7 @@ powers and functions of matrices are elementwise; sigmoid'(a_2) is sigmoid(a_2) 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -35,6 +36,7 @@ from derive.rules import RULES
 TIMES = "\u00d7"  # the multiplication sign of shapes in messages (n_h by n_in)
 FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log, "heaviside": step}
 _D = sp.Dummy("d")
+_FREE_INDEX = re.compile(r"^(?P<stem>.+)_(?P<var>[a-z])(?:[+-]\d+)?$")  # h_t, h_k-1: a step letter left free
 
 
 def elementwise(f, x):
@@ -178,6 +180,10 @@ class _MatrixBuilder(_Builder):
         if isinstance(value, OneHot):
             self.used.add(key)
             return value
+        free = _FREE_INDEX.match(key)
+        if value is None and free and free["stem"] in self.vocab.stems:
+            self.fail(f"the step index {free['var']} of {key} is not bound: write a step number ({free['stem']}_2) "
+                      f"or sum over it (\\sum_{{{free['var']}=1}}^{{T}} ...)", node.pos)
         return super()._name(node)
 
     def _onehot(self, y, pos: int):
