@@ -101,6 +101,7 @@ SHAPES = {
     "V": ("n_out", "n_h"),
     "b_y": ("n_out",),
 }
+STATES = ("h", )
 SIZES = ("n_in", "n_h", "n_out")
 
 
@@ -226,7 +227,9 @@ def forward(params, xs):
     """Every value the loss and the backward pass read: dict name -> array (shapes above)."""
     xs = _check_xs(xs)
     p, _ = _params(params, xs.dtype, xs.shape[-1])
-    return _forward(p, xs)
+    T = xs.shape[0]
+    # the backward pass reads some arrays one step ahead: they carry a zero row after step T, cut here
+    return {name: value[:T + 1 if name in STATES else T] for name, value in _forward(p, xs).items()}
 
 
 def _forward(p, xs):
