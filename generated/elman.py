@@ -92,8 +92,9 @@ def init_params(n_in, n_hidden, n_out, seed=0):
 
 def log_softmax(z):
     """log softmax of every row, through log-sum-exp."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out = z - z.max(axis=-1, keepdims=True)
+    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    return out
 
 
 def onehot(y, n, dtype):
@@ -203,7 +204,9 @@ def _forward(p, xs):
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
-    _f0 = ((x_rows @ U.T) + b).reshape(T, B, -1)
+    _f0 = x_rows @ U.T
+    _f0 += b
+    _f0 = _f0.reshape(T, B, -1)
     # transposed parameters the loop multiplies by, copied once in C order
     _W_T = np.ascontiguousarray(W.T)
     # the recurrence, one step at a time
@@ -213,7 +216,8 @@ def _forward(p, xs):
         np.tanh(a, out=h_seq[t])
     # everything else (the output layer), every step at once
     h_rows = _rows(h_seq[1:T + 1])
-    o_rows = (h_rows @ V.T) + c
+    o_rows = h_rows @ V.T
+    o_rows += c
     log_yhat_rows = log_softmax(o_rows)
     yhat_rows = np.exp(log_yhat_rows)
     o_seq = o_rows.reshape(T, B, -1)
@@ -250,12 +254,16 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
-    d_o_loss_rows = 1/B * (yhat_loss_rows - onehot(y_loss_rows, n_out, dtype))
+    d_o_loss_rows = yhat_loss_rows - onehot(y_loss_rows, n_out, dtype)
+    d_o_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
-    _b0 = _from_step((d_o_loss_rows @ V).reshape(-1, B, n_h), T)
+    _b0 = d_o_loss_rows @ V
+    _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the backward loop's terms that read no later delta, every step at once
     h_rows = _rows(h_seq[1:T + 1])
-    _b1 = (1 - (h_rows**2)).reshape(T, B, -1)
+    _b1 = h_rows**2
+    np.subtract(1, _b1, out=_b1)
+    _b1 = _b1.reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_a_seq = np.zeros((T + 1, B, n_h), dtype)
     # the delta recursion, t = T down to 1

@@ -134,8 +134,9 @@ def sigmoid(x, out=None):
 
 def log_softmax(z):
     """log softmax of every row, through log-sum-exp."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out = z - z.max(axis=-1, keepdims=True)
+    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    return out
 
 
 def onehot(y, n, dtype):
@@ -258,9 +259,17 @@ def _forward(p, xs):
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
-    _f0 = (b_hr + b_ir + (x_rows @ W_ir.T)).reshape(T, B, -1)
-    _f1 = (b_hz + b_iz + (x_rows @ W_iz.T)).reshape(T, B, -1)
-    _f2 = (b_in + (x_rows @ W_in.T)).reshape(T, B, -1)
+    _f0 = x_rows @ W_ir.T
+    _f0 += b_hr
+    _f0 += b_ir
+    _f0 = _f0.reshape(T, B, -1)
+    _f1 = x_rows @ W_iz.T
+    _f1 += b_hz
+    _f1 += b_iz
+    _f1 = _f1.reshape(T, B, -1)
+    _f2 = x_rows @ W_in.T
+    _f2 += b_in
+    _f2 = _f2.reshape(T, B, -1)
     # transposed parameters the loop multiplies by, copied once in C order
     _W_hn_T = np.ascontiguousarray(W_hn.T)
     _W_hr_T = np.ascontiguousarray(W_hr.T)
@@ -284,7 +293,8 @@ def _forward(p, xs):
         h_seq[t] += h_seq[t - 1] * z
     # everything else (the output layer), every step at once
     h_rows = _rows(h_seq[1:T + 1])
-    s_rows = (h_rows @ V.T) + b_y
+    s_rows = h_rows @ V.T
+    s_rows += b_y
     log_yhat_rows = log_softmax(s_rows)
     yhat_rows = np.exp(log_yhat_rows)
     s_seq = s_rows.reshape(T, B, -1)
@@ -331,18 +341,25 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
-    d_s_loss_rows = 1/B * (yhat_loss_rows - onehot(y_loss_rows, n_out, dtype))
+    d_s_loss_rows = yhat_loss_rows - onehot(y_loss_rows, n_out, dtype)
+    d_s_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
-    _b0 = _from_step((d_s_loss_rows @ V).reshape(-1, B, n_h), T)
+    _b0 = d_s_loss_rows @ V
+    _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the backward loop's terms that read no later delta, every step at once
     z_rows = _rows(z_seq[:T])
     n_rows = _rows(n_seq[:T])
     r_rows = _rows(r_seq[:T])
     _c1 = 1 - z_rows
-    _b1 = _c1.reshape(T, B, -1)
-    _b2 = (1 - (n_rows**2)).reshape(T, B, -1)
-    _b3 = (_c1 * z_rows).reshape(T, B, -1)
-    _b4 = ((1 - r_rows) * r_rows).reshape(T, B, -1)
+    _b1 = _c1
+    _b1 = _b1.reshape(T, B, -1)
+    _b2 = n_rows**2
+    np.subtract(1, _b2, out=_b2)
+    _b2 = _b2.reshape(T, B, -1)
+    _b3 = _c1 * z_rows
+    _b3 = _b3.reshape(T, B, -1)
+    _b4 = (1 - r_rows) * r_rows
+    _b4 = _b4.reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_h_seq = np.zeros((T + 1, B, n_h), dtype)
     d_n_in_seq = np.zeros((T + 1, B, n_h), dtype)

@@ -139,8 +139,9 @@ def sigmoid(x, out=None):
 
 def log_softmax(z):
     """log softmax of every row, through log-sum-exp."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out = z - z.max(axis=-1, keepdims=True)
+    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    return out
 
 
 def onehot(y, n, dtype):
@@ -265,10 +266,18 @@ def _forward(p, xs):
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
-    _f0 = (b_f + (x_rows @ W_fx.T)).reshape(T, B, -1)
-    _f1 = (b_i + (x_rows @ W_ix.T)).reshape(T, B, -1)
-    _f2 = (b_o + (x_rows @ W_ox.T)).reshape(T, B, -1)
-    _f3 = (b_c + (x_rows @ W_cx.T)).reshape(T, B, -1)
+    _f0 = x_rows @ W_fx.T
+    _f0 += b_f
+    _f0 = _f0.reshape(T, B, -1)
+    _f1 = x_rows @ W_ix.T
+    _f1 += b_i
+    _f1 = _f1.reshape(T, B, -1)
+    _f2 = x_rows @ W_ox.T
+    _f2 += b_o
+    _f2 = _f2.reshape(T, B, -1)
+    _f3 = x_rows @ W_cx.T
+    _f3 += b_c
+    _f3 = _f3.reshape(T, B, -1)
     # transposed parameters the loop multiplies by, copied once in C order
     _W_ch_T = np.ascontiguousarray(W_ch.T)
     _W_fh_T = np.ascontiguousarray(W_fh.T)
@@ -300,7 +309,8 @@ def _forward(p, xs):
         np.multiply(_s0, o, out=h_seq[t])
     # everything else (the output layer), every step at once
     h_rows = _rows(h_seq[1:T + 1])
-    s_rows = (h_rows @ V.T) + b_y
+    s_rows = h_rows @ V.T
+    s_rows += b_y
     log_yhat_rows = log_softmax(s_rows)
     yhat_rows = np.exp(log_yhat_rows)
     s_seq = s_rows.reshape(T, B, -1)
@@ -352,20 +362,28 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
-    d_s_loss_rows = 1/B * (yhat_loss_rows - onehot(y_loss_rows, n_out, dtype))
+    d_s_loss_rows = yhat_loss_rows - onehot(y_loss_rows, n_out, dtype)
+    d_s_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
-    _b0 = _from_step((d_s_loss_rows @ V).reshape(-1, B, n_h), T)
+    _b0 = d_s_loss_rows @ V
+    _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the backward loop's terms that read no later delta, every step at once
     _s0_rows = _rows(_s0_seq[:T])
     o_rows = _rows(o_seq[:T])
     g_rows = _rows(g_seq[:T])
     i_rows = _rows(i_seq[:T])
     f_rows = _rows(f_seq[:T])
-    _b1 = ((1 - (_s0_rows**2)) * o_rows).reshape(T, B, -1)
-    _b2 = (1 - (g_rows**2)).reshape(T, B, -1)
-    _b3 = ((1 - o_rows) * o_rows).reshape(T, B, -1)
-    _b4 = ((1 - i_rows) * i_rows).reshape(T, B, -1)
-    _b5 = ((1 - f_rows) * f_rows).reshape(T, B, -1)
+    _b1 = (1 - (_s0_rows**2)) * o_rows
+    _b1 = _b1.reshape(T, B, -1)
+    _b2 = g_rows**2
+    np.subtract(1, _b2, out=_b2)
+    _b2 = _b2.reshape(T, B, -1)
+    _b3 = (1 - o_rows) * o_rows
+    _b3 = _b3.reshape(T, B, -1)
+    _b4 = (1 - i_rows) * i_rows
+    _b4 = _b4.reshape(T, B, -1)
+    _b5 = (1 - f_rows) * f_rows
+    _b5 = _b5.reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_c_seq = np.zeros((T + 1, B, n_h), dtype)
     d_f_in_seq = np.zeros((T + 1, B, n_h), dtype)

@@ -81,8 +81,9 @@ def init_params(n_in, n_hidden, n_out, seed=0):
 
 def log_softmax(z):
     """log softmax of every row, through log-sum-exp."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out = z - z.max(axis=-1, keepdims=True)
+    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    return out
 
 
 def onehot(y, n, dtype):
@@ -169,9 +170,11 @@ def _forward(p, xs):
     b2 = p["b2"]
     beta = p["beta"]
     # the layers, every example of the batch at once
-    z = b1 + (xs @ W.T)
+    z = xs @ W.T
+    z += b1
     a = np.maximum(z, 0)
-    u = b2 + (a @ V.T)
+    u = a @ V.T
+    u += b2
     log_yhat = log_softmax(beta * u)
     yhat = np.exp(log_yhat)
     return {
@@ -203,7 +206,8 @@ def loss_and_grads(params, xs, ys):
     # the loss: the mean over the batch of -log yhat[y]
     loss = nll_sum(log_yhat, ys)/B
     # backward: the deltas, from the loss down to the input
-    d_u = beta/B * (yhat - onehot(ys, n_out, dtype))
+    d_u = yhat - onehot(ys, n_out, dtype)
+    d_u *= beta/B
     d_a = d_u @ V
     d_z = np.heaviside(z, 0.0) * d_a
     # gradients: sums over the batch

@@ -90,8 +90,8 @@ class Writer:
     # -- stacked: every step of a span at once -----------------------------------
     def stacked(self, comment: str, statements, span: str, assign=None) -> list[str]:
         """Lines computing the statements for every step of the span at once (one row per step and
-        example); returns the targets' locals. ``assign(target)`` may give the assignment's text:
-        "name =" or (before, after) to wrap the value."""
+        example); returns the targets' locals. ``assign(target)`` may name where a result goes:
+        (destination, a line run after it or None)."""
         block = Block(comment)
         lines = self.cse(statements)
         names: dict = {}
@@ -103,16 +103,14 @@ class Writer:
                 if s not in names and (ref(s) is not None or not self._is_param(s)):
                     names[s] = self._view(s, span, loads)
             names[target] = str(target.name) if temp else self._target_local(target, span)
-            text = self._print(value, names)
+            dest, after = assign(target) if (assign and not temp) else (names[target], None)
             if not temp and value in whole:  # two results equal to one temporary: not one shared array
-                text += ".copy()"
-            whole.add(value)
-            how = assign(target) if (assign and not temp) else f"{names[target]} ="
-            if isinstance(how, tuple):  # the value becomes the operand of a method call
-                operand = text if RowPrinter()._is_operand(text) else f"({text})"
-                block.lines.append(f"{how[0]}{operand}{how[1]}")
+                block.lines.append(f"{dest} = {self._print(value, names)}.copy()")
             else:
-                block.lines.append(f"{how} {text}")
+                block.lines += self._assign(dest, value, names, exists=False)
+            whole.add(value)
+            if after:
+                block.lines.append(after)
             if not temp:
                 locals_.append(names[target])
         block.lines[:0] = loads
@@ -221,6 +219,11 @@ class Writer:
         if isinstance(value, sp.MatAdd):
             terms = sorted(value.args, key=lambda a: (not _fresh(a), not isinstance(a, sp.MatMul)))
             first, rest = terms[0], terms[1:]
+            pos = [a for a in terms if _negated(a) is None]
+            neg = [_negated(a) for a in terms if _negated(a) is not None]
+            if not exists and len(terms) == 2 and len(pos) == 1 and not _fresh(pos[0]) and _fresh(neg[0]):
+                return [f"{dest} = {p(neg[0])}",  # a - b with b a new array: b's array holds the result
+                        f"np.subtract({bare(p(pos[0]))}, {dest}, out={dest})"]
             if exists and len(terms) == 2 and not _fresh(first):  # a - b or a + b straight into dest
                 neg = _negated(rest[0])
                 op = "np.subtract" if neg is not None else "np.add"
@@ -236,6 +239,11 @@ class Writer:
                 lines.append(f"{dest} -= {p(neg)}" if neg is not None else f"{dest} += {p(a)}")
             return lines
         if not exists:
+            scalars = [a for a in value.args if not isinstance(a, sp.MatrixExpr)] if isinstance(
+                value, sp.MatMul) else []
+            mats = [a for a in value.args if isinstance(a, sp.MatrixExpr)] if scalars else []
+            if len(mats) == 1 and _fresh(mats[0]) and _negated(value) is None:  # c * (new array): scaled in place
+                return [*self._assign(dest, mats[0], names, exists=False), f"{dest} *= {p(sp.Mul(*scalars))}"]
             return [f"{dest} = {p(value)}"]
         if isinstance(value, ElementwiseApplyFunction):
             f = value.function
@@ -260,9 +268,13 @@ _UFUNCS = {"tanh": "np.tanh", "exp": "np.exp", "log": "np.log", "sigmoid": "sigm
 
 
 def _fresh(expr) -> bool:
-    """Evaluating expr makes a new array (safe to update in place), not a view of one."""
-    return isinstance(expr, sp.MatMul | sp.HadamardProduct | ElementwiseApplyFunction | sp.MatAdd
-                      | sp.HadamardPower) and _negated(expr) is None
+    """Evaluating expr makes a new array of expr's full shape (safe to update in place), not a view of one
+    (1 b prints as the bias itself) nor a smaller array that broadcasts (1^T X is a column sum)."""
+    if expr is None or _negated(expr) is not None:
+        return False
+    if isinstance(expr, sp.MatMul):
+        return not any(isinstance(a, sp.OneMatrix) for a in expr.args)
+    return isinstance(expr, sp.HadamardProduct | ElementwiseApplyFunction | sp.MatAdd | sp.HadamardPower)
 
 
 def _static_name(sym) -> str:

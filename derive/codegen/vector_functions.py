@@ -64,8 +64,10 @@ def _gradient_blocks(w: Writer, plan: VectorPlan, all_terms: list[Term]) -> None
             comment = "gradients: sums over the batch"
 
         def text(target, again=again):
-            t = _grad_text(target)
-            return f"{t} = {t} +" if str(target.name)[5:] in again else f"{t} ="
+            name = str(target.name)[len("grad:"):]
+            if name in again:  # a parameter with terms of both spans: add this span's sum
+                return f"_g_{name}", f'grads["{name}"] += _g_{name}'
+            return _grad_text(target), None
         w.stacked(comment, statements, span, assign=text)
         done |= set(by_param)
     missing = [p.name for p in plan.model.parameters if p.name not in done]
@@ -81,7 +83,7 @@ def _static(plan: VectorPlan) -> Functions:
     cache = [(str(s.name), o) for (s, _), o in zip(plan.forward, outs, strict=True)]
     bw = Writer(plan, {}, static=static)
     bw.stacked("the loss: the mean over the batch of -log yhat[y]", [(sp.Symbol("loss"), plan.loss)], "all",
-               assign=lambda t: "loss =")
+               assign=lambda t: ("loss", None))
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
     _gradient_blocks(bw, plan, plan.terms)
     used = used_names(bw.blocks)
@@ -159,7 +161,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
     bw = Writer(plan, arrays)
     bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
     bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
-               [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: "loss =")
+               [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: ("loss", None))
     pre_outs = bw.stacked("the deltas seeded by the loss, at its steps", plan.pre, "loss")
     for (d, _), o in zip(plan.pre, pre_outs, strict=True):
         if ref(d).key in arrays:
@@ -223,8 +225,8 @@ def _hoisted_assign(arrays: dict, hoisted: list[Hoisted]):
     def assign(target) -> tuple[str, str]:
         ident = arrays[ref(target).key].ident
         if spans[target] == "loss":
-            return f"{ident} = _from_step(", f".reshape(-1, B, {_size(target)}), T)"
-        return f"{ident} = ", ".reshape(T, B, -1)"
+            return ident, f"{ident} = _from_step({ident}.reshape(-1, B, {_size(target)}), T)"
+        return ident, f"{ident} = {ident}.reshape(T, B, -1)"
     return assign
 
 
