@@ -234,6 +234,8 @@ def test_cli_writes_a_vector_sheet_with_options(tmp_path):
     assert r"\operatorname{relu}" in tex and "over = final" in tex and r"\cdots" in tex
     assert "fixed on the command line" in tex and r"n_{h} = 2" in tex
     assert r"\sum_{t=1}^{T}" in tex  # U, W, b still collect every step; V, c only step T
+    assert r"\frac{\partial E}{\partial V} &= \delta_{T}^{(o)} h_{T}^{\top}" in tex
+    assert r"\operatorname{diag}\left(H\left(a_{t}\right)\right) W" in tex  # relu's one-step Jacobian
 
 
 def test_render_is_deterministic():

@@ -10,6 +10,9 @@ from sympy.printing.latex import LatexPrinter
 from derive import naming
 
 
+_SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")
+
+
 class DeriveLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with our symbol names and a step function written H."""
 
@@ -20,6 +23,9 @@ class DeriveLatexPrinter(LatexPrinter):
             # an underscore (delta_h_a_2 -> "\delta2}^{(h_{a})}"); the same form, written whole:
             index = str(ref.step) if ref.step is not None else {-1: "t-1", 0: "t", 1: "t+1"}[ref.offset]
             return rf"\delta_{{{index}}}^{{({naming.latex_base(ref.name)})}}"
+        if ref.is_delta and ref.step is None and ref.offset is None and (m := _SYMBOLIC_STEP.match(ref.name)):
+            # the adjoint at a symbolic step (the sheets' delta_o_T): delta_{T}^{(o)}, not delta^{(o_T)}
+            return rf"\delta_{{{m['k']}}}^{{({naming.latex_base(m['name'])})}}"
         return naming.latex_name(expr)
 
     def _print_Heaviside(self, expr: sp.Heaviside, exp=None) -> str:

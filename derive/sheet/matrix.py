@@ -123,17 +123,31 @@ def forward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
     return {"initial": initial, "steps": listing, "loss_terms": terms, "loss_total": total}
 
 
-def _groups(model: Model, steps: int, key) -> list[tuple[object, list[int]]]:
-    """Consecutive steps (T first) whose ``key(kind)`` is the same, as (key value, steps)."""
+def _groups(model: Model, steps: int, value) -> list[tuple[object, list[int]]]:
+    """Consecutive steps (T first) whose ``value(kind)`` prints the same, as (value, steps).
+
+    Compared as printed: two builds of one formula can differ in a Lambda's dummy (relu's step)."""
     first = 0 if model.recurrent else 1
     out: list = []
+    keys: list = []
     for kk in range(steps, first - 1, -1):
-        value = key(step_kind(model, kk, steps))
-        if out and out[-1][0] == value:
+        v = value(step_kind(model, kk, steps))
+        key = _printed(v)
+        if out and keys[-1] == key:
             out[-1][1].append(kk)
         else:
-            out.append((value, [kk]))
+            out.append((v, [kk]))
+            keys.append(key)
     return out
+
+
+def _printed(v):
+    """A value of tuples of SymPy objects as the nested tuple of their LaTeX (None stays None)."""
+    if v is None:
+        return None
+    if isinstance(v, (tuple, list)):
+        return tuple(_printed(x) for x in v)
+    return latex(v)
 
 
 def named_adjoints(cell: MatrixCell, deltas) -> list[str]:
@@ -149,8 +163,8 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                       "deltas": [show(s, e) for s, e in deltas],
                       "named": named_adjoints(cell, deltas),
                       "grads": [show(Partial(E, p), e) for p, e in grads],
-                      "same_grads": grads in seen})  # printed once: "the same terms as above"
-        seen.append(grads)
+                      "same_grads": _printed(grads) in seen})  # printed once: "the same terms as above"
+        seen.append(_printed(grads))
     fused = None
     if cell.fused:
         name, softmax = cell.fused
@@ -176,9 +190,8 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                 continue
             rng = _kind_range(ks, steps)
             single = rng["single"] and model.recurrent
-            body = at_step(expr, ks[0]) if single and ks[0] == steps else expr
+            body = at_step(expr, "T" if ks[0] == steps else ks[0]) if single else expr
             parts.append({"sum": model.recurrent and not rng["single"], "lo": rng["lo"], "hi": rng["hi"],
-                          "at": rng["lo"] if single and ks[0] != steps else "",
                           "eq": show(Partial(E, p), body)})
             shapes.append(shape_row(p, expr))
         gradients.append({"symbol": latex(p), "lhs": latex(Partial(E, p)), "parts": parts})
@@ -246,7 +259,9 @@ def vanishing_context(model: Model, cell: MatrixCell) -> dict:
                     and term.args[0] not in state_syms | params:
                 carousel.append({"entry": e.lhs_tex, "term": latex(term), "gate": latex(term.args[0])})
     weights = sorted({m for e in entries for m in e.rhs.atoms(sp.MatrixSymbol)} & params, key=str)
+    blocks = [[latex(Partial(cell.sym(r), cell.sym(q, -1))) for q in states] for r in states]
     return {"recurrent": True, "single": len(states) == 1, "entries": entries, "exact": exact, "bound": bound,
+            "blocks": blocks,
             "states": [latex(cell.sym(s)) for s in states],
             "state_T": [latex(naming.at_step(s, "T")) for s in states],
             "state_k": [latex(naming.at_step(s, "k")) for s in states],
