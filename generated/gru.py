@@ -132,18 +132,25 @@ def sigmoid(x, out=None):
     return out
 
 
-def log_softmax(z):
-    """log softmax of every row, through log-sum-exp."""
+
+
+def log_softmax_exp(z):
+    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second."""
     out = z - z.max(axis=-1, keepdims=True)
-    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    e = np.exp(out)
+    total = e.sum(axis=-1, keepdims=True)
+    out -= np.log(total)
+    e /= total
+    return out, e
+
+
+def minus_onehot(p, y):
+    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]."""
+    out = p.copy()
+    out[np.arange(y.shape[0]), y] -= 1
     return out
 
 
-def onehot(y, n, dtype):
-    """Row j is e_{y[j]}: (len(y), n)."""
-    out = np.zeros((y.shape[0], n), dtype)
-    out[np.arange(y.shape[0]), y] = 1
-    return out
 
 
 def nll_sum(logp, y):
@@ -295,8 +302,7 @@ def _forward(p, xs):
     h_rows = _rows(h_seq[1:T + 1])
     s_rows = h_rows @ V.T
     s_rows += b_y
-    log_yhat_rows = log_softmax(s_rows)
-    yhat_rows = np.exp(log_yhat_rows)
+    log_yhat_rows, yhat_rows = log_softmax_exp(s_rows)
     s_seq = s_rows.reshape(T, B, -1)
     log_yhat_seq = log_yhat_rows.reshape(T, B, -1)
     yhat_seq = yhat_rows.reshape(T, B, -1)
@@ -332,7 +338,6 @@ def loss_and_grads(params, xs, ys):
     W_hn = p["W_hn"]
     V = p["V"]
     n_h = p["W_ir"].shape[0]
-    n_out = p["V"].shape[0]
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
@@ -341,7 +346,7 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
-    d_s_loss_rows = yhat_loss_rows - onehot(y_loss_rows, n_out, dtype)
+    d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
     d_s_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_s_loss_rows @ V

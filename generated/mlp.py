@@ -79,18 +79,25 @@ def init_params(n_in, n_hidden, n_out, seed=0):
     return params
 
 
-def log_softmax(z):
-    """log softmax of every row, through log-sum-exp."""
+
+
+def log_softmax_exp(z):
+    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second."""
     out = z - z.max(axis=-1, keepdims=True)
-    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    e = np.exp(out)
+    total = e.sum(axis=-1, keepdims=True)
+    out -= np.log(total)
+    e /= total
+    return out, e
+
+
+def minus_onehot(p, y):
+    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]."""
+    out = p.copy()
+    out[np.arange(y.shape[0]), y] -= 1
     return out
 
 
-def onehot(y, n, dtype):
-    """Row j is e_{y[j]}: (len(y), n)."""
-    out = np.zeros((y.shape[0], n), dtype)
-    out[np.arange(y.shape[0]), y] = 1
-    return out
 
 
 def nll_sum(logp, y):
@@ -175,8 +182,7 @@ def _forward(p, xs):
     a = np.maximum(z, 0)
     u = a @ V.T
     u += b2
-    log_yhat = log_softmax(beta * u)
-    yhat = np.exp(log_yhat)
+    log_yhat, yhat = log_softmax_exp(beta * u)
     return {
         "z": z,
         "a": a,
@@ -200,13 +206,11 @@ def loss_and_grads(params, xs, ys):
     yhat = cache["yhat"]
     V = p["V"]
     beta = p["beta"]
-    n_out = p["V"].shape[0]
-    dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of -log yhat[y]
     loss = nll_sum(log_yhat, ys)/B
     # backward: the deltas, from the loss down to the input
-    d_u = yhat - onehot(ys, n_out, dtype)
+    d_u = minus_onehot(yhat, ys)
     d_u *= beta/B
     d_a = d_u @ V
     d_z = np.heaviside(z, 0.0) * d_a
@@ -215,5 +219,5 @@ def loss_and_grads(params, xs, ys):
     grads["b1"] = d_z.sum(axis=0)
     grads["V"] = d_u.T @ a
     grads["b2"] = d_u.sum(axis=0)
-    grads["beta"] = np.vdot((yhat - onehot(ys, n_out, dtype)), u)/B
+    grads["beta"] = np.vdot(minus_onehot(yhat, ys), u)/B
     return loss, {name: grads[name] for name in PARAMETERS}

@@ -10,6 +10,8 @@ this module builds the context of templates/code/vector_module.py.j2.
 """
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
@@ -149,8 +151,8 @@ def context(model: Model) -> dict:
         "forward_params": params(fns.forward_names), "backward_params": params(fns.backward_names),
         "forward_sizes": sizes(fns.forward_names), "backward_sizes": sizes(fns.backward_names),
         "forward_names": sorted(fns.forward_names), "backward_names": sorted(fns.backward_names),
-        "uses": {"sigmoid": "sigmoid(" in _all_text(fns), "from_step": "_from_step(" in _all_text(fns),
-                 "rows": "_rows(" in _all_text(fns)},
+        "uses": {name: re.search(rf"(?<![\w.]){name}\(", _all_text(fns)) is not None for name in (
+            "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot")},
     }
 
 

@@ -8,6 +8,7 @@ the forward/backward loop, ``_s0_seq`` a forward value the backward pass reads a
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -98,11 +99,22 @@ class Writer:
         loads: list[str] = []
         locals_ = []
         whole: set = set()
+        paired = _softmax_pairs(lines)
         for target, value, temp in lines:
             for s in sorted(value.atoms(sp.MatrixSymbol), key=lambda m: str(m.name)):
                 if s not in names and (ref(s) is not None or not self._is_param(s)):
                     names[s] = self._view(s, span, loads)
             names[target] = str(target.name) if temp else self._target_local(target, span)
+            if target in paired:  # log-probabilities and probabilities from one exp: one helper call
+                prob = paired[target]
+                names[prob] = self._target_local(prob, span)
+                arg = bare(self._print(value.arg, names))
+                block.lines.append(f"{names[target]}, {names[prob]} = log_softmax_exp({arg})")
+                locals_.append(names[target])
+                continue
+            if target in paired.values():
+                locals_.append(names[target])
+                continue
             dest, after = assign(target) if (assign and not temp) else (names[target], None)
             if not temp and value in whole:  # two results equal to one temporary: not one shared array
                 block.lines.append(f"{dest} = {self._print(value, names)}.copy()")
@@ -261,6 +273,19 @@ class Writer:
 
     def line(self, comment: str, *lines: str) -> None:
         self.blocks.append(Block(comment, list(lines)))
+
+
+def _softmax_pairs(lines) -> dict:
+    """{log_p: p} for statements log_p = log_softmax(X) followed by p = exp(log_p)."""
+    from derive.codegen.vector_rows import LogSoftmaxRows
+
+    out = {}
+    for (t1, v1, tmp1), (t2, v2, tmp2) in itertools.pairwise(lines):
+        if not (tmp1 or tmp2) and isinstance(v1, LogSoftmaxRows) and isinstance(v2, ElementwiseApplyFunction) \
+                and v2.expr == t1 and getattr(v2.function, "expr", None) is not None \
+                and v2.function.expr.func == sp.exp:
+            out[t1] = t2
+    return out
 
 
 # elementwise functions with an out= argument: NumPy's ufuncs and the module's own sigmoid

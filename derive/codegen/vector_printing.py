@@ -13,7 +13,7 @@ import re
 
 import sympy as sp
 
-from derive.codegen.vector_rows import LogSoftmaxRows, NLLSum, OneHotRows  # noqa: F401 - printed types
+from derive.codegen.vector_rows import OneHotRows
 from derive.printing.numpy import DeriveNumPyPrinter
 
 
@@ -95,6 +95,11 @@ class RowPrinter(DeriveNumPyPrinter):
         return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
 
     def _print_MatAdd(self, expr) -> str:
+        if len(expr.args) == 2:  # X - onehot(y): a copy of X with 1 taken off at each row's class
+            for a, b in (expr.args, expr.args[::-1]):
+                neg = _negated(b)
+                if isinstance(neg, OneHotRows):
+                    return f"minus_onehot({bare(self._print(a))}, {bare(self._print(neg.args[0]))})"
         ordered = sorted(expr.args, key=lambda a: _negated(a) is not None)  # a leading minus reads worse
         parts = []
         for i, a in enumerate(ordered):
