@@ -4,8 +4,9 @@ vanishing-gradient curves.
 ``MatrixRun`` evaluates the very formulas the sheet prints (``MatrixCell(model)``: one example,
 vectors n x 1) step by step, printed by the NumPy printer as ``derive.matrix_numeric`` does,
 and keeps every forward value, adjoint and per-step gradient term. The gradient check is
-independent of them: central differences (and the complex step) of the loss computed by the
-batch-form ``MatrixEngine``, entry by entry.
+independent of the backward formulas: central differences (and the complex step) of the loss
+of forward passes alone, entry by entry; tests check the gradients against the batch engine and
+against differences of the explicit view's scalar engine.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from derive.cell import step_kind
 from derive.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, relative_error
 from derive.errors import DeriveError, did_you_mean
 from derive.matrix import MatrixCell
-from derive.matrix_numeric import MatrixEngine, _Formula, draw_arrays
+from derive.matrix_numeric import _Formula, draw_arrays
 from derive.model import Model
 from derive.printing.latex import latex, latex_number
 from derive.sheet.shown import pick
@@ -39,16 +40,18 @@ class MatrixRun:
     """Forward values, adjoints and per-step gradient terms of one sequence, from the sheet's formulas."""
 
     def __init__(self, model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int,
-                 backward: bool = True):
+                 backward: bool = True, compiled: MatrixRun | None = None, loss: bool | None = None):
+        """``compiled``: an earlier run of the same model and sizes whose compiled formulas to reuse;
+        ``loss`` (default: with the backward pass) computes the loss (the plot's long runs skip it)."""
         self.model, self.sizes, self.steps = model, dict(sizes), steps
-        self.cell = MatrixCell(model)
+        self.cell = compiled.cell if compiled else MatrixCell(model)
         self.params, self.data = params, data
         self.values: dict = {}
         self.deltas: dict = {}
         self.terms: dict = {}  # (parameter, step) -> that step's term of the gradient
-        self._cache: dict = {}
+        self._cache: dict = compiled._cache if compiled else {}
         self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-        self._forward(loss=backward)  # the plot's runs need states only (their loss may overflow)
+        self._forward(loss=backward if loss is None else loss)
         if backward:
             self._backward()
 
@@ -83,8 +86,10 @@ class MatrixRun:
             for target, expr in self.cell.equations(kind.own):
                 value = self.formula(("f", kind.own, str(target.name)), sp.sympify(expr))(self.lookup(k))
                 self.values[(_ident(target), k)] = np.zeros(self._size(target)) + value
-        self.losses = {k: float(np.real(self.formula(("loss",), self.model.loss.expr)(self.lookup(k))))
-                       for k in range(1, self.steps + 1) if loss and step_kind(model, k, self.steps).loss}
+        raw = {k: self.formula(("loss",), self.model.loss.expr)(self.lookup(k))
+               for k in range(1, self.steps + 1) if loss and step_kind(model, k, self.steps).loss}
+        self.complex_loss = sum(raw.values())  # complex under the complex step
+        self.losses = {k: float(np.real(v)) for k, v in raw.items()}
         self.loss = sum(self.losses.values())
 
     def _backward(self):
@@ -137,23 +142,31 @@ def draw_example(model: Model, sizes: dict[str, int], steps: int, seed: int | No
         if base in classes and not 0 <= value < classes[base]:
             raise DeriveError(f"--at {name}: a class index is from 0 to {classes[base] - 1}")
     seeds = [seed] if seed is not None else range(SEED_SEARCH)
+    run = None
     for s in seeds:
         params, data = draw_arrays(model, sizes, steps, s)
         apply_at(model, params, data, steps, at or {})
-        run = MatrixRun(model, sizes, params, data, steps)
+        run = MatrixRun(model, sizes, params, data, steps, compiled=run)
         if seed is not None or all(np.all(np.abs(run.gradient(p.name)) > 1e-9) for p in model.parameters):
             return params, data, run, s
     params, data = draw_arrays(model, sizes, steps, 0)
     apply_at(model, params, data, steps, at or {})
-    return params, data, MatrixRun(model, sizes, params, data, steps), 0
+    return params, data, MatrixRun(model, sizes, params, data, steps, compiled=run), 0
 
 
-def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int, derived: dict):
+def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int, derived: dict,
+                   compiled: MatrixRun | None = None):
     """Per parameter: the entry with the largest derived value against five-point differences and
-    (analytic models) the complex step of the batch engine's loss, and the largest relative error
-    over all its entries."""
-    engine = MatrixEngine(model, dict(sizes, B=1))
+    (analytic models) the complex step of the loss, and the largest relative error over all its
+    entries. The loss comes from the forward equations alone (no backward formula is involved)."""
     analytic = analytic_model(model)
+
+    class _Forward:  # the loss of moved parameters: a forward pass reusing the compiled equations
+        @staticmethod
+        def run(moved, data, steps):
+            return MatrixRun(model, sizes, moved, data, steps, backward=False, compiled=compiled, loss=True)
+
+    engine = _Forward()
     rows = []
     for p in model.parameters:
         base = np.asarray(params[p.name], dtype=float)
@@ -167,7 +180,7 @@ def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict
                 arr = np.array(base, dtype=dtype)
                 arr[idx] += shift
                 moved[p.name] = arr if base.shape else arr[()]
-                return engine.run(moved, data, steps).loss
+                return engine.run(moved, data, steps).complex_loss
 
             fd[idx] = sum(w * float(np.real(loss(off * h))) for off, w in FD_STENCIL) / h
             if analytic:
@@ -257,7 +270,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         ks = sorted(k for (p, k) in run.terms if p == focus)
         terms = {"symbol": latex(psyms[focus]), "steps": ks,
                  "cells": [matrix_cells(run.terms[(focus, k)]) for k in ks], "total": matrix_cells(grads[focus])}
-    rows, analytic = gradient_check(model, sizes, params, data, steps, grads)
+    rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run)
     check_rows = [{"symbol": latex(psyms[r["name"]]) if r["entry"] else latex(psyms[r["name"]]),
                    "entry": ",".join(map(str, r["entry"])), "analytic": _num(r["analytic"], 6),
                    "fd": _num(r["fd"], 6), "cs": "" if r["cs"] is None else _num(r["cs"], 6),
@@ -290,13 +303,13 @@ def curves(model: Model, sizes: dict[str, int], params: dict, seed: int) -> list
     states = list(model.recurrent_names)
     weights = sorted({str(m.name) for e in jac.values() for m in e.atoms(sp.MatrixSymbol)} & set(params))
     _, data = draw_arrays(model, sizes, PLOT_STEPS, seed)
-    out = []
+    out, first = [], None
     for w in SCALES:
         scaled = dict(params)
         for name in weights:
             norm = float(np.linalg.norm(params[name], 2))
             scaled[name] = params[name] * (w / norm if norm > 0 else 1.0)
-        run = MatrixRun(model, sizes, scaled, data, PLOT_STEPS, backward=False)
+        run = first = MatrixRun(model, sizes, scaled, data, PLOT_STEPS, backward=False, compiled=first)
         product, points = None, []
         for n in range(1, PLOT_STEPS + 1):
             k = PLOT_STEPS - n + 1
