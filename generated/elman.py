@@ -264,18 +264,22 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_o_loss_rows @ V
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
-    # the backward loop's terms that read no later delta, every step at once
-    h_rows = _rows(h_seq[1:T + 1])
-    _b1 = h_rows**2
-    np.subtract(1, _b1, out=_b1)
-    _b1 = _b1.reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_a_seq = np.zeros((T + 1, B, n_h), dtype)
-    # the delta recursion, t = T down to 1
-    for t in range(T, 0, -1):
-        d_h = d_a_seq[t] @ W
-        d_h += _b0[t - 1]
-        np.multiply(_b1[t - 1], d_h, out=d_a_seq[t - 1])
+    # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
+    K = max(1, 32768 // (B * n_h))
+    # the delta recursion, t = T down to 1, a chunk of steps at a time
+    for c1 in range(T, 0, -K):
+        c0 = max(c1 - K + 1, 1)
+        # the loop's elementwise factors at steps c0..c1
+        h_chunk_rows = _rows(h_seq[c0:c1 + 1])
+        _b1 = h_chunk_rows**2
+        np.subtract(1, _b1, out=_b1)
+        _b1 = _b1.reshape(-1, B, n_h)
+        for t in range(c1, c0 - 1, -1):
+            d_h = d_a_seq[t] @ W
+            d_h += _b0[t - 1]
+            np.multiply(_b1[t - c0], d_h, out=d_a_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_a_rows = _rows(d_a_seq[:T])
     x_rows = _rows(xs[:T])

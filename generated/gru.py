@@ -351,47 +351,53 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_s_loss_rows @ V
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
-    # the backward loop's terms that read no later delta, every step at once
-    z_rows = _rows(z_seq[:T])
-    n_rows = _rows(n_seq[:T])
-    r_rows = _rows(r_seq[:T])
-    _c1 = 1 - z_rows
-    _b1 = _c1
-    _b1 = _b1.reshape(T, B, -1)
-    _b2 = n_rows**2
-    np.subtract(1, _b2, out=_b2)
-    _b2 = _b2.reshape(T, B, -1)
-    _b3 = _c1 * z_rows
-    _b3 = _b3.reshape(T, B, -1)
-    _b4 = (1 - r_rows) * r_rows
-    _b4 = _b4.reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_h_seq = np.zeros((T + 1, B, n_h), dtype)
     d_n_in_seq = np.zeros((T + 1, B, n_h), dtype)
     d_r_in_seq = np.zeros((T + 1, B, n_h), dtype)
     d_z_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    # the delta recursion, t = T down to 1
-    for t in range(T, 0, -1):
-        np.matmul(d_n_in_seq[t] * r_seq[t], W_hn, out=d_h_seq[t - 1])
-        d_h_seq[t - 1] += d_r_in_seq[t] @ W_hr
-        d_h_seq[t - 1] += d_z_in_seq[t] @ W_hz
-        d_h_seq[t - 1] += d_h_seq[t] * z_seq[t]
-        d_h_seq[t - 1] += _b0[t - 1]
-        d_h = d_h_seq[t - 1]
-        d_n = _b1[t - 1] * d_h
-        np.multiply(_b2[t - 1], d_n, out=d_n_in_seq[t - 1])
-        d_n_in = d_n_in_seq[t - 1]
-        d_z = d_h * h_seq[t - 1]
-        d_z -= d_h * n_seq[t - 1]
-        np.multiply(_b3[t - 1], d_z, out=d_z_in_seq[t - 1])
-        d_r = _s0_seq[t - 1] * d_n_in
-        np.multiply(_b4[t - 1], d_r, out=d_r_in_seq[t - 1])
+    # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
+    K = max(1, 32768 // (B * n_h))
+    # the delta recursion, t = T down to 1, a chunk of steps at a time
+    for c1 in range(T, 0, -K):
+        c0 = max(c1 - K + 1, 1)
+        # the loop's elementwise factors at steps c0..c1
+        z_chunk_rows = _rows(z_seq[c0 - 1:c1])
+        n_chunk_rows = _rows(n_seq[c0 - 1:c1])
+        r_chunk_rows = _rows(r_seq[c0 - 1:c1])
+        _c1 = 1 - z_chunk_rows
+        _b1 = _c1
+        _b1 = _b1.reshape(-1, B, n_h)
+        _b2 = n_chunk_rows**2
+        np.subtract(1, _b2, out=_b2)
+        _b2 = _b2.reshape(-1, B, n_h)
+        _b3 = _c1 * z_chunk_rows
+        _b3 = _b3.reshape(-1, B, n_h)
+        _b4 = 1 - r_chunk_rows
+        _b4 *= r_chunk_rows
+        _b4 = _b4.reshape(-1, B, n_h)
+        for t in range(c1, c0 - 1, -1):
+            np.matmul(d_n_in_seq[t] * r_seq[t], W_hn, out=d_h_seq[t - 1])
+            d_h_seq[t - 1] += d_r_in_seq[t] @ W_hr
+            d_h_seq[t - 1] += d_z_in_seq[t] @ W_hz
+            d_h_seq[t - 1] += d_h_seq[t] * z_seq[t]
+            d_h_seq[t - 1] += _b0[t - 1]
+            d_h = d_h_seq[t - 1]
+            d_n = _b1[t - c0] * d_h
+            np.multiply(_b2[t - c0], d_n, out=d_n_in_seq[t - 1])
+            d_n_in = d_n_in_seq[t - 1]
+            d_z = d_h * h_seq[t - 1]
+            d_z -= d_h * n_seq[t - 1]
+            np.multiply(_b3[t - c0], d_z, out=d_z_in_seq[t - 1])
+            d_r = _s0_seq[t - 1] * d_n_in
+            np.multiply(_b4[t - c0], d_r, out=d_r_in_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_r_in_rows = _rows(d_r_in_seq[:T])
     x_rows = _rows(xs[:T])
     h_prev_rows = _rows(h_seq[:T])
     d_z_in_rows = _rows(d_z_in_seq[:T])
     d_n_in_rows = _rows(d_n_in_seq[:T])
+    r_rows = _rows(r_seq[:T])
     grads["W_ir"] = d_r_in_rows.T @ x_rows
     _c4 = d_r_in_rows.sum(axis=0)
     grads["b_ir"] = _c4

@@ -372,47 +372,56 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_s_loss_rows @ V
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
-    # the backward loop's terms that read no later delta, every step at once
-    _s0_rows = _rows(_s0_seq[:T])
-    o_rows = _rows(o_seq[:T])
-    g_rows = _rows(g_seq[:T])
-    i_rows = _rows(i_seq[:T])
-    f_rows = _rows(f_seq[:T])
-    _b1 = (1 - (_s0_rows**2)) * o_rows
-    _b1 = _b1.reshape(T, B, -1)
-    _b2 = g_rows**2
-    np.subtract(1, _b2, out=_b2)
-    _b2 = _b2.reshape(T, B, -1)
-    _b3 = (1 - o_rows) * o_rows
-    _b3 = _b3.reshape(T, B, -1)
-    _b4 = (1 - i_rows) * i_rows
-    _b4 = _b4.reshape(T, B, -1)
-    _b5 = (1 - f_rows) * f_rows
-    _b5 = _b5.reshape(T, B, -1)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_c_seq = np.zeros((T + 1, B, n_h), dtype)
     d_f_in_seq = np.zeros((T + 1, B, n_h), dtype)
     d_g_in_seq = np.zeros((T + 1, B, n_h), dtype)
     d_i_in_seq = np.zeros((T + 1, B, n_h), dtype)
     d_o_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    # the delta recursion, t = T down to 1
-    for t in range(T, 0, -1):
-        d_h = d_f_in_seq[t] @ W_fh
-        d_h += d_g_in_seq[t] @ W_ch
-        d_h += d_i_in_seq[t] @ W_ih
-        d_h += d_o_in_seq[t] @ W_oh
-        d_h += _b0[t - 1]
-        np.multiply(d_c_seq[t], f_seq[t], out=d_c_seq[t - 1])
-        d_c_seq[t - 1] += _b1[t - 1] * d_h
-        d_c = d_c_seq[t - 1]
-        d_g = d_c * i_seq[t - 1]
-        np.multiply(_b2[t - 1], d_g, out=d_g_in_seq[t - 1])
-        d_o = _s0_seq[t - 1] * d_h
-        np.multiply(_b3[t - 1], d_o, out=d_o_in_seq[t - 1])
-        d_i = d_c * g_seq[t - 1]
-        np.multiply(_b4[t - 1], d_i, out=d_i_in_seq[t - 1])
-        d_f = c_seq[t - 1] * d_c
-        np.multiply(_b5[t - 1], d_f, out=d_f_in_seq[t - 1])
+    # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
+    K = max(1, 32768 // (B * n_h))
+    # the delta recursion, t = T down to 1, a chunk of steps at a time
+    for c1 in range(T, 0, -K):
+        c0 = max(c1 - K + 1, 1)
+        # the loop's elementwise factors at steps c0..c1
+        _s0_chunk_rows = _rows(_s0_seq[c0 - 1:c1])
+        o_chunk_rows = _rows(o_seq[c0 - 1:c1])
+        g_chunk_rows = _rows(g_seq[c0 - 1:c1])
+        i_chunk_rows = _rows(i_seq[c0 - 1:c1])
+        f_chunk_rows = _rows(f_seq[c0 - 1:c1])
+        _b1 = _s0_chunk_rows**2
+        np.subtract(1, _b1, out=_b1)
+        _b1 *= o_chunk_rows
+        _b1 = _b1.reshape(-1, B, n_h)
+        _b2 = g_chunk_rows**2
+        np.subtract(1, _b2, out=_b2)
+        _b2 = _b2.reshape(-1, B, n_h)
+        _b3 = 1 - o_chunk_rows
+        _b3 *= o_chunk_rows
+        _b3 = _b3.reshape(-1, B, n_h)
+        _b4 = 1 - i_chunk_rows
+        _b4 *= i_chunk_rows
+        _b4 = _b4.reshape(-1, B, n_h)
+        _b5 = 1 - f_chunk_rows
+        _b5 *= f_chunk_rows
+        _b5 = _b5.reshape(-1, B, n_h)
+        for t in range(c1, c0 - 1, -1):
+            d_h = d_f_in_seq[t] @ W_fh
+            d_h += d_g_in_seq[t] @ W_ch
+            d_h += d_i_in_seq[t] @ W_ih
+            d_h += d_o_in_seq[t] @ W_oh
+            d_h += _b0[t - 1]
+            np.multiply(d_c_seq[t], f_seq[t], out=d_c_seq[t - 1])
+            d_c_seq[t - 1] += _b1[t - c0] * d_h
+            d_c = d_c_seq[t - 1]
+            d_g = d_c * i_seq[t - 1]
+            np.multiply(_b2[t - c0], d_g, out=d_g_in_seq[t - 1])
+            d_o = _s0_seq[t - 1] * d_h
+            np.multiply(_b3[t - c0], d_o, out=d_o_in_seq[t - 1])
+            d_i = d_c * g_seq[t - 1]
+            np.multiply(_b4[t - c0], d_i, out=d_i_in_seq[t - 1])
+            d_f = c_seq[t - 1] * d_c
+            np.multiply(_b5[t - c0], d_f, out=d_f_in_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_f_in_rows = _rows(d_f_in_seq[:T])
     x_rows = _rows(xs[:T])

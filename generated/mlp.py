@@ -213,7 +213,8 @@ def loss_and_grads(params, xs, ys):
     d_u = minus_onehot(yhat, ys)
     d_u *= beta/B
     d_a = d_u @ V
-    d_z = np.heaviside(z, 0.0) * d_a
+    d_z = np.heaviside(z, 0.0)
+    d_z *= d_a
     # gradients: sums over the batch
     grads["W"] = d_z.T @ xs
     grads["b1"] = d_z.sum(axis=0)

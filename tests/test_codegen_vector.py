@@ -149,6 +149,26 @@ def test_agrees_with_the_matrix_engine(modules, name, many_to_one):
         assert _rel(grads[k], np.reshape(ref.grads[k], np.shape(params[k]))) < 1e-12, k
 
 
+@pytest.mark.parametrize("name, many_to_one", [("elman", False), ("elman", True), ("lstm", False), ("gru", True)])
+def test_chunked_backward_loop_agrees_with_the_matrix_engine(modules, name, many_to_one):
+    """At B * n_h = 6000 the backward loop's factors come in chunks of K = 5 steps (12..8, 7..3, 2..1): the
+    chunk boundaries, which the small sizes above never reach, against the matrix engine."""
+    model = derive.load(name, {"over": "final"} if many_to_one else None)
+    module = modules[name]
+    T, B = 12, 60
+    params, xs, ys = _draw(module, (3, 100, 4), T, B, 3, many_to_one)
+    params = {k: v * 0.3 for k, v in params.items()}
+    loss, grads = module.loss_and_grads(params, xs, ys)
+    assert 32768 // (B * 100) == 5
+    engine = MatrixEngine(model, {"n_in": 3, "n_h": 100, "n_out": 4, "B": B})
+    column = {k: (v[:, None] if np.ndim(v) == 1 else v) for k, v in params.items()}
+    ys_steps = np.broadcast_to(ys, (T, B)) if many_to_one else ys
+    ref = engine.run(column, {"x": xs.transpose(0, 2, 1), "y": ys_steps[:, None, :]}, T)
+    assert loss == pytest.approx(float(ref.loss), rel=1e-12)
+    for k in params:
+        assert _rel(grads[k], np.reshape(ref.grads[k], np.shape(params[k]))) < 1e-11, k
+
+
 @pytest.mark.parametrize("name", RECURRENT)
 def test_many_to_one_differs_from_many_to_many_only_in_the_loss_terms(name):
     """The module derives one backward pass (loss over every step) and seeds the loss only at step T for

@@ -27,7 +27,9 @@ _SUFFIX = {-1: "_prev", 0: "", 1: "_next"}
 T = sp.Symbol("T", integer=True, positive=True)
 LOOP = sp.Symbol("t", integer=True)
 FIRST_LOSS = sp.Symbol("t0", integer=True, positive=True)  # the first step with a loss term (1 or T)
-SPANS = {"all": sp.Integer(1), "loss": FIRST_LOSS}  # span -> its first step; every span ends at T
+CHUNK_FIRST, CHUNK_LAST = sp.Symbol("c0", integer=True), sp.Symbol("c1", integer=True)
+# span -> (its first step, its last step): every step, the steps with a loss term, a chunk of the backward loop
+SPANS = {"all": (sp.Integer(1), T), "loss": (FIRST_LOSS, T), "chunk": (CHUNK_FIRST, CHUNK_LAST)}
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,19 @@ class Array:
     first: int  # 0 for states (row 0 = step 0), else 1
     size: str = ""  # the size name of its last axis
     pad: bool = False  # one more (zero) row after step T
+    chunked: bool = False  # holds the steps c0..c1 of a chunk of the backward loop only (row 0: step c0)
 
     def row(self, offset: int) -> str:
         """The row of step t + offset inside the loop over t."""
+        if self.chunked:
+            return f"{self.ident}[t - c0{f' + {offset}' if offset > 0 else f' - {-offset}' if offset < 0 else ''}]"
         return f"{self.ident}[{_index(LOOP + offset - self.first)}]"
 
     def rows(self, offset: int, span: str) -> str:
-        """The (rows, n) view of steps first..T of the span, shifted by offset."""
-        start = SPANS[span] + offset - self.first
-        stop = T + offset - self.first + 1
+        """The (rows, n) view of the steps of the span, shifted by offset."""
+        first, last = SPANS[span]
+        start = first + offset - self.first
+        stop = last + offset - self.first + 1
         lo = "" if start == 0 else _index(start)
         return f"_rows({self.ident}[{lo}:{_index(stop)}])"
 
@@ -98,4 +104,4 @@ def _index(expr) -> str:
 
 def rows_name(r: Ref, span: str) -> str:
     """The local of a stacked view: h_prev_rows (every step) or h_prev_loss_rows (the loss steps)."""
-    return local(r) + ("_rows" if span == "all" else "_loss_rows")
+    return local(r) + {"all": "_rows", "loss": "_loss_rows", "chunk": "_chunk_rows"}[span]

@@ -26,6 +26,8 @@ class Block:
     comment: str
     lines: list[str] = field(default_factory=list)
     loop: str | None = None  # the loop header; the lines are its body
+    outer: str | None = None  # a loop around it (over chunks of steps), whose body runs ``pre`` first
+    pre: list[str] = field(default_factory=list)
 
 
 def _trivial(expr) -> bool:
@@ -256,6 +258,12 @@ class Writer:
             mats = [a for a in value.args if isinstance(a, sp.MatrixExpr)] if scalars else []
             if len(mats) == 1 and _fresh(mats[0]) and _negated(value) is None:  # c * (new array): scaled in place
                 return [*self._assign(dest, mats[0], names, exists=False), f"{dest} *= {p(sp.Mul(*scalars))}"]
+            if isinstance(value, sp.HadamardProduct) and any(_fresh(a) or isinstance(a, sp.MatAdd)
+                                                               for a in value.args):
+                first = next(a for a in value.args if _fresh(a) or isinstance(a, sp.MatAdd))
+                rest = list(value.args)
+                rest.remove(first)  # a product with a new array (or a sum, which makes one): multiplied in place
+                return [*self._assign(dest, first, names, exists=False), *(f"{dest} *= {p(a)}" for a in rest)]
             return [f"{dest} = {p(value)}"]
         if isinstance(value, ElementwiseApplyFunction):
             f = value.function
@@ -314,6 +322,6 @@ def _static_name(sym) -> str:
 def used_names(blocks: list[Block]) -> set[str]:
     words: set[str] = set()
     for b in blocks:
-        for ln in b.lines:
+        for ln in b.lines + b.pre:
             words |= set(re.findall(r"[A-Za-z_]\w*", re.sub(r'"[^"]*"', "", ln)))
     return words

@@ -28,6 +28,9 @@ class Functions:
     backward_names: set[str]
 
 
+CHUNK_VALUES = 32768  # 256 KiB of float64: a chunk's factors stay in a core's L2 cache
+
+
 def _size(sym) -> str:
     return str(sym.shape[1])
 
@@ -125,8 +128,11 @@ def _recurrent(plan: VectorPlan) -> Functions:
             raise DeriveError(f"{model.name}: the backward pass reads {s.name} one step ahead; generated code "
                               "supports that for values of the recurrence only")
         arrays[ref(s).key] = Array(f"{ref(s).name}_seq", 1, _size(s))
+    # elementwise factors of the backward loop (1 - h*h) are computed a chunk of steps at a time: few
+    # operations when T*B*n is small, arrays that stay in cache (and need no fresh pages) when it is large
+    chunked = [h for h in bhoist if h.span == "all" and not _has_product(h.expr)]
     for h in fhoist + bhoist:
-        arrays[ref(h.symbol).key] = Array(ref(h.symbol).name, 1, _size(h.symbol))
+        arrays[ref(h.symbol).key] = Array(ref(h.symbol).name, 1, _size(h.symbol), chunked=h in chunked)
     rec_reads = {ref(s).key for _, e in recursion for s in per_step_symbols(e)}
     later = ([e for _, e in post] + [t.expr for t in terms]
              + [e for _, e in recursion for s in per_step_symbols(e)])
@@ -167,7 +173,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
         if ref(d).key in arrays:
             bw.line("", f"{arrays[ref(d).key].ident} = _from_step({o}.reshape(-1, B, {_size(d)}), T)")
     for span in ("loss", "all"):
-        hs = [h for h in bhoist if h.span == span]
+        hs = [h for h in bhoist if h.span == span and h not in chunked]
         if hs:
             bw.stacked("the backward loop's terms that read no later delta, every step at once"
                        + (" (zero before the first loss step)" if span == "loss" else ""),
@@ -176,7 +182,21 @@ def _recurrent(plan: VectorPlan) -> Functions:
               for k in sorted(stored_deltas)]
     bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
             *allocs)
-    bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist)
+    if not chunked:
+        bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist)
+    else:
+        sizes = sorted({_size(h.symbol) for h in chunked})
+        widest = sizes[0] if len(sizes) == 1 else f"max({', '.join(sizes)})"
+        bw.line(f"chunks of K steps: the elementwise factors of a chunk fill about {CHUNK_VALUES} values",
+                f"K = max(1, {CHUNK_VALUES} // (B * {widest}))")
+        bw.loop("the delta recursion, t = T down to 1, a chunk of steps at a time", "for t in range(c1, c0 - 1, -1):",
+                recursion, stored_deltas, bhoist)
+        block = bw.blocks.pop()
+        bw.stacked("", [(h.symbol, h.expr) for h in chunked], "chunk", assign=_hoisted_assign(arrays, chunked))
+        factors = bw.blocks.pop()
+        block.outer = "for c1 in range(T, 0, -K):"
+        block.pre = ["c0 = max(c1 - K + 1, 1)", "# the loop's elementwise factors at steps c0..c1", *factors.lines]
+        bw.blocks.append(block)
     if post:
         bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
     _gradient_blocks(bw, plan, terms)
@@ -219,11 +239,18 @@ def _contains(expr, node) -> bool:
     return any(n == node for n in sp.preorder_traversal(expr))
 
 
+def _has_product(expr) -> bool:
+    return any(isinstance(n, sp.MatMul) and sum(isinstance(a, sp.MatrixExpr) for a in n.args) > 1
+               and not any(isinstance(a, sp.OneMatrix) for a in n.args) for n in sp.preorder_traversal(expr))
+
+
 def _hoisted_assign(arrays: dict, hoisted: list[Hoisted]):
     spans = {h.symbol: h.span for h in hoisted}
 
     def assign(target) -> tuple[str, str]:
         ident = arrays[ref(target).key].ident
+        if arrays[ref(target).key].chunked:
+            return ident, f"{ident} = {ident}.reshape(-1, B, {_size(target)})"
         if spans[target] == "loss":
             return ident, f"{ident} = _from_step({ident}.reshape(-1, B, {_size(target)}), T)"
         return ident, f"{ident} = {ident}.reshape(T, B, -1)"
