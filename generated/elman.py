@@ -151,27 +151,29 @@ def _params(params, dtype, n_in):
     if not hasattr(params, "keys"):
         raise ValueError(f"params: expected a dict with the keys {', '.join(PARAMETERS)}, "
                          f"got {type(params).__name__}")
-    missing = [name for name in PARAMETERS if name not in params]
-    unknown = sorted(repr(key) for key in params if key not in PARAMETERS)
-    if missing or unknown:
+    if len(params) != len(PARAMETERS) or not all(name in params for name in PARAMETERS):
+        missing = [name for name in PARAMETERS if name not in params]
+        unknown = sorted(repr(key) for key in params if key not in PARAMETERS)
         problems = (["missing " + ", ".join(missing)] if missing else []) + (
             ["unknown " + ", ".join(unknown)] if unknown else [])
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
     sizes = {"n_in": n_in}
     values = {}
-    for name in PARAMETERS:
-        value = _real(f"params[{name!r}]", params[name])
-        expected = SHAPES[name]
+    for name, expected in SHAPES.items():
+        value = params[name]
+        if type(value) is not np.ndarray or value.dtype.kind not in "biuf":
+            value = _real(f"params[{name!r}]", value)
         if value.ndim == len(expected):
             for axis, size in enumerate(expected):
-                sizes.setdefault(size, value.shape[axis])
-        want = tuple(sizes.get(s, -1) for s in expected)
-        if value.shape != want or 0 in value.shape:
-            text = ", ".join(f"{s} = {sizes[s]}" for s in expected if s in sizes)
-            shape = ", ".join(expected) + ("," if len(expected) == 1 else "")
-            raise ValueError(f"params[{name!r}]: expected shape ({shape}){' with ' + text if text else ''}, "
-                             f"got shape {value.shape}")
-        values[name] = value.astype(dtype, copy=False) if expected else dtype.type(value)
+                if sizes.setdefault(size, value.shape[axis]) != value.shape[axis] or not value.shape[axis]:
+                    break
+            else:  # every axis has the size the others give it
+                values[name] = value.astype(dtype, copy=False) if expected else dtype.type(value)
+                continue
+        text = ", ".join(f"{s} = {sizes[s]}" for s in expected if s in sizes)
+        shape = ", ".join(expected) + ("," if len(expected) == 1 else "")
+        raise ValueError(f"params[{name!r}]: expected shape ({shape}){' with ' + text if text else ''}, "
+                         f"got shape {value.shape}")
     return values, sizes
 
 
@@ -183,10 +185,11 @@ def _check_ys(ys, T, B, n_out):
     if ys.shape not in ((T, B), (B,)):
         raise ValueError(f"ys: expected shape ({T}, {B}) (T, B): a class per step, or ({B},) (B,): a class per "
                          f"sequence for its last step; got shape {ys.shape}")
-    if ys.size and (ys.min() < 0 or ys.max() >= n_out):
+    ys = ys.astype(np.intp, copy=False)
+    if ys.size and ys.view(np.uintp).max() >= n_out:  # one pass: a negative index wraps to a huge one
         raise ValueError(f"ys: class indices must lie in 0..{n_out - 1} (n_out = {n_out}), got values "
                          f"from {ys.min()} to {ys.max()}")
-    return ys.astype(np.intp, copy=False)
+    return ys
 
 
 def forward(params, xs):
