@@ -363,3 +363,14 @@ def test_generated_vector_modules_pass_as_student_code(name, options):
         pytest.skip(f"{module} is not generated yet")
     report = check_code(derive.load(name, options), str(module), "loss_and_grads", timeout=30)
     assert report.correct, report
+
+
+def test_student_code_wrong_at_the_first_step_and_missing_a_step(models, tmp_path):
+    file = tmp_path / "student.py"
+    body = STUDENT.replace('g["U"] += da.T @ xs[t]', 'g["U"] += (2 if t == 0 else 1) * (da.T @ xs[t])')
+    body = body.replace('g["b"] += da.sum(0)', 'g["b"] += da.sum(0) if t > 0 else 0')
+    assert body != STUDENT
+    file.write_text(body, encoding="utf-8")
+    rows = {r.name: r for r in check_code(models["elman"], str(file), "loss_and_grads", timeout=20).parameters}
+    assert rows["U"].mistake == "wrong_step_1" and "only in the term of step 1" in rows["U"].message
+    assert rows["b"].mistake == "missing_term_1" and rows["W"].correct and rows["V"].correct
