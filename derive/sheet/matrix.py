@@ -70,7 +70,7 @@ def notation_context(model: Model, cell: MatrixCell, sizes: dict[str, int]) -> d
     for decl in model.parameters + model.inputs + model.targets:
         sym = cell.sym(decl.name) if decl.per_step else params.get(decl.name, naming.base(decl.name))
         if decl.classes:
-            shape = rf"$\in \{{1, \dots, {latex(naming.base(decl.classes))}\}}$"
+            shape = rf"$\in \{{0, \dots, {latex(naming.base(decl.classes))} - 1\}}$"  # 0-based, as in the example
         else:
             shape = "$" + shape_tex(_shape_of(sym)) + "$" if decl.shape else "scalar"
         kind = decl.role + (", one per step" if decl.per_step and model.recurrent else "")
