@@ -261,6 +261,10 @@ def _forward(p, xs):
     n_h = p["W_ir"].shape[0]
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
+    # the parameters of gates that share an input, stacked: one product serves them all
+    _Wh0 = np.concatenate([W_hr, W_hz])
+    _Wx0 = np.concatenate([W_ir, W_iz])
+    _bias0 = np.concatenate([b_hr + b_ir, b_hz + b_iz])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
     r_seq = np.zeros((T + 1, B, n_h), dtype)
     z_seq = np.zeros((T + 1, B, n_h), dtype)
@@ -269,30 +273,22 @@ def _forward(p, xs):
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
-    _f0 = x_rows @ W_ir.T
-    _f0 += b_hr
-    _f0 += b_ir
-    _f0 = _f0.reshape(T, B, -1)
-    _f1 = x_rows @ W_iz.T
-    _f1 += b_hz
-    _f1 += b_iz
-    _f1 = _f1.reshape(T, B, -1)
     _f2 = x_rows @ W_in.T
     _f2 += b_in
     _f2 = _f2.reshape(T, B, -1)
+    _F0 = x_rows @ _Wx0.T
+    _F0 += _bias0
+    _F0 = _F0.reshape(T, B, -1)
     # transposed parameters the loop multiplies by, copied once in C order
     _W_hn_T = np.ascontiguousarray(W_hn.T)
-    _W_hr_T = np.ascontiguousarray(W_hr.T)
-    _W_hz_T = np.ascontiguousarray(W_hz.T)
+    __Wh0_T = np.ascontiguousarray(_Wh0.T)
     # the recurrence, one step at a time
     for t in range(1, T + 1):
-        _c1 = h_seq[t - 1] @ _W_hr_T
-        _c1 += _f0[t - 1]
-        sigmoid(_c1, out=r_seq[t - 1])
+        _Z0 = h_seq[t - 1] @ __Wh0_T
+        _Z0 += _F0[t - 1]
+        sigmoid(_Z0[:, :n_h], out=r_seq[t - 1])
         r = r_seq[t - 1]
-        _c2 = h_seq[t - 1] @ _W_hz_T
-        _c2 += _f1[t - 1]
-        sigmoid(_c2, out=z_seq[t - 1])
+        sigmoid(_Z0[:, n_h:2*n_h], out=z_seq[t - 1])
         z = z_seq[t - 1]
         np.matmul(h_seq[t - 1], _W_hn_T, out=_s0_seq[t - 1])
         _s0_seq[t - 1] += b_hn

@@ -266,6 +266,10 @@ def _forward(p, xs):
     n_h = p["W_fx"].shape[0]
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
+    # the parameters of gates that share an input, stacked: one product serves them all
+    _Wh0 = np.concatenate([W_fh, W_ih, W_oh, W_ch])
+    _Wx0 = np.concatenate([W_fx, W_ix, W_ox, W_cx])
+    _bias0 = np.concatenate([b_f, b_i, b_o, b_c])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
     f_seq = np.zeros((T + 1, B, n_h), dtype)
     i_seq = np.empty((T, B, n_h), dtype)
@@ -276,40 +280,22 @@ def _forward(p, xs):
     h_seq = np.zeros((T + 1, B, n_h), dtype)
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = _rows(xs[:T])
-    _f0 = x_rows @ W_fx.T
-    _f0 += b_f
-    _f0 = _f0.reshape(T, B, -1)
-    _f1 = x_rows @ W_ix.T
-    _f1 += b_i
-    _f1 = _f1.reshape(T, B, -1)
-    _f2 = x_rows @ W_ox.T
-    _f2 += b_o
-    _f2 = _f2.reshape(T, B, -1)
-    _f3 = x_rows @ W_cx.T
-    _f3 += b_c
-    _f3 = _f3.reshape(T, B, -1)
+    _F0 = x_rows @ _Wx0.T
+    _F0 += _bias0
+    _F0 = _F0.reshape(T, B, -1)
     # transposed parameters the loop multiplies by, copied once in C order
-    _W_ch_T = np.ascontiguousarray(W_ch.T)
-    _W_fh_T = np.ascontiguousarray(W_fh.T)
-    _W_ih_T = np.ascontiguousarray(W_ih.T)
-    _W_oh_T = np.ascontiguousarray(W_oh.T)
+    __Wh0_T = np.ascontiguousarray(_Wh0.T)
     # the recurrence, one step at a time
     for t in range(1, T + 1):
-        _c1 = h_seq[t - 1] @ _W_fh_T
-        _c1 += _f0[t - 1]
-        sigmoid(_c1, out=f_seq[t - 1])
+        _Z0 = h_seq[t - 1] @ __Wh0_T
+        _Z0 += _F0[t - 1]
+        sigmoid(_Z0[:, :n_h], out=f_seq[t - 1])
         f = f_seq[t - 1]
-        _c2 = h_seq[t - 1] @ _W_ih_T
-        _c2 += _f1[t - 1]
-        sigmoid(_c2, out=i_seq[t - 1])
+        sigmoid(_Z0[:, n_h:2*n_h], out=i_seq[t - 1])
         i = i_seq[t - 1]
-        _c3 = h_seq[t - 1] @ _W_oh_T
-        _c3 += _f2[t - 1]
-        sigmoid(_c3, out=o_seq[t - 1])
+        sigmoid(_Z0[:, 2*n_h:3*n_h], out=o_seq[t - 1])
         o = o_seq[t - 1]
-        _c4 = h_seq[t - 1] @ _W_ch_T
-        _c4 += _f3[t - 1]
-        np.tanh(_c4, out=g_seq[t - 1])
+        np.tanh(_Z0[:, 3*n_h:4*n_h], out=g_seq[t - 1])
         g = g_seq[t - 1]
         np.multiply(c_seq[t - 1], f, out=c_seq[t])
         c_seq[t] += g * i

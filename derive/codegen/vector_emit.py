@@ -49,6 +49,8 @@ class Writer:
         self.temp = 0
         self.prefix = temp_prefix
         self.static = dict(static or {})  # a static model's data names -> the arguments (x -> xs)
+        self.block_text: dict = {}  # column blocks of a fused product (vector_fuse) -> their text
+        self.stacked_params: set[str] = set()  # parameters stacked by vector_fuse (_Wh0, ...)
 
     # -- common subexpressions -------------------------------------------------
     def cse(self, statements):
@@ -179,7 +181,9 @@ class Writer:
                 if s in names:
                     continue
                 r = ref(s)
-                if s in defined:
+                if s in self.block_text:
+                    names[s] = self.block_text[s]
+                elif s in defined:
                     names[s] = str(s.name) if temp or s.name.startswith(self.prefix) else local(r)
                 elif r is None:
                     continue
@@ -213,13 +217,13 @@ class Writer:
         return out
 
     def _contiguous(self, lines):
-        params = {p.name for p in self.plan.model.parameters}
+        params = {p.name for p in self.plan.model.parameters} | self.stacked_params
         found: dict = {}
         for _, value, _ in lines:
             for node in sp.preorder_traversal(value):
                 if isinstance(node, sp.Transpose) and isinstance(node.arg, sp.MatrixSymbol) and \
                         str(node.arg.name) in params and node not in found:
-                    found[node] = sp.MatrixSymbol(f"_{node.arg.name}_T", *node.shape)
+                    found[node] = sp.MatrixSymbol(f"_{node.arg.name}_T", *node.shape)  # _W_T, __Wh0_T
         if not found:
             return lines, []
         lines = [(t, v.xreplace(found), tmp) for t, v, tmp in lines]

@@ -14,6 +14,7 @@ import sympy as sp
 
 from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref, step_symbol
 from derive.codegen.vector_emit import Block, Writer, used_names
+from derive.codegen.vector_fuse import fuse_gates
 from derive.codegen.vector_plan import Hoisted, Term, VectorPlan
 from derive.errors import DeriveError
 
@@ -29,6 +30,12 @@ class Functions:
 
 
 CHUNK_VALUES = 32768  # 256 KiB of float64: a chunk's factors stay in a core's L2 cache
+
+
+def _text(expr) -> str:
+    from derive.printing.numpy import index_code
+
+    return index_code(expr)
 
 
 def _size(sym) -> str:
@@ -106,6 +113,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
         return r is None or not r.is_delta or (r.key in pre_keys and r.offset == 0)
 
     loop, shared, consumers = _share(loop, [plan.recursion, plan.post, [(t, t.expr) for t in plan.terms]])
+    loop, fhoist, fused = fuse_gates(loop, fhoist, {p.name for p in model.parameters}, plan.B)
     rec_in, post, terms = consumers
     terms = [Term(t.param, e, t.span) for t, e in terms]
     recursion, bhoist = plan.hoist(rec_in, bknown, "_b")
@@ -150,6 +158,16 @@ def _recurrent(plan: VectorPlan) -> Functions:
 
     # -- _forward ----------------------------------------------------------------
     fw = Writer(plan, arrays)
+    stacks = [f"{ident} = np.concatenate([{', '.join(parts)}])" for ident, parts, _ in fused if ident != "blocks"]
+    if stacks:
+        fw.line("the parameters of gates that share an input, stacked: one product serves them all", *stacks)
+    for ident, blocks, _ in fused:
+        if ident == "blocks":
+            for block, whole, start, stop in blocks:
+                lo = "" if start == 0 else _text(start)
+                fw.block_text[block] = f"{local(ref(whole))}[:, {lo}:{_text(stop)}]"
+        else:
+            fw.stacked_params.add(ident)
     alloc = [f"{a.ident} = np.{'zeros' if a.first == 0 or a.pad else 'empty'}(({a.length()}, B, {a.size}), dtype)"
              for k, a in arrays.items() if k in stored_forward]
     fw.line("the values the loop stores, one row per step (a state's row 0: its initial value 0)", *alloc)

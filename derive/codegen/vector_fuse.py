@@ -1,0 +1,122 @@
+"""Gates that share an input, fused into one matrix product (the LSTM's four, the GRU's three).
+
+Found by pattern on the forward loop's statements, for any model: statements
+``q_k[t] = f_k(H_k[t] + A[t] P_k^T)`` where every H_k is a hoisted term ``X[t] Q_k^T + (bias rows)``
+of the same X, and every product has the same per-step left operand A (h[t-1]). Then
+
+    _Z[t] = _F[t] + A[t] [P_1; ...; P_k]^T       one product per step instead of k
+    _F[t] = X[t] [Q_1; ...; Q_k]^T + [b_1 ... b_k] one product over T*B rows instead of k
+    q_k[t] = f_k(_Z[t][:, block k])
+
+with the parameters stacked once per call (np.concatenate). The formulas are the same; only the
+products are batched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from derive.codegen.vector_arrays import per_step_symbols, ref, step_symbol
+from derive.codegen.vector_plan import Hoisted
+
+
+@dataclass(frozen=True)
+class Fused:
+    """A fused group: the stacked parameters to define, and the column blocks of the fused product."""
+
+    defs: tuple[tuple[str, tuple[str, ...], bool], ...]  # (identifier, concatenated names or texts, biases?)
+    blocks: tuple[tuple[sp.MatrixSymbol, sp.MatrixSymbol, sp.Expr, sp.Expr], ...]  # (block, whole, start, stop)
+
+
+def _split(expr, params: set[str]):
+    """expr = A P^T (+ H): (A, P, H) with P a parameter, A a per-step symbol; else None."""
+    if not isinstance(expr, sp.MatAdd) or len(expr.args) != 2:
+        return None
+    for prod, other in (expr.args, expr.args[::-1]):
+        if isinstance(prod, sp.MatMul) and len(prod.args) == 2:
+            a, pt = prod.args
+            if isinstance(a, sp.MatrixSymbol) and ref(a) is not None and isinstance(pt, sp.Transpose) \
+                    and isinstance(pt.arg, sp.MatrixSymbol) and str(pt.arg.name) in params:
+                return a, pt.arg, other
+    return None
+
+
+def _hoisted_parts(expr, params: set[str]):
+    """A hoisted term X Q^T + 1 b_1 + ... -> (X, Q, [b_1, ...]); else None."""
+    terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
+    prods = [t for t in terms if isinstance(t, sp.MatMul) and not any(isinstance(a, sp.OneMatrix) for a in t.args)]
+    biases = [t for t in terms if t not in prods]
+    if len(prods) != 1 or len(prods[0].args) != 2:
+        return None
+    x, qt = prods[0].args
+    if not (isinstance(qt, sp.Transpose) and isinstance(qt.arg, sp.MatrixSymbol) and str(qt.arg.name) in params):
+        return None
+    rows = []
+    for b in biases:
+        if not (isinstance(b, sp.MatMul) and len(b.args) == 2 and isinstance(b.args[0], sp.OneMatrix)
+                and isinstance(b.args[1], sp.MatrixSymbol) and str(b.args[1].name) in params):
+            return None
+        rows.append(b.args[1])
+    return x, qt.arg, rows
+
+
+def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> tuple[list, list[Hoisted], list]:
+    """(loop statements, hoisted terms, definitions) with every fusable group of gates fused."""
+    groups: dict = {}
+    for target, value in loop:
+        if isinstance(value, ElementwiseApplyFunction):
+            parts = _split(value.expr, params)
+            if parts is not None:
+                groups.setdefault(parts[0], []).append((target, value, parts))
+    by_symbol = {h.symbol: h for h in hoisted}
+    defs: list = []
+    for n, (a, members) in enumerate(groups.items()):
+        if len(members) < 2:
+            continue
+        hs = [by_symbol.get(m[2][2]) for m in members]
+        parts = [_hoisted_parts(h.expr, params) if h is not None and h.span == "all" else None for h in hs]
+        if any(p is None for p in parts) or len({p[0] for p in parts}) != 1:
+            continue  # the fused product needs fused input terms of one and the same input
+        widths = [m[0].shape[1] for m in members]
+        total = sp.Add(*widths)
+        h_cat = sp.MatrixSymbol(f"_Wh{n}", total, members[0][2][1].shape[1])
+        x_cat = sp.MatrixSymbol(f"_Wx{n}", total, parts[0][1].shape[1])
+        b_cat = sp.MatrixSymbol(f"_bias{n}", 1, total)
+        defs.append((str(h_cat.name), tuple(str(m[2][1].name) for m in members), False))
+        defs.append((str(x_cat.name), tuple(str(p[1].name) for p in parts), False))
+        bias_texts = tuple(" + ".join(str(b.name) for b in p[2]) for p in parts)
+        has_bias = all(bias_texts)
+        if has_bias:
+            defs.append((str(b_cat.name), bias_texts, True))
+        x = parts[0][0]
+        f_sym = step_symbol(f"_F{n}", 0, batch, total)
+        f_expr = sp.MatMul(x, sp.Transpose(x_cat))
+        if has_bias:
+            f_expr = sp.MatAdd(f_expr, sp.MatMul(sp.OneMatrix(batch, 1), b_cat))
+        z_sym = step_symbol(f"_Z{n}", 0, batch, total)
+        z_expr = sp.MatAdd(f_sym, sp.MatMul(a, sp.Transpose(h_cat)))
+        hoisted = [h for h in hoisted if h not in hs] + [Hoisted(f_sym, f_expr, "all")]
+        start = sp.Integer(0)
+        new_loop, placed = [], False
+        slots = {}
+        for (target, value, _), width in zip(members, widths, strict=True):
+            block = step_symbol(f"_Z{n}_{len(slots)}", 0, batch, width)
+            slots[target] = (block, ElementwiseApplyFunction(value.function, block), start, start + width)
+            start = start + width
+        for target, value in loop:
+            if target in slots:
+                if not placed:
+                    new_loop.append((z_sym, z_expr))
+                    placed = True
+                block, expr, _, _ = slots[target]
+                new_loop.append((target, expr))
+            else:
+                new_loop.append((target, value))
+        loop = new_loop
+        defs.append(("blocks", tuple((slots[t][0], z_sym, slots[t][2], slots[t][3]) for t, _, _ in members), None))
+    return loop, hoisted, defs
+
+
+__all__ = ["fuse_gates", "per_step_symbols"]
