@@ -192,7 +192,8 @@ def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict
             errors += [relative_error(float(g[i]), float(cs[i])) for i in np.ndindex(base.shape)] if base.shape \
                 else [relative_error(float(g), float(cs))]
         at = np.unravel_index(int(np.argmax(np.abs(g))), g.shape) if base.shape else ()
-        rows.append({"name": p.name, "entry": tuple(int(i) + 1 for i in at), "analytic": float(g[at]),
+        shown = at[:1] if len(p.shape) == 1 else at  # a vector's entry is one index
+        rows.append({"name": p.name, "entry": tuple(int(i) + 1 for i in shown), "analytic": float(g[at]),
                      "fd": float(fd[at]), "cs": float(cs[at]) if analytic else None,
                      "error": max(errors), "entries": int(base.size)})
     return rows, analytic
