@@ -280,9 +280,7 @@ def loss_and_grads(params, xs, ys):
         np.subtract(1, _b1, out=_b1)
         _b1 = _b1.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            d_h = d_a_seq[t] @ W
-            d_h += _b0[t - 1]
-            np.multiply(_b1[t - c0], d_h, out=d_a_seq[t - 1])
+            np.multiply(_b1[t - c0], _b0[t - 1] + (d_a_seq[t] @ W), out=d_a_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_a_rows = _rows(d_a_seq[:T])
     x_rows = _rows(xs[:T])

@@ -350,11 +350,14 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_s_loss_rows @ V
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
+    # the parameters the deltas side by side multiply, stacked
+    _Wd0 = np.concatenate([W_hr, W_hz])
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
+    _D0_seq = np.zeros((T + 1, B, 2*n_h), dtype)
     d_h_seq = np.zeros((T + 1, B, n_h), dtype)
     d_n_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_r_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_z_in_seq = np.zeros((T + 1, B, n_h), dtype)
+    d_r_in_seq = _D0_seq[:, :, :n_h]
+    d_z_in_seq = _D0_seq[:, :, n_h:2*n_h]
     # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
     K = max(1, 32768 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
@@ -363,55 +366,52 @@ def loss_and_grads(params, xs, ys):
         # the loop's elementwise factors at steps c0..c1
         z_chunk_rows = _rows(z_seq[c0 - 1:c1])
         n_chunk_rows = _rows(n_seq[c0 - 1:c1])
+        _s0_chunk_rows = _rows(_s0_seq[c0 - 1:c1])
         r_chunk_rows = _rows(r_seq[c0 - 1:c1])
         _c1 = 1 - z_chunk_rows
-        _b1 = _c1
+        _b1 = n_chunk_rows**2
+        np.subtract(1, _b1, out=_b1)
+        _b1 *= _c1
         _b1 = _b1.reshape(-1, B, n_h)
-        _b2 = n_chunk_rows**2
-        np.subtract(1, _b2, out=_b2)
+        _b2 = _c1 * z_chunk_rows
         _b2 = _b2.reshape(-1, B, n_h)
-        _b3 = _c1 * z_chunk_rows
+        _b3 = 1 - r_chunk_rows
+        _b3 *= _s0_chunk_rows
+        _b3 *= r_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
-        _b4 = 1 - r_chunk_rows
-        _b4 *= r_chunk_rows
-        _b4 = _b4.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            np.matmul(d_n_in_seq[t] * r_seq[t], W_hn, out=d_h_seq[t - 1])
-            d_h_seq[t - 1] += d_r_in_seq[t] @ W_hr
-            d_h_seq[t - 1] += d_z_in_seq[t] @ W_hz
+            np.matmul(_D0_seq[t], _Wd0, out=d_h_seq[t - 1])
+            d_h_seq[t - 1] += (d_n_in_seq[t] * r_seq[t]) @ W_hn
             d_h_seq[t - 1] += d_h_seq[t] * z_seq[t]
             d_h_seq[t - 1] += _b0[t - 1]
             d_h = d_h_seq[t - 1]
-            d_n = _b1[t - c0] * d_h
-            np.multiply(_b2[t - c0], d_n, out=d_n_in_seq[t - 1])
+            np.multiply(_b1[t - c0], d_h, out=d_n_in_seq[t - 1])
             d_n_in = d_n_in_seq[t - 1]
-            d_z = d_h * h_seq[t - 1]
-            d_z -= d_h * n_seq[t - 1]
-            np.multiply(_b3[t - c0], d_z, out=d_z_in_seq[t - 1])
-            d_r = _s0_seq[t - 1] * d_n_in
-            np.multiply(_b4[t - c0], d_r, out=d_r_in_seq[t - 1])
-    # gradients: each a sum over the steps, one product over the stacked T*B rows
-    d_r_in_rows = _rows(d_r_in_seq[:T])
+            np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
+            np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
+    # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
+    d__D0_rows = _rows(_D0_seq[:T])
     x_rows = _rows(xs[:T])
     h_prev_rows = _rows(h_seq[:T])
-    d_z_in_rows = _rows(d_z_in_seq[:T])
+    _gp0 = d__D0_rows.T @ x_rows
+    grads["W_ir"] = _gp0[:n_h]
+    grads["W_iz"] = _gp0[n_h:2*n_h]
+    _gs1 = d__D0_rows.sum(axis=0)
+    grads["b_ir"] = _gs1[:n_h]
+    grads["b_hr"] = _gs1[:n_h].copy()
+    grads["b_iz"] = _gs1[n_h:2*n_h]
+    grads["b_hz"] = _gs1[n_h:2*n_h].copy()
+    _gp2 = d__D0_rows.T @ h_prev_rows
+    grads["W_hr"] = _gp2[:n_h]
+    grads["W_hz"] = _gp2[n_h:2*n_h]
+    # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_n_in_rows = _rows(d_n_in_seq[:T])
     r_rows = _rows(r_seq[:T])
-    grads["W_ir"] = d_r_in_rows.T @ x_rows
-    _c4 = d_r_in_rows.sum(axis=0)
-    grads["b_ir"] = _c4
-    grads["W_hr"] = d_r_in_rows.T @ h_prev_rows
-    grads["b_hr"] = _c4.copy()
-    grads["W_iz"] = d_z_in_rows.T @ x_rows
-    _c6 = d_z_in_rows.sum(axis=0)
-    grads["b_iz"] = _c6
-    grads["W_hz"] = d_z_in_rows.T @ h_prev_rows
-    grads["b_hz"] = _c6.copy()
     grads["W_in"] = d_n_in_rows.T @ x_rows
     grads["b_in"] = d_n_in_rows.sum(axis=0)
-    _c7 = d_n_in_rows * r_rows
-    grads["W_hn"] = _c7.T @ h_prev_rows
-    grads["b_hn"] = _c7.sum(axis=0)
+    _c3 = d_n_in_rows * r_rows
+    grads["W_hn"] = _c3.T @ h_prev_rows
+    grads["b_hn"] = _c3.sum(axis=0)
     # gradients of the terms seeded by the loss: its steps only
     h_loss_rows = _rows(h_seq[t0:T + 1])
     grads["V"] = d_s_loss_rows.T @ h_loss_rows

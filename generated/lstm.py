@@ -361,12 +361,15 @@ def loss_and_grads(params, xs, ys):
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_s_loss_rows @ V
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
+    # the parameters the deltas side by side multiply, stacked
+    _Wd0 = np.concatenate([W_fh, W_ch, W_ih, W_oh])
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
+    _D0_seq = np.zeros((T + 1, B, 4*n_h), dtype)
     d_c_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_f_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_g_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_i_in_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_o_in_seq = np.zeros((T + 1, B, n_h), dtype)
+    d_f_in_seq = _D0_seq[:, :, :n_h]
+    d_g_in_seq = _D0_seq[:, :, n_h:2*n_h]
+    d_i_in_seq = _D0_seq[:, :, 2*n_h:3*n_h]
+    d_o_in_seq = _D0_seq[:, :, 3*n_h:4*n_h]
     # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
     K = max(1, 32768 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
@@ -377,6 +380,7 @@ def loss_and_grads(params, xs, ys):
         o_chunk_rows = _rows(o_seq[c0 - 1:c1])
         g_chunk_rows = _rows(g_seq[c0 - 1:c1])
         i_chunk_rows = _rows(i_seq[c0 - 1:c1])
+        c_prev_chunk_rows = _rows(c_seq[c0 - 1:c1])
         f_chunk_rows = _rows(f_seq[c0 - 1:c1])
         _b1 = _s0_chunk_rows**2
         np.subtract(1, _b1, out=_b1)
@@ -384,52 +388,49 @@ def loss_and_grads(params, xs, ys):
         _b1 = _b1.reshape(-1, B, n_h)
         _b2 = g_chunk_rows**2
         np.subtract(1, _b2, out=_b2)
+        _b2 *= i_chunk_rows
         _b2 = _b2.reshape(-1, B, n_h)
         _b3 = 1 - o_chunk_rows
+        _b3 *= _s0_chunk_rows
         _b3 *= o_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
         _b4 = 1 - i_chunk_rows
+        _b4 *= g_chunk_rows
         _b4 *= i_chunk_rows
         _b4 = _b4.reshape(-1, B, n_h)
         _b5 = 1 - f_chunk_rows
+        _b5 *= c_prev_chunk_rows
         _b5 *= f_chunk_rows
         _b5 = _b5.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            d_h = d_f_in_seq[t] @ W_fh
-            d_h += d_g_in_seq[t] @ W_ch
-            d_h += d_i_in_seq[t] @ W_ih
-            d_h += d_o_in_seq[t] @ W_oh
+            d_h = _D0_seq[t] @ _Wd0
             d_h += _b0[t - 1]
             np.multiply(d_c_seq[t], f_seq[t], out=d_c_seq[t - 1])
             d_c_seq[t - 1] += _b1[t - c0] * d_h
             d_c = d_c_seq[t - 1]
-            d_g = d_c * i_seq[t - 1]
-            np.multiply(_b2[t - c0], d_g, out=d_g_in_seq[t - 1])
-            d_o = _s0_seq[t - 1] * d_h
-            np.multiply(_b3[t - c0], d_o, out=d_o_in_seq[t - 1])
-            d_i = d_c * g_seq[t - 1]
-            np.multiply(_b4[t - c0], d_i, out=d_i_in_seq[t - 1])
-            d_f = c_seq[t - 1] * d_c
-            np.multiply(_b5[t - c0], d_f, out=d_f_in_seq[t - 1])
-    # gradients: each a sum over the steps, one product over the stacked T*B rows
-    d_f_in_rows = _rows(d_f_in_seq[:T])
+            np.multiply(_b2[t - c0], d_c, out=d_g_in_seq[t - 1])
+            np.multiply(_b3[t - c0], d_h, out=d_o_in_seq[t - 1])
+            np.multiply(_b4[t - c0], d_c, out=d_i_in_seq[t - 1])
+            np.multiply(_b5[t - c0], d_c, out=d_f_in_seq[t - 1])
+    # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
+    d__D0_rows = _rows(_D0_seq[:T])
     x_rows = _rows(xs[:T])
     h_prev_rows = _rows(h_seq[:T])
-    d_i_in_rows = _rows(d_i_in_seq[:T])
-    d_o_in_rows = _rows(d_o_in_seq[:T])
-    d_g_in_rows = _rows(d_g_in_seq[:T])
-    grads["W_fx"] = d_f_in_rows.T @ x_rows
-    grads["W_fh"] = d_f_in_rows.T @ h_prev_rows
-    grads["b_f"] = d_f_in_rows.sum(axis=0)
-    grads["W_ix"] = d_i_in_rows.T @ x_rows
-    grads["W_ih"] = d_i_in_rows.T @ h_prev_rows
-    grads["b_i"] = d_i_in_rows.sum(axis=0)
-    grads["W_ox"] = d_o_in_rows.T @ x_rows
-    grads["W_oh"] = d_o_in_rows.T @ h_prev_rows
-    grads["b_o"] = d_o_in_rows.sum(axis=0)
-    grads["W_cx"] = d_g_in_rows.T @ x_rows
-    grads["W_ch"] = d_g_in_rows.T @ h_prev_rows
-    grads["b_c"] = d_g_in_rows.sum(axis=0)
+    _gp0 = d__D0_rows.T @ x_rows
+    grads["W_fx"] = _gp0[:n_h]
+    grads["W_ix"] = _gp0[2*n_h:3*n_h]
+    grads["W_ox"] = _gp0[3*n_h:4*n_h]
+    grads["W_cx"] = _gp0[n_h:2*n_h]
+    _gp1 = d__D0_rows.T @ h_prev_rows
+    grads["W_fh"] = _gp1[:n_h]
+    grads["W_ih"] = _gp1[2*n_h:3*n_h]
+    grads["W_oh"] = _gp1[3*n_h:4*n_h]
+    grads["W_ch"] = _gp1[n_h:2*n_h]
+    _gs2 = d__D0_rows.sum(axis=0)
+    grads["b_f"] = _gs2[:n_h]
+    grads["b_i"] = _gs2[2*n_h:3*n_h]
+    grads["b_o"] = _gs2[3*n_h:4*n_h]
+    grads["b_c"] = _gs2[n_h:2*n_h]
     # gradients of the terms seeded by the loss: its steps only
     h_loss_rows = _rows(h_seq[t0:T + 1])
     grads["V"] = d_s_loss_rows.T @ h_loss_rows

@@ -14,7 +14,7 @@ import sympy as sp
 
 from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref, step_symbol
 from derive.codegen.vector_emit import Block, Writer, used_names
-from derive.codegen.vector_fuse import fuse_gates
+from derive.codegen.vector_fuse import fuse_backward, fuse_gates
 from derive.codegen.vector_plan import Hoisted, Term, VectorPlan
 from derive.errors import DeriveError
 
@@ -56,10 +56,51 @@ def build(plan: VectorPlan) -> Functions:
     return _static(plan) if not plan.recurrent else _recurrent(plan)
 
 
-def _gradient_blocks(w: Writer, plan: VectorPlan, all_terms: list[Term]) -> None:
+def _fused_gradients(w: Writer, terms: list[Term], joint_of: dict, span: str) -> list[Term]:
+    """Gradient terms delta_k^T Y (and column sums 1^T delta_k) of deltas that live side by side in one
+    array: one product (one sum) over the joint array, each parameter's gradient its block of rows.
+    Returns the terms left."""
+    groups: dict = {}
+    for t in terms:
+        e = t.expr
+        if isinstance(e, sp.MatMul) and len(e.args) == 2:
+            a, y = e.args
+            if isinstance(a, sp.Transpose) and isinstance(a.arg, sp.MatrixSymbol) and ref(a.arg) is not None \
+                    and ref(a.arg).offset == 0 and ref(a.arg).key in joint_of:
+                groups.setdefault((joint_of[ref(a.arg).key][0], y), []).append((t, joint_of[ref(a.arg).key]))
+            elif isinstance(a, sp.OneMatrix) and isinstance(y, sp.MatrixSymbol) and ref(y) is not None \
+                    and ref(y).offset == 0 and ref(y).key in joint_of:
+                groups.setdefault((joint_of[ref(y).key][0], None), []).append((t, joint_of[ref(y).key]))
+    fused = {k: v for k, v in groups.items() if len(v) > 1}
+    if not fused:
+        return terms
+    lines, loads, seen = [], [], set()
+    for n, ((joint, y), members) in enumerate(fused.items()):
+        joint_sym = step_symbol(joint[0], 0, w.plan.B, 1, delta=True)
+        rows = w._view(joint_sym, span, loads)
+        if y is None:
+            lines.append(f"_gs{n} = {rows}.sum(axis=0)")
+        else:
+            lines.append(f"_gp{n} = {rows}.T @ {w._view(y, span, loads)}")
+        for t, (_, start, stop) in members:
+            block = f"{'_gs' if y is None else '_gp'}{n}[{'' if start == 0 else _text(start)}:{_text(stop)}]"
+            key = (joint, y, start)
+            lines.append(f'grads["{t.param}"] = {block}{".copy()" if key in seen else ""}')
+            seen.add(key)
+    w.blocks.append(Block("gradients of deltas side by side: one product over the stacked T*B rows for "
+                          "all of them, each parameter its block of rows", loads + lines))
+    done = {id(t) for v in fused.values() for t, _ in v}
+    return [t for t in terms if id(t) not in done]
+
+
+def _gradient_blocks(w: Writer, plan: VectorPlan, all_terms: list[Term], joint_of: dict | None = None) -> None:
     done: set[str] = set()
     for span in ("all", "loss"):
         terms = [t for t in all_terms if t.span == span]
+        if joint_of:
+            left = _fused_gradients(w, terms, joint_of, span)
+            done |= {t.param for t in terms if t not in left}
+            terms = left
         if not terms:
             continue
         by_param: dict[str, list] = {}
@@ -116,6 +157,8 @@ def _recurrent(plan: VectorPlan) -> Functions:
     loop, fhoist, fused = fuse_gates(loop, fhoist, {p.name for p in model.parameters}, plan.B)
     rec_in, post, terms = consumers
     terms = [Term(t.param, e, t.span) for t, e in terms]
+    rec_in = _inline_single_use(rec_in, [e for _, e in post] + [t.expr for t in terms])
+    rec_in, joints = fuse_backward(rec_in, {p.name for p in model.parameters}, plan.B)
     recursion, bhoist = plan.hoist(rec_in, bknown, "_b")
     readers = ([e for _, e in plan.after_loop] + [plan.loss] + [e for _, e in plan.pre] + [e for _, e in recursion]
                + [h.expr for h in bhoist] + [e for _, e in post] + [t.expr for t in terms])
@@ -144,14 +187,23 @@ def _recurrent(plan: VectorPlan) -> Functions:
     rec_reads = {ref(s).key for _, e in recursion for s in per_step_symbols(e)}
     later = ([e for _, e in post] + [t.expr for t in terms]
              + [e for _, e in recursion for s in per_step_symbols(e)])
-    rec_keys = {ref(d).key for d, _ in plan.recursion}
+    rec_keys = {ref(d).key for d, _ in plan.recursion} | {(name, True) for name, _, _, _ in joints}
     stored_deltas = {r.key for e in later[:len(post) + len(terms)] for s in per_step_symbols(e)
                      if (r := ref(s)).key in rec_keys} | {
         ref(s).key for _, e in recursion for s in per_step_symbols(e) if ref(s).is_delta and ref(s).offset == 1}
+    sizes_of = {ref(d).key: _size(d) for d, _ in plan.recursion}
     for d, _ in plan.recursion:
         key = ref(d).key
         if key in stored_deltas:
             arrays[key] = Array(f"d_{key[0]}_seq", 1, _size(d), key in padded)
+    joint_of = {}  # a delta that lives in a joint array -> (joint key, first column, last column + 1)
+    for name, _, members, _ in joints:
+        arrays[(name, True)] = Array(f"{name}_seq", 1, _text(members[-1][2]), True)
+        stored_deltas.discard((name, True))
+        for key, start, stop in members:
+            joint_of[key] = ((name, True), start, stop)
+            stored_deltas.add(key)
+            arrays[key] = Array(f"d_{key[0]}_seq", 1, sizes_of[key], True)
     for d, _ in plan.pre:
         if ref(d).key in rec_reads:
             arrays[ref(d).key] = Array(f"d_{ref(d).name}_seq", 1, _size(d))
@@ -196,8 +248,16 @@ def _recurrent(plan: VectorPlan) -> Functions:
             bw.stacked("the backward loop's terms that read no later delta, every step at once"
                        + (" (zero before the first loss step)" if span == "loss" else ""),
                        [(h.symbol, h.expr) for h in hs], span, assign=_hoisted_assign(arrays, hs))
-    allocs = [f"{arrays[k].ident} = np.zeros(({arrays[k].length()}, B, {arrays[k].size}), dtype)"
-              for k in sorted(stored_deltas)]
+    if joints:
+        bw.line("the parameters the deltas side by side multiply, stacked",
+                *(f"{stacked} = np.concatenate([{', '.join(names)}])" for _, stacked, _, names in joints))
+        bw.stacked_params |= {stacked for _, stacked, _, _ in joints}
+    allocs = [f"{arrays[j].ident} = np.zeros(({arrays[j].length()}, B, {arrays[j].size}), dtype)"
+              for j in sorted({v[0] for v in joint_of.values()})]
+    allocs += [f"{arrays[k].ident} = np.zeros(({arrays[k].length()}, B, {arrays[k].size}), dtype)"
+               if k not in joint_of else f"{arrays[k].ident} = {arrays[joint_of[k][0]].ident}[:, :, "
+               f"{'' if joint_of[k][1] == 0 else _text(joint_of[k][1])}:{_text(joint_of[k][2])}]"
+               for k in sorted(stored_deltas)]
     bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
             *allocs)
     if not chunked:
@@ -217,10 +277,48 @@ def _recurrent(plan: VectorPlan) -> Functions:
         bw.blocks.append(block)
     if post:
         bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
-    _gradient_blocks(bw, plan, terms)
+    _gradient_blocks(bw, plan, terms, joint_of)
     used = used_names(bw.blocks)
     unpack = [(ident, key) for key, ident in cache if ident in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
+
+
+def _flatten(expr):
+    """Nested Hadamard products as one (so that hoisting sees every factor)."""
+    if not isinstance(expr, sp.MatrixExpr) or isinstance(expr, sp.MatrixSymbol):
+        return expr
+    args = [_flatten(a) for a in expr.args]
+    if isinstance(expr, sp.HadamardProduct):
+        flat = []
+        for a in args:
+            flat += list(a.args) if isinstance(a, sp.HadamardProduct) else [a]
+        return sp.HadamardProduct(*flat)
+    return expr if args == list(expr.args) else expr.func(*args)
+
+
+def _inline_single_use(recursion: list, outside: list) -> list:
+    """A delta the recursion reads once, at step t, and nothing else reads, substituted into its reader:
+    delta_g_in = (1 - g*g) * (delta_c * i) then hoists (1 - g*g) * i as one factor."""
+    out = list(recursion)
+    outside_keys = {ref(s).key for e in outside for s in per_step_symbols(e)}
+    changed = True
+    while changed:
+        changed = False
+        for i, (d, e) in enumerate(out):
+            key = ref(d).key
+            if key in outside_keys or any(ref(s).key == key and ref(s).offset != 0
+                                          for _, c in out for s in per_step_symbols(c)):
+                continue
+            readers = [j for j, (_, c) in enumerate(out)
+                       if j != i and sum(1 for n in sp.preorder_traversal(c) if n == d) > 0]
+            if len(readers) != 1 or sum(1 for n in sp.preorder_traversal(out[readers[0]][1]) if n == d) != 1:
+                continue
+            j = readers[0]
+            out[j] = (out[j][0], _flatten(out[j][1].xreplace({d: e})))
+            del out[i]
+            changed = True
+            break
+    return out
 
 
 def _share(loop, consumers):

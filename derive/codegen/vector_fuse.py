@@ -120,3 +120,38 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
 
 
 __all__ = ["fuse_gates", "per_step_symbols"]
+
+
+def fuse_backward(recursion: list, params: set[str], batch) -> tuple[list, list]:
+    """The backward loop's sums of products of next-step deltas with parameters, sum_k delta_k[t+1] P_k,
+    as one product [delta_1 ... delta_k][t+1] [P_1; ...; P_k]: the deltas then live side by side in one
+    array. Returns (recursion, joints) with joints [(joint name, stacked parameter, ((delta key, start,
+    stop), ...), parameter names)]."""
+    joints: list = []
+    taken: set = set()
+    out = []
+    for d, e in recursion:
+        prods = []
+        if isinstance(e, sp.MatAdd):
+            for a in e.args:
+                if isinstance(a, sp.MatMul) and len(a.args) == 2 and isinstance(a.args[0], sp.MatrixSymbol) \
+                        and isinstance(a.args[1], sp.MatrixSymbol) and str(a.args[1].name) in params:
+                    r = ref(a.args[0])
+                    if r is not None and r.is_delta and r.offset == 1 and r.key not in taken:
+                        prods.append(a)
+        if len(prods) < 2:
+            out.append((d, e))
+            continue
+        n = len(joints)
+        start, members = sp.Integer(0), []
+        for a in prods:
+            width = a.args[0].shape[1]
+            members.append((ref(a.args[0]).key, start, start + width))
+            taken.add(ref(a.args[0]).key)
+            start = start + width
+        joint = step_symbol(f"_D{n}", 1, batch, start, delta=True)  # an adjoint: the loop computes it
+        stacked = sp.MatrixSymbol(f"_Wd{n}", start, prods[0].args[1].shape[1])
+        rest = [a for a in e.args if a not in prods]
+        out.append((d, sp.MatAdd(sp.MatMul(joint, stacked), *rest)))
+        joints.append((f"_D{n}", str(stacked.name), tuple(members), tuple(str(a.args[1].name) for a in prods)))
+    return out, joints
