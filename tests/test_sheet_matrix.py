@@ -211,7 +211,7 @@ def test_vanishing_curve_equals_the_explicit_jacobian_norms():
 
 # -- the command line ----------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, needle", [
-    (["sheet", "elman", "--view", "explicit"], "vector model"),
+    (["sheet", "elman", "--view", "explicit", "--sizes", "n_h=3"], "at most 16"),
     (["sheet", "tanh-rnn", "--view", "matrix"], "scalar model"),
     (["sheet", "elman", "--sizes", "n_h=40"], "at most 8"),
     (["sheet", "elman", "--option", "activation=softsign"], "activation"),
@@ -236,6 +236,21 @@ def test_cli_writes_a_vector_sheet_with_options(tmp_path):
     assert r"\sum_{t=1}^{T}" in tex  # U, W, b still collect every step; V, c only step T
     assert r"\frac{\partial E}{\partial V} &= \delta_{T}^{(o)} h_{T}^{\top}" in tex
     assert r"\operatorname{diag}\left(H\left(a_{t}\right)\right) W" in tex  # relu's one-step Jacobian
+
+
+def test_explicit_view_of_a_vector_model_at_tiny_sizes(tmp_path):
+    """One scalar per entry (derive.explicit): the scalar sheet of the instantiated model, compiled."""
+    from tests.test_sheet_pdf import _require_latex
+
+    _require_latex()
+    assert main(["sheet", "elman", "--view", "explicit", "-o", str(tmp_path), "--pdf"]) == 0
+    tex = (tmp_path / "elman.tex").read_text()
+    assert r"\left[W\right]_{1,1}" in tex and "view: explicit" in tex
+    log = compile_tex(tex, "elman")[1]
+    assert not [w for w in overfull_boxes(log) if w > MAX_OVERFULL_PT]
+    text = _flat(pdf_text((tmp_path / "elman.pdf").read_bytes()).decode("utf-8"))
+    for section in ["The recursion for", "A worked example in numbers", "Gradient check"]:
+        assert section in text
 
 
 def test_notebook_pieces_of_a_vector_model():

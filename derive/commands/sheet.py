@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
     parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
     parser.add_argument("--view", choices=["explicit", "matrix"], default=None,
-                        help="explicit: scalar symbols (the view of scalar models); matrix: vector models in "
-                        "matrix notation (their default and only view)")
+                        help="explicit: scalar symbols (scalar models; a vector model one symbol per entry at tiny "
+                        "--sizes, default n_in=1,n_h=1,n_out=2); matrix: vector models in matrix notation (their default)")
     parser.add_argument("--variant", choices=["solution", "problem"], default="solution",
                         help="solution: complete (default); problem: questions and answer boxes")
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pdf", action="store_true", help="also build the PDF (needs pdflatex)")
     vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp, or a spec with [sizes])")
     vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
-                        help="sizes of the worked example (default n_in=2,n_h=3,n_out=2; at most 8 each)")
+                        help="matrix view: sizes of the worked example (default n_in=2,n_h=3,n_out=2; at most 8 "
+                        "each); explicit view: the sizes of the scalar model (at most 16 parameter entries)")
     vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a spec option, e.g. activation=relu; over=final for many-to-one")
     vector.add_argument("--many-to-one", action="store_true", help="the loss on the last step only (over=final)")
@@ -61,6 +62,26 @@ def example_sizes(model, text: str | None) -> dict[str, int]:
     return sizes
 
 
+EXPLICIT_SIZES = {"n_in": 1, "n_h": 1, "n_out": 2}  # the explicit view's defaults: a softmax needs two classes
+MAX_EXPLICIT_ENTRIES = 16  # parameter entries; beyond, the scalar sheet runs to dozens of pages
+
+
+def explicit_sizes(model, text: str | None) -> dict[str, int]:
+    """--sizes for the explicit view of a vector model: tiny defaults, and a cap on the entries."""
+    import math
+
+    from derive.explicit import parse_sizes
+
+    given = parse_sizes(model, text, default=0)
+    sizes = {name: (given[name] or EXPLICIT_SIZES.get(name, 1)) for name in given}
+    entries = sum(math.prod(sizes[d] for d in p.shape) for p in model.parameters)
+    if entries > MAX_EXPLICIT_ENTRIES:
+        raise DeriveError(f"--view explicit: {model.name} at {', '.join(f'{k}={v}' for k, v in sizes.items())} has "
+                          f"{entries} parameter entries; the explicit view prints at most {MAX_EXPLICIT_ENTRIES} "
+                          "(use smaller --sizes, or the matrix view)")
+    return sizes
+
+
 def run(args: argparse.Namespace) -> int:
     from derive.bptt import bptt
     from derive.check import parse_at
@@ -75,9 +96,6 @@ def run(args: argparse.Namespace) -> int:
     view = args.view or ("matrix" if model.is_vector else "explicit")
     if view == "matrix" and not model.is_vector:
         raise DeriveError(f"--view matrix: {model.name} is a scalar model; it has the explicit view only")
-    if view == "explicit" and model.is_vector:
-        raise DeriveError(f"--view explicit: {model.name} is a vector model; its sheet is in matrix notation "
-                          "(--view matrix, the default); its entries' scalar model is derive.explicit.instantiate")
     if not model.is_vector and args.sizes:
         raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     at = parse_at(args.at)
@@ -86,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
         if not latex_available():
             raise DeriveError(missing_tools_message("pdflatex"))
     steps = check_steps(model, args.steps)
-    if model.is_vector:
+    if model.is_vector and view == "explicit":  # one scalar per entry, at tiny sizes
+        from derive.explicit import instantiate
+
+        tex = render_sheet(bptt(instantiate(model, explicit_sizes(model, args.sizes)), steps),
+                           variant=args.variant, view=view, seed=args.seed, at=at)
+    elif model.is_vector:
         from derive.sheet import render_matrix_sheet
 
         tex = render_matrix_sheet(model, steps, variant=args.variant, seed=args.seed, at=at,

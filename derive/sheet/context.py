@@ -12,7 +12,7 @@ from derive import naming
 from derive.bptt import Derivation
 from derive.cell import step_kind
 from derive.errors import DeriveError
-from derive.printing.latex import Partial, latex
+from derive.printing.latex import LINE_WIDTH, Partial, latex, visible_width
 from derive.sheet.shown import E, ETA, T, Shown, pick, show, step_of, t
 
 MAX_EXPLICIT_LINES = 8  # longer explicit gradients are left in delta form
@@ -20,6 +20,7 @@ MAX_EXPLICIT_NODES = 400  # (checked before printing: printing a huge tree is sl
 MAX_CLOSED_FORM_LINES = 14  # longer closed forms are described, not printed
 MAX_CLOSED_FORM_NODES = 1200
 CLOSED_FORM_STEPS = 4
+MAX_LINE_WIDTH = 1.6 * LINE_WIDTH  # a printed line wider than this overflows the page
 
 
 def model_context(d: Derivation) -> dict:
@@ -229,8 +230,9 @@ def closed_form_context(d: Derivation) -> dict:
         expr = d.closed_form(p)
         size = tree_size(expr)
         eq = show(Partial(E, p), expr) if size <= MAX_CLOSED_FORM_NODES else None
-        if eq is not None and len(eq.lines) > MAX_CLOSED_FORM_LINES:
-            eq = None
+        if eq is not None and (len(eq.lines) > MAX_CLOSED_FORM_LINES
+                               or max(visible_width(x) for x in eq.lines) > MAX_LINE_WIDTH):
+            eq = None  # too long, or a fraction too wide to break (the explicit view of a softmax)
         items.append({"symbol": latex(p), "eq": eq, "nodes": size})
     return {"shown": True, "reason": "", "items": items}
 

@@ -139,7 +139,8 @@ def _curves(model, regular, last, states, point, seed, weights) -> list[dict]:
     out = []
     for w in SAMPLE_WEIGHTS:
         params = dict(point.params) | {p.name: w for p in weights}
-        run = compiled(model).run(params, sample.data, N, grads=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # a large w may overflow: those points are left out
+            run = compiled(model).run(params, sample.data, N, grads=False)
 
         def value(sym, j, params=params, run=run):
             ref = naming.describe(sym)
@@ -153,9 +154,10 @@ def _curves(model, regular, last, states, point, seed, weights) -> list[dict]:
         points = []
         for n in range(1, N + 1):
             j = N - n + 1
-            J = np.array(fns["last" if j == N else "regular"](*[value(s, j) for s in slots]), dtype=float)
-            product = product @ J
-            norm = float(np.linalg.norm(product, 2))
+            with np.errstate(over="ignore", invalid="ignore"):
+                J = np.array(fns["last" if j == N else "regular"](*[value(s, j) for s in slots]), dtype=float)
+                product = product @ J
+                norm = float(np.linalg.norm(product, 2)) if np.all(np.isfinite(product)) else float("nan")
             if not (PLOT_RANGE[0] <= norm <= PLOT_RANGE[1]):
                 break
             points.append((n, norm))
