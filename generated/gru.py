@@ -390,18 +390,18 @@ def loss_and_grads(params, xs, ys):
             np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
             np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
-    d__D0_rows = _rows(_D0_seq[:T])
+    _D0_rows = _rows(_D0_seq[:T])
     x_rows = _rows(xs[:T])
     h_prev_rows = _rows(h_seq[:T])
-    _gp0 = d__D0_rows.T @ x_rows
+    _gp0 = _D0_rows.T @ x_rows
     grads["W_ir"] = _gp0[:n_h]
     grads["W_iz"] = _gp0[n_h:2*n_h]
-    _gs1 = d__D0_rows.sum(axis=0)
+    _gs1 = _D0_rows.sum(axis=0)
     grads["b_ir"] = _gs1[:n_h]
     grads["b_hr"] = _gs1[:n_h].copy()
     grads["b_iz"] = _gs1[n_h:2*n_h]
     grads["b_hz"] = _gs1[n_h:2*n_h].copy()
-    _gp2 = d__D0_rows.T @ h_prev_rows
+    _gp2 = _D0_rows.T @ h_prev_rows
     grads["W_hr"] = _gp2[:n_h]
     grads["W_hz"] = _gp2[n_h:2*n_h]
     # gradients: each a sum over the steps, one product over the stacked T*B rows

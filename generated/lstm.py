@@ -413,20 +413,20 @@ def loss_and_grads(params, xs, ys):
             np.multiply(_b4[t - c0], d_c, out=d_i_in_seq[t - 1])
             np.multiply(_b5[t - c0], d_c, out=d_f_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
-    d__D0_rows = _rows(_D0_seq[:T])
+    _D0_rows = _rows(_D0_seq[:T])
     x_rows = _rows(xs[:T])
     h_prev_rows = _rows(h_seq[:T])
-    _gp0 = d__D0_rows.T @ x_rows
+    _gp0 = _D0_rows.T @ x_rows
     grads["W_fx"] = _gp0[:n_h]
     grads["W_ix"] = _gp0[2*n_h:3*n_h]
     grads["W_ox"] = _gp0[3*n_h:4*n_h]
     grads["W_cx"] = _gp0[n_h:2*n_h]
-    _gp1 = d__D0_rows.T @ h_prev_rows
+    _gp1 = _D0_rows.T @ h_prev_rows
     grads["W_fh"] = _gp1[:n_h]
     grads["W_ih"] = _gp1[2*n_h:3*n_h]
     grads["W_oh"] = _gp1[3*n_h:4*n_h]
     grads["W_ch"] = _gp1[n_h:2*n_h]
-    _gs2 = d__D0_rows.sum(axis=0)
+    _gs2 = _D0_rows.sum(axis=0)
     grads["b_f"] = _gs2[:n_h]
     grads["b_i"] = _gs2[2*n_h:3*n_h]
     grads["b_o"] = _gs2[3*n_h:4*n_h]

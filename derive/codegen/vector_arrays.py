@@ -60,8 +60,9 @@ def identifier(text: str) -> str:
 
 
 def local(r: Ref) -> str:
-    """The loop-local identifier of a per-step symbol: h_prev, d_a, d_a_next."""
-    return identifier(("d_" if r.is_delta else "") + r.name + _SUFFIX[r.offset])
+    """The loop-local identifier of a per-step symbol: h_prev, d_a, d_a_next (the code's own _D0: _D0_next)."""
+    own = r.name.startswith("_")
+    return identifier(("d_" if r.is_delta and not own else "") + r.name + _SUFFIX[r.offset])
 
 
 def per_step_symbols(expr) -> list[sp.MatrixSymbol]:

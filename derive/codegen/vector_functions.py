@@ -210,16 +210,12 @@ def _recurrent(plan: VectorPlan) -> Functions:
 
     # -- _forward ----------------------------------------------------------------
     fw = Writer(plan, arrays)
-    stacks = [f"{ident} = np.concatenate([{', '.join(parts)}])" for ident, parts, _ in fused if ident != "blocks"]
-    if stacks:
-        fw.line("the parameters of gates that share an input, stacked: one product serves them all", *stacks)
-    for ident, blocks, _ in fused:
-        if ident == "blocks":
-            for block, whole, start, stop in blocks:
-                lo = "" if start == 0 else _text(start)
-                fw.block_text[block] = f"{local(ref(whole))}[:, {lo}:{_text(stop)}]"
-        else:
-            fw.stacked_params.add(ident)
+    if fused.stacks:
+        fw.line("the parameters of gates that share an input, stacked: one product serves them all",
+                *(f"{ident} = np.concatenate([{', '.join(parts)}])" for ident, parts in fused.stacks.items()))
+        fw.stacked_params |= set(fused.stacks)
+    for block, (whole, start, stop) in fused.blocks.items():
+        fw.block_text[block] = f"{local(ref(whole))}[:, {'' if start == 0 else _text(start)}:{_text(stop)}]"
     alloc = [f"{a.ident} = np.{'zeros' if a.first == 0 or a.pad else 'empty'}(({a.length()}, B, {a.size}), dtype)"
              for k, a in arrays.items() if k in stored_forward]
     fw.line("the values the loop stores, one row per step (a state's row 0: its initial value 0)", *alloc)

@@ -13,21 +13,22 @@ products are batched.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from derive.codegen.vector_arrays import per_step_symbols, ref, step_symbol
+from derive.codegen.vector_arrays import ref, step_symbol
 from derive.codegen.vector_plan import Hoisted
 
 
-@dataclass(frozen=True)
+@dataclass
 class Fused:
-    """A fused group: the stacked parameters to define, and the column blocks of the fused product."""
+    """What fusing needs beside the statements: stacked parameters to define (identifier -> the names or
+    bias sums stacked), and the column blocks of each fused product (block symbol -> (whole, start, stop))."""
 
-    defs: tuple[tuple[str, tuple[str, ...], bool], ...]  # (identifier, concatenated names or texts, biases?)
-    blocks: tuple[tuple[sp.MatrixSymbol, sp.MatrixSymbol, sp.Expr, sp.Expr], ...]  # (block, whole, start, stop)
+    stacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    blocks: dict = field(default_factory=dict)
 
 
 def _split(expr, params: set[str]):
@@ -62,8 +63,8 @@ def _hoisted_parts(expr, params: set[str]):
     return x, qt.arg, rows
 
 
-def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> tuple[list, list[Hoisted], list]:
-    """(loop statements, hoisted terms, definitions) with every fusable group of gates fused."""
+def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> tuple[list, list[Hoisted], Fused]:
+    """(loop statements, hoisted terms, what else the fused code needs) with every fusable group fused."""
     groups: dict = {}
     for target, value in loop:
         if isinstance(value, ElementwiseApplyFunction):
@@ -71,7 +72,7 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
             if parts is not None:
                 groups.setdefault(parts[0], []).append((target, value, parts))
     by_symbol = {h.symbol: h for h in hoisted}
-    defs: list = []
+    fused = Fused()
     for n, (a, members) in enumerate(groups.items()):
         if len(members) < 2:
             continue
@@ -84,12 +85,12 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
         h_cat = sp.MatrixSymbol(f"_Wh{n}", total, members[0][2][1].shape[1])
         x_cat = sp.MatrixSymbol(f"_Wx{n}", total, parts[0][1].shape[1])
         b_cat = sp.MatrixSymbol(f"_bias{n}", 1, total)
-        defs.append((str(h_cat.name), tuple(str(m[2][1].name) for m in members), False))
-        defs.append((str(x_cat.name), tuple(str(p[1].name) for p in parts), False))
+        fused.stacks[str(h_cat.name)] = tuple(str(m[2][1].name) for m in members)
+        fused.stacks[str(x_cat.name)] = tuple(str(p[1].name) for p in parts)
         bias_texts = tuple(" + ".join(str(b.name) for b in p[2]) for p in parts)
         has_bias = all(bias_texts)
         if has_bias:
-            defs.append((str(b_cat.name), bias_texts, True))
+            fused.stacks[str(b_cat.name)] = bias_texts
         x = parts[0][0]
         f_sym = step_symbol(f"_F{n}", 0, batch, total)
         f_expr = sp.MatMul(x, sp.Transpose(x_cat))
@@ -115,11 +116,8 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
             else:
                 new_loop.append((target, value))
         loop = new_loop
-        defs.append(("blocks", tuple((slots[t][0], z_sym, slots[t][2], slots[t][3]) for t, _, _ in members), None))
-    return loop, hoisted, defs
-
-
-__all__ = ["fuse_gates", "per_step_symbols"]
+        fused.blocks.update({slots[t][0]: (z_sym, slots[t][2], slots[t][3]) for t, _, _ in members})
+    return loop, hoisted, fused
 
 
 def fuse_backward(recursion: list, params: set[str], batch) -> tuple[list, list]:
