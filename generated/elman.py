@@ -116,11 +116,6 @@ def nll_sum(logp, y):
     return -logp[np.arange(y.shape[0]), y].sum()
 
 
-def _rows(a):
-    """(steps, B, n) -> (steps*B, n): a view, the steps stacked."""
-    return a.reshape(-1, a.shape[-1])
-
-
 def _from_step(a, T):
     """Values of the last len(a) steps -> all T steps, zero before (a itself when it covers them all)."""
     if a.shape[0] == T:
@@ -207,13 +202,15 @@ def _forward(p, xs):
     b = p["b"]
     V = p["V"]
     c = p["c"]
+    n_in = xs.shape[-1]
     n_h = p["U"].shape[0]
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    h_seq = np.zeros((T + 1, B, n_h), dtype)
+    h_seq = np.empty((T + 1, B, n_h), dtype)
+    h_seq[0] = 0
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
-    x_rows = _rows(xs[:T])
+    x_rows = xs[:T].reshape(-1, n_in)
     _f0 = x_rows @ U.T
     _f0 += b
     _f0 = _f0.reshape(T, B, -1)
@@ -225,7 +222,7 @@ def _forward(p, xs):
         a += _f0[t - 1]
         np.tanh(a, out=h_seq[t])
     # everything else (the output layer), every step at once
-    h_rows = _rows(h_seq[1:T + 1])
+    h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     o_rows = h_rows @ V.T
     o_rows += c
     log_yhat_rows, yhat_rows = log_softmax_exp(o_rows)
@@ -253,43 +250,46 @@ def loss_and_grads(params, xs, ys):
     yhat_seq = cache["yhat"]
     W = p["W"]
     V = p["V"]
+    n_in = xs.shape[-1]
     n_h = p["U"].shape[0]
+    n_out = p["V"].shape[0]
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
-    log_yhat_loss_rows = _rows(log_yhat_seq[t0 - 1:T])
+    log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
-    yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
+    yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_o_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
     d_o_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_o_loss_rows @ V
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
-    d_a_seq = np.zeros((T + 1, B, n_h), dtype)
+    d_a_seq = np.empty((T + 1, B, n_h), dtype)
+    d_a_seq[-1] = 0
     # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
     K = max(1, 32768 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
     for c1 in range(T, 0, -K):
         c0 = max(c1 - K + 1, 1)
         # the loop's elementwise factors at steps c0..c1
-        h_chunk_rows = _rows(h_seq[c0:c1 + 1])
+        h_chunk_rows = h_seq[c0:c1 + 1].reshape(-1, n_h)
         _b1 = h_chunk_rows**2
         np.subtract(1, _b1, out=_b1)
         _b1 = _b1.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
             np.multiply(_b1[t - c0], _b0[t - 1] + (d_a_seq[t] @ W), out=d_a_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
-    d_a_rows = _rows(d_a_seq[:T])
-    x_rows = _rows(xs[:T])
-    h_prev_rows = _rows(h_seq[:T])
+    d_a_rows = d_a_seq[:T].reshape(-1, n_h)
+    x_rows = xs[:T].reshape(-1, n_in)
+    h_prev_rows = h_seq[:T].reshape(-1, n_h)
     grads["U"] = d_a_rows.T @ x_rows
     grads["W"] = d_a_rows.T @ h_prev_rows
     grads["b"] = d_a_rows.sum(axis=0)
     # gradients of the terms seeded by the loss: its steps only
-    h_loss_rows = _rows(h_seq[t0:T + 1])
+    h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_o_loss_rows.T @ h_loss_rows
     grads["c"] = d_o_loss_rows.sum(axis=0)
     return loss, {name: grads[name] for name in PARAMETERS}

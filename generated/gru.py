@@ -158,11 +158,6 @@ def nll_sum(logp, y):
     return -logp[np.arange(y.shape[0]), y].sum()
 
 
-def _rows(a):
-    """(steps, B, n) -> (steps*B, n): a view, the steps stacked."""
-    return a.reshape(-1, a.shape[-1])
-
-
 def _from_step(a, T):
     """Values of the last len(a) steps -> all T steps, zero before (a itself when it covers them all)."""
     if a.shape[0] == T:
@@ -258,6 +253,7 @@ def _forward(p, xs):
     b_hn = p["b_hn"]
     V = p["V"]
     b_y = p["b_y"]
+    n_in = xs.shape[-1]
     n_h = p["W_ir"].shape[0]
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
@@ -266,13 +262,16 @@ def _forward(p, xs):
     _Wx0 = np.concatenate([W_ir, W_iz])
     _bias0 = np.concatenate([b_hr + b_ir, b_hz + b_iz])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    r_seq = np.zeros((T + 1, B, n_h), dtype)
-    z_seq = np.zeros((T + 1, B, n_h), dtype)
+    r_seq = np.empty((T + 1, B, n_h), dtype)
+    r_seq[-1] = 0
+    z_seq = np.empty((T + 1, B, n_h), dtype)
+    z_seq[-1] = 0
     _s0_seq = np.empty((T, B, n_h), dtype)
     n_seq = np.empty((T, B, n_h), dtype)
-    h_seq = np.zeros((T + 1, B, n_h), dtype)
+    h_seq = np.empty((T + 1, B, n_h), dtype)
+    h_seq[0] = 0
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
-    x_rows = _rows(xs[:T])
+    x_rows = xs[:T].reshape(-1, n_in)
     _f2 = x_rows @ W_in.T
     _f2 += b_in
     _f2 = _f2.reshape(T, B, -1)
@@ -298,7 +297,7 @@ def _forward(p, xs):
         np.multiply(1 - z, n, out=h_seq[t])
         h_seq[t] += h_seq[t - 1] * z
     # everything else (the output layer), every step at once
-    h_rows = _rows(h_seq[1:T + 1])
+    h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     s_rows = h_rows @ V.T
     s_rows += b_y
     log_yhat_rows, yhat_rows = log_softmax_exp(s_rows)
@@ -336,15 +335,17 @@ def loss_and_grads(params, xs, ys):
     W_hz = p["W_hz"]
     W_hn = p["W_hn"]
     V = p["V"]
+    n_in = xs.shape[-1]
     n_h = p["W_ir"].shape[0]
+    n_out = p["V"].shape[0]
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
-    log_yhat_loss_rows = _rows(log_yhat_seq[t0 - 1:T])
+    log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
-    yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
+    yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
     d_s_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
@@ -353,9 +354,12 @@ def loss_and_grads(params, xs, ys):
     # the parameters the deltas side by side multiply, stacked
     _Wd0 = np.concatenate([W_hr, W_hz])
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
-    _D0_seq = np.zeros((T + 1, B, 2*n_h), dtype)
-    d_h_seq = np.zeros((T + 1, B, n_h), dtype)
-    d_n_in_seq = np.zeros((T + 1, B, n_h), dtype)
+    _D0_seq = np.empty((T + 1, B, 2*n_h), dtype)
+    _D0_seq[-1] = 0
+    d_h_seq = np.empty((T + 1, B, n_h), dtype)
+    d_h_seq[-1] = 0
+    d_n_in_seq = np.empty((T + 1, B, n_h), dtype)
+    d_n_in_seq[-1] = 0
     d_r_in_seq = _D0_seq[:, :, :n_h]
     d_z_in_seq = _D0_seq[:, :, n_h:2*n_h]
     # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
@@ -364,10 +368,10 @@ def loss_and_grads(params, xs, ys):
     for c1 in range(T, 0, -K):
         c0 = max(c1 - K + 1, 1)
         # the loop's elementwise factors at steps c0..c1
-        z_chunk_rows = _rows(z_seq[c0 - 1:c1])
-        n_chunk_rows = _rows(n_seq[c0 - 1:c1])
-        _s0_chunk_rows = _rows(_s0_seq[c0 - 1:c1])
-        r_chunk_rows = _rows(r_seq[c0 - 1:c1])
+        z_chunk_rows = z_seq[c0 - 1:c1].reshape(-1, n_h)
+        n_chunk_rows = n_seq[c0 - 1:c1].reshape(-1, n_h)
+        _s0_chunk_rows = _s0_seq[c0 - 1:c1].reshape(-1, n_h)
+        r_chunk_rows = r_seq[c0 - 1:c1].reshape(-1, n_h)
         _c1 = 1 - z_chunk_rows
         _b1 = n_chunk_rows**2
         np.subtract(1, _b1, out=_b1)
@@ -390,9 +394,9 @@ def loss_and_grads(params, xs, ys):
             np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
             np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
-    _D0_rows = _rows(_D0_seq[:T])
-    x_rows = _rows(xs[:T])
-    h_prev_rows = _rows(h_seq[:T])
+    _D0_rows = _D0_seq[:T].reshape(-1, 2*n_h)
+    x_rows = xs[:T].reshape(-1, n_in)
+    h_prev_rows = h_seq[:T].reshape(-1, n_h)
     _gp0 = _D0_rows.T @ x_rows
     grads["W_ir"] = _gp0[:n_h]
     grads["W_iz"] = _gp0[n_h:2*n_h]
@@ -405,15 +409,15 @@ def loss_and_grads(params, xs, ys):
     grads["W_hr"] = _gp2[:n_h]
     grads["W_hz"] = _gp2[n_h:2*n_h]
     # gradients: each a sum over the steps, one product over the stacked T*B rows
-    d_n_in_rows = _rows(d_n_in_seq[:T])
-    r_rows = _rows(r_seq[:T])
+    d_n_in_rows = d_n_in_seq[:T].reshape(-1, n_h)
+    r_rows = r_seq[:T].reshape(-1, n_h)
     grads["W_in"] = d_n_in_rows.T @ x_rows
     grads["b_in"] = d_n_in_rows.sum(axis=0)
     _c3 = d_n_in_rows * r_rows
     grads["W_hn"] = _c3.T @ h_prev_rows
     grads["b_hn"] = _c3.sum(axis=0)
     # gradients of the terms seeded by the loss: its steps only
-    h_loss_rows = _rows(h_seq[t0:T + 1])
+    h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_s_loss_rows.T @ h_loss_rows
     grads["b_y"] = d_s_loss_rows.sum(axis=0)
     return loss, {name: grads[name] for name in PARAMETERS}

@@ -163,11 +163,6 @@ def nll_sum(logp, y):
     return -logp[np.arange(y.shape[0]), y].sum()
 
 
-def _rows(a):
-    """(steps, B, n) -> (steps*B, n): a view, the steps stacked."""
-    return a.reshape(-1, a.shape[-1])
-
-
 def _from_step(a, T):
     """Values of the last len(a) steps -> all T steps, zero before (a itself when it covers them all)."""
     if a.shape[0] == T:
@@ -263,6 +258,7 @@ def _forward(p, xs):
     b_c = p["b_c"]
     V = p["V"]
     b_y = p["b_y"]
+    n_in = xs.shape[-1]
     n_h = p["W_fx"].shape[0]
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
@@ -271,15 +267,18 @@ def _forward(p, xs):
     _Wx0 = np.concatenate([W_fx, W_ix, W_ox, W_cx])
     _bias0 = np.concatenate([b_f, b_i, b_o, b_c])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    f_seq = np.zeros((T + 1, B, n_h), dtype)
+    f_seq = np.empty((T + 1, B, n_h), dtype)
+    f_seq[-1] = 0
     i_seq = np.empty((T, B, n_h), dtype)
     o_seq = np.empty((T, B, n_h), dtype)
     g_seq = np.empty((T, B, n_h), dtype)
-    c_seq = np.zeros((T + 1, B, n_h), dtype)
+    c_seq = np.empty((T + 1, B, n_h), dtype)
+    c_seq[0] = 0
     _s0_seq = np.empty((T, B, n_h), dtype)
-    h_seq = np.zeros((T + 1, B, n_h), dtype)
+    h_seq = np.empty((T + 1, B, n_h), dtype)
+    h_seq[0] = 0
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
-    x_rows = _rows(xs[:T])
+    x_rows = xs[:T].reshape(-1, n_in)
     _F0 = x_rows @ _Wx0.T
     _F0 += _bias0
     _F0 = _F0.reshape(T, B, -1)
@@ -304,7 +303,7 @@ def _forward(p, xs):
         _s0 = _s0_seq[t - 1]
         np.multiply(_s0, o, out=h_seq[t])
     # everything else (the output layer), every step at once
-    h_rows = _rows(h_seq[1:T + 1])
+    h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     s_rows = h_rows @ V.T
     s_rows += b_y
     log_yhat_rows, yhat_rows = log_softmax_exp(s_rows)
@@ -347,15 +346,17 @@ def loss_and_grads(params, xs, ys):
     W_oh = p["W_oh"]
     W_ch = p["W_ch"]
     V = p["V"]
+    n_in = xs.shape[-1]
     n_h = p["W_fx"].shape[0]
+    n_out = p["V"].shape[0]
     dtype = xs.dtype
     grads = {}
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
-    log_yhat_loss_rows = _rows(log_yhat_seq[t0 - 1:T])
+    log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
-    yhat_loss_rows = _rows(yhat_seq[t0 - 1:T])
+    yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
     d_s_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
@@ -364,8 +365,10 @@ def loss_and_grads(params, xs, ys):
     # the parameters the deltas side by side multiply, stacked
     _Wd0 = np.concatenate([W_fh, W_ch, W_ih, W_oh])
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
-    _D0_seq = np.zeros((T + 1, B, 4*n_h), dtype)
-    d_c_seq = np.zeros((T + 1, B, n_h), dtype)
+    _D0_seq = np.empty((T + 1, B, 4*n_h), dtype)
+    _D0_seq[-1] = 0
+    d_c_seq = np.empty((T + 1, B, n_h), dtype)
+    d_c_seq[-1] = 0
     d_f_in_seq = _D0_seq[:, :, :n_h]
     d_g_in_seq = _D0_seq[:, :, n_h:2*n_h]
     d_i_in_seq = _D0_seq[:, :, 2*n_h:3*n_h]
@@ -376,12 +379,12 @@ def loss_and_grads(params, xs, ys):
     for c1 in range(T, 0, -K):
         c0 = max(c1 - K + 1, 1)
         # the loop's elementwise factors at steps c0..c1
-        _s0_chunk_rows = _rows(_s0_seq[c0 - 1:c1])
-        o_chunk_rows = _rows(o_seq[c0 - 1:c1])
-        g_chunk_rows = _rows(g_seq[c0 - 1:c1])
-        i_chunk_rows = _rows(i_seq[c0 - 1:c1])
-        c_prev_chunk_rows = _rows(c_seq[c0 - 1:c1])
-        f_chunk_rows = _rows(f_seq[c0 - 1:c1])
+        _s0_chunk_rows = _s0_seq[c0 - 1:c1].reshape(-1, n_h)
+        o_chunk_rows = o_seq[c0 - 1:c1].reshape(-1, n_h)
+        g_chunk_rows = g_seq[c0 - 1:c1].reshape(-1, n_h)
+        i_chunk_rows = i_seq[c0 - 1:c1].reshape(-1, n_h)
+        c_prev_chunk_rows = c_seq[c0 - 1:c1].reshape(-1, n_h)
+        f_chunk_rows = f_seq[c0 - 1:c1].reshape(-1, n_h)
         _b1 = _s0_chunk_rows**2
         np.subtract(1, _b1, out=_b1)
         _b1 *= o_chunk_rows
@@ -413,9 +416,9 @@ def loss_and_grads(params, xs, ys):
             np.multiply(_b4[t - c0], d_c, out=d_i_in_seq[t - 1])
             np.multiply(_b5[t - c0], d_c, out=d_f_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
-    _D0_rows = _rows(_D0_seq[:T])
-    x_rows = _rows(xs[:T])
-    h_prev_rows = _rows(h_seq[:T])
+    _D0_rows = _D0_seq[:T].reshape(-1, 4*n_h)
+    x_rows = xs[:T].reshape(-1, n_in)
+    h_prev_rows = h_seq[:T].reshape(-1, n_h)
     _gp0 = _D0_rows.T @ x_rows
     grads["W_fx"] = _gp0[:n_h]
     grads["W_ix"] = _gp0[2*n_h:3*n_h]
@@ -432,7 +435,7 @@ def loss_and_grads(params, xs, ys):
     grads["b_o"] = _gs2[3*n_h:4*n_h]
     grads["b_c"] = _gs2[n_h:2*n_h]
     # gradients of the terms seeded by the loss: its steps only
-    h_loss_rows = _rows(h_seq[t0:T + 1])
+    h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_s_loss_rows.T @ h_loss_rows
     grads["b_y"] = d_s_loss_rows.sum(axis=0)
     return loss, {name: grads[name] for name in PARAMETERS}

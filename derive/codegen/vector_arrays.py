@@ -9,7 +9,7 @@ ahead (delta_a[t+1] in the backward loop) has one more row of zeros at the end: 
 A formula in generic-step symbols (h[t-1], delta_a[t+1]) is printed three ways:
 inside the time loop every symbol names a row (``h_seq[t - 1]``) or a local of the
 iteration; over all steps at once ("stacked") every symbol names a (rows, n) view of a slice,
-``_rows(h_seq[0:T])``, whose rows run over the steps of a span and the batch; that makes
+``h_seq[0:T].reshape(-1, n_h)``, whose rows run over the steps of a span and the batch; that makes
 ``sum over t of delta_a[t]^T h[t-1]`` one matrix product over T*B rows.
 """
 from __future__ import annotations
@@ -91,7 +91,17 @@ class Array:
         start = first + offset - self.first
         stop = last + offset - self.first + 1
         lo = "" if start == 0 else _index(start)
-        return f"_rows({self.ident}[{lo}:{_index(stop)}])"
+        return f"{self.ident}[{lo}:{_index(stop)}].reshape(-1, {self.size})"  # a view: the slice is contiguous
+
+    def allocate(self) -> list[str]:
+        """Lines that allocate the array: uninitialised but for the rows that must read as zeros (a state's
+        row 0, the row after step T); np.zeros would fault in every page of it up front."""
+        lines = [f"{self.ident} = np.empty(({self.length()}, B, {self.size}), dtype)"]
+        if self.first == 0:
+            lines.append(f"{self.ident}[0] = 0")
+        if self.pad:
+            lines.append(f"{self.ident}[-1] = 0")
+        return lines
 
     def length(self) -> str:
         return _index(T + 1 - self.first + (1 if self.pad else 0))

@@ -216,8 +216,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
         fw.stacked_params |= set(fused.stacks)
     for block, (whole, start, stop) in fused.blocks.items():
         fw.block_text[block] = f"{local(ref(whole))}[:, {'' if start == 0 else _text(start)}:{_text(stop)}]"
-    alloc = [f"{a.ident} = np.{'zeros' if a.first == 0 or a.pad else 'empty'}(({a.length()}, B, {a.size}), dtype)"
-             for k, a in arrays.items() if k in stored_forward]
+    alloc = [ln for k, a in arrays.items() if k in stored_forward for ln in a.allocate()]
     fw.line("the values the loop stores, one row per step (a state's row 0: its initial value 0)", *alloc)
     if fhoist:
         fw.stacked("the loop's terms that read no earlier step: every step at once, one product over T*B rows",
@@ -248,12 +247,14 @@ def _recurrent(plan: VectorPlan) -> Functions:
         bw.line("the parameters the deltas side by side multiply, stacked",
                 *(f"{stacked} = np.concatenate([{', '.join(names)}])" for _, stacked, _, names in joints))
         bw.stacked_params |= {stacked for _, stacked, _, _ in joints}
-    allocs = [f"{arrays[j].ident} = np.zeros(({arrays[j].length()}, B, {arrays[j].size}), dtype)"
-              for j in sorted({v[0] for v in joint_of.values()})]
-    allocs += [f"{arrays[k].ident} = np.zeros(({arrays[k].length()}, B, {arrays[k].size}), dtype)"
-               if k not in joint_of else f"{arrays[k].ident} = {arrays[joint_of[k][0]].ident}[:, :, "
-               f"{'' if joint_of[k][1] == 0 else _text(joint_of[k][1])}:{_text(joint_of[k][2])}]"
-               for k in sorted(stored_deltas)]
+    allocs = [ln for j in sorted({v[0] for v in joint_of.values()}) for ln in arrays[j].allocate()]
+    for k in sorted(stored_deltas):
+        if k in joint_of:
+            joint, start, stop = joint_of[k]
+            allocs.append(f"{arrays[k].ident} = {arrays[joint].ident}[:, :, "
+                          f"{'' if start == 0 else _text(start)}:{_text(stop)}]")
+        else:
+            allocs += arrays[k].allocate()
     bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
             *allocs)
     if not chunked:
