@@ -116,15 +116,6 @@ def nll_sum(logp, y):
     return -logp[np.arange(y.shape[0]), y].sum()
 
 
-def _from_step(a, T):
-    """Values of the last len(a) steps -> all T steps, zero before (a itself when it covers them all)."""
-    if a.shape[0] == T:
-        return a
-    out = np.zeros((T, *a.shape[1:]), a.dtype)
-    out[T - a.shape[0]:] = a
-    return out
-
-
 def _real(name, value):
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
@@ -263,12 +254,12 @@ def loss_and_grads(params, xs, ys):
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_o_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
     d_o_loss_rows *= 1/B
-    # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
-    _b0 = d_o_loss_rows @ V
-    _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_a_seq = np.empty((T + 1, B, n_h), dtype)
     d_a_seq[-1] = 0
+    # the recursion's term delta_o[t] @ V computed into the rows of d_a_seq it updates
+    d_a_seq[:t0 - 1] = 0
+    np.matmul(d_o_loss_rows, V, out=d_a_seq[t0 - 1:T].reshape(-1, n_h))
     # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
     K = max(1, 32768 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
@@ -280,7 +271,8 @@ def loss_and_grads(params, xs, ys):
         np.subtract(1, _b1, out=_b1)
         _b1 = _b1.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            np.multiply(_b1[t - c0], _b0[t - 1] + (d_a_seq[t] @ W), out=d_a_seq[t - 1])
+            d_a_seq[t - 1] += d_a_seq[t] @ W
+            d_a_seq[t - 1] *= _b1[t - c0]
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_a_rows = d_a_seq[:T].reshape(-1, n_h)
     x_rows = xs[:T].reshape(-1, n_in)

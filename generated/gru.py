@@ -158,15 +158,6 @@ def nll_sum(logp, y):
     return -logp[np.arange(y.shape[0]), y].sum()
 
 
-def _from_step(a, T):
-    """Values of the last len(a) steps -> all T steps, zero before (a itself when it covers them all)."""
-    if a.shape[0] == T:
-        return a
-    out = np.zeros((T, *a.shape[1:]), a.dtype)
-    out[T - a.shape[0]:] = a
-    return out
-
-
 def _real(name, value):
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
@@ -348,9 +339,6 @@ def loss_and_grads(params, xs, ys):
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
     d_s_loss_rows *= 1/B
-    # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
-    _b0 = d_s_loss_rows @ V
-    _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the parameters the deltas side by side multiply, stacked
     _Wd0 = np.concatenate([W_hr, W_hz])
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
@@ -362,6 +350,9 @@ def loss_and_grads(params, xs, ys):
     d_n_in_seq[-1] = 0
     d_r_in_seq = _D0_seq[:, :, :n_h]
     d_z_in_seq = _D0_seq[:, :, n_h:2*n_h]
+    # the recursion's term delta_s[t] @ V computed into the rows of d_h_seq it updates
+    d_h_seq[:t0 - 1] = 0
+    np.matmul(d_s_loss_rows, V, out=d_h_seq[t0 - 1:T].reshape(-1, n_h))
     # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
     K = max(1, 32768 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
@@ -384,10 +375,9 @@ def loss_and_grads(params, xs, ys):
         _b3 *= r_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            np.matmul(_D0_seq[t], _Wd0, out=d_h_seq[t - 1])
+            d_h_seq[t - 1] += _D0_seq[t] @ _Wd0
             d_h_seq[t - 1] += (d_n_in_seq[t] * r_seq[t]) @ W_hn
             d_h_seq[t - 1] += d_h_seq[t] * z_seq[t]
-            d_h_seq[t - 1] += _b0[t - 1]
             d_h = d_h_seq[t - 1]
             np.multiply(_b1[t - c0], d_h, out=d_n_in_seq[t - 1])
             d_n_in = d_n_in_seq[t - 1]

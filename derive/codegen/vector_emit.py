@@ -163,7 +163,8 @@ class Writer:
         return self.loaded[key]
 
     # -- loops ---------------------------------------------------------------------
-    def loop(self, comment: str, header: str, statements, stored: set, hoisted: list[Hoisted]) -> None:
+    def loop(self, comment: str, header: str, statements, stored: set, hoisted: list[Hoisted],
+             onto: dict | None = None) -> None:
         """The statements in a loop over t. A stored value is computed straight into its row (out=), a
         sum is accumulated in place (+=), and a transposed parameter the loop multiplies by is copied
         once before the loop in C order: the layout OpenBLAS multiplies fastest."""
@@ -183,6 +184,8 @@ class Writer:
                 r = ref(s)
                 if s in self.block_text:
                     names[s] = self.block_text[s]
+                elif onto and s in onto.values():
+                    continue  # computed into the row of the delta that reads it: never printed
                 elif s in defined:
                     names[s] = str(s.name) if temp or s.name.startswith(self.prefix) else local(r)
                 elif r is None:
@@ -194,13 +197,32 @@ class Writer:
             name = str(target.name) if temp else local(ref(target))
             if not temp and ref(target).key in stored:
                 row = self.arrays[ref(target).key].row(0)
-                block.lines += self._assign(row, value, names, exists=True)
+                if onto and target in onto:  # the row already holds the hoisted term onto[target]
+                    block.lines += self._assign_onto(row, value, onto[target], names)
+                else:
+                    block.lines += self._assign(row, value, names, exists=True)
                 if any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:]):  # read by name later
                     block.lines.append(f"{name} = {row}")
             else:
                 block.lines += self._assign(name, value, names, exists=False)
             names[target] = name
         self.blocks.append(block)
+
+    def _assign_onto(self, dest: str, value, held, names: dict) -> list[str]:
+        """Lines that turn dest, which holds ``held``, into value (see onto_ok for the forms)."""
+        if value == held:
+            return []
+        if isinstance(value, sp.MatAdd):
+            lines = []
+            for a in value.args:
+                if a != held:
+                    neg = _negated(a)
+                    lines.append(f"{dest} -= {self._print(neg, names)}" if neg is not None
+                                 else f"{dest} += {self._print(a, names)}")
+            return lines
+        inner = next(a for a in value.args if onto_ok(a, held))
+        return self._assign_onto(dest, inner, held, names) + [
+            f"{dest} *= {self._print(a, names)}" for a in value.args if a is not inner]
 
     def _split_arguments(self, lines):
         """f(sum with a product) -> a temporary accumulating the sum, then f of it: no intermediate arrays."""
@@ -285,6 +307,19 @@ class Writer:
 
     def line(self, comment: str, *lines: str) -> None:
         self.blocks.append(Block(comment, list(lines)))
+
+
+def onto_ok(value, held) -> bool:
+    """value can be computed in place in an array that holds ``held``: value is held, a sum with held as a
+    term, or a Hadamard product with one factor of that kind (held read nowhere else)."""
+    if value == held:
+        return True
+    if isinstance(value, sp.MatAdd):
+        return held in value.args and sum(1 for a in value.args for n in sp.preorder_traversal(a) if n == held) == 1
+    if isinstance(value, sp.HadamardProduct):
+        inner = [a for a in value.args if any(n == held for n in sp.preorder_traversal(a))]
+        return len(inner) == 1 and isinstance(inner[0], sp.MatAdd) and onto_ok(inner[0], held)
+    return False
 
 
 def _softmax_pairs(lines) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref, step_symbol
-from derive.codegen.vector_emit import Block, Writer, used_names
+from derive.codegen.vector_emit import Block, Writer, onto_ok, used_names
 from derive.codegen.vector_fuse import fuse_backward, fuse_gates
 from derive.codegen.vector_plan import Hoisted, Term, VectorPlan
 from derive.errors import DeriveError
@@ -191,6 +191,17 @@ def _recurrent(plan: VectorPlan) -> Functions:
     stored_deltas = {r.key for e in later[:len(post) + len(terms)] for s in per_step_symbols(e)
                      if (r := ref(s)).key in rec_keys} | {
         ref(s).key for _, e in recursion for s in per_step_symbols(e) if ref(s).is_delta and ref(s).offset == 1}
+    # a hoisted product the recursion reads once, in the statement of a stored delta of its shape, is computed
+    # straight into that delta's array (which the statement then updates in place): one full array fewer
+    onto: dict = {}
+    for h in bhoist:
+        readers = [(d, e) for d, e in recursion if h.symbol in e.atoms(sp.MatrixSymbol)]
+        if h in chunked or not _is_product(h.expr) or len(readers) != 1:
+            continue
+        d, e = readers[0]
+        if ref(d).key in stored_deltas and d.shape == h.symbol.shape and onto_ok(e, h.symbol) \
+                and sum(1 for _, c in recursion for n in sp.preorder_traversal(c) if n == h.symbol) == 1:
+            onto[d] = h.symbol
     sizes_of = {ref(d).key: _size(d) for d, _ in plan.recursion}
     for d, _ in plan.recursion:
         key = ref(d).key
@@ -237,8 +248,9 @@ def _recurrent(plan: VectorPlan) -> Functions:
     for (d, _), o in zip(plan.pre, pre_outs, strict=True):
         if ref(d).key in arrays:
             bw.line("", f"{arrays[ref(d).key].ident} = _from_step({o}.reshape(-1, B, {_size(d)}), T)")
+    into = set(onto.values())
     for span in ("loss", "all"):
-        hs = [h for h in bhoist if h.span == span and h not in chunked]
+        hs = [h for h in bhoist if h.span == span and h not in chunked and h.symbol not in into]
         if hs:
             bw.stacked("the backward loop's terms that read no later delta, every step at once"
                        + (" (zero before the first loss step)" if span == "loss" else ""),
@@ -257,15 +269,26 @@ def _recurrent(plan: VectorPlan) -> Functions:
             allocs += arrays[k].allocate()
     bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
             *allocs)
+    for d, held in onto.items():
+        h = next(x for x in bhoist if x.symbol == held)
+        array = arrays[ref(d).key]
+        rows = f"{array.ident}[t0 - 1:T]" if h.span == "loss" else f"{array.ident}[:T]"
+        loads: list[str] = []
+        a, b = (bw._view(m, h.span, loads) if isinstance(m, sp.MatrixSymbol) else bw._print(m, {})
+                for m in h.expr.args)
+        bw.line(f"the recursion's term {_show_expr(h.expr)} computed into the rows of {array.ident} it updates",
+                *loads, *([f"{array.ident}[:t0 - 1] = 0"] if h.span == "loss" else []),
+                f"np.matmul({a}, {b}, out={rows}.reshape(-1, {array.size}))")
     if not chunked:
-        bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist)
+        bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist,
+                onto)
     else:
         sizes = sorted({_size(h.symbol) for h in chunked})
         widest = sizes[0] if len(sizes) == 1 else f"max({', '.join(sizes)})"
         bw.line(f"chunks of K steps: the elementwise factors of a chunk fill about {CHUNK_VALUES} values",
                 f"K = max(1, {CHUNK_VALUES} // (B * {widest}))")
         bw.loop("the delta recursion, t = T down to 1, a chunk of steps at a time", "for t in range(c1, c0 - 1, -1):",
-                recursion, stored_deltas, bhoist)
+                recursion, stored_deltas, bhoist, onto)
         block = bw.blocks.pop()
         bw.stacked("", [(h.symbol, h.expr) for h in chunked], "chunk", assign=_hoisted_assign(arrays, chunked))
         factors = bw.blocks.pop()
@@ -350,6 +373,18 @@ def _share(loop, consumers):
 def _contains(expr, node) -> bool:
     """node occurs in expr (Basic.has misses matrix sums in SymPy 1.14)."""
     return any(n == node for n in sp.preorder_traversal(expr))
+
+
+def _is_product(expr) -> bool:
+    """expr is A @ B of two matrices (printable as one np.matmul with out=)."""
+    return isinstance(expr, sp.MatMul) and len(expr.args) == 2 and all(
+        isinstance(a, sp.MatrixSymbol | sp.Transpose) for a in expr.args)
+
+
+def _show_expr(expr) -> str:
+    from derive.codegen.vector import _show
+
+    return _show(expr)
 
 
 def _has_product(expr) -> bool:
