@@ -143,6 +143,9 @@ def _params(params, dtype, n_in):
         problems = (["missing " + ", ".join(missing)] if missing else []) + (
             ["unknown " + ", ".join(unknown)] if unknown else [])
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
+    fast = _params_fast(params, dtype, n_in)
+    if fast is not None:
+        return fast
     sizes = {"n_in": n_in}
     values = {}
     for name, expected in SHAPES.items():
@@ -161,6 +164,21 @@ def _params(params, dtype, n_in):
         raise ValueError(f"params[{name!r}]: expected shape ({shape}){' with ' + text if text else ''}, "
                          f"got shape {value.shape}")
     return values, sizes
+
+
+def _params_fast(params, dtype, n_in):
+    """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
+    values = [params[name] for name in PARAMETERS]
+    if not all(type(v) is np.ndarray and v.dtype.kind == "f" for v in values):
+        return None
+    try:
+        sizes = {"n_in": n_in, "n_h": values[0].shape[0], "n_out": values[3].shape[0]}
+    except IndexError:  # an array with too few axes: the slow path says which
+        return None
+    if 0 in sizes.values() or [v.shape for v in values] != [
+            tuple(sizes[s] for s in shape) for shape in SHAPES.values()]:
+        return None
+    return {name: v.astype(dtype, copy=False) for name, v in zip(PARAMETERS, values, strict=True)}, sizes
 
 
 def _check_ys(ys, T, B, n_out):

@@ -240,6 +240,8 @@ def test_bad_input_raises_value_error_naming_the_array(modules):
     msg = _error(module, {**params, "U": params["U"].T}, xs, ys)
     assert "params['U']" in msg and "(n_h, n_in)" in msg and "(3, 4)" in msg
     assert "params['b']" in _error(module, {**params, "b": params["b"][:, None]}, xs, ys)
+    assert "params['U']" in _error(module, {**params, "U": np.float64(1.0)}, xs, ys)  # too few axes
+    assert "params['W']" in _error(module, {**params, "W": np.zeros((4, 0))}, xs, ys)
     assert "params['V']" in _error(module, {**params, "V": params["V"].astype(complex)}, xs, ys)
     assert "xs: expected shape (T, B, n_in)" in _error(module, params, xs[0], ys)
     assert "params['U']" in _error(module, params, xs[:, :, :2], ys)  # n_in read from xs disagrees with U

@@ -126,7 +126,13 @@ def context(model: Model) -> dict:
         return [{"name": s, "source": sources[s]} for s in sources if s in names]
 
     inp, tgt = model.inputs[0], model.targets[0]
+    size_from: dict = {}  # each size not read from xs: (index of the first parameter with it, axis)
+    for i, p in enumerate(model.parameters):
+        for axis, name in enumerate(p.shape):
+            if name != (inp.shape[0] if inp.shape else None):
+                size_from.setdefault(name, (i, axis))
     return {
+        "size_from": list(size_from.items()),
         "model": {"name": model.name, "name_comment": _comment(model.name), "title": _text(model.title),
                   "summary": _text(model.summary), "recurrent": model.recurrent,
                   "loss_description": _text(model.loss.description)},
