@@ -37,6 +37,15 @@ some of these machines set for old OpenBLAS builds and which slow a current NumP
 together from the workers' environment (--keep-openblas-env keeps them); the OpenBLAS kernel the
 workers ran is printed. On a shared 2-core machine two-thread timings swing widely from run to
 run: read them beside the one-thread ones, not alone.
+
+Page faults. At the large size every (T, B, n) array is ~3.2 MB. In a process that has never freed
+a larger array, glibc serves such arrays with fresh pages (mmap, or heap memory it gave back on the
+last free) and each first touch of a 4 KiB page faults (~1 µs in this VM): thousands per call, a
+quarter of the time at the large size. Once a process frees a larger array (here the 8 MB GEMM
+operands; in a training script, anything), glibc raises its thresholds and keeps the memory: no
+faults. The table gives the minor faults per call so that this is visible; --tuned-malloc runs the
+first thread count again with GLIBC_TUNABLES=glibc.malloc.trim_threshold=1GiB:mmap_threshold=32MiB,
+a state that does not depend on the process's history.
 """
 from __future__ import annotations
 
@@ -57,6 +66,9 @@ CONTENDERS = ("generated", "loop", "hoisted", "hoisted+", "torch", "torch-nn", "
 HAND = ("loop", "hoisted", "hoisted+")
 GEMM_N = 1024
 TOLERANCE = {"float64": 1e-10, "float32": 1e-3}
+# glibc keeps freed memory instead of returning it (trim) and serves large arrays from its heap (mmap
+# threshold at its 32 MiB maximum): no page faults for arrays allocated anew on every call
+TUNED_MALLOC = "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432"
 _KEEP: list = []
 
 
@@ -180,20 +192,26 @@ def _group(model, size, dtype_name, args, generated, rng) -> dict:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         calls["gemm-torch"] = lambda: ta @ tb
     number = {name: _calls_per_sample(call, args.target_ms / 1e3) for name, call in calls.items()}
+    import resource
+
     samples = {name: [] for name in calls}
     cpu = {name: [] for name in calls}
+    faults = {name: [] for name in calls}
     for _ in range(args.reps):
         order = list(calls)
         rng.shuffle(order)
         for name in order:
             call, n = calls[name], number[name]
+            start_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(n):
                 call()
             samples[name].append((time.perf_counter() - start) / n)
             cpu[name].append((time.process_time() - start_cpu) / n)
+            faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start_faults) / n)
     return {"model": model, "size": list(size), "dtype": dtype_name, "flops": ref.gemm_flops(model, *size),
             "gemm_flops": 2 * GEMM_N**3, "errors": errors, "calls_per_sample": number, "samples": samples, "cpu": cpu,
+            "faults": faults,
             "notes": notes}
 
 
@@ -207,7 +225,9 @@ def worker(args) -> None:
     import torch
 
     rng = random.Random(args.seed)
-    out = {"threads": args.threads, "setup": setup, "groups": [],
+    out = {"threads": args.threads, "malloc": os.environ.get("GLIBC_TUNABLES", "default"),
+           "label": f"{args.threads}T" + (" tuned malloc" if os.environ.get("GLIBC_TUNABLES") else ""),
+           "setup": setup, "groups": [],
            "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                         "jax": jax.__version__},
            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}}
@@ -243,13 +263,13 @@ def _summaries(group) -> dict:
                       "cpu": cpu[name], "cpu_ratio": cpu[name] / cpu[best] if best else float("nan"),
                       "peak_fraction": group["flops"] / m / gemm_rate,
                       "ratio": m / med[best] if best else float("nan"),
-                      "ratio_min": min(s[name]) / min(s[best]) if best else float("nan")}
+                      "ratio_min": min(s[name]) / min(s[best]) if best else float("nan"),
+                      "faults": _median(group["faults"][name]) if "faults" in group else float("nan")}
     torch_rate = group["gemm_flops"] / _median(s["gemm-torch"]) / 1e9 if "gemm-torch" in s else float("nan")
     return {"best_hand": best, "gemm_gflops": gemm_rate / 1e9, "gemm_torch_gflops": torch_rate, "rows": rows}
 
 
 def render(results: list[dict]) -> str:
-    by_threads = {r["threads"]: r for r in results}
     base = results[0]
     other = [r for r in results if r is not base]
     lines = []
@@ -260,13 +280,15 @@ def render(results: list[dict]) -> str:
                  + "; ".join(kernels))
     lines.append("OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the workers: "
                  f"{base['env']['OPENBLAS_CORETYPE']} / {base['env']['OPENBLAS_L2_SIZE']}; XLA_FLAGS per run: "
-                 + "; ".join(f"{t} thread(s): {r['setup']['XLA_FLAGS']}" for t, r in sorted(by_threads.items())))
+                 + "; ".join(f"{r['label']}: {r['setup']['XLA_FLAGS']}" for r in results))
+    lines.append("Tuned malloc: GLIBC_TUNABLES=" + TUNED_MALLOC)
     lines.append("")
-    head = (f"| model | size | dtype | implementation | {base['threads']}T median ms | {base['threads']}T min ms "
-            f"| ratio to best hand | ratio of minima | CPU ms | CPU ratio | GFLOP/s | % of GEMM peak |")
-    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    head = (f"| model | size | dtype | implementation | {base['label']} median ms | min ms "
+            f"| ratio to best hand | ratio of minima | CPU ms | CPU ratio | GFLOP/s | % of GEMM peak | page faults "
+            f"per call |")
+    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in other:
-        head += f" {r['threads']}T median ms | {r['threads']}T ratio |"
+        head += f" {r['label']} median ms | ratio |"
         rule += "---:|---:|"
     lines += [head, rule]
     notes = []
@@ -280,12 +302,12 @@ def render(results: list[dict]) -> str:
             mark = " (best hand)" if name == summ["best_hand"] else ""
             cells = (f"{label} {name}{mark} | {row['median'] * 1e3:.3f} | {row['min'] * 1e3:.3f} | {row['ratio']:.2f} "
                      f"| {row['ratio_min']:.2f} | {row['cpu'] * 1e3:.3f} | {row['cpu_ratio']:.2f} "
-                     f"| {row['gflops']:.1f} | {100 * row['peak_fraction']:.1f} |")
+                     f"| {row['gflops']:.1f} | {100 * row['peak_fraction']:.1f} | {row['faults']:.0f} |")
             for o in others:
                 orow = o["rows"].get(name)
                 cells += f" {orow['median'] * 1e3:.3f} | {orow['ratio']:.2f} |" if orow else " - | - |"
             lines.append(cells)
-        peaks = ", ".join(f"{r['threads']}T {s['gemm_gflops']:.1f} (PyTorch's {s['gemm_torch_gflops']:.1f})"
+        peaks = ", ".join(f"{r['label']} {s['gemm_gflops']:.1f} (PyTorch's {s['gemm_torch_gflops']:.1f})"
                           for r, s in zip(results, [summ, *others], strict=True))
         notes.append(f"{group['model']} {size_label(group['size'])} {group['dtype']}: GEMM peak GFLOP/s {peaks}; "
                      f"call FLOPs {group['flops'] / 1e6:.1f} M; max relative error vs the loop "
@@ -310,6 +332,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions and short samples, for iteration")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    parser.add_argument("--tuned-malloc", action="store_true",
+                        help="run the first thread count a second time with glibc's malloc tuned (GLIBC_TUNABLES)")
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[NAMED_SIZES["large"], NAMED_SIZES["small"]],
                         help="large, small or n_in,n_h,n_out,T,B (default large small)")
     parser.add_argument("--dtypes", nargs="+", choices=["float64", "float32"], default=["float64", "float32"])
@@ -335,20 +359,24 @@ def main() -> int:
     if not set(HAND) & set(args.contenders):
         parser.error("keep at least one hand-written contender (loop, hoisted, hoisted+): the ratios are to them")
     env = dict(os.environ)
+    env.pop("GLIBC_TUNABLES", None)
     removed = {k: env.pop(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                if k in env and not args.keep_openblas_env}
     results = []
     load_before = os.getloadavg()[0]
+    configs = [(args.threads[0], False)] + ([(args.threads[0], True)] if args.tuned_malloc else []) + [
+        (t, False) for t in args.threads[1:]]
     with tempfile.TemporaryDirectory() as tmp:
-        for threads in args.threads:
-            out = Path(tmp) / f"{threads}.json"
+        for threads, tuned in configs:
+            out = Path(tmp) / f"{threads}{tuned}.json"
+            worker_env = dict(env, GLIBC_TUNABLES=TUNED_MALLOC) if tuned else env
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-out", str(out), "--threads", str(threads),
                    "--sizes", *[",".join(map(str, s)) for s in args.sizes], "--dtypes", *args.dtypes,
                    "--models", *args.models, "--contenders", *args.contenders, "--reps", str(args.reps),
                    "--target-ms", str(args.target_ms), "--seed", str(args.seed), "--generated-dir", args.generated_dir]
             if args.allow_mismatch:
                 cmd.append("--allow-mismatch")
-            done = subprocess.run(cmd, env=env, check=False)
+            done = subprocess.run(cmd, env=worker_env, check=False)
             if done.returncode:
                 return done.returncode
             results.append(json.loads(out.read_text()))
