@@ -1,12 +1,19 @@
 """Gradient code for vector models (elman, lstm, gru, mlp): a standalone NumPy module per model.
 
     >>> from derive.codegen.vector import emit_vector
-    >>> source = emit_vector(derive.load("elman"))
+    >>> source = emit_vector(derive.load("elman"))     # what `derive code elman` writes
 
-Stages: ``vector_rows`` (the batch formulas of derive.matrix.MatrixCell in row form),
-``vector_plan`` (loop or all steps at once, hoisting, by dependency analysis),
-``vector_functions`` (the plan on time-major arrays), ``vector_emit`` (printed lines, CSE);
-this module builds the context of templates/code/vector_module.py.j2.
+Stages, each a small module:
+    vector_rows       the batch formulas of derive.matrix.MatrixCell(model, batch=True) in row form
+                      (one example per row, time-major arrays); softmax/cross-entropy via log-sum-exp
+    vector_plan       which formulas run in the time loop and which for all steps at once (dependency
+                      analysis), and hoisting of loop-invariant terms
+    vector_fuse       gates that share an input as one product; next-step deltas side by side
+    vector_arrays     the per-step arrays and how a symbol reads them (a row, a stacked view)
+    vector_functions  the plan laid out on arrays: the bodies of _forward and loss_and_grads
+    vector_emit       printed lines: row-form NumPy printer (vector_printing), CSE, in-place updates
+This module builds the context of templates/code/vector_module.py.j2 (Python builds the data,
+the template lays it out). Every expression in the module is printed from those SymPy formulas.
 """
 from __future__ import annotations
 
