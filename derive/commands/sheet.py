@@ -13,7 +13,9 @@ HELP = "write the LaTeX derivation sheet of a model (--pdf: build it)"
 DESCRIPTION = ("Write DIR/<model>.tex: the model, its unrolled graph, forward pass, loss, the backward pass "
                "in three forms, the update rule, vanishing and exploding gradients, and a worked numeric "
                "example ending in a gradient check. --variant problem replaces the derivations by questions "
-               "and answer boxes. --pdf also builds DIR/<model>.pdf with LaTeX (shell escape off).")
+               "and answer boxes. --pdf also builds DIR/<model>.pdf with LaTeX (shell escape off). Vector "
+               "models are written in matrix notation (shapes checked in a table, the worked example at small "
+               "--sizes); --view explicit writes one scalar per entry at tiny sizes.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,12 @@
 
 ``context`` builds the data (every expression a SymPy object of the Derivation beside its
 printed lines); the templates only lay it out. ``derive.sheet.pdf`` compiles the result.
+
+Vector models (elman, lstm, gru, mlp) have the matrix view, built by ``derive.sheet.matrix``
+(symbolic sections from ``MatrixCell``) and ``derive.sheet.matrix_example`` (the numbers):
+
+    >>> from derive.sheet import render_matrix_sheet
+    >>> tex = render_matrix_sheet(derive.load("lstm"), 3, variant="problem")
 """
 from __future__ import annotations
 

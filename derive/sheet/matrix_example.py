@@ -205,6 +205,7 @@ def _num(value: float, digits: int = 3) -> str:
 
 
 COLUMN_AS_ROW = 4  # columns up to this length are printed as transposed rows, to keep tables compact
+TABLE_ENTRIES = 12  # ... as long as a table row then holds at most this many numbers (else it overflows)
 
 
 def _fixed(value: float, decimals: int) -> str:
@@ -213,11 +214,11 @@ def _fixed(value: float, decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def matrix_cells(value, digits: int = 3) -> dict:
+def matrix_cells(value, digits: int = 3, row_limit: int = COLUMN_AS_ROW) -> dict:
     """An array as rows of printed numbers (the template sets them in a pmatrix); a short column
     as a row with ``t`` set (printed transposed)."""
     arr = np.atleast_2d(np.real(np.asarray(value, dtype=complex)))
-    transposed = arr.shape[1] == 1 and 1 < arr.shape[0] <= COLUMN_AS_ROW
+    transposed = arr.shape[1] == 1 and 1 < arr.shape[0] <= row_limit
     arr = arr.T if transposed else arr
     return {"rows": [[_fixed(x, digits) for x in row] for row in arr], "t": transposed}
 
@@ -249,8 +250,9 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
                  for d in model.inputs + model.targets if not d.per_step]
     names = [q.name for q in model.quantities]
     fwd_steps = ([0] + pick(list(range(1, steps + 1)))) if recurrent else [1]
+    fwd_limit = min(COLUMN_AS_ROW, TABLE_ENTRIES // len(fwd_steps))
     forward = [{"symbol": latex(cell.sym(n)), "cells": [
-        None if k is None else (matrix_cells(run.values[(n, k)]) if (n, k) in run.values and
+        None if k is None else (matrix_cells(run.values[(n, k)], row_limit=fwd_limit) if (n, k) in run.values and
                                 (k >= 1 or model.quantity(n).initial is not None) else {})
         for k in fwd_steps]} for n in names]
     delta_names = []
@@ -259,8 +261,10 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
             if _ident(dsym) not in [n for n, _ in delta_names]:
                 delta_names.append((_ident(dsym), latex(dsym)))
     back_steps = pick(list(range(steps, first - 1, -1)))
+    back_limit = min(COLUMN_AS_ROW, TABLE_ENTRIES // len(back_steps))
     backward = [{"symbol": tex, "cells": [None if k is None else
-                                          (matrix_cells(run.deltas[(n, k)]) if (n, k) in run.deltas else {})
+                                          (matrix_cells(run.deltas[(n, k)], row_limit=back_limit)
+                                           if (n, k) in run.deltas else {})
                                           for k in back_steps]} for n, tex in delta_names]
     grads = {p.name: run.gradient(p.name) for p in model.parameters}
     gradients = [{"symbol": latex(psyms[p.name]), "cells": matrix_cells(grads[p.name], 4)} for p in model.parameters]
@@ -268,9 +272,11 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     focus = _focus_weight(model, cell)
     terms = None
     if focus is not None and recurrent:
-        ks = sorted(k for (p, k) in run.terms if p == focus)
-        terms = {"symbol": latex(psyms[focus]), "steps": ks,
-                 "cells": [matrix_cells(run.terms[(focus, k)]) for k in ks], "total": matrix_cells(grads[focus])}
+        ks = pick(sorted(k for (p, k) in run.terms if p == focus))  # more than 4 steps: 1, 2, ..., T
+        wide = max(np.shape(grads[focus])) > 3
+        terms = {"symbol": latex(psyms[focus]), "steps": ks, "per_line": 1 if wide else 2,
+                 "cells": [None if k is None else matrix_cells(run.terms[(focus, k)]) for k in ks],
+                 "total": matrix_cells(grads[focus])}
     rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run)
     check_rows = [{"symbol": latex(psyms[r["name"]]) if r["entry"] else latex(psyms[r["name"]]),
                    "entry": ",".join(map(str, r["entry"])), "analytic": _num(r["analytic"], 6),
@@ -296,13 +302,19 @@ def _focus_weight(model: Model, cell: MatrixCell) -> str | None:
     return str(regular.grads[0][0].name) if regular.grads else None
 
 
+def square_weights(model: Model) -> set[str]:
+    """The recurrent weight matrices: declared state size by state size (n_h x n_h)."""
+    states = {q.shape[0] for q in model.quantities if q.initial is not None and q.shape}
+    return {p.name for p in model.parameters if len(p.shape) == 2 and p.shape[0] == p.shape[1] and p.shape[0] in states}
+
+
 def curves(model: Model, sizes: dict[str, int], params: dict, seed: int) -> list[dict]:
     """||dS_T/dS_{T-n}||_2 for n = 1..PLOT_STEPS, the recurrent weights scaled to each spectral norm w."""
     from derive.vanishing import one_step_jacobians
 
     jac = one_step_jacobians(model)
     states = list(model.recurrent_names)
-    weights = sorted({str(m.name) for e in jac.values() for m in e.atoms(sp.MatrixSymbol)} & set(params))
+    weights = sorted({str(m.name) for e in jac.values() for m in e.atoms(sp.MatrixSymbol)} & square_weights(model))
     _, data = draw_arrays(model, sizes, PLOT_STEPS, seed)
     out, first = [], None
     for w in SCALES:
