@@ -271,10 +271,10 @@ def _forward(p, xs):
     _Wx0 = np.concatenate([W_ir, W_iz])
     _bias0 = np.concatenate([b_hr + b_ir, b_hz + b_iz])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    r_seq = np.empty((T + 1, B, n_h), dtype)
-    r_seq[-1] = 0
-    z_seq = np.empty((T + 1, B, n_h), dtype)
-    z_seq[-1] = 0
+    _G0_seq = np.empty((T + 1, B, 2*n_h), dtype)
+    _G0_seq[-1] = 0
+    r_seq = _G0_seq[:, :, :n_h]
+    z_seq = _G0_seq[:, :, n_h:2*n_h]
     _s0_seq = np.empty((T, B, n_h), dtype)
     n_seq = np.empty((T, B, n_h), dtype)
     h_seq = np.empty((T + 1, B, n_h), dtype)
@@ -294,17 +294,14 @@ def _forward(p, xs):
     for t in range(1, T + 1):
         _Z0 = h_seq[t - 1] @ __Wh0_T
         _Z0 += _F0[t - 1]
-        sigmoid(_Z0[:, :n_h], out=r_seq[t - 1])
-        r = r_seq[t - 1]
-        sigmoid(_Z0[:, n_h:2*n_h], out=z_seq[t - 1])
-        z = z_seq[t - 1]
+        sigmoid(_Z0[:, :2*n_h], out=_G0_seq[t - 1, :, :2*n_h])
         np.matmul(h_seq[t - 1], _W_hn_T, out=_s0_seq[t - 1])
         _s0_seq[t - 1] += b_hn
         _s0 = _s0_seq[t - 1]
-        np.tanh(_f2[t - 1] + (_s0 * r), out=n_seq[t - 1])
+        np.tanh(_f2[t - 1] + (_s0 * r_seq[t - 1]), out=n_seq[t - 1])
         n = n_seq[t - 1]
-        np.multiply(1 - z, n, out=h_seq[t])
-        h_seq[t] += h_seq[t - 1] * z
+        np.multiply(1 - z_seq[t - 1], n, out=h_seq[t])
+        h_seq[t] += h_seq[t - 1] * z_seq[t - 1]
     # everything else (the output layer), every step at once
     h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     s_rows = h_rows @ V.T

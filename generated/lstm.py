@@ -285,11 +285,12 @@ def _forward(p, xs):
     _Wx0 = np.concatenate([W_fx, W_ix, W_ox, W_cx])
     _bias0 = np.concatenate([b_f, b_i, b_o, b_c])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    f_seq = np.empty((T + 1, B, n_h), dtype)
-    f_seq[-1] = 0
-    i_seq = np.empty((T, B, n_h), dtype)
-    o_seq = np.empty((T, B, n_h), dtype)
-    g_seq = np.empty((T, B, n_h), dtype)
+    _G0_seq = np.empty((T + 1, B, 4*n_h), dtype)
+    _G0_seq[-1] = 0
+    f_seq = _G0_seq[:, :, :n_h]
+    i_seq = _G0_seq[:, :, n_h:2*n_h]
+    o_seq = _G0_seq[:, :, 2*n_h:3*n_h]
+    g_seq = _G0_seq[:, :, 3*n_h:4*n_h]
     c_seq = np.empty((T + 1, B, n_h), dtype)
     c_seq[0] = 0
     _s0_seq = np.empty((T, B, n_h), dtype)
@@ -306,20 +307,14 @@ def _forward(p, xs):
     for t in range(1, T + 1):
         _Z0 = h_seq[t - 1] @ __Wh0_T
         _Z0 += _F0[t - 1]
-        sigmoid(_Z0[:, :n_h], out=f_seq[t - 1])
-        f = f_seq[t - 1]
-        sigmoid(_Z0[:, n_h:2*n_h], out=i_seq[t - 1])
-        i = i_seq[t - 1]
-        sigmoid(_Z0[:, 2*n_h:3*n_h], out=o_seq[t - 1])
-        o = o_seq[t - 1]
-        np.tanh(_Z0[:, 3*n_h:4*n_h], out=g_seq[t - 1])
-        g = g_seq[t - 1]
-        np.multiply(c_seq[t - 1], f, out=c_seq[t])
-        c_seq[t] += g * i
+        sigmoid(_Z0[:, :3*n_h], out=_G0_seq[t - 1, :, :3*n_h])
+        np.tanh(_Z0[:, 3*n_h:4*n_h], out=_G0_seq[t - 1, :, 3*n_h:4*n_h])
+        np.multiply(c_seq[t - 1], f_seq[t - 1], out=c_seq[t])
+        c_seq[t] += g_seq[t - 1] * i_seq[t - 1]
         c = c_seq[t]
         np.tanh(c, out=_s0_seq[t - 1])
         _s0 = _s0_seq[t - 1]
-        np.multiply(_s0, o, out=h_seq[t])
+        np.multiply(_s0, o_seq[t - 1], out=h_seq[t])
     # everything else (the output layer), every step at once
     h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     s_rows = h_rows @ V.T

@@ -78,12 +78,14 @@ class Array:
     size: str = ""  # the size name of its last axis
     pad: bool = False  # one more (zero) row after step T
     chunked: bool = False  # holds the steps c0..c1 of a chunk of the backward loop only (row 0: step c0)
+    columns: str = ""  # a column block of a joint array ("n_h:2*n_h"): rows print as ident[row, :, columns]
 
     def row(self, offset: int) -> str:
         """The row of step t + offset inside the loop over t."""
         if self.chunked:
             return f"{self.ident}[t - c0{f' + {offset}' if offset > 0 else f' - {-offset}' if offset < 0 else ''}]"
-        return f"{self.ident}[{_index(LOOP + offset - self.first)}]"
+        cols = f", :, {self.columns}" if self.columns else ""
+        return f"{self.ident}[{_index(LOOP + offset - self.first)}{cols}]"
 
     def rows(self, offset: int, span: str) -> str:
         """The (rows, n) view of the steps of the span, shifted by offset."""

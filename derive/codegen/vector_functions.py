@@ -14,7 +14,7 @@ import sympy as sp
 
 from derive.codegen.vector_arrays import Array, local, per_step_symbols, ref, step_symbol
 from derive.codegen.vector_emit import Block, Writer, onto_ok, used_names
-from derive.codegen.vector_fuse import fuse_backward, fuse_gates
+from derive.codegen.vector_fuse import fuse_backward, fuse_gates, store_runs
 from derive.codegen.vector_plan import Hoisted, Term, VectorPlan
 from derive.errors import DeriveError
 
@@ -174,6 +174,28 @@ def _recurrent(plan: VectorPlan) -> Functions:
         key = ref(s).key
         if key in stored_forward:
             arrays[key] = Array(f"{key[0]}_seq", 0 if key[0] in states else 1, _size(s), key in padded)
+    # gates of a fused group, all stored and none a state: stored side by side in one array, so that
+    # each run of one activation (the LSTM's three sigmoids) is one call per step
+    joint_forward: dict = {}  # member key -> (joint array, columns)
+    loop_stored = set(stored_forward)
+    for group in fused.groups:
+        n, _, targets, runs = group
+        keys = [ref(t).key for t in targets]
+        if not all(k in stored_forward and k[0] not in states for k in keys):
+            continue
+        loop = store_runs(loop, fused, group, plan.B)
+        pad = any(k in padded for k in keys)
+        total = runs[-1][3]
+        joint = Array(f"_G{n}_seq", 1, _text(total), pad)
+        for r, (_, _gates, start, stop) in enumerate(runs):
+            cols = f"{'' if start == 0 else _text(start)}:{_text(stop)}"
+            arrays[(f"_G{n}_{r}", False)] = Array(joint.ident, 1, _text(stop - start), pad, columns=cols)
+            loop_stored.add((f"_G{n}_{r}", False))
+        for t in targets:
+            start, stop = fused.columns[t]
+            cols = f"{'' if start == 0 else _text(start)}:{_text(stop)}"
+            arrays[ref(t).key] = Array(f"{ref(t).name}_seq", 1, _size(t), pad)
+            joint_forward[ref(t).key] = (joint, cols)
     for s, _ in plan.after_loop:
         if ref(s).key in padded:
             raise DeriveError(f"{model.name}: the backward pass reads {s.name} one step ahead; generated code "
@@ -227,12 +249,16 @@ def _recurrent(plan: VectorPlan) -> Functions:
         fw.stacked_params |= set(fused.stacks)
     for block, (whole, start, stop) in fused.blocks.items():
         fw.block_text[block] = f"{local(ref(whole))}[:, {'' if start == 0 else _text(start)}:{_text(stop)}]"
-    alloc = [ln for k, a in arrays.items() if k in stored_forward for ln in a.allocate()]
+    side_by_side = {j.ident: j for j, _ in joint_forward.values()}
+    alloc = [ln for joint in side_by_side.values() for ln in joint.allocate()]
+    alloc += [f"{a.ident} = {joint_forward[k][0].ident}[:, :, {joint_forward[k][1]}]" if k in joint_forward
+              else ln for k, a in arrays.items() if k in stored_forward
+              for ln in ([None] if k in joint_forward else a.allocate())]
     fw.line("the values the loop stores, one row per step (a state's row 0: its initial value 0)", *alloc)
     if fhoist:
         fw.stacked("the loop's terms that read no earlier step: every step at once, one product over T*B rows",
                    [(h.symbol, h.expr) for h in fhoist], "all", assign=_hoisted_assign(arrays, fhoist))
-    fw.loop("the recurrence, one step at a time", "for t in range(1, T + 1):", loop, stored_forward, fhoist)
+    fw.loop("the recurrence, one step at a time", "for t in range(1, T + 1):", loop, loop_stored, fhoist)
     outs = fw.stacked("everything else (the output layer), every step at once", plan.after_loop, "all")
     fw.line("", *(f"{arrays[ref(s).key].ident} = {o}.reshape(T, B, -1)" for (s, _), o in
                   zip(plan.after_loop, outs, strict=True)))

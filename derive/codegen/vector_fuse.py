@@ -29,6 +29,10 @@ class Fused:
 
     stacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     blocks: dict = field(default_factory=dict)
+    # per group: (group number, the gates' targets in column order, runs of one activation: (function,
+    # targets, start, stop)), for storing the gates side by side and activating each run in one call
+    groups: list = field(default_factory=list)
+    columns: dict = field(default_factory=dict)  # each gate's target -> (start, stop) in its group's columns
 
 
 def _split(expr, params: set[str]):
@@ -73,13 +77,17 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
                 groups.setdefault(parts[0], []).append((target, value, parts))
     by_symbol = {h.symbol: h for h in hoisted}
     fused = Fused()
-    for n, (a, members) in enumerate(groups.items()):
-        if len(members) < 2:
+    for n, (a, found) in enumerate(groups.items()):
+        if len(found) < 2:
             continue
+        members = list(found)
         hs = [by_symbol.get(m[2][2]) for m in members]
         parts = [_hoisted_parts(h.expr, params) if h is not None and h.span == "all" else None for h in hs]
         if any(p is None for p in parts) or len({p[0] for p in parts}) != 1:
             continue  # the fused product needs fused input terms of one and the same input
+        # gates with the same activation side by side (stable): each run is then one call
+        order = sorted(range(len(members)), key=lambda i: [_fn(m[1]) for m in members].index(_fn(members[i][1])))
+        members, hs, parts = [members[i] for i in order], [hs[i] for i in order], [parts[i] for i in order]
         widths = [m[0].shape[1] for m in members]
         total = sp.Add(*widths)
         h_cat = sp.MatrixSymbol(f"_Wh{n}", total, members[0][2][1].shape[1])
@@ -117,7 +125,35 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
                 new_loop.append((target, value))
         loop = new_loop
         fused.blocks.update({slots[t][0]: (z_sym, slots[t][2], slots[t][3]) for t, _, _ in members})
+        fused.columns.update({t: (slots[t][2], slots[t][3]) for t, _, _ in members})
+        runs = []
+        for target, value, _ in members:
+            if runs and _fn(runs[-1][0]) == _fn(value):
+                runs[-1] = (runs[-1][0], [*runs[-1][1], target], runs[-1][2], slots[target][3])
+            else:
+                runs.append((value, [target], slots[target][2], slots[target][3]))
+        fused.groups.append((n, z_sym, [t for t, _, _ in members], runs))
     return loop, hoisted, fused
+
+
+def _fn(value):
+    f = value.function
+    return f.expr.func if isinstance(f, sp.Lambda) else f
+
+
+def store_runs(loop: list, fused: Fused, group, batch) -> list:
+    """The gates of a group stored side by side: each run of one activation becomes one statement, whose
+    target (_G0_0[t]) is a column block of the joint array; returns the new loop statements."""
+    n, z_sym, targets, runs = group
+    first = min(i for i, (t, _) in enumerate(loop) if t in targets)
+    kept = [(t, v) for t, v in loop if t not in targets]
+    new = []
+    for r, (value, _gates, start, stop) in enumerate(runs):
+        width = stop - start
+        block = step_symbol(f"_Z{n}_run{r}", 0, batch, width)
+        fused.blocks[block] = (z_sym, start, stop)
+        new.append((step_symbol(f"_G{n}_{r}", 0, batch, width), ElementwiseApplyFunction(value.function, block)))
+    return kept[:first] + new + kept[first:]
 
 
 def fuse_backward(recursion: list, params: set[str], batch) -> tuple[list, list]:
