@@ -50,9 +50,11 @@ a state that does not depend on the process's history.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -281,7 +283,8 @@ def render(results: list[dict]) -> str:
     lines.append("OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the workers: "
                  f"{base['env']['OPENBLAS_CORETYPE']} / {base['env']['OPENBLAS_L2_SIZE']}; XLA_FLAGS per run: "
                  + "; ".join(f"{r['label']}: {r['setup']['XLA_FLAGS']}" for r in results))
-    lines.append("Tuned malloc: GLIBC_TUNABLES=" + TUNED_MALLOC)
+    if any(r["malloc"] != "default" for r in results):
+        lines.append("Tuned malloc: GLIBC_TUNABLES=" + TUNED_MALLOC)
     lines.append("")
     head = (f"| model | size | dtype | implementation | {base['label']} median ms | min ms "
             f"| ratio to best hand | ratio of minima | CPU ms | CPU ratio | GFLOP/s | % of GEMM peak | page faults "
@@ -316,6 +319,12 @@ def render(results: list[dict]) -> str:
     lines.append("")
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
+
+
+def _git_head() -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M",
+                           "--", "generated/"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
 
 
 def _cpu_model() -> str:
@@ -367,13 +376,22 @@ def main() -> int:
     configs = [(args.threads[0], False)] + ([(args.threads[0], True)] if args.tuned_malloc else []) + [
         (t, False) for t in args.threads[1:]]
     with tempfile.TemporaryDirectory() as tmp:
+        # every worker times the same files, even if generated/ changes while the benchmark runs
+        snapshot = Path(tmp) / "generated"
+        snapshot.mkdir()
+        digests = {}
+        for model in args.models:
+            source = Path(args.generated_dir) / f"{model}.py"
+            if source.exists():
+                shutil.copyfile(source, snapshot / source.name)
+                digests[source.name] = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
         for threads, tuned in configs:
             out = Path(tmp) / f"{threads}{tuned}.json"
             worker_env = dict(env, GLIBC_TUNABLES=TUNED_MALLOC) if tuned else env
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-out", str(out), "--threads", str(threads),
                    "--sizes", *[",".join(map(str, s)) for s in args.sizes], "--dtypes", *args.dtypes,
                    "--models", *args.models, "--contenders", *args.contenders, "--reps", str(args.reps),
-                   "--target-ms", str(args.target_ms), "--seed", str(args.seed), "--generated-dir", args.generated_dir]
+                   "--target-ms", str(args.target_ms), "--seed", str(args.seed), "--generated-dir", str(snapshot)]
             if args.allow_mismatch:
                 cmd.append("--allow-mismatch")
             done = subprocess.run(cmd, env=worker_env, check=False)
@@ -383,6 +401,9 @@ def main() -> int:
     print(f"{_cpu_model()}, {platform.machine()}, {os.cpu_count()} cores; load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; {args.reps} interleaved repetitions, samples of >= {args.target_ms:g} ms"
           + (f"; removed from the workers' environment: {removed}" if removed else ""))
+    print(f"Generated modules timed: {args.generated_dir} "
+          + (", ".join(f"{name} (sha256 {digest})" for name, digest in digests.items()) or "(none found)")
+          + (f", last commit of generated/: {_git_head()}" if _git_head() else ""))
     print(render(results))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": sys.argv[1:], "results": results}, indent=1))
