@@ -84,6 +84,21 @@ def test_recurrent_gradients_match_central_differences(modules, name, sizes, T, 
         assert _rel(grads[k], fd[k]) < 1e-6, (k, _rel(grads[k], fd[k]))
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
+def test_elman_options_emit_modules_that_match_central_differences(tmp_path, activation):
+    """The default activation is in generated/; the spec's other options go through the same code path."""
+    from derive.codegen.vector import emit_vector
+
+    path = tmp_path / f"elman_{activation}.py"
+    path.write_text(emit_vector(derive.load("elman", {"activation": activation})))
+    module = load_module(path)
+    params, xs, ys = _draw(module, (3, 4, 5), 3, 2, 8)
+    _, grads = module.loss_and_grads(params, xs, ys)
+    fd = _central_differences(module, params, xs, ys)
+    for k in params:
+        assert _rel(grads[k], fd[k]) < 1e-6, (k, _rel(grads[k], fd[k]))
+
+
 @pytest.mark.parametrize("sizes, B, seed", [((3, 4, 5), 6, 0), ((5, 2, 3), 1, 1), ((2, 6, 4), 3, 2)])
 def test_mlp_gradients_match_central_differences(modules, sizes, B, seed):
     module = modules["mlp"]
