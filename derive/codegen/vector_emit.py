@@ -17,7 +17,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.codegen.vector_arrays import identifier, local, ref, rows_name
 from derive.codegen.vector_plan import Hoisted, VectorPlan
-from derive.codegen.vector_printing import RowPrinter, _negated, bare
+from derive.codegen.vector_printing import RowPrinter, negated, bare
 from derive.errors import DeriveError
 
 
@@ -216,7 +216,7 @@ class Writer:
             lines = []
             for a in value.args:
                 if a != held:
-                    neg = _negated(a)
+                    neg = negated(a)
                     lines.append(f"{dest} -= {self._print(neg, names)}" if neg is not None
                                  else f"{dest} += {self._print(a, names)}")
             return lines
@@ -259,13 +259,13 @@ class Writer:
         if isinstance(value, sp.MatAdd):
             terms = sorted(value.args, key=lambda a: (not _fresh(a), not isinstance(a, sp.MatMul)))
             first, rest = terms[0], terms[1:]
-            pos = [a for a in terms if _negated(a) is None]
-            neg = [_negated(a) for a in terms if _negated(a) is not None]
+            pos = [a for a in terms if negated(a) is None]
+            neg = [negated(a) for a in terms if negated(a) is not None]
             if not exists and len(terms) == 2 and len(pos) == 1 and not _fresh(pos[0]) and _fresh(neg[0]):
                 return [f"{dest} = {p(neg[0])}",  # a - b with b a new array: b's array holds the result
                         f"np.subtract({bare(p(pos[0]))}, {dest}, out={dest})"]
             if exists and len(terms) == 2 and not _fresh(first):  # a - b or a + b straight into dest
-                neg = _negated(rest[0])
+                neg = negated(rest[0])
                 op = "np.subtract" if neg is not None else "np.add"
                 return [f"{op}({bare(p(first))}, {bare(p(rest[0] if neg is None else neg))}, out={dest})"]
             if exists:
@@ -275,14 +275,14 @@ class Writer:
             else:
                 return [f"{dest} = {p(value)}"]
             for a in rest:
-                neg = _negated(a)
+                neg = negated(a)
                 lines.append(f"{dest} -= {p(neg)}" if neg is not None else f"{dest} += {p(a)}")
             return lines
         if not exists:
             scalars = [a for a in value.args if not isinstance(a, sp.MatrixExpr)] if isinstance(
                 value, sp.MatMul) else []
             mats = [a for a in value.args if isinstance(a, sp.MatrixExpr)] if scalars else []
-            if len(mats) == 1 and _fresh(mats[0]) and _negated(value) is None:  # c * (new array): scaled in place
+            if len(mats) == 1 and _fresh(mats[0]) and negated(value) is None:  # c * (new array): scaled in place
                 return [*self._assign(dest, mats[0], names, exists=False), f"{dest} *= {p(sp.Mul(*scalars))}"]
             if isinstance(value, sp.HadamardProduct) and any(_fresh(a) or isinstance(a, sp.MatAdd)
                                                                for a in value.args):
@@ -342,7 +342,7 @@ _UFUNCS = {"tanh": "np.tanh", "exp": "np.exp", "log": "np.log", "sigmoid": "sigm
 def _fresh(expr) -> bool:
     """Evaluating expr makes a new array of expr's full shape (safe to update in place), not a view of one
     (1 b prints as the bias itself) nor a smaller array that broadcasts (1^T X is a column sum)."""
-    if expr is None or _negated(expr) is not None:
+    if expr is None or negated(expr) is not None:
         return False
     if isinstance(expr, sp.MatMul):
         return not any(isinstance(a, sp.OneMatrix) for a in expr.args)

@@ -25,7 +25,7 @@ def _ones_row(m) -> bool:
     return isinstance(m, sp.OneMatrix) and m.shape[0] == 1
 
 
-def _negated(a):
+def negated(a):
     """a's negation without the sign, or None (a term printed after a minus)."""
     if isinstance(a, sp.MatMul) and a.args and a.args[0] == -1:
         rest = a.args[1:]
@@ -97,13 +97,13 @@ class RowPrinter(DeriveNumPyPrinter):
     def _print_MatAdd(self, expr) -> str:
         if len(expr.args) == 2:  # X - onehot(y): a copy of X with 1 taken off at each row's class
             for a, b in (expr.args, expr.args[::-1]):
-                neg = _negated(b)
+                neg = negated(b)
                 if isinstance(neg, OneHotRows):
                     return f"minus_onehot({bare(self._print(a))}, {bare(self._print(neg.args[0]))})"
-        ordered = sorted(expr.args, key=lambda a: _negated(a) is not None)  # a leading minus reads worse
+        ordered = sorted(expr.args, key=lambda a: negated(a) is not None)  # a leading minus reads worse
         parts = []
         for i, a in enumerate(ordered):
-            neg = _negated(a)
+            neg = negated(a)
             if neg is not None:
                 parts.append(("-" if i == 0 else " - ") + self._matrix_operand(neg))
             else:

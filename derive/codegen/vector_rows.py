@@ -56,10 +56,6 @@ class NLLSum(sp.Expr):
         return super().__new__(cls, logp, index)
 
 
-def is_matrix(x) -> bool:
-    return isinstance(x, MatrixExpr)
-
-
 def to_rows(expr, batch: sp.Symbol, biases: set[str]):
     """Replace each n x B symbol by the transpose of a B x n one, each bias by the transpose of a row,
     each n x B constant by the transpose of a B x n constant (the expression itself keeps its shape)."""
