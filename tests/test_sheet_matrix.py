@@ -253,6 +253,16 @@ def test_explicit_view_of_a_vector_model_at_tiny_sizes(tmp_path):
         assert section in text
 
 
+def test_largest_example_sizes_and_elided_steps_still_fit_the_page():
+    from tests.test_sheet_pdf import _require_latex
+
+    _require_latex()
+    tex = render_matrix_sheet(derive.load("elman"), 6, sizes={"n_in": 8, "n_h": 8, "n_out": 8})
+    _, log = compile_tex(tex, "elman")
+    assert not [w for w in overfull_boxes(log) if w > MAX_OVERFULL_PT]
+    assert r"\cdots" in tex and "longtable" in tex
+
+
 def test_notebook_pieces_of_a_vector_model():
     from derive.sheet.notebook import matrix_pieces
 

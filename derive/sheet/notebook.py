@@ -5,7 +5,11 @@
     >>> p.deltas          # in a notebook: the delta recursion, rendered by MathJax
 
 Each piece holds the same ``Shown`` equations the sheet prints (the Derivation's own
-SymPy objects); the layout is templates/sheet/notebook.tex.j2.
+SymPy objects); the layout is templates/sheet/notebook.tex.j2. Vector models (matrix view):
+
+    >>> m = matrix_pieces(derive.load("lstm"))
+    >>> m.deltas          # the adjoints of one step, the gate inputs named once
+    >>> m.jacobians       # the one-step Jacobian blocks of derive.vanishing
 """
 from __future__ import annotations
 
