@@ -86,6 +86,20 @@ def test_every_printed_equation_is_a_sympy_object_and_the_shapes_check(name):
     assert len(shapes) >= len(model.parameters) and all(r["ok"] for r in shapes)
 
 
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru"])
+def test_vanishing_section_prints_the_one_step_jacobians(name):
+    from derive.vanishing import one_step_jacobians
+
+    model = derive.load(name)
+    cell = MatrixCell(model)
+    entries = symbolic_context(model, 3, cell)["vanishing"]["entries"]
+    jac = one_step_jacobians(model)
+    assert [s.rhs for s in entries] == [jac[(r, q)] for r in model.recurrent_names for q in model.recurrent_names
+                                        if (r, q) in jac]
+    r = model.recurrent_names[0]
+    assert entries[0].lhs_tex == rf"\frac{{\partial {latex(cell.sym(r))}}}{{\partial {latex(cell.sym(r, -1))}}}"
+
+
 def test_a_listed_step_is_the_generic_formula_renamed():
     model = derive.load("elman")
     cell = MatrixCell(model)
