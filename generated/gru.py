@@ -211,16 +211,37 @@ def _params(params, dtype, n_in):
 def _params_fast(params, dtype, n_in):
     """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
     values = [params[name] for name in PARAMETERS]
-    if not all(type(v) is np.ndarray and v.dtype.kind == "f" for v in values):
-        return None
     try:
-        sizes = {"n_in": n_in, "n_h": values[0].shape[0], "n_out": values[12].shape[0]}
-    except IndexError:  # an array with too few axes: the slow path says which
+        kind = np.result_type(*values)
+        n_h = values[0].shape[0]
+        n_out = values[12].shape[0]
+        expected = [
+            (n_h, n_in),
+            (n_h,),
+            (n_h, n_h),
+            (n_h,),
+            (n_h, n_in),
+            (n_h,),
+            (n_h, n_h),
+            (n_h,),
+            (n_h, n_in),
+            (n_h,),
+            (n_h, n_h),
+            (n_h,),
+            (n_out, n_h),
+            (n_out,),
+        ]
+        if kind.kind != "f" or 0 in (n_in, n_h, n_out) or [v.shape for v in values] != expected:
+            return None
+    except (AttributeError, IndexError, TypeError):  # not arrays, or too few axes: the slow path says which
         return None
-    if 0 in sizes.values() or [v.shape for v in values] != [
-            tuple(sizes[s] for s in shape) for shape in SHAPES.values()]:
-        return None
-    return {name: v.astype(dtype, copy=False) for name, v in zip(PARAMETERS, values, strict=True)}, sizes
+    if kind != dtype:
+        values = [v.astype(dtype, copy=False) for v in values]
+    return dict(zip(PARAMETERS, values, strict=True)), {
+        "n_in": n_in,
+        "n_h": n_h,
+        "n_out": n_out,
+    }
 
 
 def _check_ys(ys, T, B, n_out):
