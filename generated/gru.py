@@ -179,15 +179,15 @@ def _params(params, dtype, n_in):
     if not hasattr(params, "keys"):
         raise ValueError(f"params: expected a dict with the keys {', '.join(PARAMETERS)}, "
                          f"got {type(params).__name__}")
+    fast = _params_fast(params, dtype, n_in) if len(params) == len(PARAMETERS) else None
+    if fast is not None:
+        return fast
     if len(params) != len(PARAMETERS) or not all(name in params for name in PARAMETERS):
         missing = [name for name in PARAMETERS if name not in params]
         unknown = sorted(repr(key) for key in params if key not in PARAMETERS)
         problems = (["missing " + ", ".join(missing)] if missing else []) + (
             ["unknown " + ", ".join(unknown)] if unknown else [])
         raise ValueError(f"params: expected the keys {', '.join(PARAMETERS)}; {'; '.join(problems)}")
-    fast = _params_fast(params, dtype, n_in)
-    if fast is not None:
-        return fast
     sizes = {"n_in": n_in}
     values = {}
     for name, expected in SHAPES.items():
@@ -210,8 +210,8 @@ def _params(params, dtype, n_in):
 
 def _params_fast(params, dtype, n_in):
     """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
-    values = [params[name] for name in PARAMETERS]
     try:
+        values = [params[name] for name in PARAMETERS]
         kind = np.result_type(*values)
         n_h = values[0].shape[0]
         n_out = values[12].shape[0]
@@ -233,7 +233,7 @@ def _params_fast(params, dtype, n_in):
         ]
         if kind.kind != "f" or 0 in (n_in, n_h, n_out) or [v.shape for v in values] != expected:
             return None
-    except (AttributeError, IndexError, TypeError):  # not arrays, or too few axes: the slow path says which
+    except (AttributeError, IndexError, KeyError, TypeError):  # the slow path says what is wrong
         return None
     if kind != dtype:
         values = [v.astype(dtype, copy=False) for v in values]
