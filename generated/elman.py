@@ -35,7 +35,7 @@ Shapes (B sequences of T steps; time-major, one example per row):
         c: (n_out,), output bias
     forward(params, xs) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
-        The cache holds: h, o, log_yhat, yhat (names starting with _ are
+        The cache holds: h, log_yhat, yhat (names starting with _ are
         intermediates the backward pass reads again; values no later formula reads are not kept).
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
 float64), parameters included; the loss is a NumPy scalar and the gradients arrays of that dtype.
@@ -247,12 +247,10 @@ def _forward(p, xs):
     o_rows = h_rows @ V.T
     o_rows += c
     log_yhat_rows, yhat_rows = log_softmax_exp(o_rows)
-    o_seq = o_rows.reshape(T, B, -1)
     log_yhat_seq = log_yhat_rows.reshape(T, B, -1)
     yhat_seq = yhat_rows.reshape(T, B, -1)
     return {
         "h": h_seq,
-        "o": o_seq,
         "log_yhat": log_yhat_seq,
         "yhat": yhat_seq,
     }

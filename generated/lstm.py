@@ -47,7 +47,7 @@ Shapes (B sequences of T steps; time-major, one example per row):
         b_y: (n_out,), output bias
     forward(params, xs) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
-        The cache holds: f, i, o, g, c, _s0, h, s, log_yhat, yhat (names starting with _ are
+        The cache holds: f, i, o, g, c, _s0, h, log_yhat, yhat (names starting with _ are
         intermediates the backward pass reads again; values no later formula reads are not kept).
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
 float64), parameters included; the loss is a NumPy scalar and the gradients arrays of that dtype.
@@ -341,7 +341,6 @@ def _forward(p, xs):
     s_rows = h_rows @ V.T
     s_rows += b_y
     log_yhat_rows, yhat_rows = log_softmax_exp(s_rows)
-    s_seq = s_rows.reshape(T, B, -1)
     log_yhat_seq = log_yhat_rows.reshape(T, B, -1)
     yhat_seq = yhat_rows.reshape(T, B, -1)
     return {
@@ -352,7 +351,6 @@ def _forward(p, xs):
         "c": c_seq,
         "_s0": _s0_seq,
         "h": h_seq,
-        "s": s_seq,
         "log_yhat": log_yhat_seq,
         "yhat": yhat_seq,
     }

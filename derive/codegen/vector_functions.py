@@ -217,10 +217,10 @@ def _recurrent(plan: VectorPlan) -> Functions:
     # straight into that delta's array (which the statement then updates in place): one full array fewer
     onto: dict = {}
     for h in bhoist:
-        readers = [(d, e) for d, e in recursion if h.symbol in e.atoms(sp.MatrixSymbol)]
-        if h in chunked or not _is_product(h.expr) or len(readers) != 1:
+        users = [(d, e) for d, e in recursion if h.symbol in e.atoms(sp.MatrixSymbol)]
+        if h in chunked or not _is_product(h.expr) or len(users) != 1:
             continue
-        d, e = readers[0]
+        d, e = users[0]
         if ref(d).key in stored_deltas and d.shape == h.symbol.shape and onto_ok(e, h.symbol) \
                 and sum(1 for _, c in recursion for n in sp.preorder_traversal(c) if n == h.symbol) == 1:
             onto[d] = h.symbol
@@ -260,10 +260,12 @@ def _recurrent(plan: VectorPlan) -> Functions:
                    [(h.symbol, h.expr) for h in fhoist], "all", assign=_hoisted_assign(arrays, fhoist))
     fw.loop("the recurrence, one step at a time", "for t in range(1, T + 1):", loop, loop_stored, fhoist)
     outs = fw.stacked("everything else (the output layer), every step at once", plan.after_loop, "all")
-    fw.line("", *(f"{arrays[ref(s).key].ident} = {o}.reshape(T, B, -1)" for (s, _), o in
-                  zip(plan.after_loop, outs, strict=True)))
+    # kept for the backward pass: what it reads (the logits are not: keeping them alive costs fresh pages)
+    later_keys = {ref(s).key for e in readers[len(plan.after_loop):] for s in per_step_symbols(e)}
+    kept = [(s, o) for (s, _), o in zip(plan.after_loop, outs, strict=True) if ref(s).key in later_keys]
+    fw.line("", *(f"{arrays[ref(s).key].ident} = {o}.reshape(T, B, -1)" for s, o in kept))
     cache = [(k[0], a.ident) for k, a in arrays.items() if k in stored_forward or k in
-             {ref(s).key for s, _ in plan.after_loop}]
+             {ref(s).key for s, _ in kept}]
 
     # -- loss_and_grads --------------------------------------------------------------
     bw = Writer(plan, arrays)
