@@ -92,9 +92,10 @@ def init_params(n_in, n_hidden, n_out, seed=0):
 
 
 
-def log_softmax_exp(z):
-    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second."""
-    out = z - z.max(axis=-1, keepdims=True)
+def log_softmax_exp(z, overwrite=False):
+    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second;
+    overwrite: z's array becomes the log softmax (no new array)."""
+    out = np.subtract(z, z.max(axis=-1, keepdims=True), out=z if overwrite else None)
     e = np.exp(out)
     total = e.sum(axis=-1, keepdims=True)
     out -= np.log(total)
@@ -246,7 +247,7 @@ def _forward(p, xs):
     h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     o_rows = h_rows @ V.T
     o_rows += c
-    log_yhat_rows, yhat_rows = log_softmax_exp(o_rows)
+    log_yhat_rows, yhat_rows = log_softmax_exp(o_rows, overwrite=True)
     log_yhat_seq = log_yhat_rows.reshape(T, B, -1)
     yhat_seq = yhat_rows.reshape(T, B, -1)
     return {
@@ -288,8 +289,8 @@ def loss_and_grads(params, xs, ys):
     # the recursion's term delta_o[t] @ V computed into the rows of d_a_seq it updates
     d_a_seq[:t0 - 1] = 0
     np.matmul(d_o_loss_rows, V, out=d_a_seq[t0 - 1:T].reshape(-1, n_h))
-    # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
-    K = max(1, 32768 // (B * n_h))
+    # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
+    K = max(1, 16384 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
     for c1 in range(T, 0, -K):
         c0 = max(c1 - K + 1, 1)

@@ -139,9 +139,10 @@ def sigmoid(x, out=None):
 
 
 
-def log_softmax_exp(z):
-    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second."""
-    out = z - z.max(axis=-1, keepdims=True)
+def log_softmax_exp(z, overwrite=False):
+    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second;
+    overwrite: z's array becomes the log softmax (no new array)."""
+    out = np.subtract(z, z.max(axis=-1, keepdims=True), out=z if overwrite else None)
     e = np.exp(out)
     total = e.sum(axis=-1, keepdims=True)
     out -= np.log(total)
@@ -340,7 +341,7 @@ def _forward(p, xs):
     h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     s_rows = h_rows @ V.T
     s_rows += b_y
-    log_yhat_rows, yhat_rows = log_softmax_exp(s_rows)
+    log_yhat_rows, yhat_rows = log_softmax_exp(s_rows, overwrite=True)
     log_yhat_seq = log_yhat_rows.reshape(T, B, -1)
     yhat_seq = yhat_rows.reshape(T, B, -1)
     return {
@@ -405,8 +406,8 @@ def loss_and_grads(params, xs, ys):
     d_g_in_seq = _D0_seq[:, :, n_h:2*n_h]
     d_i_in_seq = _D0_seq[:, :, 2*n_h:3*n_h]
     d_o_in_seq = _D0_seq[:, :, 3*n_h:4*n_h]
-    # chunks of K steps: the elementwise factors of a chunk fill about 32768 values
-    K = max(1, 32768 // (B * n_h))
+    # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
+    K = max(1, 16384 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
     for c1 in range(T, 0, -K):
         c0 = max(c1 - K + 1, 1)

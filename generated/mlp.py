@@ -81,9 +81,10 @@ def init_params(n_in, n_hidden, n_out, seed=0):
 
 
 
-def log_softmax_exp(z):
-    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second."""
-    out = z - z.max(axis=-1, keepdims=True)
+def log_softmax_exp(z, overwrite=False):
+    """(log softmax, softmax) of every row from one exp: log-sum-exp for the first, exp / sum for the second;
+    overwrite: z's array becomes the log softmax (no new array)."""
+    out = np.subtract(z, z.max(axis=-1, keepdims=True), out=z if overwrite else None)
     e = np.exp(out)
     total = e.sum(axis=-1, keepdims=True)
     out -= np.log(total)

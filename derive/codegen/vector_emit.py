@@ -50,6 +50,7 @@ class Writer:
         self.prefix = temp_prefix
         self.static = dict(static or {})  # a static model's data names -> the arguments (x -> xs)
         self.block_text: dict = {}  # column blocks of a fused product (vector_fuse) -> their text
+        self.disposable: set = set()  # values no one reads after their one reader: it may overwrite them
         self.stacked_params: set[str] = set()  # parameters stacked by vector_fuse (_Wh0, ...)
 
     # -- common subexpressions -------------------------------------------------
@@ -113,7 +114,8 @@ class Writer:
                 prob = paired[target]
                 names[prob] = self._target_local(prob, span)
                 arg = bare(self._print(value.arg, names))
-                block.lines.append(f"{names[target]}, {names[prob]} = log_softmax_exp({arg})")
+                reuse = ", overwrite=True" if value.arg in self.disposable else ""  # nothing else reads it
+                block.lines.append(f"{names[target]}, {names[prob]} = log_softmax_exp({arg}{reuse})")
                 locals_.append(names[target])
                 continue
             if target in paired.values():

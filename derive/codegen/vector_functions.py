@@ -29,7 +29,7 @@ class Functions:
     backward_names: set[str]
 
 
-CHUNK_VALUES = 32768  # 256 KiB of float64: a chunk's factors stay in a core's L2 cache
+CHUNK_VALUES = 16384  # 128 KiB of float64: in L2, and below malloc's mmap threshold (no fresh pages per chunk)
 
 
 def _text(expr) -> str:
@@ -259,9 +259,12 @@ def _recurrent(plan: VectorPlan) -> Functions:
         fw.stacked("the loop's terms that read no earlier step: every step at once, one product over T*B rows",
                    [(h.symbol, h.expr) for h in fhoist], "all", assign=_hoisted_assign(arrays, fhoist))
     fw.loop("the recurrence, one step at a time", "for t in range(1, T + 1):", loop, loop_stored, fhoist)
-    outs = fw.stacked("everything else (the output layer), every step at once", plan.after_loop, "all")
-    # kept for the backward pass: what it reads (the logits are not: keeping them alive costs fresh pages)
+    # kept for the backward pass: what it reads (the logits are not: keeping them alive costs fresh pages),
+    # and a value read once and not kept may be overwritten by its reader (log_softmax_exp in place)
     later_keys = {ref(s).key for e in readers[len(plan.after_loop):] for s in per_step_symbols(e)}
+    fw.disposable = {t for t, _ in plan.after_loop if ref(t).key not in later_keys and sum(
+        1 for _, e in plan.after_loop for n in sp.preorder_traversal(e) if n == t) == 1}
+    outs = fw.stacked("everything else (the output layer), every step at once", plan.after_loop, "all")
     kept = [(s, o) for (s, _), o in zip(plan.after_loop, outs, strict=True) if ref(s).key in later_keys]
     fw.line("", *(f"{arrays[ref(s).key].ident} = {o}.reshape(T, B, -1)" for s, o in kept))
     cache = [(k[0], a.ident) for k, a in arrays.items() if k in stored_forward or k in
