@@ -300,8 +300,9 @@ def loss_and_grads(params, xs, ys):
         np.subtract(1, _b1, out=_b1)
         _b1 = _b1.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            d_a_seq[t - 1] += d_a_seq[t] @ W
-            d_a_seq[t - 1] *= _b1[t - c0]
+            d_a = d_a_seq[t - 1]
+            d_a += d_a_seq[t] @ W
+            d_a *= _b1[t - c0]
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_a_rows = d_a_seq[:T].reshape(-1, n_h)
     x_rows = xs[:T].reshape(-1, n_in)

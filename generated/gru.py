@@ -317,13 +317,14 @@ def _forward(p, xs):
         _Z0 = h_seq[t - 1] @ __Wh0_T
         _Z0 += _F0[t - 1]
         sigmoid(_Z0[:, :2*n_h], out=_G0_seq[t - 1, :, :2*n_h])
-        np.matmul(h_seq[t - 1], _W_hn_T, out=_s0_seq[t - 1])
-        _s0_seq[t - 1] += b_hn
         _s0 = _s0_seq[t - 1]
-        np.tanh(_f2[t - 1] + (_s0 * r_seq[t - 1]), out=n_seq[t - 1])
+        np.matmul(h_seq[t - 1], _W_hn_T, out=_s0)
+        _s0 += b_hn
         n = n_seq[t - 1]
-        np.multiply(1 - z_seq[t - 1], n, out=h_seq[t])
-        h_seq[t] += h_seq[t - 1] * z_seq[t - 1]
+        np.tanh(_f2[t - 1] + (_s0 * r_seq[t - 1]), out=n)
+        h = h_seq[t]
+        np.multiply(1 - z_seq[t - 1], n, out=h)
+        h += h_seq[t - 1] * z_seq[t - 1]
     # everything else (the output layer), every step at once
     h_rows = h_seq[1:T + 1].reshape(-1, n_h)
     s_rows = h_rows @ V.T
@@ -410,12 +411,12 @@ def loss_and_grads(params, xs, ys):
         _b3 *= r_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
         for t in range(c1, c0 - 1, -1):
-            d_h_seq[t - 1] += _D0_seq[t] @ _Wd0
-            d_h_seq[t - 1] += (d_n_in_seq[t] * r_seq[t]) @ W_hn
-            d_h_seq[t - 1] += d_h_seq[t] * z_seq[t]
             d_h = d_h_seq[t - 1]
-            np.multiply(_b1[t - c0], d_h, out=d_n_in_seq[t - 1])
+            d_h += _D0_seq[t] @ _Wd0
+            d_h += (d_n_in_seq[t] * r_seq[t]) @ W_hn
+            d_h += d_h_seq[t] * z_seq[t]
             d_n_in = d_n_in_seq[t - 1]
+            np.multiply(_b1[t - c0], d_h, out=d_n_in)
             np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
             np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows

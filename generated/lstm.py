@@ -331,11 +331,11 @@ def _forward(p, xs):
         _Z0 += _F0[t - 1]
         sigmoid(_Z0[:, :3*n_h], out=_G0_seq[t - 1, :, :3*n_h])
         np.tanh(_Z0[:, 3*n_h:4*n_h], out=_G0_seq[t - 1, :, 3*n_h:4*n_h])
-        np.multiply(c_seq[t - 1], f_seq[t - 1], out=c_seq[t])
-        c_seq[t] += g_seq[t - 1] * i_seq[t - 1]
         c = c_seq[t]
-        np.tanh(c, out=_s0_seq[t - 1])
+        np.multiply(c_seq[t - 1], f_seq[t - 1], out=c)
+        c += g_seq[t - 1] * i_seq[t - 1]
         _s0 = _s0_seq[t - 1]
+        np.tanh(c, out=_s0)
         np.multiply(_s0, o_seq[t - 1], out=h_seq[t])
     # everything else (the output layer), every step at once
     h_rows = h_seq[1:T + 1].reshape(-1, n_h)
@@ -441,9 +441,9 @@ def loss_and_grads(params, xs, ys):
         for t in range(c1, c0 - 1, -1):
             d_h = _D0_seq[t] @ _Wd0
             d_h += _b0[t - 1]
-            np.multiply(d_c_seq[t], f_seq[t], out=d_c_seq[t - 1])
-            d_c_seq[t - 1] += _b1[t - c0] * d_h
             d_c = d_c_seq[t - 1]
+            np.multiply(d_c_seq[t], f_seq[t], out=d_c)
+            d_c += _b1[t - c0] * d_h
             np.multiply(_b2[t - c0], d_c, out=d_g_in_seq[t - 1])
             np.multiply(_b3[t - c0], d_h, out=d_o_in_seq[t - 1])
             np.multiply(_b4[t - c0], d_c, out=d_i_in_seq[t - 1])

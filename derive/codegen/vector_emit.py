@@ -199,12 +199,17 @@ class Writer:
             name = str(target.name) if temp else local(ref(target))
             if not temp and ref(target).key in stored:
                 row = self.arrays[ref(target).key].row(0)
-                if onto and target in onto:  # the row already holds the hoisted term onto[target]
-                    block.lines += self._assign_onto(row, value, onto[target], names)
+
+                def into(dest, target=target, value=value):
+                    if onto and target in onto:  # the row already holds the hoisted term onto[target]
+                        return self._assign_onto(dest, value, onto[target], names)
+                    return self._assign(dest, value, names, exists=True)
+                later = any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:])
+                body = into(row)
+                if later or len(body) > 1:  # the row under its name once: one indexing, not one per line
+                    block.lines += [f"{name} = {row}", *into(name)]
                 else:
-                    block.lines += self._assign(row, value, names, exists=True)
-                if any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:]):  # read by name later
-                    block.lines.append(f"{name} = {row}")
+                    block.lines += body
             else:
                 block.lines += self._assign(name, value, names, exists=False)
             names[target] = name
