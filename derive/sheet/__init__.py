@@ -100,9 +100,9 @@ def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int
             f = None
             if isinstance(node, ElementwiseApplyFunction):
                 fn = node.function.expr.func if isinstance(node.function, sp.Lambda) else node.function
-                f = "$" + latex(fn(x)) + "$"
+                f = {"tex": latex(fn(x)), "softmax": False}
             elif isinstance(node, Softmax):
-                f = r"$\operatorname{softmax}$ (entries $e^{z_i} / \sum_j e^{z_j}$)"
+                f = {"tex": latex(Softmax(sp.MatrixSymbol("z", 2, 1))), "softmax": True}
             if f and f not in functions:
                 functions.append(f)
     first = next(q.name for q in model.quantities if q.role != "intermediate")
@@ -113,7 +113,7 @@ def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int
     return {
         "title": model.title, "summary": model.summary, "name": model.name, "recurrent": model.recurrent,
         "steps": steps, "variant": variant, "solution": variant == "solution", "view": "matrix",
-        "options": options, "functions": ", ".join(functions),
+        "options": options, "functions": functions,
         "loss_description": model.loss.description, "loss_over": model.loss.over,
         "adjoint": {"symbol": latex(cell.sym(first, 0, True)), "of": latex(cell.sym(first))},
         "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot,

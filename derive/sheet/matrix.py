@@ -47,11 +47,9 @@ def _name(sym) -> str:
     return naming.describe(sp.Symbol(str(sym.name))).name
 
 
-def shape_tex(shape) -> str:
-    """(n_h, n_in) -> 'n_{h} \\times n_{in}'; a column (n_h, 1) stays n_h x 1."""
-    if shape is None:
-        return r"1 \times 1"
-    return rf"{latex(shape[0])} \times {latex(shape[1])}"
+def dims(shape) -> list[str]:
+    """A shape as its two printed sizes, (n_h, n_in) -> ['n_{h}', 'n_{in}'] (a scalar is 1 x 1)."""
+    return ["1", "1"] if shape is None else [latex(shape[0]), latex(shape[1])]
 
 
 def _shape_of(x):
@@ -69,15 +67,15 @@ def notation_context(model: Model, cell: MatrixCell, sizes: dict[str, int]) -> d
     params = dict(cell.params)
     for decl in model.parameters + model.inputs + model.targets:
         sym = cell.sym(decl.name) if decl.per_step else params.get(decl.name, naming.base(decl.name))
-        if decl.classes:
-            shape = rf"$\in \{{0, \dots, {latex(naming.base(decl.classes))} - 1\}}$"  # 0-based, as in the example
+        if decl.classes:  # a class index, 0-based as in the example
+            shape = {"classes": latex(naming.base(decl.classes))}
         else:
-            shape = "$" + shape_tex(_shape_of(sym)) + "$" if decl.shape else "scalar"
+            shape = {"dims": dims(_shape_of(sym))} if decl.shape else {"scalar": True}
         kind = decl.role + (", one per step" if decl.per_step and model.recurrent else "")
         rows.append({"symbol": latex(sym), "shape": shape, "kind": kind, "meaning": decl.description})
     for q in model.quantities:
         sym = cell.sym(q.name)
-        rows.append({"symbol": latex(sym), "shape": "$" + shape_tex(_shape_of(sym)) + "$",
+        rows.append({"symbol": latex(sym), "shape": {"dims": dims(_shape_of(sym))},
                      "kind": q.role + (", per step" if model.recurrent else ""), "meaning": q.description})
     size_rows = [{"symbol": latex(naming.base(s.name)), "meaning": s.description, "value": sizes.get(s.name)}
                  for s in model.sizes]
@@ -209,25 +207,25 @@ def _unique(rows: list[dict]) -> list[dict]:
     return out
 
 
-def factor_shapes(expr) -> tuple[str, object]:
-    """The shapes of a gradient term's factors as printed, and the term's own shape (SymPy's)."""
-    if isinstance(expr, sp.MatMul):
-        mats = [a for a in expr.args if is_matrix(a)]
-        return "".join(f"({shape_tex(a.shape)})" for a in mats), expr.shape
-    if isinstance(expr, sp.HadamardProduct):
-        return r" \odot ".join(f"({shape_tex(a.shape)})" for a in expr.args), expr.shape
+def factor_shapes(expr) -> tuple[list[dict], object]:
+    """A gradient term's factors' shapes (terms of a sum, each a product or a Hadamard product of
+    factors), and the term's own shape: all read off the SymPy objects."""
     if isinstance(expr, sp.MatAdd):
-        return " + ".join(factor_shapes(a)[0] for a in expr.args), expr.shape
+        return [g for a in expr.args for g in factor_shapes(a)[0]], expr.shape
+    if isinstance(expr, sp.MatMul):
+        return [{"hadamard": False, "factors": [dims(a.shape) for a in expr.args if is_matrix(a)]}], expr.shape
+    if isinstance(expr, sp.HadamardProduct):
+        return [{"hadamard": True, "factors": [dims(a.shape) for a in expr.args]}], expr.shape
     if is_matrix(expr):
-        return f"({shape_tex(expr.shape)})", expr.shape
-    return "scalar", None
+        return [{"hadamard": False, "factors": [dims(expr.shape)]}], expr.shape
+    return [], None
 
 
 def shape_row(p, expr) -> dict:
     factors, shape = factor_shapes(expr)
     own = _shape_of(p)
-    return {"param": latex(p), "term": latex(expr), "factors": factors, "result": shape_tex(shape),
-            "expected": shape_tex(own), "ok": (shape == own) or (own is None and shape in (None, (1, 1)))}
+    return {"param": latex(p), "term": latex(expr), "groups": factors, "result": dims(shape),
+            "expected": dims(own), "ok": (shape == own) or (own is None and shape in (None, (1, 1)))}
 
 
 def update_context(cell: MatrixCell) -> dict:

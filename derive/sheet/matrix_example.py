@@ -223,11 +223,14 @@ def matrix_cells(value, digits: int = 3, row_limit: int = COLUMN_AS_ROW) -> dict
     return {"rows": [[_fixed(x, digits) for x in row] for row in arr], "t": transposed}
 
 
-def _error_bound(error: float) -> str:
-    floor = 1e-9
-    if error < floor:
-        return r"< 10^{-9}"
-    return rf"< 10^{{{math.floor(math.log10(error)) + 1}}}"
+ERROR_FLOOR_SHOWN = 1e-9  # smaller errors are rounding noise: shown as "< 1e-9", the same on every machine
+
+
+def _error_bound(error: float) -> int:
+    """The power of ten a relative error is below (its digits differ between machines)."""
+    if error < ERROR_FLOOR_SHOWN:
+        return round(math.log10(ERROR_FLOOR_SHOWN))
+    return math.floor(math.log10(error)) + 1
 
 
 def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int | None = None,
