@@ -61,7 +61,7 @@ def test_backward_section_prints_the_cells_own_adjoints(name):
         if not kinds or kinds[-1] != (back.deltas, back.grads):
             kinds.append((back.deltas, back.grads))
     assert len(kinds) == len(shown_kinds)
-    for (deltas, grads), shown in zip(kinds, shown_kinds):
+    for (deltas, grads), shown in zip(kinds, shown_kinds, strict=True):
         assert all(s.lhs is a and s.rhs is b for s, (a, b) in zip(shown["deltas"], deltas, strict=True))
         assert all(s.rhs is e for s, (_, e) in zip(shown["grads"], grads, strict=True))
         for s in shown["deltas"]:  # unbroken lines print exactly latex(rhs); broken ones join to its parts
@@ -103,7 +103,7 @@ def test_vanishing_section_prints_the_one_step_jacobians(name):
 def test_a_listed_step_is_the_generic_formula_renamed():
     model = derive.load("elman")
     cell = MatrixCell(model)
-    (lhs, rhs), = [(a, b) for a, b in cell.equations("regular") if str(a.name) == "a[t]"]
+    (rhs,) = [b for a, b in cell.equations("regular") if str(a.name) == "a[t]"]
     step2 = at_step(rhs, 2)
     assert {str(m.name) for m in step2.atoms(sp.MatrixSymbol)} == {"U", "W", "b", "x_2", "h_1"}
     back = at_step(step2, 0)  # renaming is structural: same tree, other leaves
@@ -152,7 +152,7 @@ def test_printed_gradient_formulas_equal_differences_of_the_explicit_engine(name
     p, d = _explicit_arrays(model, sizes, params, data, steps)
     base = float(engine.run(p, d, steps, grads=False).loss)
     assert base == pytest.approx(run.loss, rel=1e-12)
-    for g, decl in zip(ctx["backward"]["gradients"], model.parameters):
+    for g, decl in zip(ctx["backward"]["gradients"], model.parameters, strict=True):
         # the printed parts, evaluated at the steps they cover, summed
         total = 0.0
         for part in g["parts"]:
@@ -219,7 +219,8 @@ def test_vanishing_curve_equals_the_explicit_jacobian_norms():
     p, d = _explicit_arrays(model, sizes, w, data, PLOT_STEPS)
     oracle = jacobian_norms(model, sizes, p, d, PLOT_STEPS)
     assert instantiate(model, sizes) is not None
-    for (n, y), (n2, y2) in zip(drawn[i]["points"], oracle):
+    assert len(drawn[i]["points"]) == len(oracle)
+    for (n, y), (n2, y2) in zip(drawn[i]["points"], oracle, strict=True):
         assert n == n2 and y == pytest.approx(y2, rel=1e-9)
 
 
@@ -235,7 +236,7 @@ def test_vanishing_curve_equals_the_explicit_jacobian_norms():
     (["sheet", "tanh-rnn", "--sizes", "n_h=2"], "scalar model"),
 ])
 def test_cli_refuses_with_one_line(argv, needle, tmp_path, capsys):
-    assert main(argv + ["-o", str(tmp_path)]) == 2
+    assert main([*argv, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1, err
     assert not list(tmp_path.iterdir())

@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
     parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
     parser.add_argument("--view", choices=["explicit", "matrix"], default=None,
-                        help="explicit: scalar symbols (scalar models; a vector model one symbol per entry at tiny "
-                        "--sizes, default n_in=1,n_h=1,n_out=2); matrix: vector models in matrix notation (their default)")
+                        help="explicit: scalar symbols (scalar models; a vector model one symbol per entry at "
+                        "tiny --sizes, default n_in=1,n_h=1,n_out=2); matrix: vector models in matrix notation "
+                        "(their default)")
     parser.add_argument("--variant", choices=["solution", "problem"], default="solution",
                         help="solution: complete (default); problem: questions and answer boxes")
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",

@@ -233,12 +233,12 @@ class _Breaker:
             pieces = []
             for i, term in enumerate(terms):
                 coeff, rest = term.as_coeff_mmul()
-                sign = ""
+                sign, shown = "", term
                 if i > 0:
                     sign = "- " if coeff.is_negative else "+ "
                     if coeff.is_negative:
-                        term = sp.MatMul(-coeff, *rest.args).doit() if coeff != -1 else rest
-                body = self.lines(term)
+                        shown = sp.MatMul(-coeff, *rest.args).doit() if coeff != -1 else rest
+                body = self.lines(shown)
                 pieces.append([sign + body[0], *body[1:]])
             return self._pack(pieces, "")
         if isinstance(expr, sp.HadamardProduct):  # factors continue a line with \odot

@@ -86,7 +86,7 @@ def equations_context(model: Model, cell: MatrixCell) -> dict:
     equations = []
     for lhs, rhs in cell.equations("regular"):
         equations.append({"eq": show(lhs, rhs), "when": "regular"})
-    for (lhs, rhs), (_, reg) in zip(cell.equations("last"), cell.equations("regular")):
+    for (lhs, rhs), (_, reg) in zip(cell.equations("last"), cell.equations("regular"), strict=True):
         if rhs != reg:
             equations.append({"eq": show(lhs, rhs), "when": "last"})
     initial = [show(at_step(lhs, 0), rhs) for lhs, rhs in cell.equations("init")] if model.recurrent else []
@@ -181,9 +181,9 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
             eqs = [show(at_step(s, kk), at_step(e, kk)) for s, e in back.deltas if _name(s) in states]
             instances.append({"k": kk, "eqs": eqs})
     gradients, shapes = [], []
-    for pname, p in cell.params:
+    for _, p in cell.params:
         parts = []
-        for expr, ks in _groups(model, steps, lambda kd: dict(cell.backward(kd).grads).get(p)):
+        for expr, ks in _groups(model, steps, lambda kd, p=p: dict(cell.backward(kd).grads).get(p)):
             if expr is None:
                 continue
             rng = _kind_range(ks, steps)

@@ -158,43 +158,33 @@ def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict
                    compiled: MatrixRun | None = None):
     """Per parameter: the entry with the largest derived value against five-point differences and
     (analytic models) the complex step of the loss, and the largest relative error over all its
-    entries. The loss comes from the forward equations alone (no backward formula is involved)."""
+    entries. The loss comes from forward passes alone (no backward formula is involved)."""
     analytic = analytic_model(model)
 
-    class _Forward:  # the loss of moved parameters: a forward pass reusing the compiled equations
-        @staticmethod
-        def run(moved, data, steps):
-            return MatrixRun(model, sizes, moved, data, steps, backward=False, compiled=compiled, loss=True)
+    def moved_loss(name: str, base: np.ndarray, i: int, shift: complex):
+        arr = np.array(base, dtype=complex if isinstance(shift, complex) else float).reshape(-1)
+        arr[i] += shift
+        moved = dict(params, **{name: arr.reshape(base.shape) if base.shape else arr[0]})
+        return MatrixRun(model, sizes, moved, data, steps, backward=False, compiled=compiled, loss=True).complex_loss
 
-    engine = _Forward()
     rows = []
     for p in model.parameters:
         base = np.asarray(params[p.name], dtype=float)
+        flat = np.asarray(derived[p.name], dtype=float).reshape(-1)
         h = FD_SCALE * max(1.0, float(np.max(np.abs(base))))
-        fd, cs = np.zeros_like(base), np.zeros_like(base)
-        for idx in np.ndindex(base.shape or (1,)):
-            idx = idx if base.shape else ()
-
-            def loss(shift, dtype=float):
-                moved = dict(params)
-                arr = np.array(base, dtype=dtype)
-                arr[idx] += shift
-                moved[p.name] = arr if base.shape else arr[()]
-                return engine.run(moved, data, steps).complex_loss
-
-            fd[idx] = sum(w * float(np.real(loss(off * h))) for off, w in FD_STENCIL) / h
-            if analytic:
-                cs[idx] = float(np.imag(loss(1j * CS_STEP, complex))) / CS_STEP
-        g = np.asarray(derived[p.name], dtype=float).reshape(base.shape)
-        errors = [relative_error(float(g[i]), float(fd[i])) for i in np.ndindex(base.shape or (1,))] if base.shape \
-            else [relative_error(float(g), float(fd))]
+        fd = np.array([sum(w * float(np.real(moved_loss(p.name, base, i, off * h))) for off, w in FD_STENCIL) / h
+                       for i in range(base.size)])
+        errors = [relative_error(float(a), float(b)) for a, b in zip(flat, fd, strict=True)]
+        cs = None
         if analytic:
-            errors += [relative_error(float(g[i]), float(cs[i])) for i in np.ndindex(base.shape)] if base.shape \
-                else [relative_error(float(g), float(cs))]
-        at = np.unravel_index(int(np.argmax(np.abs(g))), g.shape) if base.shape else ()
-        shown = at[:1] if len(p.shape) == 1 else at  # a vector's entry is one index
-        rows.append({"name": p.name, "entry": tuple(int(i) + 1 for i in shown), "analytic": float(g[at]),
-                     "fd": float(fd[at]), "cs": float(cs[at]) if analytic else None,
+            cs = np.array([float(np.imag(moved_loss(p.name, base, i, 1j * CS_STEP))) / CS_STEP
+                           for i in range(base.size)])
+            errors += [relative_error(float(a), float(b)) for a, b in zip(flat, cs, strict=True)]
+        at = int(np.argmax(np.abs(flat)))
+        index = np.unravel_index(at, base.shape) if base.shape else ()
+        shown = index[:1] if len(p.shape) == 1 else index  # a vector's entry is one index
+        rows.append({"name": p.name, "entry": tuple(int(i) + 1 for i in shown), "analytic": float(flat[at]),
+                     "fd": float(fd[at]), "cs": None if cs is None else float(cs[at]),
                      "error": max(errors), "entries": int(base.size)})
     return rows, analytic
 
@@ -252,7 +242,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
                   else matrix_cells(data[d.name])}
                  for d in model.inputs + model.targets if not d.per_step]
     names = [q.name for q in model.quantities]
-    fwd_steps = ([0] + pick(list(range(1, steps + 1)))) if recurrent else [1]
+    fwd_steps = [0, *pick(list(range(1, steps + 1)))] if recurrent else [1]
     fwd_limit = min(COLUMN_AS_ROW, TABLE_ENTRIES // len(fwd_steps))
     forward = [{"symbol": latex(cell.sym(n)), "cells": [
         None if k is None else (matrix_cells(run.values[(n, k)], row_limit=fwd_limit) if (n, k) in run.values and
@@ -281,7 +271,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
                  "cells": [None if k is None else matrix_cells(run.terms[(focus, k)]) for k in ks],
                  "total": matrix_cells(grads[focus])}
     rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run)
-    check_rows = [{"symbol": latex(psyms[r["name"]]) if r["entry"] else latex(psyms[r["name"]]),
+    check_rows = [{"symbol": latex(psyms[r["name"]]),
                    "entry": ",".join(map(str, r["entry"])), "analytic": _num(r["analytic"], 6),
                    "fd": _num(r["fd"], 6), "cs": "" if r["cs"] is None else _num(r["cs"], 6),
                    "entries": r["entries"], "error": _error_bound(r["error"])} for r in rows]

@@ -111,7 +111,7 @@ class MatrixPieces:
         return Equations("one-step Jacobians", tuple(v["entries"]) if v["recurrent"] else ())
 
     def _repr_latex_(self) -> str:
-        return Equations("derivation", self.deltas.items + (None,) + self.gradients.items)._repr_latex_()
+        return Equations("derivation", (*self.deltas.items, None, *self.gradients.items))._repr_latex_()
 
 
 def matrix_pieces(model, steps: int = 3) -> MatrixPieces:
