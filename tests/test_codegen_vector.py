@@ -332,6 +332,26 @@ def test_elman_learns_to_echo_the_input_one_step_late(modules):
     assert accuracy > 0.95, accuracy
 
 
+@pytest.mark.parametrize("name", RECURRENT)
+def test_a_many_to_one_spec_emits_the_same_module(name):
+    """over = "final" changes which steps carry a loss term; the module takes both ys shapes either way."""
+    from derive.codegen.vector import emit_vector
+
+    assert emit_vector(derive.load(name, {"over": "final"})) == (GENERATED / f"{name}.py").read_text()
+
+
+def test_a_name_the_module_needs_is_refused_with_one_line(tmp_path):
+    from derive.codegen.vector import emit_vector
+    from derive.errors import DeriveError
+
+    text = (ROOT / "derive" / "models" / "elman.toml").read_text().replace("c = {", "grads = {").replace(
+        "c + V", "grads + V")
+    path = tmp_path / "clash.toml"
+    path.write_text(text)
+    with pytest.raises(DeriveError, match="'grads' clashes"):
+        emit_vector(derive.load(str(path)))
+
+
 def test_generated_vector_modules_do_not_drift():
     produced = artifacts()
     assert [a.path for a in produced] == [f"{n}.py" for n in sorted(VECTOR)]

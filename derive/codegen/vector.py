@@ -17,6 +17,7 @@ the template lays it out). Every expression in the module is printed from those 
 """
 from __future__ import annotations
 
+import keyword
 import re
 
 import sympy as sp
@@ -101,7 +102,7 @@ def _sizes(model: Model) -> list[dict]:
 
 def _check_names(model: Model) -> None:
     for name in model.all_names:
-        if name in RESERVED or name.startswith("_") or name.endswith(("_seq", "_rows")):
+        if name in RESERVED or keyword.iskeyword(name) or name.startswith("_") or name.endswith(("_seq", "_rows")):
             raise DeriveError(f"{model.name}: the name '{name}' clashes with a name of the generated module; "
                               "rename it in the spec")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from derive.cell import step_kind
+from derive.cell import StepKind, step_kind
 from derive.codegen.vector_arrays import per_step_symbols, ref, step_symbol
 from derive.codegen.vector_rows import LogSoftmaxRows, gradient_form, loss_form, row_form
 from derive.errors import DeriveError
@@ -136,7 +136,9 @@ class VectorPlan:
     # -- backward ------------------------------------------------------------
     def _backward(self) -> None:
         model = self.model
-        kind = step_kind(model, 1, 3) if self.recurrent else step_kind(model, 1, 1)
+        # a regular step with a loss term, whatever the spec's default (over = "final" included): the module
+        # seeds the loss at the steps ys has (every step, or step T), and the other steps differ only there
+        kind = StepKind("regular", "regular", True) if self.recurrent else step_kind(model, 1, 1)
         self.kind = kind
         step = self.cell.backward(kind)
         self.deltas = [(self._rowsym(d), row_form(e, self.B, self.biases)) for d, e in step.deltas]
@@ -170,7 +172,7 @@ class VectorPlan:
 
     # -- gradients -----------------------------------------------------------
     def _gradients(self) -> None:
-        last = self.cell.backward(step_kind(self.model, 3, 3)) if self.recurrent else None
+        last = self.cell.backward(StepKind("last", None, True)) if self.recurrent else None
         if last is not None and dict(last.grads) != dict(self.raw_grads):
             raise DeriveError(f"{self.model.name}: the last step's gradient terms differ from the others'")
         self.terms: list[Term] = []
