@@ -123,15 +123,6 @@ def init_params(n_in, n_hidden, n_out, seed=0):
     return params
 
 
-def sigmoid(x, out=None):
-    """The logistic function as (1 + tanh(x/2))/2: no overflow for any input, dtype kept; into out if given."""
-    out = np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1
-    out *= 0.5
-    return out
-
-
 
 
 def log_softmax_exp(z, overwrite=False):
@@ -289,9 +280,9 @@ def _forward(p, xs):
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
     # the parameters of gates that share an input, stacked: one product serves them all
-    _Wh0 = np.concatenate([W_hr, W_hz])
-    _Wx0 = np.concatenate([W_ir, W_iz])
-    _bias0 = np.concatenate([b_hr + b_ir, b_hz + b_iz])
+    _Wh0 = np.concatenate([0.5 * W_hr, 0.5 * W_hz])
+    _Wx0 = np.concatenate([0.5 * W_ir, 0.5 * W_iz])
+    _bias0 = np.concatenate([0.5 * (b_hr + b_ir), 0.5 * (b_hz + b_iz)])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
     _G0_seq = np.empty((T + 1, B, 2*n_h), dtype)
     _G0_seq[-1] = 0
@@ -316,7 +307,10 @@ def _forward(p, xs):
     for t in range(1, T + 1):
         _Z0 = h_seq[t - 1] @ __Wh0_T
         _Z0 += _F0[t - 1]
-        sigmoid(_Z0[:, :2*n_h], out=_G0_seq[t - 1, :, :2*n_h])
+        np.tanh(_Z0, out=_G0_seq[t - 1])
+        _sig = _G0_seq[t - 1, :, :2*n_h]
+        _sig *= 0.5
+        _sig += 0.5
         _s0 = _s0_seq[t - 1]
         np.matmul(h_seq[t - 1], _W_hn_T, out=_s0)
         _s0 += b_hn

@@ -128,15 +128,6 @@ def init_params(n_in, n_hidden, n_out, seed=0):
     return params
 
 
-def sigmoid(x, out=None):
-    """The logistic function as (1 + tanh(x/2))/2: no overflow for any input, dtype kept; into out if given."""
-    out = np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1
-    out *= 0.5
-    return out
-
-
 
 
 def log_softmax_exp(z, overwrite=False):
@@ -303,9 +294,9 @@ def _forward(p, xs):
     T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
     # the parameters of gates that share an input, stacked: one product serves them all
-    _Wh0 = np.concatenate([W_fh, W_ih, W_oh, W_ch])
-    _Wx0 = np.concatenate([W_fx, W_ix, W_ox, W_cx])
-    _bias0 = np.concatenate([b_f, b_i, b_o, b_c])
+    _Wh0 = np.concatenate([0.5 * W_fh, 0.5 * W_ih, 0.5 * W_oh, W_ch])
+    _Wx0 = np.concatenate([0.5 * W_fx, 0.5 * W_ix, 0.5 * W_ox, W_cx])
+    _bias0 = np.concatenate([0.5 * b_f, 0.5 * b_i, 0.5 * b_o, b_c])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
     _G0_seq = np.empty((T + 1, B, 4*n_h), dtype)
     _G0_seq[-1] = 0
@@ -329,8 +320,10 @@ def _forward(p, xs):
     for t in range(1, T + 1):
         _Z0 = h_seq[t - 1] @ __Wh0_T
         _Z0 += _F0[t - 1]
-        sigmoid(_Z0[:, :3*n_h], out=_G0_seq[t - 1, :, :3*n_h])
-        np.tanh(_Z0[:, 3*n_h:4*n_h], out=_G0_seq[t - 1, :, 3*n_h:4*n_h])
+        np.tanh(_Z0, out=_G0_seq[t - 1])
+        _sig = _G0_seq[t - 1, :, :3*n_h]
+        _sig *= 0.5
+        _sig += 0.5
         c = c_seq[t]
         np.multiply(c_seq[t - 1], f_seq[t - 1], out=c)
         c += g_seq[t - 1] * i_seq[t - 1]

@@ -51,6 +51,7 @@ class Writer:
         self.static = dict(static or {})  # a static model's data names -> the arguments (x -> xs)
         self.block_text: dict = {}  # column blocks of a fused product (vector_fuse) -> their text
         self.disposable: set = set()  # values no one reads after their one reader: it may overwrite them
+        self.after: dict = {}  # loop statement -> lines printed right after it
         self.stacked_params: set[str] = set()  # parameters stacked by vector_fuse (_Wh0, ...)
 
     # -- common subexpressions -------------------------------------------------
@@ -212,6 +213,7 @@ class Writer:
                     block.lines += body
             else:
                 block.lines += self._assign(name, value, names, exists=False)
+            block.lines += self.after.get(target, [])
             names[target] = name
         self.blocks.append(block)
 

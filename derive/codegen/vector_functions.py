@@ -177,16 +177,25 @@ def _recurrent(plan: VectorPlan) -> Functions:
     # gates of a fused group, all stored and none a state: stored side by side in one array, so that
     # each run of one activation (the LSTM's three sigmoids) is one call per step
     joint_forward: dict = {}  # member key -> (joint array, columns)
+    fw_after: dict = {}  # loop statement -> lines that finish it (the sigmoid columns after one tanh)
     loop_stored = set(stored_forward)
     for group in fused.groups:
         n, _, targets, runs = group
         keys = [ref(t).key for t in targets]
         if not all(k in stored_forward and k[0] not in states for k in keys):
             continue
-        loop = store_runs(loop, fused, group, plan.B)
+        loop, finish = store_runs(loop, fused, group, plan.B)
         pad = any(k in padded for k in keys)
         total = runs[-1][3]
         joint = Array(f"_G{n}_seq", 1, _text(total), pad)
+        if finish:  # one tanh over every gate; the sigmoid columns then (1 + tanh(z/2))/2
+            arrays[(f"_G{n}_all", False)] = Array(joint.ident, 1, _text(total), pad)
+            loop_stored.add((f"_G{n}_all", False))
+            after = []
+            for start, stop in finish:
+                view = f"{joint.ident}[t - 1, :, {'' if start == 0 else _text(start)}:{_text(stop)}]"
+                after += [f"_sig = {view}", "_sig *= 0.5", "_sig += 0.5"]
+            fw_after[step_symbol(f"_G{n}_all", 0, plan.B, total)] = after
         for r, (_, _gates, start, stop) in enumerate(runs):
             cols = f"{'' if start == 0 else _text(start)}:{_text(stop)}"
             arrays[(f"_G{n}_{r}", False)] = Array(joint.ident, 1, _text(stop - start), pad, columns=cols)
@@ -243,6 +252,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
 
     # -- _forward ----------------------------------------------------------------
     fw = Writer(plan, arrays)
+    fw.after = fw_after
     if fused.stacks:
         fw.line("the parameters of gates that share an input, stacked: one product serves them all",
                 *(f"{ident} = np.concatenate([{', '.join(parts)}])" for ident, parts in fused.stacks.items()))

@@ -20,6 +20,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.codegen.vector_arrays import ref, step_symbol
 from derive.codegen.vector_plan import Hoisted
+from derive.functions import sigmoid
 
 
 @dataclass
@@ -141,19 +142,40 @@ def _fn(value):
     return f.expr.func if isinstance(f, sp.Lambda) else f
 
 
-def store_runs(loop: list, fused: Fused, group, batch) -> list:
+def _folds(runs) -> bool:
+    """Every gate is sigmoid or tanh and one at least is sigmoid: sigmoid(z) = (1 + tanh(z/2))/2."""
+    fns = {_fn(value) for value, _, _, _ in runs}
+    return sigmoid in fns and fns <= {sigmoid, sp.tanh}
+
+
+def store_runs(loop: list, fused: Fused, group, batch) -> tuple[list, list]:
     """The gates of a group stored side by side: each run of one activation becomes one statement, whose
-    target (_G0_0[t]) is a column block of the joint array; returns the new loop statements."""
+    target (_G0_0[t]) is a column block of the joint array. Sigmoid and tanh gates together become one
+    tanh of the whole block, the sigmoid gates' rows of the stacked parameters halved (their z/2), and
+    then s*0.5 + 0.5 on the sigmoid columns. Returns (loop statements, sigmoid columns to finish)."""
     n, z_sym, targets, runs = group
     first = min(i for i, (t, _) in enumerate(loop) if t in targets)
     kept = [(t, v) for t, v in loop if t not in targets]
+    if _folds(runs):
+        halves = {str(g) for value, gates, _, _ in runs if _fn(value) is sigmoid for g in gates}
+        order = [g for _, gates, _, _ in runs for g in gates]
+        for name in (f"_Wh{n}", f"_Wx{n}", f"_bias{n}"):
+            if name in fused.stacks:
+                fused.stacks[name] = tuple(f"0.5 * ({part})" if " " in part and str(g) in halves else
+                                           f"0.5 * {part}" if str(g) in halves else part
+                                           for part, g in zip(fused.stacks[name], order, strict=True))
+        d = sp.Dummy("d", real=True)
+        whole = (step_symbol(f"_G{n}_all", 0, batch, runs[-1][3]), ElementwiseApplyFunction(sp.Lambda(d, sp.tanh(d)),
+                                                                                              z_sym))
+        finish = [(start, stop) for value, _, start, stop in runs if _fn(value) is sigmoid]
+        return [*kept[:first], whole, *kept[first:]], finish
     new = []
     for r, (value, _gates, start, stop) in enumerate(runs):
         width = stop - start
         block = step_symbol(f"_Z{n}_run{r}", 0, batch, width)
         fused.blocks[block] = (z_sym, start, stop)
         new.append((step_symbol(f"_G{n}_{r}", 0, batch, width), ElementwiseApplyFunction(value.function, block)))
-    return kept[:first] + new + kept[first:]
+    return kept[:first] + new + kept[first:], []
 
 
 def fuse_backward(recursion: list, params: set[str], batch) -> tuple[list, list]:
