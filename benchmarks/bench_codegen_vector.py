@@ -255,6 +255,7 @@ def _median(values):
 def _summaries(group) -> dict:
     s = group["samples"]
     gemm_rate = group["gemm_flops"] / _median(s["gemm"])
+    gemm_rate_cpu = group["gemm_flops"] / _median(group["cpu"]["gemm"])
     med = {k: _median(v) for k, v in s.items() if not k.startswith("gemm")}
     hands = [k for k in HAND if k in med]
     best = min(hands, key=med.get) if hands else None
@@ -264,6 +265,7 @@ def _summaries(group) -> dict:
         rows[name] = {"median": m, "min": min(s[name]), "gflops": group["flops"] / m / 1e9,
                       "cpu": cpu[name], "cpu_ratio": cpu[name] / cpu[best] if best else float("nan"),
                       "peak_fraction": group["flops"] / m / gemm_rate,
+                      "peak_fraction_cpu": group["flops"] / cpu[name] / gemm_rate_cpu,
                       "ratio": m / med[best] if best else float("nan"),
                       "ratio_min": min(s[name]) / min(s[best]) if best else float("nan"),
                       "faults": _median(group["faults"][name]) if "faults" in group else float("nan")}
@@ -287,9 +289,9 @@ def render(results: list[dict]) -> str:
         lines.append("Tuned malloc: GLIBC_TUNABLES=" + TUNED_MALLOC)
     lines.append("")
     head = (f"| model | size | dtype | implementation | {base['label']} median ms | min ms "
-            f"| ratio to best hand | ratio of minima | CPU ms | CPU ratio | GFLOP/s | % of GEMM peak | page faults "
-            f"per call |")
-    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            f"| ratio to best hand | ratio of minima | CPU ms | CPU ratio | GFLOP/s | % of GEMM peak | % of peak (CPU) "
+            f"| page faults per call |")
+    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in other:
         head += f" {r['label']} median ms | ratio |"
         rule += "---:|---:|"
@@ -305,7 +307,8 @@ def render(results: list[dict]) -> str:
             mark = " (best hand)" if name == summ["best_hand"] else ""
             cells = (f"{label} {name}{mark} | {row['median'] * 1e3:.3f} | {row['min'] * 1e3:.3f} | {row['ratio']:.2f} "
                      f"| {row['ratio_min']:.2f} | {row['cpu'] * 1e3:.3f} | {row['cpu_ratio']:.2f} "
-                     f"| {row['gflops']:.1f} | {100 * row['peak_fraction']:.1f} | {row['faults']:.0f} |")
+                     f"| {row['gflops']:.1f} | {100 * row['peak_fraction']:.1f} | {100 * row['peak_fraction_cpu']:.1f} "
+                     f"| {row['faults']:.0f} |")
             for o in others:
                 orow = o["rows"].get(name)
                 cells += f" {orow['median'] * 1e3:.3f} | {orow['ratio']:.2f} |" if orow else " - | - |"
@@ -318,7 +321,43 @@ def render(results: list[dict]) -> str:
                      + "".join(f"; {n}" for n in group["notes"]))
     lines.append("")
     lines += [f"- {n}" for n in notes]
+    lines += ["", *goals(base)]
     return "\n".join(lines)
+
+
+def goals(run: dict) -> list[str]:
+    """Issue 6's goals for the generated code, checked on one run's medians (wall, and process CPU time)."""
+    out = [f"Goals (issue 6), {run['label']}: wall-clock medians / CPU-time medians"]
+    for group in run["groups"]:
+        summ = _summaries(group)
+        rows = summ["rows"]
+        if "generated" not in rows or not summ["best_hand"]:
+            continue
+        gen = rows["generated"]
+        tag = f"{group['model']} {size_label(group['size'])} {group['dtype']}"
+
+        def versus(names, key, gen=gen, rows=rows):
+            found = [rows[n][key] for n in names if n in rows]
+            return min(found) if found else float("nan")
+
+        def verdict(ok_wall: bool, ok_cpu: bool) -> str:
+            return "met" if ok_wall and ok_cpu else ("met by CPU time only" if ok_cpu else
+                                                      ("met by wall time only" if ok_wall else "NOT met"))
+
+        checks = [(f"within 1.05x of the best hand-written ({summ['best_hand']})", gen["ratio"], gen["cpu_ratio"],
+                   gen["ratio"] <= 1.05, gen["cpu_ratio"] <= 1.05)]
+        rivals = ("torch", "torch-nn", "jax") if size_label(group["size"]) != "large" else ("torch", "torch-nn")
+        for rival in rivals:
+            if rival in rows:
+                r = rows[rival]
+                checks.append((f"faster than {rival}", gen["median"] / r["median"], gen["cpu"] / r["cpu"],
+                               gen["median"] < r["median"], gen["cpu"] < r["cpu"]))
+        text = "; ".join(f"{what}: {w:.2f} / {c:.2f}, {verdict(ok_w, ok_c)}" for what, w, c, ok_w, ok_c in checks)
+        if size_label(group["size"]) == "large":
+            text += (f"; >= 40% of GEMM peak: {100 * gen['peak_fraction']:.0f}% / {100 * gen['peak_fraction_cpu']:.0f}%"
+                     f", {verdict(gen['peak_fraction'] >= 0.4, gen['peak_fraction_cpu'] >= 0.4)}")
+        out.append(f"- {tag}: {text}")
+    return out
 
 
 def _git_head() -> str:
