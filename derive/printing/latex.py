@@ -10,6 +10,20 @@ from sympy.printing.latex import LatexPrinter
 from derive import naming
 
 
+def hadamard_order(args) -> list:
+    """Factors of an elementwise product as a textbook orders them: values of an earlier step last
+    (f_t * c_{t-1}, z_2 * h_1); otherwise SymPy's canonical order."""
+    def when(a):
+        if not isinstance(a, sp.MatrixSymbol):
+            return None
+        ref = naming.describe(sp.Symbol(str(a.name)))
+        return ref.offset if ref.offset is not None else ref.step
+
+    steps = [w for w in map(when, args) if w is not None]
+    latest = max(steps, default=None)
+    return sorted(args, key=lambda a: when(a) is not None and when(a) < latest)
+
+
 _SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")
 
 
@@ -35,7 +49,7 @@ class DeriveLatexPrinter(LatexPrinter):
     # -- matrix notation: Hadamard as \odot, transpose as ^\top, f applied elementwise as f(X)
     def _print_HadamardProduct(self, expr) -> str:
         return r" \odot ".join(self.parenthesize(a, 1000) if isinstance(a, (sp.MatAdd, sp.MatMul)) else
-                                self._print(a) for a in expr.args)
+                                self._print(a) for a in hadamard_order(expr.args))
 
     def _print_HadamardPower(self, expr) -> str:
         base = self.parenthesize(expr.base, 1000) if isinstance(expr.base, (sp.MatAdd, sp.MatMul)) \
@@ -243,7 +257,7 @@ class _Breaker:
             return self._pack(pieces, "")
         if isinstance(expr, sp.HadamardProduct):  # factors continue a line with \odot
             pieces = []
-            for a in expr.args:
+            for a in hadamard_order(expr.args):
                 grouped = isinstance(a, (sp.MatAdd, sp.MatMul))
                 text = self.p.parenthesize(a, 1000) if grouped else self.p._print(a)
                 body = [text] if self.fits(text) else self.lines(a)
