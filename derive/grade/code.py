@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -216,6 +217,36 @@ def _grade_parameter(name: str, results: list, derived: list, pattern, batch: in
     return ParameterRow(name, False, error, *_explain(got, want, pattern(), batch))
 
 
+def step_pattern(got: list, want: list, terms: list, close: Callable[[list, list], bool],
+                 floor: float = FLOOR) -> tuple[str, str] | None:
+    """Which time steps' terms a wrong gradient holds: only some of them (missing steps, or only the
+    last: no BPTT), or all of them with one step's term off by a factor. ``terms``: (step, values per
+    trial) pairs whose sum over the steps is ``want``; values are numbers or arrays."""
+    if len(terms) < 2:
+        return None
+    steps = [k for k, _ in terms]
+    for size in range(1, len(terms)):
+        for subset in itertools.combinations(range(len(terms)), size):
+            if close(got, [sum(terms[i][1][j] for i in subset) for j in range(len(got))]):
+                kept = sorted(steps[i] for i in subset)
+                missing = sorted(set(steps) - set(kept))
+                if kept == [max(steps)]:
+                    return ("your gradient has only the last step's term (no backpropagation through time: "
+                            f"the steps {', '.join(map(str, missing))} are missing)", "only_last")
+                return (f"your gradient is missing the time step(s) {', '.join(map(str, missing))} "
+                        f"(it has only the terms of steps {', '.join(map(str, kept))})", "missing_steps")
+    diff = np.concatenate([np.ravel(np.asarray(g, float) - np.asarray(w, float))
+                           for g, w in zip(got, want, strict=True)])
+    for k, term in terms:
+        flat = np.concatenate([np.ravel(np.asarray(t, float)) for t in term])
+        if np.all(np.abs(flat) > floor):
+            r = diff / flat
+            if np.allclose(r, r[0], rtol=TOLERANCE, atol=0):
+                return (f"your gradient is wrong only in the term of step {k} (that term is {1 + r[0]:.6g} "
+                        "times what it should be)", f"wrong_step_{k}")
+    return None
+
+
 def _explain(got: list, want: list, pattern: dict | None, batch: int) -> tuple[str, str | None]:
     if pattern:
         for m, vals in pattern["mistakes"]:
@@ -230,27 +261,10 @@ def _explain(got: list, want: list, pattern: dict | None, batch: int) -> tuple[s
         if abs(r + 1) < 1e-6:
             return "your gradient has the wrong sign", "sign"
         return f"your gradient is off by a constant factor: {r:.6g} times the correct one", "factor"
-    if pattern and len(pattern["terms"]) > 1:
-        terms = pattern["terms"]
-        steps = [k for k, _ in terms]
-        for size in range(1, len(terms)):
-            for subset in itertools.combinations(range(len(terms)), size):
-                partial = [sum(terms[i][1][t] for i in subset) for t in range(len(got))]
-                if _close(got, partial):
-                    kept = sorted(steps[i] for i in subset)
-                    missing = sorted(set(steps) - set(kept))
-                    if kept == [max(steps)]:
-                        return ("your gradient has only the last step's term (no backpropagation through time: "
-                                f"the steps {', '.join(map(str, missing))} are missing)", "only_last")
-                    return (f"your gradient is missing the time step(s) {', '.join(map(str, missing))} "
-                            f"(it has only the terms of steps {', '.join(map(str, kept))})", "missing_steps")
-        for k, term in terms:
-            diff = [g - w for g, w in zip(got, want, strict=True)]
-            if all(abs(t) > FLOOR for t in term):
-                ratios = [d / t for d, t in zip(diff, term, strict=True)]
-                if _close(ratios, [ratios[0]] * len(ratios)):
-                    return (f"your gradient is wrong only in the term of step {k} (that term is "
-                            f"{1 + ratios[0]:.6g} times what it should be)", f"wrong_step_{k}")
+    if pattern:
+        found = step_pattern(got, want, pattern["terms"], _close)
+        if found:
+            return found
     return "not one of the common mistake patterns", None
 
 

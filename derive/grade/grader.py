@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -83,24 +84,31 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
         return grade_matrix(model, wrt, answer, steps=steps, latex=latex, timeout=timeout,
                             show_solution=show_solution, seed=seed)
     p = prepare(model, steps, wrt, at, seed)
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v))
+    if show_solution:
+        ref = p.reference
+        v.solution = {"compact": str(ref.compact), "explicit": str(ref.value),
+                      "latex_compact": to_latex(ref.compact), "latex_explicit": to_latex(ref.value)}
+    return v
+
+
+def decide(p, timeout: float, judge: Callable[[Verdict], None]) -> Verdict:
+    """A Verdict filled in by ``judge`` within ``timeout``: past it 'undecided', an unreadable answer
+    'unreadable', and an arithmetic failure 'undecided' with its reason, never a traceback."""
     start = time.monotonic()
-    v = Verdict(False, "undecided", "", model.name, p.reference.title, p.steps if model.recurrent else None)
+    v = Verdict(False, "undecided", "", p.model.name, p.reference.title, p.steps if p.model.recurrent else None)
     try:
         with deadline.time_limit(timeout):
-            _grade(p, answer, latex, rtol, atol, v)
+            judge(v)
     except deadline.Timeout:
         v.correct, v.verdict = False, "undecided"
         v.reason = f"no decision within the time limit of {timeout:g} s"
     except AnswerError as exc:
         v.correct, v.verdict, v.reason = False, "unreadable", str(exc)
-    except (ArithmeticError, RecursionError, MemoryError, ValueError, TypeError) as exc:  # never a traceback
+    except (ArithmeticError, RecursionError, MemoryError, ValueError, TypeError) as exc:
         v.correct, v.verdict = False, "undecided"
         v.reason = f"could not decide ({type(exc).__name__}: {str(exc)[:200]})"
     v.time_seconds = round(time.monotonic() - start, 6)
-    if show_solution:
-        ref = p.reference
-        v.solution = {"compact": str(ref.compact), "explicit": str(ref.value),
-                      "latex_compact": to_latex(ref.compact), "latex_explicit": to_latex(ref.value)}
     return v
 
 

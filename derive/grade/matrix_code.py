@@ -19,14 +19,13 @@ wrong only in one step's term.
 """
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
 
 from derive.errors import DeriveError
 from derive.grade import matrix_eval as mev
-from derive.grade.code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student
+from derive.grade.code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
 from derive.grade.matrix_problem import MatrixProblem, size_plans
 from derive.matrix_numeric import MatrixEngine, draw_arrays
 from derive.unroll import check_steps
@@ -165,29 +164,9 @@ def _explain(model, T: int, name: str, got: list, want: list, draws: list, batch
     for m, vals in pattern["mistakes"]:
         if _close(got, vals) and not _close(vals, want):
             return m.message.replace("your answer", "your gradient"), m.key
-    terms = pattern["terms"]
-    if len(terms) > 1:
-        steps = [k for k, _ in terms]
-        for size in range(1, len(terms)):
-            for subset in itertools.combinations(range(len(terms)), size):
-                partial = [sum(terms[i][1][j] for i in subset) for j in range(len(got))]
-                if _close(got, partial):
-                    kept = sorted(steps[i] for i in subset)
-                    missing = sorted(set(steps) - set(kept))
-                    if kept == [max(steps)]:
-                        return ("your gradient has only the last step's term (no backpropagation through time: "
-                                f"the steps {', '.join(map(str, missing))} are missing)", "only_last")
-                    return (f"your gradient is missing the time step(s) {', '.join(map(str, missing))} "
-                            f"(it has only the terms of steps {', '.join(map(str, kept))})", "missing_steps")
-        for k, term in terms:
-            diff = [np.asarray(g) - np.asarray(w) for g, w in zip(got, want, strict=True)]
-            flat_t = np.concatenate([np.asarray(t, dtype=float).reshape(-1) for t in term])
-            flat_d = np.concatenate([d.reshape(-1) for d in diff])
-            if np.all(np.abs(flat_t) > 1e-9):
-                r = flat_d / flat_t
-                if np.allclose(r, r[0], rtol=1e-6, atol=0):
-                    return (f"your gradient is wrong only in the term of step {k} (that term is {1 + r[0]:.6g} "
-                            "times what it should be)", f"wrong_step_{k}")
+    found = step_pattern(got, want, pattern["terms"], _close, floor=1e-9)
+    if found:
+        return found
     return "not one of the common mistake patterns", None
 
 

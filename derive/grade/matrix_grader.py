@@ -9,7 +9,6 @@ overall shape is incorrect (exit 1), and when it is the transpose's shape it is 
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import sympy as sp
@@ -19,7 +18,7 @@ from derive.functions import step
 from derive.grade import deadline
 from derive.grade import matrix_eval as mev
 from derive.grade.build import is_latex
-from derive.grade.grader import PREPARE_TIMEOUT, Verdict
+from derive.grade.grader import PREPARE_TIMEOUT, Verdict, decide
 from derive.grade.lexer import AnswerError
 from derive.grade.matrix_build import TIMES, build_matrix, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix_mistakes import MatrixMistake, generic_plain
@@ -46,20 +45,7 @@ def grade_matrix(model, wrt: str, answer: str, steps: int | None = None, latex: 
                  timeout: float = 5.0, show_solution: bool = False, seed: int = 0) -> Verdict:
     """Grade a matrix ``answer`` for dE/d``wrt`` of a vector model."""
     p = prepare_matrix(model, steps, wrt, seed)
-    start = time.monotonic()
-    v = Verdict(False, "undecided", "", model.name, p.reference.title, p.steps if model.recurrent else None)
-    try:
-        with deadline.time_limit(timeout):
-            _grade(p, answer, latex, v)
-    except deadline.Timeout:
-        v.correct, v.verdict = False, "undecided"
-        v.reason = f"no decision within the time limit of {timeout:g} s"
-    except AnswerError as exc:
-        v.correct, v.verdict, v.reason = False, "unreadable", str(exc)
-    except (ArithmeticError, RecursionError, MemoryError, ValueError, TypeError) as exc:  # never a traceback
-        v.correct, v.verdict = False, "undecided"
-        v.reason = f"could not decide ({type(exc).__name__}: {str(exc)[:200]})"
-    v.time_seconds = round(time.monotonic() - start, 6)
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, v))
     if show_solution:
         v.solution = solution(p)
     return v
