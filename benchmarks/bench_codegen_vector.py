@@ -96,22 +96,33 @@ def size_label(size) -> str:
 # ================================================================================================
 # worker: one process per thread count
 # ================================================================================================
-def _setup_threads(threads: int) -> dict:
+def _setup_threads(threads: int, contenders) -> dict:
+    """Thread limits for NumPy's BLAS, PyTorch and XLA; PyTorch and JAX are imported only if they are timed."""
     os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'false' if threads == 1 else 'true'} "
                                f"intra_op_parallelism_threads={threads}")
     # load every library first: threadpoolctl limits the pools that are loaded when it is called
-    import jax
-    import numpy  # noqa: F401
+    import numpy
     import threadpoolctl
-    import torch
 
-    jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 stay float32
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__, "torch": "-", "jax": "-"}
+    torch = None
+    if {"torch", "torch-nn"} & set(contenders):
+        import torch
+
+        versions["torch"] = torch.__version__
+    if "jax" in contenders:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 stay float32
+        versions["jax"] = jax.__version__
     _KEEP.append(threadpoolctl.threadpool_limits(limits=threads))  # alive for the whole process
-    torch.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
     info = threadpoolctl.threadpool_info()
     return {"threadpool": [{k: lib.get(k) for k in ("internal_api", "num_threads", "architecture", "version",
                                                     "filepath")} for lib in info],
-            "torch_threads": torch.get_num_threads(), "XLA_FLAGS": os.environ["XLA_FLAGS"]}
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
+            "XLA_FLAGS": os.environ["XLA_FLAGS"], "versions": versions}
 
 
 def _load_generated(model: str, directory: str):
@@ -221,17 +232,12 @@ def worker(args) -> None:
     import random
 
     sys.path.insert(0, str(HERE))
-    setup = _setup_threads(args.threads)
-    import jax
-    import numpy as np
-    import torch
-
+    setup = _setup_threads(args.threads, args.contenders)
     rng = random.Random(args.seed)
     out = {"threads": args.threads, "malloc": os.environ.get("GLIBC_TUNABLES", "default"),
            "label": f"{args.threads}T" + (" tuned malloc" if os.environ.get("GLIBC_TUNABLES") else ""),
            "setup": setup, "groups": [],
-           "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                        "jax": jax.__version__},
+           "versions": setup["versions"],
            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}}
     for model in args.models:
         generated = _load_generated(model, args.generated_dir) if "generated" in args.contenders else None
