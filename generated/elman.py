@@ -103,10 +103,10 @@ def log_softmax_exp(z, overwrite=False):
     return out, e
 
 
-def minus_onehot(p, y):
-    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]."""
-    out = p.copy()
-    out[np.arange(y.shape[0]), y] -= 1
+def minus_onehot(p, y, overwrite=False):
+    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]; overwrite: in p itself."""
+    out = p if overwrite and p.flags.c_contiguous else p.copy()  # a copy's flat view is itself
+    out.reshape(-1)[_flat(y, p.shape[-1])] -= 1
     return out
 
 
@@ -114,7 +114,14 @@ def minus_onehot(p, y):
 
 def nll_sum(logp, y):
     """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp[np.arange(y.shape[0]), y].sum()
+    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+
+
+def _flat(y, n):
+    """The flat indices of the entries (j, y[j]) of a C-ordered (len(y), n) array: one index array, not two."""
+    out = np.arange(0, y.shape[0] * n, n)
+    out += y
+    return out
 
 
 def _real(name, value):
@@ -168,26 +175,31 @@ def _params(params, dtype, n_in):
 
 
 def _params_fast(params, dtype, n_in):
-    """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
+    """The common case in a few operations: arrays of xs's dtype and the right shapes (None: check one by one)."""
     try:
-        values = [params[name] for name in PARAMETERS]
-        kind = np.result_type(*values)
-        n_h = values[0].shape[0]
-        n_out = values[3].shape[0]
-        expected = [
-            (n_h, n_in),
-            (n_h, n_h),
-            (n_h,),
-            (n_out, n_h),
-            (n_out,),
-        ]
-        if kind.kind != "f" or 0 in (n_in, n_h, n_out) or [v.shape for v in values] != expected:
-            return None
-    except (AttributeError, IndexError, KeyError, TypeError):  # the slow path says what is wrong
+        U = params["U"]
+        W = params["W"]
+        b = params["b"]
+        V = params["V"]
+        c = params["c"]
+        n_h = U.shape[0]
+        n_out = V.shape[0]
+        if (0 in (n_in, n_h, n_out)
+                or U.dtype != dtype or U.shape != (n_h, n_in)
+                or W.dtype != dtype or W.shape != (n_h, n_h)
+                or b.dtype != dtype or b.shape != (n_h,)
+                or V.dtype != dtype or V.shape != (n_out, n_h)
+                or c.dtype != dtype or c.shape != (n_out,)):
+            return None  # a cast, a wrong shape: the slow path casts or says what is wrong
+    except (AttributeError, IndexError, KeyError, TypeError):
         return None
-    if kind != dtype:
-        values = [v.astype(dtype, copy=False) for v in values]
-    return dict(zip(PARAMETERS, values, strict=True)), {
+    return {
+        "U": U,
+        "W": W,
+        "b": b,
+        "V": V,
+        "c": c,
+    }, {
         "n_in": n_in,
         "n_h": n_h,
         "n_out": n_out,
@@ -196,6 +208,9 @@ def _params_fast(params, dtype, n_in):
 
 def _check_ys(ys, T, B, n_out):
     """ys checked: integer class indices in 0..n_out - 1 of shape (T, B) or (B,)."""
+    if type(ys) is np.ndarray and ys.dtype == np.intp and (ys.shape == (T, B) or ys.shape == (B,)) and \
+            ys.view(np.uintp).max() < n_out:  # the common case in one pass (a negative index wraps)
+        return ys
     ys = np.asarray(ys)
     if ys.dtype.kind not in "iu":
         raise ValueError(f"ys: expected integer class indices, got dtype {ys.dtype}")
@@ -281,7 +296,7 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
-    d_o_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
+    d_o_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows, overwrite=True)
     d_o_loss_rows *= 1/B
     # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
     d_a_seq = np.empty((T + 1, B, n_h), dtype)

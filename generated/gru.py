@@ -136,10 +136,10 @@ def log_softmax_exp(z, overwrite=False):
     return out, e
 
 
-def minus_onehot(p, y):
-    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]."""
-    out = p.copy()
-    out[np.arange(y.shape[0]), y] -= 1
+def minus_onehot(p, y, overwrite=False):
+    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]; overwrite: in p itself."""
+    out = p if overwrite and p.flags.c_contiguous else p.copy()  # a copy's flat view is itself
+    out.reshape(-1)[_flat(y, p.shape[-1])] -= 1
     return out
 
 
@@ -147,7 +147,14 @@ def minus_onehot(p, y):
 
 def nll_sum(logp, y):
     """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp[np.arange(y.shape[0]), y].sum()
+    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+
+
+def _flat(y, n):
+    """The flat indices of the entries (j, y[j]) of a C-ordered (len(y), n) array: one index array, not two."""
+    out = np.arange(0, y.shape[0] * n, n)
+    out += y
+    return out
 
 
 def _real(name, value):
@@ -201,35 +208,58 @@ def _params(params, dtype, n_in):
 
 
 def _params_fast(params, dtype, n_in):
-    """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
+    """The common case in a few operations: arrays of xs's dtype and the right shapes (None: check one by one)."""
     try:
-        values = [params[name] for name in PARAMETERS]
-        kind = np.result_type(*values)
-        n_h = values[0].shape[0]
-        n_out = values[12].shape[0]
-        expected = [
-            (n_h, n_in),
-            (n_h,),
-            (n_h, n_h),
-            (n_h,),
-            (n_h, n_in),
-            (n_h,),
-            (n_h, n_h),
-            (n_h,),
-            (n_h, n_in),
-            (n_h,),
-            (n_h, n_h),
-            (n_h,),
-            (n_out, n_h),
-            (n_out,),
-        ]
-        if kind.kind != "f" or 0 in (n_in, n_h, n_out) or [v.shape for v in values] != expected:
-            return None
-    except (AttributeError, IndexError, KeyError, TypeError):  # the slow path says what is wrong
+        W_ir = params["W_ir"]
+        b_ir = params["b_ir"]
+        W_hr = params["W_hr"]
+        b_hr = params["b_hr"]
+        W_iz = params["W_iz"]
+        b_iz = params["b_iz"]
+        W_hz = params["W_hz"]
+        b_hz = params["b_hz"]
+        W_in = params["W_in"]
+        b_in = params["b_in"]
+        W_hn = params["W_hn"]
+        b_hn = params["b_hn"]
+        V = params["V"]
+        b_y = params["b_y"]
+        n_h = W_ir.shape[0]
+        n_out = V.shape[0]
+        if (0 in (n_in, n_h, n_out)
+                or W_ir.dtype != dtype or W_ir.shape != (n_h, n_in)
+                or b_ir.dtype != dtype or b_ir.shape != (n_h,)
+                or W_hr.dtype != dtype or W_hr.shape != (n_h, n_h)
+                or b_hr.dtype != dtype or b_hr.shape != (n_h,)
+                or W_iz.dtype != dtype or W_iz.shape != (n_h, n_in)
+                or b_iz.dtype != dtype or b_iz.shape != (n_h,)
+                or W_hz.dtype != dtype or W_hz.shape != (n_h, n_h)
+                or b_hz.dtype != dtype or b_hz.shape != (n_h,)
+                or W_in.dtype != dtype or W_in.shape != (n_h, n_in)
+                or b_in.dtype != dtype or b_in.shape != (n_h,)
+                or W_hn.dtype != dtype or W_hn.shape != (n_h, n_h)
+                or b_hn.dtype != dtype or b_hn.shape != (n_h,)
+                or V.dtype != dtype or V.shape != (n_out, n_h)
+                or b_y.dtype != dtype or b_y.shape != (n_out,)):
+            return None  # a cast, a wrong shape: the slow path casts or says what is wrong
+    except (AttributeError, IndexError, KeyError, TypeError):
         return None
-    if kind != dtype:
-        values = [v.astype(dtype, copy=False) for v in values]
-    return dict(zip(PARAMETERS, values, strict=True)), {
+    return {
+        "W_ir": W_ir,
+        "b_ir": b_ir,
+        "W_hr": W_hr,
+        "b_hr": b_hr,
+        "W_iz": W_iz,
+        "b_iz": b_iz,
+        "W_hz": W_hz,
+        "b_hz": b_hz,
+        "W_in": W_in,
+        "b_in": b_in,
+        "W_hn": W_hn,
+        "b_hn": b_hn,
+        "V": V,
+        "b_y": b_y,
+    }, {
         "n_in": n_in,
         "n_h": n_h,
         "n_out": n_out,
@@ -238,6 +268,9 @@ def _params_fast(params, dtype, n_in):
 
 def _check_ys(ys, T, B, n_out):
     """ys checked: integer class indices in 0..n_out - 1 of shape (T, B) or (B,)."""
+    if type(ys) is np.ndarray and ys.dtype == np.intp and (ys.shape == (T, B) or ys.shape == (B,)) and \
+            ys.view(np.uintp).max() < n_out:  # the common case in one pass (a negative index wraps)
+        return ys
     ys = np.asarray(ys)
     if ys.dtype.kind not in "iu":
         raise ValueError(f"ys: expected integer class indices, got dtype {ys.dtype}")
@@ -367,7 +400,7 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
-    d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
+    d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows, overwrite=True)
     d_s_loss_rows *= 1/B
     # the parameters the deltas side by side multiply, stacked
     _Wd0 = np.concatenate([W_hr, W_hz])

@@ -141,10 +141,10 @@ def log_softmax_exp(z, overwrite=False):
     return out, e
 
 
-def minus_onehot(p, y):
-    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]."""
-    out = p.copy()
-    out[np.arange(y.shape[0]), y] -= 1
+def minus_onehot(p, y, overwrite=False):
+    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]; overwrite: in p itself."""
+    out = p if overwrite and p.flags.c_contiguous else p.copy()  # a copy's flat view is itself
+    out.reshape(-1)[_flat(y, p.shape[-1])] -= 1
     return out
 
 
@@ -152,7 +152,14 @@ def minus_onehot(p, y):
 
 def nll_sum(logp, y):
     """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp[np.arange(y.shape[0]), y].sum()
+    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+
+
+def _flat(y, n):
+    """The flat indices of the entries (j, y[j]) of a C-ordered (len(y), n) array: one index array, not two."""
+    out = np.arange(0, y.shape[0] * n, n)
+    out += y
+    return out
 
 
 def _from_step(a, T):
@@ -215,35 +222,58 @@ def _params(params, dtype, n_in):
 
 
 def _params_fast(params, dtype, n_in):
-    """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
+    """The common case in a few operations: arrays of xs's dtype and the right shapes (None: check one by one)."""
     try:
-        values = [params[name] for name in PARAMETERS]
-        kind = np.result_type(*values)
-        n_h = values[0].shape[0]
-        n_out = values[12].shape[0]
-        expected = [
-            (n_h, n_in),
-            (n_h, n_h),
-            (n_h,),
-            (n_h, n_in),
-            (n_h, n_h),
-            (n_h,),
-            (n_h, n_in),
-            (n_h, n_h),
-            (n_h,),
-            (n_h, n_in),
-            (n_h, n_h),
-            (n_h,),
-            (n_out, n_h),
-            (n_out,),
-        ]
-        if kind.kind != "f" or 0 in (n_in, n_h, n_out) or [v.shape for v in values] != expected:
-            return None
-    except (AttributeError, IndexError, KeyError, TypeError):  # the slow path says what is wrong
+        W_fx = params["W_fx"]
+        W_fh = params["W_fh"]
+        b_f = params["b_f"]
+        W_ix = params["W_ix"]
+        W_ih = params["W_ih"]
+        b_i = params["b_i"]
+        W_ox = params["W_ox"]
+        W_oh = params["W_oh"]
+        b_o = params["b_o"]
+        W_cx = params["W_cx"]
+        W_ch = params["W_ch"]
+        b_c = params["b_c"]
+        V = params["V"]
+        b_y = params["b_y"]
+        n_h = W_fx.shape[0]
+        n_out = V.shape[0]
+        if (0 in (n_in, n_h, n_out)
+                or W_fx.dtype != dtype or W_fx.shape != (n_h, n_in)
+                or W_fh.dtype != dtype or W_fh.shape != (n_h, n_h)
+                or b_f.dtype != dtype or b_f.shape != (n_h,)
+                or W_ix.dtype != dtype or W_ix.shape != (n_h, n_in)
+                or W_ih.dtype != dtype or W_ih.shape != (n_h, n_h)
+                or b_i.dtype != dtype or b_i.shape != (n_h,)
+                or W_ox.dtype != dtype or W_ox.shape != (n_h, n_in)
+                or W_oh.dtype != dtype or W_oh.shape != (n_h, n_h)
+                or b_o.dtype != dtype or b_o.shape != (n_h,)
+                or W_cx.dtype != dtype or W_cx.shape != (n_h, n_in)
+                or W_ch.dtype != dtype or W_ch.shape != (n_h, n_h)
+                or b_c.dtype != dtype or b_c.shape != (n_h,)
+                or V.dtype != dtype or V.shape != (n_out, n_h)
+                or b_y.dtype != dtype or b_y.shape != (n_out,)):
+            return None  # a cast, a wrong shape: the slow path casts or says what is wrong
+    except (AttributeError, IndexError, KeyError, TypeError):
         return None
-    if kind != dtype:
-        values = [v.astype(dtype, copy=False) for v in values]
-    return dict(zip(PARAMETERS, values, strict=True)), {
+    return {
+        "W_fx": W_fx,
+        "W_fh": W_fh,
+        "b_f": b_f,
+        "W_ix": W_ix,
+        "W_ih": W_ih,
+        "b_i": b_i,
+        "W_ox": W_ox,
+        "W_oh": W_oh,
+        "b_o": b_o,
+        "W_cx": W_cx,
+        "W_ch": W_ch,
+        "b_c": b_c,
+        "V": V,
+        "b_y": b_y,
+    }, {
         "n_in": n_in,
         "n_h": n_h,
         "n_out": n_out,
@@ -252,6 +282,9 @@ def _params_fast(params, dtype, n_in):
 
 def _check_ys(ys, T, B, n_out):
     """ys checked: integer class indices in 0..n_out - 1 of shape (T, B) or (B,)."""
+    if type(ys) is np.ndarray and ys.dtype == np.intp and (ys.shape == (T, B) or ys.shape == (B,)) and \
+            ys.view(np.uintp).max() < n_out:  # the common case in one pass (a negative index wraps)
+        return ys
     ys = np.asarray(ys)
     if ys.dtype.kind not in "iu":
         raise ValueError(f"ys: expected integer class indices, got dtype {ys.dtype}")
@@ -383,7 +416,7 @@ def loss_and_grads(params, xs, ys):
     loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
-    d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows)
+    d_s_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows, overwrite=True)
     d_s_loss_rows *= 1/B
     # the backward loop's terms that read no later delta, every step at once (zero before the first loss step)
     _b0 = d_s_loss_rows @ V

@@ -92,10 +92,10 @@ def log_softmax_exp(z, overwrite=False):
     return out, e
 
 
-def minus_onehot(p, y):
-    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]."""
-    out = p.copy()
-    out[np.arange(y.shape[0]), y] -= 1
+def minus_onehot(p, y, overwrite=False):
+    """p - e_y row by row: a copy of p with 1 taken off each row's class y[j]; overwrite: in p itself."""
+    out = p if overwrite and p.flags.c_contiguous else p.copy()  # a copy's flat view is itself
+    out.reshape(-1)[_flat(y, p.shape[-1])] -= 1
     return out
 
 
@@ -103,7 +103,14 @@ def minus_onehot(p, y):
 
 def nll_sum(logp, y):
     """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp[np.arange(y.shape[0]), y].sum()
+    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+
+
+def _flat(y, n):
+    """The flat indices of the entries (j, y[j]) of a C-ordered (len(y), n) array: one index array, not two."""
+    out = np.arange(0, y.shape[0] * n, n)
+    out += y
+    return out
 
 
 def _real(name, value):
@@ -157,26 +164,31 @@ def _params(params, dtype, n_in):
 
 
 def _params_fast(params, dtype, n_in):
-    """The common case in a few operations: float arrays of the right shapes (None: check one by one)."""
+    """The common case in a few operations: arrays of xs's dtype and the right shapes (None: check one by one)."""
     try:
-        values = [params[name] for name in PARAMETERS]
-        kind = np.result_type(*values)
-        n_h = values[0].shape[0]
-        n_out = values[2].shape[0]
-        expected = [
-            (n_h, n_in),
-            (n_h,),
-            (n_out, n_h),
-            (n_out,),
-            (),
-        ]
-        if kind.kind != "f" or 0 in (n_in, n_h, n_out) or [v.shape for v in values] != expected:
-            return None
-    except (AttributeError, IndexError, KeyError, TypeError):  # the slow path says what is wrong
+        W = params["W"]
+        b1 = params["b1"]
+        V = params["V"]
+        b2 = params["b2"]
+        beta = params["beta"]
+        n_h = W.shape[0]
+        n_out = V.shape[0]
+        if (0 in (n_in, n_h, n_out)
+                or W.dtype != dtype or W.shape != (n_h, n_in)
+                or b1.dtype != dtype or b1.shape != (n_h,)
+                or V.dtype != dtype or V.shape != (n_out, n_h)
+                or b2.dtype != dtype or b2.shape != (n_out,)
+                or beta.dtype != dtype or beta.shape != ()):
+            return None  # a cast, a wrong shape: the slow path casts or says what is wrong
+    except (AttributeError, IndexError, KeyError, TypeError):
         return None
-    if kind != dtype:
-        values = [v.astype(dtype, copy=False) for v in values]
-    return dict(zip(PARAMETERS, values, strict=True)), {
+    return {
+        "W": W,
+        "b1": b1,
+        "V": V,
+        "b2": b2,
+        "beta": beta,
+    }, {
         "n_in": n_in,
         "n_h": n_h,
         "n_out": n_out,
@@ -185,6 +197,9 @@ def _params_fast(params, dtype, n_in):
 
 def _check_ys(ys, B, n_out):
     """ys checked: integer class indices in 0..n_out - 1 of shape (B,)."""
+    if type(ys) is np.ndarray and ys.dtype == np.intp and ys.shape == (B,) and \
+            ys.view(np.uintp).max() < n_out:  # the common case in one pass (a negative index wraps)
+        return ys
     ys = np.asarray(ys)
     if ys.dtype.kind not in "iu":
         raise ValueError(f"ys: expected integer class indices, got dtype {ys.dtype}")

@@ -91,7 +91,7 @@ class Writer:
         return out
 
     def _print(self, expr, names: dict) -> str:
-        printer = RowPrinter({sp.Symbol(str(k.name), real=True): v for k, v in names.items()})
+        printer = RowPrinter({sp.Symbol(str(k.name), real=True): v for k, v in names.items()}, self.disposable)
         return bare(printer.doprint(expr))
 
     # -- stacked: every step of a span at once -----------------------------------

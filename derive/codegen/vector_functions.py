@@ -8,6 +8,7 @@ backward:  the loss and the loss-seeded deltas over the steps with a loss term; 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import sympy as sp
@@ -126,6 +127,18 @@ def _gradient_blocks(w: Writer, plan: VectorPlan, all_terms: list[Term], joint_o
         w.line("parameters the loss does not depend on", *(f'grads["{p}"] = np.zeros_like({p})' for p in missing))
 
 
+def _read_once(readers, values) -> set:
+    """The symbols of the values (forward results) that one place in the readers reads, at one step: the
+    backward pass may overwrite their arrays there (its own cache, which it does not return)."""
+    def key(s):
+        return ref(s).key if ref(s) is not None else s
+
+    keys = {key(v) for v in values}
+    seen = Counter(key(n) for e in readers for n in sp.preorder_traversal(e)
+                   if isinstance(n, sp.MatrixSymbol) and key(n) in keys)
+    return {n for e in readers for n in e.atoms(sp.MatrixSymbol) if key(n) in keys and seen[key(n)] == 1}
+
+
 def _static(plan: VectorPlan) -> Functions:
     inp, tgt = plan.model.inputs[0].name, plan.model.targets[0].name
     static = {inp: "xs", tgt: "ys"}
@@ -133,6 +146,8 @@ def _static(plan: VectorPlan) -> Functions:
     outs = fw.stacked("the layers, every example of the batch at once", plan.forward, "all")
     cache = [(str(s.name), o) for (s, _), o in zip(plan.forward, outs, strict=True)]
     bw = Writer(plan, {}, static=static)
+    bw.disposable = _read_once([plan.loss, *(e for _, e in plan.deltas), *(t.expr for t in plan.terms)],
+                               {s for s, _ in plan.forward})
     bw.stacked("the loss: the mean over the batch of -log yhat[y]", [(sp.Symbol("loss"), plan.loss)], "all",
                assign=lambda t: ("loss", None))
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
@@ -282,6 +297,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
 
     # -- loss_and_grads --------------------------------------------------------------
     bw = Writer(plan, arrays)
+    bw.disposable = _read_once(readers[len(plan.after_loop):], {s for s, _ in plan.after_loop})
     bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
     bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
                [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: ("loss", None))

@@ -56,7 +56,12 @@ def bare(text: str) -> str:
 
 
 class RowPrinter(DeriveNumPyPrinter):
-    """Prints row-form formulas as the code a person writes for (B, n) arrays."""
+    """Prints row-form formulas as the code a person writes for (B, n) arrays. ``overwritable``: values read
+    by this formula only, whose arrays it may reuse (X - onehot(y) is computed in X's array)."""
+
+    def __init__(self, names=None, overwritable=frozenset()):
+        super().__init__(names)
+        self.overwritable = overwritable
 
     def _matrix_operand(self, m) -> str:
         text = self._print(m)
@@ -99,7 +104,8 @@ class RowPrinter(DeriveNumPyPrinter):
             for a, b in (expr.args, expr.args[::-1]):
                 neg = negated(b)
                 if isinstance(neg, OneHotRows):
-                    return f"minus_onehot({bare(self._print(a))}, {bare(self._print(neg.args[0]))})"
+                    reuse = ", overwrite=True" if a in self.overwritable else ""
+                    return f"minus_onehot({bare(self._print(a))}, {bare(self._print(neg.args[0]))}{reuse})"
         ordered = sorted(expr.args, key=lambda a: negated(a) is not None)  # a leading minus reads worse
         parts = []
         for i, a in enumerate(ordered):
