@@ -428,16 +428,15 @@ def loss_and_grads(params, xs, ys):
     _D0_seq[-1] = 0
     d_c_seq = np.empty((T + 1, B, n_h), dtype)
     d_c_seq[-1] = 0
-    d_f_in_seq = _D0_seq[:, :, :n_h]
-    d_g_in_seq = _D0_seq[:, :, n_h:2*n_h]
-    d_i_in_seq = _D0_seq[:, :, 2*n_h:3*n_h]
     d_o_in_seq = _D0_seq[:, :, 3*n_h:4*n_h]
+    _D0_blocks = _D0_seq.reshape(-1, B, 4, n_h).transpose(2, 0, 1, 3)
     # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
     K = max(1, 16384 // (B * n_h))
     # the delta recursion, t = T down to 1, a chunk of steps at a time
     for c1 in range(T, 0, -K):
         c0 = max(c1 - K + 1, 1)
         # the loop's elementwise factors at steps c0..c1
+        _bs0 = np.empty((3, (c1 - c0 + 1) * B, n_h), dtype)
         _s0_chunk_rows = _s0_seq[c0 - 1:c1].reshape(-1, n_h)
         o_chunk_rows = o_seq[c0 - 1:c1].reshape(-1, n_h)
         g_chunk_rows = g_seq[c0 - 1:c1].reshape(-1, n_h)
@@ -448,32 +447,28 @@ def loss_and_grads(params, xs, ys):
         np.subtract(1, _b1, out=_b1)
         _b1 *= o_chunk_rows
         _b1 = _b1.reshape(-1, B, n_h)
-        _b2 = g_chunk_rows**2
-        np.subtract(1, _b2, out=_b2)
-        _b2 *= i_chunk_rows
-        _b2 = _b2.reshape(-1, B, n_h)
+        _bs0[1] = g_chunk_rows**2
+        np.subtract(1, _bs0[1], out=_bs0[1])
+        _bs0[1] *= i_chunk_rows
         _b3 = 1 - o_chunk_rows
         _b3 *= _s0_chunk_rows
         _b3 *= o_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
-        _b4 = 1 - i_chunk_rows
-        _b4 *= g_chunk_rows
-        _b4 *= i_chunk_rows
-        _b4 = _b4.reshape(-1, B, n_h)
-        _b5 = 1 - f_chunk_rows
-        _b5 *= c_prev_chunk_rows
-        _b5 *= f_chunk_rows
-        _b5 = _b5.reshape(-1, B, n_h)
+        _bs0[2] = 1 - i_chunk_rows
+        _bs0[2] *= g_chunk_rows
+        _bs0[2] *= i_chunk_rows
+        _bs0[0] = 1 - f_chunk_rows
+        _bs0[0] *= c_prev_chunk_rows
+        _bs0[0] *= f_chunk_rows
+        _bs0 = _bs0.reshape(3, -1, B, n_h)
         for t in range(c1, c0 - 1, -1):
             d_h = _D0_seq[t] @ _Wd0
             d_h += _b0[t - 1]
             d_c = d_c_seq[t - 1]
             np.multiply(d_c_seq[t], f_seq[t], out=d_c)
             d_c += _b1[t - c0] * d_h
-            np.multiply(_b2[t - c0], d_c, out=d_g_in_seq[t - 1])
+            np.multiply(_bs0[:, t - c0], d_c, out=_D0_blocks[:3, t - 1])
             np.multiply(_b3[t - c0], d_h, out=d_o_in_seq[t - 1])
-            np.multiply(_b4[t - c0], d_c, out=d_i_in_seq[t - 1])
-            np.multiply(_b5[t - c0], d_c, out=d_f_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
     _D0_rows = _D0_seq[:T].reshape(-1, 4*n_h)
     x_rows = xs[:T].reshape(-1, n_in)

@@ -53,6 +53,7 @@ class Writer:
         self.disposable: set = set()  # values no one reads after their one reader: it may overwrite them
         self.after: dict = {}  # loop statement -> lines printed right after it
         self.stacked_params: set[str] = set()  # parameters stacked by vector_fuse (_Wh0, ...)
+        self.named: set = set()  # loop values bound to their local whatever the lines (read by self.after's lines)
 
     # -- common subexpressions -------------------------------------------------
     def cse(self, statements):
@@ -207,7 +208,8 @@ class Writer:
                     return self._assign(dest, value, names, exists=True)
                 later = any(target in v.atoms(sp.MatrixSymbol) for _, v, _ in lines[n + 1:])
                 body = into(row)
-                if later or len(body) > 1:  # the row under its name once: one indexing, not one per line
+                # the row under its name once: one indexing, not one per line
+                if later or len(body) > 1 or target in self.named:
                     block.lines += [f"{name} = {row}", *into(name)]
                 else:
                     block.lines += body

@@ -264,6 +264,8 @@ def _recurrent(plan: VectorPlan) -> Functions:
     for d, _ in plan.pre:
         if ref(d).key in rec_reads:
             arrays[ref(d).key] = Array(f"d_{ref(d).name}_seq", 1, _size(d))
+    groups = _factor_groups(recursion, chunked, joint_of) if chunked else []
+    recursion = [(d, e) for d, e in recursion if not any(d in g.targets for g in groups)]
 
     # -- _forward ----------------------------------------------------------------
     fw = Writer(plan, arrays)
@@ -324,6 +326,17 @@ def _recurrent(plan: VectorPlan) -> Functions:
                           f"{'' if start == 0 else _text(start)}:{_text(stop)}]")
         else:
             allocs += arrays[k].allocate()
+    for g in groups:
+        # the joint array as (column block, step, B, width): a group's blocks at one step are one view
+        view = f"{arrays[g.joint].ident[:-len('_seq')]}_blocks"
+        if not any(ln.startswith(view + " =") for ln in allocs):
+            allocs.append(f"{view} = {arrays[g.joint].ident}.reshape(-1, B, {_text(g.blocks)}, {_text(g.width)})"
+                          ".transpose(2, 0, 1, 3)")
+        bw.named.add(g.operand)
+        step = Array("", 1).row(0)[1:-1]  # the joint array's row of step t
+        cols = f"{'' if g.first == 0 else _text(g.first)}:{_text(g.last)}"
+        bw.after.setdefault(g.operand, []).append(
+            f"np.multiply({g.ident}[:, t - c0], {local(ref(g.operand))}, out={view}[{cols}, {step}])")
     bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
             *allocs)
     for d, held in onto.items():
@@ -347,17 +360,89 @@ def _recurrent(plan: VectorPlan) -> Functions:
         bw.loop("the delta recursion, t = T down to 1, a chunk of steps at a time", "for t in range(c1, c0 - 1, -1):",
                 recursion, stored_deltas, bhoist, onto)
         block = bw.blocks.pop()
-        bw.stacked("", [(h.symbol, h.expr) for h in chunked], "chunk", assign=_hoisted_assign(arrays, chunked))
+        # the factors of one grouped product are computed side by side, in the order of the columns they fill
+        slots = {f: f"{g.ident}[{j}]" for g in groups for j, f in enumerate(g.factors)}
+        hoisted = _hoisted_assign(arrays, chunked)
+        bw.stacked("", [(h.symbol, h.expr) for h in chunked], "chunk",
+                   assign=lambda t: (slots[t], None) if t in slots else hoisted(t))
         factors = bw.blocks.pop()
+        factors.lines[:0] = [f"{g.ident} = np.empty(({len(g.factors)}, (c1 - c0 + 1) * B, {_text(g.width)}), dtype)"
+                             for g in groups]
+        factors.lines += [f"{g.ident} = {g.ident}.reshape({len(g.factors)}, -1, B, {_text(g.width)})"
+                          for g in groups]
         block.outer = "for c1 in range(T, 0, -K):"
         block.pre = ["c0 = max(c1 - K + 1, 1)", "# the loop's elementwise factors at steps c0..c1", *factors.lines]
         bw.blocks.append(block)
     if post:
         bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
     _gradient_blocks(bw, plan, terms, joint_of)
+    grouped = {arrays[ref(d).key].ident for g in groups for d in g.targets}  # views a group may leave unread
+    for b in bw.blocks:
+        rest = used_names([x for x in bw.blocks if x is not b])
+        b.lines = [ln for ln in b.lines if ln.split(" = ")[0] not in grouped - rest]
     used = used_names(bw.blocks)
     unpack = [(ident, key) for key, ident in cache if ident in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
+
+
+@dataclass
+class FactorGroup:
+    """Deltas side by side in one joint array, each a chunked factor times one operand (the LSTM's
+    delta_f_in, delta_g_in, delta_i_in = factor * delta_c): one multiply per step fills all their columns."""
+
+    ident: str  # the factors stacked: (len(factors), steps of the chunk, B, width)
+    joint: tuple  # the joint array's key
+    operand: sp.MatrixSymbol  # the common operand, a value of the recursion at step t
+    targets: list  # the deltas, in the order of their columns
+    factors: list  # their factors, in the same order
+    first: sp.Expr  # the first column block (in blocks of width)
+    last: sp.Expr  # the last one + 1
+    width: sp.Expr  # every member's width
+    blocks: sp.Expr  # the joint array's width in blocks of width
+
+
+def _factor_groups(recursion, chunked, joint_of: dict) -> list[FactorGroup]:
+    """Statements delta = factor * operand of deltas in adjacent, equally wide columns of one joint array, with
+    the factor a chunked elementwise factor and the operand a value the recursion computes at step t: grouped."""
+    factor_syms = {h.symbol for h in chunked}
+    targets = {d for d, _ in recursion}
+    found: dict = {}
+    for d, e in recursion:
+        if ref(d).key not in joint_of or not isinstance(e, sp.HadamardProduct) or len(e.args) != 2:
+            continue
+        factor = next((a for a in e.args if a in factor_syms), None)
+        operand = next((a for a in e.args if a is not factor), None)
+        if factor is None or operand not in targets:
+            continue
+        joint, start, stop = joint_of[ref(d).key]
+        found.setdefault((joint, operand), []).append((start, stop, d, factor))
+    groups = []
+    for (joint, operand), members in found.items():
+        members.sort(key=lambda m: sp.default_sort_key(m[0]))
+        width = members[0][1] - members[0][0]
+        total = max((joint_of[k][2] for k in joint_of if joint_of[k][0] == joint), key=sp.default_sort_key)
+        run = [members[0]]
+        for m in members[1:]:  # the longest runs of adjacent columns
+            if sp.simplify(m[0] - run[-1][1]) == 0:
+                run.append(m)
+                continue
+            groups.append((joint, operand, run))
+            run = [m]
+        groups.append((joint, operand, run))
+    out = []
+    for joint, operand, run in groups:
+        width = run[0][1] - run[0][0]
+        blocks = sp.simplify(total / width)
+        first = sp.simplify(run[0][0] / width)
+        mine = {m[2] for m in run}  # the members' values and factors are read by their own statements only
+        read_elsewhere = any((m[2] in e.atoms(sp.MatrixSymbol)) or (d not in mine and m[3] in e.atoms(sp.MatrixSymbol))
+                             for d, e in recursion for m in run)
+        if len(run) < 2 or read_elsewhere or not (blocks.is_Integer and first.is_Integer) or any(
+                sp.simplify(m[1] - m[0] - width) != 0 for m in run):
+            continue
+        out.append(FactorGroup(f"_bs{len(out)}", joint, operand, [m[2] for m in run], [m[3] for m in run],
+                               first, first + len(run), width, blocks))
+    return out
 
 
 def _flatten(expr):
