@@ -314,7 +314,12 @@ def loss_and_grads(params, xs, ys):
         _b1 = h_chunk_rows**2
         np.subtract(1, _b1, out=_b1)
         _b1 = _b1.reshape(-1, B, n_h)
-        for t in range(c1, c0 - 1, -1):
+        t1 = c1  # the chunk's first step in the loop below
+        if c1 == T:
+            t = T
+            d_a_seq[t - 1] *= _b1[t - c0]
+            t1 = T - 1
+        for t in range(t1, c0 - 1, -1):
             d_a = d_a_seq[t - 1]
             d_a += d_a_seq[t] @ W
             d_a *= _b1[t - c0]

@@ -437,7 +437,16 @@ def loss_and_grads(params, xs, ys):
         _b3 *= _s0_chunk_rows
         _b3 *= r_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
-        for t in range(c1, c0 - 1, -1):
+        t1 = c1  # the chunk's first step in the loop below
+        if c1 == T:
+            t = T
+            d_h = d_h_seq[t - 1]
+            d_n_in = d_n_in_seq[t - 1]
+            np.multiply(_b1[t - c0], d_h, out=d_n_in)
+            np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
+            np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
+            t1 = T - 1
+        for t in range(t1, c0 - 1, -1):
             d_h = d_h_seq[t - 1]
             d_h += _D0_seq[t] @ _Wd0
             d_h += (d_n_in_seq[t] * r_seq[t]) @ W_hn

@@ -461,7 +461,16 @@ def loss_and_grads(params, xs, ys):
         _bs0[0] *= c_prev_chunk_rows
         _bs0[0] *= f_chunk_rows
         _bs0 = _bs0.reshape(3, -1, B, n_h)
-        for t in range(c1, c0 - 1, -1):
+        t1 = c1  # the chunk's first step in the loop below
+        if c1 == T:
+            t = T
+            d_h = _b0[t - 1]
+            d_c = d_c_seq[t - 1]
+            np.multiply(_b1[t - c0], d_h, out=d_c)
+            np.multiply(_bs0[:, t - c0], d_c, out=_D0_blocks[:3, t - 1])
+            np.multiply(_b3[t - c0], d_h, out=d_o_in_seq[t - 1])
+            t1 = T - 1
+        for t in range(t1, c0 - 1, -1):
             d_h = _D0_seq[t] @ _Wd0
             d_h += _b0[t - 1]
             d_c = d_c_seq[t - 1]

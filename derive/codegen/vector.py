@@ -34,7 +34,7 @@ INIT_ARGUMENTS = ("n_in", "n_hidden", "n_out")  # init_params's arguments, in th
 # identifiers of the module itself; a spec name equal to one would shadow it
 RESERVED = {"np", "p", "params", "xs", "ys", "B", "T", "t", "t0", "dtype", "loss", "grads", "cache", "forward",
             "loss_and_grads", "init_params", "sigmoid", "log_softmax", "onehot", "nll_sum", "PARAMETERS",
-            "SHAPES", "SIZES", "STATES", "rng", "seed", "K", "c0", "c1"}
+            "SHAPES", "SIZES", "STATES", "rng", "seed", "K", "c0", "c1", "t1"}
 
 
 class _EquationText(StrPrinter):

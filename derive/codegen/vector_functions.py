@@ -349,15 +349,21 @@ def _recurrent(plan: VectorPlan) -> Functions:
         bw.line(f"the recursion's term {_show_expr(h.expr)} computed into the rows of {array.ident} it updates",
                 *loads, *([f"{array.ident}[:t0 - 1] = 0"] if h.span == "loss" else []),
                 f"np.matmul({a}, {b}, out={rows}.reshape(-1, {array.size}))")
+    # step T apart: the deltas of step T + 1 are zero, so its statements drop the terms that read them
+    last_step = [(d, _without_next(e)) for d, e in recursion]
     if not chunked:
-        bw.loop("the delta recursion, t = T down to 1", "for t in range(T, 0, -1):", recursion, stored_deltas, bhoist,
-                onto)
+        bw.loop("", "", last_step, stored_deltas, bhoist, onto)
+        first = bw.blocks.pop()
+        bw.line("the delta recursion, t = T down to 1: step T reads no delta of step T + 1", "t = T", *first.lines)
+        bw.loop("", "for t in range(T - 1, 0, -1):", recursion, stored_deltas, bhoist, onto)
     else:
         sizes = sorted({_size(h.symbol) for h in chunked})
         widest = sizes[0] if len(sizes) == 1 else f"max({', '.join(sizes)})"
         bw.line(f"chunks of K steps: the elementwise factors of a chunk fill about {CHUNK_VALUES} values",
                 f"K = max(1, {CHUNK_VALUES} // (B * {widest}))")
-        bw.loop("the delta recursion, t = T down to 1, a chunk of steps at a time", "for t in range(c1, c0 - 1, -1):",
+        bw.loop("", "", last_step, stored_deltas, bhoist, onto)
+        first = bw.blocks.pop()
+        bw.loop("the delta recursion, t = T down to 1, a chunk of steps at a time", "for t in range(t1, c0 - 1, -1):",
                 recursion, stored_deltas, bhoist, onto)
         block = bw.blocks.pop()
         # the factors of one grouped product are computed side by side, in the order of the columns they fill
@@ -371,7 +377,9 @@ def _recurrent(plan: VectorPlan) -> Functions:
         factors.lines += [f"{g.ident} = {g.ident}.reshape({len(g.factors)}, -1, B, {_text(g.width)})"
                           for g in groups]
         block.outer = "for c1 in range(T, 0, -K):"
-        block.pre = ["c0 = max(c1 - K + 1, 1)", "# the loop's elementwise factors at steps c0..c1", *factors.lines]
+        block.pre = ["c0 = max(c1 - K + 1, 1)", "# the loop's elementwise factors at steps c0..c1", *factors.lines,
+                     "t1 = c1  # the chunk's first step in the loop below", "if c1 == T:",
+                     *(f"    {ln}" for ln in ["t = T", *first.lines, "t1 = T - 1"])]
         bw.blocks.append(block)
     if post:
         bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
@@ -443,6 +451,31 @@ def _factor_groups(recursion, chunked, joint_of: dict) -> list[FactorGroup]:
         out.append(FactorGroup(f"_bs{len(out)}", joint, operand, [m[2] for m in run], [m[3] for m in run],
                                first, first + len(run), width, blocks))
     return out
+
+
+def _without_next(expr):
+    """expr with the deltas of step t + 1 taken as zero (at t = T): the terms that read them dropped."""
+    def zero(e) -> bool:
+        return isinstance(e, sp.ZeroMatrix)
+
+    def walk(e):
+        if isinstance(e, sp.MatrixSymbol):
+            r = ref(e)
+            return sp.ZeroMatrix(*e.shape) if r is not None and r.is_delta and r.offset == 1 else e
+        if not isinstance(e, sp.MatrixExpr) or not e.args:
+            return e
+        args = [walk(a) for a in e.args]
+        if args == list(e.args):
+            return e
+        if isinstance(e, sp.MatAdd):
+            rest = [a for a in args if not zero(a)]
+            return sp.ZeroMatrix(*e.shape) if not rest else rest[0] if len(rest) == 1 else sp.MatAdd(*rest)
+        if isinstance(e, sp.MatMul | sp.HadamardProduct) and any(zero(a) for a in args):
+            return sp.ZeroMatrix(*e.shape)
+        if any(zero(a) for a in args):
+            raise DeriveError(f"a delta of step t + 1 inside {e.func.__name__} (internal error)")
+        return e.func(*args)
+    return walk(expr)
 
 
 def _flatten(expr):
