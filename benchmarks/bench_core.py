@@ -166,7 +166,7 @@ def spawn(args: list[str], timeout: float) -> dict:
     """Run this script as a worker in a fresh interpreter; its last stdout line is JSON."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timeout": True}
     if proc.returncode != 0:
@@ -210,7 +210,7 @@ def slope(xs, ys) -> float | None:
     """Least-squares slope of log y over log x: t ~ T^slope."""
     import numpy as np
 
-    pts = [(x, y) for x, y in zip(xs, ys) if y is not None and y > 0]
+    pts = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None and y > 0]
     if len(pts) < 2:
         return None
     x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
@@ -242,14 +242,14 @@ def machine() -> dict:
 
     model = platform.processor()
     try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        for line in subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout.splitlines():
             if line.startswith("Model name:"):
                 model = line.split(":", 1)[1].strip()
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
             "sympy": sympy.__version__, "numpy": numpy.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "load": os.getloadavg()}
 
 

@@ -191,7 +191,8 @@ def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
             direct[q_k] = sp.Integer(0)
         if kind.loss:
             for target, _ in step_states:
-                direct[at_step(model, target, k)] = at_step(model, _fold(cell, kind.own, None, target, nonstate, memo), k)
+                folded = _fold(cell, kind.own, None, target, nonstate, memo)
+                direct[at_step(model, target, k)] = at_step(model, folded, k)
             for p in model.parameter_symbols:
                 w = _fold(cell, kind.own, None, p, nonstate, memo)
                 if w != 0:
@@ -202,7 +203,7 @@ def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
     paths: dict = {}
     for q in reversed(states):  # later states first, so successors are done
         own = [(q,)] if direct[q] != 0 else []
-        own += [(q,) + p for r in succ[q] for p in paths[r]]
+        own += [(q, *p) for r in succ[q] for p in paths[r]]
         if len(own) > MAX_PATHS:
             raise DeriveError(f"form (a) of {model.name} at T = {T} has more than {MAX_PATHS} paths; "
                               "use the delta recursion (form b)")

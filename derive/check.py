@@ -99,7 +99,8 @@ def _apply(model: Model, T: int, params: dict, data: dict, name: str, value: flo
         return
     if name in per_step:
         raise DeriveError(f"--at {name}: '{name}' has a value at every step; give {name}_1, {name}_2, ...")
-    known = list(params) + [n for n in data if n not in per_step] + [f"{n}_{k}" for n in per_step for k in range(1, T + 1)]
+    known = list(params) + [n for n in data if n not in per_step]
+    known += [f"{n}_{k}" for n in per_step for k in range(1, T + 1)]
     raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, known)}")
 
 
@@ -177,7 +178,7 @@ def directional_check(model: Model, point: Point, directions: int = 2, seed: int
     exact = engine.run(point.params, point.data, point.steps)
     rng = np.random.default_rng(seed + 7919)
     names = list(point.params)
-    scale = FD_SCALE * max(1.0, max(abs(v) for v in point.params.values()))
+    scale = FD_SCALE * max(1.0, *(abs(v) for v in point.params.values()))
     m = len(FD_STENCIL)
     rows = []
     analytic = analytic_model(model)

@@ -110,7 +110,7 @@ def instantiate(model: Model, sizes: dict[str, int]) -> Model:
 @cache
 def _instantiate(model: Model, sizes: tuple) -> Model:
     inst = _Instantiator(model, dict(sizes))
-    dims = {k: v for k, v in sizes}
+    dims = dict(sizes)
 
     def decls(items):
         out = []

@@ -138,7 +138,9 @@ def vjp(expr, wrt, G, named: dict | None = None):
     walk(expr, G)
     if not found:
         return None
-    return found[0] if len(found) == 1 else sp.MatAdd(*found).doit(deep=False) if is_matrix(found[0]) else sp.Add(*found)
+    if len(found) == 1:
+        return found[0]
+    return sp.MatAdd(*found).doit(deep=False) if is_matrix(found[0]) else sp.Add(*found)
 
 
 def _name(sym) -> str:
@@ -201,8 +203,7 @@ class MatrixCell:
 
     def _batched(self, expr):
         """An expression of one example re-typed for a batch (unchanged without one)."""
-        if self.batch is None or expr is None or not (is_matrix(expr) or isinstance(expr, CrossEntropy)
-                                                      or isinstance(expr, sp.Symbol)):
+        if self.batch is None or expr is None or not (is_matrix(expr) or isinstance(expr, (CrossEntropy, sp.Symbol))):
             return expr
         if isinstance(expr, sp.ZeroMatrix | sp.OneMatrix):
             return type(expr)(expr.shape[0], self.batch) if expr.shape[1] == 1 else expr
@@ -305,7 +306,7 @@ class MatrixCell:
                     deltas.append((self.pre_sym(name), pre))
         delta_names = {_name(d) for d, _ in deltas}
         grads = []
-        for pname, p in self.params:
+        for _pname, p in self.params:
             terms = [self._vjp_from(r, eq, p) for r, eq in own if _name(r) in delta_names]
             if kind.loss:
                 terms.append(self._loss_vjp(p))

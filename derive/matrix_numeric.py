@@ -144,7 +144,7 @@ def draw_arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, 
         lead = (steps,) if d.per_step else ()
         classes = sizes[d.classes] if d.classes else None
         rows = 1 if d.classes or not d.shape else sizes[d.shape[0]]
-        data[d.name] = sample_values(rng, d, lead + (rows, batch), classes)
+        data[d.name] = sample_values(rng, d, (*lead, rows, batch), classes)
     return params, data
 
 
@@ -158,7 +158,7 @@ def directional_rows(model: Model, sizes: dict[str, int], steps: int, seed: int,
     params, data = draw_arrays(model, sizes, steps, seed, batch)
     exact = engine.run(params, data, steps)
     rng = np.random.default_rng(seed + 7919)
-    scale = FD_SCALE * max(1.0, max(float(np.max(np.abs(v))) for v in params.values()))
+    scale = FD_SCALE * max(1.0, *(float(np.max(np.abs(v))) for v in params.values()))
     rows = []
     for d in range(directions):
         v = {n: rng.standard_normal(np.shape(p)) for n, p in params.items()}

@@ -33,7 +33,8 @@ def _kronecker(i, j):
     return np.where(np.real(i) == np.real(j), 1.0, 0.0)
 
 
-NUMPY_FUNCTIONS = {"step": lambda x: _heaviside(x, 0.0), "indicator": _kronecker, "sigmoid": _sigmoid, "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
+NUMPY_FUNCTIONS = {"step": lambda x: _heaviside(x, 0.0), "indicator": _kronecker, "sigmoid": _sigmoid,
+                   "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
 # The numpy module itself rather than the string "numpy": lambdify picks the same printer (NumPyPrinter) and
 # finds the same functions, but for "numpy" it runs `from numpy import *` once per process, which with
 # NumPy 2 imports numpy.f2py, numpy.testing, ...: 0.15-0.25 s of every `derive gradcheck`.
@@ -127,7 +128,7 @@ class Compiled:
         for k in range(first, T + 1):
             kind = kinds[k]
             out = self.forward_fn(kind.own)(*self._args(rows, cols, tail, k, T))
-            for n, v in zip(self.defined(kind.own), out):
+            for n, v in zip(self.defined(kind.own), out, strict=False):
                 vals[n][k] = v
         loss_terms = [self.loss_fn(*self._args(rows, cols, tail, k, T))
                       for k in range(1, T + 1) if kinds[k].loss]
@@ -139,9 +140,9 @@ class Compiled:
         for k in range(T, first - 1, -1):
             args = self._args(rows, cols, tail, k, T) + [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
             out = self.backward_fn(kinds[k])(*args)
-            for n, v in zip(self.names, out):
+            for n, v in zip(self.names, out, strict=False):
                 deltas[n][k] = v
-            for n, v in zip(self.params, out[len(self.names):]):
+            for n, v in zip(self.params, out[len(self.names):], strict=False):
                 g[n] = g[n] + v
         grads_out = {n: np.mean(np.broadcast_to(v, (B,))) for n, v in g.items()}
         return Result(np.mean(losses), losses, grads_out, vals, {n: d[: T + 1] for n, d in deltas.items()})

@@ -69,7 +69,7 @@ def differentiate(expr: sp.Expr, wrt: sp.Symbol, named: Mapping[sp.Expr, sp.Symb
         if rule is None:
             raise MissingRule(node.func)
         partials = rule(node.args, named.get(node, node))
-        total = sp.Add(*(p * d(a) for p, a in zip(partials, node.args) if a.has(wrt)))
+        total = sp.Add(*(p * d(a) for p, a in zip(partials, node.args, strict=True) if a.has(wrt)))
         cache[node] = total
         return total
 

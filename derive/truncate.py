@@ -42,7 +42,7 @@ def truncated_grads(model: Model, params: dict, data: dict, steps: int, window: 
             kind = StepKind(full.own, full.next, k == j)
             out = engine.backward_fn(kind)(*engine._args(rows, cols, tail, k, T), *nxt)
             nxt = list(out[: len(engine.next_deltas)])
-            for n, v in zip(engine.params, out[len(engine.names):]):
+            for n, v in zip(engine.params, out[len(engine.names):], strict=False):
                 grads[n] = grads[n] + v
     return {n: float(np.mean(np.broadcast_to(v, (B,)))) for n, v in grads.items()}
 
@@ -71,7 +71,7 @@ def truncated_differences(model: Model, params: dict, data: dict, steps: int, wi
     tail = [consts[n] for n in engine.constants] + [batch[n].reshape(rows * B) for n in engine.params]
     cols = [seq[n].T for n in engine.per_step]
     first = 0 if model.recurrent else 1
-    total = {n: 0.0 for n in names}
+    total = dict.fromkeys(names, 0.0)
     for j in range(1, T + 1):
         if not step_kind(model, j, T).loss:
             continue
@@ -81,7 +81,7 @@ def truncated_differences(model: Model, params: dict, data: dict, steps: int, wi
         for k in range(start, j + 1):  # states before the window keep their unperturbed values
             own = step_kind(model, k, T).own
             out = engine.forward_fn(own)(*engine._args(vrows, cols, tail, k, T))
-            for n, v in zip(engine.defined(own), out):
+            for n, v in zip(engine.defined(own), out, strict=False):
                 vals[n][k] = v
         loss = np.broadcast_to(engine.loss_fn(*engine._args(vrows, cols, tail, j, T)), (rows * B,))
         per_row = loss.reshape(rows, B).mean(axis=1)

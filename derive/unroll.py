@@ -62,7 +62,7 @@ class Unrolled:
         """Parameters first, then inputs and targets by step."""
         free = set().union(*(a.expr.free_symbols for a in self.assignments), self.loss.free_symbols)
         free -= set(self.definitions)
-        params = [p for p in self.model.parameter_symbols]
+        params = list(self.model.parameter_symbols)
         rest = sorted(free - set(params), key=sp.default_sort_key)
         return tuple(params) + tuple(rest)
 

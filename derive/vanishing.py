@@ -14,7 +14,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from derive import naming
 from derive.errors import DeriveError
 from derive.explicit import explicit_formula, instantiate
-from derive.matrix import MatrixCell, is_matrix, vjp
+from derive.matrix import MatrixCell, vjp
 from derive.model import Model
 from derive.numeric import MODULES, compiled
 
@@ -72,7 +72,8 @@ def _seed(expr):
     return next(m for m in expr.atoms(sp.MatrixSymbol) if str(m.name) == "G")
 
 
-def jacobian_norms(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int) -> list[tuple[int, float]]:
+def jacobian_norms(model: Model, sizes: dict[str, int], params: dict, data: dict,
+                   steps: int) -> list[tuple[int, float]]:
     """(T - k, ||dS_T/dS_k||_2) for k = T-1 .. 0: the spectral norm of the product of one-step Jacobians.
 
     ``params``/``data`` are for the explicit model (derive.check.draw of instantiate(model, sizes)).
@@ -85,8 +86,9 @@ def jacobian_norms(model: Model, sizes: dict[str, int], params: dict, data: dict
     blocks = [[explicit_formula(model, sizes, jac.get((r, q), None)) if (r, q) in jac else None
                for q in states] for r in states]
     dims = {s: explicit_formula(model, sizes, MatrixCell(model).sym(s)).shape[0] for s in states}
-    full = sp.Matrix(sp.BlockMatrix([[b if b is not None else sp.zeros(dims[r], dims[q])
-                                      for q, b in zip(states, row)] for r, row in zip(states, blocks)]).as_explicit())
+    rows = [[b if b is not None else sp.zeros(dims[r], dims[q]) for q, b in zip(states, row, strict=True)]
+            for r, row in zip(states, blocks, strict=True)]
+    full = sp.Matrix(sp.BlockMatrix(rows).as_explicit())
     engine = compiled(explicit)
     symbols = sorted(full.free_symbols, key=lambda s: s.name)
     fn = sp.lambdify(symbols, full, modules=MODULES)

@@ -40,10 +40,7 @@ def evaluate(expr: sp.Expr, values: dict) -> Fraction | mpmath.mpf:
                 out = out * ev(a)
         elif node.is_Pow:
             b, e = ev(node.args[0]), node.args[1]
-            if e.is_Integer and isinstance(b, Fraction):
-                out = b ** int(e)
-            else:
-                out = _mp(b) ** _mp(ev(e))
+            out = b ** int(e) if e.is_Integer and isinstance(b, Fraction) else _mp(b) ** _mp(ev(e))
         else:
             args = [ev(a) for a in node.args]
             out = _function(node, args)

@@ -1,5 +1,6 @@
 """derive demo (the README's main command) and the training helpers it uses."""
 import re
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def test_tasks_are_what_they_say():
 class _Quadratic:
     """loss = sum (p - target)^2: rprop must find the target, independent of any derived code."""
 
-    target = {"a": 3.0, "b": np.array([-1.0, 0.5])}
+    target: ClassVar[dict] = {"a": 3.0, "b": np.array([-1.0, 0.5])}
 
     @classmethod
     def loss_and_grads(cls, params, xs, ys):

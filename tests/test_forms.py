@@ -74,7 +74,7 @@ def test_every_delta_is_the_total_derivative_at_its_node(name, T):
     for a in u.assignments:
         if a.step == 0:
             continue
-        perturbed, subs = {}, {}
+        _perturbed, subs = {}, {}
         for b in u.assignments:  # rebuild the program with the node perturbed
             rhs = b.expr.xreplace(subs)
             subs[b.symbol] = rhs + eps if b.symbol == a.symbol else rhs

@@ -19,7 +19,8 @@ from derive.matrix import MatrixCell, _shift
 from oracles import close, evaluate, forward_mode_gradient, forward_values, random_point
 
 VECTOR = ["elman", "lstm", "gru", "mlp"]
-SIZES = [dict(zip(("n_in", "n_h", "n_out"), s)) for s in [(1, 1, 2), (2, 1, 2), (1, 2, 3), (2, 2, 2), (3, 2, 2)]]
+SIZES = [dict(zip(("n_in", "n_h", "n_out"), s, strict=True))
+         for s in [(1, 1, 2), (2, 1, 2), (1, 2, 3), (2, 2, 2), (3, 2, 2)]]
 
 
 def _load(name, **options):
@@ -123,8 +124,9 @@ ASSEMBLED = [(name, T, over) for name in VECTOR for T in (1, 2, 3) for over in (
              if name != "mlp" or (T, over) == (1, "sum")]
 
 
-@pytest.mark.parametrize("name,T,over", ASSEMBLED, ids=lambda c: str(c))
-@pytest.mark.parametrize("sizes", [s for s in SIZES if max(s.values()) <= 2][:3], ids=lambda s: "-".join(map(str, s.values())))
+@pytest.mark.parametrize("name,T,over", ASSEMBLED, ids=str)
+@pytest.mark.parametrize("sizes", [s for s in SIZES if max(s.values()) <= 2][:3],
+                         ids=lambda s: "-".join(map(str, s.values())))
 def test_assembled_gradient_equals_sympy_diff_of_the_unrolled_explicit_loss(name, T, over, sizes):
     model = _load(name, over=over) if name != "mlp" else _load(name)
     explicit = instantiate(model, sizes)
@@ -277,12 +279,13 @@ def test_numpy_printing_of_batch_formulas_matches_the_explicit_view():
                     ident = DeriveNumPyPrinter().doprint(m)
                     arrays[ident] = np.asarray(data, float)
                     if isinstance(m, sp.MatrixSymbol):
-                        for sym, v in zip(explicit_formula(model, sizes, m), np.asarray(data, float).reshape(-1)):
+                        entries = np.asarray(data, float).reshape(-1)
+                        for sym, v in zip(explicit_formula(model, sizes, m), entries, strict=True):
                             values[sym] = Fraction(v)
                     else:
                         values[naming.base(str(m))] = Fraction(float(data))
                 code = DeriveNumPyPrinter().doprint(formula)
-                scope = {"np": np, "onehot": onehot, **{k: v for k, v in sizes.items()}, **arrays}
+                scope = {"np": np, "onehot": onehot, **dict(sizes.items()), **arrays}
                 got = np.asarray(eval(code, scope), float)  # our own printed code, in a test
                 want = np.array([float(evaluate(e, values)) for e in
                                  (explicit if isinstance(explicit, sp.MatrixBase) else [explicit])])

@@ -64,6 +64,6 @@ def test_directional_derivatives_at_a_large_size(name):
 
 def test_cli_checks_a_large_lstm_in_seconds():
     proc = subprocess.run([sys.executable, "-m", "derive", "gradcheck", "lstm", "--sizes", "n_in=64,n_h=128,n_out=64",
-                           "--steps", "10"], capture_output=True, text=True, timeout=300)
+                           "--steps", "10"], check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "PASS: 2 of 2" in proc.stdout

@@ -33,7 +33,7 @@ def test_gradient_matches_central_differences_of_the_unrolled_loss(name, seed):
     T = 3 if model.recurrent else 1
     point = draw(model, T, seed)
     grads = compiled(model).run(point.params, point.data, T).grads
-    u, symbols, fn = _loss_from_unrolled(model, T)
+    _u, symbols, fn = _loss_from_unrolled(model, T)
     base = [float(_value_of(s, point, T)) for s in symbols]
     for i, s in enumerate(symbols[: len(point.params)]):
         h = 1e-5 * max(1.0, abs(base[i]))

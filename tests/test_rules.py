@@ -18,7 +18,8 @@ def test_matches_sympy_diff(expr):
     independent = expr.rewrite(sp.exp).rewrite(sp.Max)
     for v in (x, y, z):
         ours, theirs = differentiate(expr, v), sp.diff(independent, v)
-        for point in ({x: sp.Rational(3, 10), y: sp.Rational(-11, 10), z: sp.Rational(7, 10)}, {x: sp.Rational(17, 10), y: sp.Rational(2, 5), z: -2}):
+        for point in ({x: sp.Rational(3, 10), y: sp.Rational(-11, 10), z: sp.Rational(7, 10)},
+                      {x: sp.Rational(17, 10), y: sp.Rational(2, 5), z: -2}):
             a, b = ours.subs(point).evalf(30), theirs.subs(point).evalf(30)
             assert abs(a - b) < 1e-25, f"d/d{v} of {expr}: {a} != {b}"
 

@@ -148,7 +148,16 @@ def test_parser_limits_and_positions():
 def test_cli_reports_a_bad_spec_in_one_line(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(GOOD.replace("W_x*x[t]", "W_xx*x[t]"))
-    proc = subprocess.run([sys.executable, "-m", "derive", "gradcheck", str(spec)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "derive", "gradcheck", str(spec)], check=False, capture_output=True,
+                          text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "did you mean W_x?" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_many_to_one_is_refused_for_a_model_without_steps():
+    with pytest.raises(DeriveError, match="mlp has one step and no sequence"):
+        load("mlp", {"over": "final"})
+    with pytest.raises(DeriveError, match="over must be 'sum'"):
+        load("elman", {"over": "last"})
+    assert load("elman", {"over": "final"}).loss.over == "final"

@@ -98,9 +98,8 @@ def _truncated(model, point, args) -> int:
 def _vector(model, args) -> int:
     """Entry by entry in the explicit view (up to --max-entries), and directional derivatives of the
     matrix formulas themselves, run on whole arrays (any size)."""
-    from derive.check import ERROR_FLOOR, Report, draw, gradcheck, parse_at
+    from derive.check import ERROR_FLOOR, Report, analytic_model, draw, gradcheck
     from derive.explicit import instantiate, parse_sizes
-    from derive.check import analytic_model
     from derive.matrix_numeric import directional_rows
     from derive.templating import render
     from derive.unroll import check_steps

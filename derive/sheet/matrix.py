@@ -250,12 +250,12 @@ def vanishing_context(model: Model, cell: MatrixCell) -> dict:
     state_syms = {cell.sym(s) for s in states} | {cell.sym(s, -1) for s in states}
     exact = len(states) == 1 and not (jac[(states[0], states[0])].atoms(sp.MatrixSymbol) - params)
     bound = _bound(model, cell, jac) if len(states) == 1 else None
-    carousel = []
-    for e in entries:  # a term diag(q) with q a gate: no weight multiplies it (the LSTM's cell path)
-        for term in sp.MatAdd.make_args(e.rhs) if isinstance(e.rhs, sp.MatAdd) else [e.rhs]:
-            if isinstance(term, DiagMatrix) and isinstance(term.args[0], sp.MatrixSymbol) \
-                    and term.args[0] not in state_syms | params:
-                carousel.append({"entry": e.lhs_tex, "term": latex(term), "gate": latex(term.args[0])})
+    # a term diag(q) with q a gate: no weight multiplies it (the LSTM's cell path)
+    carousel = [{"entry": e.lhs_tex, "term": latex(term), "gate": latex(term.args[0])}
+                for e in entries
+                for term in (sp.MatAdd.make_args(e.rhs) if isinstance(e.rhs, sp.MatAdd) else [e.rhs])
+                if isinstance(term, DiagMatrix) and isinstance(term.args[0], sp.MatrixSymbol)
+                and term.args[0] not in state_syms | params]
     from derive.sheet.matrix_example import square_weights
 
     square = square_weights(model)  # what the plot scales: the n_h x n_h weights in the Jacobians (not b_hn)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
@@ -119,9 +118,11 @@ class _Builder:
         loss = self.loss(d["loss"])
         over = self.requested.pop("over", None)
         if over is not None:
-            if over not in ("sum", "final") or not self.recurrent:
-                raise DeriveError(f"over must be 'sum' (many-to-many) or 'final' (many-to-one) for a recurrent "
-                                  f"model; got '{over}'")
+            if not self.recurrent:
+                raise DeriveError(f"{self.data['name']} has one step and no sequence: many-to-one (over = '{over}') "
+                                  "applies to recurrent models only")
+            if over not in ("sum", "final"):
+                raise DeriveError(f"over must be 'sum' (many-to-many) or 'final' (many-to-one); got '{over}'")
             loss = Loss(over, loss.expr, loss.description)
             self.chosen["over"] = over
         if self.requested:
@@ -207,10 +208,9 @@ class _Builder:
         if not isinstance(table, dict):
             self.fail(f"[{section}] must be a table", f"[{section}]")
         out = []
-        for name, spec in table.items():
+        for name, entry in table.items():
             self.check_name(name, f"[{section}]")
-            if isinstance(spec, str):
-                spec = {"description": spec}
+            spec = {"description": entry} if isinstance(entry, str) else entry
             self.check_keys(spec, DECL_KEYS, f"[{section}.{name}]")
             per_step = self.boolean(spec.get("per_step", per_step_default), "per_step")
             if per_step and not self.recurrent:
@@ -303,7 +303,7 @@ class _Builder:
             tree = parse(text)
         except ParseError as exc:
             self.fail(f"{key} of '{owner}': {exc}", text, f"{key} =")
-        ctx = dict(owner=owner, key=key, defined=defined, in_loss=in_loss, text=text)
+        ctx = {"owner": owner, "key": key, "defined": defined, "in_loss": in_loss, "text": text}
         expr = self.translate(tree, ctx)
         names = {str(s.name) for s in expr.free_symbols} - set(self.size_symbols)
         if key == "initial" and names - {p.name for p in list(self.params) + self.const_decls()}:
