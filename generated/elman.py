@@ -289,7 +289,7 @@ def loss_and_grads(params, xs, ys):
     n_h = p["U"].shape[0]
     n_out = p["V"].shape[0]
     dtype = xs.dtype
-    grads = {}
+    grads = dict.fromkeys(PARAMETERS)  # every key is set below; this fixes their order
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
@@ -298,11 +298,11 @@ def loss_and_grads(params, xs, ys):
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_o_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows, overwrite=True)
     d_o_loss_rows *= 1/B
-    # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
-    d_a_seq = np.empty((T + 1, B, n_h), dtype)
-    d_a_seq[-1] = 0
+    # the deltas the recursion stores
+    d_a_seq = np.empty((T, B, n_h), dtype)
     # the recursion's term delta_o[t] @ V computed into the rows of d_a_seq it updates
-    d_a_seq[:t0 - 1] = 0
+    if t0 > 1:  # one loss term, at step T: zero before it
+        d_a_seq[:t0 - 1] = 0
     np.matmul(d_o_loss_rows, V, out=d_a_seq[t0 - 1:T].reshape(-1, n_h))
     # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
     K = max(1, 16384 // (B * n_h))
@@ -334,4 +334,4 @@ def loss_and_grads(params, xs, ys):
     h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_o_loss_rows.T @ h_loss_rows
     grads["c"] = d_o_loss_rows.sum(axis=0)
-    return loss, {name: grads[name] for name in PARAMETERS}
+    return loss, grads

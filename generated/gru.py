@@ -317,8 +317,7 @@ def _forward(p, xs):
     _Wx0 = np.concatenate([0.5 * W_ir, 0.5 * W_iz])
     _bias0 = np.concatenate([0.5 * (b_hr + b_ir), 0.5 * (b_hz + b_iz)])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    _G0_seq = np.empty((T + 1, B, 2*n_h), dtype)
-    _G0_seq[-1] = 0
+    _G0_seq = np.empty((T, B, 2*n_h), dtype)
     r_seq = _G0_seq[:, :, :n_h]
     z_seq = _G0_seq[:, :, n_h:2*n_h]
     _s0_seq = np.empty((T, B, n_h), dtype)
@@ -393,7 +392,7 @@ def loss_and_grads(params, xs, ys):
     n_h = p["W_ir"].shape[0]
     n_out = p["V"].shape[0]
     dtype = xs.dtype
-    grads = {}
+    grads = dict.fromkeys(PARAMETERS)  # every key is set below; this fixes their order
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
@@ -404,17 +403,15 @@ def loss_and_grads(params, xs, ys):
     d_s_loss_rows *= 1/B
     # the parameters the deltas side by side multiply, stacked
     _Wd0 = np.concatenate([W_hr, W_hz])
-    # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
-    _D0_seq = np.empty((T + 1, B, 2*n_h), dtype)
-    _D0_seq[-1] = 0
-    d_h_seq = np.empty((T + 1, B, n_h), dtype)
-    d_h_seq[-1] = 0
-    d_n_in_seq = np.empty((T + 1, B, n_h), dtype)
-    d_n_in_seq[-1] = 0
+    # the deltas the recursion stores
+    _D0_seq = np.empty((T, B, 2*n_h), dtype)
+    d_h_seq = np.empty((T, B, n_h), dtype)
+    d_n_in_seq = np.empty((T, B, n_h), dtype)
     d_r_in_seq = _D0_seq[:, :, :n_h]
     d_z_in_seq = _D0_seq[:, :, n_h:2*n_h]
     # the recursion's term delta_s[t] @ V computed into the rows of d_h_seq it updates
-    d_h_seq[:t0 - 1] = 0
+    if t0 > 1:  # one loss term, at step T: zero before it
+        d_h_seq[:t0 - 1] = 0
     np.matmul(d_s_loss_rows, V, out=d_h_seq[t0 - 1:T].reshape(-1, n_h))
     # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
     K = max(1, 16384 // (B * n_h))
@@ -482,4 +479,4 @@ def loss_and_grads(params, xs, ys):
     h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_s_loss_rows.T @ h_loss_rows
     grads["b_y"] = d_s_loss_rows.sum(axis=0)
-    return loss, {name: grads[name] for name in PARAMETERS}
+    return loss, grads

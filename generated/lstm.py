@@ -331,8 +331,7 @@ def _forward(p, xs):
     _Wx0 = np.concatenate([0.5 * W_fx, 0.5 * W_ix, 0.5 * W_ox, W_cx])
     _bias0 = np.concatenate([0.5 * b_f, 0.5 * b_i, 0.5 * b_o, b_c])
     # the values the loop stores, one row per step (a state's row 0: its initial value 0)
-    _G0_seq = np.empty((T + 1, B, 4*n_h), dtype)
-    _G0_seq[-1] = 0
+    _G0_seq = np.empty((T, B, 4*n_h), dtype)
     f_seq = _G0_seq[:, :, :n_h]
     i_seq = _G0_seq[:, :, n_h:2*n_h]
     o_seq = _G0_seq[:, :, 2*n_h:3*n_h]
@@ -409,7 +408,7 @@ def loss_and_grads(params, xs, ys):
     n_h = p["W_fx"].shape[0]
     n_out = p["V"].shape[0]
     dtype = xs.dtype
-    grads = {}
+    grads = dict.fromkeys(PARAMETERS)  # every key is set below; this fixes their order
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
@@ -423,11 +422,9 @@ def loss_and_grads(params, xs, ys):
     _b0 = _from_step(_b0.reshape(-1, B, n_h), T)
     # the parameters the deltas side by side multiply, stacked
     _Wd0 = np.concatenate([W_fh, W_ch, W_ih, W_oh])
-    # the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)
-    _D0_seq = np.empty((T + 1, B, 4*n_h), dtype)
-    _D0_seq[-1] = 0
-    d_c_seq = np.empty((T + 1, B, n_h), dtype)
-    d_c_seq[-1] = 0
+    # the deltas the recursion stores
+    _D0_seq = np.empty((T, B, 4*n_h), dtype)
+    d_c_seq = np.empty((T, B, n_h), dtype)
     d_o_in_seq = _D0_seq[:, :, 3*n_h:4*n_h]
     _D0_blocks = _D0_seq.reshape(-1, B, 4, n_h).transpose(2, 0, 1, 3)
     # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
@@ -501,4 +498,4 @@ def loss_and_grads(params, xs, ys):
     h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_s_loss_rows.T @ h_loss_rows
     grads["b_y"] = d_s_loss_rows.sum(axis=0)
-    return loss, {name: grads[name] for name in PARAMETERS}
+    return loss, grads

@@ -255,7 +255,7 @@ def loss_and_grads(params, xs, ys):
     yhat = cache["yhat"]
     V = p["V"]
     beta = p["beta"]
-    grads = {}
+    grads = dict.fromkeys(PARAMETERS)  # every key is set below; this fixes their order
     # the loss: the mean over the batch of -log yhat[y]
     loss = nll_sum(log_yhat, ys)/B
     # backward: the deltas, from the loss down to the input
@@ -270,4 +270,4 @@ def loss_and_grads(params, xs, ys):
     grads["V"] = d_u.T @ a
     grads["b2"] = d_u.sum(axis=0)
     grads["beta"] = np.vdot(minus_onehot(yhat, ys), u)/B
-    return loss, {name: grads[name] for name in PARAMETERS}
+    return loss, grads

@@ -181,7 +181,11 @@ def _recurrent(plan: VectorPlan) -> Functions:
     loop_keys = {ref(s).key for s in plan.loop_targets}
     loop_keys |= {ref(sym).key for sym in shared}
     stored_forward = {(n, False) for n in states} | {r.key for r in reads if r.key in loop_keys}
-    padded = {r.key for r in reads if r.offset == 1}
+    # arrays read one step ahead carry a zero row after step T; the recursion itself does not need it: its
+    # step T is emitted apart (_without_next), so its loop reads step t + 1 <= T only
+    padded = {ref(s).key for e in readers[:len(readers) - len(bhoist) - len(post) - len(terms) - len(recursion)]
+              + readers[len(readers) - len(bhoist) - len(post) - len(terms):]
+              for s in per_step_symbols(e) if ref(s).offset == 1}
     arrays: dict = {}
     for d in model.inputs:
         arrays[(d.name, False)] = Array("xs", 1, d.shape[0])
@@ -255,12 +259,13 @@ def _recurrent(plan: VectorPlan) -> Functions:
             arrays[key] = Array(f"d_{key[0]}_seq", 1, _size(d), key in padded)
     joint_of = {}  # a delta that lives in a joint array -> (joint key, first column, last column + 1)
     for name, _, members, _ in joints:
-        arrays[(name, True)] = Array(f"{name}_seq", 1, _text(members[-1][2]), True)
+        pad = (name, True) in padded or any(key in padded for key, _, _ in members)
+        arrays[(name, True)] = Array(f"{name}_seq", 1, _text(members[-1][2]), pad)
         stored_deltas.discard((name, True))
         for key, start, stop in members:
             joint_of[key] = ((name, True), start, stop)
             stored_deltas.add(key)
-            arrays[key] = Array(f"d_{key[0]}_seq", 1, sizes_of[key], True)
+            arrays[key] = Array(f"d_{key[0]}_seq", 1, sizes_of[key], pad)
     for d, _ in plan.pre:
         if ref(d).key in rec_reads:
             arrays[ref(d).key] = Array(f"d_{ref(d).name}_seq", 1, _size(d))
@@ -337,7 +342,8 @@ def _recurrent(plan: VectorPlan) -> Functions:
         cols = f"{'' if g.first == 0 else _text(g.first)}:{_text(g.last)}"
         bw.after.setdefault(g.operand, []).append(
             f"np.multiply({g.ident}[:, t - c0], {local(ref(g.operand))}, out={view}[{cols}, {step}])")
-    bw.line("the deltas the recursion stores (a row of zeros after step T: nothing flows back from T + 1)",
+    bw.line("the deltas the recursion stores" + (" (a row of zeros after step T: nothing flows back from T + 1)"
+                                                  if any(ln.endswith("[-1] = 0") for ln in allocs) else ""),
             *allocs)
     for d, held in onto.items():
         h = next(x for x in bhoist if x.symbol == held)
@@ -347,7 +353,8 @@ def _recurrent(plan: VectorPlan) -> Functions:
         a, b = (bw._view(m, h.span, loads) if isinstance(m, sp.MatrixSymbol) else bw._print(m, {})
                 for m in h.expr.args)
         bw.line(f"the recursion's term {_show_expr(h.expr)} computed into the rows of {array.ident} it updates",
-                *loads, *([f"{array.ident}[:t0 - 1] = 0"] if h.span == "loss" else []),
+                *loads, *(["if t0 > 1:  # one loss term, at step T: zero before it",
+                           f"    {array.ident}[:t0 - 1] = 0"] if h.span == "loss" else []),
                 f"np.matmul({a}, {b}, out={rows}.reshape(-1, {array.size}))")
     # step T apart: the deltas of step T + 1 are zero, so its statements drop the terms that read them
     last_step = [(d, _without_next(e)) for d, e in recursion]
