@@ -133,6 +133,8 @@ def _real(name, value):
 
 def _check_xs(xs):
     """xs checked and converted to its floating dtype (integers: float64)."""
+    if type(xs) is np.ndarray and xs.dtype.kind == "f" and xs.ndim == 3 and 0 not in xs.shape:
+        return xs  # the common case
     xs = _real("xs", xs)
     if xs.ndim != 3 or 0 in xs.shape:
         raise ValueError(f"xs: expected shape (T, B, n_in) with T >= 1 steps, B >= 1 sequences and "
@@ -142,12 +144,12 @@ def _check_xs(xs):
 
 def _params(params, dtype, n_in):
     """The parameters checked against SHAPES (sizes read from xs and the parameters), in dtype."""
+    fast = _params_fast(params, dtype, n_in)
+    if fast is not None:
+        return fast
     if not hasattr(params, "keys"):
         raise ValueError(f"params: expected a dict with the keys {', '.join(PARAMETERS)}, "
                          f"got {type(params).__name__}")
-    fast = _params_fast(params, dtype, n_in) if len(params) == len(PARAMETERS) else None
-    if fast is not None:
-        return fast
     if len(params) != len(PARAMETERS) or not all(name in params for name in PARAMETERS):
         missing = [name for name in PARAMETERS if name not in params]
         unknown = sorted(repr(key) for key in params if key not in PARAMETERS)
@@ -177,6 +179,8 @@ def _params(params, dtype, n_in):
 def _params_fast(params, dtype, n_in):
     """The common case in a few operations: arrays of xs's dtype and the right shapes (None: check one by one)."""
     try:
+        if len(params) != 5:
+            return None
         U = params["U"]
         W = params["W"]
         b = params["b"]
@@ -208,9 +212,10 @@ def _params_fast(params, dtype, n_in):
 
 def _check_ys(ys, T, B, n_out):
     """ys checked: integer class indices in 0..n_out - 1 of shape (T, B) or (B,)."""
-    if type(ys) is np.ndarray and ys.dtype == np.intp and (ys.shape == (T, B) or ys.shape == (B,)) and \
-            ys.view(np.uintp).max() < n_out:  # the common case in one pass (a negative index wraps)
-        return ys
+    if type(ys) is np.ndarray and ys.dtype == np.intp and (ys.shape == (T, B) or ys.shape == (B,)):
+        flat = ys.ravel().view(np.uintp)  # a negative index wraps to a huge one
+        if flat[flat.argmax()] < n_out:  # argmax: a fraction of max's fixed cost
+            return ys
     ys = np.asarray(ys)
     if ys.dtype.kind not in "iu":
         raise ValueError(f"ys: expected integer class indices, got dtype {ys.dtype}")
