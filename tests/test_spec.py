@@ -161,3 +161,26 @@ def test_many_to_one_is_refused_for_a_model_without_steps():
     with pytest.raises(DeriveError, match="over must be 'sum'"):
         load("elman", {"over": "last"})
     assert load("elman", {"over": "final"}).loss.over == "final"
+
+
+def test_builtin_headers_agree_with_the_built_models():
+    from derive.spec.builtins import headers
+
+    assert [h.name for h in headers()] == builtin_names()
+    for h in headers():
+        model = load(h.name)
+        assert (h.title, h.is_vector) == (model.title, model.is_vector)
+    assert builtin_names("vector") == ["elman", "gru", "lstm", "mlp"]
+
+
+def test_import_and_list_do_not_load_sympy():
+    code = ("import sys, derive; from derive.cli import main; main(['list']); "
+            "print('SYMPY' if 'sympy' in sys.modules else 'LIGHT')")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("LIGHT") and "elman" in proc.stdout
+    import derive
+
+    assert derive.bptt.__name__ == "bptt" and derive.load is load  # the lazy exports resolve
+    with pytest.raises(AttributeError):
+        derive.no_such_thing  # noqa: B018

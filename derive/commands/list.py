@@ -13,8 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.spec.loader import builtin_names, load
+    from derive.spec.builtins import headers
     from derive.templating import render
 
-    sys.stdout.write(render("cli/list.txt.j2", models=[load(name) for name in builtin_names()]))
+    sys.stdout.write(render("cli/list.txt.j2", models=headers()))
     return 0

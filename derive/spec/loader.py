@@ -14,6 +14,7 @@ from pathlib import Path
 import sympy as sp
 
 from derive import naming
+from derive.spec import builtins
 from derive.errors import DeriveError, SpecError, did_you_mean
 from derive.functions import FUNCTIONS
 from derive.model import ROLES, Declaration, Loss, Model, Quantity
@@ -32,11 +33,7 @@ RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(FUN
 
 def builtin_names(kind: str | None = None) -> list[str]:
     """Names of the models shipped in derive/models, sorted; kind 'scalar' or 'vector' filters them."""
-    folder = resources.files("derive.models")
-    names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
-    if kind is None:
-        return names
-    return [n for n in names if load(n).is_vector == (kind == "vector")]
+    return builtins.names(kind)
 
 
 def load(name_or_path: str, options: dict[str, str] | None = None) -> Model:
