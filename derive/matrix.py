@@ -98,8 +98,12 @@ def _matmul(node, G, out):
 
 
 def _softmax(node, G, out):
-    n = node.shape[0]
-    return [(node.arg, sp.HadamardProduct(out, G - sp.MatMul(sp.OneMatrix(n, 1), out.T, G)))]
+    n, cols = node.shape
+    if cols == 1:  # one example: yhat * (G - 1 (yhat^T G))
+        return [(node.arg, sp.HadamardProduct(out, G - sp.MatMul(sp.OneMatrix(n, 1), out.T, G)))]
+    # a batch, column by column: 1 1^T (yhat * G) holds each column's yhat^T G in every row
+    column_dots = sp.MatMul(sp.OneMatrix(n, 1), sp.OneMatrix(1, n), sp.HadamardProduct(out, G))
+    return [(node.arg, sp.HadamardProduct(out, G - column_dots))]
 
 
 MATRIX_RULES = {
@@ -286,8 +290,6 @@ class MatrixCell:
         deltas = []
         for target, eq_target in reversed(own):
             name = _name(target)
-            if name == fused_name:
-                continue
             have = {_name(d) for d, _ in deltas}
             terms = [self._vjp_from(r, eq, target) for r, eq in own if _name(r) in have]
             prev = self.sym(name, -1)
@@ -295,7 +297,9 @@ class MatrixCell:
                 adj = self._vjp_from(r, eq, prev)
                 if adj is not None:
                     terms.append(_shift(adj, 1))
-            if kind.loss:
+            # The fused softmax output gets an adjoint only from what else reads it (a later equation,
+            # or the next step: a recurrent softmax); the loss's share reaches its input as yhat - e_y.
+            if kind.loss and name != fused_name:
                 terms.append(self._loss_vjp(target))
             terms = [t for t in terms if t is not None]
             if terms:

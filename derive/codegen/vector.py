@@ -27,6 +27,7 @@ from derive.codegen.module import _comment, _spec_provenance, _text, _version, m
 from derive.codegen.vector_functions import build
 from derive.codegen.vector_plan import VectorPlan
 from derive.errors import DeriveError
+from derive.matrix import MatrixCell
 from derive.model import Model
 
 TEMPLATE = "code/vector_module.py.j2"
@@ -122,6 +123,10 @@ def context(model: Model) -> dict:
     if len(model.inputs) != 1 or len(model.targets) != 1 or not model.targets[0].classes:
         raise DeriveError(f"{model.name}: generated code takes one input array and one class-index target")
     _check_names(model)
+    fused = MatrixCell(model).fused
+    if fused and fused[0] in model.recurrent_names:  # the loop would read y[t]: no layout for that yet
+        raise DeriveError(f"{model.name}: code generation does not yet support a softmax output fed back to the "
+                          f"next step ({fused[0]}); derive gradcheck, sheet and grade handle this model")
     plan = VectorPlan(model)
     fns = build(plan)
     spec, digest = _spec_provenance(model)

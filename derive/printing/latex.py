@@ -74,7 +74,7 @@ class DeriveLatexPrinter(LatexPrinter):
         return rf"\operatorname{{diag}}\left({self._print(expr.args[0])}\right)"
 
     def _print_OneMatrix(self, expr) -> str:
-        return r"\mathbf{1}"
+        return r"\mathbf{1}^{\top}" if expr.shape[0] == 1 and expr.shape[1] != 1 else r"\mathbf{1}"
 
     def _print_MatAdd(self, expr) -> str:
         # positive terms first, so 1 - h*h reads as a textbook writes it

@@ -68,7 +68,9 @@ class DeriveNumPyPrinter(NumPyPrinter):
             return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
         if len(mats) == 2 and isinstance(mats[1], sp.OneMatrix) and mats[1].shape[0] == 1:
             return self._print(sp.Mul(*scalars) * mats[0])  # b 1^T: a bias broadcast over the batch
-        if len(mats) > 1 and isinstance(mats[0], sp.OneMatrix) and mats[0].shape[0] == 1:
+        # ones(a, b) X: every row is X's column sums (1^T X for a = 1; 1 1^T X, a softmax's batch
+        # adjoint, for a = b), printed as one row that broadcasts
+        if len(mats) > 1 and isinstance(mats[0], sp.OneMatrix):
             rest = mats[1] if len(mats) == 2 else sp.MatMul(*mats[1:])
             text = f"{self._matrix_operand(rest)}.sum(axis=0, keepdims=True)"
             return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
@@ -95,6 +97,9 @@ class DeriveNumPyPrinter(NumPyPrinter):
         slot = sp.Symbol("_elementwise_argument", real=True)
         inner = DeriveNumPyPrinter({**self.names, slot: self._print(expr.expr)})
         return inner.doprint(fn(slot))
+
+    def _print_Identity(self, expr) -> str:  # a softmax's Jacobian diag(p) - p p^T holds one
+        return f"np.eye({self._print(expr.shape[0])})"
 
     def _print_OneMatrix(self, expr) -> str:
         return "1.0"  # broadcasts against the matrix it is added to

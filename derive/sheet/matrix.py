@@ -256,11 +256,10 @@ def vanishing_context(model: Model, cell: MatrixCell) -> dict:
                 for term in (sp.MatAdd.make_args(e.rhs) if isinstance(e.rhs, sp.MatAdd) else [e.rhs])
                 if isinstance(term, DiagMatrix) and isinstance(term.args[0], sp.MatrixSymbol)
                 and term.args[0] not in state_syms | params]
-    from derive.sheet.matrix_example import square_weights
+    from derive.sheet.matrix_example import plot_weights
 
-    square = square_weights(model)  # what the plot scales: the n_h x n_h weights in the Jacobians (not b_hn)
-    weights = sorted({m for e in entries for m in e.rhs.atoms(sp.MatrixSymbol) if str(m.name) in square} & params,
-                     key=str)
+    scaled = plot_weights(model, [e.rhs for e in entries])  # the n_h x n_h weights in the Jacobians (not b_hn)
+    weights = sorted((m for m in params if str(m.name) in scaled), key=str)
     blocks = [[latex(Partial(cell.sym(r), cell.sym(q, -1))) for q in states] for r in states]
     return {"recurrent": True, "single": len(states) == 1, "entries": entries, "exact": exact, "bound": bound,
             "blocks": blocks,

@@ -301,13 +301,22 @@ def square_weights(model: Model) -> set[str]:
     return {p.name for p in model.parameters if len(p.shape) == 2 and p.shape[0] == p.shape[1] and p.shape[0] in states}
 
 
+def plot_weights(model: Model, jacobians) -> list[str]:
+    """The weights the plot scales: the recurrent (state by state) matrices in the one-step Jacobians,
+    or, when the recurrence runs through no square matrix (a state fed back through an output), every
+    weight matrix in them."""
+    found = {str(m.name) for e in jacobians for m in e.atoms(sp.MatrixSymbol)}
+    square = found & square_weights(model)
+    return sorted(square or found & {p.name for p in model.parameters if len(p.shape) == 2})
+
+
 def curves(model: Model, sizes: dict[str, int], params: dict, seed: int) -> list[dict]:
     """||dS_T/dS_{T-n}||_2 for n = 1..PLOT_STEPS, the recurrent weights scaled to each spectral norm w."""
     from derive.vanishing import one_step_jacobians
 
     jac = one_step_jacobians(model)
     states = list(model.recurrent_names)
-    weights = sorted({str(m.name) for e in jac.values() for m in e.atoms(sp.MatrixSymbol)} & square_weights(model))
+    weights = plot_weights(model, jac.values())
     _, data = draw_arrays(model, sizes, PLOT_STEPS, seed)
     out, first = [], None
     for w in SCALES:
