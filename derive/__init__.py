@@ -9,34 +9,14 @@ The pipeline is spec -> model -> unroll -> differentiate -> (sheet | code | grad
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from derive.model import Model
-
-# Loaded on first use (PEP 562): `import derive` stays cheap, so the CLI's help, `derive list` and
-# bad-input errors answer without loading SymPy.
-_EXPORTS = {"Derivation": "derive.bptt", "bptt": "derive.bptt", "DeriveError": "derive.errors",
-            "SpecError": "derive.errors", "Model": "derive.model", "builtin_names": "derive.spec.loader",
-            "load": "derive.spec.loader", "load_text": "derive.spec.loader", "Unrolled": "derive.unroll",
-            "unroll": "derive.unroll"}
+from derive.bptt import Derivation, bptt
+from derive.errors import DeriveError, SpecError
+from derive.model import Model
+from derive.spec.loader import builtin_names, load, load_text
+from derive.unroll import Unrolled, unroll
 
 __all__ = ["Derivation", "DeriveError", "Model", "SpecError", "Unrolled", "bptt", "builtin_names",
            "gradcheck", "load", "load_text", "unroll"]
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'derive' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 def gradcheck(model: Model, steps: int | None = None, seed: int = 0, at: dict[str, float] | None = None,

@@ -88,6 +88,19 @@ class _Builder:
                     return i
         return None
 
+    def check_vector_loss(self, expr) -> None:
+        """The matrix calculus (derive.matrix) and everything after it take a vector model's loss as the
+        cross-entropy of a softmax output against a class index."""
+        from derive.functions import CrossEntropy, Softmax
+
+        probs = getattr(expr.probs, "name", None) if isinstance(expr, CrossEntropy) else None
+        name = naming.describe(sp.Symbol(str(probs))).name if probs is not None else None
+        eq = next((q.equation for q in self.quantities if q.name == name), None)
+        if not isinstance(eq, Softmax):
+            self.fail("[loss] of a vector model: only cross_entropy(yhat[t], y[t]) of a softmax output yhat "
+                      "against a class index y is supported (a squared-error or other vector loss is not yet)",
+                      "expr =")
+
     def fail(self, message: str, *needles: str):
         raise SpecError(message, self.source, self.line_of(*needles))
 
@@ -113,6 +126,8 @@ class _Builder:
         for i, entry in enumerate(d["quantity"]):
             self.quantities.append(self.quantity(entry, i))
         loss = self.loss(d["loss"])
+        if self.sizes:
+            self.check_vector_loss(loss.expr)
         over = self.requested.pop("over", None)
         if over is not None:
             if not self.recurrent:
