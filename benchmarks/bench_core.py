@@ -47,7 +47,7 @@ STAGES = [  # (key, label)
     ("derive", "Cell/backward derivation (symbolic)"),
     ("compile", "lambdify/compile (Compiled)"),
     ("run", "numeric forward+backward (Compiled.run)"),
-    ("fd", "finite-difference batch (2n rows)"),
+    ("fd", "finite-difference batch (4n rows, five-point)"),
     ("cs", "complex-step batch (n rows)"),
     ("gradcheck", "derive.check.gradcheck (3 runs + table data)"),
     ("total", "total in process (import..gradcheck)"),
