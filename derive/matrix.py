@@ -37,6 +37,12 @@ def is_matrix(x) -> bool:
     return isinstance(x, MatrixExpr)
 
 
+def concrete_shape(m, sizes: dict[str, int]) -> tuple[int, ...]:
+    """The shape of a matrix expression at given sizes ({'n_h': 3, ...}): symbolic dims -> ints."""
+    return tuple(int(d.xreplace({s: sizes[s.name] for s in d.free_symbols})) if isinstance(d, sp.Basic)
+                 else int(d) for d in m.shape)
+
+
 def transpose(m):
     return sp.Transpose(m).doit() if is_matrix(m) else m
 

@@ -33,7 +33,7 @@ from derive.grade.lexer import AnswerError
 from derive.grade.matrix_build import MatrixVocabulary, at_step, build_matrix, shape_of
 from derive.grade.parser import Name, parse
 from derive.grade.reference import _FRAC, _PREFIX
-from derive.matrix import MatrixCell
+from derive.matrix import MatrixCell, concrete_shape
 from derive.unroll import check_steps
 
 SIZE_VALUES = (2, 3, 4)
@@ -243,8 +243,7 @@ class MatrixProblem:
     def zero(self, point: Point):
         if self.reference.shape is None:
             return self.backend.const(0)
-        dims = point.example.dims
-        return self.backend.full(tuple(int(sp.sympify(d).xreplace(dims)) for d in self.reference.shape), 0)
+        return self.backend.full(concrete_shape(self.reference, point.example.sizes), 0)
 
     def lookup(self, point: Point):
         k = self.steps if self.model.recurrent else 1

@@ -19,7 +19,7 @@ from derive import naming
 from derive.cell import step_kind
 from derive.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, relative_error
 from derive.errors import DeriveError, did_you_mean
-from derive.matrix import MatrixCell
+from derive.matrix import MatrixCell, concrete_shape
 from derive.matrix_numeric import _Formula, draw_arrays
 from derive.model import Model
 from derive.printing.latex import latex, latex_number
@@ -76,8 +76,7 @@ class MatrixRun:
         return get
 
     def _size(self, sym) -> tuple[int, int]:
-        return tuple(int(sp.sympify(d).xreplace({s: self.sizes[s.name] for s in sp.sympify(d).free_symbols}))
-                     for d in sym.shape)
+        return concrete_shape(sym, self.sizes)
 
     def _forward(self, loss: bool = True):
         model, first = self.model, 0 if self.model.recurrent else 1
