@@ -5,7 +5,7 @@
 Prints Markdown tables (the form benchmarks/RESULTS.md quotes):
   1. sigmoid-rnn at T = 10, 100, 1000, 10000: seconds of each stage of a gradient check
      (import, spec load, symbolic Cell/backward derivation, lambdify, Compiled.run, the
-     finite-difference and complex-step batches of derive.check.gradcheck), medians over
+     finite-difference and complex-step batches of derive.numbers.check.gradcheck), medians over
      fresh processes (SymPy's and functools' caches are cold in each), and each stage's
      fitted growth exponent (least-squares slope of log seconds over log T);
   2. the naive baseline measured in the same run: sympy.diff of the fully unrolled loss in
@@ -49,7 +49,7 @@ STAGES = [  # (key, label)
     ("run", "numeric forward+backward (Compiled.run)"),
     ("fd", "finite-difference batch (4n rows, five-point)"),
     ("cs", "complex-step batch (n rows)"),
-    ("gradcheck", "derive.check.gradcheck (3 runs + table data)"),
+    ("gradcheck", "derive.numbers.check.gradcheck (3 runs + table data)"),
     ("total", "total in process (import..gradcheck)"),
 ]
 E2E = {  # name -> command (argv after the interpreter or console script)
@@ -69,9 +69,9 @@ def worker_pipeline(T: int) -> dict:
     out: dict = {}
     t = time.perf_counter()
     import derive
-    from derive import check
-    from derive.cell import step_kind
-    from derive.numeric import compiled
+    from derive.numbers import check
+    from derive.calculus.cell import step_kind
+    from derive.numbers.compiled import compiled
     out["import"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -128,7 +128,7 @@ def worker_naive(T: int, recursion_limit: int | None) -> dict:
     import sympy as sp
 
     import derive
-    from derive.unroll import unroll
+    from derive.calculus.unroll import unroll
 
     model = derive.load(MODEL)
     out: dict = {"recursion_limit": sys.getrecursionlimit()}

@@ -39,8 +39,8 @@ def _reordered(expr: sp.Expr, rng: random.Random) -> str:
 def pool(model_name: str, rng: random.Random) -> list[tuple[str, str, str]]:
     """(wrt, answer, kind) for one model: correct, mistaken and unreadable answers."""
     import derive
-    from derive.grade.mistakes import catalogue
-    from derive.grade.problem import problem
+    from derive.grade.scalar.mistakes import catalogue
+    from derive.grade.scalar.problem import problem
     from derive.printing.latex import latex
 
     model = derive.load(model_name)
@@ -80,7 +80,7 @@ def make_rows(n: int, seed: int = 0) -> dict[str, list[dict]]:
 def run_once(rows: dict[str, list[dict]], jobs: int) -> tuple[float, dict]:
     from collections import Counter
 
-    from derive.grade import problem as problem_module
+    from derive.grade.scalar import problem as problem_module
     from derive.grade.batch import grade_all
 
     problem_module.clear()  # fresh derivations in this process and in the forked workers

@@ -18,8 +18,8 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import derive
-from derive.cell import step_kind
-from derive.matrix import MatrixCell
+from derive.calculus.cell import step_kind
+from derive.calculus.matrix import MatrixCell
 name = sys.argv[1]
 model = derive.load(name)
 t1 = time.perf_counter()
@@ -28,7 +28,7 @@ kinds = {step_kind(model, k, 3) for k in range(0 if model.recurrent else 1, 4 if
 for kind in kinds:
     cell.backward(kind)
 t2 = time.perf_counter()
-from derive.explicit import instantiate
+from derive.calculus.explicit import instantiate
 explicit = instantiate(model, {"n_in": 2, "n_h": 3, "n_out": 2})
 t3 = time.perf_counter()
 report = derive.gradcheck(explicit, steps=3 if model.recurrent else None)

@@ -9,11 +9,11 @@ The pipeline is spec -> model -> unroll -> differentiate -> (sheet | code | grad
 """
 from __future__ import annotations
 
-from derive.bptt import Derivation, bptt
+from derive.calculus.bptt import Derivation, bptt
 from derive.errors import DeriveError, SpecError
 from derive.model import Model
 from derive.spec.loader import builtin_names, load, load_text
-from derive.unroll import Unrolled, unroll
+from derive.calculus.unroll import Unrolled, unroll
 
 __all__ = ["Derivation", "DeriveError", "Model", "SpecError", "Unrolled", "bptt", "builtin_names",
            "gradcheck", "load", "load_text", "unroll"]
@@ -22,6 +22,6 @@ __all__ = ["Derivation", "DeriveError", "Model", "SpecError", "Unrolled", "bptt"
 def gradcheck(model: Model, steps: int | None = None, seed: int = 0, at: dict[str, float] | None = None,
               tolerance: float = 1e-6):
     """Draw a point and compare the derived gradient with finite differences and the complex step."""
-    from derive import check
+    from derive.numbers import check
 
     return check.gradcheck(model, check.draw(model, steps, seed, at), tolerance)

@@ -3,7 +3,7 @@
 sigmoid and relu are our own Function classes so that an expression prints as a
 textbook writes it (sigma, relu) instead of being rewritten into exponentials.
 Their ``fdiff`` is what ``sympy.diff`` uses in the closed form; the engine's own
-derivative rules live in ``derive.rules`` and are tested against it.
+derivative rules live in ``derive.calculus.rules`` and are tested against it.
 """
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ float64), parameters included; the loss is a NumPy scalar and the gradients arra
 A wrong name, shape or dtype, or a class index out of range, raises ValueError naming the array
 and what was expected.
 
-Backward pass as derived (derive.matrix, batch form in rows: each delta is a (B, n) array, one
+Backward pass as derived (derive.calculus.matrix, batch form in rows: each delta is a (B, n) array, one
 example per row; delta_q[t] is the gradient of the batch's mean loss with respect to q[t]):
     delta_s[t] = 1/B*(yhat[t] - onehot(y[t]))
     delta_h[t] = delta_n_in[t+1] * r[t+1] @ W_hn + delta_r_in[t+1] @ W_hr + delta_s[t] @ V + delta_z_in[t+1] @ W_hz + delta_h[t+1] * z[t+1]

@@ -34,7 +34,7 @@ float64), parameters included; the loss is a NumPy scalar and the gradients arra
 A wrong name, shape or dtype, or a class index out of range, raises ValueError naming the array
 and what was expected.
 
-Backward pass as derived (derive.matrix, batch form in rows: each delta is a (B, n) array, one
+Backward pass as derived (derive.calculus.matrix, batch form in rows: each delta is a (B, n) array, one
 example per row; delta_q[t] is the gradient of the batch's mean loss with respect to q[t]):
     delta_u = beta/B*(yhat - onehot(y))
     delta_a = delta_u @ V

@@ -1,5 +1,5 @@
 """generated/{elman,lstm,gru,mlp}.py against independent oracles: central differences of the loss, a textbook
-forward pass written here, the matrix engine (derive.matrix_numeric, another path from the same formulas),
+forward pass written here, the matrix engine (derive.numbers.arrays, another path from the same formulas),
 and the module contract (dtypes, errors, stability, training, drift, ruff)."""
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import sympy as sp
 from test_codegen_support import GENERATED, ROOT, load_module
 
 import derive
-from derive.cell import step_kind
+from derive.calculus.cell import step_kind
 from derive.cli import main
-from derive.codegen.vector import artifacts
-from derive.matrix import MatrixCell
-from derive.matrix_numeric import MatrixEngine
+from derive.codegen.matrix.module import artifacts
+from derive.calculus.matrix import MatrixCell
+from derive.numbers.arrays import MatrixEngine
 
 VECTOR = ["elman", "lstm", "gru", "mlp"]
 RECURRENT = ["elman", "lstm", "gru"]
@@ -87,7 +87,7 @@ def test_recurrent_gradients_match_central_differences(modules, name, sizes, T, 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
 def test_elman_options_emit_modules_that_match_central_differences(tmp_path, activation):
     """The default activation is in generated/; the spec's other options go through the same code path."""
-    from derive.codegen.vector import emit_vector
+    from derive.codegen.matrix.module import emit_vector
 
     path = tmp_path / f"elman_{activation}.py"
     path.write_text(emit_vector(derive.load("elman", {"activation": activation})))
@@ -144,7 +144,7 @@ def test_mlp_loss_is_the_textbook_loss(modules):
 
 @pytest.mark.parametrize("name, many_to_one", [(n, False) for n in VECTOR] + [(n, True) for n in RECURRENT])
 def test_agrees_with_the_matrix_engine(modules, name, many_to_one):
-    """derive.matrix_numeric runs the column-form formulas (one column per example), a separate path."""
+    """derive.numbers.arrays runs the column-form formulas (one column per example), a separate path."""
     model = derive.load(name, {"over": "final"} if many_to_one else None)
     module = modules[name]
     sizes, T, B = (3, 4, 5), (4 if model.recurrent else 1), 3
@@ -335,13 +335,13 @@ def test_elman_learns_to_echo_the_input_one_step_late(modules):
 @pytest.mark.parametrize("name", RECURRENT)
 def test_a_many_to_one_spec_emits_the_same_module(name):
     """over = "final" changes which steps carry a loss term; the module takes both ys shapes either way."""
-    from derive.codegen.vector import emit_vector
+    from derive.codegen.matrix.module import emit_vector
 
     assert emit_vector(derive.load(name, {"over": "final"})) == (GENERATED / f"{name}.py").read_text()
 
 
 def test_a_name_the_module_needs_is_refused_with_one_line(tmp_path):
-    from derive.codegen.vector import emit_vector
+    from derive.codegen.matrix.module import emit_vector
     from derive.errors import DeriveError
 
     text = (ROOT / "derive" / "models" / "elman.toml").read_text().replace("c = {", "grads = {").replace(
@@ -360,7 +360,7 @@ def test_generated_vector_modules_do_not_drift():
 
 
 def test_output_does_not_depend_on_hash_seed():
-    script = ("import sys; from derive.codegen.vector import artifacts\n"
+    script = ("import sys; from derive.codegen.matrix.module import artifacts\n"
               "sys.stdout.buffer.write(b''.join(a.content for a in artifacts()))")
     env = {**os.environ, "PYTHONHASHSEED": "777"}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env, check=True, timeout=120).stdout

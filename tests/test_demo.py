@@ -5,7 +5,7 @@ from typing import ClassVar
 import numpy as np
 
 from derive.cli import main
-from derive.train import counting_ones, delayed_echo, rprop
+from derive.numbers.train import counting_ones, delayed_echo, rprop
 
 
 def test_demo_derives_checks_emits_and_learns(tmp_path, capsys):

@@ -9,7 +9,7 @@ import sympy as sp
 
 import derive
 from derive.errors import DeriveError
-from derive.grade.grader import grade
+from derive.grade.scalar.grader import grade
 
 AT = "W_rec=0.3,W_x=0.7,x_1=1,x_2=1,x_3=0,y=2"
 AT_VALUES = {"W_rec": 0.3, "W_x": 0.7, "x_1": 1.0, "x_2": 1.0, "x_3": 0.0, "y": 2.0}
@@ -211,7 +211,7 @@ def test_bad_wrt_is_an_argument_error(load, wrt, words):
 
 
 def test_time_limit_gives_undecided(load, monkeypatch):
-    from derive.grade import grader
+    from derive.grade.scalar import grader
 
     def slow(*args):
         while True:
@@ -251,7 +251,7 @@ def test_forced_latex_reads_juxtaposed_letters(load):
 def test_exact_method_for_polynomials_and_bound_otherwise(load):
     v = grade(load("linear-rnn"), "W_rec", "2*(s_3 - y)*(s_2 + W_rec*s_1)")
     assert v.method == "exact" and v.false_accept_probability == 0.0
-    from derive.grade import grader
+    from derive.grade.scalar import grader
 
     d = derive.bptt(load("tanh-rnn"), 3)
     big = sp.expand(d.explicit(d.gradient(sp.Symbol("W_rec", real=True))))

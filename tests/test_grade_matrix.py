@@ -18,14 +18,14 @@ import pytest
 import derive
 from derive.cli import main
 from derive.grade import grade
-from derive.grade import matrix_eval as mev
-from derive.grade.build import is_latex
-from derive.grade.code import check_code
-from derive.grade.matrix_build import at_step, build_matrix, plain
-from derive.grade.matrix_problem import MatrixProblem, matrix_problem
+from derive.grade.matrix import evaluate as mev
+from derive.grade.scalar.build import is_latex
+from derive.grade.scalar.student import check_code
+from derive.grade.matrix.build import at_step, build_matrix, plain
+from derive.grade.matrix.problem import MatrixProblem, matrix_problem
 from derive.grade.parser import parse
-from derive.matrix import MatrixCell, matrix_backward
-from derive.matrix_numeric import MatrixEngine, draw_arrays
+from derive.calculus.matrix import MatrixCell, matrix_backward
+from derive.numbers.arrays import MatrixEngine, draw_arrays
 from derive.functions import CrossEntropy
 from derive.printing.latex import Partial, latex
 
@@ -242,7 +242,7 @@ def _roundtrip_cases(model):
     for bstep in matrix_backward(model, steps):
         for _, expr in bstep.deltas + bstep.grads:
             cases.append((latex(expr), expr, k))
-    from derive.sheet.matrix import printed_expressions
+    from derive.sheet.matrix.context import printed_expressions
 
     for shown in printed_expressions(model, steps):
         rhs = shown.rhs

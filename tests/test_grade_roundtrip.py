@@ -14,10 +14,10 @@ import pytest
 import sympy as sp
 
 import derive
-from derive.grade.build import Vocabulary, build
+from derive.grade.scalar.build import Vocabulary, build
 from derive.grade.lexer import Limits
 from derive.grade.parser import parse
-from derive.grade.problem import Problem
+from derive.grade.scalar.problem import Problem
 from derive.printing.latex import latex
 
 MODELS = ["linear-rnn", "sigmoid-rnn", "tanh-rnn", "backprop-net", "lstm-cell"]

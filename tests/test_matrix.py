@@ -1,6 +1,6 @@
 """Matrix-form adjoints of the vector models, proven against the explicit (elementwise) view.
 
-Every adjoint formula of derive.matrix, instantiated at concrete sizes, is compared
+Every adjoint formula of derive.calculus.matrix, instantiated at concrete sizes, is compared
 with sympy.diff of the explicit one-step expressions (local proof), and the
 assembled matrix-form gradient with sympy.diff of the fully unrolled explicit loss.
 Values are random rationals; comparisons run at 60 digits (45 must agree).
@@ -13,9 +13,9 @@ import pytest
 import sympy as sp
 
 from derive import bptt, load, naming
-from derive.cell import Cell, step_kind
-from derive.explicit import explicit_formula, instantiate
-from derive.matrix import MatrixCell, _shift
+from derive.calculus.cell import Cell, step_kind
+from derive.calculus.explicit import explicit_formula, instantiate
+from derive.calculus.matrix import MatrixCell, _shift
 from oracles import close, evaluate, forward_mode_gradient, forward_values, random_point
 
 VECTOR = ["elman", "lstm", "gru", "mlp"]

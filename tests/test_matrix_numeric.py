@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from derive import load, naming
-from derive.check import analytic_model
-from derive.explicit import instantiate
-from derive.matrix_numeric import MatrixEngine, directional_rows, draw_arrays
-from derive.numeric import compiled
+from derive.numbers.check import analytic_model
+from derive.calculus.explicit import instantiate
+from derive.numbers.arrays import MatrixEngine, directional_rows, draw_arrays
+from derive.numbers.compiled import compiled
 
 SIZES = {"n_in": 2, "n_h": 3, "n_out": 2}
 

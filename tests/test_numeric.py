@@ -4,8 +4,8 @@ import pytest
 import sympy as sp
 
 from derive import bptt, builtin_names, gradcheck, load
-from derive.check import draw, relative_error
-from derive.numeric import compiled
+from derive.numbers.check import draw, relative_error
+from derive.numbers.compiled import compiled
 
 
 def _loss_from_unrolled(model, T):
@@ -69,7 +69,7 @@ def test_gradcheck_passes(name, T):
 
 def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
     """A broken backward step (one factor dropped) must fail the check: the test can fail."""
-    from derive import numeric
+    from derive.numbers import compiled as numeric
 
     model = load("sigmoid-rnn")
     engine = numeric.Compiled(model)
@@ -81,7 +81,7 @@ def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
 
     monkeypatch.setattr(engine, "backward_fn", broken)
     monkeypatch.setattr(numeric, "compiled", lambda m: engine)
-    from derive import check
+    from derive.numbers import check
     monkeypatch.setattr(check, "compiled", lambda m: engine)
     assert not gradcheck(model, steps=5, seed=1).ok
 

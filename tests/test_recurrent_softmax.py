@@ -5,9 +5,9 @@ import pytest
 import sympy as sp
 
 import derive
-from derive.cell import step_kind
-from derive.matrix import MatrixCell
-from derive.matrix_numeric import directional_rows
+from derive.calculus.cell import step_kind
+from derive.calculus.matrix import MatrixCell
+from derive.numbers.arrays import directional_rows
 
 JORDAN = """
 name = "jordan"
@@ -85,8 +85,8 @@ def test_matrix_engine_equals_differences_of_the_forward_pass(jordan, sizes, ste
 
 
 def test_explicit_view_agrees_entry_by_entry(jordan):
-    from derive.check import draw, gradcheck
-    from derive.explicit import instantiate
+    from derive.numbers.check import draw, gradcheck
+    from derive.calculus.explicit import instantiate
 
     explicit = instantiate(jordan, {"n_in": 1, "n_h": 2, "n_out": 2})
     report = gradcheck(explicit, draw(explicit, 3, 1))
@@ -94,7 +94,7 @@ def test_explicit_view_agrees_entry_by_entry(jordan):
 
 
 def test_sheet_renders_and_grading_reads_the_new_adjoint(jordan):
-    from derive.grade.grader import grade
+    from derive.grade.scalar.grader import grade
     from derive.sheet import render_matrix_sheet
 
     tex = render_matrix_sheet(jordan, 3)

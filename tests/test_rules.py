@@ -3,7 +3,7 @@ import pytest
 import sympy as sp
 
 from derive.functions import FUNCTIONS, relu, sigmoid
-from derive.rules import RULES, MissingRule, differentiate
+from derive.calculus.rules import RULES, MissingRule, differentiate
 
 x, y, z = sp.symbols("x y z", real=True)
 EXPRS = [

@@ -14,13 +14,13 @@ import sympy as sp
 
 import derive
 from derive import naming
-from derive.check import draw
+from derive.numbers.check import draw
 from derive.cli import main
-from derive.numeric import MODULES
+from derive.numbers.compiled import MODULES
 from derive.printing.latex import LINE_WIDTH, Partial, latex, latex_lines, latex_number, visible_width
-from derive.sheet import context as ctx
+from derive.sheet.scalar import context as ctx
 from derive.sheet import render_sheet, sheet_context
-from derive.sheet.example import example_context
+from derive.sheet.scalar.example import example_context
 from derive.sheet.notebook import pieces
 from derive.sheet.shown import Shown
 from derive.sheet.vanishing import SAMPLE_WEIGHTS, vanishing_context
@@ -257,7 +257,7 @@ def test_cli_without_latex_names_the_debian_packages(monkeypatch, tmp_path, caps
 
 
 def test_hostile_model_name_gives_a_safe_file_name():
-    from derive.commands.sheet import file_stem
+    from derive.cli.sheet import file_stem
     assert file_stem("../../etc/passwd") == "etc-passwd"
     assert file_stem("a b\\c") == "a-b-c"
     assert file_stem("...") == "sheet"

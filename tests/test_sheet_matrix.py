@@ -17,13 +17,13 @@ import sympy as sp
 
 import derive
 from derive import naming
-from derive.cell import step_kind
+from derive.calculus.cell import step_kind
 from derive.cli import main
-from derive.matrix import MatrixCell
+from derive.calculus.matrix import MatrixCell
 from derive.printing.latex import latex
 from derive.sheet import matrix_sheet_context, render_matrix_sheet
-from derive.sheet.matrix import at_step, printed_expressions, symbolic_context
-from derive.sheet.matrix_example import MatrixRun
+from derive.sheet.matrix.context import at_step, printed_expressions, symbolic_context
+from derive.sheet.matrix.example import MatrixRun
 from derive.sheet.pdf import compile_tex, overfull_boxes, pdf_text
 from derive.sheet.shown import Shown
 
@@ -88,7 +88,7 @@ def test_every_printed_equation_is_a_sympy_object_and_the_shapes_check(name):
 
 @pytest.mark.parametrize("name", ["elman", "lstm", "gru"])
 def test_vanishing_section_prints_the_one_step_jacobians(name):
-    from derive.vanishing import one_step_jacobians
+    from derive.numbers.norms import one_step_jacobians
 
     model = derive.load(name)
     cell = MatrixCell(model)
@@ -138,9 +138,9 @@ def _explicit_arrays(model, sizes, params, data, steps):
 
 @pytest.mark.parametrize("name, option", [("elman", {}), ("gru", {}), ("elman", {"over": "final"}), ("mlp", {})])
 def test_printed_gradient_formulas_equal_differences_of_the_explicit_engine(name, option):
-    from derive.explicit import instantiate
-    from derive.matrix_numeric import draw_arrays
-    from derive.numeric import compiled
+    from derive.calculus.explicit import instantiate
+    from derive.numbers.arrays import draw_arrays
+    from derive.numbers.compiled import compiled
 
     model = derive.load(name, option)
     steps = _steps(model)
@@ -190,7 +190,7 @@ def _generic(expr, steps):
 
 
 def test_worked_example_gradients_match_the_batch_engine_and_check_passes():
-    from derive.matrix_numeric import MatrixEngine
+    from derive.numbers.arrays import MatrixEngine
 
     model = derive.load("lstm")
     ctx = matrix_sheet_context(model, 3)
@@ -204,10 +204,10 @@ def test_worked_example_gradients_match_the_batch_engine_and_check_passes():
 
 
 def test_vanishing_curve_equals_the_explicit_jacobian_norms():
-    from derive.explicit import instantiate
-    from derive.matrix_numeric import draw_arrays
-    from derive.sheet.matrix_example import PLOT_STEPS, SCALES, curves
-    from derive.vanishing import jacobian_norms
+    from derive.calculus.explicit import instantiate
+    from derive.numbers.arrays import draw_arrays
+    from derive.sheet.matrix.example import PLOT_STEPS, SCALES, curves
+    from derive.numbers.norms import jacobian_norms
 
     model = derive.load("elman")
     sizes = {"n_in": 2, "n_h": 3, "n_out": 2}
@@ -254,7 +254,7 @@ def test_cli_writes_a_vector_sheet_with_options(tmp_path):
 
 
 def test_explicit_view_of_a_vector_model_at_tiny_sizes(tmp_path):
-    """One scalar per entry (derive.explicit): the scalar sheet of the instantiated model, compiled."""
+    """One scalar per entry (derive.calculus.explicit): the scalar sheet of the instantiated model, compiled."""
     from tests.test_sheet_pdf import _require_latex
 
     _require_latex()

@@ -18,7 +18,7 @@ import pytest
 import derive
 from derive.cli import main
 from derive.sheet import render_sheet
-from derive.sheet.generate import STEPS
+from derive.sheet.golden import STEPS
 from derive.sheet.pdf import LatexError, compile_tex, overfull_boxes, pdf_text
 
 MODELS = ["linear-rnn", "sigmoid-rnn", "tanh-rnn", "backprop-net", "lstm-cell"]
@@ -94,7 +94,7 @@ def test_pdf_text_has_every_section(built, name, variant):
 
 
 def test_solution_pdf_shows_the_numbers(built):
-    from derive.check import gradcheck
+    from derive.numbers.check import gradcheck
     from derive.sheet import example_point
 
     d = derive.bptt(derive.load("tanh-rnn"), 3)

@@ -4,10 +4,10 @@ from fractions import Fraction
 import pytest
 
 from derive import bptt, load, naming
-from derive.check import draw
-from derive.explicit import instantiate
-from derive.numeric import compiled
-from derive.truncate import truncated_grads
+from derive.numbers.check import draw
+from derive.calculus.explicit import instantiate
+from derive.numbers.compiled import compiled
+from derive.numbers.truncate import truncated_grads
 from oracles import forward_mode_gradient
 
 CASES = [("tanh-rnn", None), ("lstm-cell", None), ("sigmoid-rnn", None),
@@ -70,7 +70,7 @@ def test_truncation_changes_the_gradient_of_a_recurrent_weight():
 
 @pytest.mark.parametrize("name,sizes", CASES, ids=str)
 def test_the_cli_oracle_agrees_with_the_truncated_gradient(name, sizes):
-    from derive.truncate import truncated_differences
+    from derive.numbers.truncate import truncated_differences
 
     model = _model(name, sizes)
     point = draw(model, 6, seed=4)

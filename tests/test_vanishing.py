@@ -6,9 +6,9 @@ import pytest
 import sympy as sp
 
 from derive import bptt, load, naming
-from derive.check import draw
-from derive.explicit import instantiate
-from derive.vanishing import jacobian_norms, one_step_jacobians
+from derive.numbers.check import draw
+from derive.calculus.explicit import instantiate
+from derive.numbers.norms import jacobian_norms, one_step_jacobians
 from oracles import evaluate, forward_values
 
 SIZES = {"n_in": 2, "n_h": 2, "n_out": 2}

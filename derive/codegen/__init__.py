@@ -14,9 +14,9 @@ only by the CLI (``derive code``) and ``derive generate``.
 """
 from __future__ import annotations
 
-from derive.bptt import Derivation, bptt
-from derive.codegen.module import TEMPLATE, context, module_name
-from derive.generate import Artifact
+from derive.calculus.bptt import Derivation, bptt
+from derive.codegen.scalar.module import TEMPLATE, context, module_name
+from derive.artifacts import Artifact
 from derive.model import Model
 
 __all__ = ["artifacts", "emit_numpy", "module_name"]
@@ -31,9 +31,9 @@ def emit_numpy(derivation: Derivation) -> str:
 
 def emit_model(model: Model, steps: int | None = None) -> str:
     """emit_numpy for a model and a number of steps (default 3; static models 1); a vector model's module
-    (derive.codegen.vector) serves every T and has no closed form, so ``steps`` does not apply to it."""
+    (derive.codegen.matrix.module) serves every T and has no closed form, so ``steps`` does not apply to it."""
     if model.is_vector:
-        from derive.codegen.vector import emit_vector
+        from derive.codegen.matrix.module import emit_vector
 
         return emit_vector(model)
     return emit_numpy(bptt(model, steps))
@@ -44,7 +44,7 @@ def artifacts() -> list[Artifact]:
     from derive.spec.loader import builtin_names, load
 
     out = []
-    for name in builtin_names("scalar"):  # vector models: derive.codegen.vector.artifacts, its own producer
+    for name in builtin_names("scalar"):  # vector models: derive.codegen.matrix.module.artifacts, its own producer
         model = load(name)
         out.append(Artifact(f"{module_name(model)}.py", emit_model(model).encode("utf-8")))
     return out

@@ -16,7 +16,7 @@ formulas at random examples of several distinct sizes, 30 digits; matrix_eval wa
 matrix_mistakes (the catalogue from the matrix derivation) -> matrix_grader; matrix_code for
 student code with the generated vector modules' signature. ``grade`` dispatches on the model.
 """
-from derive.grade.code import CodeReport, check_code
-from derive.grade.grader import Verdict, grade
+from derive.grade.scalar.student import CodeReport, check_code
+from derive.grade.scalar.grader import Verdict, grade
 
 __all__ = ["CodeReport", "Verdict", "check_code", "grade"]

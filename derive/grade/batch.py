@@ -137,8 +137,8 @@ def grade_rows(model_ref: str, rows: list[dict], options: dict) -> list[dict]:
 
 
 def grade_row(model_ref: str, row: dict, options: dict) -> dict:
-    from derive.check import parse_at
-    from derive.grade.grader import grade
+    from derive.numbers.check import parse_at
+    from derive.grade.scalar.grader import grade
 
     out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
            "steps": row.get("steps", options.get("steps")), "verdict": "unreadable", "correct": False,
@@ -242,7 +242,7 @@ def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None 
 
 def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -> None:
     """Derive each question once here, before the workers fork, so that they inherit it."""
-    from derive.grade.grader import prepare
+    from derive.grade.scalar.grader import prepare
 
     seen = set()
     for row in rows:
@@ -255,7 +255,7 @@ def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -
         try:
             model = _model(model_ref, options)
             if model.is_vector:
-                from derive.grade.matrix_grader import prepare_matrix
+                from derive.grade.matrix.grader import prepare_matrix
 
                 prepare_matrix(model, key[1], key[0], options["seed"])
             else:
@@ -285,7 +285,7 @@ def to_csv(results: list[dict]) -> bytes:
 
 def grade_file(model, args) -> int:
     """derive grade MODEL --answers FILE: grade, write the reports, print the summary."""
-    from derive.generate import write_atomic
+    from derive.artifacts import write_atomic
     from derive.templating import render
 
     rows = read_rows(args.answers)

@@ -16,7 +16,7 @@ Grammar (precedence low to high; ``^`` and ``**`` are the same and right-associa
 FUNC is a function word (sigmoid, sigma, tanh, relu, exp, log, ln, H, softmax, ...) followed by
 its argument; any other name followed by a bracket is a product (``y(1-y)``). Limits on
 nesting depth and node count are checked while parsing, so no input can exhaust the stack.
-Nothing is evaluated: the result is a tree for ``derive.grade.build``.
+Nothing is evaluated: the result is a tree for ``derive.grade.scalar.build``.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import sympy as sp
 
 from derive import naming
 from derive.errors import DeriveError
-from derive.grade.build import Vocabulary, build, is_latex
+from derive.grade.scalar.build import Vocabulary, build, is_latex
 from derive.grade.lexer import AnswerError
 from derive.grade.parser import Name, parse
 

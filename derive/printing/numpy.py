@@ -54,7 +54,7 @@ class DeriveNumPyPrinter(NumPyPrinter):
         h0 = expr.args[1] if len(expr.args) > 1 else sp.S.Half
         return f"np.heaviside({self._print(expr.args[0])}, {self._print(sp.Float(h0, 3))})"
 
-    # -- matrix formulas (derive.matrix): @ for products, * for Hadamard, .T, f(X) elementwise
+    # -- matrix formulas (derive.calculus.matrix): @ for products, * for Hadamard, .T, f(X) elementwise
     def _print_MatrixSymbol(self, expr) -> str:
         return self._print_Symbol(sp.Symbol(str(expr.name), real=True))
 

@@ -7,20 +7,20 @@
 ``context`` builds the data (every expression a SymPy object of the Derivation beside its
 printed lines); the templates only lay it out. ``derive.sheet.pdf`` compiles the result.
 
-Vector models (elman, lstm, gru, mlp) have the matrix view, built by ``derive.sheet.matrix``
-(symbolic sections from ``MatrixCell``) and ``derive.sheet.matrix_example`` (the numbers):
+Vector models (elman, lstm, gru, mlp) have the matrix view, built by ``derive.sheet.matrix.context``
+(symbolic sections from ``MatrixCell``) and ``derive.sheet.matrix.example`` (the numbers):
 
     >>> from derive.sheet import render_matrix_sheet
     >>> tex = render_matrix_sheet(derive.load("lstm"), 3, variant="problem")
 """
 from __future__ import annotations
 
-from derive.bptt import Derivation
-from derive.check import Point, draw
+from derive.calculus.bptt import Derivation
+from derive.numbers.check import Point, draw
 from derive.errors import DeriveError
-from derive.numeric import compiled
-from derive.sheet import context as ctx
-from derive.sheet.example import example_context
+from derive.numbers.compiled import compiled
+from derive.sheet.scalar import context as ctx
+from derive.sheet.scalar.example import example_context
 from derive.sheet.graph import graph_context
 from derive.sheet.vanishing import vanishing_context
 from derive.templating import render_latex
@@ -82,10 +82,10 @@ def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
     from derive.functions import Softmax
-    from derive.matrix import MatrixCell
+    from derive.calculus.matrix import MatrixCell
     from derive.printing.latex import latex
-    from derive.sheet import matrix as mx
-    from derive.sheet.matrix_example import PLOT_STEPS, curves, example_context
+    from derive.sheet.matrix import context as mx
+    from derive.sheet.matrix.example import PLOT_STEPS, curves, example_context
 
     if variant not in VARIANTS:
         raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")

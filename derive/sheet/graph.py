@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive import naming
-from derive.bptt import Derivation
+from derive.calculus.bptt import Derivation
 from derive.printing.latex import latex
 from derive.sheet.shown import E, pick
 

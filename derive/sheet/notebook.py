@@ -9,15 +9,15 @@ SymPy objects); the layout is templates/sheet/notebook.tex.j2. Vector models (ma
 
     >>> m = matrix_pieces(derive.load("lstm"))
     >>> m.deltas          # the adjoints of one step, the gate inputs named once
-    >>> m.jacobians       # the one-step Jacobian blocks of derive.vanishing
+    >>> m.jacobians       # the one-step Jacobian blocks of derive.numbers.norms
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
 
-from derive.bptt import Derivation
-from derive.sheet import context as ctx
+from derive.calculus.bptt import Derivation
+from derive.sheet.scalar import context as ctx
 from derive.sheet.shown import Shown
 from derive.templating import render_latex
 
@@ -80,7 +80,7 @@ class MatrixPieces:
     ``Shown`` equations the sheet prints)."""
 
     def __init__(self, model, steps: int = 3):
-        from derive.sheet.matrix import symbolic_context
+        from derive.sheet.matrix.context import symbolic_context
 
         self.model, self.steps = model, steps
         self.ctx = symbolic_context(model, steps)

@@ -3,7 +3,7 @@
 
 The Jacobian is read off form (a)'s one-step partials of a regular step (same-step partials
 chained, so each entry is the total derivative of a state at t by a state at t-1), then
-written in generic-step symbols; the numbers come from ``derive.numeric`` forward values.
+written in generic-step symbols; the numbers come from ``derive.numbers.compiled`` forward values.
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import sympy as sp
 from sympy.calculus.util import maximum, minimum
 
 from derive import naming
-from derive.bptt import Derivation, bptt
-from derive.check import Point, draw
+from derive.calculus.bptt import Derivation, bptt
+from derive.numbers.check import Point, draw
 from derive.functions import sigmoid
-from derive.numeric import MODULES, compiled
+from derive.numbers.compiled import MODULES, compiled
 from derive.printing.latex import Partial, latex, latex_number
 from derive.sheet.shown import T, k, show, step_of, t
-from derive.unroll import step_mapping
+from derive.calculus.unroll import step_mapping
 
 PLOT_STEPS = 20
 SAMPLE_WEIGHTS = (0.5, 1.0, 2.0, 4.0)

@@ -89,7 +89,7 @@ class _Builder:
         return None
 
     def check_vector_loss(self, expr) -> None:
-        """The matrix calculus (derive.matrix) and everything after it take a vector model's loss as the
+        """The matrix calculus (derive.calculus.matrix) and everything after it take a vector model's loss as the
         cross-entropy of a softmax output against a class index."""
         from derive.functions import CrossEntropy, Softmax
 

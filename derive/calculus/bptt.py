@@ -1,0 +1,211 @@
+"""Unrolled -> Derivation: BPTT in three forms that tests prove equal.
+
+(b) ``deltas``: the delta recursion, one backward step of the cell per step k = T..0,
+    and the gradient dE/dW = sum_k sum_q delta_q_k * d+q_k/dW (+ the loss's direct terms).
+(a) ``form_a``: the per-time-step chain rule over the states: dE/dq_k written out as the
+    sum over paths of products of one-step Jacobians (intermediates and outputs folded
+    into them) times the direct loss terms; the one-step Jacobians, direct terms and
+    immediate partials are the named repeated terms every parameter reuses.
+(c) ``closed_form``: sympy.diff of the fully unrolled loss in base symbols (small T).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sympy as sp
+
+from derive import naming
+from derive.calculus.cell import Cell, step_kind
+from derive.errors import DeriveError
+from derive.functions import relu, sigmoid
+from derive.calculus.unroll import Unrolled, at_step, unroll
+
+MAX_PATHS = 20_000
+MAX_CLOSED_FORM_STEPS = 12
+
+
+@dataclass(frozen=True)
+class FormA:
+    """The per-time-step chain rule over the state graph.
+
+    ``jacobians[(r, q)]``: d r / d q for state r read directly from state q (same or previous step),
+    ``direct[q]``: the loss's immediate derivative with respect to state q (through outputs),
+    ``immediate[(q, W)]``: d+ q / d W with the previous states held fixed (through intermediates),
+    ``loss_immediate[(k, W)]``: d+ E_k / d W (parameters read by outputs or the loss),
+    ``paths[q]``: every path q -> ... -> loss as the tuple of states it visits.
+    """
+
+    states: tuple[sp.Symbol, ...]
+    jacobians: dict
+    direct: dict
+    immediate: dict
+    loss_immediate: dict
+    paths: dict
+
+    def total(self, q: sp.Symbol) -> sp.Expr:
+        """dE/dq written out: sum over paths of the product of one-step Jacobians and the direct term."""
+        terms = []
+        for path in self.paths[q]:
+            factors = [self.jacobians[(path[i + 1], path[i])] for i in range(len(path) - 1)]
+            terms.append(sp.Mul(*factors, self.direct[path[-1]]))
+        return sp.Add(*terms)
+
+    def gradient(self, param: sp.Symbol) -> sp.Expr:
+        terms = [self.total(q) * self.immediate[(q, param)] for q in self.states
+                 if self.immediate.get((q, param), 0) != 0]
+        terms += [v for (k, p), v in self.loss_immediate.items() if p == param]
+        return sp.Add(*terms)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Everything derived for one model and T; expressions are SymPy objects in per-step symbols."""
+
+    unrolled: Unrolled
+    cell: Cell
+    deltas: tuple[tuple[sp.Symbol, sp.Expr], ...]  # computation order: step T first
+    step_terms: dict  # parameter -> ((k, this step's contribution), ...) in delta symbols
+
+    @property
+    def model(self):
+        return self.unrolled.model
+
+    @property
+    def params(self) -> tuple[sp.Symbol, ...]:
+        return self.model.parameter_symbols
+
+    def gradient(self, param: sp.Symbol) -> sp.Expr:
+        """Form (b): dE/dparam as the sum of per-step terms in delta symbols."""
+        return sp.Add(*(e for _, e in self.step_terms[param]))
+
+    def deltas_by_symbol(self) -> dict[sp.Symbol, sp.Expr]:
+        """Each delta symbol -> its recursion (in later deltas and per-step symbols)."""
+        return dict(self.deltas)
+
+    @cached_property
+    def delta_values(self) -> dict[sp.Symbol, sp.Expr]:
+        """Each delta symbol -> its value in per-step symbols (the recursion substituted)."""
+        values: dict[sp.Symbol, sp.Expr] = {}
+        for sym, expr in self.deltas:
+            values[sym] = expr.xreplace(values)
+        return values
+
+    def explicit(self, expr: sp.Expr) -> sp.Expr:
+        """Replace delta symbols by their values: an expression in per-step and base symbols."""
+        return expr.xreplace(self.delta_values)
+
+    def pieces(self):
+        """The derivation's parts as a sheet shows them (forward, deltas, gradients, form_a,
+        closed_form), each rendered by Jupyter (derive.sheet.notebook)."""
+        from derive.sheet.notebook import pieces
+
+        return pieces(self)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the delta recursion and the gradients, rendered."""
+        return self.pieces()._repr_latex_()
+
+    @cached_property
+    def form_a(self) -> FormA:
+        return _form_a(self.unrolled, self.cell)
+
+    def closed_form(self, param: sp.Symbol, independent: bool = False) -> sp.Expr:
+        """Form (c): sympy.diff of the loss in base symbols. ``independent`` first replaces
+        sigmoid and relu by (1 + tanh(x/2))/2 and Max(0, x), so that our own derivative
+        definitions play no part (the oracle of the tests)."""
+        if self.unrolled.steps > MAX_CLOSED_FORM_STEPS:
+            raise DeriveError(f"the closed form is offered up to T = {MAX_CLOSED_FORM_STEPS} "
+                              f"(it grows as T^2); got T = {self.unrolled.steps}")
+        return sp.diff(self.independent_loss if independent else self._base_loss, param)
+
+    @cached_property
+    def _base_loss(self) -> sp.Expr:
+        return self.unrolled.to_base(self.unrolled.loss)
+
+    @cached_property
+    def independent_loss(self) -> sp.Expr:
+        """The unrolled loss in base symbols with sigmoid and relu written out (tanh, Max)."""
+        values: dict = {}
+        for a in self.unrolled.assignments:  # replace per assignment: small trees, cheap
+            rhs = a.expr.replace(sigmoid, lambda x: (1 + sp.tanh(x / 2)) / 2).replace(relu, lambda x: sp.Max(0, x))
+            values[a.symbol] = rhs.xreplace(values)
+        return self.unrolled.loss.xreplace(values)
+
+
+def bptt(unrolled: Unrolled | object, steps: int | None = None) -> Derivation:
+    """Derive BPTT for an Unrolled program (or a Model and a number of steps)."""
+    if not isinstance(unrolled, Unrolled):
+        unrolled = unroll(unrolled, steps)
+    model, T = unrolled.model, unrolled.steps
+    cell = Cell(model)
+    deltas = []
+    step_terms = {p: [] for p in model.parameter_symbols}
+    for k in range(T, (0 if model.recurrent else 1) - 1, -1):
+        back = cell.backward(step_kind(model, k, T))
+        deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
+        for p, e in back.grads:
+            if e != 0:
+                step_terms[p].append((k, at_step(model, e, k)))
+    return Derivation(unrolled, cell, tuple(deltas), {p: tuple(v) for p, v in step_terms.items()})
+
+
+# -- form (a) ---------------------------------------------------------------
+def _fold(cell: Cell, variant: str, owner: sp.Symbol | None, src: sp.Symbol, nonstate: dict, memo: dict) -> sp.Expr:
+    """d owner / d src at one step, through that step's non-state quantities (owner None: the loss)."""
+    rhs = nonstate.get(owner) if owner in nonstate else (cell.model.loss.expr if owner is None else None)
+    if rhs is None:
+        rhs = dict(cell.equations(variant))[owner]
+    total = sp.Integer(0)
+    for arg in rhs.free_symbols:
+        local = cell.loss_partials.get(arg, sp.Integer(0)) if owner is None else cell.partial(variant, owner, arg)
+        if arg == src:
+            total += local
+        elif arg in nonstate:
+            if (arg, src) not in memo:
+                memo[(arg, src)] = _fold(cell, variant, arg, src, nonstate, memo)
+            total += local * memo[(arg, src)]
+    return total
+
+
+def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
+    model, T = unrolled.model, unrolled.steps
+    state_names = {q.name for q in model.quantities if q.role == "state" or q.initial is not None}
+    states, jac, direct, immediate, loss_imm = [], {}, {}, {}, {}
+    for k in range(0 if model.recurrent else 1, T + 1):
+        kind = step_kind(model, k, T)
+        eqs = cell.equations(kind.own)
+        nonstate = {t: e for t, e in eqs if naming.describe(t).name not in state_names}
+        memo: dict = {}
+        step_states = [(t, e) for t, e in eqs if naming.describe(t).name in state_names]
+        for target, _ in step_states:
+            q_k = at_step(model, target, k)
+            states.append(q_k)
+            sources = [t for t, _ in step_states if t != target] + [cell.sym(n, -1) for n in state_names]
+            for src in sources:
+                w = _fold(cell, kind.own, target, src, nonstate, memo)
+                if w != 0:
+                    jac[(q_k, at_step(model, src, k))] = at_step(model, w, k)
+            for p in model.parameter_symbols:
+                immediate[(q_k, p)] = at_step(model, _fold(cell, kind.own, target, p, nonstate, memo), k)
+            direct[q_k] = sp.Integer(0)
+        if kind.loss:
+            for target, _ in step_states:
+                folded = _fold(cell, kind.own, None, target, nonstate, memo)
+                direct[at_step(model, target, k)] = at_step(model, folded, k)
+            for p in model.parameter_symbols:
+                w = _fold(cell, kind.own, None, p, nonstate, memo)
+                if w != 0:
+                    loss_imm[(k, p)] = at_step(model, w, k)
+    succ: dict = {q: [] for q in states}
+    for (r, q) in jac:
+        succ[q].append(r)
+    paths: dict = {}
+    for q in reversed(states):  # later states first, so successors are done
+        own = [(q,)] if direct[q] != 0 else []
+        own += [(q, *p) for r in succ[q] for p in paths[r]]
+        if len(own) > MAX_PATHS:
+            raise DeriveError(f"form (a) of {model.name} at T = {T} has more than {MAX_PATHS} paths; "
+                              "use the delta recursion (form b)")
+        paths[q] = tuple(own)
+    return FormA(tuple(states), jac, direct, immediate, loss_imm, paths)

@@ -1,0 +1,129 @@
+"""derive gradcheck: the derived gradient against finite differences and the complex step."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from derive.errors import DeriveError
+
+NAME = "gradcheck"
+HELP = "check the derived gradient against finite differences"
+DESCRIPTION = ("Draw parameters and inputs (from a seed), evaluate the derived BPTT gradient and compare it "
+               "with central finite differences and, where every function is analytic, the complex-step "
+               "derivative. Exit 1 when a relative error exceeds the tolerance.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
+    parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random values (default 0)")
+    parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",
+                        help="fix values instead of drawing them, e.g. W_rec=0.5,x_2=1")
+    parser.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted (default 1e-6)")
+    parser.add_argument("--truncate", type=int, default=None, metavar="K",
+                        help="check truncated BPTT instead: each loss term's gradient flows back at most K "
+                        "steps (oracle: differences of each loss term with the states before its window held)")
+    vector = parser.add_argument_group("vector models (checked in the explicit view, one symbol per entry)")
+    vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
+                        help="sizes, e.g. n_in=2,n_h=3,n_out=2 (each size defaults to 2)")
+    vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a spec option, e.g. activation=relu; over=final for many-to-one")
+    vector.add_argument("--many-to-one", action="store_true", help="the loss on the last step only (over=final)")
+    vector.add_argument("--directions", type=int, default=None, metavar="K",
+                        help="random directional derivatives to check (default 2 for vector models)")
+    vector.add_argument("--max-entries", type=int, default=200, metavar="N",
+                        help="check entry by entry only up to N parameters (default 200); above, directions only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from derive.numbers.check import ERROR_FLOOR, Report, directional_check, draw, gradcheck, parse_at
+    from derive.spec.loader import load
+    from derive.templating import render
+
+    if not args.tol > 0:
+        raise DeriveError("--tol must be positive")
+    options = parse_options(args.option, args.many_to_one)
+    model = load(args.model, options)  # refuses over=final for a model with one step
+    if model.is_vector:
+        return _vector(model, args)
+    directions = args.directions
+    if args.sizes:
+        raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
+    if directions is not None and not 0 <= directions <= 100:
+        raise DeriveError("--directions takes a whole number from 0 to 100")
+    point = draw(model, args.steps, args.seed, parse_at(args.at))
+    if args.truncate is not None:
+        return _truncated(model, point, args)
+    if len(point.params) <= args.max_entries:
+        report = gradcheck(model, point, args.tol)
+    else:
+        report = Report(model.name, point.steps, float("nan"), (), args.tol)
+    if directions:
+        rows = report.rows + directional_check(model, point, directions, args.seed, args.tol)
+        report = Report(report.model, report.steps, report.loss, rows, args.tol)
+    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
+    return 0 if report.ok else 1
+
+
+def parse_options(items: list[str], many_to_one: bool) -> dict[str, str]:
+    """['activation=relu'] -> {'activation': 'relu'}; --many-to-one adds over=final."""
+    options = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise DeriveError(f"--option takes NAME=VALUE; cannot read '{item}'")
+        options[name.strip()] = value.strip()
+    if many_to_one:
+        options["over"] = "final"
+    return options
+
+
+def _truncated(model, point, args) -> int:
+    from derive.numbers.check import ERROR_FLOOR, Report, Row, relative_error
+    from derive.numbers.compiled import compiled
+    from derive.templating import render
+    from derive.numbers.truncate import truncated_differences, truncated_grads
+
+    grads = truncated_grads(model, point.params, point.data, point.steps, args.truncate)
+    oracle = truncated_differences(model, point.params, point.data, point.steps, args.truncate)
+    rows = tuple(Row(n, point.params[n], grads[n], oracle[n], None, relative_error(grads[n], oracle[n]))
+                 for n in grads)
+    loss = float(compiled(model).run(point.params, point.data, point.steps, grads=False).loss)
+    report = Report(f"{model.name} (truncated BPTT, K = {args.truncate})", point.steps, loss, rows, args.tol)
+    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
+    return 0 if report.ok else 1
+
+
+def _vector(model, args) -> int:
+    """Entry by entry in the explicit view (up to --max-entries), and directional derivatives of the
+    matrix formulas themselves, run on whole arrays (any size)."""
+    from derive.numbers.check import ERROR_FLOOR, Report, analytic_model, draw, gradcheck
+    from derive.calculus.explicit import instantiate, parse_sizes
+    from derive.numbers.arrays import directional_rows
+    from derive.templating import render
+    from derive.calculus.unroll import check_steps
+
+    sizes = parse_sizes(model, args.sizes)
+    directions = 2 if args.directions is None else args.directions
+    if not 0 <= directions <= 100:
+        raise DeriveError("--directions takes a whole number from 0 to 100")
+    if args.truncate is not None or args.at:
+        raise DeriveError("--truncate and --at apply to scalar models; check a vector model's explicit view "
+                          "from Python (derive.calculus.explicit.instantiate)")
+    steps = check_steps(model, args.steps)
+    count = sum(math.prod(sizes[s] for s in d.shape) for d in model.parameters)
+    rows, loss = (), float("nan")
+    explicit = None
+    if count <= args.max_entries:
+        explicit = instantiate(model, sizes)
+        report = gradcheck(explicit, draw(explicit, steps if model.recurrent else None, args.seed), args.tol)
+        rows, loss = report.rows, report.loss
+    if directions:
+        dloss, drows = directional_rows(model, sizes, steps, args.seed, directions, analytic_model(model))
+        rows += drows
+        loss = dloss if explicit is None else loss
+    label = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    report = Report(f"{model.name}[{label}]", steps, loss, rows, args.tol)
+    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
+    return 0 if report.ok else 1

@@ -1,0 +1,111 @@
+"""derive grade: check a student's answer (or a class's answers, or gradient code) against the derivation."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from derive.errors import DeriveError
+
+NAME = "grade"
+HELP = "grade an answer, a file of answers, or gradient code against the derivation"
+DESCRIPTION = ("Grade a student's derivative. --answer takes plain math (2*(s_3 - y)*s_2) or LaTeX "
+               "(2(s_{3}-y)s_{2}), auto-detected; intermediates (s_k, delta_k, yhat) are replaced by their "
+               "definitions before comparing. For a vector model the answer is a matrix expression "
+               "(W.T @ delta_a_3 * (1 - h_2**2), or W^\\top \\delta_{a,3} \\odot (1 - h_2 \\odot h_2)) whose shapes "
+               "are checked first. Exit 0 correct, 1 incorrect or undecided, 2 unreadable. "
+               "--answers grades a CSV/JSONL file in parallel. --code EXECUTES the given Python file "
+               "(in a separate process with time and memory limits) and compares its gradients.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--answer", metavar="TEXT", help="the answer, plain or LaTeX (one that starts with '-': "
+                      "--answer=-2*...)")
+    what.add_argument("--answer-file", metavar="FILE", help="read the answer from a file (UTF-8, at most 10 kB)")
+    what.add_argument("--answers", metavar="FILE", help="grade every row of a CSV or JSONL file")
+    what.add_argument("--code", metavar="FILE.py:FUNC", help="run loss_and_grads(params, xs, ys) from FILE.py "
+                      "(this EXECUTES the file) and compare its gradients")
+    parser.add_argument("--wrt", metavar="NAME", help="the derivative asked for: a parameter (W_rec) or a "
+                        "quantity of one step (s_2, delta_2, a1)")
+    parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
+    parser.add_argument("--at", default=None, metavar="NAME=VALUE,...", help="fix values, e.g. W_rec=0.5,x_2=1; "
+                        "with every value given the answer may be a number")
+    parser.add_argument("--latex", action="store_true", help="read the answer as LaTeX (default: auto-detect)")
+    parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
+    parser.add_argument("--atol", type=float, default=1e-12, help="absolute floor for numbers (default 1e-12)")
+    parser.add_argument("--show-solution", action="store_true", help="print the correct answer too")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (default 0)")
+    parser.add_argument("--report", metavar="PREFIX", help="--answers: write PREFIX.csv and PREFIX.json "
+                        "(default: FILE.graded.*)")
+    parser.add_argument("--jobs", type=int, default=None, help="--answers: worker processes (default: CPUs)")
+    vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp: matrix answers, shapes checked)")
+    vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a spec option, e.g. activation=relu")
+    vector.add_argument("--many-to-one", action="store_true", help="the loss on the last step only (over=final)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from derive.numbers.check import parse_at
+    from derive.cli.gradcheck import parse_options
+    from derive.spec.loader import load
+
+    if not (args.timeout > 0 and args.rtol > 0 and args.atol >= 0):
+        raise DeriveError("--timeout and --rtol must be positive, --atol not negative")
+    args.model_options = parse_options(args.option, args.many_to_one)
+    model = load(args.model, args.model_options)
+    if args.answers:
+        return _batch(model, args)
+    if args.code:
+        return _code(model, args)
+    if not args.wrt:
+        raise DeriveError("--wrt is required with --answer: the derivative asked for, e.g. --wrt W_rec")
+    answer = args.answer if args.answer is not None else read_answer_file(args.answer_file)
+    from derive.grade.scalar.grader import grade
+    from derive.templating import render
+
+    verdict = grade(model, args.wrt, answer, steps=args.steps, at=parse_at(args.at), latex=True if args.latex else None,
+                    rtol=args.rtol, atol=args.atol, timeout=args.timeout, show_solution=args.show_solution,
+                    seed=args.seed)
+    if args.json:
+        print(json.dumps(verdict.as_dict(), ensure_ascii=False, sort_keys=True))
+        if verdict.verdict == "unreadable":
+            print(f"derive: error: {verdict.reason}", file=sys.stderr)
+    elif verdict.verdict == "unreadable":
+        raise DeriveError(verdict.reason)
+    else:
+        sys.stdout.write(render("cli/grade.txt.j2", v=verdict))
+    return verdict.exit_code
+
+
+def read_answer_file(path: str) -> str:
+    """An answer file: at most 10 kB of UTF-8 text (only that much is ever read)."""
+    from derive.grade.lexer import MAX_CHARS
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CHARS + 1)
+    except OSError as exc:
+        raise DeriveError(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CHARS:
+        raise DeriveError(f"cannot read the answer: {path} is larger than the limit of {MAX_CHARS // 1000} kB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DeriveError(f"cannot read the answer: {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                          f"offset {exc.start})") from None
+
+
+def _batch(model, args) -> int:
+    from derive.grade.batch import grade_file
+
+    return grade_file(model, args)
+
+
+def _code(model, args) -> int:
+    from derive.grade.scalar.student import grade_code
+
+    return grade_code(model, args)

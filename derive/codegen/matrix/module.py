@@ -1,0 +1,198 @@
+"""Gradient code for vector models (elman, lstm, gru, mlp): a standalone NumPy module per model.
+
+    >>> from derive.codegen.matrix.module import emit_vector
+    >>> source = emit_vector(derive.load("elman"))     # what `derive code elman` writes
+
+Stages, each a small module:
+    vector_rows       the batch formulas of derive.calculus.matrix.MatrixCell(model, batch=True) in row form
+                      (one example per row, time-major arrays); softmax/cross-entropy via log-sum-exp
+    vector_plan       which formulas run in the time loop and which for all steps at once (dependency
+                      analysis), and hoisting of loop-invariant terms
+    vector_fuse       gates that share an input as one product; next-step deltas side by side
+    vector_arrays     the per-step arrays and how a symbol reads them (a row, a stacked view)
+    vector_functions  the plan laid out on arrays: the bodies of _forward and loss_and_grads
+    vector_emit       printed lines: row-form NumPy printer (vector_printing), CSE, in-place updates
+This module builds the context of templates/code/vector_module.py.j2 (Python builds the data,
+the template lays it out). Every expression in the module is printed from those SymPy formulas.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from derive.codegen.scalar.module import _comment, _spec_provenance, _text, _version, module_name
+from derive.codegen.matrix.bodies import build
+from derive.codegen.matrix.plan import VectorPlan
+from derive.errors import DeriveError
+from derive.calculus.matrix import MatrixCell
+from derive.model import Model
+
+TEMPLATE = "code/vector_module.py.j2"
+INIT_ARGUMENTS = ("n_in", "n_hidden", "n_out")  # init_params's arguments, in the order of the spec's [sizes]
+# identifiers of the module itself; a spec name equal to one would shadow it
+RESERVED = {"np", "p", "params", "xs", "ys", "B", "T", "t", "t0", "dtype", "loss", "grads", "cache", "forward",
+            "loss_and_grads", "init_params", "sigmoid", "log_softmax", "onehot", "nll_sum", "PARAMETERS",
+            "SHAPES", "SIZES", "STATES", "rng", "seed", "K", "c0", "c1", "t1"}
+
+
+class _EquationText(StrPrinter):
+    """Equations for the docstring: @ for matrix products, * elementwise, f(X) for f applied elementwise."""
+
+    def _print_MatMul(self, expr):
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr) and not (
+            isinstance(a, sp.OneMatrix) and 1 in a.shape)]
+        text = " @ ".join(f"({self._print(a)})" if isinstance(a, sp.MatAdd) else self._print(a) for a in mats)
+        if len(mats) == 1 and isinstance(mats[0], sp.MatAdd) and scalars:
+            text = f"({self._print(mats[0])})"
+        coeff = sp.Mul(*scalars)
+        if coeff == 1:
+            return text
+        return "-" + text if coeff == -1 else f"{self._print(coeff)}*{text}"
+
+    def _print_MatAdd(self, expr):
+        terms = [self._print(a) for a in expr.args]
+        terms = sorted(terms, key=lambda t: t.startswith("-"))
+        return "".join((t if i == 0 else (" - " + t[1:] if t.startswith("-") else " + " + t))
+                       for i, t in enumerate(terms))
+
+    def _print_HadamardProduct(self, expr):
+        return " * ".join(f"({self._print(a)})" if isinstance(a, sp.MatAdd) else self._print(a) for a in expr.args)
+
+    def _print_HadamardPower(self, expr):
+        return f"{self._print(expr.base)}**{self._print(expr.exp)}"
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        f = expr.function
+        fn = f.expr.func if isinstance(f, sp.Lambda) else f
+        return f"{fn.__name__ if hasattr(fn, '__name__') else fn}({self._print(expr.expr)})"
+
+    def _print_Transpose(self, expr):
+        return f"{self._print(expr.arg)}^T"
+
+    def _print_OneMatrix(self, expr):
+        return "1"
+
+    def _print_Softmax(self, expr):
+        return f"softmax({self._print(expr.arg)})"
+
+    def _print_LogSoftmaxRows(self, expr):
+        return f"log_softmax({self._print(expr.arg)})"
+
+    def _print_OneHotRows(self, expr):
+        return f"onehot({self._print(expr.args[0])})"
+
+    def _print_CrossEntropy(self, expr):
+        return f"-log {self._print(expr.probs)}[{self._print(expr.index)}]"
+
+
+def _show(expr) -> str:
+    return _EquationText().doprint(expr)
+
+
+def _sizes(model: Model) -> list[dict]:
+    if len(model.sizes) != len(INIT_ARGUMENTS):
+        raise DeriveError(f"{model.name}: generated code takes the sizes {', '.join(INIT_ARGUMENTS)}; "
+                          f"the spec declares {len(model.sizes)} ({', '.join(s.name for s in model.sizes)})")
+    return [{"name": s.name, "argument": a, "description": _text(s.description)}
+            for s, a in zip(model.sizes, INIT_ARGUMENTS, strict=True)]
+
+
+def _check_names(model: Model) -> None:
+    for name in model.all_names:
+        if name in RESERVED or keyword.iskeyword(name) or name.startswith("_") or name.endswith(("_seq", "_rows")):
+            raise DeriveError(f"{model.name}: the name '{name}' clashes with a name of the generated module; "
+                              "rename it in the spec")
+
+
+def _size_sources(model: Model) -> dict[str, str]:
+    """Where each size is read at run time: the input's last axis or the first parameter that has it."""
+    inp = model.inputs[0]
+    out = {inp.shape[0]: "xs.shape[-1]"} if inp.shape else {}
+    for p in model.parameters:
+        for axis, s in enumerate(p.shape):
+            out.setdefault(s, f'p["{p.name}"].shape[{axis}]')
+    return out
+
+
+def context(model: Model) -> dict:
+    """Everything the template needs for one vector model, printed and ordered."""
+    if len(model.inputs) != 1 or len(model.targets) != 1 or not model.targets[0].classes:
+        raise DeriveError(f"{model.name}: generated code takes one input array and one class-index target")
+    _check_names(model)
+    fused = MatrixCell(model).fused
+    if fused and fused[0] in model.recurrent_names:  # the loop would read y[t]: no layout for that yet
+        raise DeriveError(f"{model.name}: code generation does not yet support a softmax output fed back to the "
+                          f"next step ({fused[0]}); derive gradcheck, sheet and grade handle this model")
+    plan = VectorPlan(model)
+    fns = build(plan)
+    spec, digest = _spec_provenance(model)
+    sources = _size_sources(model)
+
+    def params(names: set[str]) -> list[dict]:
+        return [{"name": p.name} for p in model.parameters if p.name in names]
+
+    def sizes(names: set[str]) -> list[dict]:
+        return [{"name": s, "source": sources[s]} for s in sources if s in names]
+
+    inp, tgt = model.inputs[0], model.targets[0]
+    size_from: dict = {}  # each size not read from xs: (index of the first parameter with it, axis)
+    for i, p in enumerate(model.parameters):
+        for axis, name in enumerate(p.shape):
+            if name != (inp.shape[0] if inp.shape else None):
+                size_from.setdefault(name, (i, axis))
+    return {
+        "size_from": list(size_from.items()),
+        "model": {"name": model.name, "name_comment": _comment(model.name), "title": _text(model.title),
+                  "summary": _text(model.summary), "recurrent": model.recurrent,
+                  "loss_description": _text(model.loss.description)},
+        "provenance": {"spec": _comment(spec), "sha256": digest, "template": f"templates/{TEMPLATE}",
+                       "version": _version()},
+        "sheet": f"derive sheet {model.name} --view matrix",
+        "sizes": _sizes(model),
+        "parameters": [{"name": p.name, "shape": list(p.shape), "description": _text(p.description),
+                        "bias": len(p.shape) == 1} for p in model.parameters],
+        "input": {"name": inp.name, "size": inp.shape[0], "description": _text(inp.description)},
+        "target": {"name": tgt.name, "classes": tgt.classes, "description": _text(tgt.description)},
+        "classes_source": sources[tgt.classes],
+        "quantities": [{"name": q.name, "equation": _show(q.equation), "shape": list(q.shape),
+                        "description": _text(q.description), "state": q.initial is not None}
+                       for q in model.quantities],
+        "loss_text": _show(model.loss.expr),
+        "deltas": [(_show(d), _show(e)) for d, e in plan.deltas],
+        "terms": [(t.param, _show(t.expr), t.span) for t in plan.terms],
+        "forward": fns.forward, "backward": fns.backward,
+        "cache": [{"key": k, "local": v} for k, v in fns.cache],
+        "unpack": [{"key": k, "local": v} for v, k in fns.unpack],
+        "forward_params": params(fns.forward_names), "backward_params": params(fns.backward_names),
+        "forward_sizes": sizes(fns.forward_names), "backward_sizes": sizes(fns.backward_names),
+        "forward_names": sorted(fns.forward_names), "backward_names": sorted(fns.backward_names),
+        "uses": {name: re.search(rf"(?<![\w.]){name}\(", _all_text(fns)) is not None for name in (
+            "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot")},
+    }
+
+
+def _all_text(fns) -> str:
+    return "\n".join(ln for b in fns.forward + fns.backward for ln in b.lines)
+
+
+def emit_vector(model: Model) -> str:
+    """The source of the vector model's NumPy module."""
+    from derive.templating import render
+
+    return render(TEMPLATE, **context(model))
+
+
+def artifacts() -> list:
+    """generated/<model>.py for every built-in vector model (a producer of derive generate)."""
+    from derive.artifacts import Artifact
+    from derive.spec.loader import builtin_names, load
+
+    return [Artifact(f"{module_name(m)}.py", emit_vector(m).encode("utf-8"))
+            for m in (load(n) for n in builtin_names("vector"))]
+
+
+__all__ = ["artifacts", "emit_vector", "module_name"]

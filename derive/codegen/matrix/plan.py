@@ -1,0 +1,228 @@
+"""Which row-form formulas of a vector model run where: in the time loop, or for every step at once.
+
+The statements are the model's own: the forward equations of ``MatrixCell(model, batch=True)``
+and the deltas and gradients of its backward step, in row form (``vector_rows``). Dependency
+analysis on the formula graph decides the rest, for any model:
+
+    forward   the states and what they read in the loop over t; every other quantity (the
+              output layer, softmax) after it, for all steps at once
+    hoisting  a term of a loop statement that reads no value of the loop (x[t] U^T + b, or in the
+              backward loop delta_s[t] V and 1 - h[t]*h[t]) is computed for all steps at once
+              before the loop, one matrix product over T*B rows, and the loop reads its row
+    backward  the deltas that need no later delta (seeded by the loss: delta_s) for the loss's
+              steps at once; the recursion in a loop from T down to 1; deltas nothing in the
+              recursion reads, after it, for all steps at once
+    gradients each parameter's term is one delta times forward values: its sum over the steps
+              is the same formula over the stacked (T*B, n) rows, one matrix product
+
+The loop's first iteration (t = T) reads the deltas of step T+1 as zeros, which turns the
+regular backward step into the last one (a test proves the two equal symbolically).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from derive.calculus.cell import StepKind, step_kind
+from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
+from derive.codegen.matrix.rows import LogSoftmaxRows, gradient_form, loss_form, row_form
+from derive.errors import DeriveError
+from derive.functions import CrossEntropy
+from derive.calculus.matrix import MatrixCell
+from derive.model import Model
+
+Statement = tuple[sp.MatrixSymbol, sp.Basic]
+
+
+@dataclass(frozen=True)
+class Hoisted:
+    """A loop-invariant term, computed for every step of its span before the loop."""
+
+    symbol: sp.MatrixSymbol  # per step, e.g. _f0[t]
+    expr: sp.Basic
+    span: str  # all | loss
+
+
+@dataclass(frozen=True)
+class Term:
+    """One parameter's gradient term, summed over the steps of its span."""
+
+    param: str
+    expr: sp.Basic
+    span: str
+
+
+def _closure(statements: list[Statement], roots: set, allowed: set) -> set:
+    defined = dict(statements)
+    need, stack = set(), [r for r in roots if r in allowed]
+    while stack:
+        s = stack.pop()
+        if s in need:
+            continue
+        need.add(s)
+        stack += [a for a in defined[s].atoms(sp.MatrixSymbol) if a in defined and a in allowed]
+    return need
+
+
+def _terms(expr) -> list:
+    return list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
+
+
+class VectorPlan:
+    """The statements of a vector model's module, sorted into blocks; every formula in row form."""
+
+    def __init__(self, model: Model):
+        if not model.is_vector:
+            raise DeriveError(f"{model.name} is a scalar model")
+        self.model = model
+        self.cell = MatrixCell(model, batch=True)
+        self.B = self.cell.batch
+        self.biases = {p.name for p in model.parameters if len(p.shape) == 1}
+        self.recurrent = model.recurrent
+        if self.cell.fused is None or not isinstance(model.loss.expr, CrossEntropy):
+            raise DeriveError(f"{model.name}: code is emitted for a cross-entropy loss on a softmax output")
+        self.log_probs: dict[str, sp.MatrixSymbol] = {}
+        self.forward = self._forward_statements()
+        self.loss = loss_form(self.cell._batched(model.loss.expr), self.B,
+                              dict(self.log_probs))
+        self._backward()
+        self._gradients()
+
+    # -- forward -------------------------------------------------------------
+    def _rowsym(self, sym, name: str | None = None):
+        name = name or str(sym.name)
+        return sp.MatrixSymbol(name, self.B, sym.shape[0])
+
+    def _forward_statements(self) -> list[Statement]:
+        variant = "regular" if self.recurrent else step_kind(self.model, 1, 1).own
+        eqs = self.cell.equations(variant)
+        if self.recurrent and self.cell.equations("last") != eqs:
+            raise DeriveError(f"{self.model.name}: a 'last' variant of an equation is not emitted for vector models")
+        if self.recurrent:
+            for sym, init in self.cell.equations("init"):
+                if not isinstance(init, sp.ZeroMatrix):
+                    raise DeriveError(f"{self.model.name}: generated code starts every state at 0; "
+                                      f"the initial value of {sym.name} is {init}")
+        out: list[Statement] = []
+        for sym, eq in eqs:
+            target = self._rowsym(sym)
+            expr = row_form(eq, self.B, self.biases)
+            if isinstance(expr, ElementwiseApplyFunction) and isinstance(expr.expr, LogSoftmaxRows):
+                name = str(sym.name)
+                log_name = "log_" + name.split("[")[0] + ("[" + name.split("[", 1)[1] if "[" in name else "")
+                log_sym = sp.MatrixSymbol(log_name, self.B, sym.shape[0])
+                self.log_probs[name] = log_sym
+                out.append((log_sym, expr.expr))
+                expr = ElementwiseApplyFunction(expr.function, log_sym)
+            out.append((target, expr))
+        if self.recurrent:
+            targets = {s for s, _ in out}
+            roots = {s for s in targets if ref(s).name in self.model.recurrent_names}
+            self.loop_targets = _closure(out, roots, targets)
+        else:
+            self.loop_targets = set()
+        return out
+
+    @property
+    def loop(self) -> list[Statement]:
+        return [(s, e) for s, e in self.forward if s in self.loop_targets]
+
+    @property
+    def after_loop(self) -> list[Statement]:
+        return [(s, e) for s, e in self.forward if s not in self.loop_targets]
+
+    # -- backward ------------------------------------------------------------
+    def _backward(self) -> None:
+        model = self.model
+        # a regular step with a loss term, whatever the spec's default (over = "final" included): the module
+        # seeds the loss at the steps ys has (every step, or step T), and the other steps differ only there
+        kind = StepKind("regular", "regular", True) if self.recurrent else step_kind(model, 1, 1)
+        self.kind = kind
+        step = self.cell.backward(kind)
+        self.deltas = [(self._rowsym(d), row_form(e, self.B, self.biases)) for d, e in step.deltas]
+        self.raw_grads = step.grads
+        if not self.recurrent:
+            self.pre, self.recursion, self.post = self.deltas, [], []
+            return
+        needs_next: dict = {}
+        for d, e in self.deltas:
+            needs_next[d] = any((r := ref(a)) is not None and r.is_delta and (r.offset == 1 or needs_next.get(a))
+                                for a in e.atoms(sp.MatrixSymbol))
+        read_next = {ref(a).name for _, e in self.deltas for a in per_step_symbols(e)
+                     if ref(a).is_delta and ref(a).offset == 1}
+        roots = {d for d, _ in self.deltas if ref(d).name in read_next}
+        loop = _closure(self.deltas, roots, {d for d, dep in needs_next.items() if dep})
+        self.pre = [(d, e) for d, e in self.deltas if not needs_next[d]]
+        self.recursion = [(d, e) for d, e in self.deltas if d in loop]
+        self.post = [(d, e) for d, e in self.deltas if needs_next[d] and d not in loop]
+        init_step = self.cell.backward(step_kind(model, 0, 2))
+        if init_step.grads:
+            raise DeriveError(f"{model.name}: a parameter reaches step 0; generated code starts states at 0")
+
+    @property
+    def pre_keys(self) -> set:
+        return {ref(d).key for d, _ in self.pre} if self.recurrent else set()
+
+    def span_of(self, expr) -> str:
+        """'loss' when expr reads a delta seeded by the loss (it is zero at the other steps), else 'all'."""
+        keys = self.pre_keys
+        return "loss" if any(ref(a).key in keys for a in per_step_symbols(expr) if ref(a).is_delta) else "all"
+
+    # -- gradients -----------------------------------------------------------
+    def _gradients(self) -> None:
+        last = self.cell.backward(StepKind("last", None, True)) if self.recurrent else None
+        if last is not None and dict(last.grads) != dict(self.raw_grads):
+            raise DeriveError(f"{self.model.name}: the last step's gradient terms differ from the others'")
+        self.terms: list[Term] = []
+        for p, e in self.raw_grads:
+            name = str(p.name)
+            form = gradient_form(e, self.B, self.biases, name in self.biases)
+            for term in _terms(form):
+                self.terms.append(Term(name, term, self.span_of(term) if self.recurrent else "all"))
+
+    # -- hoisting ------------------------------------------------------------
+    def hoist(self, statements: list[Statement], known, prefix: str) -> tuple[list[Statement], list[Hoisted]]:
+        """Loop statements with their loop-invariant terms replaced by per-step symbols of hoisted arrays."""
+        defined = {s for s, _ in statements}
+        found: dict = {}
+
+        def is_known(expr) -> bool:
+            return all(a not in defined and known(a) for a in expr.atoms(sp.MatrixSymbol))
+
+        def worth(expr) -> bool:  # an operation on a per-step array
+            return not isinstance(expr, sp.MatrixSymbol) and bool(per_step_symbols(expr))
+
+        def name(expr):
+            span = self.span_of(expr)
+            if expr not in found:
+                sym = step_symbol(f"{prefix}{len(found)}", 0, self.B, expr.shape[1])
+                found[expr] = Hoisted(sym, expr, span)
+            return found[expr].symbol
+
+        def rewrite(expr):
+            if not isinstance(expr, sp.MatrixExpr) or isinstance(expr, sp.MatrixSymbol):
+                return expr
+            if is_known(expr) and worth(expr):
+                return name(expr)
+            if isinstance(expr, sp.MatAdd | sp.HadamardProduct):
+                inside = [a for a in expr.args if isinstance(a, sp.MatrixExpr) and is_known(a)]
+                rest = [rewrite(a) for a in expr.args if a not in inside]
+                parts = []
+                for span in ("all", "loss"):  # a term seeded by the loss is zero before its first step
+                    group = [a for a in inside if self.span_of(a) == span]
+                    if group:
+                        part = group[0] if len(group) == 1 else expr.func(*group)
+                        parts.append(name(part) if worth(part) else part)
+                if set(parts) | set(rest) == set(expr.args):  # nothing hoisted: keep the canonical form
+                    return expr
+                return expr.func(*parts, *rest)
+            if isinstance(expr, ElementwiseApplyFunction):
+                inner = rewrite(expr.expr)
+                return expr if inner == expr.expr else ElementwiseApplyFunction(expr.function, inner)
+            args = [rewrite(a) for a in expr.args]
+            return expr if args == list(expr.args) else expr.func(*args)
+
+        out = [(s, rewrite(e)) for s, e in statements]
+        return out, list(found.values())

@@ -1,0 +1,123 @@
+"""The batch formulas of derive.calculus.matrix in row form: one example per ROW, as generated code stores them.
+
+``MatrixCell(model, batch=True)`` types every per-step vector as an n x B matrix (one column
+per example). Generated code keeps per-step arrays time-major and row-major, (T, B, n), so
+that stacking the steps is a free reshape to (T*B, n). Each per-step n x B symbol M is
+replaced by the transpose of a B x n symbol, each bias b (n x 1) by the transpose of a
+1 x n row, and the whole formula is transposed symbolically: ``b 1^T + W h[t-1] + U x[t]``
+becomes ``1 b + h[t-1] W^T + x[t] U^T``, printed ``b + h_prev @ W.T + x @ U.T``. A
+parameter's gradient keeps the parameter's own shape (``delta_a^T x`` for U), a bias's is
+transposed to a row (``1^T delta_a``: a column sum, printed as a 1-D array).
+
+Softmax and cross-entropy are rewritten through log-softmax (log-sum-exp), so a module
+computes log-probabilities once, the probabilities as their exp and the loss from them.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from derive.functions import CrossEntropy, OneHot, Softmax
+
+
+class LogSoftmaxRows(MatrixExpr):
+    """log softmax of every row of X (log-sum-exp along the last axis)."""
+
+    def __new__(cls, arg):
+        return super().__new__(cls, arg)
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+
+class OneHotRows(MatrixExpr):
+    """The rows e_{y_j}^T for a column y of class indices: a (rows, n) matrix."""
+
+    def __new__(cls, index, n):
+        return super().__new__(cls, index, sp.sympify(n))
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], self.args[1])
+
+
+class NLLSum(sp.Expr):
+    """sum over the rows j of -L[j, y_j]: the summed negative log-likelihood of log-probabilities L."""
+
+    is_commutative = True
+
+    def __new__(cls, logp, index):
+        return super().__new__(cls, logp, index)
+
+
+def to_rows(expr, batch: sp.Symbol, biases: set[str]):
+    """Replace each n x B symbol by the transpose of a B x n one, each bias by the transpose of a row,
+    each n x B constant by the transpose of a B x n constant (the expression itself keeps its shape)."""
+    mapping = {}
+    for m in expr.atoms(sp.MatrixSymbol):
+        if m.shape[1] == batch:
+            mapping[m] = sp.Transpose(sp.MatrixSymbol(m.name, batch, m.shape[0]))
+        elif m.shape[1] == 1 and str(m.name) in biases:
+            mapping[m] = sp.Transpose(sp.MatrixSymbol(m.name, 1, m.shape[0]))
+    for c in expr.atoms(sp.OneMatrix, sp.ZeroMatrix):
+        if c.shape[1] == batch and c.shape[0] != 1:
+            mapping[c] = sp.Transpose(type(c)(batch, c.shape[0]))
+    return expr.xreplace(mapping) if mapping else expr
+
+
+def _tidy(expr):
+    """Normal forms the printer reads well: transposes pushed to the symbols, Hadamard products of
+    transposes as the transpose of one product, softmax/one-hot of transposes in row form."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, sp.MatrixSymbol):
+        return expr
+    if isinstance(expr, sp.Transpose):
+        inner = expr.arg
+        if isinstance(inner, Softmax):
+            return softmax_rows(_tidy(sp.Transpose(inner.arg).doit()))
+        if isinstance(inner, OneHot) and isinstance(inner.args[0], sp.Transpose):
+            return OneHotRows(inner.args[0].arg, inner.args[1])
+        if isinstance(inner, sp.MatrixSymbol):
+            return expr
+        return sp.Transpose(_tidy(inner)).doit(deep=False)
+    if isinstance(expr, sp.HadamardProduct) and all(isinstance(a, sp.Transpose) for a in expr.args):
+        return sp.Transpose(_tidy(sp.HadamardProduct(*(a.arg for a in expr.args))))
+    if isinstance(expr, ElementwiseApplyFunction):
+        return ElementwiseApplyFunction(expr.function, _tidy(expr.expr))
+    return expr.func(*(_tidy(a) for a in expr.args))
+
+
+def softmax_rows(x):
+    """softmax of every row of x, as exp(log_softmax(x)): one log-sum-exp shared with the loss."""
+    return ElementwiseApplyFunction(sp.Lambda(_D, sp.exp(_D)), LogSoftmaxRows(x))
+
+
+_D = sp.Dummy("d", real=True)
+
+
+def row_form(expr, batch: sp.Symbol, biases: set[str]):
+    """A per-step n x B formula as the B x n formula of its rows."""
+    return _tidy(sp.Transpose(to_rows(expr, batch, biases)).doit())
+
+
+def gradient_form(expr, batch: sp.Symbol, biases: set[str], is_bias: bool):
+    """A parameter's gradient term: its own shape, or a bias's as a 1 x n row."""
+    e = to_rows(expr, batch, biases)
+    e = sp.Transpose(e).doit() if is_bias else e.doit()
+    return _tidy(e)
+
+
+def loss_form(loss_expr, batch: sp.Symbol, log_probs: dict):
+    """The batch loss (the mean over the batch of cross_entropy(yhat, y) at one step) as the summed
+    negative log-likelihood of yhat's log-probabilities over the rows, divided by B."""
+    if not isinstance(loss_expr, CrossEntropy):
+        raise ValueError("only a cross-entropy loss is emitted for vector models")
+    probs, index = loss_expr.probs, loss_expr.index
+    logp = log_probs[str(probs.name)]
+    y = sp.MatrixSymbol(index.name, batch, 1)
+    return NLLSum(logp, y) / batch

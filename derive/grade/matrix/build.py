@@ -1,0 +1,492 @@
+"""Answer tree -> SymPy matrix expression for a vector model, with the shape of every part checked.
+
+The vocabulary holds every symbol a matrix sheet prints, at each step k of the unrolled
+sequence: parameters (W, V, b, W_fh, beta), quantities (h_k, a_k, f_k, yhat_k), inputs x_k,
+one-hot targets e_{y_k} / onehot(y_k), and adjoints delta_h_k (LaTeX \\delta^{(h)}_{k},
+\\delta_{h,k}, δh_k), including each gate's activation input delta_f_in_k. Sizes are the
+model's symbols (n_in, n_h, n_out), so a shape error is found before any number is drawn and
+named as a student reads it: "W (n_h x n_h) @ x_2 (n_in x 1): inner sizes differ", with the
+multiplication sign.
+
+Products: '@' is a matrix product; '*' is NumPy's (elementwise for two matrices); '⊙'
+(\\odot, \\circ) elementwise; '⋅' (juxtaposition, \\cdot, \\times) a matrix product. A number
+or a 1 x 1 matrix scales; a number added to a matrix is added to every entry (1 - h_2**2);
+powers and functions of matrices are elementwise; sigmoid'(a_2) is sigmoid(a_2) ⊙ (1 - sigmoid(a_2)).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.diagonal import DiagMatrix
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from derive import naming
+from derive.calculus.cell import step_kind
+from derive.functions import OneHot, Softmax, relu, sigmoid, step
+from derive.grade.scalar.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder
+from derive.grade.lexer import DEFAULT_LIMITS, Limits, name_key, tokenize
+from derive.grade.parser import Binary, Call, Name, Neg, Num
+from derive.calculus.matrix import _OUT, _X, lift
+from derive.printing.latex import DeriveLatexPrinter
+from derive.calculus.rules import RULES
+
+TIMES = "\u00d7"  # the multiplication sign of shapes in messages (n_h by n_in)
+FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log, "heaviside": step}
+_D = sp.Dummy("d")
+_FREE_INDEX = re.compile(r"^(?P<stem>.+)_(?P<var>[a-z])(?:[+-]\d+)?$")  # h_t, h_k-1: a step letter left free
+
+
+def elementwise(f, x):
+    """f applied to every entry of the matrix x (the form the spec's equations have)."""
+    return ElementwiseApplyFunction(sp.Lambda(_D, f(_D)), x)
+
+
+def is_matrix(x) -> bool:
+    return isinstance(x, MatrixExpr)
+
+
+def shape_of(x) -> tuple | None:
+    """(rows, cols) of a matrix; None for a number (a 1 x 1 matrix is (1, 1))."""
+    return tuple(x.shape) if is_matrix(x) else None
+
+
+def same_shape(a: tuple | None, b: tuple | None) -> bool:
+    """Equal shapes, a number counting as 1 x 1."""
+    one = (sp.Integer(1), sp.Integer(1))
+    return tuple(a or one) == tuple(b or one)
+
+
+def shape_text(shape: tuple | None) -> str:
+    if shape is None:
+        return "a number"
+    return f"{shape[0]}{TIMES}{shape[1]}"
+
+
+def at_step(expr, k: int):
+    """A generic-step formula (h[t-1], delta_a[t+1]) with its symbols renamed to step k (h_2, delta_a_4)."""
+    mapping = {}
+    for s in expr.atoms(sp.MatrixSymbol, sp.Symbol):
+        ref = naming.describe(sp.Symbol(str(s.name)))
+        if ref.offset is None:
+            continue
+        new = naming.at_step(ref.name, k + ref.offset)
+        new = naming.delta(new) if ref.is_delta else new
+        mapping[s] = sp.MatrixSymbol(new.name, *s.shape) if isinstance(s, sp.MatrixSymbol) else \
+            sp.Symbol(new.name, **s.assumptions0)
+    return expr.xreplace(mapping)
+
+
+def _key_of(text: str) -> str:
+    toks = tokenize(text)
+    assert len(toks) == 2 and toks[0].kind == "name", text
+    return name_key(toks[0])
+
+
+_LATEX = DeriveLatexPrinter()
+
+
+@dataclass
+class MatrixVocabulary:
+    """Every name an answer may use for one vector model at T steps."""
+
+    steps: int
+    recurrent: bool
+    keys: dict = field(default_factory=dict)  # answer key -> MatrixSymbol / Symbol / OneHot
+    stems: dict = field(default_factory=dict)  # per-step stem -> its steps
+    plain: set = field(default_factory=set)
+    classes: set = field(default_factory=set)  # class-index symbols (y_k): only inside onehot / e_{y_k}
+    kinds: dict = field(default_factory=dict)  # symbol name -> parameter | quantity | input | target | adjoint
+
+    @classmethod
+    def of(cls, cell, steps: int) -> MatrixVocabulary:
+        model = cell.model
+        voc = cls(steps, model.recurrent)
+        first = 0 if model.recurrent else 1
+        for _, p in cell.params:
+            voc.add(p, "parameter", None)
+        n_classes = {d.name: sp.Symbol(d.classes, integer=True, positive=True) for d in model.targets if d.classes}
+        for k in range(first, steps + 1):
+            kind = step_kind(model, k, steps)
+            for target, expr in cell.equations(kind.own):
+                if expr is not None:
+                    voc.add(voc.instance(target, k), "quantity", k)
+            if k >= 1:
+                for d in model.inputs:
+                    voc.add(voc.instance(cell.sym(d.name), k), "input", k)
+                for d in model.targets:
+                    y = voc.instance(cell.sym(d.name), k)
+                    voc.add(y, "target", k)
+                    voc.classes.add(y)
+                    if d.name in n_classes:
+                        onehot = OneHot(y, n_classes[d.name])
+                        voc.keys.setdefault(f"e_{y.name}", onehot)
+                        voc.keys.setdefault(_key_of(_LATEX.doprint(onehot)), onehot)
+            for dsym, _ in cell.backward(kind).deltas:
+                voc.add(voc.instance(dsym, k), "adjoint", k)
+        return voc
+
+    def instance(self, generic, k: int):
+        """The symbol of a generic-step (Matrix)Symbol at step k (static models: itself)."""
+        return at_step(generic, k) if self.recurrent else generic
+
+    def add(self, sym, kind: str, k: int | None) -> None:
+        plain = sp.Symbol(str(sym.name))
+        for key in {_key_of(str(sym.name)), _key_of(_LATEX.doprint(plain))}:
+            self.keys.setdefault(key, sym)
+        self.kinds[str(sym.name)] = kind
+        ref = naming.describe(plain)
+        if ref.step is not None:
+            stem = ("delta_" if ref.is_delta else "") + ref.name
+            self.stems.setdefault(stem, set()).add(ref.step)
+        else:
+            self.plain.add(str(sym.name))
+
+    @property
+    def display_names(self) -> list[str]:
+        return sorted({str(getattr(s, "name", "")) for s in self.keys.values() if hasattr(s, "name")}
+                      | {k for k in self.keys if k.startswith("e_")})
+
+    def lookup(self, key: str):
+        return self.keys.get(key)
+
+
+class _MatrixBuilder(_Builder):
+    """The scalar builder's names and sums; every operation typed by shape."""
+
+    def __init__(self, vocab: MatrixVocabulary, text: str, latex: bool, limits: Limits):
+        super().__init__(vocab, text, latex, limits)
+        self.index_ok = False
+
+    # -- names -----------------------------------------------------------------------
+    def _name(self, node: Name):
+        if node.text == "e" and node.sub and node.sub.strip().startswith("y"):  # e_{y_3}: the one-hot of y_3
+            inner = tokenize(node.sub.strip())
+            if len(inner) == 2 and inner[0].kind == "name":
+                y = self._name_plain(Name(inner[0].text, inner[0].sub, node.pos))
+                if y in self.vocab.classes:
+                    return self._onehot(y, node.pos)
+        value = self._name_plain(node)
+        if value in self.vocab.classes and not self.index_ok:
+            self.fail(f"{value.name} is a class index (a whole number); its one-hot vector is e_{{{value.name}}} "
+                      f"(or onehot({value.name}))", node.pos)
+        return value
+
+    def _name_plain(self, node: Name):
+        key, _ = self._resolve_index(node)
+        value = self.vocab.keys.get(key)
+        if isinstance(value, OneHot):
+            self.used.add(key)
+            return value
+        free = _FREE_INDEX.match(key)
+        if value is None and free and free["stem"] in self.vocab.stems:
+            self.fail(f"the step index {free['var']} of {key} is not bound: write a step number ({free['stem']}_2) "
+                      f"or sum over it (\\sum_{{{free['var']}=1}}^{{T}} ...)", node.pos)
+        return super()._name(node)
+
+    def _onehot(self, y, pos: int):
+        for value in self.vocab.keys.values():
+            if isinstance(value, OneHot) and value.args[0] == y:
+                self.used.add(f"e_{y.name}")
+                return value
+        self.fail(f"{y.name} has no one-hot vector", pos)
+
+    def _split(self, text: str, sub):
+        return None  # LaTeX juxtaposition of matrix names is read as written: Wh_{t-1} must be W h_{t-1}
+
+    # -- arithmetic ------------------------------------------------------------------
+    def _num(self, node: Num):
+        return sp.Rational(node.value.numerator, node.value.denominator)
+
+    def _neg(self, node: Neg):
+        return -self.build(node.operand)
+
+    def _binary(self, node: Binary):
+        if node.op == "^":
+            return self._power(self.build(node.left), self.build(node.right), node.pos)
+        if node.op in ("+", "-"):
+            parts, current = [], node
+            while isinstance(current, Binary) and current.op in ("+", "-"):
+                parts.append((current.op, self.build(current.right), current.right, current.pos))
+                current = current.left
+            parts.append(("+", self.build(current), current, getattr(current, "pos", 0)))
+            parts.reverse()
+            return self._add(parts)
+        chain, current = [], node
+        while isinstance(current, Binary) and current.op in ("*", "⋅", "⊙", "/", "@"):
+            chain.append((current.op, current.right, current.pos))
+            current = current.left
+        value = self.build(current)
+        for op, right, pos in reversed(chain):
+            value = self._product(op, value, self.build(right), pos)
+        return value
+
+    def _add(self, parts):
+        shapes = [shape_of(v) for _, v, _, _ in parts]
+        target = next((s for s in shapes if s is not None), None)
+        terms = []
+        for (op, v, _, pos), s in zip(parts, shapes, strict=True):
+            if target is not None and s is not None and tuple(s) != tuple(target):
+                first = next(v0 for (_, v0, _, _), s0 in zip(parts, shapes, strict=True) if s0 is not None)
+                self.fail(f"{describe(first)} ({shape_text(target)}) {op} {describe(v)} ({shape_text(s)}): "
+                          "a sum needs equal shapes", pos)
+            term = v
+            if target is not None and s is None:  # a number added to a matrix: to every entry
+                term = v * sp.OneMatrix(*target) if v != 0 else None
+            if term is not None:
+                terms.append(-term if op == "-" else term)
+        if target is None:
+            return sp.Add(*terms)
+        if not terms:
+            return sp.ZeroMatrix(*target)
+        return terms[0] if len(terms) == 1 else sp.MatAdd(*terms)
+
+    def _product(self, op: str, a, b, pos: int):
+        sa, sb = shape_of(a), shape_of(b)
+        if op == "/":
+            return self._divide(a, b, pos)
+        if op == "@":
+            for v, s in ((a, sa), (b, sb)):
+                if s is None:
+                    self.fail(f"'@' multiplies matrices, and {describe(v)} is a number: scale with *", pos)
+            return self._matmul(a, b, pos, "")
+        if sa is None or sb is None:
+            return a * b if sa is None and sb is None else (sp.MatMul(a, b) if sb is not None else sp.MatMul(b, a))
+        one = (sp.Integer(1), sp.Integer(1))
+        if op == "⋅":
+            if sa[1] == sb[0]:
+                return self._matmul(a, b, pos, "")
+            if one in (tuple(sa), tuple(sb)):  # a 1 x 1 matrix (x^T y) scales
+                return self._scale(a, b)
+            hint = "; for an elementwise product write \\odot (or * in plain syntax)" if sa == sb else ""
+            return self._matmul(a, b, pos, hint)
+        if tuple(sa) == tuple(sb):
+            return sp.HadamardProduct(a, b)
+        if one in (tuple(sa), tuple(sb)):
+            return self._scale(a, b)
+        hint = "; for a matrix product write @ (or \\cdot / juxtaposition in LaTeX)" if sa[1] == sb[0] else ""
+        self.fail(f"{describe(a)} ({shape_text(sa)}) {op} {describe(b)} ({shape_text(sb)}): an elementwise product "
+                  f"needs equal shapes{hint}", pos)
+
+    def _scale(self, a, b):
+        one = (sp.Integer(1), sp.Integer(1))
+        if tuple(a.shape) == one:
+            return sp.MatMul(sp.Trace(a), b)
+        return sp.MatMul(sp.Trace(b), a)
+
+    def _matmul(self, a, b, pos: int, hint: str):
+        sa, sb = shape_of(a), shape_of(b)
+        if sa[1] != sb[0]:
+            self.fail(f"{describe(a)} ({shape_text(sa)}) @ {describe(b)} ({shape_text(sb)}): inner sizes differ "
+                      f"({sa[1]} ≠ {sb[0]}){hint}", pos)
+        return sp.MatMul(*_factors(a), *_factors(b))
+
+    def _divide(self, a, b, pos: int):
+        sa, sb = shape_of(a), shape_of(b)
+        if sb is None:
+            if b.is_zero:
+                self.fail("division by zero", pos)
+            return a / b if sa is None else sp.MatMul(1 / b, a)
+        if sa is not None and tuple(sa) != tuple(sb):
+            self.fail(f"{describe(a)} ({shape_text(sa)}) / {describe(b)} ({shape_text(sb)}): an elementwise "
+                      "quotient needs equal shapes", pos)
+        inverse = sp.HadamardPower(b, -1)
+        return sp.MatMul(a, inverse) if sa is None else sp.HadamardProduct(a, inverse)
+
+    def _power(self, base, exponent, pos: int):
+        if is_matrix(exponent):
+            self.fail("an exponent must be a number, not a matrix", pos)
+        if not is_matrix(base):
+            return super()._power(base, exponent, pos)
+        if not (exponent.is_Integer and abs(exponent) <= MAX_POWER):
+            self.fail(f"a power of a matrix is elementwise and needs a whole-number exponent up to {MAX_POWER}", pos)
+        if exponent == 1:
+            return base
+        return sp.HadamardPower(base, exponent)
+
+    def _transpose(self, node):
+        value = self.build(node.operand)
+        return sp.Transpose(value) if is_matrix(value) else value
+
+    def _call(self, node: Call):
+        fn = node.fn
+        if fn == "onehot":
+            self.index_ok = True
+            try:
+                args = [self.build(a) for a in node.args]
+            finally:
+                self.index_ok = False
+            if len(args) != 1 or args[0] not in self.vocab.classes:
+                self.fail("onehot takes one class index, e.g. onehot(y_2)", node.pos)
+            return self._onehot(args[0], node.pos)
+        args = [self.build(a) for a in node.args]
+        if fn == "heaviside" and len(args) == 2:
+            args = args[:1]
+        if len(args) != 1:
+            self.fail(f"{fn} takes one argument (got {len(args)})", node.pos)
+        (x,) = args
+        if fn == "softmax":
+            s = shape_of(x)
+            if s is None or s[1] != 1:
+                self.fail(f"softmax applies to a column vector; {describe(x)} is {shape_text(s)}", node.pos)
+            out = Softmax(x)
+        elif fn == "diag":
+            s = shape_of(x)
+            if s is None or s[1] != 1:
+                self.fail(f"diag makes a matrix of a column vector; {describe(x)} is {shape_text(s)}", node.pos)
+            out = DiagMatrix(x)
+        elif not is_matrix(x):
+            if fn == "heaviside":
+                out = step(x)
+            else:
+                return super()._call(node)
+        else:
+            f = FUNCTIONS[fn]
+            if f is sp.exp and _exp_depth(x) + 1 > MAX_EXP_NESTING:
+                self.fail(f"exponentials nested more than {MAX_EXP_NESTING} deep", node.pos)
+            out = elementwise(f, x)
+            if node.primes > 1:
+                self.fail("only first derivatives (one prime) can be written this way", node.pos)
+            if node.primes == 1:
+                if fn == "heaviside":
+                    self.fail("H has no derivative here", node.pos)
+                rule_fn = relu if f is relu else f
+                out = lift(RULES[rule_fn]((_X,), _OUT)[0], x, out)
+        if node.power is not None:
+            power = self.build(node.power)
+            if not (power.is_Integer and 0 < power <= MAX_POWER):
+                self.fail("a power written on a function name must be a positive whole number", node.pos)
+            out = sp.HadamardPower(out, power) if is_matrix(out) and power != 1 else out ** power
+        return out
+
+    def _sum(self, node):
+        low, high = self._bound(node.low, node.pos), self._bound(node.high, node.pos)
+        if high - low + 1 > 200:
+            self.fail("a sum of more than 200 terms", node.pos)
+        if node.var in self.bound:
+            self.fail(f"the index {node.var} is already in use by an enclosing sum", node.pos)
+        parts = []
+        for k in range(low, high + 1):
+            self.bound[node.var] = k
+            parts.append(("+", self.build(node.body), node.body, node.pos))
+        self.bound.pop(node.var, None)
+        if not parts:
+            return sp.Integer(0)
+        return self._add(parts)
+
+
+def _exp_depth(x) -> int:
+    """How deeply elementwise exponentials nest in a matrix expression."""
+    if not isinstance(x, sp.Basic) or not x.args:
+        return 0
+    inner = max((_exp_depth(a) for a in x.args), default=0)
+    fn = x.function.expr.func if isinstance(x, ElementwiseApplyFunction) and isinstance(x.function, sp.Lambda) \
+        else getattr(x, "function", None)
+    return inner + 1 if isinstance(x, ElementwiseApplyFunction) and fn is sp.exp else inner
+
+
+def _factors(x) -> list:
+    """A product's factors (so that A @ B @ C is one product, as the derivation writes it)."""
+    return list(x.args) if isinstance(x, sp.MatMul) else [x]
+
+
+def build_matrix(tree, vocab: MatrixVocabulary, text: str, latex: bool, limits: Limits = DEFAULT_LIMITS,
+                 bound: dict | None = None) -> Built:
+    """The SymPy matrix expression of an answer tree; AnswerError for unknown names and shape errors.
+    ``bound`` binds index letters (t -> 2) for reading a generic-step formula at one step."""
+    b = _MatrixBuilder(vocab, text, latex, limits)
+    b.bound.update(bound or {})
+    expr = b.build(tree)
+    return Built(expr, tuple(sorted(b.used)))
+
+
+# -- plain-syntax printing (messages, solutions): the grammar's own notation ----------------
+_ATOM, _POW, _MUL, _NEG, _ADD = 50, 40, 30, 25, 10
+
+
+def describe(expr, limit: int = 40) -> str:
+    """A short plain-syntax description of an operand for a message."""
+    text = plain(expr)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def plain(expr) -> str:
+    """An expression in the answer grammar's plain syntax (it parses back to the same value)."""
+    return _plain(expr)[0]
+
+
+def _wrap(part: tuple[str, int], level: int) -> str:
+    return part[0] if part[1] > level else f"({part[0]})"
+
+
+def _plain(e) -> tuple[str, int]:
+    if isinstance(e, sp.MatrixSymbol | sp.Symbol):
+        return str(e.name), _ATOM
+    if isinstance(e, sp.MatAdd | sp.Add):
+        terms = list(e.args)
+        terms.sort(key=_negative)
+        out = _plain(terms[0])[0] if not _negative(terms[0]) else "-" + _wrap(_plain(-terms[0]), _MUL)
+        for a in terms[1:]:
+            if _negative(a):
+                out += " - " + _wrap(_plain(-a), _ADD)
+            else:
+                out += " + " + _wrap(_plain(a), _ADD)
+        return out, _ADD
+    if isinstance(e, sp.MatMul | sp.Mul):
+        coeff = sp.Mul(*[a for a in e.args if a.is_Number])
+        rest = [a for a in e.args if not a.is_Number]
+        if coeff.is_negative:
+            inner = _plain(sp.MatMul(-coeff, *rest) if is_matrix(e) else sp.Mul(-coeff, *rest))
+            return "-" + _wrap(inner, _MUL), _NEG
+        parts = ([_plain(coeff)[0]] if coeff != 1 else [])
+        prev_matrix = False
+        text = ""
+        for i, a in enumerate(rest):
+            piece = _wrap(_plain(a), _MUL)
+            op = " @ " if (is_matrix(a) and prev_matrix) else "*"
+            text = piece if i == 0 else text + op + piece
+            prev_matrix = is_matrix(a) or prev_matrix
+        parts.append(text) if text else None
+        return "*".join(p for p in parts if p), _MUL
+    if isinstance(e, sp.HadamardProduct):
+        return " * ".join(_wrap(_plain(a), _MUL) for a in e.args), _MUL
+    if isinstance(e, sp.HadamardPower):
+        return f"{_wrap(_plain(e.base), _POW)}**{_wrap(_plain(e.exp), _POW)}", _POW
+    if isinstance(e, sp.Pow):
+        return f"{_wrap(_plain(e.base), _POW)}**{_wrap(_plain(e.exp), _POW)}", _POW
+    if isinstance(e, sp.Transpose):
+        return f"{_wrap(_plain(e.arg), _POW)}.T", _POW
+    if isinstance(e, ElementwiseApplyFunction):
+        f = e.function
+        fn = f.expr.func if isinstance(f, sp.Lambda) else f
+        return f"{_fname(fn)}({plain(e.expr)})", _ATOM
+    if isinstance(e, sp.OneMatrix):
+        return "1", _ATOM
+    if isinstance(e, sp.ZeroMatrix):
+        return "0", _ATOM
+    if isinstance(e, OneHot):
+        return f"onehot({plain(e.args[0])})", _ATOM
+    if isinstance(e, Softmax):
+        return f"softmax({plain(e.arg)})", _ATOM
+    if isinstance(e, DiagMatrix):
+        return f"diag({plain(e.args[0])})", _ATOM
+    if isinstance(e, sp.Trace):
+        return _plain(e.arg)
+    if isinstance(e, sp.Rational):
+        text = str(e)
+        return text, (_ATOM if e.is_Integer and e >= 0 else _MUL)
+    if isinstance(e, sp.Function) and len(e.args) == 1:
+        return f"{_fname(e.func)}({plain(e.args[0])})", _ATOM
+    return str(e), _ATOM
+
+
+def _fname(fn) -> str:
+    return {step: "H"}.get(fn, getattr(fn, "__name__", str(fn)))
+
+
+def _negative(a) -> bool:
+    coeff = a.args[0] if isinstance(a, sp.MatMul | sp.Mul) and a.args and a.args[0].is_Number else None
+    return bool(coeff is not None and coeff.is_negative) or bool(a.is_Number and a.is_negative)
+

@@ -1,0 +1,218 @@
+"""Grade one matrix answer for a vector model: read it, check its shape, compare it, explain the mistake.
+
+The verdict is the scalar grader's ``Verdict``. Shape errors inside the answer (W @ x_2 with
+n_h ≠ n_in) make it unreadable (exit 2, the message names both operands); an answer of the wrong
+overall shape is incorrect (exit 1), and when it is the transpose's shape it is compared transposed
+("your answer is the transpose of ..."). Equivalence: the same expression as the derivation's
+(exact), otherwise identity testing at every point of the problem (several distinct sizes,
+30-digit values), with a heuristic Schwartz-Zippel bound as the false-accept probability.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+import sympy as sp
+
+from derive.errors import DeriveError
+from derive.functions import step
+from derive.grade import deadline
+from derive.grade.matrix import evaluate as mev
+from derive.grade.scalar.build import is_latex
+from derive.grade.scalar.grader import PREPARE_TIMEOUT, Verdict, decide
+from derive.grade.lexer import AnswerError
+from derive.grade.matrix.build import TIMES, build_matrix, plain, same_shape, shape_of, shape_text
+from derive.grade.matrix.mistakes import MatrixMistake, generic_plain
+from derive.grade.matrix.problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
+from derive.grade.parser import parse
+from derive.printing.latex import latex as to_latex
+
+SIMPLE = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
+
+
+def prepare_matrix(model, steps: int | None, wrt: str, seed: int = 0) -> MatrixProblem:
+    """The problem with its catalogue evaluated, within PREPARE_TIMEOUT."""
+    try:
+        with deadline.time_limit(PREPARE_TIMEOUT):
+            p = matrix_problem(model, steps, wrt, seed)
+            p.mistakes  # noqa: B018 (evaluated here, once, not in the first answer's time)
+            return p
+    except deadline.Timeout:
+        raise DeriveError(f"the derivation of {model.name} at T = {steps} is too large to grade within "
+                          f"{PREPARE_TIMEOUT:.0f} s") from None
+
+
+def grade_matrix(model, wrt: str, answer: str, steps: int | None = None, latex: bool | None = None,
+                 timeout: float = 5.0, show_solution: bool = False, seed: int = 0) -> Verdict:
+    """Grade a matrix ``answer`` for dE/d``wrt`` of a vector model."""
+    p = prepare_matrix(model, steps, wrt, seed)
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, v))
+    if show_solution:
+        v.solution = solution(p)
+    return v
+
+
+def solution(p: MatrixProblem) -> dict:
+    """The correct answer as the sheet writes it (plain and LaTeX) and the backward formulas it uses."""
+    ref = p.reference
+    formulas = [f"{generic_plain(lhs)} = {generic_plain(rhs)}" for lhs, rhs in ref.formulas]
+    return {"compact": plain(ref.compact), "latex_compact": to_latex(ref.compact),
+            "explicit": "; ".join(formulas), "latex_explicit": "", "shape": shape_text(ref.shape)}
+
+
+def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> None:
+    if not isinstance(answer, str):
+        raise AnswerError("the answer is not text")
+    use_latex = is_latex(answer) if latex is None else latex
+    v.form = "latex" if use_latex else "plain"
+    built = build_matrix(parse(answer), p.vocab, answer, use_latex)
+    v.symbols = list(built.symbols)
+    expr = built.expr
+    ref = p.reference
+    have, want = shape_of(expr), ref.shape
+    transposed = False
+    if not same_shape(have, want):
+        if have is not None and want is not None and tuple(have) == (want[1], want[0]):
+            transposed = True
+        else:
+            v.verdict = "incorrect"
+            v.method = "shape check"
+            message = (f"your answer is {_shape_words(have)}, but {ref.title} is {_shape_words(want)} "
+                       f"(the shape of {ref.label})")
+            v.diagnosis = {"mistake": "shape", "message": message}
+            v.reason = message
+            return
+    try:
+        values = p.evaluate(sp.Transpose(expr) if transposed else expr)
+    except ZeroDivisionError:
+        v.verdict, v.reason = "incorrect", "your answer is undefined (a division by zero) where the correct one is not"
+        return
+    except mev.Unsupported as exc:
+        v.verdict, v.reason = "undecided", f"cannot evaluate the answer ({exc})"
+        return
+    values = [_as_shape(x, t) for x, t in zip(values, p.target, strict=True)]
+    v.method = "30-digit identity testing"
+    if p.same(values, p.target):
+        if transposed:
+            v.verdict = "incorrect"
+            message = (f"your answer is the transpose of {ref.title}: it is {_shape_words(have)} where "
+                       f"{ref.label} is {_shape_words(want)} (for a weight matrix the gradient is δ hᵀ, not h δᵀ)")
+            v.diagnosis, v.reason = {"mistake": "transposed", "message": message}, message
+            return
+        v.correct, v.verdict = True, "correct"
+        v.reason = f"your answer equals {ref.title}"
+        if _structurally_equal(expr, ref.compact):
+            v.method, v.false_accept_probability = "exact", 0.0
+            v.probability_basis = "the answer is the derivation's own expression"
+        else:
+            _probability(p, expr, v)
+        return
+    v.verdict = "incorrect"
+    if is_zero(values):
+        message = f"your answer is zero, and {ref.title} is not"
+        v.diagnosis, v.reason = {"mistake": "zero", "message": message}, message
+        return
+    mistake = diagnose(p, values)
+    if mistake is not None:
+        key, message = mistake
+        if transposed:
+            key, message = f"transposed+{key}", f"your answer is transposed ({_shape_words(have)}), and {message}"
+        v.diagnosis, v.reason = {"mistake": key, "message": message}, message
+        return
+    v.reason = (f"your answer differs from {ref.title} and matches none of the common mistakes; compare it term "
+                "by term with the derivation")
+    if transposed:
+        v.reason = f"your answer is {_shape_words(have)}, transposed from {ref.label}'s {_shape_words(want)}, and " \
+                   + v.reason[len("your answer "):]
+    near = closest(p, values)
+    if near is not None:
+        m, dist = near
+        v.diagnosis = {"mistake": None, "closest": m.key, "distance": round(dist, 4),
+                       "message": "closest to (but not equal to) this mistake: " + m.message}
+        v.reason += f"; it is closest to this mistake (relative distance {dist:.2g}): {m.message}"
+
+
+def _shape_words(shape) -> str:
+    if shape is None or tuple(shape) == (1, 1):
+        return f"a number (1{TIMES}1)"
+    if shape[1] == 1:
+        return f"a column vector ({shape_text(shape)})"
+    if shape[0] == 1:
+        return f"a row vector ({shape_text(shape)})"
+    return f"a matrix of shape {shape_text(shape)}"
+
+
+def _as_shape(value, target):
+    """A 1 x 1 array and a number compare as one value."""
+    if isinstance(target, np.ndarray) or not isinstance(value, np.ndarray):
+        return value
+    return value.reshape(-1)[0] if value.size == 1 else value
+
+
+def _structurally_equal(a, b) -> bool:
+    try:
+        with deadline.time_limit(0.5):
+            return a == b or a.doit() == b.doit()
+    except (deadline.Timeout, Exception):  # only a shortcut: identity testing decides anyway
+        return False
+
+
+def _probability(p: MatrixProblem, expr, v: Verdict) -> None:
+    degree = max(p.degree(expr), p.degree(p.reference.compact), 1)
+    size = int(2 * VALUE_RANGE * GRID)
+    m = p.points_per_size
+    plans = ", ".join("(" + ", ".join(f"{k}={n}" for k, n in plan.items()) + ")" for plan in p.plans)
+    v.probability_basis = (f"heuristic: Schwartz-Zippel with function values as extra variables (degree <= {degree}),"
+                           f" {m} random points at each size setting {plans}, every entry compared at 30 digits "
+                           "(relative tolerance 1e-20); an answer wrong only at sizes not tested is not covered")
+    prob = max(min(1.0, degree / size) ** m, 1e-300)
+    if p.piecewise or expr.has(step) or "relu" in str(expr):
+        prob = max(prob, 2.0 ** -(m * len(p.plans)))  # piecewise: each sign pattern hit with high probability only
+    v.false_accept_probability = float(prob)
+
+
+def diagnose(p: MatrixProblem, values: list) -> tuple[str, str] | None:
+    """(key, message) of the catalogued mistake the values equal, alone or with a sign or a factor 2."""
+    for m, vals in p.mistakes:
+        if p.same(values, vals):
+            return m.key, m.message
+    for m, vals in p.mistakes:
+        if m.key in SIMPLE:
+            continue
+        for key, factor in SIMPLE.items():
+            c = p.backend.const(sp.sympify(factor))
+            if p.same(values, [x * c for x in vals]):
+                other = next((x for x, _ in p.mistakes if x.key == key), None)
+                extra = other.message.replace("your answer ", "and it ") if other else f"and is off by {factor}"
+                return f"{m.key}+{key}", f"{m.message}, {extra}"
+    return _ratio(p, values)
+
+
+def _ratio(p: MatrixProblem, values: list) -> tuple[str, str] | None:
+    """A constant factor between the answer and the correct one, the same in every entry at every point."""
+    ratios = []
+    for a, t in zip(values, p.target, strict=True):
+        for x, y in zip(np.asarray(a, dtype=object).flat, np.asarray(t, dtype=object).flat, strict=True):
+            if abs(y) > 1e-12:
+                ratios.append(x / y)
+    if len(ratios) >= 2 and all(abs(r - ratios[0]) <= 1e-15 * max(1, abs(ratios[0])) for r in ratios):
+        r = complex(ratios[0]).real
+        return "factor", f"your answer is {r:.6g} times the correct one (a constant factor is wrong)"
+    return None
+
+
+def closest(p: MatrixProblem, values: list) -> tuple[MatrixMistake, float] | None:
+    """The catalogued mistake nearest the answer (relative RMS distance), when nearer than the correct answer
+    and within half of the correct answer's size: a hint, not a diagnosis."""
+    def flat(vals):
+        return np.array([complex(x).real for v in vals for x in np.asarray(v, dtype=object).flat])
+
+    answer, target = flat(values), flat(p.target)
+
+    def distance(b):
+        scale = max(float(np.sum(b * b)), 1e-30)
+        return float(np.sqrt(np.sum((answer - b) ** 2) / scale))
+
+    best = min(((m, distance(flat(vals))) for m, vals in p.mistakes), key=lambda md: md[1], default=None)
+    if best is None or best[1] > 0.5 or best[1] >= distance(target):
+        return None
+    return best

@@ -1,0 +1,369 @@
+"""One grading problem for a vector model: the quantity asked for, random examples at several sizes, and
+the values there of the correct answer and of every catalogued mistake.
+
+The reference is ``derive.calculus.matrix.MatrixCell``: the formulas the matrix sheet prints. For a
+parameter P, dE/dP is the sum over the steps t of P's term in the backward step of t; for an
+adjoint delta_q_k (asked as delta_q_k, δq_k, q_k or dE/dq_k), the delta recursion's value at k.
+
+Points: the sizes of the model (n_in, n_h, n_out) take DISTINCT small values, rotated over
+SIZE_PLANS settings so that a transposed or mis-sized formula cannot agree by accident; at each,
+POINTS_PER_SIZE examples (PIECEWISE_POINTS_PER_SIZE when relu makes the model piecewise) of random
+rationals in [-3/2, 3/2] (2^-53 apart) for every parameter and input entry and random class
+indices. Every value (forward pass, adjoints, the answer) is computed in 30-digit arithmetic. An
+answer's intermediates (h_2, delta_a_3, yhat_1) read the forward and backward values of the same
+example, which is the same as substituting their definitions.
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from derive import naming
+from derive.calculus.cell import step_kind
+from derive.errors import DeriveError
+from derive.grade.matrix import evaluate as mev
+from derive.grade.scalar.build import is_latex
+from derive.grade.lexer import AnswerError
+from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix, shape_of
+from derive.grade.parser import Name, parse
+from derive.grade.reference import _FRAC, _PREFIX
+from derive.calculus.matrix import MatrixCell, concrete_shape
+from derive.calculus.unroll import check_steps
+
+SIZE_VALUES = (2, 3, 4)
+SIZE_PLANS = 3
+POINTS_PER_SIZE = 2
+PIECEWISE_POINTS_PER_SIZE = 8  # relu: enough examples that every sign pattern of a wrong answer is likely hit
+VALUE_RANGE = Fraction(3, 2)
+GRID = 2 ** 53
+TOLERANCE = sp.Rational(1, 10 ** 20)  # relative, at 30 digits
+FLOAT_TOLERANCE = 1e-9  # relative, in float64 (student code)
+
+
+@dataclass(frozen=True)
+class MatrixReference:
+    """The quantity asked for and how to read its value off a backward pass."""
+
+    label: str  # W, h_2, f_in_3
+    kind: str  # parameter | quantity
+    name: str  # the parameter, or the quantity whose adjoint is asked for
+    step: int | None  # the quantity's step (None for a parameter or a static model's quantity)
+    symbol: object  # the parameter's (Matrix)Symbol, or the adjoint's per-step MatrixSymbol
+    shape: tuple | None
+    compact: object  # the correct answer as the sheet writes it (per-step symbols, adjoints named)
+    terms: tuple  # (t, that step's term) of a parameter's gradient
+    formulas: tuple  # (lhs, rhs) generic-step backward formulas the answer rests on (for --show-solution)
+
+    @property
+    def title(self) -> str:
+        return f"dE/d{self.label}"
+
+
+def size_plans(model) -> list[dict[str, int]]:
+    """SIZE_PLANS settings of the model's sizes, distinct within each (2, 3, 4 rotated)."""
+    names = [s.name for s in model.sizes]
+    values = list(SIZE_VALUES) + list(range(5, 5 + max(0, len(names) - len(SIZE_VALUES))))
+    return [{n: values[(i + j) % len(values)] for i, n in enumerate(names)} for j in range(SIZE_PLANS)]
+
+
+@dataclass
+class Point:
+    example: mev.Example
+    correct: mev.Backward
+    runs: dict = field(default_factory=dict)  # variant key -> Backward
+
+
+class MatrixProblem:
+    """The reference, the points and every value the grader compares against (built once per question)."""
+
+    def __init__(self, model, steps: int | None, wrt: str, seed: int = 0, examples: list | None = None,
+                 backend=None):
+        """Random points (30 digits), or the given ``examples`` (mev.Example) in the given backend."""
+        if not model.is_vector:
+            raise DeriveError(f"{model.name} is a scalar model")
+        self.model = model
+        self.steps = check_steps(model, steps)
+        self.cell = _cell(model)
+        self.vocab = MatrixVocabulary.of(self.cell, self.steps)
+        self.seed = seed
+        self.backend = backend or mev.MpBackend()
+        self.tolerance = TOLERANCE if self.backend.name == "mp" else FLOAT_TOLERANCE
+        self.reference = self._resolve(wrt)
+        self.plans = size_plans(model)
+        if examples is None:
+            rng = random.Random(f"{seed}:{model.name}:{model.options}:{model.loss.over}:{self.steps}")
+            examples = [self._example(sizes, rng) for sizes in self.plans for _ in range(self.points_per_size)]
+        self.points = [self._point(e) for e in examples]
+        self.target = [self.read(pt, pt.correct) for pt in self.points]
+        self._mistakes = None
+
+    @property
+    def piecewise(self) -> bool:
+        """Does a formula of the model use relu (so its derivative is a step)?"""
+        return any(isinstance(node, ElementwiseApplyFunction) and "relu" in str(node.function)
+                   for variant in ("regular", "last") for _, eq in self.cell.equations(variant) if eq is not None
+                   for node in sp.preorder_traversal(eq))
+
+    @property
+    def points_per_size(self) -> int:
+        return PIECEWISE_POINTS_PER_SIZE if self.piecewise else POINTS_PER_SIZE
+
+    # -- the question ------------------------------------------------------------------
+    def _resolve(self, text: str) -> MatrixReference:
+        raw = _PREFIX.sub("", text or "")
+        if m := _FRAC.match(raw):
+            raw = m["name"]
+        if not raw.strip():
+            raise DeriveError("--wrt needs a name: a parameter (W) or an adjoint of one step (delta_h_2, h_2)")
+        try:
+            tree = parse(raw)
+            if not isinstance(tree, Name):
+                raise DeriveError(f"--wrt '{text}': give one name, e.g. W or delta_h_2")
+            sym = build_matrix(tree, self.vocab, raw, is_latex(raw)).expr
+        except AnswerError as exc:
+            raise DeriveError(f"--wrt '{text}': {exc.detail}") from None
+        params = dict(self.cell.params)
+        name = str(getattr(sym, "name", ""))
+        if name in params:
+            return self._parameter(name, params[name])
+        ref = naming.describe(sp.Symbol(name))
+        kind = self.vocab.kinds.get(name)
+        if kind in ("input", "target"):
+            raise DeriveError(f"--wrt {name}: the sheet has no derivative with respect to an input or target; "
+                              f"choose a parameter ({', '.join(params)}) or an adjoint such as delta_h_1")
+        step = ref.step if self.model.recurrent else None
+        adjoint = naming.delta(naming.at_step(ref.name, step) if step is not None else naming.base(ref.name))
+        if self.vocab.kinds.get(adjoint.name) != "adjoint":
+            have = sorted(k for k, v in self.vocab.kinds.items() if v == "adjoint")
+            raise DeriveError(f"--wrt {name}: the matrix sheet has no adjoint {adjoint.name} (the loss is "
+                              f"differentiated through softmax at once); it has {', '.join(have[:12])}"
+                              + (" …" if len(have) > 12 else ""))
+        return self._quantity(ref.name, step, adjoint.name)
+
+    def _kind(self, k: int):
+        return step_kind(self.model, k, self.steps)
+
+    def _first(self) -> int:
+        return 0 if self.model.recurrent else 1
+
+    def _instance(self, expr, k: int):
+        return at_step(expr, k) if self.model.recurrent else expr
+
+    def _parameter(self, name: str, sym) -> MatrixReference:
+        terms, formulas = [], {}
+        for k in range(self._first(), self.steps + 1):
+            bstep = self.cell.backward(self._kind(k))
+            for p, expr in bstep.grads:
+                if str(p.name) == name:
+                    terms.append((k, self._instance(expr, k)))
+                    formulas.setdefault(("grad", str(expr)), (p, expr))
+            for d, expr in bstep.deltas:
+                formulas.setdefault((str(d.name), str(expr)), (d, expr))
+        total = terms[0][1] if len(terms) == 1 else (sp.MatAdd(*(t for _, t in terms)) if shape_of(terms[0][1])
+                                                     else sp.Add(*(t for _, t in terms)))
+        return MatrixReference(name, "parameter", name, None, sym, shape_of(sym), total, tuple(terms),
+                               tuple(formulas.values()))
+
+    def _quantity(self, name: str, step: int | None, adjoint: str) -> MatrixReference:
+        k = step if step is not None else 1
+        bstep = self.cell.backward(self._kind(k))
+        formulas = {}
+        compact = None
+        for d, expr in bstep.deltas:
+            formulas.setdefault(str(d.name), (d, expr))
+            if naming.describe(sp.Symbol(str(d.name))).name == name:
+                compact = self._instance(expr, k)
+                sym = self._instance(d, k)
+        label = naming.at_step(name, step).name if step is not None else name
+        return MatrixReference(label, "quantity", name, step, sym, shape_of(sym), compact, (),
+                               tuple(formulas.values()))
+
+    # -- points ------------------------------------------------------------------------------
+    def _value(self, rng: random.Random, low=-VALUE_RANGE, high=VALUE_RANGE) -> Fraction:
+        lo, hi = int(Fraction(low) * GRID), int(Fraction(high) * GRID)
+        return Fraction(rng.randint(lo, hi), GRID)
+
+    def _array(self, rng, rows: int, cols: int, sample) -> np.ndarray:
+        low, high = sample if isinstance(sample, tuple) and sample[0] != "class" else (-VALUE_RANGE, VALUE_RANGE)
+        return self.backend.array([[self._value(rng, low, high) for _ in range(cols)] for _ in range(rows)])
+
+    def _example(self, sizes: dict, rng: random.Random) -> mev.Example:
+        model, be = self.model, self.backend
+        params = {}
+        for d in model.parameters:
+            if not d.shape:
+                low, high = d.sample if isinstance(d.sample, tuple) else (-VALUE_RANGE, VALUE_RANGE)
+                params[d.name] = be.array([[self._value(rng, low, high)]])[0, 0]
+            else:
+                rows, cols = sizes[d.shape[0]], (sizes[d.shape[1]] if len(d.shape) == 2 else 1)
+                params[d.name] = self._array(rng, rows, cols, d.sample)
+        inputs, targets = {}, {}
+        for k in range(1, self.steps + 1):
+            for d in model.inputs:
+                inputs[(d.name, k)] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
+            for d in model.targets:
+                targets[(d.name, k)] = rng.randrange(sizes[d.classes])
+        return mev.Example(sizes, params, inputs, targets)
+
+    def _point(self, example: mev.Example) -> Point:
+        if not example.values:
+            mev.forward(self.cell, example, self.steps, self.backend)
+        return Point(example, mev.backward(self.cell, example, self.steps, self.backend))
+
+    # -- values ------------------------------------------------------------------------------
+    def run(self, point: Point, key: str, **alter) -> mev.Backward:
+        """The backward pass with the step kinds or formulas altered (cached per point and key)."""
+        if key not in point.runs:
+            point.runs[key] = mev.backward(self.cell, point.example, self.steps, self.backend, **alter)
+        return point.runs[key]
+
+    def read(self, point: Point, bw: mev.Backward, steps=None, at: int | None = None):
+        """The asked-for value in a backward pass: a parameter's terms summed (over ``steps`` only, if
+        given), or the adjoint at its step (or at step ``at``)."""
+        ref = self.reference
+        if ref.kind == "parameter":
+            chosen = [v for (p, k), v in bw.terms.items() if p == ref.name and (steps is None or k in steps)]
+            if not chosen:
+                return self.zero(point)
+            return sum(chosen[1:], chosen[0])
+        k = at if at is not None else (ref.step if ref.step is not None else 1)
+        value = bw.deltas.get((ref.name, k))
+        if value is None:
+            if (ref.name, k) not in point.correct.deltas:
+                raise mev.Unsupported(f"no adjoint of {ref.name} at step {k}")
+            return self.zero(point)
+        return value
+
+    def zero(self, point: Point):
+        if self.reference.shape is None:
+            return self.backend.const(0)
+        return self.backend.full(concrete_shape(self.reference, point.example.sizes), 0)
+
+    def lookup(self, point: Point):
+        k = self.steps if self.model.recurrent else 1
+        return mev.lookup_at(self.model, point.example, k, self.backend, point.correct.deltas)
+
+    def evaluate(self, expr) -> list:
+        """The values of an answer (per-step symbols) at every point."""
+        return [mev.evaluate(expr, self.lookup(pt), pt.example.dims, self.backend) for pt in self.points]
+
+    def evaluate_at(self, expr, point: Point, k: int, bw: mev.Backward | None = None):
+        """A generic-step formula at step k of a point (adjoints of ``bw``, default the correct ones)."""
+        lookup = mev.lookup_at(self.model, point.example, k, self.backend, (bw or point.correct).deltas)
+        return mev.evaluate(expr, lookup, point.example.dims, self.backend)
+
+    def same(self, a: list, b: list) -> bool:
+        """Entry by entry within the tolerance (relative, floor 1), at every point; shapes must agree."""
+        tol = self.tolerance
+        for x, y in zip(a, b, strict=True):
+            xa, ya = np.asarray(x, dtype=object), np.asarray(y, dtype=object)
+            if xa.size == 1 and ya.size == 1:
+                xa, ya = xa.reshape(1), ya.reshape(1)
+            if xa.shape != ya.shape:
+                return False
+            for u, v in zip(xa.flat, ya.flat, strict=True):
+                if abs(u - v) > tol * max(1, abs(u), abs(v)):
+                    return False
+        return True
+
+    # -- mistakes ----------------------------------------------------------------------------
+    @property
+    def mistakes(self) -> list:
+        """(Mistake, values) for every catalogued mistake that differs from the correct answer and from
+        the ones before it."""
+        if self._mistakes is None:
+            from derive.grade.matrix.mistakes import catalogue
+
+            kept = []
+            for m in catalogue(self):
+                try:
+                    values = [m.compute(self, pt) for pt in self.points]
+                except (mev.Unsupported, ZeroDivisionError):
+                    continue
+                if self.same(values, self.target) or any(self.same(values, v) for _, v in kept) or is_zero(values):
+                    continue  # a zero "mistake" (e.g. dE_1/dW with h_0 = 0) would only confuse: zero is said as such
+                kept.append((m, values))
+            self._mistakes = kept
+        return self._mistakes
+
+    # -- degrees (for the false-accept bound) ---------------------------------------------------
+    def degree(self, expr) -> int:
+        """A bound on the degree of expr's entries in the base values, counting each function value
+        as one more variable (the heuristic of 50-digit identity testing)."""
+        known = self._degrees()
+        return _degree(expr, known, {})
+
+    def _degrees(self) -> dict:
+        if not hasattr(self, "_known"):
+            known: dict = {}
+            memo: dict = {}
+            for k in range(self._first(), self.steps + 1):
+                kind = self._kind(k)
+                for target, expr in self.cell.equations(kind.own):
+                    if expr is not None:
+                        known[str(self._instance(target, k).name)] = _degree(self._instance(expr, k), known, memo)
+            for k in range(self.steps, self._first() - 1, -1):
+                for d, expr in self.cell.backward(self._kind(k)).deltas:
+                    known[str(self._instance(d, k).name)] = _degree(self._instance(expr, k), known, memo)
+            self._known = known
+        return self._known
+
+
+def is_zero(values: list) -> bool:
+    """Is every entry zero at every point?"""
+    return all(not any(np.asarray(v, dtype=object).flat) for v in values)
+
+
+def _degree(e, known: dict, memo: dict) -> int:
+    if e in memo:
+        return memo[e]
+    if isinstance(e, sp.MatrixSymbol | sp.Symbol):
+        out = known.get(str(e.name), 1)
+        if re.match(r"^y(_\d+)?$", str(e.name)):
+            out = 0
+    elif e.is_Number if hasattr(e, "is_Number") else False:
+        out = 0
+    elif isinstance(e, sp.MatMul | sp.HadamardProduct | sp.Mul):
+        out = sum(_degree(a, known, memo) for a in e.args)
+    elif isinstance(e, sp.MatAdd | sp.Add):
+        out = max(_degree(a, known, memo) for a in e.args)
+    elif isinstance(e, sp.HadamardPower | sp.Pow):
+        out = abs(int(e.exp)) * _degree(e.base, known, memo) if e.exp.is_Integer else 1
+    elif isinstance(e, sp.Transpose | sp.Trace):
+        out = _degree(e.args[0], known, memo)
+    elif isinstance(e, sp.OneMatrix | sp.ZeroMatrix | sp.Identity) or type(e).__name__ == "OneHot":
+        out = 0
+    elif type(e).__name__ == "DiagMatrix":
+        out = _degree(e.args[0], known, memo)
+    else:  # a function value (tanh, sigmoid, softmax, ...): one more variable
+        out = 1
+    memo[e] = out
+    return out
+
+
+_CACHE: dict = {}
+_CELLS: dict = {}
+
+
+def _cell(model) -> MatrixCell:
+    """One MatrixCell per model (its backward steps are cached inside)."""
+    if model not in _CELLS:
+        _CELLS[model] = MatrixCell(model)
+    return _CELLS[model]
+
+
+def matrix_problem(model, steps: int | None, wrt: str, seed: int = 0) -> MatrixProblem:
+    """A MatrixProblem from the per-process cache (a batch grades many answers to the same question)."""
+    key = (model, steps, wrt, seed)
+    if key not in _CACHE:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = MatrixProblem(model, steps, wrt, seed)
+    return _CACHE[key]
+

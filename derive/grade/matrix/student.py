@@ -1,0 +1,202 @@
+"""derive grade elman|lstm|gru|mlp --code FILE.py:FUNC — a student's vector gradient code against the derivation.
+
+THIS EXECUTES THE STUDENT'S FILE, in the child process of ``derive.grade.scalar.student`` (same limits).
+The function has the signature of the generated vector modules (``derive code elman``):
+
+    loss_and_grads(params, xs, ys) -> (loss, grads)
+
+params: the spec's names -> float64 arrays (weight matrices (rows, cols), biases 1-D (n,), a scalar
+parameter such as mlp's beta a float); xs (T, B, n_in) time-major (mlp: (B, n_in)); ys int class
+indices (T, B), or (B,) for a many-to-one model (--many-to-one) and for mlp; loss = the mean over
+the batch of the sum over time of -log yhat_t[y_t]; grads the same names and shapes as params.
+
+Each trial uses other sizes (n_in, n_h, n_out distinct: 2/3/4 rotated), so a transposed or mis-sized
+gradient shows. The correct gradient comes from ``derive.numbers.arrays.MatrixEngine`` (the batch
+formulas, n x B column-per-example: transposed from the module's (T, B, n)). A wrong gradient is
+matched against the matrix mistake catalogue evaluated per example (float64) and against patterns:
+transposed, off by a constant factor (batch summed instead of averaged, sign), time steps missing,
+wrong only in one step's term.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from derive.errors import DeriveError
+from derive.grade.matrix import evaluate as mev
+from derive.grade.scalar.student import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
+from derive.grade.matrix.problem import MatrixProblem, size_plans
+from derive.numbers.arrays import MatrixEngine, draw_arrays
+from derive.calculus.unroll import check_steps
+
+
+def check_code_vector(model, path: str, func: str = "loss_and_grads", steps: int | None = None,
+                      timeout: float = 10.0, seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
+    """Run the student's function on ``trials`` random batches (other sizes each) and grade every gradient."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise DeriveError(f"--code: no such file {path}")
+    T = check_steps(model, steps)
+    plans = size_plans(model)
+    draws = []
+    for i in range(trials):
+        sizes = plans[i % len(plans)]
+        params, data = draw_arrays(model, sizes, T, seed=seed * 1009 + i, batch=batch)
+        draws.append((sizes, params, data))
+    requests = [_request(model, params, data) for _, params, data in draws]
+    report = CodeReport(model.name, f"{file.name}:{func}", T, trials, batch)
+    reply = run_student(file, func, requests, timeout)
+    if not reply.get("ok"):
+        report.error = reply.get("error", "the code failed")
+        return report
+    derived = [MatrixEngine(model, dict(sizes, B=batch)).run(params, data, T) for sizes, params, data in draws]
+    results = reply["results"]
+    for decl in model.parameters:
+        want = [_contract_shape(decl, np.real(np.asarray(res.grads[decl.name], dtype=float))) for res in derived]
+        report.parameters.append(_grade_parameter(model, T, decl.name, results, want, draws, batch))
+    losses = [(r.get("loss"), float(np.real(res.loss))) for r, res in zip(results, derived, strict=True)]
+    if any(a is None or abs(a - b) > TOLERANCE * max(abs(b), FLOOR) for a, b in losses):
+        ratio = sorted({round(a / b, 9) for a, b in losses if a is not None and b})
+        hint = ""
+        if len(ratio) == 1:
+            r = ratio[0]
+            hint = f" (it is {r:.6g} times the correct loss" + (", summed over the batch instead of averaged)"
+                                                                  if abs(r - batch) < 1e-6 else ")")
+        report.loss_message = "the returned loss is wrong" + hint
+    report.correct = all(r.correct for r in report.parameters) and report.loss_message is None
+    return report
+
+
+def _request(model, params: dict, data: dict) -> dict:
+    """One trial in the module's layout: biases 1-D, xs (T, B, n_in) or (B, n_in), ys (T, B) or (B,)."""
+    out = {}
+    for decl in model.parameters:
+        value = params[decl.name]
+        out[decl.name] = float(value) if not decl.shape else _contract_shape(decl, np.asarray(value)).tolist()
+    x, y = model.inputs[0].name, model.targets[0].name
+    if model.recurrent:
+        xs = np.transpose(data[x], (0, 2, 1))
+        ys = data[y][:, 0, :] if model.loss.over == "sum" else data[y][-1, 0, :]
+    else:
+        xs, ys = data[x].T, data[y][0]
+    return {"params": out, "xs": xs.tolist(), "ys": ys.astype(int).tolist(), "arrays": True, "classes": True}
+
+
+def _contract_shape(decl, value: np.ndarray):
+    """The module's shape of a parameter (or its gradient): biases 1-D, a scalar a float."""
+    if not decl.shape:
+        return float(np.asarray(value).reshape(-1)[0])
+    return value.reshape(-1) if len(decl.shape) == 1 else value
+
+
+def _got(results: list, name: str) -> tuple[list | None, str | None]:
+    arrays = []
+    for r in results:
+        if name in r.get("bad", {}):
+            return None, f"grads['{name}'] has {r['bad'][name]}"
+        g = r["grads"].get(name)
+        if g is None:
+            return None, f"grads has no entry '{name}'"
+        arrays.append(np.array(g["data"], dtype=float).reshape(g["shape"]))
+    return arrays, None
+
+
+def _error(got: list, want: list) -> float:
+    worst = 0.0
+    for a, b in zip(got, want, strict=True):
+        g, w = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        scale = max(float(np.max(np.abs(w))) if w.size else 0.0, FLOOR)
+        worst = max(worst, float(np.max(np.abs(g - w))) / scale if g.size else 0.0)
+    return worst
+
+
+def _grade_parameter(model, T: int, name: str, results: list, want: list, draws: list, batch: int) -> ParameterRow:
+    got, problem = _got(results, name)
+    if problem:
+        return ParameterRow(name, False, float("inf"), problem, "missing" if "no entry" in problem else None)
+    shaped = []
+    for g, wanted in zip(got, want, strict=True):
+        w = np.asarray(wanted)
+        if g.shape == w.shape:
+            shaped.append(g)
+        elif np.squeeze(g).shape == np.squeeze(w).shape:  # (n, 1) for (n,): the same entries
+            shaped.append(g.reshape(w.shape))
+        elif g.ndim == 2 and g.shape == w.T.shape:
+            err = _error([g.T], [w])
+            if err <= TOLERANCE:
+                return ParameterRow(name, False, err, f"your gradient is transposed: shape {g.shape} where "
+                                    f"{name} is {w.shape} (the gradient of a weight matrix is δ hᵀ, not h δᵀ)",
+                                    "transposed")
+            return ParameterRow(name, False, float("inf"), f"your gradient has shape {g.shape}; {name} has shape "
+                                f"{w.shape} (transposed, and the values are wrong too)", "shape")
+        else:
+            return ParameterRow(name, False, float("inf"), f"your gradient has shape {g.shape}; {name} has shape "
+                                f"{tuple(w.shape)}", "shape")
+    error = _error(shaped, want)
+    if error <= TOLERANCE:
+        return ParameterRow(name, True, error)
+    message, key = _explain(model, T, name, shaped, want, draws, batch)
+    return ParameterRow(name, False, error, message, key)
+
+
+def _close(got: list, want: list) -> bool:
+    return _error(got, want) <= TOLERANCE
+
+
+def _explain(model, T: int, name: str, got: list, want: list, draws: list, batch: int) -> tuple[str, str | None]:
+    w0 = np.asarray(want[0])
+    if w0.ndim == 2 and w0.shape[0] == w0.shape[1] and _close([np.asarray(g).T for g in got], want):
+        return "your gradient is the transpose of the correct one (δ hᵀ, not h δᵀ)", "transposed"
+    ratios = [np.asarray(g, dtype=float).reshape(-1) / np.asarray(w, dtype=float).reshape(-1)
+              for g, w in zip(got, want, strict=True) if np.all(np.abs(np.asarray(w)) > 1e-9)]
+    if len(ratios) == len(want):
+        flat = np.concatenate(ratios)
+        if np.allclose(flat, flat[0], rtol=1e-6, atol=0):
+            r = float(flat[0])
+            if abs(r - batch) < 1e-6:
+                return (f"your gradient is {batch} times the correct one: summed over the batch instead of "
+                        "averaged", "batch_sum")
+            if abs(r + 1) < 1e-6:
+                return "your gradient has the wrong sign", "sign"
+            return f"your gradient is off by a constant factor: {r:.6g} times the correct one", "factor"
+    pattern = _patterns(model, T, name, draws, batch)
+    for m, vals in pattern["mistakes"]:
+        if _close(got, vals) and not _close(vals, want):
+            return m.message.replace("your answer", "your gradient"), m.key
+    found = step_pattern(got, want, pattern["terms"], _close, floor=1e-9)
+    if found:
+        return found
+    return "not one of the common mistake patterns", None
+
+
+def _examples(model, T: int, draws: list, batch: int, backend) -> list:
+    """Every example of every trial as a matrix_eval.Example (float64)."""
+    out = []
+    x, y = model.inputs[0].name, model.targets[0].name
+    for sizes, params, data in draws:
+        ps = {n: (np.asarray(v, dtype=float) if np.ndim(v) else float(v)) for n, v in params.items()}
+        for b in range(batch):
+            if model.recurrent:
+                inputs = {(x, k): np.asarray(data[x][k - 1][:, b:b + 1], dtype=float) for k in range(1, T + 1)}
+                targets = {(y, k): int(data[y][k - 1][0, b]) for k in range(1, T + 1)}
+            else:
+                inputs = {(x, 1): np.asarray(data[x][:, b:b + 1], dtype=float)}
+                targets = {(y, 1): int(data[y][0, b])}
+            out.append(mev.Example(sizes, ps, inputs, targets))
+    return out
+
+
+def _patterns(model, T: int, name: str, draws: list, batch: int) -> dict:
+    """Per trial: each catalogued mistake's batch mean and each step term's batch mean (module shapes)."""
+    backend = mev.FloatBackend()
+    problem = MatrixProblem(model, T, name, examples=_examples(model, T, draws, batch, backend), backend=backend)
+    decl = next(d for d in model.parameters if d.name == name)
+
+    def means(values: list) -> list:
+        return [_contract_shape(decl, np.asarray(sum(values[i * batch:(i + 1) * batch]) / batch, dtype=float))
+                for i in range(len(draws))]
+
+    ks = sorted({k for (p, k) in problem.points[0].correct.terms if p == name})
+    terms = [(k, means([pt.correct.terms[(name, k)] for pt in problem.points])) for k in ks]
+    return {"mistakes": [(m, means(vals)) for m, vals in problem.mistakes], "terms": terms}

@@ -1,0 +1,279 @@
+"""One grading problem: model, T, the quantity asked for, the random points, and every value there.
+
+A Problem is built once per (model, T, --wrt, --at, seed) and reused for every answer
+to it (a batch of a class's answers costs one derivation). At each point the forward
+program and the delta recursion are evaluated once; the correct answer and every
+catalogued mistake are then read off at those values.
+
+Points: in exact mode (every expression rational: the linear model) each base symbol
+is a random integer from S = [-2^31, 2^31], so by Schwartz-Zippel a wrong rational
+answer of numerator degree D agrees at m independent points with probability at
+most (D/|S|)^m. Otherwise each is a random real in [-1.5, 1.5] evaluated at 50 digits.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+
+import sympy as sp
+
+from derive.calculus.bptt import bptt
+from derive.errors import DeriveError, did_you_mean
+from derive.grade.scalar import evaluate as ev
+from derive.grade.scalar.build import Vocabulary
+from derive.grade.scalar.mistakes import Mistake, catalogue
+from derive.grade.reference import resolve
+
+EXACT_POINTS = 12
+EXACT_RANGE = 2 ** 31
+FLOAT_POINTS = 24
+FLOAT_RANGE = 1.5
+FLOAT_TOLERANCE = sp.Rational(1, 10 ** 30)  # relative, at 50 digits
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Values at the points in one backend: the evaluator (with s_k and deltas filled in) and the target."""
+
+    evaluator: ev.Evaluator
+    target: list
+    mistakes: tuple  # (Mistake, values) after removing duplicates and those equal to the target
+    target_floats: list  # the same as complex floats, for a fast first comparison
+    mistake_floats: tuple
+
+
+def _floats(values: list) -> list[complex] | None:
+    """Double-precision copies of mpmath values (None for exact values, which may exceed a double)."""
+    if values and not hasattr(values[0], "_mpf_") and not hasattr(values[0], "_mpc_"):
+        return None
+    return [complex(v) for v in values]
+
+
+def _near(a: list[complex] | None, b: list[complex] | None) -> bool:
+    """A cheap necessary condition for ``Problem.same`` (double precision, loose tolerance)."""
+    if a is None or b is None:
+        return True
+    return all(abs(x - y) <= 1e-9 * max(1.0, abs(x), abs(y)) for x, y in zip(a, b, strict=True))
+
+
+class Problem:
+    def __init__(self, model, steps: int | None, wrt: str, at: dict[str, float] | None = None, seed: int = 0):
+        self.model = model
+        self.derivation, self.vocab = _derivation(model, steps)
+        self.unrolled = self.derivation.unrolled
+        self.steps = self.unrolled.steps
+        self.reference = resolve(self.derivation, self.vocab, wrt)
+        self.fixed = self._fixed(at or {})
+        self.seed = seed
+        self.free = [s for s in self.unrolled.base_symbols if s not in self.fixed]
+
+    def _fixed(self, at: dict[str, float]) -> dict:
+        out = {}
+        base = set(self.unrolled.base_symbols)
+        for name, value in at.items():
+            sym = self.vocab.keys.get(name)
+            if sym is None or sym not in base:
+                choices = [s.name for s in self.unrolled.base_symbols]
+                raise DeriveError(f"--at: '{name}' is not a parameter, input or target of {self.model.name} at "
+                                  f"T = {self.steps}{did_you_mean(name, choices)}")
+            out[sym] = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
+        return out
+
+    @property
+    def complete(self) -> bool:
+        """--at gives every value: the answer may be a number."""
+        return not self.free
+
+    @cached_property
+    def exact_ok(self) -> bool:
+        exprs = [a.expr for a in self.unrolled.assignments] + [e for _, e in self.derivation.deltas]
+        return all(ev.is_rational(e) for e in [*exprs, self.reference.value])
+
+    def _points(self, exact: bool) -> tuple[int, dict]:
+        rng = random.Random(f"{self.seed}:{self.model.name}:{self.steps}:{exact}")
+        size = 1 if self.complete else (EXACT_POINTS if exact else FLOAT_POINTS)
+        values = {}
+        for sym in self.unrolled.base_symbols:
+            if sym in self.fixed:
+                values[sym] = [self.fixed[sym]] * size
+            elif exact:
+                values[sym] = [Fraction(rng.randint(-EXACT_RANGE, EXACT_RANGE)) for _ in range(size)]
+            else:
+                scale = 2 ** 53
+                values[sym] = [Fraction(rng.randint(int(-FLOAT_RANGE * scale), int(FLOAT_RANGE * scale)), scale)
+                               for _ in range(size)]
+        return size, values
+
+    def _field(self, exact: bool) -> ev.Evaluator:
+        """The forward values and deltas at the points: shared by every target of the same model, T, --at."""
+        key = (self.model.name, self.model.source, self.steps, tuple(sorted(self.fixed.items(), key=str)),
+               self.seed, exact)
+        if key not in _FIELDS:
+            backend = ev.ExactBackend() if exact else ev.MpBackend()
+            size, values = self._points(exact)
+            env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
+            e = ev.Evaluator(backend, env, size)
+            for a in self.unrolled.assignments:
+                env[a.symbol] = e(a.expr)
+            for sym, expr in self.derivation.deltas:
+                env[sym] = e(expr)
+            _FIELDS[key] = e
+        return _FIELDS[key]
+
+    def sample(self, exact: bool) -> Sample:
+        """The evaluated points of one backend (cached)."""
+        key = "exact" if exact else "mp"
+        cache = self.__dict__.setdefault("_samples", {})
+        if key not in cache:
+            cache[key] = self._sample(exact)
+        return cache[key]
+
+    def _sample(self, exact: bool) -> Sample:
+        e = self._field(exact).child()
+        target = e(self.reference.value)
+        kept: list = []
+        for m in catalogue(self.derivation, self.reference):
+            try:
+                vals = e(m.expr)
+            except (ev.Unsupported, ZeroDivisionError):
+                continue
+            if self.same(vals, target, exact) or any(self.same(vals, v, exact) for _, v in kept):
+                continue
+            kept.append((m, vals))
+        return Sample(e, target, tuple(kept), _floats(target), tuple(_floats(v) for _, v in kept))
+
+    def at_points(self, values: dict) -> tuple[list, list, list]:
+        """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
+        (no duplicates removed) and each step term of a parameter's gradient, in 50-digit floats."""
+        backend = ev.MpBackend()
+        size = len(next(iter(values.values())))
+        env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
+        e = ev.Evaluator(backend, env, size)
+        for a in self.unrolled.assignments:
+            env[a.symbol] = e(a.expr)
+        for sym, expr in self.derivation.deltas:
+            env[sym] = e(expr)
+        mistakes = []
+        for m in catalogue(self.derivation, self.reference):
+            try:
+                mistakes.append((m, e(m.expr)))
+            except (ev.Unsupported, ZeroDivisionError):
+                continue
+        return e(self.reference.value), mistakes, [(k, e(t)) for k, t in self.reference.terms]
+
+    @cached_property
+    def degrees(self) -> dict:
+        """Degree bounds of every per-step symbol in the base symbols (for the Schwartz-Zippel bound)."""
+        known: dict = {}
+        memo: dict = {}
+        for a in self.unrolled.assignments:
+            known[a.symbol] = ev.degree(a.expr, known, memo)
+        for sym, expr in self.derivation.deltas:
+            known[sym] = ev.degree(expr, known, memo)
+        return known
+
+    @staticmethod
+    def same(a: list, b: list, exact: bool) -> bool:
+        if exact:
+            return a == b
+        return all(abs(x - y) <= FLOAT_TOLERANCE * max(1, abs(x), abs(y)) for x, y in zip(a, b, strict=True))
+
+    def diagnose(self, values: list, exact: bool) -> Mistake | None:
+        """The catalogued mistake the answer's values equal; or one combined with a sign or factor 2."""
+        sample = self.sample(exact)
+        fast = _floats(values)
+        for (m, vals), floats in zip(sample.mistakes, sample.mistake_floats, strict=True):
+            if _near(fast, floats) and self.same(values, vals, exact):
+                return m
+        simple = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
+        for m, vals in sample.mistakes:
+            if m.key in simple:
+                continue
+            for key, factor in simple.items():
+                c = Fraction(int(sp.Rational(factor).p), int(sp.Rational(factor).q))
+                if fast is not None and not _near(fast, [complex(x) * float(c) for x in vals]):
+                    continue
+                scaled = [v * (c if exact else sample.evaluator.backend.from_fraction(c)) for v in vals]
+                if self.same(values, scaled, exact):
+                    other = next(x for x, _ in sample.mistakes if x.key == key) if any(
+                        x.key == key for x, _ in sample.mistakes) else None
+                    extra = other.message.replace("your answer ", "and it ") if other else f"and is off by {factor}"
+                    return Mistake(f"{m.key}+{key}", f"{m.message}, {extra}", m.expr * factor)
+        return self._ratio(values, sample, exact)
+
+    def closest(self, values: list, exact: bool) -> tuple[Mistake, float] | None:
+        """The catalogued mistake nearest to the answer (relative RMS distance), when it is nearer than the
+        correct answer and within half of its size: a hint, not a diagnosis."""
+        sample = self.sample(exact)
+        try:
+            answer = [complex(v) for v in values]
+            target = [complex(v) for v in sample.target]
+            candidates = [(m, [complex(v) for v in vals]) for m, vals in sample.mistakes]
+        except OverflowError:
+            return None
+
+        def distance(a: list, b: list) -> float:
+            scale = max(sum(abs(x) ** 2 for x in b), 1e-30)
+            return (sum(abs(x - y) ** 2 for x, y in zip(a, b, strict=True)) / scale) ** 0.5
+
+        try:
+            best = min(((m, distance(answer, vals)) for m, vals in candidates), key=lambda md: md[1], default=None)
+            if best is None or best[1] > 0.5 or best[1] >= distance(answer, target):
+                return None
+        except OverflowError:  # exact values beyond double range: no hint
+            return None
+        return best
+
+    def _ratio(self, values: list, sample: Sample, exact: bool) -> Mistake | None:
+        """A constant ratio or offset to the correct answer: 'your answer is 3 times the correct one'."""
+        pairs = [(a, t) for a, t in zip(values, sample.target, strict=True) if t != 0]
+        if len(pairs) >= 2:
+            ratios = [a / t for a, t in pairs]
+            if self.same(ratios, [ratios[0]] * len(ratios), exact) and len(values) > 1:
+                r = _nice(ratios[0])
+                return Mistake("factor", f"your answer is {r} times the correct one (a constant factor is wrong)",
+                               sp.Integer(0))
+        diffs = [a - t for a, t in zip(values, sample.target, strict=True)]
+        if len(diffs) > 1 and self.same(diffs, [diffs[0]] * len(diffs), exact):
+            return Mistake("offset", f"your answer differs from the correct one by the constant {_nice(diffs[0])}",
+                           sp.Integer(0))
+        return None
+
+
+def _nice(x) -> str:
+    if isinstance(x, Fraction):
+        return str(x)
+    value = complex(x)
+    return f"{value.real:.6g}" if value.imag == 0 else f"{value:.6g}"
+
+
+_CACHE: dict = {}
+_FIELDS: dict = {}
+_DERIVATIONS: dict = {}
+
+
+def _derivation(model, steps: int | None):
+    key = (model.name, model.source, steps)
+    if key not in _DERIVATIONS:
+        d = bptt(model, steps)
+        _DERIVATIONS[key] = (d, Vocabulary.of(d))
+    return _DERIVATIONS[key]
+
+
+def problem(model, steps: int | None, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
+    """A Problem from the per-process cache (a batch grades many answers to the same question)."""
+    key = (model.name, model.source, steps, wrt, tuple(sorted((at or {}).items())), seed)
+    if key not in _CACHE:
+        if len(_CACHE) > 64:
+            clear()
+        _CACHE[key] = Problem(model, steps, wrt, at, seed)
+    return _CACHE[key]
+
+
+def clear() -> None:
+    """Forget every cached problem, derivation and evaluated field."""
+    _CACHE.clear()
+    _FIELDS.clear()
+    _DERIVATIONS.clear()

@@ -1,0 +1,340 @@
+"""The matrix view's numbers: a worked example at small sizes, its gradient check, and the
+vanishing-gradient curves.
+
+``MatrixRun`` evaluates the very formulas the sheet prints (``MatrixCell(model)``: one example,
+vectors n x 1) step by step, printed by the NumPy printer as ``derive.numbers.arrays`` does,
+and keeps every forward value, adjoint and per-step gradient term. The gradient check is
+independent of the backward formulas: central differences (and the complex step) of the loss
+of forward passes alone, entry by entry; tests check the gradients against the batch engine and
+against differences of the explicit view's scalar engine.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy as sp
+
+from derive import naming
+from derive.calculus.cell import step_kind
+from derive.numbers.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, relative_error
+from derive.errors import DeriveError, did_you_mean
+from derive.calculus.matrix import MatrixCell, concrete_shape
+from derive.numbers.arrays import _Formula, draw_arrays
+from derive.model import Model
+from derive.printing.latex import latex, latex_number
+from derive.sheet.shown import pick
+
+CHECK_TOLERANCE = 1e-6
+SEED_SEARCH = 32
+PLOT_STEPS = 20
+SCALES = (0.5, 1.0, 2.0, 4.0)  # spectral norms the recurrent weights are scaled to for the plot
+PLOT_RANGE = (1e-12, 1e12)
+
+
+def _ident(sym) -> str:
+    return naming.describe(sp.Symbol(str(sym.name))).name
+
+
+class MatrixRun:
+    """Forward values, adjoints and per-step gradient terms of one sequence, from the sheet's formulas."""
+
+    def __init__(self, model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int,
+                 backward: bool = True, compiled: MatrixRun | None = None, loss: bool | None = None):
+        """``compiled``: an earlier run of the same model and sizes whose compiled formulas to reuse;
+        ``loss`` (default: with the backward pass) computes the loss (the plot's long runs skip it)."""
+        self.model, self.sizes, self.steps = model, dict(sizes), steps
+        self.cell = compiled.cell if compiled else MatrixCell(model)
+        self.params, self.data = params, data
+        self.values: dict = {}
+        self.deltas: dict = {}
+        self.terms: dict = {}  # (parameter, step) -> that step's term of the gradient
+        self._cache: dict = compiled._cache if compiled else {}
+        self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
+        self._forward(loss=backward if loss is None else loss)
+        if backward:
+            self._backward()
+
+    def formula(self, key, expr) -> _Formula:
+        if key not in self._cache:
+            self._cache[key] = _Formula(expr, self.sizes)
+        return self._cache[key]
+
+    def lookup(self, k: int):
+        def get(sym):
+            ref = naming.describe(sp.Symbol(str(sym.name)))
+            if ref.name in self.params and not ref.is_delta:
+                return self.params[ref.name]
+            step = k + (ref.offset or 0) if self.model.recurrent else k
+            if ref.is_delta:
+                return self.deltas.get((ref.name, step), 0.0)
+            if ref.name in self.per_step:
+                return self.data[ref.name][step - 1]
+            if ref.name in self.data:
+                return self.data[ref.name]
+            return self.values.get((ref.name, step), 0.0)
+        return get
+
+    def _size(self, sym) -> tuple[int, int]:
+        return concrete_shape(sym, self.sizes)
+
+    def _forward(self, loss: bool = True):
+        model, first = self.model, 0 if self.model.recurrent else 1
+        for k in range(first, self.steps + 1):
+            kind = step_kind(model, k, self.steps)
+            for target, expr in self.cell.equations(kind.own):
+                value = self.formula(("f", kind.own, str(target.name)), sp.sympify(expr))(self.lookup(k))
+                self.values[(_ident(target), k)] = np.zeros(self._size(target)) + value
+        raw = {k: self.formula(("loss",), self.model.loss.expr)(self.lookup(k))
+               for k in range(1, self.steps + 1) if loss and step_kind(model, k, self.steps).loss}
+        self.complex_loss = sum(raw.values())  # complex under the complex step
+        self.losses = {k: float(np.real(v)) for k, v in raw.items()}
+        self.loss = sum(self.losses.values())
+
+    def _backward(self):
+        first = 0 if self.model.recurrent else 1
+        for k in range(self.steps, first - 1, -1):
+            kind = step_kind(self.model, k, self.steps)
+            back = self.cell.backward(kind)
+            for dsym, expr in back.deltas:
+                self.deltas[(_ident(dsym), k)] = self.formula(("d", kind, str(dsym.name)), expr)(self.lookup(k))
+            for p, expr in back.grads:
+                self.terms[(str(p.name), k)] = self.formula(("g", kind, str(p.name)), expr)(self.lookup(k))
+
+    def gradient(self, name: str):
+        parts = [v for (p, _), v in self.terms.items() if p == name]
+        return sum(parts[1:], parts[0]) if parts else np.zeros_like(np.asarray(self.params[name], dtype=float))
+
+
+# -- values ---------------------------------------------------------------------------------
+def apply_at(model: Model, params: dict, data: dict, steps: int, at: dict[str, float]) -> None:
+    """--at for a vector model: a parameter name sets every entry; x_2 every entry of the input at
+    step 2; y_2 (or y) the class index at step 2."""
+    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
+    for name, value in at.items():
+        if name in params:
+            params[name] = np.zeros_like(np.asarray(params[name], dtype=float)) + value
+            continue
+        base, _, k = name.rpartition("_")
+        target = name if name in data and name not in per_step else None
+        index = None
+        if base in per_step and k.isdigit():
+            if not 1 <= int(k) <= steps:
+                raise DeriveError(f"--at {name}: step {k} is outside 1..{steps}")
+            target, index = base, int(k) - 1
+        if target is None:
+            known = list(params) + [f"{n}_{j}" for n in per_step for j in range(1, steps + 1)] + \
+                [n for n in data if n not in per_step]
+            raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, known)}")
+        if model.declaration(target).classes and value != int(value):
+            raise DeriveError(f"--at {name}: a class index is a whole number")
+        arr = data[target] if index is None else data[target][index]
+        arr[...] = value
+
+
+def draw_example(model: Model, sizes: dict[str, int], steps: int, seed: int | None, at: dict | None):
+    """Parameters and data for the worked example: ``seed``, or the first seed from 0 whose gradient
+    has no zero entry (a dead unit teaches nothing)."""
+    classes = {d.name: sizes[d.classes] for d in model.targets if d.classes}
+    for name, value in (at or {}).items():
+        base = name.rpartition("_")[0] if name.rpartition("_")[2].isdigit() else name
+        if base in classes and not 0 <= value < classes[base]:
+            raise DeriveError(f"--at {name}: a class index is from 0 to {classes[base] - 1}")
+    seeds = [seed] if seed is not None else range(SEED_SEARCH)
+    run = None
+    for s in seeds:
+        params, data = draw_arrays(model, sizes, steps, s)
+        apply_at(model, params, data, steps, at or {})
+        run = MatrixRun(model, sizes, params, data, steps, compiled=run)
+        if seed is not None or all(np.all(np.abs(run.gradient(p.name)) > 1e-9) for p in model.parameters):
+            return params, data, run, s
+    params, data = draw_arrays(model, sizes, steps, 0)
+    apply_at(model, params, data, steps, at or {})
+    return params, data, MatrixRun(model, sizes, params, data, steps, compiled=run), 0
+
+
+def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int, derived: dict,
+                   compiled: MatrixRun | None = None):
+    """Per parameter: the entry with the largest derived value against five-point differences and
+    (analytic models) the complex step of the loss, and the largest relative error over all its
+    entries. The loss comes from forward passes alone (no backward formula is involved)."""
+    analytic = analytic_model(model)
+
+    def moved_loss(name: str, base: np.ndarray, i: int, shift: complex):
+        arr = np.array(base, dtype=complex if isinstance(shift, complex) else float).reshape(-1)
+        arr[i] += shift
+        moved = dict(params, **{name: arr.reshape(base.shape) if base.shape else arr[0]})
+        return MatrixRun(model, sizes, moved, data, steps, backward=False, compiled=compiled, loss=True).complex_loss
+
+    rows = []
+    for p in model.parameters:
+        base = np.asarray(params[p.name], dtype=float)
+        flat = np.asarray(derived[p.name], dtype=float).reshape(-1)
+        h = FD_SCALE * max(1.0, float(np.max(np.abs(base))))
+        fd = np.array([sum(w * float(np.real(moved_loss(p.name, base, i, off * h))) for off, w in FD_STENCIL) / h
+                       for i in range(base.size)])
+        errors = [relative_error(float(a), float(b)) for a, b in zip(flat, fd, strict=True)]
+        cs = None
+        if analytic:
+            cs = np.array([float(np.imag(moved_loss(p.name, base, i, 1j * CS_STEP))) / CS_STEP
+                           for i in range(base.size)])
+            errors += [relative_error(float(a), float(b)) for a, b in zip(flat, cs, strict=True)]
+        at = int(np.argmax(np.abs(flat)))
+        index = np.unravel_index(at, base.shape) if base.shape else ()
+        shown = index[:1] if len(p.shape) == 1 else index  # a vector's entry is one index
+        rows.append({"name": p.name, "entry": tuple(int(i) + 1 for i in shown), "analytic": float(flat[at]),
+                     "fd": float(fd[at]), "cs": None if cs is None else float(cs[at]),
+                     "error": max(errors), "entries": int(base.size)})
+    return rows, analytic
+
+
+# -- formatting -----------------------------------------------------------------------------
+def _num(value: float, digits: int = 3) -> str:
+    return latex_number(float(np.real(value)), digits)
+
+
+COLUMN_AS_ROW = 4  # columns up to this length are printed as transposed rows, to keep tables compact
+TABLE_ENTRIES = 12  # ... as long as a table row then holds at most this many numbers (else it overflows)
+
+
+def _fixed(value: float, decimals: int) -> str:
+    """A table entry with a fixed number of decimals (entries line up; a tiny value reads 0.000)."""
+    text = f"{float(np.real(value)):.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def matrix_cells(value, digits: int = 3, row_limit: int = COLUMN_AS_ROW) -> dict:
+    """An array as rows of printed numbers (the template sets them in a pmatrix); a short column
+    as a row with ``t`` set (printed transposed)."""
+    arr = np.atleast_2d(np.real(np.asarray(value, dtype=complex)))
+    transposed = arr.shape[1] == 1 and 1 < arr.shape[0] <= row_limit
+    arr = arr.T if transposed else arr
+    return {"rows": [[_fixed(x, digits) for x in row] for row in arr], "t": transposed}
+
+
+ERROR_FLOOR_SHOWN = 1e-9  # smaller errors are rounding noise: shown as "< 1e-9", the same on every machine
+
+
+def _error_bound(error: float) -> int:
+    """The power of ten a relative error is below (its digits differ between machines)."""
+    if error < ERROR_FLOOR_SHOWN:
+        return round(math.log10(ERROR_FLOOR_SHOWN))
+    return math.floor(math.log10(error)) + 1
+
+
+def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int | None = None,
+                    at: dict | None = None) -> dict:
+    params, data, run, used = draw_example(model, sizes, steps, seed, at)
+    cell = run.cell
+    recurrent = model.recurrent
+    first = 0 if recurrent else 1
+    psyms = dict(cell.params)
+    param_rows = [{"symbol": latex(psyms[p.name]), "cells": matrix_cells(params[p.name])} for p in model.parameters]
+    per_step = [d for d in model.inputs + model.targets if d.per_step]
+    shown = pick(list(range(1, steps + 1))) if recurrent else [1]
+    data_cols = [None if k is None else {"k": k, "cells": [
+        {"symbol": latex(naming.at_step(d.name, k)),
+         "cells": {"rows": [[str(int(np.asarray(data[d.name][k - 1]).reshape(-1)[0]))]], "t": False} if d.classes
+         else matrix_cells(data[d.name][k - 1])} for d in per_step]} for k in shown] if per_step else []
+    constants = [{"symbol": latex(cell.sym(d.name)) if d.shape else latex(naming.base(d.name)),
+                  "cells": {"rows": [[str(int(np.asarray(data[d.name]).reshape(-1)[0]))]], "t": False} if d.classes
+                  else matrix_cells(data[d.name])}
+                 for d in model.inputs + model.targets if not d.per_step]
+    names = [q.name for q in model.quantities]
+    fwd_steps = [0, *pick(list(range(1, steps + 1)))] if recurrent else [1]
+    fwd_limit = min(COLUMN_AS_ROW, TABLE_ENTRIES // len(fwd_steps))
+    forward = [{"symbol": latex(cell.sym(n)), "cells": [
+        None if k is None else (matrix_cells(run.values[(n, k)], row_limit=fwd_limit) if (n, k) in run.values and
+                                (k >= 1 or model.quantity(n).initial is not None) else {})
+        for k in fwd_steps]} for n in names]
+    delta_names = []
+    for k in range(steps, first - 1, -1):
+        for dsym, _ in cell.backward(step_kind(model, k, steps)).deltas:
+            if _ident(dsym) not in [n for n, _ in delta_names]:
+                delta_names.append((_ident(dsym), latex(dsym)))
+    back_steps = pick(list(range(steps, first - 1, -1)))
+    back_limit = min(COLUMN_AS_ROW, TABLE_ENTRIES // len(back_steps))
+    backward = [{"symbol": tex, "cells": [None if k is None else
+                                          (matrix_cells(run.deltas[(n, k)], row_limit=back_limit)
+                                           if (n, k) in run.deltas else {})
+                                          for k in back_steps]} for n, tex in delta_names]
+    grads = {p.name: run.gradient(p.name) for p in model.parameters}
+    gradients = [{"symbol": latex(psyms[p.name]), "cells": matrix_cells(grads[p.name], 4)} for p in model.parameters]
+    # one weight's gradient written as its sum of per-step terms (the outer products of the sheet)
+    focus = _focus_weight(model, cell)
+    terms = None
+    if focus is not None and recurrent:
+        ks = pick(sorted(k for (p, k) in run.terms if p == focus))  # more than 4 steps: 1, 2, ..., T
+        wide = max(np.shape(grads[focus])) > 3
+        terms = {"symbol": latex(psyms[focus]), "steps": ks, "per_line": 1 if wide else 2,
+                 "cells": [None if k is None else matrix_cells(run.terms[(focus, k)]) for k in ks],
+                 "total": matrix_cells(grads[focus])}
+    rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run)
+    check_rows = [{"symbol": latex(psyms[r["name"]]),
+                   "entry": ",".join(map(str, r["entry"])), "analytic": _num(r["analytic"], 6),
+                   "fd": _num(r["fd"], 6), "cs": "" if r["cs"] is None else _num(r["cs"], 6),
+                   "entries": r["entries"], "error": _error_bound(r["error"])} for r in rows]
+    return {
+        "seed": used, "sizes": [{"symbol": latex(naming.base(k)), "value": v} for k, v in sizes.items()],
+        "params": param_rows, "data": data_cols, "constants": constants,
+        "forward_steps": fwd_steps, "forward": forward, "backward_steps": back_steps, "backward": backward,
+        "loss": _num(run.loss, 6), "losses": [{"k": k, "value": _num(v, 6)} for k, v in sorted(run.losses.items())],
+        "gradients": gradients, "terms": terms, "check_rows": check_rows,
+        "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows), "tolerance": _num(CHECK_TOLERANCE),
+        "has_complex_step": analytic, "values": {"params": params, "data": data, "grads": grads, "run": run},
+    }
+
+
+def _focus_weight(model: Model, cell: MatrixCell) -> str | None:
+    """The first weight whose gradient term reads the previous state (W for Elman), else the first matrix."""
+    regular = cell.backward(step_kind(model, 2 if model.recurrent else 1, 3 if model.recurrent else 1))
+    for p, expr in regular.grads:
+        if any(naming.describe(sp.Symbol(str(m.name))).offset == -1 for m in expr.atoms(sp.MatrixSymbol)):
+            return str(p.name)
+    return str(regular.grads[0][0].name) if regular.grads else None
+
+
+def square_weights(model: Model) -> set[str]:
+    """The recurrent weight matrices: declared state size by state size (n_h x n_h)."""
+    states = {q.shape[0] for q in model.quantities if q.initial is not None and q.shape}
+    return {p.name for p in model.parameters if len(p.shape) == 2 and p.shape[0] == p.shape[1] and p.shape[0] in states}
+
+
+def plot_weights(model: Model, jacobians) -> list[str]:
+    """The weights the plot scales: the recurrent (state by state) matrices in the one-step Jacobians,
+    or, when the recurrence runs through no square matrix (a state fed back through an output), every
+    weight matrix in them."""
+    found = {str(m.name) for e in jacobians for m in e.atoms(sp.MatrixSymbol)}
+    square = found & square_weights(model)
+    return sorted(square or found & {p.name for p in model.parameters if len(p.shape) == 2})
+
+
+def curves(model: Model, sizes: dict[str, int], params: dict, seed: int) -> list[dict]:
+    """||dS_T/dS_{T-n}||_2 for n = 1..PLOT_STEPS, the recurrent weights scaled to each spectral norm w."""
+    from derive.numbers.norms import one_step_jacobians
+
+    jac = one_step_jacobians(model)
+    states = list(model.recurrent_names)
+    weights = plot_weights(model, jac.values())
+    _, data = draw_arrays(model, sizes, PLOT_STEPS, seed)
+    out, first = [], None
+    for w in SCALES:
+        scaled = dict(params)
+        for name in weights:
+            norm = float(np.linalg.norm(params[name], 2))
+            scaled[name] = params[name] * (w / norm if norm > 0 else 1.0)
+        run = first = MatrixRun(model, sizes, scaled, data, PLOT_STEPS, backward=False, compiled=first)
+        product, points = None, []
+        for n in range(1, PLOT_STEPS + 1):
+            k = PLOT_STEPS - n + 1
+            blocks = [[np.asarray(run.formula(("J", r, q), jac[(r, q)])(run.lookup(k)), dtype=float)
+                       if (r, q) in jac else np.zeros((run._size(run.cell.sym(r))[0], run._size(run.cell.sym(q))[0]))
+                       for q in states] for r in states]
+            J = np.block(blocks)
+            product = J if product is None else product @ J
+            norm = float(np.linalg.norm(product, 2))
+            if not PLOT_RANGE[0] <= norm <= PLOT_RANGE[1]:
+                break
+            points.append((n, norm))
+        out.append({"w": latex_number(w), "points": points})
+    return out

@@ -1,0 +1,244 @@
+"""Derivation -> the data of a sheet's model, forward and backward sections.
+
+Every equation is a ``Shown``: the Derivation's own SymPy objects beside their printed lines.
+Form (a) is written with named partial derivatives (``Partial``): substituting the named
+terms' values gives back exactly ``FormA.total`` and ``FormA.gradient``.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import naming
+from derive.calculus.bptt import Derivation
+from derive.calculus.cell import step_kind
+from derive.errors import DeriveError
+from derive.printing.latex import LINE_WIDTH, Partial, latex, visible_width
+from derive.sheet.shown import E, ETA, T, Shown, pick, show, step_of, t
+
+MAX_EXPLICIT_LINES = 8  # longer explicit gradients are left in delta form
+MAX_EXPLICIT_NODES = 400  # (checked before printing: printing a huge tree is slow)
+MAX_CLOSED_FORM_LINES = 14  # longer closed forms are described, not printed
+MAX_CLOSED_FORM_NODES = 1200
+CLOSED_FORM_STEPS = 4
+MAX_LINE_WIDTH = 1.6 * LINE_WIDTH  # a printed line wider than this overflows the page
+
+
+def model_context(d: Derivation) -> dict:
+    """Title, notation table and equations of the model (generic step t)."""
+    model = d.model
+    rows = []
+    kinds = {"parameter": "parameter", "input": "input", "target": "target"}
+    for decl in model.parameters + model.inputs + model.targets:
+        sym = d.cell.sym(decl.name) if decl.per_step else naming.base(decl.name)
+        kind = kinds[decl.role] + (", one per step" if decl.per_step and model.recurrent else "")
+        rows.append({"symbol": latex(sym), "shape": "scalar", "kind": kind, "meaning": decl.description})
+    rows += [{"symbol": latex(d.cell.sym(q.name)), "shape": "scalar",
+              "kind": q.role + (", per step" if model.recurrent else ""), "meaning": q.description}
+             for q in model.quantities]
+    equations = []
+    for q in model.quantities:
+        lhs = d.cell.sym(q.name)
+        equations.append({"eq": show(lhs, q.equation), "when": "regular"})
+        if q.last is not None:
+            equations.append({"eq": show(lhs, q.last), "when": "last"})
+    initial = [show(naming.at_step(q.name, 0), q.initial)
+               for q in model.quantities if q.initial is not None]
+    loss_expr = model.loss.expr
+    if model.recurrent and model.loss.over == "sum":
+        loss = show(E, sp.Sum(loss_expr, (t, 1, T)))
+    elif model.recurrent:
+        loss = show(E, loss_expr.xreplace(_at_T(d, loss_expr)))
+    else:
+        loss = show(E, loss_expr)
+    first = next(q.name for q in model.quantities if q.role != "intermediate")
+    adjoint = {"symbol": latex(naming.delta(d.cell.sym(first))), "of": latex(d.cell.sym(first))}
+    return {"notation": rows, "equations": equations, "initial": initial, "loss": loss, "adjoint": adjoint,
+            "loss_description": model.loss.description, "loss_over": model.loss.over}
+
+
+def _at_T(d: Derivation, expr: sp.Expr) -> dict:
+    """Generic symbols at t -> the same quantity at step T (printed s_T)."""
+    out = {}
+    for s in expr.free_symbols:
+        ref = naming.describe(s)
+        if ref.offset == 0:
+            out[s] = naming.at_step(ref.name, "T")
+    return out
+
+
+def forward_context(d: Derivation) -> dict:
+    """The forward pass step by step, and the loss as the sum of its terms."""
+    un = d.unrolled
+    first = 0 if d.model.recurrent else 1
+    per_step: dict[int, list[Shown]] = {}
+    for a in un.assignments:
+        per_step.setdefault(a.step, []).append(show(a.symbol, a.expr))
+    steps = [k for k in sorted(per_step) if k >= 1]
+    listing = [None if k is None else {"k": k, "eqs": per_step[k]} for k in pick(steps)]
+    terms = [(k, naming.at_step("E", k) if d.model.recurrent and len(un.loss_terms) > 1 else E, e)
+             for k, e in un.loss_terms]
+    loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], x[2])} for x in pick(terms)]
+    total = show(E, sp.Add(*(s for _, s, _ in terms))) if len(terms) > 1 else None
+    return {"initial": per_step.get(0, []) if first == 0 else [], "steps": listing,
+            "loss_terms": loss_terms, "loss_total": total}
+
+
+def by_step(items: list[tuple[int, Shown]], descending: bool = True) -> list:
+    """Equations grouped by step, listing more than 4 steps as the first two, None, the last."""
+    groups: dict[int, list[Shown]] = {}
+    for kk, eq in items:
+        groups.setdefault(kk, []).append(eq)
+    steps = sorted(groups, reverse=descending)
+    return [None if kk is None else {"k": kk, "eqs": groups[kk]} for kk in pick(steps)]
+
+
+def flat(listing: list) -> list:
+    """A listing by step as one list of equations, None where steps are elided."""
+    out: list = []
+    for g in listing:
+        out += [None] if g is None else g["eqs"]
+    return out
+
+
+def runs(items: list) -> list:
+    """A flat list with None as elisions -> its runs of equations, None between them."""
+    out: list = [[]]
+    for item in items:
+        if item is None:
+            out += [None, []]
+        else:
+            out[-1].append(item)
+    return [g for g in out if g != []]
+
+
+# -- form (a) -----------------------------------------------------------------------------
+def _chain(path: tuple) -> sp.Expr:
+    """d+E/d(last) * d(last)/d(...) * ... * d(second)/d(first): loss first, back to the state."""
+    factors = [Partial(E, path[-1], 1)]
+    factors += [Partial(path[i + 1], path[i]) for i in range(len(path) - 2, -1, -1)]
+    return sp.Mul(*factors, evaluate=False) if len(factors) > 1 else factors[0]
+
+
+def named_total(fa, q: sp.Symbol) -> sp.Expr:
+    """dE/dq as the sum over paths of products of named one-step partials."""
+    rank = {s: i for i, s in enumerate(fa.states)}  # paths in a stable order
+    terms = [_chain(p) for p in sorted(fa.paths[q], key=lambda path: [-rank[s] for s in path])]
+    return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
+
+
+def named_gradient(fa, param: sp.Symbol) -> sp.Expr:
+    """dE/dW = sum over states of dE/dq * d+q/dW, plus the loss's own terms."""
+    terms = [sp.Mul(Partial(E, q), Partial(q, param, 1), evaluate=False)
+             for q in reversed(fa.states) if fa.immediate.get((q, param), 0) != 0]
+    terms += [Partial(_loss_symbol(fa, kk), param, 1) for (kk, p), v in sorted(fa.loss_immediate.items(),
+              key=lambda x: -x[0][0]) if p == param]
+    return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
+
+
+def _loss_symbol(fa, kk: int) -> sp.Symbol:
+    """E_k for a recurrent model's loss term at step k, E for a static model's."""
+    recurrent = bool(fa.states) and naming.describe(fa.states[0]).step is not None
+    return naming.at_step("E", kk) if recurrent else E
+
+
+def named_values(fa) -> dict:
+    """Each named partial -> its value: what turns form (a)'s named sums into FormA's expressions."""
+    values = {Partial(r, q): v for (r, q), v in fa.jacobians.items()}
+    values.update({Partial(E, q, 1): v for q, v in fa.direct.items()})
+    values.update({Partial(q, p, 1): v for (q, p), v in fa.immediate.items()})
+    values.update({Partial(_loss_symbol(fa, kk), p, 1): v for (kk, p), v in fa.loss_immediate.items()})
+    return values
+
+
+def form_a_context(d: Derivation) -> dict:
+    try:
+        fa = d.form_a
+    except DeriveError as exc:
+        return {"available": False, "reason": str(exc)}
+    descending = sorted(fa.states, key=lambda q: -step_of(q))
+    rank = {q: i for i, q in enumerate(fa.states)}  # a stable order (the dict's may follow set order)
+    ordered = sorted(fa.jacobians.items(), key=lambda item: (rank[item[0][0]], rank[item[0][1]]))
+    jac = by_step([(step_of(r), show(Partial(r, q), v)) for (r, q), v in ordered])
+    direct = flat(by_step([(step_of(q), show(Partial(E, q, 1), fa.direct[q])) for q in descending
+                           if fa.direct[q] != 0]))
+    useful = [q for q in descending if any(fa.immediate.get((q, p), 0) != 0 for p in d.params)]
+    totals = by_step([(step_of(q), show(Partial(E, q), named_total(fa, q), named=True)) for q in useful])
+    params = []
+    for p in d.params:
+        imm = [(step_of(q), show(Partial(q, p, 1), fa.immediate[(q, p)])) for q in descending
+               if fa.immediate.get((q, p), 0) != 0]
+        imm += [(kk, show(Partial(_loss_symbol(fa, kk), p, 1), v))
+                for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
+        params.append({"symbol": latex(p), "immediate": runs(flat(by_step(imm))),
+                       "gradient": show(Partial(E, p), named_gradient(fa, p), named=True)})
+    return {"available": True, "jacobians": jac, "direct": direct, "totals": totals,
+            "params": params, "paths": max((len(v) for v in fa.paths.values()), default=0)}
+
+
+# -- form (b) -----------------------------------------------------------------------------
+def _kind_range(ks: list[int], steps: int) -> dict:
+    """Which steps a backward kind covers, as printed bounds relative to T."""
+    lo, hi = min(ks), max(ks)
+    to_T = lambda x: T - (steps - x) if x > steps // 2 or x == steps else sp.Integer(x)  # noqa: E731
+    return {"single": lo == hi, "lo": latex(to_T(lo)), "hi": latex(to_T(hi))}
+
+
+def tree_size(expr: sp.Expr, cap: int = 10**6) -> int:
+    """The number of nodes of an expression tree (counted up to ``cap``)."""
+    n = 0
+    for n, _ in enumerate(sp.preorder_traversal(expr), 1):
+        if n >= cap:
+            break
+    return n
+
+
+def form_b_context(d: Derivation) -> dict:
+    model, steps = d.model, d.unrolled.steps
+    first = 0 if model.recurrent else 1
+    # steps whose backward step reads the same in generic symbols form one group
+    groups: dict = {}
+    for kk in range(steps, first - 1, -1):
+        kind = step_kind(model, kk, steps)
+        back = d.cell.backward(kind)
+        groups.setdefault((back.deltas, back.grads), (kind, []))[1].append(kk)
+    kinds = []
+    for (kind, ks) in groups.values():
+        back = d.cell.backward(kind)
+        kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
+                      "deltas": [show(s, e) for s, e in back.deltas],
+                      "grads": [show(Partial(E, p), e) for p, e in back.grads if e != 0]})
+    instances = by_step([(step_of(s), show(s, e)) for s, e in d.deltas])
+    grads = []
+    for p in d.params:
+        g = d.gradient(p)
+        value = d.explicit(g)
+        explicit = None
+        if model.recurrent and value != g and tree_size(value, MAX_EXPLICIT_NODES + 1) <= MAX_EXPLICIT_NODES:
+            explicit = show(Partial(E, p), value)
+            if len(explicit.lines) > MAX_EXPLICIT_LINES:
+                explicit = None
+        grads.append({"symbol": latex(p), "delta_form": show(Partial(E, p), g), "explicit": explicit})
+    return {"kinds": kinds, "instances": instances, "gradients": grads}
+
+
+def closed_form_context(d: Derivation) -> dict:
+    """Form (c) in base symbols, for T <= 4, when it fits on a page."""
+    if d.unrolled.steps > CLOSED_FORM_STEPS:
+        return {"shown": False, "reason": "steps", "items": []}
+    items = []
+    for p in d.params:
+        expr = d.closed_form(p)
+        size = tree_size(expr)
+        eq = show(Partial(E, p), expr) if size <= MAX_CLOSED_FORM_NODES else None
+        if eq is not None and (len(eq.lines) > MAX_CLOSED_FORM_LINES
+                               or max(visible_width(x) for x in eq.lines) > MAX_LINE_WIDTH):
+            eq = None  # too long, or a fraction too wide to break (the explicit view of a softmax)
+        items.append({"symbol": latex(p), "eq": eq, "nodes": size})
+    return {"shown": True, "reason": "", "items": items}
+
+
+def update_context(d: Derivation) -> dict:
+    """theta <- theta - eta dE/dtheta for every parameter (printed in this order: named)."""
+    steps = [show(p, sp.Add(p, sp.Mul(-1, ETA, Partial(E, p), evaluate=False), evaluate=False), named=True)
+             for p in d.params]
+    return {"eta": latex(ETA), "steps": steps, "rules": [{"symbol": latex(p)} for p in d.params]}
