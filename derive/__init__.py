@@ -9,7 +9,7 @@ The pipeline is spec -> model -> unroll -> differentiate -> (sheet | code | grad
 """
 from __future__ import annotations
 
-from derive.calculus.bptt import Derivation, bptt
+from derive.calculus.bptt import Derivation, bptt, display_with
 from derive.errors import DeriveError, SpecError
 from derive.model import Model
 from derive.spec.loader import builtin_names, load, load_text
@@ -25,3 +25,13 @@ def gradcheck(model: Model, steps: int | None = None, seed: int = 0, at: dict[st
     from derive.numbers import check
 
     return check.gradcheck(model, check.draw(model, steps, seed, at), tolerance)
+
+
+def _notebook_pieces(d: Derivation):
+    """Derivation.pieces and its Jupyter rendering: the sheet's pieces, loaded on first display."""
+    from derive.sheet.notebook import pieces
+
+    return pieces(d)
+
+
+display_with(_notebook_pieces)

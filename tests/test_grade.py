@@ -9,7 +9,7 @@ import sympy as sp
 
 import derive
 from derive.errors import DeriveError
-from derive.grade.scalar.grader import grade
+from derive.grade import grade
 
 AT = "W_rec=0.3,W_x=0.7,x_1=1,x_2=1,x_3=0,y=2"
 AT_VALUES = {"W_rec": 0.3, "W_x": 0.7, "x_1": 1.0, "x_2": 1.0, "x_3": 0.0, "y": 2.0}

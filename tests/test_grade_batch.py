@@ -10,7 +10,7 @@ import pytest
 
 import derive
 from derive.cli import main
-from derive.grade.scalar.student import check_code
+from derive.grade import check_code
 
 CSV_ROWS = [
     ("good-1", "W_rec", "2*(s_3 - y)*(s_2 + W_rec*s_1)", "", ""),

@@ -17,10 +17,9 @@ import pytest
 
 import derive
 from derive.cli import main
-from derive.grade import grade
+from derive.grade import check_code, grade
 from derive.grade.matrix import evaluate as mev
 from derive.grade.scalar.build import is_latex
-from derive.grade.scalar.student import check_code
 from derive.grade.matrix.build import at_step, build_matrix, plain
 from derive.grade.matrix.problem import MatrixProblem, matrix_problem
 from derive.grade.parser import parse

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import derive
-from derive.grade.scalar.grader import grade
+from derive.grade import grade
 
 SENTINEL = Path("/tmp/derive-grade-pwned")
 

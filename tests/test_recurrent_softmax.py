@@ -94,7 +94,7 @@ def test_explicit_view_agrees_entry_by_entry(jordan):
 
 
 def test_sheet_renders_and_grading_reads_the_new_adjoint(jordan):
-    from derive.grade.scalar.grader import grade
+    from derive.grade import grade
     from derive.sheet import render_matrix_sheet
 
     tex = render_matrix_sheet(jordan, 3)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +24,17 @@ from derive.calculus.unroll import Unrolled, at_step, unroll
 
 MAX_PATHS = 20_000
 MAX_CLOSED_FORM_STEPS = 12
+
+# How a Derivation shows itself in Jupyter. The renderer is the sheet's (derive.sheet.notebook), a
+# stage above this one, so the package face installs it with ``display_with`` instead of this module
+# importing the sheet.
+_display: Callable[[Derivation], object] | None = None
+
+
+def display_with(render: Callable[[Derivation], object]) -> None:
+    """Install ``render(derivation) -> pieces`` (objects with ``_repr_latex_``) as Derivation.pieces."""
+    global _display  # noqa: PLW0603 (one hook, set once by derive/__init__.py)
+    _display = render
 
 
 @dataclass(frozen=True)
@@ -98,9 +110,9 @@ class Derivation:
     def pieces(self):
         """The derivation's parts as a sheet shows them (forward, deltas, gradients, form_a,
         closed_form), each rendered by Jupyter (derive.sheet.notebook)."""
-        from derive.sheet.notebook import pieces
-
-        return pieces(self)
+        if _display is None:
+            raise DeriveError("no display for derivations: import derive (its package face installs the sheet's)")
+        return _display(self)
 
     def _repr_latex_(self) -> str:
         """Jupyter: the delta recursion and the gradients, rendered."""

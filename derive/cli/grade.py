@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.wrt:
         raise DeriveError("--wrt is required with --answer: the derivative asked for, e.g. --wrt W_rec")
     answer = args.answer if args.answer is not None else read_answer_file(args.answer_file)
-    from derive.grade.scalar.grader import grade
+    from derive.grade.dispatch import grade
     from derive.templating import render
 
     verdict = grade(model, args.wrt, answer, steps=args.steps, at=parse_at(args.at), latex=True if args.latex else None,
@@ -106,6 +106,18 @@ def _batch(model, args) -> int:
 
 
 def _code(model, args) -> int:
-    from derive.grade.scalar.student import grade_code
+    """--code FILE.py:FUNC (FUNC defaults to loss_and_grads)."""
+    from derive.grade.dispatch import check_code
+    from derive.templating import render
 
-    return grade_code(model, args)
+    path, sep, func = args.code.rpartition(":")
+    if not sep or not path:
+        path, func = args.code, "loss_and_grads"
+    if not func.isidentifier():
+        raise DeriveError(f"--code {args.code}: '{func}' is not a function name (FILE.py:FUNC)")
+    report = check_code(model, path, func, steps=args.steps, timeout=max(args.timeout, 1.0), seed=args.seed)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, sort_keys=True))
+    else:
+        sys.stdout.write(render("cli/grade_code.txt.j2", report=report))
+    return 0 if report.correct else 1

@@ -7,16 +7,17 @@
     ('incorrect', 'only_last')
 
 Stages: lexer -> parser (one grammar, plain and LaTeX) -> build (SymPy, the sheet's
-symbols) -> problem (derivation, random points, mistake catalogue) -> grader (verdict);
-batch (files of answers, over processes) and code (student code in a child process).
+symbols) -> problem (derivation, random points, mistake catalogue) -> grader -> verdict;
+batch (files of answers, over processes) and student_code (student code in a child process).
 
-Vector models (elman, lstm, gru, mlp) take matrix answers through the same grammar:
-matrix_build (shapes checked against the model's sizes) -> matrix_problem (MatrixCell's
-formulas at random examples of several distinct sizes, 30 digits; matrix_eval walks them) ->
-matrix_mistakes (the catalogue from the matrix derivation) -> matrix_grader; matrix_code for
-student code with the generated vector modules' signature. ``grade`` dispatches on the model.
+Scalar models go through scalar/ (build, problem, evaluate, mistakes, grader, student); vector
+models (elman, lstm, gru, mlp) take matrix answers through the same grammar and matrix/ (build
+checks shapes against the model's sizes; problem evaluates MatrixCell's formulas at random examples
+of several distinct sizes, 30 digits; mistakes is the catalogue from the matrix derivation; student
+takes code with the generated vector modules' signature). ``dispatch`` picks the twin.
 """
-from derive.grade.scalar.student import CodeReport, check_code
-from derive.grade.scalar.grader import Verdict, grade
+from derive.grade.dispatch import check_code, grade
+from derive.grade.student_code import CodeReport
+from derive.grade.verdict import Verdict
 
 __all__ = ["CodeReport", "Verdict", "check_code", "grade"]

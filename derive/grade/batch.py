@@ -138,7 +138,7 @@ def grade_rows(model_ref: str, rows: list[dict], options: dict) -> list[dict]:
 
 def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     from derive.numbers.check import parse_at
-    from derive.grade.scalar.grader import grade
+    from derive.grade.dispatch import grade
 
     out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
            "steps": row.get("steps", options.get("steps")), "verdict": "unreadable", "correct": False,

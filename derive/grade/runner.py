@@ -1,6 +1,6 @@
 """Run a student's loss_and_grads in THIS process and print the results as JSON (one line).
 
-This file is executed by ``derive.grade.scalar.student`` as ``python -I runner.py REQUEST.json`` in a
+This file is executed by ``derive.grade.student_code`` as ``python -I runner.py REQUEST.json`` in a
 separate process with resource limits; it imports nothing from derive. The student's
 prints are captured so that they cannot corrupt the result line.
 """

@@ -1,6 +1,6 @@
 """Grade one matrix answer for a vector model: read it, check its shape, compare it, explain the mistake.
 
-The verdict is the scalar grader's ``Verdict``. Shape errors inside the answer (W @ x_2 with
+The verdict is derive.grade.verdict's ``Verdict``. Shape errors inside the answer (W @ x_2 with
 n_h ≠ n_in) make it unreadable (exit 2, the message names both operands); an answer of the wrong
 overall shape is incorrect (exit 1), and when it is the transpose's shape it is compared transposed
 ("your answer is the transpose of ..."). Equivalence: the same expression as the derivation's
@@ -18,7 +18,7 @@ from derive.functions import step
 from derive.grade import deadline
 from derive.grade.matrix import evaluate as mev
 from derive.grade.scalar.build import is_latex
-from derive.grade.scalar.grader import PREPARE_TIMEOUT, Verdict, decide
+from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
 from derive.grade.lexer import AnswerError
 from derive.grade.matrix.build import TIMES, build_matrix, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix.mistakes import MatrixMistake, generic_plain
@@ -42,7 +42,7 @@ def prepare_matrix(model, steps: int | None, wrt: str, seed: int = 0) -> MatrixP
 
 
 def grade_matrix(model, wrt: str, answer: str, steps: int | None = None, latex: bool | None = None,
-                 timeout: float = 5.0, show_solution: bool = False, seed: int = 0) -> Verdict:
+                 timeout: float = DEFAULT_TIMEOUT, show_solution: bool = False, seed: int = 0) -> Verdict:
     """Grade a matrix ``answer`` for dE/d``wrt`` of a vector model."""
     p = prepare_matrix(model, steps, wrt, seed)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, v))

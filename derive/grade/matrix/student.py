@@ -1,6 +1,6 @@
 """derive grade elman|lstm|gru|mlp --code FILE.py:FUNC — a student's vector gradient code against the derivation.
 
-THIS EXECUTES THE STUDENT'S FILE, in the child process of ``derive.grade.scalar.student`` (same limits).
+THIS EXECUTES THE STUDENT'S FILE, in the child process of ``derive.grade.student_code`` (same limits).
 The function has the signature of the generated vector modules (``derive code elman``):
 
     loss_and_grads(params, xs, ys) -> (loss, grads)
@@ -25,7 +25,7 @@ import numpy as np
 
 from derive.errors import DeriveError
 from derive.grade.matrix import evaluate as mev
-from derive.grade.scalar.student import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
+from derive.grade.student_code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
 from derive.grade.matrix.problem import MatrixProblem, size_plans
 from derive.numbers.arrays import MatrixEngine, draw_arrays
 from derive.calculus.unroll import check_steps

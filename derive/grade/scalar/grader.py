@@ -8,9 +8,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-import time
-from dataclasses import asdict, dataclass, field
 
 import sympy as sp
 
@@ -20,42 +17,16 @@ from derive.grade import deadline
 from derive.grade.scalar import evaluate as ev
 from derive.grade.scalar.build import build, is_latex
 from derive.grade.lexer import AnswerError
+from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
 from derive.grade.parser import parse
 from derive.grade.scalar import problem as problem_module
 from derive.grade.scalar.problem import EXACT_RANGE, FLOAT_RANGE, Problem, problem
 from derive.printing.latex import latex as to_latex
 
-DEFAULT_TIMEOUT = 5.0
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-12
-PREPARE_TIMEOUT = 120.0
 EXACT_BUDGET = 1.0  # seconds of the answer's time for the symbolic check
 EXACT_MAX_NODES = 400
-
-
-@dataclass
-class Verdict:
-    correct: bool
-    verdict: str  # correct | incorrect | undecided | unreadable
-    reason: str
-    model: str
-    wrt: str
-    steps: int | None
-    form: str | None = None  # plain | latex
-    method: str | None = None
-    diagnosis: dict | None = None
-    symbols: list = field(default_factory=list)
-    false_accept_probability: float | None = None
-    probability_basis: str | None = None
-    time_seconds: float = 0.0
-    solution: dict | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.correct else (2 if self.verdict == "unreadable" else 1)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def prepare(model, steps: int | None, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
@@ -71,44 +42,17 @@ def prepare(model, steps: int | None, wrt: str, at: dict | None = None, seed: in
                           f"{PREPARE_TIMEOUT:.0f} s") from None
 
 
-def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None, latex: bool | None = None,
-          rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
-          show_solution: bool = False, seed: int = 0) -> Verdict:
-    """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'."""
-    if model.is_vector:  # matrix answers: derive.grade.matrix.grader
-        from derive.grade.matrix.grader import grade_matrix
-
-        if at:
-            raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
-                              "matrices of several sizes")
-        return grade_matrix(model, wrt, answer, steps=steps, latex=latex, timeout=timeout,
-                            show_solution=show_solution, seed=seed)
+def grade_scalar(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None,
+                 latex: bool | None = None, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
+                 timeout: float = DEFAULT_TIMEOUT, show_solution: bool = False, seed: int = 0) -> Verdict:
+    """Grade ``answer`` for dE/d``wrt`` of a scalar model. Bad arguments raise DeriveError; a bad
+    answer is 'unreadable'."""
     p = prepare(model, steps, wrt, at, seed)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v))
     if show_solution:
         ref = p.reference
         v.solution = {"compact": str(ref.compact), "explicit": str(ref.value),
                       "latex_compact": to_latex(ref.compact), "latex_explicit": to_latex(ref.value)}
-    return v
-
-
-def decide(p, timeout: float, judge: Callable[[Verdict], None]) -> Verdict:
-    """A Verdict filled in by ``judge`` within ``timeout``: past it 'undecided', an unreadable answer
-    'unreadable', and an arithmetic failure 'undecided' with its reason, never a traceback."""
-    start = time.monotonic()
-    v = Verdict(False, "undecided", "", p.model.name, p.reference.title, p.steps if p.model.recurrent else None)
-    try:
-        with deadline.time_limit(timeout):
-            judge(v)
-    except deadline.Timeout:
-        v.correct, v.verdict = False, "undecided"
-        v.reason = f"no decision within the time limit of {timeout:g} s"
-    except AnswerError as exc:
-        v.correct, v.verdict, v.reason = False, "unreadable", str(exc)
-    except (ArithmeticError, RecursionError, MemoryError, ValueError, TypeError) as exc:
-        v.correct, v.verdict = False, "undecided"
-        v.reason = f"could not decide ({type(exc).__name__}: {str(exc)[:200]})"
-    v.time_seconds = round(time.monotonic() - start, 6)
     return v
 
 

@@ -1,10 +1,5 @@
-"""derive grade MODEL --code FILE.py:FUNC — run a student's gradient code and compare it with the derivation.
-
-THIS EXECUTES THE STUDENT'S FILE. It runs in a separate process (``python -I``, no
-stdin, a temporary working directory, a minimal environment) under resource limits
-(address space, CPU seconds, file size, no core dumps) and a wall-clock timeout after
-which its whole process group is killed. These limits stop accidents (an endless loop,
-a runaway allocation); they are not a security sandbox against a hostile file.
+"""A scalar model's gradient code graded (derive grade MODEL --code FILE.py:FUNC; the child process
+that runs it, with its limits, is derive.grade.student_code's).
 
 The function has the signature of the generated modules (``derive code``):
 ``loss_and_grads(params, xs, ys) -> (loss, grads)`` with params a dict of floats keyed by
@@ -15,17 +10,6 @@ and a few patterns (constant factor, missing steps, wrong in one step's term onl
 """
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
-import os
-import resource
-import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,83 +17,7 @@ import numpy as np
 
 from derive import naming
 from derive.errors import DeriveError
-
-RUNNER = Path(__file__).parent.parent / "runner.py"
-MEMORY_BYTES = 1536 * 2 ** 20
-FILE_BYTES = 16 * 2 ** 20
-TOLERANCE = 1e-6
-FLOOR = 1e-8
-
-
-@dataclass
-class ParameterRow:
-    name: str
-    correct: bool
-    error: float
-    message: str = ""
-    mistake: str | None = None
-
-
-@dataclass
-class CodeReport:
-    model: str
-    function: str
-    steps: int
-    trials: int
-    batch: int
-    correct: bool = False
-    error: str | None = None
-    loss_message: str | None = None
-    parameters: list = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def _limits(cpu_seconds: int, memory: int):
-    def apply():
-        os.setsid()
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_BYTES, FILE_BYTES))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
-
-
-def run_student(path: Path, func: str, trials: list[dict], timeout: float, memory: int = MEMORY_BYTES) -> dict:
-    """Call FUNC of the file in a limited child process; the runner's JSON reply (or an error)."""
-    with tempfile.TemporaryDirectory(prefix="derive-code-") as tmp:
-        request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"file": str(path), "func": func, "trials": trials}), "utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "LC_ALL": "C.UTF-8"}
-        proc = subprocess.Popen([sys.executable, "-I", str(RUNNER), str(request)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp, env=env,
-                                preexec_fn=_limits(int(timeout) + 1, memory))  # noqa: PLW1509 (no threads here)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            return {"ok": False, "error": f"the code did not finish within {timeout:g} s (stopped)"}
-        finally:
-            _kill(proc)
-    for line in reversed(out.decode("utf-8", "replace").splitlines()):
-        if line.startswith("DERIVE-RESULT "):
-            return json.loads(line[len("DERIVE-RESULT "):])
-    if proc.returncode and proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
-        reason = {"SIGXCPU": "it used more CPU time than allowed", "SIGKILL": "it was killed (memory or time limit)",
-                  "SIGSEGV": "it crashed"}.get(sig, f"it was stopped by {sig}")
-        return {"ok": False, "error": f"the code did not finish: {reason}"}
-    tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-    return {"ok": False, "error": f"the code did not finish ({tail[0][:300]})"}
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+from derive.grade.student_code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
 
 
 def _draw(model, steps: int, batch: int, rng) -> tuple[dict, dict]:
@@ -124,17 +32,12 @@ def _draw(model, steps: int, batch: int, rng) -> tuple[dict, dict]:
     return params, data
 
 
-def check_code(model, path: str, func: str = "loss_and_grads", steps: int | None = None, timeout: float = 10.0,
-               seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
+def check_code_scalar(model, path: str, func: str = "loss_and_grads", steps: int | None = None,
+                      timeout: float = 10.0, seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
     """Run the student's function on ``trials`` random batches and grade every parameter's gradient."""
     from derive.numbers.compiled import compiled
     from derive.calculus.unroll import check_steps
 
-    if model.is_vector:  # matrices and bias vectors: derive.grade.matrix.student
-        from derive.grade.matrix.student import check_code_vector
-
-        return check_code_vector(model, path, func, steps=steps, timeout=timeout, seed=seed, trials=trials,
-                                 batch=batch)
     if len(model.inputs) != 1 or len(model.targets) != 1:
         raise DeriveError(f"--code needs a model with one input and one target ({model.name} has "
                           f"{len(model.inputs)} and {len(model.targets)})")
@@ -217,36 +120,6 @@ def _grade_parameter(name: str, results: list, derived: list, pattern, batch: in
     return ParameterRow(name, False, error, *_explain(got, want, pattern(), batch))
 
 
-def step_pattern(got: list, want: list, terms: list, close: Callable[[list, list], bool],
-                 floor: float = FLOOR) -> tuple[str, str] | None:
-    """Which time steps' terms a wrong gradient holds: only some of them (missing steps, or only the
-    last: no BPTT), or all of them with one step's term off by a factor. ``terms``: (step, values per
-    trial) pairs whose sum over the steps is ``want``; values are numbers or arrays."""
-    if len(terms) < 2:
-        return None
-    steps = [k for k, _ in terms]
-    for size in range(1, len(terms)):
-        for subset in itertools.combinations(range(len(terms)), size):
-            if close(got, [sum(terms[i][1][j] for i in subset) for j in range(len(got))]):
-                kept = sorted(steps[i] for i in subset)
-                missing = sorted(set(steps) - set(kept))
-                if kept == [max(steps)]:
-                    return ("your gradient has only the last step's term (no backpropagation through time: "
-                            f"the steps {', '.join(map(str, missing))} are missing)", "only_last")
-                return (f"your gradient is missing the time step(s) {', '.join(map(str, missing))} "
-                        f"(it has only the terms of steps {', '.join(map(str, kept))})", "missing_steps")
-    diff = np.concatenate([np.ravel(np.asarray(g, float) - np.asarray(w, float))
-                           for g, w in zip(got, want, strict=True)])
-    for k, term in terms:
-        flat = np.concatenate([np.ravel(np.asarray(t, float)) for t in term])
-        if np.all(np.abs(flat) > floor):
-            r = diff / flat
-            if np.allclose(r, r[0], rtol=TOLERANCE, atol=0):
-                return (f"your gradient is wrong only in the term of step {k} (that term is {1 + r[0]:.6g} "
-                        "times what it should be)", f"wrong_step_{k}")
-    return None
-
-
 def _explain(got: list, want: list, pattern: dict | None, batch: int) -> tuple[str, str | None]:
     if pattern:
         for m, vals in pattern["mistakes"]:
@@ -266,20 +139,3 @@ def _explain(got: list, want: list, pattern: dict | None, batch: int) -> tuple[s
         if found:
             return found
     return "not one of the common mistake patterns", None
-
-
-def grade_code(model, args) -> int:
-    """The CLI: derive grade MODEL --code FILE.py:FUNC."""
-    from derive.templating import render
-
-    path, sep, func = args.code.rpartition(":")
-    if not sep or not path:
-        path, func = args.code, "loss_and_grads"
-    if not func.isidentifier():
-        raise DeriveError(f"--code {args.code}: '{func}' is not a function name (FILE.py:FUNC)")
-    report = check_code(model, path, func, steps=args.steps, timeout=max(args.timeout, 1.0), seed=args.seed)
-    if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, sort_keys=True))
-    else:
-        sys.stdout.write(render("cli/grade_code.txt.j2", report=report))
-    return 0 if report.correct else 1
