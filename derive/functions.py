@@ -1,9 +1,10 @@
-"""The activation functions a spec may use, as SymPy functions.
+"""derive's own SymPy functions: the operations SymPy lacks, and the vector ones (softmax, e_y, -log p_y).
 
-sigmoid and relu are our own Function classes so that an expression prints as a
-textbook writes it (sigma, relu) instead of being rewritten into exponentials.
-Their ``fdiff`` is what ``sympy.diff`` uses in the closed form; the engine's own
-derivative rules live in ``derive.calculus.rules`` and are tested against it.
+sigmoid, relu, softplus, silu and leaky_relu are Function classes so that an expression prints as a
+textbook writes it (sigma, relu) instead of being rewritten into exponentials. Their ``fdiff`` is what
+``sympy.diff`` uses in the closed form; the engine's own derivative rules are the records of
+``derive.ops`` and are tested against it. What each operation is (spellings, NumPy, range, ...) is
+in derive.ops, not here.
 """
 from __future__ import annotations
 
@@ -62,6 +63,77 @@ class relu(sp.Function):
         return f"{base}^{{{exp}}}" if exp else base
 
 
+class softplus(sp.Function):
+    """log(1 + exp(x)), the smooth relu; its derivative is sigmoid(x)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sigmoid(self.args[0])
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.log(2)
+        return None
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        base = rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+        return f"{base}^{{{exp}}}" if exp else base
+
+
+class silu(sp.Function):
+    """x sigmoid(x) (SiLU, swish); its derivative is sigmoid(x) (1 + x (1 - sigmoid(x)))."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        return sigmoid(x) * (1 + x * (1 - sigmoid(x)))
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.Integer(0)
+        return None
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        base = rf"\operatorname{{silu}}\left({printer._print(self.args[0])}\right)"
+        return f"{base}^{{{exp}}}" if exp else base
+
+
+class leaky_relu(sp.Function):
+    """x for x > 0, slope * x otherwise; the slope (a number) is the second argument."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, slope = self.args
+        if argindex == 2:
+            return sp.Integer(0)
+        return sp.Heaviside(x, 0) + slope * (1 - sp.Heaviside(x, 0))
+
+    @classmethod
+    def eval(cls, x, slope):
+        if x.is_number and x.is_real:
+            return x if x > 0 else slope * x
+        return None
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        x, slope = self.args
+        base = rf"\operatorname{{lrelu}}_{{{printer._print(slope)}}}\left({printer._print(x)}\right)"
+        return f"{base}^{{{exp}}}" if exp else base
+
+
 class step(sp.Function):
     """The unit step H(x) with H(0) = 0: relu's derivative, as one-argument function that can
     apply elementwise to a matrix (SymPy's two-argument Heaviside cannot)."""
@@ -101,23 +173,6 @@ class indicator(sp.Function):
 
     def _latex(self, printer, exp=None):
         return rf"\left[{printer._print(self.args[0])} = {printer._print(self.args[1])}\right]"
-
-
-# name in a spec -> (SymPy callable, number of arguments, analytic?)
-# Analytic functions admit the complex-step derivative check.
-FUNCTIONS: dict[str, tuple[object, int, bool]] = {
-    "sigmoid": (sigmoid, 1, True),
-    "tanh": (sp.tanh, 1, True),
-    "exp": (sp.exp, 1, True),
-    "log": (sp.log, 1, True),
-    "relu": (relu, 1, False),
-}
-
-
-def is_analytic(expr: sp.Expr) -> bool:
-    """True when every function in expr is analytic (complex step applies)."""
-    analytic = {fn for fn, _, ok in FUNCTIONS.values() if ok} | {indicator}
-    return all(type(f) in analytic or f.func in analytic for f in expr.atoms(sp.Function))
 
 
 # -- vector models ---------------------------------------------------------
@@ -202,6 +257,3 @@ class CrossEntropy(sp.Expr):
         return rf"-\log \left[{printer._print(self.probs)}\right]_{{{printer._print(self.index)}}}"
 
 
-# elementwise functions of vectors: spec name -> SymPy function (identity is the argument itself)
-ELEMENTWISE = {"sigmoid": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log, "relu": relu}
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")

@@ -19,7 +19,7 @@ import sympy as sp
 from derive import naming
 from derive.calculus.cell import Cell, step_kind
 from derive.errors import DeriveError
-from derive.functions import relu, sigmoid
+from derive.ops import elementary
 from derive.calculus.unroll import Unrolled, at_step, unroll
 
 MAX_PATHS = 20_000
@@ -124,8 +124,8 @@ class Derivation:
 
     def closed_form(self, param: sp.Symbol, independent: bool = False) -> sp.Expr:
         """Form (c): sympy.diff of the loss in base symbols. ``independent`` first replaces
-        sigmoid and relu by (1 + tanh(x/2))/2 and Max(0, x), so that our own derivative
-        definitions play no part (the oracle of the tests)."""
+        derive's own functions by SymPy's elementary ones (sigmoid by (1 + tanh(x/2))/2, relu by
+        Max(0, x), ...), so that our own derivative definitions play no part (the tests' oracle)."""
         if self.unrolled.steps > MAX_CLOSED_FORM_STEPS:
             raise DeriveError(f"the closed form is offered up to T = {MAX_CLOSED_FORM_STEPS} "
                               f"(it grows as T^2); got T = {self.unrolled.steps}")
@@ -137,10 +137,11 @@ class Derivation:
 
     @cached_property
     def independent_loss(self) -> sp.Expr:
-        """The unrolled loss in base symbols with sigmoid and relu written out (tanh, Max)."""
+        """The unrolled loss in base symbols with derive's own functions written out (sigmoid in tanh,
+        relu as Max, ...: derive.ops.elementary)."""
         values: dict = {}
         for a in self.unrolled.assignments:  # replace per assignment: small trees, cheap
-            rhs = a.expr.replace(sigmoid, lambda x: (1 + sp.tanh(x / 2)) / 2).replace(relu, lambda x: sp.Max(0, x))
+            rhs = elementary(a.expr)
             values[a.symbol] = rhs.xreplace(values)
         return self.unrolled.loss.xreplace(values)
 

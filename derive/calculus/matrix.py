@@ -68,21 +68,37 @@ def lift(scalar: sp.Expr, x, out):
         if e.is_Pow and e.exp == 2:
             base = walk(e.base)
             return sp.HadamardProduct(base, base)
+        if e.is_Pow and e.exp.is_Number:  # 1/x (log), 1/(2 out) (sqrt): an elementwise power
+            return sp.HadamardPower(walk(e.base), e.exp)
         if e.func is sp.Heaviside and e.args[0] == _X:  # relu's derivative, elementwise
             return ElementwiseApplyFunction(step, x)
+        if isinstance(e, sp.Function) and e.args[0] in (_X, _OUT) and all(a.is_Number for a in e.args[1:]):
+            inner = x if e.args[0] == _X else out  # sigmoid(x) in softplus', of the input or the output
+            if len(e.args) == 1:
+                return ElementwiseApplyFunction(e.func, inner)
+            d = sp.Dummy("x", real=True)
+            return ElementwiseApplyFunction(sp.Lambda(d, e.func(d, *e.args[1:])), inner)
         raise DeriveError(f"cannot apply the derivative {e} elementwise")
 
     return walk(scalar if isinstance(scalar, sp.Basic) else sp.Integer(scalar))
 
 
+def elementwise_call(f) -> tuple[type, tuple]:
+    """The function and arguments of one entry of f applied elementwise, the entry written _X:
+    (tanh, (_X,)) for tanh, (leaky_relu, (_X, 1/10)) for Lambda(d, leaky_relu(d, 1/10))."""
+    if isinstance(f, sp.Lambda):
+        body = f.expr.xreplace({f.variables[0]: _X})
+        return body.func, body.args
+    return f, (_X,)
+
+
 def _elementwise(node, G, out):
-    f, X = node.function, node.expr
-    fn = f.expr.func if isinstance(f, sp.Lambda) else f
+    fn, args = elementwise_call(node.function)
     rule = RULES.get(fn)
     if rule is None:
         raise DeriveError(f"no derivative rule for elementwise '{fn}'")
-    (scalar,) = rule((_X,), _OUT)
-    return [(X, sp.HadamardProduct(G, lift(scalar, X, out)))]
+    scalar = rule(args, _OUT)[0]
+    return [(node.expr, sp.HadamardProduct(G, lift(scalar, node.expr, out)))]
 
 
 def _matmul(node, G, out):

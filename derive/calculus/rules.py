@@ -1,4 +1,5 @@
-"""RULES: the local derivative of every operation, in one table keyed by operation.
+"""RULES: the local derivative of every operation, keyed by operation: the algebra (+, *, ^) here,
+every function from its record in derive.ops.
 
 A rule takes the node's arguments and its output ``out`` and returns the partial
 derivative of the node with respect to each argument, in order (like autograd's
@@ -16,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 import sympy as sp
 
-from derive.functions import indicator, relu, sigmoid, step
+from derive.functions import indicator
+from derive.ops import BY_FUNCTION, Op
 
 Rule = Callable[[tuple, sp.Expr], tuple]
 
@@ -30,17 +32,17 @@ def _pow(args: tuple, out: sp.Expr) -> tuple:
     return (e * b ** (e - 1), out * sp.log(b))
 
 
+def _function_rule(op: Op) -> Rule:
+    # extra arguments (leaky_relu's slope) are numbers: their partials are zero
+    return lambda args, out: (op.derivative(args, out),) + (sp.Integer(0),) * (len(args) - 1)
+
+
 RULES: dict[type, Rule] = {
     sp.Add: lambda args, out: (sp.Integer(1),) * len(args),
     sp.Mul: _mul,
     sp.Pow: _pow,
-    sigmoid: lambda args, out: (out * (1 - out),),
-    sp.tanh: lambda args, out: (1 - out ** 2,),
-    sp.exp: lambda args, out: (out,),
-    sp.log: lambda args, out: (1 / args[0],),
-    relu: lambda args, out: (sp.Heaviside(args[0], 0),),
-    indicator: lambda args, out: (sp.Integer(0), sp.Integer(0)),
-    step: lambda args, out: (sp.Integer(0),),  # [y = j] is constant in y near integers
+    indicator: lambda args, out: (sp.Integer(0), sp.Integer(0)),  # [y = j] is constant in y near integers
+    **{fn: _function_rule(op) for fn, op in BY_FUNCTION.items()},
 }
 
 

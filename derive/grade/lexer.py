@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from derive.ops import LATEX_COMMANDS
 from derive.errors import DeriveError
 
 MAX_CHARS = 10_000
@@ -32,7 +33,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 # LaTeX commands that are function names, operators, or nothing at all (spacing, sizing).
-FUNCTION_COMMANDS = {"sigma": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log", "ln": "log"}
+FUNCTION_COMMANDS = LATEX_COMMANDS
 # three products: '*' as typed (NumPy: elementwise for matrices), '⋅' a product as written (\cdot, \times,
 # juxtaposition: a matrix product for matrices), '⊙' elementwise (\odot, \circ); a scalar model multiplies all three
 OPERATOR_COMMANDS = {"cdot": "⋅", "times": "⋅", "ast": "*", "odot": "⊙", "circ": "⊙", "div": "/", "top": "top",

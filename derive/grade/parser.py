@@ -23,15 +23,13 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import NamedTuple
 
+from derive.ops import WORDS
 from derive.grade.lexer import DEFAULT_LIMITS, AnswerError, Limits, Token, tokenize
 
 MAX_DIGITS = 40
 MAX_DECIMAL_EXPONENT = 100
 
-FUNCTION_WORDS = {"sigmoid": "sigmoid", "sigma": "sigmoid", "tanh": "tanh", "relu": "relu", "ReLU": "relu",
-                  "exp": "exp", "log": "log", "ln": "log", "softmax": "softmax", "H": "heaviside",
-                  "Heaviside": "heaviside", "heaviside": "heaviside", "step": "heaviside", "onehot": "onehot",
-                  "diag": "diag"}
+FUNCTION_WORDS = {**WORDS, "softmax": "softmax", "onehot": "onehot", "diag": "diag"}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _FACTOR_STARTS = frozenset({"num", "name", "func", "(", "[", "{", "frac", "sum"})
 

@@ -17,7 +17,7 @@ from derive.calculus.cell import step_kind
 from derive.numbers.check import sample_values
 from derive.calculus.matrix import MatrixCell
 from derive.model import Model
-from derive.numbers.compiled import _sigmoid
+from derive.ops import OPS
 from derive.printing.numpy import DeriveNumPyPrinter
 
 
@@ -40,8 +40,8 @@ def _cross_entropy(p, y):
     return -np.mean(np.log(p[y, np.arange(y.size)]))
 
 
-HELPERS = {"np": np, "sigmoid": _sigmoid, "onehot": _onehot, "softmax": _softmax,
-           "cross_entropy": _cross_entropy}
+HELPERS = {"np": np, "onehot": _onehot, "softmax": _softmax, "cross_entropy": _cross_entropy,
+           **{op.code_helper: op.numpy for op in OPS.values() if op.code_helper}}
 
 
 class _Formula:

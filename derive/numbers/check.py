@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from derive.errors import DeriveError, did_you_mean
-from derive.functions import is_analytic
+from derive.ops import is_analytic
 from derive.model import Model
 from derive.numbers.compiled import compiled
 from derive.calculus.unroll import check_steps

@@ -17,12 +17,8 @@ import sympy as sp
 from derive import naming
 from derive.calculus.cell import Cell, StepKind, step_kind
 from derive.model import Model
+from derive.ops import OPS, numpy_functions
 from derive.calculus.unroll import check_steps
-
-
-def _sigmoid(x):
-    # tanh form: no overflow for large |x|, and analytic, so complex steps pass through
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _heaviside(x, h0=0.0):
@@ -33,8 +29,8 @@ def _kronecker(i, j):
     return np.where(np.real(i) == np.real(j), 1.0, 0.0)
 
 
-NUMPY_FUNCTIONS = {"step": lambda x: _heaviside(x, 0.0), "indicator": _kronecker, "sigmoid": _sigmoid,
-                   "relu": lambda x: np.maximum(x, 0.0), "Heaviside": _heaviside}
+_sigmoid = OPS["sigmoid"].numpy
+NUMPY_FUNCTIONS = {**numpy_functions(), "indicator": _kronecker, "Heaviside": _heaviside}
 # The numpy module itself rather than the string "numpy": lambdify picks the same printer (NumPyPrinter) and
 # finds the same functions, but for "numpy" it runs `from numpy import *` once per process, which with
 # NumPy 2 imports numpy.f2py, numpy.testing, ...: 0.15-0.25 s of every `derive gradcheck`.

@@ -17,9 +17,10 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 from derive import naming
+from derive.ops import BY_FUNCTION, OPS
 
 # functions printed as calls to helpers that the generated module itself defines
-MODULE_HELPERS = {"sigmoid": "sigmoid"}
+MODULE_HELPERS = {op.code_helper: op.code_helper for op in OPS.values() if op.code_helper}
 
 
 def code_identifier(sym: sp.Symbol) -> str:
@@ -42,12 +43,10 @@ class DeriveNumPyPrinter(NumPyPrinter):
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr) or code_identifier(expr)
 
-    def _print_sigmoid(self, expr: sp.Function) -> str:
-        return f"{MODULE_HELPERS['sigmoid']}({self._print(expr.args[0])})"
-
-    def _print_relu(self, expr: sp.Function) -> str:
-        # the integer 0 keeps the array's dtype (float32 stays float32)
-        return f"np.maximum({self._print(expr.args[0])}, 0)"
+    def _print_operation(self, expr: sp.Function) -> str:
+        """derive's own functions, as their derive.ops record spells them (relu: np.maximum(x, 0), whose
+        integer 0 keeps the array's dtype; sigmoid: the stable helper every generated module defines)."""
+        return BY_FUNCTION[expr.func].code.format(*(self._print(a) for a in expr.args))
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         # np.heaviside keeps float32; SymPy's default prints an np.select that returns float64
@@ -122,6 +121,7 @@ class DeriveNumPyPrinter(NumPyPrinter):
     def _print_step(self, expr) -> str:
         return self._print_Heaviside(sp.Heaviside(expr.args[0], 0))
 
+
     def _matrix_operand(self, m) -> str:
         text = self._print(m)
         return text if text.startswith("(") or text.isidentifier() else f"({text})"
@@ -132,6 +132,11 @@ class DeriveNumPyPrinter(NumPyPrinter):
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         # arrays here are floating, so integer powers need no float exponent (x**(-1.0)); 1/x reads better
         return self._hprint_Pow(expr, rational=rational, sqrt="numpy.sqrt")
+
+
+for _op in BY_FUNCTION.values():
+    if _op.function.__module__ == "derive.functions" and _op.name != "step":
+        setattr(DeriveNumPyPrinter, f"_print_{_op.function.__name__}", DeriveNumPyPrinter._print_operation)
 
 
 class vdot(sp.Function):

@@ -14,7 +14,7 @@ from sympy.calculus.util import maximum, minimum
 from derive import naming
 from derive.calculus.bptt import Derivation, bptt
 from derive.numbers.check import Point, draw
-from derive.functions import sigmoid
+from derive.ops import BY_FUNCTION
 from derive.numbers.compiled import MODULES, compiled
 from derive.printing.latex import Partial, latex, latex_number
 from derive.sheet.shown import T, k, show, step_of, t
@@ -23,7 +23,8 @@ from derive.calculus.unroll import step_mapping
 PLOT_STEPS = 20
 SAMPLE_WEIGHTS = (0.5, 1.0, 2.0, 4.0)
 PLOT_RANGE = (1e-12, 1e12)  # points outside are left out, so the log axis stays readable
-RANGES = {sigmoid: sp.Interval(0, 1), sp.tanh: sp.Interval(-1, 1)}
+# the bounded activations' ranges (sigma in [0, 1], tanh in [-1, 1]) bound the one-step Jacobian
+RANGES = {fn: op.range for fn, op in BY_FUNCTION.items() if op.range.inf.is_finite and op.range.sup.is_finite}
 
 
 def _step_jacobian(d: Derivation, kk: int, states: list[str]) -> sp.Matrix:

@@ -6,6 +6,8 @@ and translated node by node here, so no text is ever evaluated.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import re
 import tomllib
 from importlib import resources
@@ -16,11 +18,11 @@ import sympy as sp
 from derive import naming
 from derive.spec import builtins
 from derive.errors import DeriveError, SpecError, did_you_mean
-from derive.functions import FUNCTIONS
+from derive.ops import SPEC_FUNCTIONS, VECTOR_FUNCTIONS
 from derive.model import ROLES, Declaration, Loss, Model, Quantity
 from derive.spec.ast import Binary, Call, Indexed, Name, Num, Unary
 from derive.spec.parser import ParseError, parse
-from derive.spec.shapes import VECTOR_FUNCTIONS, ShapeError, apply, combine, is_matrix, shape_text
+from derive.spec.shapes import ShapeError, apply, combine, is_matrix, shape_text
 
 MAX_SPEC_BYTES = 256 * 1024
 TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "targets", "quantity", "loss",
@@ -28,12 +30,20 @@ TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "ta
 DECL_KEYS = {"description", "per_step", "sample", "shape", "classes"}
 QUANTITY_KEYS = {"name", "role", "description", "equation", "last", "initial", "shape"}
 LOSS_KEYS = {"over", "expr", "description"}
-RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(FUNCTIONS) | set(VECTOR_FUNCTIONS)
+RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(SPEC_FUNCTIONS) | set(VECTOR_FUNCTIONS)
 
 
 def builtin_names(kind: str | None = None) -> list[str]:
     """Names of the models shipped in derive/models, sorted; kind 'scalar' or 'vector' filters them."""
     return builtins.names(kind)
+
+
+def _number(text: str) -> sp.Rational | None:
+    """An option value that is a decimal number, exactly (no evaluation of the text)."""
+    try:
+        return sp.Rational(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def load(name_or_path: str, options: dict[str, str] | None = None) -> Model:
@@ -352,16 +362,19 @@ class _Builder:
         if isinstance(node, Call):
             func = self.chosen.get(node.func, node.func) if node.func in self.chosen else node.func
             vector_fn = self.sizes and func in VECTOR_FUNCTIONS
-            if func not in FUNCTIONS and not vector_fn:
-                choices = list(FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
+            if func not in SPEC_FUNCTIONS and not vector_fn:
+                choices = list(SPEC_FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
                 self.fail(f"{where}: unknown function '{node.func}'{did_you_mean(node.func, choices)}",
                           ctx["text"])
-            arity = VECTOR_FUNCTIONS[func] if vector_fn else FUNCTIONS[func][1]
+            arity = VECTOR_FUNCTIONS[func] if vector_fn else SPEC_FUNCTIONS[func].arity
             if len(node.args) != arity:
                 self.fail(f"{where}: {node.func} takes {arity} argument(s), got {len(node.args)}", ctx["text"])
             args = [self.translate(a, ctx) for a in node.args]
+            if not vector_fn and any(not (isinstance(a, sp.Basic) and a.is_number) for a in args[1:]):
+                self.fail(f"{where}: the arguments of {node.func} after the first must be numbers "
+                          "(or an option whose value is a number)", ctx["text"])
             if not self.sizes:
-                return FUNCTIONS[func][0](*args)
+                return SPEC_FUNCTIONS[func].function(*args)
             try:
                 return apply(func, args, self.class_count)
             except ShapeError as exc:
@@ -375,7 +388,9 @@ class _Builder:
     def name(self, name: str, index, ctx) -> sp.Expr:
         where = f"{ctx['key']} of '{ctx['owner']}'"
         known = list(self.decls) + self.all_quantities
-        if name in FUNCTIONS or name in self.chosen:
+        if name in self.chosen and (number := _number(self.chosen[name])) is not None:
+            return number  # an option whose value is a number (leaky_relu's slope)
+        if name in SPEC_FUNCTIONS or name in self.chosen:
             self.fail(f"{where}: '{name}' is a function; call it as {name}(...)", ctx["text"])
         if name not in known:
             self.fail(f"{where}: unknown name '{name}'{did_you_mean(name, known)}", ctx["text"])

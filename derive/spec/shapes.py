@@ -11,7 +11,8 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from derive.functions import ELEMENTWISE, CrossEntropy, Softmax
+from derive.functions import CrossEntropy, Softmax
+from derive.ops import SPEC_FUNCTIONS
 
 
 class ShapeError(ValueError):
@@ -86,11 +87,11 @@ def apply(func: str, args: list, class_target) -> object:
         if not is_matrix(m):
             raise ShapeError("transpose takes a matrix")
         return m.T
-    fn = ELEMENTWISE[func]
-    (x,) = args
-    if is_matrix(x):
-        return ElementwiseApplyFunction(fn, x)
-    return fn(x)
-
-
-VECTOR_FUNCTIONS = {"softmax": 1, "cross_entropy": 2, "transpose": 1, "identity": 1}
+    fn = SPEC_FUNCTIONS[func].function
+    x, *extra = args
+    if not is_matrix(x):
+        return fn(x, *extra)
+    if extra:  # leaky_relu(X, slope): a one-argument function of each entry
+        d = sp.Dummy("x", real=True)
+        return ElementwiseApplyFunction(sp.Lambda(d, fn(d, *extra)), x)
+    return ElementwiseApplyFunction(fn, x)

@@ -25,23 +25,23 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from derive import naming
 from derive.calculus.cell import step_kind
-from derive.functions import OneHot, Softmax, relu, sigmoid, step
-from derive.grade.scalar.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder
+from derive.functions import OneHot, Softmax, step
+from derive.grade.scalar.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder, check_arguments
 from derive.grade.lexer import DEFAULT_LIMITS, Limits, name_key, tokenize
 from derive.grade.parser import Binary, Call, Name, Neg, Num
 from derive.calculus.matrix import _OUT, _X, lift
 from derive.printing.latex import DeriveLatexPrinter
-from derive.calculus.rules import RULES
+from derive.ops import OPS
 
 TIMES = "\u00d7"  # the multiplication sign of shapes in messages (n_h by n_in)
-FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log, "heaviside": step}
 _D = sp.Dummy("d")
 _FREE_INDEX = re.compile(r"^(?P<stem>.+)_(?P<var>[a-z])(?:[+-]\d+)?$")  # h_t, h_k-1: a step letter left free
 
 
-def elementwise(f, x):
-    """f applied to every entry of the matrix x (the form the spec's equations have)."""
-    return ElementwiseApplyFunction(sp.Lambda(_D, f(_D)), x)
+def elementwise(f, x, *extra):
+    """f applied to every entry of the matrix x (the form the spec's equations have); extra arguments
+    (leaky_relu's slope) are numbers shared by every entry."""
+    return ElementwiseApplyFunction(sp.Lambda(_D, f(_D, *extra)), x)
 
 
 def is_matrix(x) -> bool:
@@ -322,11 +322,14 @@ class _MatrixBuilder(_Builder):
                 self.fail("onehot takes one class index, e.g. onehot(y_2)", node.pos)
             return self._onehot(args[0], node.pos)
         args = [self.build(a) for a in node.args]
-        if fn == "heaviside" and len(args) == 2:
+        if fn == "step" and len(args) == 2:
             args = args[:1]
-        if len(args) != 1:
+        op = OPS.get(fn)
+        if op is not None:
+            check_arguments(self, op, args, node.pos)
+        elif len(args) != 1:
             self.fail(f"{fn} takes one argument (got {len(args)})", node.pos)
-        (x,) = args
+        x, *extra = args
         if fn == "softmax":
             s = shape_of(x)
             if s is None or s[1] != 1:
@@ -338,22 +341,20 @@ class _MatrixBuilder(_Builder):
                 self.fail(f"diag makes a matrix of a column vector; {describe(x)} is {shape_text(s)}", node.pos)
             out = DiagMatrix(x)
         elif not is_matrix(x):
-            if fn == "heaviside":
+            if fn == "step":
                 out = step(x)
             else:
                 return super()._call(node)
         else:
-            f = FUNCTIONS[fn]
-            if f is sp.exp and _exp_depth(x) + 1 > MAX_EXP_NESTING:
+            if op.function is sp.exp and _exp_depth(x) + 1 > MAX_EXP_NESTING:
                 self.fail(f"exponentials nested more than {MAX_EXP_NESTING} deep", node.pos)
-            out = elementwise(f, x)
+            out = elementwise(op.function, x, *extra)
             if node.primes > 1:
                 self.fail("only first derivatives (one prime) can be written this way", node.pos)
             if node.primes == 1:
-                if fn == "heaviside":
+                if fn == "step":
                     self.fail("H has no derivative here", node.pos)
-                rule_fn = relu if f is relu else f
-                out = lift(RULES[rule_fn]((_X,), _OUT)[0], x, out)
+                out = lift(op.derivative((_X, *extra), _OUT), x, out)
         if node.power is not None:
             power = self.build(node.power)
             if not (power.is_Integer and 0 < power <= MAX_POWER):

@@ -23,7 +23,9 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive import naming
 from derive.calculus.cell import StepKind, step_kind
-from derive.functions import OneHot, Softmax, relu, sigmoid, step
+from derive.calculus.matrix import elementwise_call
+from derive.functions import OneHot, Softmax, sigmoid
+from derive.ops import BY_FUNCTION, mpmath_functions
 
 DIGITS = 30
 MAX_EXPONENT = 10 ** 4
@@ -48,11 +50,8 @@ class MpBackend:
                 raise Unsupported("exp of a value beyond 10^4")
             return m.exp(x)
 
-        self.scalar = {sigmoid: lambda x: 1 / (1 + exp(-x)), sp.tanh: m.tanh, sp.exp: exp,
-                       sp.log: lambda x: m.log(x) if m.re(x) > 0 else _raise("log of a number <= 0"),
-                       relu: lambda x: x if x > 0 else m.mpf(0),
-                       step: lambda x: m.mpf(1) if x > 0 else m.mpf(0)}
-        self.array_fns = {f: np.frompyfunc(g, 1, 1) for f, g in self.scalar.items()}
+        self.scalar = {**mpmath_functions(m), sigmoid: lambda x: 1 / (1 + exp(-x)), sp.exp: exp,
+                       sp.log: lambda x: m.log(x) if m.re(x) > 0 else _raise("log of a number <= 0")}
 
     def const(self, value) -> object:
         if isinstance(value, sp.Rational):
@@ -72,10 +71,20 @@ class MpBackend:
         out.fill(self.ctx.mpf(value))
         return out
 
-    def apply(self, f, x):
+    def power(self, x, exponent: sp.Rational):
+        """x ** exponent for a fraction (a root): real, so the base must be positive."""
+        c = self.const(exponent)
+
+        def one(v):
+            return self.ctx.power(v, c) if self.ctx.re(v) > 0 else _raise("a root of a number <= 0")
+
+        return np.frompyfunc(one, 1, 1)(x) if isinstance(x, np.ndarray) else one(x)
+
+    def apply(self, f, x, *extra):
+        fn = self.scalar[f]
         if isinstance(x, np.ndarray):
-            return self.array_fns[f](x)
-        return self.scalar[f](x)
+            return np.frompyfunc(lambda v: fn(v, *extra), 1, 1)(x)
+        return fn(x, *extra)
 
     def exp(self, x):
         return self.apply(sp.exp, x)
@@ -90,8 +99,7 @@ class FloatBackend:
         def sig(x):
             return np.exp(-np.logaddexp(0.0, -x))
 
-        self.fns = {sigmoid: sig, sp.tanh: np.tanh, sp.exp: np.exp, sp.log: np.log,
-                    relu: lambda x: np.maximum(x, 0.0), step: lambda x: np.where(np.asarray(x) > 0, 1.0, 0.0)}
+        self.fns = {**{fn: op.numpy for fn, op in BY_FUNCTION.items()}, sigmoid: sig}
 
     def const(self, value) -> float:
         return float(value)
@@ -102,8 +110,11 @@ class FloatBackend:
     def full(self, shape, value) -> np.ndarray:
         return np.full(shape, float(value))
 
-    def apply(self, f, x):
-        return self.fns[f](x)
+    def power(self, x, exponent: sp.Rational):
+        return np.power(x, float(exponent))
+
+    def apply(self, f, x, *extra):
+        return self.fns[f](x, *extra)
 
     def exp(self, x):
         return np.exp(x)
@@ -111,11 +122,6 @@ class FloatBackend:
 
 def _raise(message: str):
     raise Unsupported(message)
-
-
-def _function_of(f):
-    """The SymPy function an ElementwiseApplyFunction applies (it may be a Lambda)."""
-    return f.expr.func if isinstance(f, sp.Lambda) else f
 
 
 def evaluate(expr, lookup, dims: dict, backend, memo: dict | None = None):
@@ -171,6 +177,8 @@ def evaluate(expr, lookup, dims: dict, backend, memo: dict | None = None):
             return out
         if isinstance(e, sp.HadamardPower):
             base, exponent = ev(e.base), e.exp
+            if exponent.is_Rational and not exponent.is_Integer:  # sqrt's derivative, 1/(2 sqrt(x))
+                return backend.power(base, exponent)
             if not exponent.is_Integer:
                 raise Unsupported("a non-integer elementwise power")
             k = int(exponent)
@@ -181,7 +189,8 @@ def evaluate(expr, lookup, dims: dict, backend, memo: dict | None = None):
             v = ev(e.arg)
             return v.T if isinstance(v, np.ndarray) else v
         if isinstance(e, ElementwiseApplyFunction):
-            return backend.apply(_function_of(e.function), ev(e.expr))
+            fn, args = elementwise_call(e.function)
+            return backend.apply(fn, ev(e.expr), *(backend.const(a) for a in args[1:]))
         if isinstance(e, sp.OneMatrix):
             return backend.full(shape(e), 1)
         if isinstance(e, sp.ZeroMatrix):
@@ -224,14 +233,15 @@ def evaluate(expr, lookup, dims: dict, backend, memo: dict | None = None):
             return out
         if isinstance(e, sp.Pow):
             base = ev(e.base)
+            if e.exp.is_Rational and not e.exp.is_Integer:  # sqrt(x) is x**(1/2)
+                return backend.power(base, e.exp)
             if not e.exp.is_Integer:
                 raise Unsupported("a non-integer power")
             if int(e.exp) < 0 and base == 0:
                 raise ZeroDivisionError("a power of zero")
             return base ** int(e.exp)
-        if isinstance(e, sp.Function) and len(e.args) == 1 and type(e) in (sigmoid, relu, step, sp.tanh, sp.exp,
-                                                                             sp.log):
-            return backend.apply(type(e), ev(e.args[0]))
+        if isinstance(e, sp.Function) and type(e) in BY_FUNCTION:
+            return backend.apply(type(e), ev(e.args[0]), *(backend.const(a) for a in e.args[1:]))
         raise Unsupported(f"cannot evaluate {type(e).__name__}")
 
     return ev(expr)

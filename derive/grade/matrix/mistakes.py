@@ -26,10 +26,11 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from derive import naming
 from derive.grade.matrix import evaluate as mev
 from derive.grade.matrix.build import elementwise, plain
-from derive.calculus.matrix import _OUT, _X, _shift, lift
+from derive.calculus.matrix import _OUT, _shift, elementwise_call, lift
 from derive.calculus.rules import RULES
+from derive.ops import OPS
 
-NAMES = {"sigmoid": "σ", "tanh": "tanh", "relu": "relu", "exp": "exp", "log": "log"}  # noqa: RUF001
+NAMES = {name: "σ" if name == "sigmoid" else name for name in OPS if name != "step"}  # noqa: RUF001
 
 
 @dataclass(frozen=True)
@@ -250,12 +251,11 @@ def activation_factors(cell) -> dict:
             for node in sp.preorder_traversal(eq):
                 if not isinstance(node, ElementwiseApplyFunction):
                     continue
-                f = node.function
-                fn = f.expr.func if isinstance(f, sp.Lambda) else f
+                fn, args = elementwise_call(node.function)
                 if fn not in RULES:
                     continue
                 out = target if node == eq else node
-                factor = lift(RULES[fn]((_X,), _OUT)[0], node.expr, out)
+                factor = lift(RULES[fn](args, _OUT)[0], node.expr, out)
                 name = naming.describe(sp.Symbol(str(target.name))).name
                 entries = found.setdefault(fn, [])
                 for fac, own in ((factor, out), (_shift(factor, 1), _shift(out, 1))):

@@ -17,16 +17,14 @@ import sympy as sp
 
 from derive import naming
 from derive.errors import did_you_mean
-from derive.functions import relu, sigmoid
 from derive.grade.lexer import DEFAULT_LIMITS, AnswerError, Limits, Token, name_key, tokenize
 from derive.grade.parser import FUNCTION_WORDS, Binary, Call, Name, Neg, Num, Sum, Transpose
-from derive.calculus.rules import RULES
+from derive.ops import OPS, Op
 
 MAX_POWER = 100  # |exponent| of a numeric power
 MAX_RESULT_BITS = 4096  # size of a number raised to a number
 MAX_SUM_TERMS = 200
 MAX_EXP_NESTING = 2  # exp(exp(x)) is fine, exp(exp(exp(exp(1000)))) has more digits than atoms
-FUNCTIONS = {"sigmoid": sigmoid, "tanh": sp.tanh, "relu": relu, "exp": sp.exp, "log": sp.log}
 _INDEX = re.compile(r"^\s*(?P<var>[A-Za-z]|\d+)\s*(?:(?P<sign>[+-])\s*(?P<off>\d+))?\s*$")
 _STEP_KEY = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)$")
 
@@ -234,7 +232,7 @@ class _Builder:
         if fn in ("softmax", "onehot", "diag"):
             self.fail(f"{fn} is for vector models; this model is scalar", node.pos)
         args = [self.build(a) for a in node.args]
-        if fn == "heaviside":
+        if fn == "step":
             if len(args) == 2 and args[1] in (0, sp.Rational(1, 2), 1):
                 args = args[:1]
             if len(args) != 1:
@@ -243,16 +241,15 @@ class _Builder:
                 self.fail("H has no derivative here", node.pos)
             out = sp.Heaviside(args[0], 0)
         else:
-            if len(args) != 1:
-                self.fail(f"{fn} takes one argument (got {len(args)})", node.pos)
-            f = FUNCTIONS[fn]
+            op = OPS[fn]
+            check_arguments(self, op, args, node.pos)
             if fn == "exp":
                 self._check_growth(args[0], node.pos)
-            out = f(args[0])
+            out = op.function(*args)
             if node.primes > 1:
                 self.fail("only first derivatives (one prime) can be written this way", node.pos)
-            if node.primes == 1:  # sigma'(u) = sigma(u)(1 - sigma(u)): the same RULES as the derivation
-                out = RULES[f]((args[0],), out)[0]
+            if node.primes == 1:  # sigma'(u) = sigma(u)(1 - sigma(u)): the record the derivation uses
+                out = op.derivative(tuple(args), out)
         if node.power is not None:
             power = self.build(node.power)
             if not (power.is_Integer and 0 < power <= MAX_POWER):
@@ -322,3 +319,11 @@ def numeric_value(expr: sp.Expr) -> Fraction | None:
         return Fraction(int(expr.p), int(expr.q))
     value = complex(sp.N(expr, 30))
     return Fraction(value.real) if value.imag == 0 and math.isfinite(value.real) else None
+
+
+def check_arguments(builder, op: Op, args: list, pos: int) -> None:
+    """One argument, or leaky_relu's two with a number second (its slope)."""
+    if len(args) != op.arity:
+        builder.fail(f"{op.name} takes {op.arity} argument{'s' if op.arity > 1 else ''} (got {len(args)})", pos)
+    if any(not (isinstance(a, sp.Basic) and a.is_number) for a in args[1:]):
+        builder.fail(f"the arguments of {op.name} after the first must be numbers", pos)

@@ -12,7 +12,8 @@ from fractions import Fraction
 import mpmath
 import sympy as sp
 
-from derive.functions import relu, sigmoid
+from derive.functions import sigmoid
+from derive.ops import mpmath_functions
 
 DIGITS = 50
 MAX_EXPONENT_ARGUMENT = 10 ** 4  # exp(x) beyond this is not a value a gradient takes at our points
@@ -59,14 +60,10 @@ class MpBackend:
                 raise Unsupported("exp of a value beyond 10^4 (overflow)")
             return m.exp(x)
 
-        self._functions = {
-            sigmoid: lambda x: (1 / (1 + exp(-x)) if abs(m.re(x)) <= MAX_EXPONENT_ARGUMENT
-                                else m.mpf(1 if m.re(x) > 0 else 0)),
-            sp.tanh: m.tanh,
-            sp.exp: exp,
-            sp.log: m.log,
-            relu: lambda x: x if m.re(x) > 0 else m.mpf(0),
-        }
+        guarded = {sigmoid: lambda x: (1 / (1 + exp(-x)) if abs(m.re(x)) <= MAX_EXPONENT_ARGUMENT
+                                      else m.mpf(1 if m.re(x) > 0 else 0)),
+                   sp.exp: exp}
+        self._functions = {**mpmath_functions(m), **guarded}
 
     def const(self, x: sp.Expr):
         m = self.ctx
@@ -98,7 +95,7 @@ class MpBackend:
         fn = self._functions.get(f)
         if fn is None:
             raise Unsupported(getattr(f, "__name__", str(f)))
-        return [fn(x) for x in args[0]]
+        return [fn(*xs) for xs in zip(*args, strict=True)]
 
     def from_fraction(self, value: Fraction):
         return self.ctx.mpf(value.numerator) / value.denominator

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive import naming
-from derive.functions import relu, sigmoid
 from derive.calculus.rules import RULES
+from derive.ops import BY_FUNCTION
 from derive.calculus.unroll import at_step
 
-ACTIVATIONS = {sigmoid: "σ", sp.tanh: "tanh", relu: "relu"}  # noqa: RUF001
+ACTIVATIONS = {op.function: "σ" if op.name == "sigmoid" else op.name  # noqa: RUF001
+               for op in BY_FUNCTION.values() if op.name != "step"}
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,7 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
     import numpy as np
 
     from derive.numbers.compiled import MODULES
+    from derive.calculus.matrix import elementwise_call
     from derive.calculus.rules import RULES
 
     (state,) = model.recurrent_names
@@ -285,15 +286,16 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
     f = getattr(eq, "function", None)
     if f is None:
         return None
-    fn = f.expr.func if isinstance(f, sp.Lambda) else f
+    fn, args = elementwise_call(f)
     x, out = sp.Symbol("x", real=True), sp.Symbol("out", real=True)
-    (scalar,) = RULES[fn]((x,), out)
-    deriv = sp.sympify(scalar).xreplace({out: fn(x)})
+    args = (x, *args[1:])
+    deriv = sp.sympify(RULES[fn](args, out)[0]).xreplace({out: fn(*args)})
     grid = np.linspace(-30, 30, 60001)
     values = np.abs(np.asarray(sp.lambdify(x, deriv, modules=MODULES)(grid), dtype=float) * np.ones_like(grid))
     gamma = sp.nsimplify(round(float(values.max()), 6))
+    plain = {x: sp.Symbol("x")}
     return {"gamma": latex(gamma), "diag": latex(J.args[0]), "weight": latex(J.args[1]),
-            "fprime": latex(deriv.xreplace({x: sp.Symbol("x")})), "function": latex(fn(sp.Symbol("x")))}
+            "fprime": latex(deriv.xreplace(plain)), "function": latex(fn(*args).xreplace(plain))}
 
 
 # -- the whole context ----------------------------------------------------------------------
