@@ -115,6 +115,16 @@ def _index(expr) -> str:
     return index_code(sp.sympify(expr))
 
 
+def index_text(expr) -> str:
+    """An index or a size as code (n_h, 2*n_h, T - 1)."""
+    return _index(expr)
+
+
+def size_name(sym) -> str:
+    """The size of a per-step symbol's last axis, as code (a (B, n_h) row -> n_h)."""
+    return str(sym.shape[1])
+
+
 def rows_name(r: Ref, span: str) -> str:
     """The local of a stacked view: h_prev_rows (every step) or h_prev_loss_rows (the loss steps)."""
     return local(r) + {"all": "_rows", "loss": "_loss_rows", "chunk": "_chunk_rows"}[span]

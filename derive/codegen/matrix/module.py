@@ -3,15 +3,17 @@
     >>> from derive.codegen.matrix.module import emit_vector
     >>> source = emit_vector(derive.load("elman"))     # what `derive code elman` writes
 
-Stages, each a small module:
-    vector_rows       the batch formulas of derive.calculus.matrix.MatrixCell(model, batch=True) in row form
-                      (one example per row, time-major arrays); softmax/cross-entropy via log-sum-exp
-    vector_plan       which formulas run in the time loop and which for all steps at once (dependency
-                      analysis), and hoisting of loop-invariant terms
-    vector_fuse       gates that share an input as one product; next-step deltas side by side
-    vector_arrays     the per-step arrays and how a symbol reads them (a row, a stacked view)
-    vector_functions  the plan laid out on arrays: the bodies of _forward and loss_and_grads
-    vector_emit       printed lines: row-form NumPy printer (vector_printing), CSE, in-place updates
+Stages, each a small module of derive.codegen.matrix:
+    rows       the batch formulas of derive.calculus.matrix.MatrixCell(model, batch=True) in row form
+               (one example per row, time-major arrays); softmax/cross-entropy via log-sum-exp
+    plan       which formulas run in the time loop and which for all steps at once (dependency
+               analysis), and hoisting of loop-invariant terms
+    fuse       gates that share an input as one product; next-step deltas side by side
+    rewrite    the recursion's step T apart, single-use deltas inlined, chunked factors grouped
+    arrays     the per-step arrays and how a symbol reads them (a row, a stacked view)
+    bodies     the plan laid out on arrays: the bodies of _forward and loss_and_grads (gradients: the sums)
+    emit       printed lines: row-form NumPy printer (printer), CSE, in-place updates
+    equations  formulas as text for the docstring and comments
 This module builds the context of templates/code/vector_module.py.j2 (Python builds the data,
 the template lays it out). Every expression in the module is printed from those SymPy formulas.
 """
@@ -20,11 +22,10 @@ from __future__ import annotations
 import keyword
 import re
 
-import sympy as sp
-from sympy.printing.str import StrPrinter
 
 from derive.codegen.scalar.module import _comment, _spec_provenance, _text, _version, module_name
 from derive.codegen.matrix.bodies import build
+from derive.codegen.matrix.equations import show
 from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
 from derive.calculus.matrix import MatrixCell
@@ -36,61 +37,6 @@ INIT_ARGUMENTS = ("n_in", "n_hidden", "n_out")  # init_params's arguments, in th
 RESERVED = {"np", "p", "params", "xs", "ys", "B", "T", "t", "t0", "dtype", "loss", "grads", "cache", "forward",
             "loss_and_grads", "init_params", "sigmoid", "log_softmax", "onehot", "nll_sum", "PARAMETERS",
             "SHAPES", "SIZES", "STATES", "rng", "seed", "K", "c0", "c1", "t1"}
-
-
-class _EquationText(StrPrinter):
-    """Equations for the docstring: @ for matrix products, * elementwise, f(X) for f applied elementwise."""
-
-    def _print_MatMul(self, expr):
-        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
-        mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr) and not (
-            isinstance(a, sp.OneMatrix) and 1 in a.shape)]
-        text = " @ ".join(f"({self._print(a)})" if isinstance(a, sp.MatAdd) else self._print(a) for a in mats)
-        if len(mats) == 1 and isinstance(mats[0], sp.MatAdd) and scalars:
-            text = f"({self._print(mats[0])})"
-        coeff = sp.Mul(*scalars)
-        if coeff == 1:
-            return text
-        return "-" + text if coeff == -1 else f"{self._print(coeff)}*{text}"
-
-    def _print_MatAdd(self, expr):
-        terms = [self._print(a) for a in expr.args]
-        terms = sorted(terms, key=lambda t: t.startswith("-"))
-        return "".join((t if i == 0 else (" - " + t[1:] if t.startswith("-") else " + " + t))
-                       for i, t in enumerate(terms))
-
-    def _print_HadamardProduct(self, expr):
-        return " * ".join(f"({self._print(a)})" if isinstance(a, sp.MatAdd) else self._print(a) for a in expr.args)
-
-    def _print_HadamardPower(self, expr):
-        return f"{self._print(expr.base)}**{self._print(expr.exp)}"
-
-    def _print_ElementwiseApplyFunction(self, expr):
-        f = expr.function
-        fn = f.expr.func if isinstance(f, sp.Lambda) else f
-        return f"{fn.__name__ if hasattr(fn, '__name__') else fn}({self._print(expr.expr)})"
-
-    def _print_Transpose(self, expr):
-        return f"{self._print(expr.arg)}^T"
-
-    def _print_OneMatrix(self, expr):
-        return "1"
-
-    def _print_Softmax(self, expr):
-        return f"softmax({self._print(expr.arg)})"
-
-    def _print_LogSoftmaxRows(self, expr):
-        return f"log_softmax({self._print(expr.arg)})"
-
-    def _print_OneHotRows(self, expr):
-        return f"onehot({self._print(expr.args[0])})"
-
-    def _print_CrossEntropy(self, expr):
-        return f"-log {self._print(expr.probs)}[{self._print(expr.index)}]"
-
-
-def _show(expr) -> str:
-    return _EquationText().doprint(expr)
 
 
 def _sizes(model: Model) -> list[dict]:
@@ -158,12 +104,12 @@ def context(model: Model) -> dict:
         "input": {"name": inp.name, "size": inp.shape[0], "description": _text(inp.description)},
         "target": {"name": tgt.name, "classes": tgt.classes, "description": _text(tgt.description)},
         "classes_source": sources[tgt.classes],
-        "quantities": [{"name": q.name, "equation": _show(q.equation), "shape": list(q.shape),
+        "quantities": [{"name": q.name, "equation": show(q.equation), "shape": list(q.shape),
                         "description": _text(q.description), "state": q.initial is not None}
                        for q in model.quantities],
-        "loss_text": _show(model.loss.expr),
-        "deltas": [(_show(d), _show(e)) for d, e in plan.deltas],
-        "terms": [(t.param, _show(t.expr), t.span) for t in plan.terms],
+        "loss_text": show(model.loss.expr),
+        "deltas": [(show(d), show(e)) for d, e in plan.deltas],
+        "terms": [(t.param, show(t.expr), t.span) for t in plan.terms],
         "forward": fns.forward, "backward": fns.backward,
         "cache": [{"key": k, "local": v} for k, v in fns.cache],
         "unpack": [{"key": k, "local": v} for v, k in fns.unpack],
