@@ -26,6 +26,7 @@ class Artifact:
 PRODUCERS: list[str] = [
     "derive.codegen:artifacts",  # generated/<model>.py: NumPy gradient modules
     "derive.codegen.matrix.module:artifacts",  # generated/{elman,lstm,gru,mlp}.py: vector models' NumPy modules
+    "derive.codegen:textbook_artifacts",  # generated/textbook/<model>.py: every model's module, textbook style
     "derive.sheet.golden:artifacts",  # generated/sheets/<model>.tex and .pdf: derivation sheets (T = 3)
 ]
 

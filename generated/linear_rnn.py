@@ -133,12 +133,12 @@ def _forward(p, x_seq):
     s_seq[0] = s
     # steps 1 to T, all at once: the loop's terms that need no earlier iteration
     x = x_seq[1:T + 1]
-    _h0 = W_x*x
+    _hoisted0 = W_x*x
     # steps 1 to T, one at a time: the regular equations (the recurrence)
     for t in range(1, T + 1):
-        _h0_t = _h0[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
         s_prev = s_seq[t - 1]
-        s = W_rec*s_prev + _h0_t
+        s = W_rec*s_prev + _hoisted0_t
         s_seq[t] = s
     return {"s": s_seq}
 

@@ -187,22 +187,22 @@ def _forward(p, x_seq):
     h_seq[0] = h
     # steps 1 to T, all at once: the loop's terms that need no earlier iteration
     x = x_seq[1:T + 1]
-    _h0 = W_fx*x + b_f
-    _h1 = W_ix*x + b_i
-    _h2 = W_ox*x + b_o
-    _h3 = W_cx*x + b_c
+    _hoisted0 = W_fx*x + b_f
+    _hoisted1 = W_ix*x + b_i
+    _hoisted2 = W_ox*x + b_o
+    _hoisted3 = W_cx*x + b_c
     # steps 1 to T, one at a time: the regular equations (the recurrence)
     for t in range(1, T + 1):
-        _h0_t = _h0[t - 1]
-        _h1_t = _h1[t - 1]
-        _h2_t = _h2[t - 1]
-        _h3_t = _h3[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
+        _hoisted1_t = _hoisted1[t - 1]
+        _hoisted2_t = _hoisted2[t - 1]
+        _hoisted3_t = _hoisted3[t - 1]
         c_prev = c_seq[t - 1]
         h_prev = h_seq[t - 1]
-        f = sigmoid(W_fh*h_prev + _h0_t)
-        i = sigmoid(W_ih*h_prev + _h1_t)
-        o = sigmoid(W_oh*h_prev + _h2_t)
-        g = np.tanh(W_ch*h_prev + _h3_t)
+        f = sigmoid(W_fh*h_prev + _hoisted0_t)
+        i = sigmoid(W_ih*h_prev + _hoisted1_t)
+        o = sigmoid(W_oh*h_prev + _hoisted2_t)
+        g = np.tanh(W_ch*h_prev + _hoisted3_t)
         c = c_prev*f + g*i
         h = o*np.tanh(c)
         f_seq[t] = f
@@ -270,21 +270,21 @@ def loss_and_grads(params, xs, ys):
     i_next = i_seq[2:T + 1]
     o_next = o_seq[2:T + 1]
     o = o_seq[1:T]
-    _h0 = W_ch*(1 - g_next**2)
-    _h1 = W_fh*f_next*(1 - f_next)
-    _h2 = W_ih*i_next*(1 - i_next)
-    _h3 = W_oh*o_next*(1 - o_next)
+    _hoisted0 = W_ch*(1 - g_next**2)
+    _hoisted1 = W_fh*f_next*(1 - f_next)
+    _hoisted2 = W_ih*i_next*(1 - i_next)
+    _hoisted3 = W_oh*o_next*(1 - o_next)
     tmp_0 = np.tanh(c)
-    _h4 = o*(1 - tmp_0**2)
-    _h5 = tmp_0
+    _hoisted4 = o*(1 - tmp_0**2)
+    _hoisted5 = tmp_0
     # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):
-        _h0_t = _h0[t - 1]
-        _h1_t = _h1[t - 1]
-        _h2_t = _h2[t - 1]
-        _h3_t = _h3[t - 1]
-        _h4_t = _h4[t - 1]
-        _h5_t = _h5[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
+        _hoisted1_t = _hoisted1[t - 1]
+        _hoisted2_t = _hoisted2[t - 1]
+        _hoisted3_t = _hoisted3[t - 1]
+        _hoisted4_t = _hoisted4[t - 1]
+        _hoisted5_t = _hoisted5[t - 1]
         c_prev = c_seq[t - 1]
         d_c_next = d_c_seq[t + 1]
         d_f_next = d_f_seq[t + 1]
@@ -294,10 +294,10 @@ def loss_and_grads(params, xs, ys):
         f_next = f_seq[t + 1]
         g = g_seq[t]
         i = i_seq[t]
-        d_h = _h0_t*d_g_next + _h1_t*d_f_next + _h2_t*d_i_next + _h3_t*d_o_next
-        d_c = _h4_t*d_h + d_c_next*f_next
+        d_h = _hoisted0_t*d_g_next + _hoisted1_t*d_f_next + _hoisted2_t*d_i_next + _hoisted3_t*d_o_next
+        d_c = _hoisted4_t*d_h + d_c_next*f_next
         d_g = d_c*i
-        d_o = _h5_t*d_h
+        d_o = _hoisted5_t*d_h
         d_i = d_c*g
         d_f = c_prev*d_c
         d_h_seq[t] = d_h

@@ -142,12 +142,12 @@ def _forward(p, x_seq):
     s_seq[0] = s
     # steps 1 to T - 1, all at once: the loop's terms that need no earlier iteration
     x = x_seq[1:T]
-    _h0 = W_x*x
+    _hoisted0 = W_x*x
     # steps 1 to T - 1, one at a time: the regular equations (the recurrence)
     for t in range(1, T):
-        _h0_t = _h0[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
         s_prev = s_seq[t - 1]
-        s = sigmoid(W_rec*s_prev + _h0_t)
+        s = sigmoid(W_rec*s_prev + _hoisted0_t)
         s_seq[t] = s
     # step T: the last equations
     s_prev = s_seq[T - 1]
@@ -184,12 +184,12 @@ def loss_and_grads(params, xs, ys):
         d_s_seq[T - 1] = d_s
     # steps 1 to T - 2, all at once: the loop's terms that need no earlier iteration
     s_next = s_seq[2:T]
-    _h0 = W_rec*s_next*(1 - s_next)
+    _hoisted0 = W_rec*s_next*(1 - s_next)
     # steps T - 2 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 2, 0, -1):
-        _h0_t = _h0[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
         d_s_next = d_s_seq[t + 1]
-        d_s = _h0_t*d_s_next
+        d_s = _hoisted0_t*d_s_next
         d_s_seq[t] = d_s
     grads = {"W_rec": 0, "W_x": 0}
     # steps 1 to T - 1, all at once: gradient terms of the regular steps, summed over the steps and the batch

@@ -146,12 +146,12 @@ def _forward(p, x_seq):
     s_seq[0] = s
     # steps 1 to T, all at once: the loop's terms that need no earlier iteration
     x = x_seq[1:T + 1]
-    _h0 = W_x*x + b
+    _hoisted0 = W_x*x + b
     # steps 1 to T, one at a time: the regular equations (the recurrence)
     for t in range(1, T + 1):
-        _h0_t = _h0[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
         s_prev = s_seq[t - 1]
-        s = np.tanh(W_rec*s_prev + _h0_t)
+        s = np.tanh(W_rec*s_prev + _hoisted0_t)
         s_seq[t] = s
     # steps 1 to T, all at once: the regular equations
     s = s_seq[1:T + 1]
@@ -195,14 +195,14 @@ def loss_and_grads(params, xs, ys):
     # steps 1 to T - 1, all at once: the loop's terms that need no earlier iteration
     d_o = d_o_seq[1:T]
     s_next = s_seq[2:T + 1]
-    _h0 = W_rec*(1 - s_next**2)
-    _h1 = V*d_o
+    _hoisted0 = W_rec*(1 - s_next**2)
+    _hoisted1 = V*d_o
     # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):
-        _h0_t = _h0[t - 1]
-        _h1_t = _h1[t - 1]
+        _hoisted0_t = _hoisted0[t - 1]
+        _hoisted1_t = _hoisted1[t - 1]
         d_s_next = d_s_seq[t + 1]
-        d_s = _h0_t*d_s_next + _h1_t
+        d_s = _hoisted0_t*d_s_next + _hoisted1_t
         d_s_seq[t] = d_s
     grads = {"W_rec": 0, "W_x": 0, "b": 0, "V": 0, "c": 0}
     # steps 1 to T, all at once: gradient terms of the regular and last steps, summed over the steps and the batch

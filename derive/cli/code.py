@@ -10,7 +10,9 @@ DESCRIPTION = ("Emit a standalone NumPy module for the model: forward(), loss_an
                "delta recursion, and grads_closed_form() (sympy.diff of the unrolled loss for --steps T). "
                "A vector model (elman, lstm, gru, mlp) gets init_params(), forward() and loss_and_grads() "
                "over batches of sequences (T, B, n_in), from its matrix-form derivation. "
-               "It imports nothing but numpy.")
+               "It imports nothing but numpy. --style textbook writes one line per formula of the sheet, with "
+               "the sheet's names; the default --style fast is that program transformed by passes (hoist, fuse, "
+               "chunk, inplace for vector models; hoist, slice for scalar ones), each of which --no-pass turns off.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,10 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="T for grads_closed_form (default 3; static models 1; at most 12); the loop form "
                         "takes any T. The closed form grows fast: lstm-cell takes ~20 s at T = 4, ~90 s at T = 5")
     parser.add_argument("-o", "--out", default=".", metavar="DIR", help="the folder to write (default .)")
+    parser.add_argument("--style", choices=("fast", "textbook"), default="fast",
+                        help="textbook: one line per formula of the sheet; fast (default): the same program "
+                        "hoisted, fused, chunked and updated in place")
+    parser.add_argument("--no-pass", action="append", default=[], metavar="PASS", dest="no_pass",
+                        help="with --style fast, leave out one pass (repeatable): hoist, fuse, chunk, inplace "
+                        "(vector models) or hoist, slice (scalar models)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.codegen import emit_model, module_name
+    from derive.codegen import emit_model, module_name, passes
     from derive.errors import DeriveError
     from derive.artifacts import write_atomic
     from derive.spec.loader import load
@@ -31,7 +39,15 @@ def run(args: argparse.Namespace) -> int:
     if model.is_vector and args.steps is not None:
         raise DeriveError(f"--steps: {model.name} is a vector model; its module has no closed form and its "
                           "loss_and_grads takes any T")
-    source = emit_model(model, args.steps)
+    available = passes(model)
+    unknown = [p for p in args.no_pass if p not in available]
+    if unknown:
+        raise DeriveError(f"--no-pass {unknown[0]}: not a pass of {model.name}'s code; its passes are "
+                          f"{', '.join(available)}")
+    if args.no_pass and args.style != "fast":
+        raise DeriveError("--no-pass: the textbook style has no passes to leave out")
+    chosen = [p for p in available if p not in args.no_pass]
+    source = emit_model(model, args.steps, style=args.style, passes=chosen)
     target = Path(args.out) / f"{module_name(model)}.py"
     if target.parent.exists() and not target.parent.is_dir():
         raise DeriveError(f"-o {args.out}: not a folder")

@@ -15,28 +15,48 @@ only by the CLI (``derive code``) and ``derive generate``.
 from __future__ import annotations
 
 from derive.calculus.bptt import Derivation, bptt
-from derive.codegen.scalar.module import TEMPLATE, context, module_name
+from collections.abc import Iterable
+
+from derive.codegen.scalar.module import PASSES, TEMPLATE, context, module_name
 from derive.artifacts import Artifact
+from derive.errors import DeriveError
 from derive.model import Model
 
-__all__ = ["artifacts", "emit_numpy", "module_name"]
+__all__ = ["STYLES", "artifacts", "emit_model", "emit_numpy", "module_name", "passes", "textbook_artifacts"]
 
 
-def emit_numpy(derivation: Derivation) -> str:
+STYLES = ("fast", "textbook")
+
+
+def emit_numpy(derivation: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:
     """The source of the model's NumPy module; the closed form is for the derivation's T."""
     from derive.templating import render
 
-    return render(TEMPLATE, **context(derivation))
+    return render(TEMPLATE, **context(derivation, style, passes))
 
 
-def emit_model(model: Model, steps: int | None = None) -> str:
+def emit_model(model: Model, steps: int | None = None, style: str = "fast", passes: Iterable[str] | None = None
+               ) -> str:
     """emit_numpy for a model and a number of steps (default 3; static models 1); a vector model's module
-    (derive.codegen.matrix.module) serves every T and has no closed form, so ``steps`` does not apply to it."""
+    (derive.codegen.matrix.module) serves every T and has no closed form, so ``steps`` does not apply to it.
+    ``style``: "textbook" (one line per formula of the sheet, with its names) or "fast" (the textbook program
+    transformed by ``passes``, default all: see ``passes(model)``)."""
+    if style not in STYLES:
+        raise DeriveError(f"unknown code style {style!r}; the styles are {', '.join(STYLES)}")
     if model.is_vector:
         from derive.codegen.matrix.module import emit_vector
 
-        return emit_vector(model)
-    return emit_numpy(bptt(model, steps))
+        return emit_vector(model, style, passes)
+    return emit_numpy(bptt(model, steps), style, passes)
+
+
+def passes(model: Model) -> dict[str, str]:
+    """The fast style's passes for this kind of model: name -> what it does."""
+    if model.is_vector:
+        from derive.codegen.matrix.bodies import PASSES as VECTOR_PASSES
+
+        return dict(VECTOR_PASSES)
+    return dict(PASSES)
 
 
 def artifacts() -> list[Artifact]:
@@ -47,4 +67,16 @@ def artifacts() -> list[Artifact]:
     for name in builtin_names("scalar"):  # vector models: derive.codegen.matrix.module.artifacts, its own producer
         model = load(name)
         out.append(Artifact(f"{module_name(model)}.py", emit_model(model).encode("utf-8")))
+    return out
+
+
+def textbook_artifacts() -> list[Artifact]:
+    """generated/textbook/<model>.py: the textbook style of every built-in model (a producer of derive generate)."""
+    from derive.spec.loader import builtin_names, load
+
+    out = []
+    for name in builtin_names():
+        model = load(name)
+        source = emit_model(model, style="textbook")
+        out.append(Artifact(f"textbook/{module_name(model)}.py", source.encode("utf-8")))
     return out

@@ -15,7 +15,7 @@ import sympy as sp
 from derive.codegen.matrix.arrays import Array, index_text, local, per_step_symbols, ref, size_name, step_symbol
 from derive.codegen.matrix.emit import Block, Writer, onto_ok, used_names
 from derive.codegen.matrix.equations import show
-from derive.codegen.matrix.fuse import fuse_backward, fuse_gates, store_runs
+from derive.codegen.matrix.fuse import Fused, fuse_backward, fuse_gates, store_runs
 from derive.codegen.matrix.gradients import gradient_blocks, read_once
 from derive.codegen.matrix.plan import Term, VectorPlan
 from derive.codegen.matrix.rewrite import (factor_groups, has_product, hoisted_assign, inline_single_use,
@@ -35,19 +35,33 @@ class Functions:
 
 CHUNK_VALUES = 16384  # 128 KiB of float64: in L2, and below malloc's mmap threshold (no fresh pages per chunk)
 
-def build(plan: VectorPlan) -> Functions:
-    return _static(plan) if not plan.recurrent else _recurrent(plan)
+# The passes that turn the textbook program (derive.codegen.matrix.textbook) into the fast one; each can be
+# switched off alone and the module still computes the same numbers (tests/test_codegen_styles.py).
+PASSES = {
+    "hoist": "loop-invariant terms of the time loops computed for every step at once, one product over T*B rows",
+    "fuse": "gates that share an input as one product (stacked parameters), next-step deltas side by side",
+    "chunk": "the backward loop's elementwise factors a chunk of steps at a time (in cache)",
+    "inplace": "results written into existing arrays (out=, +=, *=), values read once overwritten",
+}
 
 
-def _static(plan: VectorPlan) -> Functions:
+def build(plan: VectorPlan, passes: frozenset[str] = frozenset(PASSES)) -> Functions:
+    """The bodies of the fast module, with the given passes applied (every one by default)."""
+    unknown = set(passes) - set(PASSES)
+    if unknown:
+        raise DeriveError(f"unknown codegen pass {', '.join(sorted(unknown))}; the passes are {', '.join(PASSES)}")
+    return _static(plan, passes) if not plan.recurrent else _recurrent(plan, passes)
+
+
+def _static(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     inp, tgt = plan.model.inputs[0].name, plan.model.targets[0].name
     static = {inp: "xs", tgt: "ys"}
-    fw = Writer(plan, {}, static=static)
+    fw = Writer(plan, {}, static=static, inplace="inplace" in passes)
     outs = fw.stacked("the layers, every example of the batch at once", plan.forward, "all")
     cache = [(str(s.name), o) for (s, _), o in zip(plan.forward, outs, strict=True)]
-    bw = Writer(plan, {}, static=static)
-    bw.disposable = read_once([plan.loss, *(e for _, e in plan.deltas), *(t.expr for t in plan.terms)],
-                               {s for s, _ in plan.forward})
+    bw = Writer(plan, {}, static=static, inplace="inplace" in passes)
+    readers = [plan.loss, *(e for _, e in plan.deltas), *(t.expr for t in plan.terms)]
+    bw.disposable = read_once(readers, {s for s, _ in plan.forward}) if "inplace" in passes else set()
     bw.stacked("the loss: the mean over the batch of -log yhat[y]", [(sp.Symbol("loss"), plan.loss)], "all",
                assign=lambda t: ("loss", None))
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
@@ -57,11 +71,13 @@ def _static(plan: VectorPlan) -> Functions:
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
 
 
-def _recurrent(plan: VectorPlan) -> Functions:
+def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     model = plan.model
     inputs = {d.name for d in model.inputs}
     states = set(model.recurrent_names)
-    loop, fhoist = plan.hoist(plan.loop, lambda a: ref(a) is None or ref(a).name in inputs, "_f")
+    hoist, fuse, inplace = "hoist" in passes, "fuse" in passes, "inplace" in passes
+    loop, fhoist = plan.hoist(plan.loop, lambda a: ref(a) is None or ref(a).name in inputs, "_f") if hoist else (
+        plan.loop, [])
     pre_keys = plan.pre_keys
 
     def bknown(a) -> bool:
@@ -69,12 +85,13 @@ def _recurrent(plan: VectorPlan) -> Functions:
         return r is None or not r.is_delta or (r.key in pre_keys and r.offset == 0)
 
     loop, shared, consumers = share_forward_values(loop, [plan.recursion, plan.post, [(t, t.expr) for t in plan.terms]])
-    loop, fhoist, fused = fuse_gates(loop, fhoist, {p.name for p in model.parameters}, plan.B)
+    loop, fhoist, fused = fuse_gates(loop, fhoist, {p.name for p in model.parameters}, plan.B) if fuse else (
+        loop, fhoist, Fused())
     rec_in, post, terms = consumers
     terms = [Term(t.param, e, t.span) for t, e in terms]
     rec_in = inline_single_use(rec_in, [e for _, e in post] + [t.expr for t in terms])
-    rec_in, joints = fuse_backward(rec_in, {p.name for p in model.parameters}, plan.B)
-    recursion, bhoist = plan.hoist(rec_in, bknown, "_b")
+    rec_in, joints = fuse_backward(rec_in, {p.name for p in model.parameters}, plan.B) if fuse else (rec_in, [])
+    recursion, bhoist = plan.hoist(rec_in, bknown, "_b") if hoist else (rec_in, [])
     readers = ([e for _, e in plan.after_loop] + [plan.loss] + [e for _, e in plan.pre] + [e for _, e in recursion]
                + [h.expr for h in bhoist] + [e for _, e in post] + [t.expr for t in terms])
     reads = [ref(s) for e in readers for s in per_step_symbols(e)]
@@ -131,7 +148,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
         arrays[ref(s).key] = Array(f"{ref(s).name}_seq", 1, size_name(s))
     # elementwise factors of the backward loop (1 - h*h) are computed a chunk of steps at a time: few
     # operations when T*B*n is small, arrays that stay in cache (and need no fresh pages) when it is large
-    chunked = [h for h in bhoist if h.span == "all" and not has_product(h.expr)]
+    chunked = [h for h in bhoist if h.span == "all" and not has_product(h.expr)] if "chunk" in passes else []
     for h in fhoist + bhoist:
         arrays[ref(h.symbol).key] = Array(ref(h.symbol).name, 1, size_name(h.symbol), chunked=h in chunked)
     rec_reads = {ref(s).key for _, e in recursion for s in per_step_symbols(e)}
@@ -146,7 +163,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
     onto: dict = {}
     for h in bhoist:
         users = [(d, e) for d, e in recursion if h.symbol in e.atoms(sp.MatrixSymbol)]
-        if h in chunked or not is_product(h.expr) or len(users) != 1:
+        if not inplace or h in chunked or not is_product(h.expr) or len(users) != 1:
             continue
         d, e = users[0]
         if ref(d).key in stored_deltas and d.shape == h.symbol.shape and onto_ok(e, h.symbol) \
@@ -169,11 +186,11 @@ def _recurrent(plan: VectorPlan) -> Functions:
     for d, _ in plan.pre:
         if ref(d).key in rec_reads:
             arrays[ref(d).key] = Array(f"d_{ref(d).name}_seq", 1, size_name(d))
-    groups = factor_groups(recursion, chunked, joint_of) if chunked else []
+    groups = factor_groups(recursion, chunked, joint_of) if chunked and fuse else []
     recursion = [(d, e) for d, e in recursion if not any(d in g.targets for g in groups)]
 
     # -- _forward ----------------------------------------------------------------
-    fw = Writer(plan, arrays)
+    fw = Writer(plan, arrays, inplace=inplace)
     fw.after = fw_after
     if fused.stacks:
         fw.line("the parameters of gates that share an input, stacked: one product serves them all",
@@ -194,7 +211,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
     # kept for the backward pass: what it reads (the logits are not: keeping them alive costs fresh pages),
     # and a value read once and not kept may be overwritten by its reader (log_softmax_exp in place)
     later_keys = {ref(s).key for e in readers[len(plan.after_loop):] for s in per_step_symbols(e)}
-    fw.disposable = {t for t, _ in plan.after_loop if ref(t).key not in later_keys and sum(
+    fw.disposable = set() if not inplace else {t for t, _ in plan.after_loop if ref(t).key not in later_keys and sum(
         1 for _, e in plan.after_loop for n in sp.preorder_traversal(e) if n == t) == 1}
     outs = fw.stacked("everything else (the output layer), every step at once", plan.after_loop, "all")
     kept = [(s, o) for (s, _), o in zip(plan.after_loop, outs, strict=True) if ref(s).key in later_keys]
@@ -203,8 +220,8 @@ def _recurrent(plan: VectorPlan) -> Functions:
              {ref(s).key for s, _ in kept}]
 
     # -- loss_and_grads --------------------------------------------------------------
-    bw = Writer(plan, arrays)
-    bw.disposable = read_once(readers[len(plan.after_loop):], {s for s, _ in plan.after_loop})
+    bw = Writer(plan, arrays, inplace=inplace)
+    bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):], {s for s, _ in plan.after_loop})
     bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
     bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
                [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: ("loss", None))

@@ -39,7 +39,8 @@ def _trivial(expr) -> bool:
 class Writer:
     """The blocks of one generated function."""
 
-    def __init__(self, plan: VectorPlan, arrays: dict, temp_prefix: str = "_c", static: dict | None = None):
+    def __init__(self, plan: VectorPlan, arrays: dict, temp_prefix: str = "_c", static: dict | None = None,
+                 inplace: bool = True):
         self.plan = plan
         self.arrays = arrays  # (name, is_delta) -> Array
         self.blocks: list[Block] = []
@@ -53,6 +54,7 @@ class Writer:
         self.disposable: set = set()  # values no one reads after their one reader: it may overwrite them
         self.after: dict = {}  # loop statement -> lines printed right after it
         self.stacked_params: set[str] = set()  # parameters stacked by vector_fuse (_Wh0, ...)
+        self.inplace = inplace  # False: every result a new array or a plain assignment to its row
         self.named: set = set()  # loop values bound to their local whatever the lines (read by self.after's lines)
 
     # -- common subexpressions -------------------------------------------------
@@ -267,6 +269,8 @@ class Writer:
         def p(e) -> str:
             return self._print(e, names)
 
+        if not self.inplace:  # a row or a view of one is written through, a local bound anew
+            return [f"{dest}{'' if dest.endswith(']') or not exists else '[...]'} = {bare(p(value))}"]
         if isinstance(value, sp.MatAdd):
             terms = sorted(value.args, key=lambda a: (not _fresh(a), not isinstance(a, sp.MatMul)))
             first, rest = terms[0], terms[1:]

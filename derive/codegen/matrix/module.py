@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Iterable
 
 
 from derive.codegen.scalar.module import _comment, _spec_provenance, _text, _version, module_name
-from derive.codegen.matrix.bodies import build
+from derive.codegen.matrix import textbook
+from derive.codegen.matrix.bodies import PASSES, build
 from derive.codegen.matrix.equations import show
 from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
@@ -64,8 +66,10 @@ def _size_sources(model: Model) -> dict[str, str]:
     return out
 
 
-def context(model: Model) -> dict:
-    """Everything the template needs for one vector model, printed and ordered."""
+def context(model: Model, style: str = "fast", passes: Iterable[str] | None = None) -> dict:
+    """Everything the template needs for one vector model, printed and ordered; ``style`` "textbook" gives the
+    program one formula a line (derive.codegen.matrix.textbook), "fast" that program with the ``passes``
+    applied (default: every one of bodies.PASSES)."""
     if len(model.inputs) != 1 or len(model.targets) != 1 or not model.targets[0].classes:
         raise DeriveError(f"{model.name}: generated code takes one input array and one class-index target")
     _check_names(model)
@@ -74,7 +78,7 @@ def context(model: Model) -> dict:
         raise DeriveError(f"{model.name}: code generation does not yet support a softmax output fed back to the "
                           f"next step ({fused[0]}); derive gradcheck, sheet and grade handle this model")
     plan = VectorPlan(model)
-    fns = build(plan)
+    fns = textbook.build(plan) if style == "textbook" else build(plan, frozenset(PASSES if passes is None else passes))
     spec, digest = _spec_provenance(model)
     sources = _size_sources(model)
 
@@ -92,6 +96,7 @@ def context(model: Model) -> dict:
                 size_from.setdefault(name, (i, axis))
     return {
         "size_from": list(size_from.items()),
+        "style": style,
         "model": {"name": model.name, "name_comment": _comment(model.name), "title": _text(model.title),
                   "summary": _text(model.summary), "recurrent": model.recurrent,
                   "loss_description": _text(model.loss.description)},
@@ -125,11 +130,12 @@ def _all_text(fns) -> str:
     return "\n".join(ln for b in fns.forward + fns.backward for ln in b.lines)
 
 
-def emit_vector(model: Model) -> str:
-    """The source of the vector model's NumPy module."""
+def emit_vector(model: Model, style: str = "fast", passes: Iterable[str] | None = None) -> str:
+    """The source of the vector model's NumPy module in the given style (fast or textbook); ``passes`` picks
+    the fast style's passes (default all: hoist, fuse, chunk, inplace)."""
     from derive.templating import render
 
-    return render(TEMPLATE, **context(model))
+    return render(TEMPLATE, **context(model, style, passes))
 
 
 def artifacts() -> list:

@@ -19,7 +19,7 @@ import sympy as sp
 from derive import naming
 from derive.codegen.scalar.schedule import Block
 
-PREFIX = "_h"  # spec names start with a letter, so no spec name can clash
+PREFIX = "_hoisted"  # spec names start with a letter, so no spec name can clash
 
 
 def hoist(block: Block, available: Callable[[sp.Symbol], bool], is_array: Callable[[sp.Symbol], bool]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -151,8 +152,21 @@ def _closed_form(derivation: Derivation, inp: Data, tgt: Data) -> dict:
                                                    "temporary": ln.symbol is None} for ln in lines]}
 
 
-def context(derivation: Derivation) -> dict:
-    """Everything the template needs for one model, printed and ordered."""
+# The passes that turn the textbook program (every formula of a step in the time loops) into the fast one.
+PASSES = {
+    "hoist": "loop-invariant terms of the time loops computed for every step at once",
+    "slice": "formulas nothing in the recursion reads computed for every step at once, out of the loops",
+}
+
+
+def context(derivation: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> dict:
+    """Everything the template needs for one model, printed and ordered; ``style`` "textbook" keeps every
+    formula of a step in the time loops, "fast" applies the ``passes`` (default every one of PASSES)."""
+    chosen = frozenset(() if style == "textbook" else PASSES if passes is None else passes)
+    unknown = chosen - set(PASSES)
+    if unknown:
+        raise DeriveError(f"unknown codegen pass {', '.join(sorted(unknown))} for a scalar model; its passes are "
+                          f"{', '.join(PASSES)}")
     model, cell = derivation.model, derivation.cell
     inp, tgt = _one(model, model.inputs, "input"), _one(model, model.targets, "target")
     _check_names(model, [inp, tgt])
@@ -186,7 +200,8 @@ def context(derivation: Derivation) -> dict:
         "loss_text": _show(model.loss.expr, None if model.loss.over == "sum" else "T"),
         "kinds": kinds,
         "gradient_terms": _gradient_terms(model, cell),
-        **_functions(model, cell),
+        **_functions(model, cell, chosen),
+        "style": style,
         "closed_form": _closed_form(derivation, inp, tgt),
     }
 
@@ -215,11 +230,14 @@ def _reads(blocks: list[schedule.Block]) -> set:
     return set().union(*(e.free_symbols for b in blocks for _, e in b.statements))
 
 
-def _functions(model: Model, cell) -> dict:
+def _functions(model: Model, cell, passes: frozenset[str]) -> dict:
     """The blocks of _forward and loss_and_grads, and the parameters and forward values each one reads
     (a generated function binds only what it uses)."""
-    forward = hoist_all(model, schedule.forward_blocks(cell), backward=False)
-    backward = hoist_all(model, schedule.backward_blocks(cell), backward=True)
+    forward = schedule.forward_blocks(cell, slices="slice" in passes)
+    backward = schedule.backward_blocks(cell, slices="slice" in passes)
+    if "hoist" in passes:
+        forward = hoist_all(model, forward, backward=False)
+        backward = hoist_all(model, backward, backward=True)
     back = schedule.loss_blocks(cell) + backward + schedule.gradient_blocks(cell)
     back_reads = _reads(back)
     read_names = {naming.describe(s).name for s in back_reads if not naming.describe(s).is_delta}

@@ -79,9 +79,12 @@ def _kind_text(kind: StepKind) -> str:
 
 
 # -- forward ------------------------------------------------------------------
-def _forward_range(cell: Cell, variant: str, span: Span) -> list[Block]:
-    """A loop for the quantities the next step reads (and what they read), slices for the rest."""
+def _forward_range(cell: Cell, variant: str, span: Span, slices: bool) -> list[Block]:
+    """A loop for the quantities the next step reads (and what they read), slices for the rest (``slices``;
+    else every equation in the loop, in the cell's order)."""
     eqs = cell.equations(variant)
+    if not slices:
+        return [Block("forward", "loop", span, eqs, variant)]
     targets = {s for s, _ in eqs}
     roots = {cell.sym(n) for n in cell.model.recurrent_names}
     loop = _closure(eqs, roots, targets)
@@ -92,15 +95,16 @@ def _forward_range(cell: Cell, variant: str, span: Span) -> list[Block]:
     return blocks
 
 
-def forward_blocks(cell: Cell) -> list[Block]:
+def forward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
+    """The forward pass; ``slices`` False keeps every equation of a step in the time loop (the textbook form)."""
     model = cell.model
     if not model.recurrent:
         kind = step_kind(model, 1, 1)
         return [Block("forward", "step", None, cell.equations(kind.own), kind.own)]
     blocks = [Block("forward", "step", Span(sp.Integer(0), sp.Integer(0)), cell.equations("init"), "init")]
     if cell.equations("regular") == cell.equations("last"):
-        return blocks + _forward_range(cell, "regular", Span(sp.Integer(1), T))
-    blocks += _forward_range(cell, "regular", Span(sp.Integer(1), T - 1))
+        return blocks + _forward_range(cell, "regular", Span(sp.Integer(1), T), slices)
+    blocks += _forward_range(cell, "regular", Span(sp.Integer(1), T - 1), slices)
     return [*blocks, Block("forward", "step", Span(T, T), cell.equations("last"), "last")]
 
 
@@ -110,9 +114,12 @@ def _is_next(sym: sp.Symbol) -> bool:
     return ref.is_delta and ref.offset == 1
 
 
-def _backward_range(cell: Cell, kind: StepKind, span: Span) -> list[Block]:
-    """Deltas needing no later delta (slices), the recursion (a loop, descending), the rest (slices)."""
+def _backward_range(cell: Cell, kind: StepKind, span: Span, slices: bool) -> list[Block]:
+    """Deltas needing no later delta (slices), the recursion (a loop, descending), the rest (slices); with
+    ``slices`` False every delta in the loop, in the cell's order."""
     deltas = cell.backward(kind).deltas
+    if not slices:
+        return [Block("backward", "loop", span, deltas, _kind_text(kind), descending=True)]
     needs_next: dict[sp.Symbol, bool] = {}
     for d, e in deltas:  # evaluation order: each reads only earlier entries
         needs_next[d] = any(_is_next(a) or needs_next.get(a, False) for a in e.free_symbols)
@@ -140,7 +147,8 @@ def _has_gradient(cell: Cell, kind: StepKind) -> bool:
     return any(e != 0 for _, e in cell.backward(kind).grads)
 
 
-def backward_blocks(cell: Cell) -> list[Block]:
+def backward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
+    """The backward pass; ``slices`` False keeps every delta of a step in the time loop (the textbook form)."""
     model = cell.model
     if not model.recurrent:
         kind = step_kind(model, 1, 1)
@@ -148,10 +156,10 @@ def backward_blocks(cell: Cell) -> list[Block]:
     last, before_last, regular = step_kind(model, 3, 3), step_kind(model, 2, 3), step_kind(model, 1, 3)
     blocks = [_step(cell, last, Span(T, T))]
     if cell.backward(before_last).deltas == cell.backward(regular).deltas:
-        blocks += _backward_range(cell, regular, Span(sp.Integer(1), T - 1))
+        blocks += _backward_range(cell, regular, Span(sp.Integer(1), T - 1), slices)
     else:
         blocks.append(_step(cell, before_last, Span(T - 1, T - 1, sp.Ge(T, 2))))
-        blocks += _backward_range(cell, regular, Span(sp.Integer(1), T - 2))
+        blocks += _backward_range(cell, regular, Span(sp.Integer(1), T - 2), slices)
     init_alone, init = step_kind(model, 0, 1), step_kind(model, 0, 2)
     if _has_gradient(cell, init_alone) or _has_gradient(cell, init):
         zero = sp.Integer(0)

@@ -1,0 +1,154 @@
+"""The textbook program of a vector model: one line per formula of the sheet, with the sheet's names.
+
+The statements are the VectorPlan's own (the forward equations, the loss, the deltas of one backward
+step and each parameter's gradient term, in row form: one example per row of a (B, n) array), printed
+as they stand, without hoisting, fusion, chunking or in-place updates:
+
+    forward    for t = 1..T: one line per equation, ``a[t] = h[t-1] @ W.T + x[t] @ U.T + b``
+    loss       for the steps with a loss term: ``loss += nll_sum(log_yhat[t], y[t])/B``
+    backward   for t = T..1: one line per delta, ``delta_h[t] = delta_a[t+1] @ W + delta_o[t] @ V``,
+               then each parameter's term of that step, ``grads["W"] += delta_a[t].T @ h[t-1]``
+
+Every per-step value q lives in an array ``q`` with row t = step t (row 0: a state's initial value 0,
+unused otherwise); the deltas have a zero row after step T, which is what step T + 1 sends back.
+The fast style (derive.codegen.matrix.bodies) computes the same numbers from the same formulas.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive.codegen.matrix.arrays import ref, size_name
+from derive.codegen.matrix.bodies import Functions
+from derive.codegen.matrix.emit import Block, used_names
+from derive.codegen.matrix.plan import VectorPlan
+from derive.codegen.matrix.printer import RowPrinter, bare, negated
+from derive.errors import DeriveError
+
+_OFFSET = {-1: "t-1", 0: "t", 1: "t+1"}
+
+
+class TextbookPrinter(RowPrinter):
+    """The row-form printer without the fast module's fused helpers (yhat - onehot(y) stays a difference) and
+    without parentheses that Python's precedence makes redundant inside a sum."""
+
+    def _print_MatAdd(self, expr) -> str:
+        ordered = sorted(expr.args, key=lambda a: negated(a) is not None)  # a leading minus reads worse
+        parts = []
+        for i, a in enumerate(ordered):
+            neg = negated(a)
+            if neg is not None:
+                text = bare(self._print(neg))
+                parts.append(("-" if i == 0 else " - ") + (f"({text})" if isinstance(neg, sp.MatAdd) else text))
+            else:
+                parts.append(("" if i == 0 else " + ") + bare(self._print(a)))
+        return "(" + "".join(parts) + ")"
+
+
+def _name(sym) -> str:
+    r = ref(sym)
+    base = str(sym.name) if r is None else ("delta_" if r.is_delta else "") + r.name
+    return base if r is None else f"{base}[{_OFFSET[r.offset]}]"
+
+
+def _print(expr) -> str:
+    names = {sp.Symbol(str(m.name), real=True): _name(m) for m in expr.atoms(sp.MatrixSymbol)}
+    return bare(TextbookPrinter(names).doprint(expr))
+
+
+def _line(target, expr) -> str:
+    return f"{_name(target)} = {_print(expr)}"
+
+
+def _check(plan: VectorPlan) -> None:
+    """A spec name equal to an adjoint's array (a quantity named delta_h beside h) would be overwritten."""
+    for d, _ in plan.deltas:
+        name = _name(d).split("[")[0]
+        if name in plan.model.all_names:
+            raise DeriveError(f"{plan.model.name}: the name '{name}' clashes with the adjoint of "
+                              f"'{name[len('delta_'):]}' in the textbook code; rename it in the spec")
+
+
+def build(plan: VectorPlan) -> Functions:
+    """The bodies of _forward and loss_and_grads, one statement per formula."""
+    _check(plan)
+    return _recurrent(plan) if plan.recurrent else _static(plan)
+
+
+def _grad_lines(plan: VectorPlan, span: str | None, accumulate: bool) -> list[str]:
+    lines = []
+    by_param: dict[str, list] = {}
+    for t in plan.terms:
+        if span is None or t.span == span:
+            by_param.setdefault(t.param, []).append(t.expr)
+    for param, exprs in by_param.items():
+        total = exprs[0] if len(exprs) == 1 else (sp.MatAdd(*exprs) if isinstance(exprs[0], sp.MatrixExpr)
+                                                   else sp.Add(*exprs))
+        lines.append(f'grads["{param}"] {"+=" if accumulate else "="} {_print(total)}')
+    return lines
+
+
+def _static(plan: VectorPlan) -> Functions:
+    inp, tgt = plan.model.inputs[0].name, plan.model.targets[0].name
+    forward = [Block("the input: one example per row", [f"{inp} = xs"]),
+               Block("the layers, as the sheet writes them", [_line(s, e) for s, e in plan.forward])]
+    cache = [(str(s.name), str(s.name)) for s, _ in plan.forward]
+    backward = [Block("the targets: one class index per example", [f"{tgt} = ys", f"{inp} = xs"]),
+                Block("the loss: the mean over the batch of -log yhat[y]", [f"loss = {_print(plan.loss)}"]),
+                Block("backward: the deltas, from the loss down to the input",
+                      [_line(d, e) for d, e in plan.deltas]),
+                Block("gradients: sums over the batch", _grad_lines(plan, None, accumulate=False))]
+    used = used_names(backward)
+    unpack = [(o, k) for k, o in cache if o in used]
+    return Functions(forward, cache, backward, unpack, used_names(forward), used)
+
+
+def _recurrent(plan: VectorPlan) -> Functions:
+    model = plan.model
+    inp, tgt = model.inputs[0], model.targets[0]
+    n_in = inp.shape[0]
+    states = set(model.recurrent_names)
+    forward = [Block(f"the input, row t = step t (row 0 unused): {inp.name}[t] is xs[t - 1]",
+                     [f"{inp.name} = np.zeros((T + 1, B, {n_in}), dtype)", f"{inp.name}[1:] = xs"])]
+    ahead = {ref(a).key for _, e in plan.deltas for a in e.atoms(sp.MatrixSymbol)
+             if ref(a) is not None and not ref(a).is_delta and ref(a).offset == 1}
+    allocs = [f"{ref(s).name} = np.zeros((T + {2 if ref(s).key in ahead else 1}, B, {size_name(s)}), dtype)"
+              for s, _ in plan.forward]
+    forward.append(Block("every value, row t = step t" + (
+        f" ({', '.join(sorted(states))}: row 0 is the initial value 0)" if states else "") + (
+        f"; {', '.join(sorted(k[0] for k in ahead))}: a zero row after step T, read by the backward pass at t+1"
+        if ahead else ""), allocs))
+    forward.append(Block("the forward pass, one step at a time", [_line(s, e) for s, e in plan.forward],
+                         loop="for t in range(1, T + 1):"))
+    cache = [(ref(s).name, ref(s).name) for s, _ in plan.forward]
+
+    backward = [Block(f"the input and the targets, row t = step t; the targets of the steps t0..T ({tgt.name}"
+                      f"[t] is ys[t - 1], or ys itself for a sequence's last step)",
+                      [f"{inp.name} = np.zeros((T + 1, B, {n_in}), dtype)", f"{inp.name}[1:] = xs",
+                       f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"])]
+    backward.append(Block("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
+                          ["loss = 0", "for t in range(t0, T + 1):", f"    loss += {_print(plan.loss)}"]))
+    allocs = [f"delta_{ref(d).name} = np.zeros((T + 2, B, {size_name(d)}), dtype)" for d, _ in plan.deltas]
+    backward.append(Block("the deltas, row t = step t, and a zero row after step T (nothing flows back from "
+                          "step T + 1)", allocs))
+    backward.append(Block("each gradient a sum over the steps", [
+        f'grads["{p.name}"] = np.zeros_like({p.name})' if p.shape else f'grads["{p.name}"] = dtype.type(0)'
+        for p in model.parameters]))
+    pre = {d for d, _ in plan.pre}
+    body = []
+    seeded = [_line(d, e) for d, e in plan.deltas if d in pre]
+    if seeded:  # the deltas the loss seeds: at the steps with a loss term
+        body += ["if t >= t0:",
+                 *(f"    {ln}" for ln in seeded)]
+    body += [_line(d, e) for d, e in plan.deltas if d not in pre]
+    body += _grad_lines(plan, "all", accumulate=True)
+    seeded_terms = _grad_lines(plan, "loss", accumulate=True)
+    if seeded_terms:
+        body += ["if t >= t0:", *(f"    {ln}" for ln in seeded_terms)]
+    backward.append(Block("backward through time, t = T down to 1: the deltas of step t, then each "
+                          "parameter's term of step t", body, loop="for t in range(T, 0, -1):"))
+    used = used_names(backward)
+    unpack = [(o, k) for k, o in cache if o in used]
+    return Functions(forward, cache, backward, unpack, used_names(forward), used)
+
+
+__all__ = ["build"]

@@ -1,0 +1,185 @@
+"""`derive code --style textbook` against the fast style and against finite differences, and the fast style's
+passes one at a time: switching any one off must leave the numbers as they are."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from test_codegen_support import (GENERATED, SCALAR_MODELS, central_differences, draw, load_module,
+                                  relative_error)
+
+import derive
+from derive.cli import main
+from derive.codegen import emit_model, module_name, passes, textbook_artifacts
+from derive.codegen.matrix.plan import VectorPlan
+
+VECTOR = ["elman", "lstm", "gru", "mlp"]
+RECURRENT = ["elman", "lstm", "gru"]
+FD_STEP = 1e-5
+
+
+def _module(source: str, folder, name: str):
+    path = folder / f"{name}.py"
+    path.write_text(source)
+    return load_module(path)
+
+
+def _vector_data(module, sizes, T, B, seed, many_to_one):
+    rng = np.random.default_rng(seed)
+    params = {k: (rng.normal(0, 0.6, np.shape(v)) if np.ndim(v) else float(rng.uniform(0.5, 2.0)))
+              for k, v in module.init_params(*sizes, seed=seed).items()}
+    n_in, _, n_out = sizes
+    if T is None:
+        return params, rng.normal(size=(B, n_in)), rng.integers(0, n_out, B)
+    return params, rng.normal(size=(T, B, n_in)), rng.integers(0, n_out, B if many_to_one else (T, B))
+
+
+def _same(a, b) -> float:
+    """The largest difference relative to the larger value's scale, over the loss and every gradient."""
+    (la, ga), (lb, gb) = a, b
+    assert list(ga) == list(gb)
+    out = abs(float(la) - float(lb)) / max(1.0, abs(float(la)))
+    for k in ga:
+        x, y = np.asarray(ga[k], float), np.asarray(gb[k], float)
+        assert x.shape == y.shape, k
+        out = max(out, float(np.max(np.abs(x - y))) / max(1.0, float(np.max(np.abs(x)))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sources():
+    """Each model's module: textbook, fast, and fast with each pass left out."""
+    out = {}
+    for name in VECTOR + SCALAR_MODELS:
+        model = derive.load(name)
+        out[(name, "textbook")] = emit_model(model, style="textbook")
+        out[(name, "fast")] = emit_model(model)
+        for p in passes(model):
+            out[(name, f"no-{p}")] = emit_model(model, passes=[q for q in passes(model) if q != p])
+    return out
+
+
+@pytest.fixture(scope="module")
+def modules(sources, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("styles")
+    return {key: _module(src, folder, re.sub(r"\W", "_", f"{key[0]}_{key[1]}")) for key, src in sources.items()}
+
+
+def _variants(name: str) -> list[str]:
+    return ["fast", *(f"no-{p}" for p in passes(derive.load(name)))]
+
+
+CASES = [((3, 4, 5), 3, 2, 0, False), ((5, 3, 4), 1, 3, 1, False), ((2, 5, 3), 6, 2, 2, True),
+         ((4, 2, 3), 2, 1, 3, True), ((3, 6, 2), 40, 5, 4, False)]  # T = 40: several chunks at n_h = 6
+
+
+@pytest.mark.parametrize("name", VECTOR)
+@pytest.mark.parametrize("sizes, T, B, seed, many_to_one", CASES)
+def test_vector_styles_and_passes_give_the_same_numbers(modules, name, sizes, T, B, seed, many_to_one):
+    textbook = modules[(name, "textbook")]
+    params, xs, ys = _vector_data(textbook, sizes, None if name == "mlp" else T, B, seed, many_to_one)
+    reference = textbook.loss_and_grads(params, xs, ys)
+    for variant in _variants(name):
+        assert _same(reference, modules[(name, variant)].loss_and_grads(params, xs, ys)) < 1e-12, variant
+    fast, slow = modules[(name, "fast")].forward(params, xs), textbook.forward(params, xs)
+    for key in fast:
+        if key in slow:
+            assert fast[key].shape == slow[key].shape, key
+            assert np.max(np.abs(fast[key] - slow[key])) < 1e-12, key
+
+
+@pytest.mark.parametrize("name", VECTOR)
+@pytest.mark.parametrize("many_to_one", [False, True])
+def test_vector_textbook_gradients_match_central_differences(modules, name, many_to_one):
+    if name == "mlp" and many_to_one:
+        pytest.skip("mlp has no steps")
+    module = modules[(name, "textbook")]
+    params, xs, ys = _vector_data(module, (3, 4, 5), None if name == "mlp" else 3, 2, 7, many_to_one)
+    _, grads = module.loss_and_grads(params, xs, ys)
+    for pname, value in params.items():
+        flat = np.array(value, dtype=float).reshape(-1)
+        numeric = np.empty_like(flat)
+        for i in range(flat.size):
+            moved = []
+            for sign in (1, -1):
+                v = flat.copy()
+                v[i] += sign * FD_STEP
+                moved.append(module.loss_and_grads(
+                    {**params, pname: v.reshape(np.shape(value)) if np.ndim(value) else float(v[0])}, xs, ys)[0])
+            numeric[i] = (moved[0] - moved[1]) / (2 * FD_STEP)
+        analytic = np.asarray(grads[pname], float).reshape(-1)
+        assert np.linalg.norm(analytic - numeric) <= 1e-7 * max(1.0, np.linalg.norm(numeric)), pname
+
+
+@pytest.mark.parametrize("name", SCALAR_MODELS)
+@pytest.mark.parametrize("T, B, seed", [(1, 3, 0), (2, 2, 1), (3, 4, 2), (7, 3, 3)])
+def test_scalar_styles_and_passes_give_the_same_numbers_and_pass_finite_differences(modules, name, T, B, seed):
+    textbook = modules[(name, "textbook")]
+    params, xs, ys = draw(name, T, B, seed)
+    reference = textbook.loss_and_grads(params, xs, ys)
+    for variant in _variants(name):
+        assert _same(reference, modules[(name, variant)].loss_and_grads(params, xs, ys)) < 1e-12, variant
+    numeric = central_differences(lambda p: float(textbook.loss_and_grads(p, xs, ys)[0]), params)
+    for k in params:
+        assert relative_error(float(reference[1][k]), numeric[k]) < 1e-6, k
+
+
+def test_every_pass_changes_the_code(sources):
+    """A pass left out must leave out what it does (else 'the same numbers' would prove nothing)."""
+    fast = {name: sources[(name, "fast")] for name in VECTOR + SCALAR_MODELS}
+    assert "_f0" in fast["elman"] and "_f0" not in sources[("elman", "no-hoist")]
+    assert "np.concatenate" in fast["lstm"] and "np.concatenate" not in sources[("lstm", "no-fuse")]
+    assert "K = max" in fast["lstm"] and "K = max" not in sources[("lstm", "no-chunk")]
+    body = sources[("elman", "no-inplace")].split("def _forward")[1]
+    assert "out=" in fast["elman"].split("def _forward")[1] and "out=" not in body and "*=" not in body
+    assert "_hoisted0" in fast["tanh-rnn"] and "_hoisted0" not in sources[("tanh-rnn", "no-hoist")]
+    assert "all at once: the regular equations\n" in fast["tanh-rnn"]
+    assert "all at once: the regular equations\n" not in sources[("tanh-rnn", "no-slice")]
+    for group in (VECTOR, SCALAR_MODELS):  # each pass changes some model's code (elman has no gates to fuse)
+        for variant in _variants(group[0])[1:]:
+            assert any(sources[(name, variant)] != fast[name] for name in group), variant
+
+
+@pytest.mark.parametrize("name", VECTOR)
+def test_textbook_writes_one_line_per_formula_with_the_sheets_names(sources, name):
+    """Every forward equation and every delta of the backward step is one line, named as on the sheet."""
+    source = sources[(name, "textbook")].split("\ndef _forward")[1]  # the code, not the docstring
+    plan = VectorPlan(derive.load(name))
+    step = "[t]" if plan.recurrent else ""
+    for target, _ in plan.forward + plan.deltas:
+        base = str(target.name).split("[")[0]
+        assert len(re.findall(rf"^ +{re.escape(base + step)} = (?!cache\[)", source, re.M)) == 1, base
+    for term in plan.terms:
+        assert re.search(rf'^ +grads\["{term.param}"\] \+?= ', source, re.M), term.param
+
+
+def test_elman_textbook_reads_like_the_sheet(sources):
+    source = sources[("elman", "textbook")]
+    for line in ("a[t] = h[t-1] @ W.T + x[t] @ U.T + b", "h[t] = np.tanh(a[t])",
+                 "delta_h[t] = delta_a[t+1] @ W + delta_o[t] @ V", "delta_a[t] = (1 - h[t]**2) * delta_h[t]",
+                 'grads["W"] += delta_a[t].T @ h[t-1]'):
+        assert f" {line}\n" in source, line
+
+
+def test_generated_textbook_holds_every_builtin():
+    produced = textbook_artifacts()
+    assert sorted(a.path for a in produced) == sorted(
+        f"textbook/{module_name(derive.load(n))}.py" for n in derive.builtin_names())
+    for a in produced:
+        assert (GENERATED / a.path).read_bytes() == a.content, f"generated/{a.path} is stale: run derive generate"
+
+
+def test_derive_code_style_and_no_pass(tmp_path, capsys):
+    assert main(["code", "elman", "--style", "textbook", "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "elman.py").read_bytes() == (GENERATED / "textbook" / "elman.py").read_bytes()
+    assert main(["code", "lstm", "--no-pass", "fuse", "--no-pass", "chunk", "-o", str(tmp_path)]) == 0
+    text = (tmp_path / "lstm.py").read_text()
+    assert "np.concatenate" not in text and "K = max" not in text
+    capsys.readouterr()
+    for argv, message in ((["code", "elman", "--no-pass", "slice"], "--no-pass slice"),
+                          (["code", "tanh-rnn", "--no-pass", "fuse"], "--no-pass fuse"),
+                          (["code", "elman", "--style", "textbook", "--no-pass", "hoist"], "textbook")):
+        assert main([*argv, "-o", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
