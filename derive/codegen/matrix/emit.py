@@ -12,6 +12,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
@@ -19,6 +20,7 @@ from derive.codegen.matrix.arrays import identifier, local, ref, rows_name
 from derive.codegen.matrix.plan import Hoisted, VectorPlan
 from derive.codegen.matrix.printer import RowPrinter, negated, bare
 from derive.errors import DeriveError
+from derive.ops import OPS
 
 
 @dataclass
@@ -350,8 +352,25 @@ def _softmax_pairs(lines) -> dict:
     return out
 
 
-# elementwise functions with an out= argument: NumPy's ufuncs and the module's own sigmoid
-_UFUNCS = {"tanh": "np.tanh", "exp": "np.exp", "log": "np.log", "sigmoid": "sigmoid"}
+# helpers of templates/code/vector_module.py.j2 that take out= like a ufunc
+_HELPERS_WITH_OUT = {"sigmoid"}
+
+
+def _out_functions() -> dict[str, str]:
+    """SymPy function name -> the call that takes out=: each operation of derive.ops spelt as one NumPy ufunc
+    of its argument (np.tanh), or as one of the module's helpers that takes out= (sigmoid)."""
+    out = {}
+    for op in OPS.values():
+        call = op.code.removesuffix("({0})")
+        if op.arity != 1 or call == op.code or not isinstance(op.function, type):
+            continue
+        if (call.startswith("np.") and isinstance(getattr(np, call[3:], None), np.ufunc)) or \
+                op.code_helper in _HELPERS_WITH_OUT:
+            out[op.function.__name__] = call
+    return out
+
+
+_UFUNCS = _out_functions()
 
 
 def _fresh(expr) -> bool:
