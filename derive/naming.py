@@ -58,9 +58,10 @@ class Ref:
     is_delta: bool = False
 
 
-def describe(sym: sp.Symbol) -> Ref:
-    """Parse a symbol name made by this module back into its parts."""
-    text, is_delta = sym.name, False
+def describe(sym: sp.Symbol | sp.MatrixSymbol | str) -> Ref:
+    """Parse a name made by this module back into its parts: of a Symbol, a MatrixSymbol (whose
+    name SymPy keeps as a ``Str``), anything else with a ``name``, or the name itself."""
+    text, is_delta = sym if isinstance(sym, str) else str(sym.name), False
     if text.startswith(DELTA_PREFIX):
         text, is_delta = text[len(DELTA_PREFIX):], True
     if m := _GENERIC.match(text):

@@ -113,8 +113,9 @@ def test_large_inputs_stay_finite_without_warnings(ref, model):
             assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
 
 
-def test_flop_count_matches_the_issue_baseline(ref):
-    # issue 6: the Elman loop at (64, 128, 64, T 100, B 32) took 15.2 ms and reached about 39% of 97 GFLOP/s
+def test_flop_count_matches_the_recorded_baseline(ref):
+    # the baseline of benchmarks/RESULTS.md: the Elman loop at (64, 128, 64, T 100, B 32) took 15.2 ms and
+    # reached about 39% of 97 GFLOP/s
     flops = ref.gemm_flops("elman", 64, 128, 64, 100, 32)
     assert flops == 2 * 100 * 32 * (2 * 128 * 64 + 3 * 128 * 128 + 3 * 64 * 128)
     assert flops / 15.2e-3 / 97e9 == pytest.approx(0.39, abs=0.01)

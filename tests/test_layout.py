@@ -33,15 +33,15 @@ LEVELS: tuple[dict[str, tuple[str, ...]], ...] = (
     {"package face": ("derive", "derive.__main__")},
 )
 
-# Files over MAX_LINES today, each to be split by the helper who owns its stage: whoever splits one
-# removes it here (the test fails while a listed file is already short enough, so the list cannot go stale).
+# Files over MAX_LINES, each waiting for its split: whoever splits one removes it here (the test
+# fails while a listed file is already short enough, so the list cannot go stale).
 PENDING_SPLIT = {
     "derive/grade/matrix/build.py",
     "derive/spec/loader.py",
 }
 
-# Circles that remain today, each being broken by the helper who owns its stage: whoever breaks one
-# removes it here (a listed circle that no longer exists fails the test).
+# Circles not yet broken: whoever breaks one removes it here (a listed circle that no longer exists
+# fails the test).
 PENDING_CIRCLES: list[list[str]] = []
 
 # File names used by two modules that are not scalar/matrix twins, each waiting for the work that

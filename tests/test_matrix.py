@@ -101,7 +101,7 @@ def test_local_adjoints_equal_sympy_diff_of_the_explicit_step(name, activation, 
                 values[cell.shift(target, 1)] = evaluate(cell.shift(eq, 1), values)
         if kind.next:  # the next step's named activation adjoints, from its (random) deltas
             for dsym, formula in mcell.backward(step_kind(model, k + 1, T)).deltas:
-                root = naming.describe(sp.Symbol(str(dsym.name))).name
+                root = naming.describe(dsym).name
                 if root.endswith("_in"):
                     matrix = explicit_formula(model, sizes, _shift(formula, 1))
                     for i, entry in enumerate(matrix):
@@ -111,7 +111,7 @@ def test_local_adjoints_equal_sympy_diff_of_the_explicit_step(name, activation, 
         assert step.deltas, kind
         for dsym, formula in step.deltas:
             matrix = explicit_formula(model, sizes, formula)
-            root = naming.describe(sp.Symbol(str(dsym.name))).name
+            root = naming.describe(dsym).name
             for i, entry in enumerate(matrix):
                 esym = naming.delta(cell.sym(naming.entry(root, i + 1)))
                 got = evaluate(entry, values)
@@ -140,7 +140,7 @@ def test_assembled_gradient_equals_sympy_diff_of_the_unrolled_explicit_loss(name
     for k in range(T, -1 if model.recurrent else 0, -1):
         step = mcell.backward(step_kind(model, k, T))
         for dsym, formula in step.deltas:
-            root = naming.describe(sp.Symbol(str(dsym.name))).name
+            root = naming.describe(dsym).name
             matrix = _at(explicit_formula(model, sizes, formula), k, not model.recurrent)
             for i, entry in enumerate(matrix):
                 values[naming.delta(u.symbol(naming.entry(root, i + 1), k))] = evaluate(entry, values)
@@ -225,7 +225,7 @@ def test_batch_formulas_are_the_mean_of_the_per_example_ones(name):
             for dname, m in s_delta.items():
                 renamed = [_rename_for_example(e, j, params) for e in m]
                 computed[dname] = [evaluate(e, {**vals, **computed.get("_vals", {})}) for e in renamed]
-                root = naming.describe(sp.Symbol(dname)).name
+                root = naming.describe(dname).name
                 for i, v in enumerate(computed[dname]):
                     key = naming.delta(naming.generic(naming.entry(root, i + 1, j), 0))
                     computed.setdefault("_vals", {})[key] = v
@@ -235,7 +235,7 @@ def test_batch_formulas_are_the_mean_of_the_per_example_ones(name):
             per_example.append((computed, grads))
         bvals = dict(values)
         for dname, m in b_delta.items():
-            root = naming.describe(sp.Symbol(dname)).name
+            root = naming.describe(dname).name
             rows, cols = m.shape
             for i in range(rows):
                 for j in range(cols):
@@ -274,7 +274,7 @@ def test_numpy_printing_of_batch_formulas_matches_the_explicit_view():
                 for m in sorted(formula.atoms(sp.MatrixSymbol), key=str) + sorted(
                         (s for s in formula.free_symbols if isinstance(s, sp.Symbol) and str(s) not in sizes), key=str):
                     shape = explicit_formula(model, sizes, m).shape if isinstance(m, sp.MatrixSymbol) else ()
-                    is_class = naming.split_entry(naming.describe(sp.Symbol(str(m.name))).name)[0] == "y"
+                    is_class = naming.split_entry(naming.describe(m).name)[0] == "y"
                     data = rng.integers(0, 2, shape) if is_class else rng.uniform(-1, 1, shape)
                     ident = DeriveNumPyPrinter().doprint(m)
                     arrays[ident] = np.asarray(data, float)

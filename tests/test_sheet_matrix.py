@@ -180,7 +180,7 @@ def _generic(expr, steps):
     """A single-step part printed at T (delta_o_T h_T^T) back in generic symbols, for evaluation at T."""
     mapping = {}
     for m in expr.atoms(sp.MatrixSymbol):
-        ref = naming.describe(sp.Symbol(str(m.name)))
+        ref = naming.describe(m)
         if ref.step is None and str(m.name).endswith("_T"):
             stem = str(m.name)[:-2]
             is_delta = stem.startswith(naming.DELTA_PREFIX)

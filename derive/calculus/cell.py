@@ -64,9 +64,9 @@ class Cell:
 
     def __init__(self, model: Model):
         if model.is_vector:
-            raise DeriveError(f"{model.name} is a vector model; this works on scalar models (sheets, code and "
-                              f"grading of vector models are not built yet): `derive gradcheck {model.name}` "
-                              "checks it through its explicit view, derive.calculus.matrix derives its matrix form")
+            raise DeriveError(f"{model.name} is a vector model; Cell is the scalar calculus: "
+                              "derive.calculus.matrix.MatrixCell derives its matrix form, and "
+                              "derive.calculus.explicit gives its explicit view (one scalar per entry)")
         self.model = model
         self.params = model.parameter_symbols
         self._backward_cache: dict[StepKind, BackwardStep] = {}

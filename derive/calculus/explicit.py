@@ -59,7 +59,7 @@ class _Instantiator:
 
     def explicit_symbol(self, m: sp.MatrixSymbol) -> sp.Matrix:
         """The explicit matrix of a MatrixSymbol named 'W', 'h[t-1]', 'delta_h[t+1]', ..."""
-        ref = naming.describe(sp.Symbol(str(m.name)))
+        ref = naming.describe(m)
         rows, cols = self.shape(m)
         names = entry_names(ref.name, rows, cols, self.ndim.get(ref.name) == 2)
 

@@ -169,11 +169,6 @@ def vjp(expr, wrt, G, named: dict | None = None):
     return sp.MatAdd(*found).doit(deep=False) if is_matrix(found[0]) else sp.Add(*found)
 
 
-def _name(sym) -> str:
-    """The quantity a (Matrix)Symbol of this module stands for: 'delta_h[t+1]' -> 'h'."""
-    return naming.describe(sp.Symbol(str(sym.name))).name
-
-
 def _has(node, wrt) -> bool:
     return wrt in node.free_symbols or (is_matrix(wrt) and node.has(wrt))
 
@@ -239,7 +234,7 @@ class MatrixCell:
         for m in expr.atoms(sp.MatrixSymbol):
             if m.shape[1] != 1:
                 continue
-            if _name(m) in params:  # a bias: broadcast over the batch
+            if naming.describe(m).name in params:  # a bias: broadcast over the batch
                 mapping[m] = sp.MatMul(m, sp.OneMatrix(1, self.batch))
             else:
                 mapping[m] = sp.MatrixSymbol(str(m.name), m.shape[0], self.batch)
@@ -247,7 +242,7 @@ class MatrixCell:
             if const.shape[1] == 1:
                 mapping[const] = type(const)(const.shape[0], self.batch)
         for y in expr.atoms(sp.Symbol):
-            if _name(y) in targets:  # class indices: one per example
+            if naming.describe(y).name in targets:  # class indices: one per example
                 mapping[y] = sp.MatrixSymbol(y.name, 1, self.batch)
         return expr.xreplace(mapping)
 
@@ -262,7 +257,7 @@ class MatrixCell:
         """(softmax output name, its argument) when the loss is cross_entropy(softmax(z), y)."""
         loss = self.model.loss.expr
         if isinstance(loss, CrossEntropy):
-            name = _name(loss.probs)
+            name = naming.describe(loss.probs).name
             eq = self.model.quantity(name).equation
             if isinstance(eq, Softmax):
                 return name, eq
@@ -300,8 +295,8 @@ class MatrixCell:
         r's activation input when there is one."""
         inner = self._activation(eq)
         if inner is not None:
-            return vjp(inner, wrt, self.pre_sym(_name(r), offset))
-        return vjp(eq, wrt, self.sym(_name(r), offset, True), {eq: r})
+            return vjp(inner, wrt, self.pre_sym(naming.describe(r).name, offset))
+        return vjp(eq, wrt, self.sym(naming.describe(r).name, offset, True), {eq: r})
 
     def backward(self, kind: StepKind) -> MatrixStep:
         if kind in self._cache:
@@ -311,9 +306,9 @@ class MatrixCell:
         fused_name = self.fused[0] if self.fused else None
         deltas = []
         for target, eq_target in reversed(own):
-            name = _name(target)
-            have = {_name(d) for d, _ in deltas}
-            terms = [self._vjp_from(r, eq, target) for r, eq in own if _name(r) in have]
+            name = naming.describe(target).name
+            have = {naming.describe(d).name for d, _ in deltas}
+            terms = [self._vjp_from(r, eq, target) for r, eq in own if naming.describe(r).name in have]
             prev = self.sym(name, -1)
             for r, eq in nxt:
                 adj = self._vjp_from(r, eq, prev)
@@ -330,10 +325,10 @@ class MatrixCell:
                 if self._activation(eq_target) is not None:
                     (_, pre), = _elementwise(eq_target, self.sym(name, 0, True), target)
                     deltas.append((self.pre_sym(name), pre))
-        delta_names = {_name(d) for d, _ in deltas}
+        delta_names = {naming.describe(d).name for d, _ in deltas}
         grads = []
         for _pname, p in self.params:
-            terms = [self._vjp_from(r, eq, p) for r, eq in own if _name(r) in delta_names]
+            terms = [self._vjp_from(r, eq, p) for r, eq in own if naming.describe(r).name in delta_names]
             if kind.loss:
                 terms.append(self._loss_vjp(p))
             terms = [t for t in terms if t is not None]
@@ -349,7 +344,7 @@ def _shift(expr, by: int):
     mapping = {}
     for m in expr.atoms(sp.MatrixSymbol, sp.Symbol):
         name = str(m.name)
-        ref = naming.describe(sp.Symbol(name))
+        ref = naming.describe(name)
         if ref.offset is None:
             continue
         new = naming.generic(ref.name, ref.offset + by)

@@ -95,7 +95,7 @@ class MatrixEngine:
 
         def lookup_at(k):
             def lookup(sym):
-                ref = naming.describe(sp.Symbol(str(sym.name)))
+                ref = naming.describe(sym)
                 if ref.name in params and not ref.is_delta:
                     return params[ref.name]
                 step = k + (ref.offset or 0) if model.recurrent else k
@@ -114,7 +114,7 @@ class MatrixEngine:
                 if expr is None:
                     continue
                 value = self._compiled(("fwd", kind.own, str(target.name)), expr)(lookup_at(k))
-                vals[(naming.describe(sp.Symbol(str(target.name))).name, k)] = value
+                vals[(naming.describe(target).name, k)] = value
         loss_expr = self.cell._batched(model.loss.expr)
         loss = sum(self._compiled(("loss",), loss_expr)(lookup_at(k))
                    for k in range(1, T + 1) if step_kind(model, k, T).loss)
@@ -123,7 +123,7 @@ class MatrixEngine:
             kind = step_kind(model, k, T)
             step = self.cell.backward(kind)
             for dsym, expr in step.deltas:
-                name = naming.describe(sp.Symbol(str(dsym.name))).name
+                name = naming.describe(dsym).name
                 deltas[(name, k)] = self._compiled(("d", kind, name), expr)(lookup_at(k))
             for p, expr in step.grads:
                 grads[str(p.name)] = grads[str(p.name)] + self._compiled(("g", kind, str(p.name)), expr)(lookup_at(k))

@@ -16,7 +16,7 @@ def hadamard_order(args) -> list:
     def when(a):
         if not isinstance(a, sp.MatrixSymbol):
             return None
-        ref = naming.describe(sp.Symbol(str(a.name)))
+        ref = naming.describe(a)
         return ref.offset if ref.offset is not None else ref.step
 
     steps = [w for w in map(when, args) if w is not None]

@@ -50,9 +50,8 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str = "explici
     """Everything a sheet shows, as data for the templates."""
     if variant not in VARIANTS:
         raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
-    # Every built-in model is scalar today. The matrix view of vector models (issue 4) plugs in
-    # here: its own context builder for the backward section (matrix formulas, a shape table),
-    # selected by ``view``; the templates already receive ``view``.
+    # A scalar Derivation has the explicit view only; the matrix view of a vector model is
+    # render_matrix_sheet's (derive.sheet.matrix), and its explicit view comes here as a scalar model.
     if view != "explicit":
         raise DeriveError(f"{d.model.name} is a scalar model: it has the explicit view only "
                           f"(--view matrix applies to vector models)")

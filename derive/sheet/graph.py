@@ -21,7 +21,7 @@ def _inlined(model, cell, variant: str) -> dict:
     inter = {}
     out = {}
     for sym, equation in cell.equations(variant):
-        q = model.quantity(naming.describe(sp.Symbol(str(sym.name))).name)
+        q = model.quantity(naming.describe(sym).name)
         rhs = equation.xreplace(inter)
         if q.role == "intermediate":
             inter[sym] = rhs

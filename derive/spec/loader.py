@@ -103,8 +103,8 @@ class _Builder:
         cross-entropy of a softmax output against a class index."""
         from derive.functions import CrossEntropy, Softmax
 
-        probs = getattr(expr.probs, "name", None) if isinstance(expr, CrossEntropy) else None
-        name = naming.describe(sp.Symbol(str(probs))).name if probs is not None else None
+        probs = expr.probs if isinstance(expr, CrossEntropy) else None
+        name = naming.describe(probs).name if hasattr(probs, "name") else None
         eq = next((q.equation for q in self.quantities if q.name == name), None)
         if not isinstance(eq, Softmax):
             self.fail("[loss] of a vector model: only cross_entropy(yhat[t], y[t]) of a softmax output yhat "

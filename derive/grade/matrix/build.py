@@ -69,7 +69,7 @@ def at_step(expr, k: int):
     """A generic-step formula (h[t-1], delta_a[t+1]) with its symbols renamed to step k (h_2, delta_a_4)."""
     mapping = {}
     for s in expr.atoms(sp.MatrixSymbol, sp.Symbol):
-        ref = naming.describe(sp.Symbol(str(s.name)))
+        ref = naming.describe(s)
         if ref.offset is None:
             continue
         new = naming.at_step(ref.name, k + ref.offset)

@@ -267,10 +267,6 @@ class Example:
         return sizes_of(self.sizes)
 
 
-def _ref(sym):
-    return naming.describe(sp.Symbol(str(sym.name)))
-
-
 def _zeros_like_symbol(sym, dims, backend):
     if isinstance(sym, sp.MatrixSymbol):
         return backend.full(tuple(int(d.xreplace(dims)) if isinstance(d, sp.Basic) else int(d)
@@ -285,7 +281,7 @@ def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = No
     recurrent = model.recurrent
 
     def lookup(sym):
-        ref = _ref(sym)
+        ref = naming.describe(sym)
         if ref.name in example.params and not ref.is_delta:
             return example.params[ref.name]
         if ref.offset is not None:
@@ -325,7 +321,7 @@ def forward(cell, example: Example, steps: int, backend) -> None:
             value = evaluate(expr, lookup, dims, backend, memo)
             if not isinstance(value, np.ndarray) and isinstance(target, sp.MatrixSymbol):
                 value = backend.full(tuple(int(d.xreplace(dims)) for d in target.shape), 0) + value
-            example.values[(_ref(target).name, k)] = value
+            example.values[(naming.describe(target).name, k)] = value
 
 
 @dataclass
@@ -352,7 +348,7 @@ def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf
         lookup = lookup_at(model, example, k, backend, deltas)
         memo: dict = {}
         for dsym, expr in bstep.deltas:
-            name = _ref(dsym).name
+            name = naming.describe(dsym).name
             deltas[(name, k)] = evaluate(delta_tf(name, expr, k) if delta_tf else expr, lookup, dims, backend, memo)
         for p, expr in bstep.grads:
             terms[(str(p.name), k)] = evaluate(grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, dims,

@@ -99,7 +99,7 @@ def _index_shift(p, direction: int):
     moved: list[str] = []
     for e in exprs:
         for s in e.atoms(sp.MatrixSymbol):
-            ref = naming.describe(sp.Symbol(str(s.name)))
+            ref = naming.describe(s)
             if ref.is_delta or ref.offset is None:
                 continue
             if (direction > 0 and ref.offset == -1) or (direction < 0 and ref.offset == 0):
@@ -110,7 +110,7 @@ def _index_shift(p, direction: int):
     def shift(_name, expr, _k):
         mapping = {}
         for s in expr.atoms(sp.MatrixSymbol):
-            ref = naming.describe(sp.Symbol(str(s.name)))
+            ref = naming.describe(s)
             if ref.is_delta or ref.offset is None:
                 continue
             new = ref.offset + direction
@@ -156,7 +156,7 @@ def _quantity(p) -> list[MatrixMistake]:
 def _paths(p, k: int) -> list[tuple[str, object]]:
     """(adjoint, term) for each term of a sum in the formulas of step k that the asked-for adjoint reads
     (itself, and the adjoints of the same step its formula uses, transitively)."""
-    formulas = {naming.describe(sp.Symbol(str(d.name))).name: e for d, e in p.cell.backward(p._kind(k)).deltas}
+    formulas = {naming.describe(d).name: e for d, e in p.cell.backward(p._kind(k)).deltas}
     wanted, order, seen = [p.reference.name], [], set()
     while wanted:
         name = wanted.pop()
@@ -165,7 +165,7 @@ def _paths(p, k: int) -> list[tuple[str, object]]:
         seen.add(name)
         order.append(name)
         for s in formulas[name].atoms(sp.MatrixSymbol):
-            ref = naming.describe(sp.Symbol(str(s.name)))
+            ref = naming.describe(s)
             if ref.is_delta and (ref.offset in (0, None)):
                 wanted.append(ref.name)
     out = []
@@ -256,7 +256,7 @@ def activation_factors(cell) -> dict:
                     continue
                 out = target if node == eq else node
                 factor = lift(RULES[fn](args, _OUT)[0], node.expr, out)
-                name = naming.describe(sp.Symbol(str(target.name))).name
+                name = naming.describe(target).name
                 entries = found.setdefault(fn, [])
                 for fac, own in ((factor, out), (_shift(factor, 1), _shift(out, 1))):
                     if not any(fac == e[1] for e in entries):

@@ -132,7 +132,7 @@ class MatrixProblem:
         name = str(getattr(sym, "name", ""))
         if name in params:
             return self._parameter(name, params[name])
-        ref = naming.describe(sp.Symbol(name))
+        ref = naming.describe(name)
         kind = self.vocab.kinds.get(name)
         if kind in ("input", "target"):
             raise DeriveError(f"--wrt {name}: the sheet has no derivative with respect to an input or target; "
@@ -177,7 +177,7 @@ class MatrixProblem:
         compact = None
         for d, expr in bstep.deltas:
             formulas.setdefault(str(d.name), (d, expr))
-            if naming.describe(sp.Symbol(str(d.name))).name == name:
+            if naming.describe(d).name == name:
                 compact = self._instance(expr, k)
                 sym = self._instance(d, k)
         label = naming.at_step(name, step).name if step is not None else name

@@ -30,7 +30,7 @@ def at_step(expr, k):
         return expr
     mapping = {}
     for s in expr.atoms(sp.MatrixSymbol, sp.Symbol):
-        ref = naming.describe(sp.Symbol(str(s.name)))
+        ref = naming.describe(s)
         if ref.offset is None:
             continue
         if isinstance(k, int):
@@ -41,10 +41,6 @@ def at_step(expr, k):
         mapping[s] = sp.MatrixSymbol(new.name, *s.shape) if isinstance(s, sp.MatrixSymbol) else \
             sp.Symbol(new.name, **s.assumptions0)
     return expr.xreplace(mapping)
-
-
-def _name(sym) -> str:
-    return naming.describe(sp.Symbol(str(sym.name))).name
 
 
 def dims(shape) -> list[str]:
@@ -150,7 +146,7 @@ def _printed(v):
 
 def named_adjoints(cell: MatrixCell, deltas) -> list[str]:
     """The gate adjoints named once (delta_f_in = delta_f * f * (1 - f)), as LaTeX symbols."""
-    return [latex(s) for s, _ in deltas if _name(s).endswith("_in")]
+    return [latex(s) for s, _ in deltas if naming.describe(s).name.endswith("_in")]
 
 
 def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
@@ -178,7 +174,7 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                 instances.append(None)
                 continue
             back = cell.backward(step_kind(model, kk, steps))
-            eqs = [show(at_step(s, kk), at_step(e, kk)) for s, e in back.deltas if _name(s) in states]
+            eqs = [show(at_step(s, kk), at_step(e, kk)) for s, e in back.deltas if naming.describe(s).name in states]
             instances.append({"k": kk, "eqs": eqs})
     gradients, shapes = [], []
     for _, p in cell.params:

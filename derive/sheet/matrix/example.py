@@ -32,10 +32,6 @@ SCALES = (0.5, 1.0, 2.0, 4.0)  # spectral norms the recurrent weights are scaled
 PLOT_RANGE = (1e-12, 1e12)
 
 
-def _ident(sym) -> str:
-    return naming.describe(sp.Symbol(str(sym.name))).name
-
-
 class MatrixRun:
     """Forward values, adjoints and per-step gradient terms of one sequence, from the sheet's formulas."""
 
@@ -62,7 +58,7 @@ class MatrixRun:
 
     def lookup(self, k: int):
         def get(sym):
-            ref = naming.describe(sp.Symbol(str(sym.name)))
+            ref = naming.describe(sym)
             if ref.name in self.params and not ref.is_delta:
                 return self.params[ref.name]
             step = k + (ref.offset or 0) if self.model.recurrent else k
@@ -84,7 +80,7 @@ class MatrixRun:
             kind = step_kind(model, k, self.steps)
             for target, expr in self.cell.equations(kind.own):
                 value = self.formula(("f", kind.own, str(target.name)), sp.sympify(expr))(self.lookup(k))
-                self.values[(_ident(target), k)] = np.zeros(self._size(target)) + value
+                self.values[(naming.describe(target).name, k)] = np.zeros(self._size(target)) + value
         raw = {k: self.formula(("loss",), self.model.loss.expr)(self.lookup(k))
                for k in range(1, self.steps + 1) if loss and step_kind(model, k, self.steps).loss}
         self.complex_loss = sum(raw.values())  # complex under the complex step
@@ -97,7 +93,8 @@ class MatrixRun:
             kind = step_kind(self.model, k, self.steps)
             back = self.cell.backward(kind)
             for dsym, expr in back.deltas:
-                self.deltas[(_ident(dsym), k)] = self.formula(("d", kind, str(dsym.name)), expr)(self.lookup(k))
+                formula = self.formula(("d", kind, str(dsym.name)), expr)
+                self.deltas[(naming.describe(dsym).name, k)] = formula(self.lookup(k))
             for p, expr in back.grads:
                 self.terms[(str(p.name), k)] = self.formula(("g", kind, str(p.name)), expr)(self.lookup(k))
 
@@ -250,8 +247,8 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     delta_names = []
     for k in range(steps, first - 1, -1):
         for dsym, _ in cell.backward(step_kind(model, k, steps)).deltas:
-            if _ident(dsym) not in [n for n, _ in delta_names]:
-                delta_names.append((_ident(dsym), latex(dsym)))
+            if naming.describe(dsym).name not in [n for n, _ in delta_names]:
+                delta_names.append((naming.describe(dsym).name, latex(dsym)))
     back_steps = pick(list(range(steps, first - 1, -1)))
     back_limit = min(COLUMN_AS_ROW, TABLE_ENTRIES // len(back_steps))
     backward = [{"symbol": tex, "cells": [None if k is None else
@@ -289,7 +286,7 @@ def _focus_weight(model: Model, cell: MatrixCell) -> str | None:
     """The first weight whose gradient term reads the previous state (W for Elman), else the first matrix."""
     regular = cell.backward(step_kind(model, 2 if model.recurrent else 1, 3 if model.recurrent else 1))
     for p, expr in regular.grads:
-        if any(naming.describe(sp.Symbol(str(m.name))).offset == -1 for m in expr.atoms(sp.MatrixSymbol)):
+        if any(naming.describe(m).offset == -1 for m in expr.atoms(sp.MatrixSymbol)):
             return str(p.name)
     return str(regular.grads[0][0].name) if regular.grads else None
 
