@@ -171,7 +171,7 @@ def _explain(model, T: int, name: str, got: list, want: list, draws: list, batch
 
 
 def _examples(model, T: int, draws: list, batch: int, backend) -> list:
-    """Every example of every trial as a matrix_eval.Example (float64)."""
+    """Every example of every trial as an Example of derive.grade.matrix.evaluate (float64)."""
     out = []
     x, y = model.inputs[0].name, model.targets[0].name
     for sizes, params, data in draws:
