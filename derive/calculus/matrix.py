@@ -97,7 +97,11 @@ def _elementwise(node, G, out):
     rule = RULES.get(fn)
     if rule is None:
         raise DeriveError(f"no derivative rule for elementwise '{fn}'")
-    scalar = rule(args, _OUT)[0]
+    if args[0] == _X:
+        scalar = rule(args, _OUT)[0]
+    else:  # one Lambda of a composition, log(sigmoid(x)): the chain rule inside it
+        body = fn(*args)
+        scalar = differentiate(body, _X, {body: _OUT})
     return [(node.expr, sp.HadamardProduct(G, lift(scalar, node.expr, out)))]
 
 

@@ -21,6 +21,7 @@ from derive.codegen.scalar.module import PASSES, TEMPLATE, context, module_name
 from derive.artifacts import Artifact
 from derive.errors import DeriveError
 from derive.model import Model
+from derive.printing.numpy import used_helpers
 
 __all__ = ["STYLES", "artifacts", "emit_model", "emit_numpy", "module_name", "passes", "textbook_artifacts"]
 
@@ -32,7 +33,8 @@ def emit_numpy(derivation: Derivation, style: str = "fast", passes: Iterable[str
     """The source of the model's NumPy module; the closed form is for the derivation's T."""
     from derive.templating import render
 
-    return render(TEMPLATE, **context(derivation, style, passes))
+    data = context(derivation, style, passes)
+    return render(TEMPLATE, **data, helpers=used_helpers(repr(data)))
 
 
 def emit_model(model: Model, steps: int | None = None, style: str = "fast", passes: Iterable[str] | None = None

@@ -59,9 +59,7 @@ class DeriveLatexPrinter(LatexPrinter):
         return rf"{base}^{{\circ {self._print(expr.exp)}}}"
 
     def _print_ElementwiseApplyFunction(self, expr) -> str:
-        f = expr.function
-        applied = f(expr.expr) if not isinstance(f, sp.Lambda) else f.expr.func(expr.expr)
-        return self._print(applied)
+        return self._print(expr.function(expr.expr))  # a class or a Lambda (leaky_relu's slope inside)
 
     def _print_Transpose(self, expr) -> str:
         inner = expr.arg

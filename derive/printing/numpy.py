@@ -9,6 +9,7 @@ temporary placed just before its first use so it never reads a value not yet ass
 from __future__ import annotations
 
 import keyword
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,11 @@ from derive.ops import BY_FUNCTION, OPS
 
 # functions printed as calls to helpers that the generated module itself defines
 MODULE_HELPERS = {op.code_helper: op.code_helper for op in OPS.values() if op.code_helper}
+
+
+def used_helpers(code: str) -> list[str]:
+    """The operation helpers (derive.ops) that generated code calls, besides sigmoid (every module has it)."""
+    return [name for name in MODULE_HELPERS if name != "sigmoid" and re.search(rf"(?<![\w.]){name}\(", code)]
 
 
 def code_identifier(sym: sp.Symbol) -> str:
@@ -85,17 +91,16 @@ class DeriveNumPyPrinter(NumPyPrinter):
         return "(" + " * ".join(self._matrix_operand(a) for a in expr.args) + ")"
 
     def _print_HadamardPower(self, expr) -> str:
-        return f"{self._matrix_operand(expr.base)}**{self._print(expr.exp)}"
+        exponent = self._print(expr.exp)  # -1/2 (sqrt's derivative) must stay one operand of **
+        return f"{self._matrix_operand(expr.base)}**{exponent if expr.exp.is_Integer else f'({exponent})'}"
 
     def _print_Transpose(self, expr) -> str:
         return f"{self._matrix_operand(expr.arg)}.T"
 
     def _print_ElementwiseApplyFunction(self, expr) -> str:
-        f = expr.function
-        fn = f.expr.func if isinstance(f, sp.Lambda) else f
         slot = sp.Symbol("_elementwise_argument", real=True)
         inner = DeriveNumPyPrinter({**self.names, slot: self._print(expr.expr)})
-        return inner.doprint(fn(slot))
+        return inner.doprint(expr.function(slot))  # a class or a Lambda (leaky_relu's slope inside)
 
     def _print_Identity(self, expr) -> str:  # a softmax's Jacobian diag(p) - p p^T holds one
         return f"np.eye({self._print(expr.shape[0])})"

@@ -98,8 +98,7 @@ def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int
         for node in sp.preorder_traversal(eq):
             f = None
             if isinstance(node, ElementwiseApplyFunction):
-                fn = node.function.expr.func if isinstance(node.function, sp.Lambda) else node.function
-                f = {"tex": latex(fn(x)), "softmax": False}
+                f = {"tex": latex(node.function(x)), "softmax": False}
             elif isinstance(node, Softmax):
                 f = {"tex": latex(Softmax(sp.MatrixSymbol("z", 2, 1))), "softmax": True}
             if f and f not in functions:

@@ -91,7 +91,7 @@ def apply(func: str, args: list, class_target) -> object:
     x, *extra = args
     if not is_matrix(x):
         return fn(x, *extra)
-    if extra:  # leaky_relu(X, slope): a one-argument function of each entry
+    if extra or not isinstance(fn, type):  # leaky_relu(X, slope), sqrt (a power): a Lambda of each entry
         d = sp.Dummy("x", real=True)
         return ElementwiseApplyFunction(sp.Lambda(d, fn(d, *extra)), x)
     return ElementwiseApplyFunction(fn, x)

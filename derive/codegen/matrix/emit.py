@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
+from derive.calculus.matrix import _X, elementwise_call
 from derive.codegen.matrix.arrays import identifier, local, ref, rows_name
 from derive.codegen.matrix.plan import Hoisted, VectorPlan
 from derive.codegen.matrix.printer import RowPrinter, negated, bare
@@ -309,9 +310,8 @@ class Writer:
                 return [*self._assign(dest, first, names, exists=False), *(f"{dest} *= {p(a)}" for a in rest)]
             return [f"{dest} = {p(value)}"]
         if isinstance(value, ElementwiseApplyFunction):
-            f = value.function
-            fn = f.expr.func if isinstance(f, sp.Lambda) else f
-            ufunc = _UFUNCS.get(getattr(fn, "__name__", ""))
+            fn, args = elementwise_call(value.function)  # log(sigmoid(.)) is one Lambda: no ufunc for it
+            ufunc = _UFUNCS.get(getattr(fn, "__name__", "")) if args == (_X,) else None
             if ufunc:
                 return [f"{ufunc}({bare(p(value.expr))}, out={dest})"]
         if isinstance(value, sp.HadamardProduct):

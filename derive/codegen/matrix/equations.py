@@ -34,9 +34,8 @@ class _EquationText(StrPrinter):
         return f"{self._print(expr.base)}**{self._print(expr.exp)}"
 
     def _print_ElementwiseApplyFunction(self, expr):
-        f = expr.function
-        fn = f.expr.func if isinstance(f, sp.Lambda) else f
-        return f"{fn.__name__ if hasattr(fn, '__name__') else fn}({self._print(expr.expr)})"
+        slot = sp.Symbol(self._print(expr.expr))
+        return self._print(expr.function(slot))  # a class or a Lambda (a composition, leaky_relu's slope)
 
     def _print_Transpose(self, expr):
         return f"{self._print(expr.arg)}^T"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
+from derive.calculus.matrix import _X, elementwise_call
 from derive.codegen.matrix.arrays import ref, step_symbol
 from derive.codegen.matrix.plan import Hoisted
 from derive.functions import sigmoid
@@ -138,8 +139,8 @@ def fuse_gates(loop: list, hoisted: list[Hoisted], params: set[str], batch) -> t
 
 
 def _fn(value):
-    f = value.function
-    return f.expr.func if isinstance(f, sp.Lambda) else f
+    fn, args = elementwise_call(value.function)
+    return fn if args == (_X,) else None  # a composition (tanh(sigmoid(.))) is no gate
 
 
 def _folds(runs) -> bool:

@@ -30,6 +30,7 @@ from derive.codegen.matrix.bodies import PASSES, build
 from derive.codegen.matrix.equations import show
 from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
+from derive.printing.numpy import used_helpers
 from derive.calculus.matrix import MatrixCell
 from derive.model import Model
 
@@ -123,11 +124,12 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
         "forward_names": sorted(fns.forward_names), "backward_names": sorted(fns.backward_names),
         "uses": {name: re.search(rf"(?<![\w.]){name}\(", _all_text(fns)) is not None for name in (
             "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot")},
+        "helpers": used_helpers(_all_text(fns)),
     }
 
 
 def _all_text(fns) -> str:
-    return "\n".join(ln for b in fns.forward + fns.backward for ln in b.lines)
+    return "\n".join(ln for b in fns.forward + fns.backward for ln in b.pre + b.lines)
 
 
 def emit_vector(model: Model, style: str = "fast", passes: Iterable[str] | None = None) -> str:

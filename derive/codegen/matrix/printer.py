@@ -90,11 +90,9 @@ class RowPrinter(DeriveNumPyPrinter):
         return super()._print_MatMul(expr)
 
     def _print_ElementwiseApplyFunction(self, expr) -> str:
-        f = expr.function
-        fn = f.expr.func if isinstance(f, sp.Lambda) else f
         slot = sp.Symbol("_elementwise_argument", real=True)
         inner = DeriveNumPyPrinter({**self.names, slot: bare(self._print(expr.expr))})
-        return inner.doprint(fn(slot))
+        return inner.doprint(expr.function(slot))  # a class or a Lambda (leaky_relu's slope inside)
 
     def _scaled(self, scalars, text: str) -> str:
         return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text

@@ -23,7 +23,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive import naming
 from derive.calculus.cell import StepKind, step_kind
-from derive.calculus.matrix import elementwise_call
+from derive.calculus.matrix import _X, elementwise_call
 from derive.functions import OneHot, Softmax, sigmoid
 from derive.ops import BY_FUNCTION, mpmath_functions
 
@@ -190,6 +190,11 @@ def evaluate(expr, lookup, dims: dict, backend, memo: dict | None = None):
             return v.T if isinstance(v, np.ndarray) else v
         if isinstance(e, ElementwiseApplyFunction):
             fn, args = elementwise_call(e.function)
+            if args[0] != _X:  # SymPy merges f(g(X)) into one Lambda: its body, entry by entry
+                entries = ev(e.expr)
+                return evaluate(fn(*args), lambda s: entries if s == _X else lookup(s), dims, backend)
+            if fn is sp.Pow:  # sqrt of every entry: x**(1/2)
+                return backend.power(ev(e.expr), args[1])
             return backend.apply(fn, ev(e.expr), *(backend.const(a) for a in args[1:]))
         if isinstance(e, sp.OneMatrix):
             return backend.full(shape(e), 1)
@@ -237,7 +242,7 @@ def evaluate(expr, lookup, dims: dict, backend, memo: dict | None = None):
                 return backend.power(base, e.exp)
             if not e.exp.is_Integer:
                 raise Unsupported("a non-integer power")
-            if int(e.exp) < 0 and base == 0:
+            if int(e.exp) < 0 and np.any(base == 0):
                 raise ZeroDivisionError("a power of zero")
             return base ** int(e.exp)
         if isinstance(e, sp.Function) and type(e) in BY_FUNCTION:

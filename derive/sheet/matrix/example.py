@@ -329,6 +329,8 @@ def curves(model: Model, sizes: dict[str, int], params: dict, seed: int) -> list
                        for q in states] for r in states]
             J = np.block(blocks)
             product = J if product is None else product @ J
+            if not np.all(np.isfinite(product)):  # the states overflowed (log of a vanishing sigmoid): the curve ends
+                break
             norm = float(np.linalg.norm(product, 2))
             if not PLOT_RANGE[0] <= norm <= PLOT_RANGE[1]:
                 break
