@@ -124,11 +124,12 @@ def _loss_and_grads(module, kind):
     return params, xs, ys
 
 
+@pytest.mark.parametrize("style", ["fast", "textbook"])
 @pytest.mark.parametrize(("kind", "name"), CASES)
-def test_emitted_code_passes_central_differences(specs, kind, name, tmp_path, capsys):
-    assert main(["code", str(specs[(kind, name)]), "-o", str(tmp_path)]) == 0
+def test_emitted_code_passes_central_differences(specs, kind, name, style, tmp_path, capsys):
+    assert main(["code", str(specs[(kind, name)]), "-o", str(tmp_path), "--style", style]) == 0
     (path,) = tmp_path.glob("*.py")
-    spec = importlib.util.spec_from_file_location(f"ops_{kind}_{name}", path)
+    spec = importlib.util.spec_from_file_location(f"ops_{kind}_{name}_{style}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     params, xs, ys = _loss_and_grads(module, kind)
