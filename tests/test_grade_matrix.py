@@ -20,7 +20,8 @@ from derive.cli import main
 from derive.grade import check_code, grade
 from derive.grade.matrix import evaluate as mev
 from derive.grade.scalar.build import is_latex
-from derive.grade.matrix.build import at_step, build_matrix, plain
+from derive.grade.matrix.build import at_step, build_matrix
+from derive.grade.matrix.plain import plain
 from derive.grade.matrix.problem import MatrixProblem, matrix_problem
 from derive.grade.parser import parse
 from derive.calculus.matrix import MatrixCell, matrix_backward

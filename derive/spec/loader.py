@@ -1,12 +1,10 @@
 """Spec file (TOML) -> Model: validation, whitelist translation of equations to SymPy.
 
 Every problem is a SpecError naming the file, the line and the symbol. The TOML
-reader is the standard library's; equations are parsed by ``derive.spec.parser``
-and translated node by node here, so no text is ever evaluated.
+reader is the standard library's; equations are parsed by the whitelist parser and
+translated node by node (``derive.spec.translate``), so no text is ever evaluated.
 """
 from __future__ import annotations
-
-from fractions import Fraction
 
 import re
 import tomllib
@@ -20,9 +18,8 @@ from derive.spec import builtins
 from derive.errors import DeriveError, SpecError, did_you_mean
 from derive.ops import SPEC_FUNCTIONS, VECTOR_FUNCTIONS
 from derive.model import ROLES, Declaration, Loss, Model, Quantity
-from derive.spec.ast import Binary, Call, Indexed, Name, Num, Unary
-from derive.spec.parser import ParseError, parse
-from derive.spec.shapes import ShapeError, apply, combine, is_matrix, shape_text
+from derive.spec.translate import EquationReader
+from derive.spec.shapes import is_matrix, shape_text
 
 MAX_SPEC_BYTES = 256 * 1024
 TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "targets", "quantity", "loss",
@@ -36,14 +33,6 @@ RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(SPE
 def builtin_names(kind: str | None = None) -> list[str]:
     """Names of the models shipped in derive/models, sorted; kind 'scalar' or 'vector' filters them."""
     return builtins.names(kind)
-
-
-def _number(text: str) -> sp.Rational | None:
-    """An option value that is a decimal number, exactly (no evaluation of the text)."""
-    try:
-        return sp.Rational(Fraction(text))
-    except (ValueError, ZeroDivisionError):
-        return None
 
 
 def load(name_or_path: str, options: dict[str, str] | None = None) -> Model:
@@ -84,7 +73,7 @@ def load_text(text: str, source: str = "<spec>", options: dict[str, str] | None 
     return _Builder(data, text, source, options or {}).build()
 
 
-class _Builder:
+class _Builder(EquationReader):
     def __init__(self, data: dict, text: str, source: str, options: dict[str, str]):
         self.data, self.lines, self.source, self.requested = data, text.splitlines(), source, dict(options)
 
@@ -316,133 +305,3 @@ class _Builder:
         self.loss_over = over
         expr = self.equation(table["expr"], "loss", "expr", self.all_quantities, in_loss=True)
         return Loss(over, expr, self.text(table.get("description", ""), "description"))
-
-    # -- equations -------------------------------------------------------
-    def equation(self, text, owner: str, key: str, defined: list[str], in_loss: bool = False) -> sp.Expr:
-        if not isinstance(text, str):
-            self.fail(f"{key} of '{owner}' must be text", f"{key} =")
-        try:
-            tree = parse(text)
-        except ParseError as exc:
-            self.fail(f"{key} of '{owner}': {exc}", text, f"{key} =")
-        ctx = {"owner": owner, "key": key, "defined": defined, "in_loss": in_loss, "text": text}
-        expr = self.translate(tree, ctx)
-        names = {str(s.name) for s in expr.free_symbols} - set(self.size_symbols)
-        if key == "initial" and names - {p.name for p in list(self.params) + self.const_decls()}:
-            self.fail(f"initial value of '{owner}' may use parameters and constants only", text)
-        if owner in self.all_quantities and key != "initial" and self.recurrent:
-            for q in self.all_quantities:
-                if naming.generic(q, -1).name in names and q not in self.states_with_initial():
-                    self.fail(f"{key} of '{owner}' reads {q}[t-1], but '{q}' has no initial value", text)
-        return expr
-
-    def const_decls(self):
-        return [d for d in self.inputs + self.targets if not d.per_step]
-
-    def states_with_initial(self) -> set[str]:
-        return {e["name"] for e in self.data["quantity"] if isinstance(e, dict) and "initial" in e}
-
-    def translate(self, node, ctx) -> sp.Expr:
-        where = f"{ctx['key']} of '{ctx['owner']}'"
-        if isinstance(node, Num):
-            return sp.Rational(node.value.numerator, node.value.denominator)
-        if isinstance(node, Unary):
-            inner = self.translate(node.operand, ctx)
-            return -inner if node.op == "-" else inner
-        if isinstance(node, Binary):
-            left, right = self.translate(node.left, ctx), self.translate(node.right, ctx)
-            if node.op == "/" and right == 0:
-                self.fail(f"{where} divides by zero", ctx["text"])
-            if node.op == "@" and not self.sizes:
-                self.fail(f"{where}: '@' needs vector shapes; scalar models multiply with '*'", ctx["text"])
-            try:
-                return combine(node.op, left, right)
-            except ShapeError as exc:
-                self.fail(f"{where}: {exc} in '{ctx['text']}'", ctx["text"])
-        if isinstance(node, Call):
-            func = self.chosen.get(node.func, node.func) if node.func in self.chosen else node.func
-            vector_fn = self.sizes and func in VECTOR_FUNCTIONS
-            if func not in SPEC_FUNCTIONS and not vector_fn:
-                choices = list(SPEC_FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
-                self.fail(f"{where}: unknown function '{node.func}'{did_you_mean(node.func, choices)}",
-                          ctx["text"])
-            arity = VECTOR_FUNCTIONS[func] if vector_fn else SPEC_FUNCTIONS[func].arity
-            if len(node.args) != arity:
-                self.fail(f"{where}: {node.func} takes {arity} argument(s), got {len(node.args)}", ctx["text"])
-            args = [self.translate(a, ctx) for a in node.args]
-            if not vector_fn and any(not (isinstance(a, sp.Basic) and a.is_number) for a in args[1:]):
-                self.fail(f"{where}: the arguments of {node.func} after the first must be numbers "
-                          "(or an option whose value is a number)", ctx["text"])
-            if not self.sizes:
-                return SPEC_FUNCTIONS[func].function(*args)
-            try:
-                return apply(func, args, self.class_count)
-            except ShapeError as exc:
-                self.fail(f"{where}: {exc} in '{ctx['text']}'", ctx["text"])
-        if isinstance(node, Name):
-            return self.name(node.name, None, ctx)
-        if isinstance(node, Indexed):
-            return self.name(node.name, node.index, ctx)
-        raise AssertionError(node)  # the parser makes no other node
-
-    def name(self, name: str, index, ctx) -> sp.Expr:
-        where = f"{ctx['key']} of '{ctx['owner']}'"
-        known = list(self.decls) + self.all_quantities
-        if name in self.chosen and (number := _number(self.chosen[name])) is not None:
-            return number  # an option whose value is a number (leaky_relu's slope)
-        if name in SPEC_FUNCTIONS or name in self.chosen:
-            self.fail(f"{where}: '{name}' is a function; call it as {name}(...)", ctx["text"])
-        if name not in known:
-            self.fail(f"{where}: unknown name '{name}'{did_you_mean(name, known)}", ctx["text"])
-        decl = self.decls.get(name)
-        per_step = decl.per_step if decl else self.recurrent
-        if not per_step:
-            if index is not None:
-                self.fail(f"{where}: '{name}' has one value for the whole sequence; write {name}, not "
-                          f"{name}[...]", ctx["text"])
-            if decl is None and name not in ctx["defined"]:
-                self.not_yet(name, ctx)
-            return self.shaped(name, naming.base(name))
-        if index is None:
-            self.fail(f"{where}: '{name}' has a value at every step; write {name}[t]", ctx["text"])
-        want = "T" if ctx["in_loss"] and self.loss_over == "final" else "t"
-        if index.base != want:
-            hint = "the final-step loss is written with [T]" if want == "T" else f"write {name}[t] or {name}[t-1]"
-            self.fail(f"{where}: index of '{name}' must be relative to {want} ({hint})", ctx["text"])
-        if index.offset > 0:
-            self.fail(f"{where}: '{name}' at a later step cannot be used (a step sees only the past)", ctx["text"])
-        if index.offset < -1:
-            self.fail(f"{where}: only one step back is supported ({name}[t-1])", ctx["text"])
-        if index.offset == -1:
-            if decl is not None:
-                self.fail(f"{where}: inputs and targets are read at the current step only ({name}[t])", ctx["text"])
-            if ctx["in_loss"]:
-                self.fail(f"{where}: the loss reads the current step only ({name}[t])", ctx["text"])
-            return self.shaped(name, naming.generic(name, -1))
-        if decl is None and name not in ctx["defined"]:
-            self.not_yet(name, ctx)
-        return self.shaped(name, naming.generic(name, 0))
-
-    def shaped(self, name: str, sym: sp.Symbol):
-        """The symbol, or a MatrixSymbol of the declared shape in a vector model."""
-        if not self.sizes:
-            return sym
-        if name in self.decls:
-            decl = self.decls[name]
-            if decl.classes:
-                return sp.Symbol(sym.name, integer=True, nonnegative=True)
-            return self.matrix(name, sym, decl.shape)
-        entry = next(e for e in self.data["quantity"] if e.get("name") == name)
-        return self.matrix(name, sym, self.shape_of(entry, name))
-
-    def class_count(self, sym: sp.Symbol):
-        ref = naming.describe(sym)
-        decl = self.decls.get(ref.name)
-        return self.size_symbols[decl.classes] if decl is not None and decl.classes else None
-
-    def not_yet(self, name: str, ctx):
-        where = f"{ctx['key']} of '{ctx['owner']}'"
-        if name == ctx["owner"]:
-            self.fail(f"{where}: '{name}' is used in its own definition", ctx["text"])
-        self.fail(f"{where}: '{name}' is used before it is defined (list it earlier in [[quantity]])",
-                  ctx["text"])

@@ -20,7 +20,8 @@ from derive.grade.matrix import evaluate as mev
 from derive.grade.scalar.build import is_latex
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
 from derive.grade.lexer import AnswerError
-from derive.grade.matrix.build import TIMES, build_matrix, plain, same_shape, shape_of, shape_text
+from derive.grade.matrix.build import build_matrix
+from derive.grade.matrix.plain import TIMES, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix.mistakes import MatrixMistake, generic_plain
 from derive.grade.matrix.problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
 from derive.grade.parser import parse

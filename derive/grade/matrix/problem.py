@@ -30,7 +30,8 @@ from derive.errors import DeriveError
 from derive.grade.matrix import evaluate as mev
 from derive.grade.scalar.build import is_latex
 from derive.grade.lexer import AnswerError
-from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix, shape_of
+from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
+from derive.grade.matrix.plain import shape_of
 from derive.grade.parser import Name, parse
 from derive.grade.reference import _FRAC, _PREFIX
 from derive.calculus.matrix import MatrixCell, concrete_shape
