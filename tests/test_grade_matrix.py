@@ -19,11 +19,11 @@ import derive
 from derive.cli import main
 from derive.grade import check_code, grade
 from derive.grade.matrix import evaluate as mev
-from derive.grade.scalar.build import is_latex
+from derive.grade.answer import is_latex
 from derive.grade.matrix.build import at_step, build_matrix
 from derive.grade.matrix.plain import plain
 from derive.grade.matrix.problem import MatrixProblem, matrix_problem
-from derive.grade.parser import parse
+from derive.grade.answer import read
 from derive.calculus.matrix import MatrixCell, matrix_backward
 from derive.numbers.arrays import MatrixEngine, draw_arrays
 from derive.functions import CrossEntropy
@@ -260,7 +260,7 @@ def test_everything_the_matrix_sheet_prints_parses_back(models, name):
     assert len(cases) > 10
     for text, expr, k in cases:
         for written, latex_form in ((text, True), (plain(at_step(expr, k) if m.recurrent else expr), False)):
-            tree = parse(written)
+            tree = read(written, latex_form)
             built = build_matrix(tree, p.vocab, written, latex_form, bound={"t": k}).expr
             instance = at_step(expr, k) if m.recurrent else expr
             got, want = p.evaluate(built), p.evaluate(instance)

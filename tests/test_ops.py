@@ -79,8 +79,8 @@ def test_every_spelling_names_one_operation_and_the_derived_lists_follow_the_tab
     assert ops.LATEX_COMMANDS["sigma"] == "sigmoid" and ops.WORDS["σ"] == "sigmoid"  # noqa: RUF001
     assert set(ops.SPEC_FUNCTIONS) == set(ops.OPS) - {"step"}
     from derive.calculus.rules import RULES
-    from derive.grade.lexer import FUNCTION_COMMANDS
-    from derive.grade.parser import FUNCTION_WORDS
+    from derive.syntax.latex_tokens import LATEX_COMMANDS as FUNCTION_COMMANDS
+    from derive.syntax.parser import FUNCTION_WORDS
     from derive.numbers.compiled import NUMPY_FUNCTIONS
     from derive.spec.loader import RESERVED
 

@@ -9,7 +9,8 @@ import pytest
 
 from derive import SpecError, builtin_names, load, load_text
 from derive.errors import DeriveError
-from derive.spec.parser import ParseError, parse
+from derive.syntax import GrammarError as ParseError
+from derive.syntax import parse_equation as parse
 
 GOOD = '''
 name = "toy"

@@ -83,15 +83,16 @@ def run(args: argparse.Namespace) -> int:
 
 def read_answer_file(path: str) -> str:
     """An answer file: at most 10 kB of UTF-8 text (only that much is ever read)."""
-    from derive.grade.lexer import MAX_CHARS
+    from derive.syntax import DEFAULT_LIMITS
 
+    limit = DEFAULT_LIMITS.chars
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(MAX_CHARS + 1)
+            raw = fh.read(limit + 1)
     except OSError as exc:
         raise DeriveError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CHARS:
-        raise DeriveError(f"cannot read the answer: {path} is larger than the limit of {MAX_CHARS // 1000} kB")
+    if len(raw) > limit:
+        raise DeriveError(f"cannot read the answer: {path} is larger than the limit of {limit // 1000} kB")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

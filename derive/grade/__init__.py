@@ -6,8 +6,8 @@
     >>> v.verdict, v.diagnosis["mistake"]
     ('incorrect', 'only_last')
 
-Stages: lexer -> parser (one grammar, plain and LaTeX) -> build (SymPy, the sheet's
-symbols) -> problem (derivation, random points, mistake catalogue) -> grader -> verdict;
+Stages: answer (the text read by the one grammar of derive.syntax, plain or LaTeX) -> build (SymPy,
+the sheet's symbols) -> problem (derivation, random points, mistake catalogue) -> grader -> verdict;
 batch (files of answers, over processes) and student_code (student code in a child process).
 
 Scalar models go through scalar/ (build, problem, evaluate, mistakes, grader, student); vector

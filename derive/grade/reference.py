@@ -14,9 +14,9 @@ import sympy as sp
 
 from derive import naming
 from derive.errors import DeriveError
-from derive.grade.scalar.build import Vocabulary, build, is_latex
-from derive.grade.lexer import AnswerError
-from derive.grade.parser import Name, parse
+from derive.grade.scalar.build import Vocabulary, build
+from derive.grade.answer import AnswerError, is_latex, read
+from derive.syntax.tree import Name
 
 _PREFIX = re.compile(r"^\s*(?:d|∂|\\partial\s*)\s*[ECL]\s*/\s*(?:d|∂|\\partial\s*)\s*")
 _FRAC = re.compile(r"^\s*\\frac\s*\{\s*(?:\\partial|d)\s*[ECL]\s*\}\s*\{\s*(?:\\partial|d)\s*(?P<name>.+)\}\s*$")
@@ -46,7 +46,7 @@ def resolve(derivation, vocab: Vocabulary, text: str) -> Reference:
     if not raw.strip():
         raise DeriveError("--wrt needs a name: a parameter (W_rec) or a quantity of one step (s_2, delta_2, a1)")
     try:
-        tree = parse(raw)
+        tree = read(raw)
         if not isinstance(tree, Name):
             raise DeriveError(f"--wrt '{text}': give one name, e.g. W_rec or s_2")
         sym = build(tree, vocab, raw, is_latex(raw)).expr

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from derive.grade import deadline
-from derive.grade.lexer import AnswerError
+from derive.grade.answer import AnswerError
+from derive.syntax import GrammarError
 
 DEFAULT_TIMEOUT = 5.0  # seconds for one answer
 PREPARE_TIMEOUT = 120.0  # seconds to derive a question once (derivation, catalogue, points)
@@ -52,8 +53,8 @@ def decide(p, timeout: float, judge: Callable[[Verdict], None]) -> Verdict:
     except deadline.Timeout:
         v.correct, v.verdict = False, "undecided"
         v.reason = f"no decision within the time limit of {timeout:g} s"
-    except AnswerError as exc:
-        v.correct, v.verdict, v.reason = False, "unreadable", str(exc)
+    except GrammarError as exc:  # AnswerError, or the grammar's own error where a builder read a name
+        v.correct, v.verdict, v.reason = False, "unreadable", str(AnswerError.of(exc))
     except (ArithmeticError, RecursionError, MemoryError, ValueError, TypeError) as exc:
         v.correct, v.verdict = False, "undecided"
         v.reason = f"could not decide ({type(exc).__name__}: {str(exc)[:200]})"

@@ -2,7 +2,7 @@
 
 Mixed into the loader's builder (``derive.spec.loader``), whose tables (declarations, quantities,
 sizes, options) it reads; every problem is a SpecError naming the file, the line and the symbol.
-The text is parsed by the whitelist parser and never evaluated.
+The text is read by the one whitelist grammar (``derive.syntax``, SPEC dialect) and never evaluated.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import sympy as sp
 from derive import naming
 from derive.errors import did_you_mean
 from derive.ops import SPEC_FUNCTIONS, VECTOR_FUNCTIONS
-from derive.spec.ast import Binary, Call, Indexed, Name, Num, Unary
-from derive.spec.parser import ParseError, parse
 from derive.spec.shapes import ShapeError, apply, combine
+from derive.syntax import GrammarError, parse_equation
+from derive.syntax.tokens import shown
+from derive.syntax.tree import Binary, Call, Indexed, Name, Neg, Num, Transpose
 
 
 def _number(text: str) -> sp.Rational | None:
@@ -33,8 +34,8 @@ class EquationReader:
         if not isinstance(text, str):
             self.fail(f"{key} of '{owner}' must be text", f"{key} =")
         try:
-            tree = parse(text)
-        except ParseError as exc:
+            tree = parse_equation(text)
+        except GrammarError as exc:
             self.fail(f"{key} of '{owner}': {exc}", text, f"{key} =")
         ctx = {"owner": owner, "key": key, "defined": defined, "in_loss": in_loss, "text": text}
         expr = self.translate(tree, ctx)
@@ -54,47 +55,67 @@ class EquationReader:
         return {e["name"] for e in self.data["quantity"] if isinstance(e, dict) and "initial" in e}
 
     def translate(self, node, ctx) -> sp.Expr:
+        # a chain a + b - c * d is left-deep: walk its left spine in a loop, so a long sum cannot exhaust
+        # the stack (right operands nest only as deep as the parser's depth limit allows)
+        chain = []
+        while isinstance(node, Binary):
+            chain.append(node)
+            node = node.left
+        value = self.operand(node, ctx)
+        for b in reversed(chain):
+            value = self.binary(b, value, self.translate(b.right, ctx), ctx)
+        return value
+
+    def binary(self, node: Binary, left, right, ctx) -> sp.Expr:
+        where = f"{ctx['key']} of '{ctx['owner']}'"
+        if node.op not in ("+", "-", "*", "/", "^", "@"):
+            self.fail(f"{where}: '{node.op}' is not an operator of a spec; multiply with '*' (or '@' for "
+                      "matrices)", ctx["text"])
+        if node.op == "/" and right == 0:
+            self.fail(f"{where} divides by zero", ctx["text"])
+        if node.op == "@" and not self.sizes:
+            self.fail(f"{where}: '@' needs vector shapes; scalar models multiply with '*'", ctx["text"])
+        try:
+            return combine(node.op, left, right)
+        except ShapeError as exc:
+            self.fail(f"{where}: {exc} in '{shown(ctx['text'], 80)}'", ctx["text"])
+
+    def operand(self, node, ctx) -> sp.Expr:
         where = f"{ctx['key']} of '{ctx['owner']}'"
         if isinstance(node, Num):
             return sp.Rational(node.value.numerator, node.value.denominator)
-        if isinstance(node, Unary):
-            inner = self.translate(node.operand, ctx)
-            return -inner if node.op == "-" else inner
-        if isinstance(node, Binary):
-            left, right = self.translate(node.left, ctx), self.translate(node.right, ctx)
-            if node.op == "/" and right == 0:
-                self.fail(f"{where} divides by zero", ctx["text"])
-            if node.op == "@" and not self.sizes:
-                self.fail(f"{where}: '@' needs vector shapes; scalar models multiply with '*'", ctx["text"])
-            try:
-                return combine(node.op, left, right)
-            except ShapeError as exc:
-                self.fail(f"{where}: {exc} in '{ctx['text']}'", ctx["text"])
+        if isinstance(node, Neg):
+            return -self.translate(node.operand, ctx)
         if isinstance(node, Call):
-            func = self.chosen.get(node.func, node.func) if node.func in self.chosen else node.func
-            vector_fn = self.sizes and func in VECTOR_FUNCTIONS
-            if func not in SPEC_FUNCTIONS and not vector_fn:
-                choices = list(SPEC_FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
-                self.fail(f"{where}: unknown function '{node.func}'{did_you_mean(node.func, choices)}",
-                          ctx["text"])
-            arity = VECTOR_FUNCTIONS[func] if vector_fn else SPEC_FUNCTIONS[func].arity
-            if len(node.args) != arity:
-                self.fail(f"{where}: {node.func} takes {arity} argument(s), got {len(node.args)}", ctx["text"])
-            args = [self.translate(a, ctx) for a in node.args]
-            if not vector_fn and any(not (isinstance(a, sp.Basic) and a.is_number) for a in args[1:]):
-                self.fail(f"{where}: the arguments of {node.func} after the first must be numbers "
-                          "(or an option whose value is a number)", ctx["text"])
-            if not self.sizes:
-                return SPEC_FUNCTIONS[func].function(*args)
-            try:
-                return apply(func, args, self.class_count)
-            except ShapeError as exc:
-                self.fail(f"{where}: {exc} in '{ctx['text']}'", ctx["text"])
+            return self.call(node, ctx)
+        if isinstance(node, Transpose):
+            return self.call(Call("transpose", (node.operand,), node.pos), ctx)
         if isinstance(node, Name):
-            return self.name(node.name, None, ctx)
+            return self.name(node.text, None, ctx)
         if isinstance(node, Indexed):
             return self.name(node.name, node.index, ctx)
-        raise AssertionError(node)  # the parser makes no other node
+        self.fail(f"{where}: a sum is not part of a spec's equations; write the terms out", ctx["text"])
+
+    def call(self, node: Call, ctx) -> sp.Expr:
+        where = f"{ctx['key']} of '{ctx['owner']}'"
+        func = self.chosen.get(node.fn, node.fn) if node.fn in self.chosen else node.fn
+        vector_fn = self.sizes and func in VECTOR_FUNCTIONS
+        if func not in SPEC_FUNCTIONS and not vector_fn:
+            choices = list(SPEC_FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
+            self.fail(f"{where}: unknown function '{node.fn}'{did_you_mean(node.fn, choices)}", ctx["text"])
+        arity = VECTOR_FUNCTIONS[func] if vector_fn else SPEC_FUNCTIONS[func].arity
+        if len(node.args) != arity:
+            self.fail(f"{where}: {node.fn} takes {arity} argument(s), got {len(node.args)}", ctx["text"])
+        args = [self.translate(a, ctx) for a in node.args]
+        if not vector_fn and any(not (isinstance(a, sp.Basic) and a.is_number) for a in args[1:]):
+            self.fail(f"{where}: the arguments of {node.fn} after the first must be numbers "
+                      "(or an option whose value is a number)", ctx["text"])
+        if not self.sizes:
+            return SPEC_FUNCTIONS[func].function(*args)
+        try:
+            return apply(func, args, self.class_count)
+        except ShapeError as exc:
+            self.fail(f"{where}: {exc} in '{shown(ctx['text'], 80)}'", ctx["text"])
 
     def name(self, name: str, index, ctx) -> sp.Expr:
         where = f"{ctx['key']} of '{ctx['owner']}'"

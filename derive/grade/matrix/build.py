@@ -26,8 +26,10 @@ from derive import naming
 from derive.calculus.cell import step_kind
 from derive.functions import OneHot, Softmax, step
 from derive.grade.scalar.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder, check_arguments
-from derive.grade.lexer import DEFAULT_LIMITS, Limits, name_key, tokenize
-from derive.grade.parser import Binary, Call, Name, Neg, Num
+from derive.grade.answer import tokens
+from derive.syntax import DEFAULT_LIMITS, Limits
+from derive.syntax.tokens import name_key
+from derive.syntax.tree import Binary, Call, Name, Neg, Num
 from derive.calculus.matrix import _OUT, _X, lift
 from derive.printing.latex import DeriveLatexPrinter
 from derive.ops import OPS
@@ -51,7 +53,7 @@ def at_step(expr, k: int):
 
 
 def _key_of(text: str) -> str:
-    toks = tokenize(text)
+    toks = tokens(text)
     assert len(toks) == 2 and toks[0].kind == "name", text
     return name_key(toks[0])
 
@@ -134,7 +136,7 @@ class _MatrixBuilder(_Builder):
     # -- names -----------------------------------------------------------------------
     def _name(self, node: Name):
         if node.text == "e" and node.sub and node.sub.strip().startswith("y"):  # e_{y_3}: the one-hot of y_3
-            inner = tokenize(node.sub.strip())
+            inner = tokens(node.sub.strip())
             if len(inner) == 2 and inner[0].kind == "name":
                 y = self._name_plain(Name(inner[0].text, inner[0].sub, node.pos))
                 if y in self.vocab.classes:

@@ -17,14 +17,12 @@ from derive.errors import DeriveError
 from derive.functions import step
 from derive.grade import deadline
 from derive.grade.matrix import evaluate as mev
-from derive.grade.scalar.build import is_latex
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
-from derive.grade.lexer import AnswerError
+from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import build_matrix
 from derive.grade.matrix.plain import TIMES, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix.mistakes import MatrixMistake, generic_plain
 from derive.grade.matrix.problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
-from derive.grade.parser import parse
 from derive.printing.latex import latex as to_latex
 
 SIMPLE = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
@@ -65,7 +63,7 @@ def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> Non
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
     v.form = "latex" if use_latex else "plain"
-    built = build_matrix(parse(answer), p.vocab, answer, use_latex)
+    built = build_matrix(read(answer, use_latex), p.vocab, answer, use_latex)
     v.symbols = list(built.symbols)
     expr = built.expr
     ref = p.reference

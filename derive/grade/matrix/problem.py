@@ -28,11 +28,10 @@ from derive import naming
 from derive.calculus.cell import step_kind
 from derive.errors import DeriveError
 from derive.grade.matrix import evaluate as mev
-from derive.grade.scalar.build import is_latex
-from derive.grade.lexer import AnswerError
+from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
 from derive.grade.matrix.plain import shape_of
-from derive.grade.parser import Name, parse
+from derive.syntax.tree import Name
 from derive.grade.reference import _FRAC, _PREFIX
 from derive.calculus.matrix import MatrixCell, concrete_shape
 from derive.calculus.unroll import check_steps
@@ -123,7 +122,7 @@ class MatrixProblem:
         if not raw.strip():
             raise DeriveError("--wrt needs a name: a parameter (W) or an adjoint of one step (delta_h_2, h_2)")
         try:
-            tree = parse(raw)
+            tree = read(raw)
             if not isinstance(tree, Name):
                 raise DeriveError(f"--wrt '{text}': give one name, e.g. W or delta_h_2")
             sym = build_matrix(tree, self.vocab, raw, is_latex(raw)).expr

@@ -17,9 +17,12 @@ import sympy as sp
 
 from derive import naming
 from derive.errors import did_you_mean
-from derive.grade.lexer import DEFAULT_LIMITS, AnswerError, Limits, Token, name_key, tokenize
-from derive.grade.parser import FUNCTION_WORDS, Binary, Call, Name, Neg, Num, Sum, Transpose
+from derive.grade.answer import AnswerError, tokens
 from derive.ops import OPS, Op
+from derive.syntax import DEFAULT_LIMITS, Limits
+from derive.syntax.parser import FUNCTION_WORDS
+from derive.syntax.tokens import Token, name_key
+from derive.syntax.tree import Binary, Call, Name, Neg, Num, Sum, Transpose
 
 MAX_POWER = 100  # |exponent| of a numeric power
 MAX_RESULT_BITS = 4096  # size of a number raised to a number
@@ -30,7 +33,7 @@ _STEP_KEY = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)$")
 
 
 def _key_of(text: str) -> str:
-    toks = tokenize(text)
+    toks = tokens(text)
     assert len(toks) == 2 and toks[0].kind == "name", text
     return name_key(toks[0])
 
@@ -304,11 +307,6 @@ def build(tree, vocab: Vocabulary, text: str, latex: bool, limits: Limits = DEFA
     if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
         raise AnswerError("the answer is not a finite value (a division by zero?)")
     return Built(expr, tuple(sorted(b.used)))
-
-
-def is_latex(text: str) -> bool:
-    """Auto-detection: a backslash or a brace means LaTeX."""
-    return "\\" in text or "{" in text or "}" in text
 
 
 def numeric_value(expr: sp.Expr) -> Fraction | None:

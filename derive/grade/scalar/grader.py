@@ -15,10 +15,9 @@ from derive.errors import DeriveError
 from derive.functions import relu
 from derive.grade import deadline
 from derive.grade.scalar import evaluate as ev
-from derive.grade.scalar.build import build, is_latex
-from derive.grade.lexer import AnswerError
+from derive.grade.scalar.build import build
+from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
-from derive.grade.parser import parse
 from derive.grade.scalar import problem as problem_module
 from derive.grade.scalar.problem import EXACT_RANGE, FLOAT_RANGE, Problem, problem
 from derive.printing.latex import latex as to_latex
@@ -61,7 +60,7 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
     v.form = "latex" if use_latex else "plain"
-    built = build(parse(answer), p.vocab, answer, use_latex)
+    built = build(read(answer, use_latex), p.vocab, answer, use_latex)
     v.symbols = list(built.symbols)
     expr = built.expr
     if not expr.free_symbols:
