@@ -55,8 +55,8 @@ def sources():
         model = derive.load(name)
         out[(name, "textbook")] = emit_model(model, style="textbook")
         out[(name, "fast")] = emit_model(model)
-        for p in passes(model):
-            out[(name, f"no-{p}")] = emit_model(model, passes=[q for q in passes(model) if q != p])
+        for p in passes(derive.derive(model)):
+            out[(name, f"no-{p}")] = emit_model(model, passes=[q for q in passes(derive.derive(model)) if q != p])
     return out
 
 
@@ -67,7 +67,7 @@ def modules(sources, tmp_path_factory):
 
 
 def _variants(name: str) -> list[str]:
-    return ["fast", *(f"no-{p}" for p in passes(derive.load(name)))]
+    return ["fast", *(f"no-{p}" for p in passes(derive.derive(derive.load(name))))]
 
 
 CASES = [((3, 4, 5), 3, 2, 0, False), ((5, 3, 4), 1, 3, 1, False), ((2, 5, 3), 6, 2, 2, True),

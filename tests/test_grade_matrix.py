@@ -244,7 +244,7 @@ def _roundtrip_cases(model):
             cases.append((latex(expr), expr, k))
     from derive.sheet.matrix.context import printed_expressions
 
-    for shown in printed_expressions(model, steps):
+    for shown in printed_expressions(derive.derive(model, steps)):
         rhs = shown.rhs
         if not hasattr(rhs, "shape") or rhs.has(CrossEntropy) or rhs.has(Partial) or rhs.is_ZeroMatrix:
             continue  # the loss and the update rule are not answers

@@ -95,9 +95,9 @@ def test_explicit_view_agrees_entry_by_entry(jordan):
 
 def test_sheet_renders_and_grading_reads_the_new_adjoint(jordan):
     from derive.grade import grade
-    from derive.sheet import render_matrix_sheet
+    from derive.sheet import render_sheet
 
-    tex = render_matrix_sheet(jordan, 3)
+    tex = render_sheet(derive.derive(jordan, 3))
     assert r"\delta_{t}^{(p)}" in tex and r"\mathbf{1}^{\top}" in tex  # J_softmax = (I - p 1^T) diag(p)
     assert grade(jordan, "delta_p_1", "R.T @ delta_z_in_2").correct
     wrong = grade(jordan, "delta_p_1", "-R.T @ delta_z_in_2")

@@ -21,7 +21,7 @@ from derive.calculus.cell import step_kind
 from derive.cli import main
 from derive.calculus.matrix import MatrixCell
 from derive.printing.latex import latex
-from derive.sheet import matrix_sheet_context, render_matrix_sheet
+from derive.sheet import matrix_sheet_context, render_sheet
 from derive.sheet.matrix.context import at_step, printed_expressions, symbolic_context
 from derive.sheet.matrix.example import MatrixRun
 from derive.sheet.pdf import compile_tex, overfull_boxes, pdf_text
@@ -51,8 +51,9 @@ def _flat(text: str) -> str:
 def test_backward_section_prints_the_cells_own_adjoints(name):
     model = derive.load(name)
     steps = _steps(model)
-    cell = MatrixCell(model)
-    ctx = symbolic_context(model, steps, cell)
+    d = derive.derive(model, steps)
+    cell = d.cell  # the sheet prints the very objects of the derivation's cell
+    ctx = symbolic_context(d)
     shown_kinds = ctx["backward"]["kinds"]
     first = 0 if model.recurrent else 1
     kinds = []
@@ -78,11 +79,11 @@ def test_backward_section_prints_the_cells_own_adjoints(name):
 @pytest.mark.parametrize("name", VECTOR)
 def test_every_printed_equation_is_a_sympy_object_and_the_shapes_check(name):
     model = derive.load(name)
-    found = printed_expressions(model, _steps(model))
+    found = printed_expressions(derive.derive(model, _steps(model)))
     assert found and all(isinstance(s, Shown) for s in found)
     for s in found:
         assert isinstance(s.rhs, sp.Basic)
-    shapes = symbolic_context(model, _steps(model))["backward"]["shapes"]
+    shapes = symbolic_context(derive.derive(model, _steps(model)))["backward"]["shapes"]
     assert len(shapes) >= len(model.parameters) and all(r["ok"] for r in shapes)
 
 
@@ -91,8 +92,9 @@ def test_vanishing_section_prints_the_one_step_jacobians(name):
     from derive.numbers.norms import one_step_jacobians
 
     model = derive.load(name)
-    cell = MatrixCell(model)
-    entries = symbolic_context(model, 3, cell)["vanishing"]["entries"]
+    d = derive.derive(model, 3)
+    cell = d.cell
+    entries = symbolic_context(d)["vanishing"]["entries"]
     jac = one_step_jacobians(model)
     assert [s.rhs for s in entries] == [jac[(r, q)] for r in model.recurrent_names for q in model.recurrent_names
                                         if (r, q) in jac]
@@ -147,7 +149,7 @@ def test_printed_gradient_formulas_equal_differences_of_the_explicit_engine(name
     sizes = {"n_in": 2, "n_h": 2, "n_out": 2}
     params, data = draw_arrays(model, sizes, steps, seed=3)
     run = MatrixRun(model, sizes, params, data, steps)  # supplies the forward values and adjoints
-    ctx = symbolic_context(model, steps)
+    ctx = symbolic_context(derive.derive(model, steps))
     engine = compiled(instantiate(model, sizes))
     p, d = _explicit_arrays(model, sizes, params, data, steps)
     base = float(engine.run(p, d, steps, grads=False).loss)
@@ -193,7 +195,7 @@ def test_worked_example_gradients_match_the_batch_engine_and_check_passes():
     from derive.numbers.arrays import MatrixEngine
 
     model = derive.load("lstm")
-    ctx = matrix_sheet_context(model, 3)
+    ctx = matrix_sheet_context(derive.derive(model, 3))
     v = ctx["example"]["values"]
     sizes = {"n_in": 2, "n_h": 3, "n_out": 2}
     batch = MatrixEngine(model, dict(sizes, B=1)).run(v["params"], v["data"], 3)
@@ -272,16 +274,16 @@ def test_largest_example_sizes_and_elided_steps_still_fit_the_page():
     from tests.test_sheet_pdf import _require_latex
 
     _require_latex()
-    tex = render_matrix_sheet(derive.load("elman"), 6, sizes={"n_in": 8, "n_h": 8, "n_out": 8})
+    tex = render_sheet(derive.derive(derive.load("elman"), 6), sizes={"n_in": 8, "n_h": 8, "n_out": 8})
     _, log = compile_tex(tex, "elman")
     assert not [w for w in overfull_boxes(log) if w > MAX_OVERFULL_PT]
     assert r"\cdots" in tex and "longtable" in tex
 
 
 def test_notebook_pieces_of_a_vector_model():
-    from derive.sheet.notebook import matrix_pieces
+    from derive.sheet.notebook import pieces
 
-    p = matrix_pieces(derive.load("lstm"), 3)
+    p = pieces(derive.derive(derive.load("lstm"), 3))
     for piece in (p.forward, p.deltas, p.gradients, p.jacobians):
         text = piece._repr_latex_()
         assert text.startswith("$$") and r"\begin{aligned}" in text
@@ -301,7 +303,7 @@ def built():
 
     def tex_of(name):  # one context per model; the variants differ only in what the templates show
         model = derive.load(name)
-        ctx = matrix_sheet_context(model, _steps(model))
+        ctx = matrix_sheet_context(derive.derive(model, _steps(model)))
         return [((name, v), render_latex("sheet/sheet.tex.j2", **dict(ctx, variant=v, solution=v == "solution")))
                 for v in VARIANTS]
 
@@ -311,7 +313,8 @@ def built():
         return (name, variant), (tex, pdf, log, pdf_text(pdf).decode("utf-8"))
 
     texts = [item for name in VECTOR for item in tex_of(name)]
-    assert texts[1][1] == render_matrix_sheet(derive.load("elman"), 3, variant="problem")  # the same as rendering it
+    elman = derive.derive(derive.load("elman"), 3)
+    assert texts[1][1] == render_sheet(elman, variant="problem")  # the same as rendering it
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(one, texts))
 
@@ -337,7 +340,7 @@ def test_vector_sheet_compiles_cleanly_with_every_section(built, name, variant):
 
 
 def test_solution_pdf_shows_the_check_numbers(built):
-    ctx = matrix_sheet_context(derive.load("elman"), 3)
+    ctx = matrix_sheet_context(derive.derive(derive.load("elman"), 3))
     text = built[("elman", "solution")][3].replace("\u2212", "-")
     assert ctx["example"]["loss"] in text
     for row in ctx["example"]["check_rows"]:

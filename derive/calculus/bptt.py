@@ -17,10 +17,11 @@ from functools import cached_property
 import sympy as sp
 
 from derive import naming
-from derive.calculus.cell import Cell, step_kind
+from derive.calculus.cell import BackwardStep, Cell, StepKind, step_kind
 from derive.errors import DeriveError
 from derive.ops import elementary
-from derive.calculus.unroll import Unrolled, at_step, unroll
+from derive.calculus.unroll import Unrolled, at_step, check_steps, unroll
+from derive.model import Model
 
 MAX_PATHS = 20_000
 MAX_CLOSED_FORM_STEPS = 12
@@ -28,11 +29,11 @@ MAX_CLOSED_FORM_STEPS = 12
 # How a Derivation shows itself in Jupyter. The renderer is the sheet's (derive.sheet.notebook), a
 # stage above this one, so the package face installs it with ``display_with`` instead of this module
 # importing the sheet.
-_display: Callable[[Derivation], object] | None = None
+_display: Callable[[ScalarDerivation], object] | None = None
 
 
-def display_with(render: Callable[[Derivation], object]) -> None:
-    """Install ``render(derivation) -> pieces`` (objects with ``_repr_latex_``) as Derivation.pieces."""
+def display_with(render: Callable[[ScalarDerivation], object]) -> None:
+    """Install ``render(derivation) -> pieces`` (objects with ``_repr_latex_``) as ScalarDerivation.pieces."""
     global _display  # noqa: PLW0603 (one hook, set once by derive/__init__.py)
     _display = render
 
@@ -70,26 +71,94 @@ class FormA:
         return sp.Add(*terms)
 
 
-@dataclass(frozen=True)
-class Derivation:
-    """Everything derived for one model and T; expressions are SymPy objects in per-step symbols."""
+class ScalarDerivation:
+    """Everything derived for one scalar model and T; expressions are SymPy objects in per-step symbols.
 
-    unrolled: Unrolled
-    cell: Cell
-    deltas: tuple[tuple[sp.Symbol, sp.Expr], ...]  # computation order: step T first
-    step_terms: dict  # parameter -> ((k, this step's contribution), ...) in delta symbols
+    The scalar side of ``derive.calculus.derivation.Derivation`` (whose members come first below),
+    with the scalar forms besides: the unrolled program, form (a), the closed form (c). Each part is
+    derived when first asked for, so a derivation at T = 10000 costs nothing until something unrolls it
+    (the compiled engine of a gradient check runs the cell's steps instead).
+    """
+
+    kind = "scalar"
+
+    def __init__(self, model: Model, steps: int, unrolled: Unrolled | None = None):
+        self.model, self.steps = model, steps
+        if unrolled is not None:
+            self.unrolled = unrolled
+
+    @cached_property
+    def unrolled(self) -> Unrolled:
+        return unroll(self.model, self.steps)
+
+    @cached_property
+    def cell(self) -> Cell:
+        return Cell(self.model)
 
     @property
-    def model(self):
-        return self.unrolled.model
+    def deltas(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        """(delta symbol at step k, its recursion) in computation order: step T first."""
+        return self._recursion[0]
+
+    @property
+    def step_terms(self) -> dict:
+        """parameter -> ((k, this step's contribution), ...) in delta symbols."""
+        return self._recursion[1]
+
+    @cached_property
+    def _recursion(self) -> tuple[tuple, dict]:
+        model, T, cell = self.model, self.steps, self.cell
+        deltas = []
+        step_terms = {p: [] for p in model.parameter_symbols}
+        for k in range(T, (0 if model.recurrent else 1) - 1, -1):
+            back = cell.backward(step_kind(model, k, T))
+            deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
+            for p, e in back.grads:
+                if e != 0:
+                    step_terms[p].append((k, at_step(model, e, k)))
+        return tuple(deltas), {p: tuple(v) for p, v in step_terms.items()}
 
     @property
     def params(self) -> tuple[sp.Symbol, ...]:
         return self.model.parameter_symbols
 
-    def gradient(self, param: sp.Symbol) -> sp.Expr:
-        """Form (b): dE/dparam as the sum of per-step terms in delta symbols."""
-        return sp.Add(*(e for _, e in self.step_terms[param]))
+    def parameters(self) -> dict[str, sp.Symbol]:
+        return {p.name: p for p in self.params}
+
+    def sym(self, name: str, offset: int = 0, delta: bool = False) -> sp.Symbol:
+        s = self.cell.sym(name, offset)
+        return naming.delta(s) if delta else s
+
+    def equations(self, variant: str) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        return self.cell.equations(variant)
+
+    def forward(self) -> tuple[tuple[int, sp.Symbol, sp.Expr], ...]:
+        return tuple((a.step, a.symbol, a.expr) for a in self.unrolled.assignments)
+
+    def backward(self, kind: StepKind) -> BackwardStep:
+        return self.cell.backward(kind)
+
+    def backward_steps(self) -> tuple[tuple[int, BackwardStep], ...]:
+        model, T = self.model, self.steps
+        return tuple((k, self.cell.backward(step_kind(model, k, T)))
+                     for k in range(T, (0 if model.recurrent else 1) - 1, -1))
+
+    def adjoints(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        return self.deltas
+
+    def gradient_terms(self, name: str | sp.Symbol) -> tuple[tuple[int, sp.Expr], ...]:
+        return self.step_terms[naming.base(name) if isinstance(name, str) else name]
+
+    def gradient(self, name: str | sp.Symbol) -> sp.Expr:
+        """Form (b): dE/dname as the sum of per-step terms in delta symbols."""
+        return sp.Add(*(e for _, e in self.gradient_terms(name)))
+
+    def value(self, symbol: sp.Expr) -> sp.Expr:
+        """An adjoint (or any expression in adjoints) with the recursion substituted."""
+        return self.explicit(symbol)
+
+    def shape(self, name: str) -> None:
+        return None  # every quantity is a number
 
     def deltas_by_symbol(self) -> dict[sp.Symbol, sp.Expr]:
         """Each delta symbol -> its recursion (in later deltas and per-step symbols)."""
@@ -146,21 +215,13 @@ class Derivation:
         return self.unrolled.loss.xreplace(values)
 
 
-def bptt(unrolled: Unrolled | object, steps: int | None = None) -> Derivation:
+def bptt(unrolled: Unrolled | Model, steps: int | None = None) -> ScalarDerivation:
     """Derive BPTT for an Unrolled program (or a Model and a number of steps)."""
-    if not isinstance(unrolled, Unrolled):
-        unrolled = unroll(unrolled, steps)
-    model, T = unrolled.model, unrolled.steps
-    cell = Cell(model)
-    deltas = []
-    step_terms = {p: [] for p in model.parameter_symbols}
-    for k in range(T, (0 if model.recurrent else 1) - 1, -1):
-        back = cell.backward(step_kind(model, k, T))
-        deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
-        for p, e in back.grads:
-            if e != 0:
-                step_terms[p].append((k, at_step(model, e, k)))
-    return Derivation(unrolled, cell, tuple(deltas), {p: tuple(v) for p, v in step_terms.items()})
+    if isinstance(unrolled, Unrolled):
+        return ScalarDerivation(unrolled.model, unrolled.steps, unrolled)
+    d = ScalarDerivation(unrolled, check_steps(unrolled, steps))
+    d.cell  # noqa: B018 -- built now: a vector model is refused at once
+    return d
 
 
 # -- form (a) ---------------------------------------------------------------

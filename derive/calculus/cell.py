@@ -63,10 +63,10 @@ class Cell:
     """Local derivatives of one step of ``model``; every result is cached."""
 
     def __init__(self, model: Model):
-        if model.is_vector:
-            raise DeriveError(f"{model.name} is a vector model; Cell is the scalar calculus: "
-                              "derive.calculus.matrix.MatrixCell derives its matrix form, and "
-                              "derive.calculus.explicit gives its explicit view (one scalar per entry)")
+        shaped = [q.name for q in model.quantities if q.shape]
+        if shaped:  # a precondition of this calculus; the choice between the two is derive.calculus.derivation's
+            raise DeriveError(f"{model.name}: '{shaped[0]}' is a vector and the scalar cell takes numbers; "
+                              "derive.derive(model, steps) derives it in matrix form")
         self.model = model
         self.params = model.parameter_symbols
         self._backward_cache: dict[StepKind, BackwardStep] = {}

@@ -101,8 +101,8 @@ class _Instantiator:
 
 
 def instantiate(model: Model, sizes: dict[str, int]) -> Model:
-    """The explicit (scalar) model of a vector model at the given sizes."""
-    if not model.is_vector:
+    """The explicit (scalar) model of a vector model at the given sizes (no sizes: the model itself)."""
+    if not sizes:
         return model
     return _instantiate(model, tuple(sorted(sizes.items())))
 

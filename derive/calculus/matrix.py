@@ -216,7 +216,7 @@ class MatrixCell:
     def __init__(self, model: Model, batch: bool = False):
         """``batch``: every per-step vector becomes an n x B matrix, one column per example, biases
         broadcast as b 1^T, and the loss is the mean over the batch."""
-        if not model.is_vector:
+        if not any(q.shape for q in model.quantities):  # a precondition; derive.calculus.derivation chooses
             raise DeriveError(f"{model.name} is a scalar model; the matrix view is for vector models")
         self.model = model
         self.params = [(p.name, _msym(model, p.name, None)) for p in model.parameters]

@@ -30,16 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.codegen import emit_model, module_name, passes
-    from derive.errors import DeriveError
     from derive.artifacts import write_atomic
+    from derive.calculus.derivation import derive
+    from derive.codegen import emit, module_name, passes
+    from derive.errors import DeriveError
     from derive.spec.loader import load
 
     model = load(args.model)
-    if model.is_vector and args.steps is not None:
+    d = derive(model, args.steps)
+    if d.kind == "matrix" and args.steps is not None:
         raise DeriveError(f"--steps: {model.name} is a vector model; its module has no closed form and its "
                           "loss_and_grads takes any T")
-    available = passes(model)
+    available = passes(d)
     unknown = [p for p in args.no_pass if p not in available]
     if unknown:
         raise DeriveError(f"--no-pass {unknown[0]}: not a pass of {model.name}'s code; its passes are "
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_pass and args.style != "fast":
         raise DeriveError("--no-pass: the textbook style has no passes to leave out")
     chosen = [p for p in available if p not in args.no_pass]
-    source = emit_model(model, args.steps, style=args.style, passes=chosen)
+    source = emit(d, style=args.style, passes=chosen)
     target = Path(args.out) / f"{module_name(model)}.py"
     if target.parent.exists() and not target.parent.is_dir():
         raise DeriveError(f"-o {args.out}: not a folder")

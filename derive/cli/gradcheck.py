@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from derive.calculus.derivation import derive
     from derive.numbers.check import ERROR_FLOOR, Report, directional_check, draw, gradcheck, parse_at
     from derive.spec.loader import load
     from derive.templating import render
@@ -45,14 +46,15 @@ def run(args: argparse.Namespace) -> int:
         raise DeriveError("--tol must be positive")
     options = parse_options(args.option, args.many_to_one)
     model = load(args.model, options)  # refuses over=final for a model with one step
-    if model.is_vector:
-        return _vector(model, args)
+    d = derive(model, args.steps)  # nothing is unrolled yet: the compiled engine runs the cell's steps
+    if d.kind == "matrix":
+        return _vector(d, args)
     directions = args.directions
     if args.sizes:
         raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     if directions is not None and not 0 <= directions <= 100:
         raise DeriveError("--directions takes a whole number from 0 to 100")
-    point = draw(model, args.steps, args.seed, parse_at(args.at))
+    point = draw(model, d.steps, args.seed, parse_at(args.at))
     if args.truncate is not None:
         return _truncated(model, point, args)
     if len(point.params) <= args.max_entries:
@@ -95,15 +97,15 @@ def _truncated(model, point, args) -> int:
     return 0 if report.ok else 1
 
 
-def _vector(model, args) -> int:
+def _vector(d, args) -> int:
     """Entry by entry in the explicit view (up to --max-entries), and directional derivatives of the
     matrix formulas themselves, run on whole arrays (any size)."""
     from derive.numbers.check import ERROR_FLOOR, Report, analytic_model, draw, gradcheck
     from derive.calculus.explicit import instantiate, parse_sizes
     from derive.numbers.arrays import directional_rows
     from derive.templating import render
-    from derive.calculus.unroll import check_steps
 
+    model, steps = d.model, d.steps
     sizes = parse_sizes(model, args.sizes)
     directions = 2 if args.directions is None else args.directions
     if not 0 <= directions <= 100:
@@ -111,7 +113,6 @@ def _vector(model, args) -> int:
     if args.truncate is not None or args.at:
         raise DeriveError("--truncate and --at apply to scalar models; check a vector model's explicit view "
                           "from Python (derive.calculus.explicit.instantiate)")
-    steps = check_steps(model, args.steps)
     count = sum(math.prod(sizes[s] for s in d.shape) for d in model.parameters)
     rows, loss = (), float("nan")
     explicit = None

@@ -86,39 +86,33 @@ def explicit_sizes(model, text: str | None) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from derive.calculus.bptt import bptt
-    from derive.numbers.check import parse_at
     from derive.artifacts import write_atomic
+    from derive.calculus.derivation import derive
+    from derive.cli.gradcheck import parse_options
+    from derive.numbers.check import parse_at
     from derive.sheet import render_sheet
     from derive.spec.loader import load
-    from derive.calculus.unroll import check_steps
-
-    from derive.cli.gradcheck import parse_options
 
     model = load(args.model, parse_options(args.option, args.many_to_one))
-    view = args.view or ("matrix" if model.is_vector else "explicit")
-    if view == "matrix" and not model.is_vector:
+    d = derive(model, args.steps)
+    matrix = d.kind == "matrix"  # a vector model: its sheet has the matrix view, and the explicit one on request
+    if args.view == "matrix" and not matrix:
         raise DeriveError(f"--view matrix: {model.name} is a scalar model; it has the explicit view only")
-    if not model.is_vector and args.sizes:
+    if not matrix and args.sizes:
         raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     at = parse_at(args.at)
     if args.pdf:  # fail before the work when LaTeX is missing
         from derive.sheet.pdf import latex_available, missing_tools_message
         if not latex_available():
             raise DeriveError(missing_tools_message("pdflatex"))
-    steps = check_steps(model, args.steps)
-    if model.is_vector and view == "explicit":  # one scalar per entry, at tiny sizes
+    sizes = None
+    if matrix and args.view == "explicit":  # one scalar per entry, at tiny sizes
         from derive.calculus.explicit import instantiate
 
-        tex = render_sheet(bptt(instantiate(model, explicit_sizes(model, args.sizes)), steps),
-                           variant=args.variant, view=view, seed=args.seed, at=at)
-    elif model.is_vector:
-        from derive.sheet import render_matrix_sheet
-
-        tex = render_matrix_sheet(model, steps, variant=args.variant, seed=args.seed, at=at,
-                                  sizes=example_sizes(model, args.sizes))
-    else:
-        tex = render_sheet(bptt(model, steps), variant=args.variant, view=view, seed=args.seed, at=at)
+        d = derive(instantiate(model, explicit_sizes(model, args.sizes)), d.steps)
+    elif matrix:
+        sizes = example_sizes(model, args.sizes)
+    tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes)
     out = Path(args.out)
     stem = file_stem(model.name)
     write_atomic(out / f"{stem}.tex", tex.encode("utf-8"))

@@ -14,22 +14,23 @@ only by the CLI (``derive code``) and ``derive generate``.
 """
 from __future__ import annotations
 
-from derive.calculus.bptt import Derivation, bptt
 from collections.abc import Iterable
 
-from derive.codegen.scalar.module import PASSES, TEMPLATE, context, module_name
 from derive.artifacts import Artifact
+from derive.calculus.bptt import ScalarDerivation
+from derive.calculus.derivation import Derivation, derive
+from derive.codegen.scalar.module import PASSES, TEMPLATE, context, module_name
 from derive.errors import DeriveError
 from derive.model import Model
 from derive.printing.numpy import used_helpers
 
-__all__ = ["STYLES", "artifacts", "emit_model", "emit_numpy", "module_name", "passes", "textbook_artifacts"]
+__all__ = ["STYLES", "artifacts", "emit", "emit_model", "emit_numpy", "module_name", "passes", "textbook_artifacts"]
 
 
 STYLES = ("fast", "textbook")
 
 
-def emit_numpy(derivation: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:
+def emit_numpy(derivation: ScalarDerivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:
     """The source of the model's NumPy module; the closed form is for the derivation's T."""
     from derive.templating import render
 
@@ -37,24 +38,29 @@ def emit_numpy(derivation: Derivation, style: str = "fast", passes: Iterable[str
     return render(TEMPLATE, **data, helpers=used_helpers(repr(data)))
 
 
-def emit_model(model: Model, steps: int | None = None, style: str = "fast", passes: Iterable[str] | None = None
-               ) -> str:
-    """emit_numpy for a model and a number of steps (default 3; static models 1); a vector model's module
-    (derive.codegen.matrix.module) serves every T and has no closed form, so ``steps`` does not apply to it.
+def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:
+    """The source of a Derivation's NumPy module. A scalar one's closed form is for its T; a matrix one's
+    module (derive.codegen.matrix.module) runs whole batches, serves every T and has no closed form.
     ``style``: "textbook" (one line per formula of the sheet, with its names) or "fast" (the textbook program
-    transformed by ``passes``, default all: see ``passes(model)``)."""
+    transformed by ``passes``, default all: see ``passes(d)``)."""
     if style not in STYLES:
         raise DeriveError(f"unknown code style {style!r}; the styles are {', '.join(STYLES)}")
-    if model.is_vector:
+    if d.kind == "matrix":
         from derive.codegen.matrix.module import emit_vector
 
-        return emit_vector(model, style, passes)
-    return emit_numpy(bptt(model, steps), style, passes)
+        return emit_vector(d.model, style, passes)
+    return emit_numpy(d, style, passes)
 
 
-def passes(model: Model) -> dict[str, str]:
-    """The fast style's passes for this kind of model: name -> what it does."""
-    if model.is_vector:
+def emit_model(model: Model, steps: int | None = None, style: str = "fast", passes: Iterable[str] | None = None
+               ) -> str:
+    """emit() of the model's derivation over ``steps`` steps (default 3; static models 1)."""
+    return emit(derive(model, steps), style, passes)
+
+
+def passes(d: Derivation) -> dict[str, str]:
+    """The fast style's passes for this kind of derivation: name -> what it does."""
+    if d.kind == "matrix":
         from derive.codegen.matrix.bodies import PASSES as VECTOR_PASSES
 
         return dict(VECTOR_PASSES)

@@ -14,7 +14,8 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 from derive import naming
 from derive.errors import DeriveError
 from derive.calculus.explicit import explicit_formula, instantiate
-from derive.calculus.matrix import MatrixCell, vjp
+from derive.calculus.derivation import derive
+from derive.calculus.matrix import vjp
 from derive.model import Model
 from derive.numbers.compiled import MODULES, compiled
 
@@ -43,7 +44,7 @@ def linear_factor(expr, G):
 
 def one_step_jacobians(model: Model) -> dict[tuple[str, str], object]:
     """(r, q) -> the matrix dr[t]/dq[t-1] for recurrent states r, q (regular steps)."""
-    cell = MatrixCell(model)
+    cell = derive(model).cell
     eqs = cell.equations("regular")
     states = [q.name for q in model.quantities if q.initial is not None]
     out = {}
@@ -78,14 +79,15 @@ def jacobian_norms(model: Model, sizes: dict[str, int], params: dict, data: dict
 
     ``params``/``data`` are for the explicit model (derive.numbers.check.draw of instantiate(model, sizes)).
     """
-    if not model.is_vector or not model.recurrent:
+    d = derive(model, steps)
+    if d.kind != "matrix" or not model.recurrent:
         raise DeriveError("jacobian_norms is for recurrent vector models")
     explicit = instantiate(model, sizes)
     jac = one_step_jacobians(model)
     states = [q.name for q in model.quantities if q.initial is not None]
     blocks = [[explicit_formula(model, sizes, jac.get((r, q), None)) if (r, q) in jac else None
                for q in states] for r in states]
-    dims = {s: explicit_formula(model, sizes, MatrixCell(model).sym(s)).shape[0] for s in states}
+    dims = {s: explicit_formula(model, sizes, d.sym(s)).shape[0] for s in states}
     rows = [[b if b is not None else sp.zeros(dims[r], dims[q]) for q, b in zip(states, row, strict=True)]
             for r, row in zip(states, blocks, strict=True)]
     full = sp.Matrix(sp.BlockMatrix(rows).as_explicit())

@@ -2,20 +2,19 @@
 
     >>> import derive
     >>> from derive.sheet import render_sheet
-    >>> tex = render_sheet(derive.bptt(derive.load("tanh-rnn"), 3))
+    >>> tex = render_sheet(derive.derive(derive.load("tanh-rnn"), 3))
+    >>> tex = render_sheet(derive.derive(derive.load("lstm"), 3), variant="problem")
 
-``context`` builds the data (every expression a SymPy object of the Derivation beside its
-printed lines); the templates only lay it out. ``derive.sheet.pdf`` compiles the result.
-
-Vector models (elman, lstm, gru, mlp) have the matrix view, built by ``derive.sheet.matrix.context``
-(symbolic sections from ``MatrixCell``) and ``derive.sheet.matrix.example`` (the numbers):
-
-    >>> from derive.sheet import render_matrix_sheet
-    >>> tex = render_matrix_sheet(derive.load("lstm"), 3, variant="problem")
+``derive.sheet.scalar.context`` builds the data of a scalar Derivation (every expression a SymPy
+object of the Derivation beside its printed lines); a matrix Derivation (elman, lstm, gru, mlp)
+has the matrix view, built by ``derive.sheet.matrix.context`` (symbolic sections) and
+``derive.sheet.matrix.example`` (the numbers). The templates only lay it out; ``derive.sheet.pdf``
+compiles the result.
 """
 from __future__ import annotations
 
-from derive.calculus.bptt import Derivation
+from derive.calculus.bptt import ScalarDerivation
+from derive.calculus.derivation import Derivation
 from derive.numbers.check import Point, draw
 from derive.errors import DeriveError
 from derive.numbers.compiled import compiled
@@ -30,7 +29,8 @@ VIEWS = ("explicit", "matrix")
 SEED_SEARCH = 64  # default seeds tried for an example in which every gradient is nonzero
 
 
-def example_point(d: Derivation, seed: int | None = None, at: dict[str, float] | None = None) -> tuple[Point, int]:
+def example_point(d: ScalarDerivation, seed: int | None = None,
+                  at: dict[str, float] | None = None) -> tuple[Point, int]:
     """The worked example's values: ``draw(seed)`` with ``at`` on top. Without a seed, the first
     seed from 0 whose gradient has no zero entry (a dead unit or all-zero inputs teach nothing)."""
     steps = d.unrolled.steps
@@ -45,16 +45,24 @@ def example_point(d: Derivation, seed: int | None = None, at: dict[str, float] |
     return draw(d.model, steps, 0, at), 0
 
 
-def sheet_context(d: Derivation, variant: str = "solution", view: str = "explicit",
-                  seed: int | None = None, at: dict[str, float] | None = None) -> dict:
-    """Everything a sheet shows, as data for the templates."""
+def sheet_context(d: Derivation, variant: str = "solution", view: str | None = None,
+                  seed: int | None = None, at: dict[str, float] | None = None,
+                  sizes: dict[str, int] | None = None) -> dict:
+    """Everything a sheet shows, as data for the templates: the explicit view of a scalar Derivation,
+    the matrix view of a matrix one (``sizes``: its worked example's, default 2 each)."""
     if variant not in VARIANTS:
         raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
-    # A scalar Derivation has the explicit view only; the matrix view of a vector model is
-    # render_matrix_sheet's (derive.sheet.matrix), and its explicit view comes here as a scalar model.
-    if view != "explicit":
+    if d.kind == "matrix":
+        if view not in (None, "matrix"):
+            raise DeriveError(f"{d.model.name}: the explicit view is the sheet of derive.calculus.explicit."
+                              "instantiate(model, sizes), a scalar model (derive sheet --view explicit)")
+        return matrix_sheet_context(d, variant, seed, at, sizes)
+    if view not in (None, "explicit"):
         raise DeriveError(f"{d.model.name} is a scalar model: it has the explicit view only "
                           f"(--view matrix applies to vector models)")
+    if sizes:
+        raise DeriveError(f"{d.model.name} is a scalar model; --sizes applies to vector models")
+    view = "explicit"
     point, used_seed = example_point(d, seed, at)
     model = d.model
     return {
@@ -74,24 +82,23 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str = "explici
     }
 
 
-def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int | None = None,
+def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | None = None,
                          at: dict[str, float] | None = None, sizes: dict[str, int] | None = None) -> dict:
-    """Everything the matrix view of a vector model's sheet shows, as data for the templates."""
+    """Everything the matrix view of a matrix Derivation's sheet shows, as data for the templates."""
     import sympy as sp
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
     from derive.functions import Softmax
-    from derive.calculus.matrix import MatrixCell
     from derive.printing.latex import latex
     from derive.sheet.matrix import context as mx
     from derive.sheet.matrix.example import PLOT_STEPS, curves, example_context
 
     if variant not in VARIANTS:
         raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
+    model, steps, cell = d.model, d.steps, d.cell
     sizes = dict(mx.DEFAULT_SIZES, **(sizes or {}))
     sizes = {s.name: sizes.get(s.name, 2) for s in model.sizes}
-    ctx_ = mx.symbolic_context(model, steps)
-    cell = MatrixCell(model)
+    ctx_ = mx.symbolic_context(d)
     x = sp.Symbol("x")
     functions = []
     for _, eq in cell.equations("regular"):
@@ -119,13 +126,8 @@ def matrix_sheet_context(model, steps: int, variant: str = "solution", seed: int
     }
 
 
-def render_matrix_sheet(model, steps: int, variant: str = "solution", seed: int | None = None,
-                        at: dict[str, float] | None = None, sizes: dict[str, int] | None = None) -> str:
-    """The LaTeX source of a vector model's derivation sheet in matrix notation."""
-    return render_latex("sheet/sheet.tex.j2", **matrix_sheet_context(model, steps, variant, seed, at, sizes))
-
-
-def render_sheet(d: Derivation, variant: str = "solution", view: str = "explicit",
-                 seed: int | None = None, at: dict[str, float] | None = None) -> str:
+def render_sheet(d: Derivation, variant: str = "solution", view: str | None = None,
+                 seed: int | None = None, at: dict[str, float] | None = None,
+                 sizes: dict[str, int] | None = None) -> str:
     """The LaTeX source of the derivation sheet."""
-    return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at))
+    return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes))

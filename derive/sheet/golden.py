@@ -5,9 +5,9 @@ depend on the TeX installation even when the document is the same.
 """
 from __future__ import annotations
 
-from derive.calculus.bptt import bptt
 from derive.artifacts import Artifact
-from derive.sheet import render_matrix_sheet, render_sheet
+from derive.calculus.derivation import derive
+from derive.sheet import render_sheet
 from derive.sheet.pdf import compile_tex, pdf_text
 from derive.spec.loader import builtin_names, load
 
@@ -16,10 +16,7 @@ STEPS = 3
 
 def sheet_tex(name: str, variant: str = "solution") -> str:
     model = load(name)
-    steps = STEPS if model.recurrent else 1
-    if model.is_vector:  # elman, lstm, gru, mlp: the matrix view
-        return render_matrix_sheet(model, steps, variant=variant)
-    return render_sheet(bptt(model, steps), variant=variant)
+    return render_sheet(derive(model, STEPS if model.recurrent else 1), variant=variant)
 
 
 def artifacts() -> list[Artifact]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive import naming
-from derive.calculus.bptt import Derivation
+from derive.calculus.bptt import ScalarDerivation
 from derive.printing.latex import latex
 from derive.sheet.shown import E, pick
 
@@ -39,7 +39,7 @@ def _label(expr: sp.Expr, src: sp.Symbol, params: list) -> str:
     return ", ".join(latex(p) for p in params if p in used)
 
 
-def graph_context(d: Derivation) -> dict:
+def graph_context(d: ScalarDerivation) -> dict:
     return graph_layout(d.model, d.unrolled.steps, d.cell, list(d.model.parameter_symbols))
 
 

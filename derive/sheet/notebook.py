@@ -1,13 +1,13 @@
 """Jupyter display: the pieces of a Derivation as objects with ``_repr_latex_``.
 
     >>> from derive.sheet.notebook import pieces
-    >>> p = pieces(derive.bptt(derive.load("tanh-rnn"), 3))
+    >>> p = pieces(derive.derive(derive.load("tanh-rnn"), 3))
     >>> p.deltas          # in a notebook: the delta recursion, rendered by MathJax
 
 Each piece holds the same ``Shown`` equations the sheet prints (the Derivation's own
 SymPy objects); the layout is templates/sheet/notebook.tex.j2. Vector models (matrix view):
 
-    >>> m = matrix_pieces(derive.load("lstm"))
+    >>> m = pieces(derive.derive(derive.load("lstm"), 3))
     >>> m.deltas          # the adjoints of one step, the gate inputs named once
     >>> m.jacobians       # the one-step Jacobian blocks of derive.numbers.norms
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from derive.calculus.bptt import Derivation
+from derive.calculus.bptt import ScalarDerivation
 from derive.sheet.scalar import context as ctx
 from derive.sheet.shown import Shown
 from derive.templating import render_latex
@@ -37,9 +37,9 @@ class Equations:
 
 
 class Pieces:
-    """The sheet's derivations for one Derivation, each displayable on its own."""
+    """The sheet's derivations for one ScalarDerivation, each displayable on its own."""
 
-    def __init__(self, d: Derivation):
+    def __init__(self, d: ScalarDerivation):
         self.d = d
 
     @cached_property
@@ -71,19 +71,20 @@ class Pieces:
         return Equations("derivation", self.deltas.items + self.gradients.items)._repr_latex_()
 
 
-def pieces(d: Derivation) -> Pieces:
-    return Pieces(d)
+def pieces(d) -> Pieces | MatrixPieces:
+    """The pieces of any Derivation: the scalar forms, or the matrix view's."""
+    return MatrixPieces(d) if d.kind == "matrix" else Pieces(d)
 
 
 class MatrixPieces:
     """The matrix view's derivations for a vector model, each displayable on its own (the same
     ``Shown`` equations the sheet prints)."""
 
-    def __init__(self, model, steps: int = 3):
+    def __init__(self, d):
         from derive.sheet.matrix.context import symbolic_context
 
-        self.model, self.steps = model, steps
-        self.ctx = symbolic_context(model, steps)
+        self.model, self.steps = d.model, d.steps
+        self.ctx = symbolic_context(d)
 
     @cached_property
     def forward(self) -> Equations:
@@ -114,5 +115,3 @@ class MatrixPieces:
         return Equations("derivation", (*self.deltas.items, None, *self.gradients.items))._repr_latex_()
 
 
-def matrix_pieces(model, steps: int = 3) -> MatrixPieces:
-    return MatrixPieces(model, steps)

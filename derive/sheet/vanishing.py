@@ -12,7 +12,7 @@ import sympy as sp
 from sympy.calculus.util import maximum, minimum
 
 from derive import naming
-from derive.calculus.bptt import Derivation, bptt
+from derive.calculus.bptt import ScalarDerivation, bptt
 from derive.numbers.check import Point, draw
 from derive.ops import BY_FUNCTION
 from derive.numbers.compiled import MODULES, compiled
@@ -27,7 +27,7 @@ PLOT_RANGE = (1e-12, 1e12)  # points outside are left out, so the log axis stays
 RANGES = {fn: op.range for fn, op in BY_FUNCTION.items() if op.range.inf.is_finite and op.range.sup.is_finite}
 
 
-def _step_jacobian(d: Derivation, kk: int, states: list[str]) -> sp.Matrix:
+def _step_jacobian(d: ScalarDerivation, kk: int, states: list[str]) -> sp.Matrix:
     """d state_k / d state_{k-1} for the recurrent states, through the same-step partials."""
     fa = d.form_a
     at_k = [q for q in fa.states if step_of(q) == kk]
@@ -82,7 +82,7 @@ def _bound(expr: sp.Expr, model) -> sp.Expr | None:
     return total
 
 
-def vanishing_context(d: Derivation, point: Point, seed: int) -> dict:
+def vanishing_context(d: ScalarDerivation, point: Point, seed: int) -> dict:
     model = d.model
     if not model.recurrent:
         return {"recurrent": False}

@@ -14,7 +14,7 @@ from importlib import resources
 class Header:
     name: str
     title: str
-    is_vector: bool  # a spec with [sizes] declares vector (matrix-shaped) quantities
+    kind: str  # 'vector' when the spec has [sizes] (matrix-shaped quantities), else 'scalar'
 
 
 @cache
@@ -25,10 +25,11 @@ def headers() -> tuple[Header, ...]:
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".toml"):
             data = tomllib.loads(entry.read_text("utf-8"))
-            out.append(Header(entry.name[:-5], str(data.get("title", "")), bool(data.get("sizes"))))
+            out.append(Header(entry.name[:-5], str(data.get("title", "")),
+                              "vector" if data.get("sizes") else "scalar"))
     return tuple(out)
 
 
 def names(kind: str | None = None) -> list[str]:
     """Names of the built-in models; kind 'scalar' or 'vector' filters them."""
-    return [h.name for h in headers() if kind is None or h.is_vector == (kind == "vector")]
+    return [h.name for h in headers() if kind is None or h.kind == kind]

@@ -74,8 +74,6 @@ class VectorPlan:
     """The statements of a vector model's module, sorted into blocks; every formula in row form."""
 
     def __init__(self, model: Model):
-        if not model.is_vector:
-            raise DeriveError(f"{model.name} is a scalar model")
         self.model = model
         self.cell = MatrixCell(model, batch=True)
         self.B = self.cell.batch

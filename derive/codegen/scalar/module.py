@@ -15,7 +15,7 @@ from pathlib import Path
 import sympy as sp
 
 from derive import naming
-from derive.calculus.bptt import Derivation
+from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.cell import step_kind
 from derive.codegen.scalar import schedule
 from derive.codegen.scalar.blocks import array_name, render_all
@@ -127,7 +127,7 @@ def _check_names(model: Model, data: list[Data]) -> None:
             owner[v] = name
 
 
-def _closed_form(derivation: Derivation, inp: Data, tgt: Data) -> dict:
+def _closed_form(derivation: ScalarDerivation, inp: Data, tgt: Data) -> dict:
     """grads_closed_form: sympy.diff of the unrolled loss (form c), one expression per parameter."""
     model, T = derivation.model, derivation.unrolled.steps
     statements = [(schedule.grad_target(p), derivation.closed_form(p)) for p in model.parameter_symbols]
@@ -159,7 +159,7 @@ PASSES = {
 }
 
 
-def context(derivation: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> dict:
+def context(derivation: ScalarDerivation, style: str = "fast", passes: Iterable[str] | None = None) -> dict:
     """Everything the template needs for one model, printed and ordered; ``style`` "textbook" keeps every
     formula of a step in the time loops, "fast" applies the ``passes`` (default every one of PASSES)."""
     chosen = frozenset(() if style == "textbook" else PASSES if passes is None else passes)

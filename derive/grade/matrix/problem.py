@@ -85,8 +85,6 @@ class MatrixProblem:
     def __init__(self, model, steps: int | None, wrt: str, seed: int = 0, examples: list | None = None,
                  backend=None):
         """Random points (30 digits), or the given ``examples`` (mev.Example) in the given backend."""
-        if not model.is_vector:
-            raise DeriveError(f"{model.name} is a scalar model")
         self.model = model
         self.steps = check_steps(model, steps)
         self.cell = _cell(model)

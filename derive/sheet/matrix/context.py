@@ -13,7 +13,6 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive import naming
 from derive.calculus.cell import step_kind
-from derive.errors import DeriveError
 from derive.calculus.matrix import MatrixCell, is_matrix
 from derive.model import Model
 from derive.printing.latex import Partial, latex
@@ -295,13 +294,11 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
 
 
 # -- the whole context ----------------------------------------------------------------------
-def symbolic_context(model: Model, steps: int, cell: MatrixCell | None = None) -> dict:
-    """Every section whose content is symbolic (no numbers); ``cell``: the MatrixCell to print from."""
-    if not model.is_vector:
-        raise DeriveError(f"{model.name} is a scalar model; the matrix view is for vector models")
+def symbolic_context(d) -> dict:
+    """Every section of a matrix Derivation's sheet whose content is symbolic (no numbers)."""
     from derive.sheet.graph import graph_layout
 
-    cell = cell or MatrixCell(model)
+    model, steps, cell = d.model, d.steps, d.cell
     return {
         "notation": notation_context(model, cell, DEFAULT_SIZES),
         "model": equations_context(model, cell),
@@ -313,8 +310,8 @@ def symbolic_context(model: Model, steps: int, cell: MatrixCell | None = None) -
     }
 
 
-def printed_expressions(model: Model, steps: int = 3) -> list[Shown]:
-    """Every equation the matrix-view sheet prints, as the engine's SymPy objects (lhs, rhs)."""
+def printed_expressions(d) -> list[Shown]:
+    """Every equation a matrix Derivation's sheet prints, as the engine's SymPy objects (lhs, rhs)."""
     found: list[Shown] = []
 
     def walk(x):
@@ -327,5 +324,5 @@ def printed_expressions(model: Model, steps: int = 3) -> list[Shown]:
             for v in x:
                 walk(v)
 
-    walk(symbolic_context(model, steps))
+    walk(symbolic_context(d))
     return found

@@ -1,7 +1,7 @@
 """The matrix view's numbers: a worked example at small sizes, its gradient check, and the
 vanishing-gradient curves.
 
-``MatrixRun`` evaluates the very formulas the sheet prints (``MatrixCell(model)``: one example,
+``MatrixRun`` evaluates the very formulas the sheet prints (the matrix Derivation's: one example,
 vectors n x 1) step by step, printed by the NumPy printer as ``derive.numbers.arrays`` does,
 and keeps every forward value, adjoint and per-step gradient term. The gradient check is
 independent of the backward formulas: central differences (and the complex step) of the loss
@@ -19,7 +19,8 @@ from derive import naming
 from derive.calculus.cell import step_kind
 from derive.numbers.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, relative_error
 from derive.errors import DeriveError, did_you_mean
-from derive.calculus.matrix import MatrixCell, concrete_shape
+from derive.calculus.derivation import derive
+from derive.calculus.matrix import concrete_shape
 from derive.numbers.arrays import _Formula, draw_arrays
 from derive.model import Model
 from derive.printing.latex import latex, latex_number
@@ -40,7 +41,7 @@ class MatrixRun:
         """``compiled``: an earlier run of the same model and sizes whose compiled formulas to reuse;
         ``loss`` (default: with the backward pass) computes the loss (the plot's long runs skip it)."""
         self.model, self.sizes, self.steps = model, dict(sizes), steps
-        self.cell = compiled.cell if compiled else MatrixCell(model)
+        self.cell = compiled.cell if compiled else derive(model, steps).cell
         self.params, self.data = params, data
         self.values: dict = {}
         self.deltas: dict = {}
@@ -282,7 +283,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     }
 
 
-def _focus_weight(model: Model, cell: MatrixCell) -> str | None:
+def _focus_weight(model: Model, cell) -> str | None:
     """The first weight whose gradient term reads the previous state (W for Elman), else the first matrix."""
     regular = cell.backward(step_kind(model, 2 if model.recurrent else 1, 3 if model.recurrent else 1))
     for p, expr in regular.grads:

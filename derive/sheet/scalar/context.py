@@ -1,6 +1,6 @@
-"""Derivation -> the data of a sheet's model, forward and backward sections.
+"""ScalarDerivation -> the data of a sheet's model, forward and backward sections.
 
-Every equation is a ``Shown``: the Derivation's own SymPy objects beside their printed lines.
+Every equation is a ``Shown``: the ScalarDerivation's own SymPy objects beside their printed lines.
 Form (a) is written with named partial derivatives (``Partial``): substituting the named
 terms' values gives back exactly ``FormA.total`` and ``FormA.gradient``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive import naming
-from derive.calculus.bptt import Derivation
+from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.cell import step_kind
 from derive.errors import DeriveError
 from derive.printing.latex import LINE_WIDTH, Partial, latex, visible_width
@@ -23,7 +23,7 @@ CLOSED_FORM_STEPS = 4
 MAX_LINE_WIDTH = 1.6 * LINE_WIDTH  # a printed line wider than this overflows the page
 
 
-def model_context(d: Derivation) -> dict:
+def model_context(d: ScalarDerivation) -> dict:
     """Title, notation table and equations of the model (generic step t)."""
     model = d.model
     rows = []
@@ -56,7 +56,7 @@ def model_context(d: Derivation) -> dict:
             "loss_description": model.loss.description, "loss_over": model.loss.over}
 
 
-def _at_T(d: Derivation, expr: sp.Expr) -> dict:
+def _at_T(d: ScalarDerivation, expr: sp.Expr) -> dict:
     """Generic symbols at t -> the same quantity at step T (printed s_T)."""
     out = {}
     for s in expr.free_symbols:
@@ -66,7 +66,7 @@ def _at_T(d: Derivation, expr: sp.Expr) -> dict:
     return out
 
 
-def forward_context(d: Derivation) -> dict:
+def forward_context(d: ScalarDerivation) -> dict:
     """The forward pass step by step, and the loss as the sum of its terms."""
     un = d.unrolled
     first = 0 if d.model.recurrent else 1
@@ -150,7 +150,7 @@ def named_values(fa) -> dict:
     return values
 
 
-def form_a_context(d: Derivation) -> dict:
+def form_a_context(d: ScalarDerivation) -> dict:
     try:
         fa = d.form_a
     except DeriveError as exc:
@@ -192,7 +192,7 @@ def tree_size(expr: sp.Expr, cap: int = 10**6) -> int:
     return n
 
 
-def form_b_context(d: Derivation) -> dict:
+def form_b_context(d: ScalarDerivation) -> dict:
     model, steps = d.model, d.unrolled.steps
     first = 0 if model.recurrent else 1
     # steps whose backward step reads the same in generic symbols form one group
@@ -221,7 +221,7 @@ def form_b_context(d: Derivation) -> dict:
     return {"kinds": kinds, "instances": instances, "gradients": grads}
 
 
-def closed_form_context(d: Derivation) -> dict:
+def closed_form_context(d: ScalarDerivation) -> dict:
     """Form (c) in base symbols, for T <= 4, when it fits on a page."""
     if d.unrolled.steps > CLOSED_FORM_STEPS:
         return {"shown": False, "reason": "steps", "items": []}
@@ -237,7 +237,7 @@ def closed_form_context(d: Derivation) -> dict:
     return {"shown": True, "reason": "", "items": items}
 
 
-def update_context(d: Derivation) -> dict:
+def update_context(d: ScalarDerivation) -> dict:
     """theta <- theta - eta dE/dtheta for every parameter (printed in this order: named)."""
     steps = [show(p, sp.Add(p, sp.Mul(-1, ETA, Partial(E, p), evaluate=False), evaluate=False), named=True)
              for p in d.params]

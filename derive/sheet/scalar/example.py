@@ -1,7 +1,7 @@
 """The worked example: every forward and backward quantity of one sequence as numbers.
 
 Values come from ``derive.numbers.compiled`` (the lambdified cell run over the steps); each step's
-contribution to a gradient is the Derivation's own ``step_terms`` expression evaluated at
+contribution to a gradient is the ScalarDerivation's own ``step_terms`` expression evaluated at
 those values; the last table is ``derive.numbers.check.gradcheck`` (finite differences, complex step).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import sympy as sp
 
 from derive import naming
-from derive.calculus.bptt import Derivation
+from derive.calculus.bptt import ScalarDerivation
 from derive.numbers.check import Point, gradcheck
 from derive.numbers.compiled import MODULES, compiled
 from derive.printing.latex import Partial, latex, latex_number
@@ -38,7 +38,7 @@ def _error_bound(error: float) -> str:
 class Values:
     """Numbers for the symbols of one run: per-step quantities, deltas, data, parameters."""
 
-    def __init__(self, d: Derivation, point: Point):
+    def __init__(self, d: ScalarDerivation, point: Point):
         self.model, self.point = d.model, point
         self.run = compiled(d.model).run(point.params, point.data, point.steps)
         self.per_step = {x.name for x in d.model.inputs + d.model.targets if x.per_step}
@@ -64,7 +64,7 @@ class Values:
         return float(fn(*[self.of(s) for s in symbols]))
 
 
-def example_context(d: Derivation, point: Point, seed: int | None) -> dict:
+def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict:
     model, steps = d.model, d.unrolled.steps
     vals = Values(d, point)
     recurrent = model.recurrent
@@ -83,7 +83,7 @@ def example_context(d: Derivation, point: Point, seed: int | None) -> dict:
     fwd_rows = [None if kk is None else {"k": kk, "cells": [
         _num(vals.run.values[n][kk][0]) if (n, kk) in defined else "" for n in names]}
         for kk in ([0, *pick(step_list[1:])] if recurrent else step_list)]
-    # backward values: the deltas the Derivation defines, by step (computation order)
+    # backward values: the deltas the ScalarDerivation defines, by step (computation order)
     has_delta = {(naming.describe(s).name, 1 if naming.describe(s).step is None else naming.describe(s).step)
                  for s, _ in d.deltas}
     back_rows = [None if kk is None else {"k": kk, "cells": [
