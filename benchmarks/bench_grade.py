@@ -50,7 +50,7 @@ def pool(model_name: str, rng: random.Random) -> list[tuple[str, str, str]]:
     wrts += [q.name + ("_2" if model.recurrent else "") for q in model.quantities[:2]]
     out = []
     for wrt in wrts:
-        ref = problem(model, steps, wrt).reference
+        ref = problem(d, wrt).reference
         correct = [str(ref.compact), str(ref.value), latex(ref.compact), latex(ref.value)]
         if model_name != "lstm-cell":
             correct.append(str(sp.expand(ref.value)))

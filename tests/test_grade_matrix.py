@@ -54,7 +54,8 @@ def test_reference_values_equal_the_matrix_engine_and_differences(models, name):
         targets = {(y, k): int(data[y][k - 1][0, 0]) for k in range(1, T + 1)}
     else:
         inputs, targets = {(x, 1): data[x]}, {(y, 1): int(data[y][0, 0])}
-    p = MatrixProblem(m, T, m.parameters[0].name, examples=[mev.Example(sizes, params, inputs, targets)], backend=be)
+    p = MatrixProblem(derive.derive(m, T), m.parameters[0].name, examples=[mev.Example(sizes, params, inputs, targets)],
+                      backend=be)
     terms = p.points[0].correct.terms
     for decl in m.parameters:
         got = sum(v for (n, _), v in terms.items() if n == decl.name)
@@ -255,7 +256,7 @@ def _roundtrip_cases(model):
 @pytest.mark.parametrize("name", VECTOR)
 def test_everything_the_matrix_sheet_prints_parses_back(models, name):
     m = models[name]
-    p = matrix_problem(m, None, m.parameters[0].name)
+    p = matrix_problem(derive.derive(m), m.parameters[0].name)
     cases = _roundtrip_cases(m)
     assert len(cases) > 10
     for text, expr, k in cases:

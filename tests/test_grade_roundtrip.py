@@ -64,7 +64,7 @@ def _same(got: sp.Expr, want: sp.Expr, field) -> bool:
 def test_printed_expressions_parse_back(name, steps):
     d = derive.bptt(derive.load(name), steps)
     vocab = Vocabulary.of(d)
-    field = Problem(d.model, steps, d.params[0].name)._field(exact=False)
+    field = Problem(d, d.params[0].name)._field(exact=False)
     seen = 0
     for expr in expressions(d):
         for text, is_latex in ((latex(expr), True), (str(expr), False)):

@@ -242,7 +242,7 @@ def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None 
 
 def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -> None:
     """Derive each question once here, before the workers fork, so that they inherit it."""
-    from derive.grade.scalar.grader import prepare
+    from derive.grade.dispatch import prepare
 
     seen = set()
     for row in rows:
@@ -253,13 +253,7 @@ def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -
         if len(seen) > limit:
             break
         try:
-            model = _model(model_ref, options)
-            if model.is_vector:
-                from derive.grade.matrix.grader import prepare_matrix
-
-                prepare_matrix(model, key[1], key[0], options["seed"])
-            else:
-                prepare(model, key[1], key[0], None, options["seed"])
+            prepare(_model(model_ref, options), key[1], key[0], options["seed"])
         except Exception:  # the row's own grading reports the problem
             continue
 

@@ -1,14 +1,17 @@
-"""The one place in grade/ that tells a scalar model from a vector one: an answer goes to
-derive.grade.scalar.grader or derive.grade.matrix.grader, student code to scalar.student or
+"""Where grade/ sends an answer or student code: by the kind of the model's Derivation
+(derive.calculus.derivation.derive, the one place that tells a scalar model from a vector one), an
+answer to derive.grade.scalar.grader or derive.grade.matrix.grader, student code to scalar.student or
 matrix.student. The twins share derive.grade.verdict and derive.grade.student_code, and neither
 imports the other.
 """
 from __future__ import annotations
 
+from derive.calculus.derivation import derive
 from derive.errors import DeriveError
-from derive.grade.matrix.grader import grade_matrix
+from derive.grade.matrix.grader import grade_matrix, prepare_matrix
 from derive.grade.matrix.student import check_code_vector
 from derive.grade.scalar.grader import DEFAULT_ATOL, DEFAULT_RTOL, grade_scalar
+from derive.grade.scalar.grader import prepare as prepare_scalar
 from derive.grade.scalar.student import check_code_scalar
 from derive.grade.student_code import CodeReport
 from derive.grade.verdict import DEFAULT_TIMEOUT, Verdict
@@ -18,18 +21,25 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
           rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
           show_solution: bool = False, seed: int = 0) -> Verdict:
     """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'."""
-    if model.is_vector:
+    d = derive(model, steps)
+    if d.kind == "matrix":
         if at:
             raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
                               "matrices of several sizes")
-        return grade_matrix(model, wrt, answer, steps=steps, latex=latex, timeout=timeout,
-                            show_solution=show_solution, seed=seed)
-    return grade_scalar(model, wrt, answer, steps=steps, at=at, latex=latex, rtol=rtol, atol=atol, timeout=timeout,
+        return grade_matrix(d, wrt, answer, latex=latex, timeout=timeout, show_solution=show_solution, seed=seed)
+    return grade_scalar(d, wrt, answer, at=at, latex=latex, rtol=rtol, atol=atol, timeout=timeout,
                         show_solution=show_solution, seed=seed)
+
+
+def prepare(model, steps: int | None, wrt: str, seed: int = 0) -> object:
+    """The question's problem, built once (a batch prepares each question before its workers fork)."""
+    d = derive(model, steps)
+    return prepare_matrix(d, wrt, seed) if d.kind == "matrix" else prepare_scalar(d, wrt, None, seed)
 
 
 def check_code(model, path: str, func: str = "loss_and_grads", steps: int | None = None, timeout: float = 10.0,
                seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
     """Run the student's function on ``trials`` random batches and grade every parameter's gradient."""
-    check = check_code_vector if model.is_vector else check_code_scalar
-    return check(model, path, func, steps=steps, timeout=timeout, seed=seed, trials=trials, batch=batch)
+    d = derive(model, steps)
+    check = check_code_vector if d.kind == "matrix" else check_code_scalar
+    return check(d, path, func, timeout=timeout, seed=seed, trials=trials, batch=batch)

@@ -28,22 +28,22 @@ from derive.printing.latex import latex as to_latex
 SIMPLE = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
 
 
-def prepare_matrix(model, steps: int | None, wrt: str, seed: int = 0) -> MatrixProblem:
-    """The problem with its catalogue evaluated, within PREPARE_TIMEOUT."""
+def prepare_matrix(d, wrt: str, seed: int = 0) -> MatrixProblem:
+    """The problem of a matrix Derivation with its catalogue evaluated, within PREPARE_TIMEOUT."""
     try:
         with deadline.time_limit(PREPARE_TIMEOUT):
-            p = matrix_problem(model, steps, wrt, seed)
+            p = matrix_problem(d, wrt, seed)
             p.mistakes  # noqa: B018 (evaluated here, once, not in the first answer's time)
             return p
     except deadline.Timeout:
-        raise DeriveError(f"the derivation of {model.name} at T = {steps} is too large to grade within "
+        raise DeriveError(f"the derivation of {d.model.name} at T = {d.steps} is too large to grade within "
                           f"{PREPARE_TIMEOUT:.0f} s") from None
 
 
-def grade_matrix(model, wrt: str, answer: str, steps: int | None = None, latex: bool | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, show_solution: bool = False, seed: int = 0) -> Verdict:
-    """Grade a matrix ``answer`` for dE/d``wrt`` of a vector model."""
-    p = prepare_matrix(model, steps, wrt, seed)
+def grade_matrix(d, wrt: str, answer: str, latex: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 show_solution: bool = False, seed: int = 0) -> Verdict:
+    """Grade a matrix ``answer`` for dE/d``wrt`` of a matrix Derivation."""
+    p = prepare_matrix(d, wrt, seed)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, v))
     if show_solution:
         v.solution = solution(p)

@@ -1,7 +1,7 @@
 """One grading problem for a vector model: the quantity asked for, random examples at several sizes, and
 the values there of the correct answer and of every catalogued mistake.
 
-The reference is ``derive.calculus.matrix.MatrixCell``: the formulas the matrix sheet prints. For a
+The reference is the matrix Derivation's cell: the formulas the matrix sheet prints. For a
 parameter P, dE/dP is the sum over the steps t of P's term in the backward step of t; for an
 adjoint delta_q_k (asked as delta_q_k, δq_k, q_k or dE/dq_k), the delta recursion's value at k.
 
@@ -33,8 +33,7 @@ from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
 from derive.grade.matrix.plain import shape_of
 from derive.syntax.tree import Name
 from derive.grade.reference import _FRAC, _PREFIX
-from derive.calculus.matrix import MatrixCell, concrete_shape
-from derive.calculus.unroll import check_steps
+from derive.calculus.matrix import concrete_shape
 
 SIZE_VALUES = (2, 3, 4)
 SIZE_PLANS = 3
@@ -82,12 +81,13 @@ class Point:
 class MatrixProblem:
     """The reference, the points and every value the grader compares against (built once per question)."""
 
-    def __init__(self, model, steps: int | None, wrt: str, seed: int = 0, examples: list | None = None,
-                 backend=None):
-        """Random points (30 digits), or the given ``examples`` (mev.Example) in the given backend."""
-        self.model = model
-        self.steps = check_steps(model, steps)
-        self.cell = _cell(model)
+    def __init__(self, d, wrt: str, seed: int = 0, examples: list | None = None, backend=None):
+        """The question dE/d``wrt`` about the matrix Derivation ``d``, at random points (30 digits), or at
+        the given ``examples`` (mev.Example) in the given backend."""
+        model = self.model = d.model
+        self.derivation = d
+        self.steps = d.steps
+        self.cell = d.cell
         self.vocab = MatrixVocabulary.of(self.cell, self.steps)
         self.seed = seed
         self.backend = backend or mev.MpBackend()
@@ -346,22 +346,14 @@ def _degree(e, known: dict, memo: dict) -> int:
 
 
 _CACHE: dict = {}
-_CELLS: dict = {}
 
 
-def _cell(model) -> MatrixCell:
-    """One MatrixCell per model (its backward steps are cached inside)."""
-    if model not in _CELLS:
-        _CELLS[model] = MatrixCell(model)
-    return _CELLS[model]
-
-
-def matrix_problem(model, steps: int | None, wrt: str, seed: int = 0) -> MatrixProblem:
+def matrix_problem(d, wrt: str, seed: int = 0) -> MatrixProblem:
     """A MatrixProblem from the per-process cache (a batch grades many answers to the same question)."""
-    key = (model, steps, wrt, seed)
+    key = (d, wrt, seed)
     if key not in _CACHE:
         if len(_CACHE) > 32:
             _CACHE.clear()
-        _CACHE[key] = MatrixProblem(model, steps, wrt, seed)
+        _CACHE[key] = MatrixProblem(d, wrt, seed)
     return _CACHE[key]
 

@@ -28,16 +28,18 @@ from derive.grade.matrix import evaluate as mev
 from derive.grade.student_code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
 from derive.grade.matrix.problem import MatrixProblem, size_plans
 from derive.numbers.arrays import MatrixEngine, draw_arrays
-from derive.calculus.unroll import check_steps
+from derive.calculus.derivation import derive
 
 
-def check_code_vector(model, path: str, func: str = "loss_and_grads", steps: int | None = None,
-                      timeout: float = 10.0, seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
-    """Run the student's function on ``trials`` random batches (other sizes each) and grade every gradient."""
+def check_code_vector(d, path: str, func: str = "loss_and_grads", timeout: float = 10.0, seed: int = 0,
+                      trials: int = 3, batch: int = 4) -> CodeReport:
+    """Run the student's function on ``trials`` random batches (other sizes each) and grade every gradient
+    against the matrix Derivation ``d``."""
+    model = d.model
     file = Path(path).resolve()
     if not file.is_file():
         raise DeriveError(f"--code: no such file {path}")
-    T = check_steps(model, steps)
+    T = d.steps
     plans = size_plans(model)
     draws = []
     for i in range(trials):
@@ -190,7 +192,8 @@ def _examples(model, T: int, draws: list, batch: int, backend) -> list:
 def _patterns(model, T: int, name: str, draws: list, batch: int) -> dict:
     """Per trial: each catalogued mistake's batch mean and each step term's batch mean (module shapes)."""
     backend = mev.FloatBackend()
-    problem = MatrixProblem(model, T, name, examples=_examples(model, T, draws, batch, backend), backend=backend)
+    problem = MatrixProblem(derive(model, T), name, examples=_examples(model, T, draws, batch, backend),
+                            backend=backend)
     decl = next(d for d in model.parameters if d.name == name)
 
     def means(values: list) -> list:

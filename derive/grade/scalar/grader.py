@@ -28,25 +28,25 @@ EXACT_BUDGET = 1.0  # seconds of the answer's time for the symbolic check
 EXACT_MAX_NODES = 400
 
 
-def prepare(model, steps: int | None, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
-    """The Problem (derivation, catalogue, sample points), built within PREPARE_TIMEOUT."""
+def prepare(d, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
+    """The Problem of a scalar Derivation (catalogue, sample points), built within PREPARE_TIMEOUT."""
     try:
         with deadline.time_limit(PREPARE_TIMEOUT):
-            p = problem(model, steps, wrt, at, seed)
+            p = problem(d, wrt, at, seed)
             if not p.complete:
                 p.sample(p.exact_ok)
             return p
     except deadline.Timeout:
-        raise DeriveError(f"the derivation of {model.name} at T = {steps} is too large to grade within "
+        raise DeriveError(f"the derivation of {d.model.name} at T = {d.steps} is too large to grade within "
                           f"{PREPARE_TIMEOUT:.0f} s") from None
 
 
-def grade_scalar(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None,
-                 latex: bool | None = None, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
-                 timeout: float = DEFAULT_TIMEOUT, show_solution: bool = False, seed: int = 0) -> Verdict:
-    """Grade ``answer`` for dE/d``wrt`` of a scalar model. Bad arguments raise DeriveError; a bad
+def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool | None = None,
+                 rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
+                 show_solution: bool = False, seed: int = 0) -> Verdict:
+    """Grade ``answer`` for dE/d``wrt`` of a scalar Derivation. Bad arguments raise DeriveError; a bad
     answer is 'unreadable'."""
-    p = prepare(model, steps, wrt, at, seed)
+    p = prepare(d, wrt, at, seed)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v))
     if show_solution:
         ref = p.reference

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import sympy as sp
 
-from derive.calculus.bptt import bptt
+from derive.calculus.derivation import clear as clear_derivations
 from derive.errors import DeriveError, did_you_mean
 from derive.grade.scalar import evaluate as ev
 from derive.grade.scalar.build import Vocabulary
@@ -59,9 +59,10 @@ def _near(a: list[complex] | None, b: list[complex] | None) -> bool:
 
 
 class Problem:
-    def __init__(self, model, steps: int | None, wrt: str, at: dict[str, float] | None = None, seed: int = 0):
-        self.model = model
-        self.derivation, self.vocab = _derivation(model, steps)
+    def __init__(self, d, wrt: str, at: dict[str, float] | None = None, seed: int = 0):
+        """The question dE/d``wrt`` about the scalar Derivation ``d``."""
+        self.model = d.model
+        self.derivation, self.vocab = d, _vocabulary(d)
         self.unrolled = self.derivation.unrolled
         self.steps = self.unrolled.steps
         self.reference = resolve(self.derivation, self.vocab, wrt)
@@ -251,29 +252,29 @@ def _nice(x) -> str:
 
 _CACHE: dict = {}
 _FIELDS: dict = {}
-_DERIVATIONS: dict = {}
+_VOCABULARIES: dict = {}
 
 
-def _derivation(model, steps: int | None):
-    key = (model.name, model.source, steps)
-    if key not in _DERIVATIONS:
-        d = bptt(model, steps)
-        _DERIVATIONS[key] = (d, Vocabulary.of(d))
-    return _DERIVATIONS[key]
+def _vocabulary(d) -> Vocabulary:
+    """The names an answer may use, once per Derivation (derive() hands out one per spec and T)."""
+    if d not in _VOCABULARIES:
+        _VOCABULARIES[d] = Vocabulary.of(d)
+    return _VOCABULARIES[d]
 
 
-def problem(model, steps: int | None, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
+def problem(d, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
     """A Problem from the per-process cache (a batch grades many answers to the same question)."""
-    key = (model.name, model.source, steps, wrt, tuple(sorted((at or {}).items())), seed)
+    key = (d, wrt, tuple(sorted((at or {}).items())), seed)
     if key not in _CACHE:
         if len(_CACHE) > 64:
             clear()
-        _CACHE[key] = Problem(model, steps, wrt, at, seed)
+        _CACHE[key] = Problem(d, wrt, at, seed)
     return _CACHE[key]
 
 
 def clear() -> None:
-    """Forget every cached problem, derivation and evaluated field."""
+    """Forget every cached problem, vocabulary, evaluated field and derivation."""
     _CACHE.clear()
     _FIELDS.clear()
-    _DERIVATIONS.clear()
+    _VOCABULARIES.clear()
+    clear_derivations()

@@ -32,11 +32,13 @@ def _draw(model, steps: int, batch: int, rng) -> tuple[dict, dict]:
     return params, data
 
 
-def check_code_scalar(model, path: str, func: str = "loss_and_grads", steps: int | None = None,
-                      timeout: float = 10.0, seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
-    """Run the student's function on ``trials`` random batches and grade every parameter's gradient."""
+def check_code_scalar(d, path: str, func: str = "loss_and_grads", timeout: float = 10.0, seed: int = 0,
+                      trials: int = 3, batch: int = 4) -> CodeReport:
+    """Run the student's function on ``trials`` random batches and grade every parameter's gradient
+    against the scalar Derivation ``d``."""
     from derive.numbers.compiled import compiled
-    from derive.calculus.unroll import check_steps
+
+    model = d.model
 
     if len(model.inputs) != 1 or len(model.targets) != 1:
         raise DeriveError(f"--code needs a model with one input and one target ({model.name} has "
@@ -44,7 +46,7 @@ def check_code_scalar(model, path: str, func: str = "loss_and_grads", steps: int
     file = Path(path).resolve()
     if not file.is_file():
         raise DeriveError(f"--code: no such file {path}")
-    T = check_steps(model, steps)
+    T = d.steps
     x_decl, y_decl = model.inputs[0], model.targets[0]
     rng = np.random.default_rng(seed)
     draws = [_draw(model, T, batch, rng) for _ in range(trials)]
@@ -60,7 +62,7 @@ def check_code_scalar(model, path: str, func: str = "loss_and_grads", steps: int
     results = reply["results"]
     for p in model.parameters:  # the mistake patterns are evaluated only for a wrong gradient
         report.parameters.append(_grade_parameter(p.name, results, derived,
-                                                  lambda name=p.name: _patterns(model, T, draws, batch, name), batch))
+                                                  lambda name=p.name: _patterns(d, draws, batch, name), batch))
     losses = [(r.get("loss"), float(res.loss)) for r, res in zip(results, derived, strict=True)]
     if any(a is None or abs(a - b) > TOLERANCE * max(abs(b), FLOOR) for a, b in losses):
         ratio = {a / b for a, b in losses if a is not None and b}
@@ -74,13 +76,13 @@ def check_code_scalar(model, path: str, func: str = "loss_and_grads", steps: int
     return report
 
 
-def _patterns(model, T: int, draws, batch: int, name: str) -> dict:
+def _patterns(d, draws, batch: int, name: str) -> dict:
     """For one parameter: per trial, the correct mean gradient, each mistake's mean, each step term's mean."""
     from derive.grade.scalar.problem import Problem
 
     out = {}
-    for p in [q for q in model.parameters if q.name == name]:
-        prob = Problem(model, T, p.name)
+    for p in [q for q in d.model.parameters if q.name == name]:
+        prob = Problem(d, p.name)
         values: dict = {}
         for sym in prob.unrolled.base_symbols:
             ref = naming.describe(sym)
