@@ -93,16 +93,30 @@ def elementwise_call(f) -> tuple[type, tuple]:
 
 
 def _elementwise(node, G, out):
-    fn, args = elementwise_call(node.function)
-    rule = RULES.get(fn)
-    if rule is None:
-        raise DeriveError(f"no derivative rule for elementwise '{fn}'")
-    if args[0] == _X:
-        scalar = rule(args, _OUT)[0]
-    else:  # one Lambda of a composition, log(sigmoid(x)): the chain rule inside it
-        body = fn(*args)
-        scalar = differentiate(body, _X, {body: _OUT})
-    return [(node.expr, sp.HadamardProduct(G, lift(scalar, node.expr, out)))]
+    return [(node.expr, sp.HadamardProduct(G, _lifted_derivative(node, out)))]
+
+
+def _lifted_derivative(node, out):
+    """f'(X) lifted elementwise for the node f(X) with output ``out``; memoised, because every adjoint through
+    a gate asks for its factor again (LSTM: 15 times per sequence of step kinds)."""
+    key = (node, out)
+    if key not in _LIFTED:
+        if len(_LIFTED) > 4096:
+            _LIFTED.clear()
+        fn, args = elementwise_call(node.function)
+        rule = RULES.get(fn)
+        if rule is None:
+            raise DeriveError(f"no derivative rule for elementwise '{fn}'")
+        if args[0] == _X:
+            scalar = rule(args, _OUT)[0]
+        else:  # one Lambda of a composition, log(sigmoid(x)): the chain rule inside it
+            body = fn(*args)
+            scalar = differentiate(body, _X, {body: _OUT})
+        _LIFTED[key] = lift(scalar, node.expr, out)
+    return _LIFTED[key]
+
+
+_LIFTED: dict = {}
 
 
 def _matmul(node, G, out):
@@ -222,6 +236,7 @@ class MatrixCell:
         self.params = [(p.name, _msym(model, p.name, None)) for p in model.parameters]
         self.batch = sp.Symbol("B", integer=True, positive=True) if batch else None
         self._cache: dict = {}
+        self._loss_adjoints: dict = {}
 
     def sym(self, name: str, offset: int = 0, delta: bool = False):
         return self._batched(_msym(self.model, name, offset, delta))
@@ -268,7 +283,13 @@ class MatrixCell:
         return None
 
     def _loss_vjp(self, wrt):
-        """The loss's adjoint for wrt (fused through softmax when it applies)."""
+        """The loss's adjoint for wrt (fused through softmax when it applies); the same at every step kind
+        that has a loss term, so derived once per wrt."""
+        if wrt not in self._loss_adjoints:
+            self._loss_adjoints[wrt] = self._derive_loss_vjp(wrt)
+        return self._loss_adjoints[wrt]
+
+    def _derive_loss_vjp(self, wrt):
         loss = self.model.loss.expr
         if self.fused:
             name, softmax = self.fused

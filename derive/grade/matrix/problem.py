@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from fractions import Fraction
 
 import numpy as np
@@ -32,6 +33,7 @@ from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
 from derive.grade.matrix.plain import shape_of
 from derive.syntax.tree import Name
+from derive.grade.matrix.asked import AskedTerms, from_step
 from derive.grade.reference import _FRAC, _PREFIX
 from derive.calculus.matrix import concrete_shape
 
@@ -216,10 +218,20 @@ class MatrixProblem:
 
     # -- values ------------------------------------------------------------------------------
     def run(self, point: Point, key: str, **alter) -> mev.Backward:
-        """The backward pass with the step kinds or formulas altered (cached per point and key)."""
+        """The backward pass with the step kinds or formulas altered (cached per point and key). Unlike the
+        correct pass (every adjoint and term: the reference), it computes only what ``read`` takes from it
+        (derive.grade.matrix.asked): the adjoints, and the asked-for parameter's terms or none."""
         if key not in point.runs:
-            point.runs[key] = mev.backward(self.cell, point.example, self.steps, self.backend, **alter)
+            ref = self.reference
+            if ref.kind == "quantity" and ref.step is not None:  # the steps before ref.step cannot change it
+                alter["kind_fn"] = from_step(ref.step, alter.get("kind_fn"))
+            point.runs[key] = mev.backward(self._asked, point.example, self.steps, self.backend, **alter)
         return point.runs[key]
+
+    @cached_property
+    def _asked(self) -> AskedTerms:
+        ref = self.reference
+        return AskedTerms(self.cell, {ref.name} if ref.kind == "parameter" else set())
 
     def read(self, point: Point, bw: mev.Backward, steps=None, at: int | None = None):
         """The asked-for value in a backward pass: a parameter's terms summed (over ``steps`` only, if
