@@ -5,7 +5,7 @@
 ``derive.syntax.tree`` nodes within limits of length, nesting, size and time. A spec reads its
 equations with the SPEC dialect (``h[t-1]``, calls by any name, numeric exponents), the grader
 reads answers with the ANSWER one (subscripts, juxtaposition, sums, primes, transposes).
-Nothing here evaluates text, and nothing imports SymPy.
+Nothing here evaluates text or builds SymPy objects: the spec's translate and the grader's build do.
 """
 from __future__ import annotations
 
