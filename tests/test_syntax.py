@@ -264,3 +264,11 @@ def test_a_long_spec_sum_is_translated_without_deep_recursion():
     text = "+".join(["W_x*x[t]"] * 20 + ["1"] * 960)
     model = load_text(SPEC_TEXT.replace("EQUATION", toml_string(text)))
     assert str(model.quantities[0].equation) == "20*W_x*x[t] + 960"
+
+
+@pytest.mark.parametrize("word", ["sigma", "\u03c3", "logistic"])
+def test_a_spec_spells_an_operation_as_an_answer_may(word):
+    """One table of spellings (derive.ops) for both: the spec's own word and a student's read the same."""
+    plain = load_text(SPEC_TEXT.replace("EQUATION", '"sigmoid(W_rec*s[t-1] + W_x*x[t])"'))
+    spelt = load_text(SPEC_TEXT.replace("EQUATION", toml_string(f"{word}(W_rec*s[t-1] + W_x*x[t])")))
+    assert spelt.quantities[0].equation == plain.quantities[0].equation

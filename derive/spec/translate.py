@@ -12,7 +12,7 @@ import sympy as sp
 
 from derive import naming
 from derive.errors import did_you_mean
-from derive.ops import SPEC_FUNCTIONS, VECTOR_FUNCTIONS
+from derive.ops import SPEC_FUNCTIONS, VECTOR_FUNCTIONS, WORDS
 from derive.spec.shapes import ShapeError, apply, combine
 from derive.syntax import GrammarError, parse_equation
 from derive.syntax.tokens import shown
@@ -99,6 +99,7 @@ class EquationReader:
     def call(self, node: Call, ctx) -> sp.Expr:
         where = f"{ctx['key']} of '{ctx['owner']}'"
         func = self.chosen.get(node.fn, node.fn) if node.fn in self.chosen else node.fn
+        func = WORDS.get(func, func)  # a spec may spell an operation as an answer may: sigma, ln, ReLU
         vector_fn = self.sizes and func in VECTOR_FUNCTIONS
         if func not in SPEC_FUNCTIONS and not vector_fn:
             choices = list(SPEC_FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
