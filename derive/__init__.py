@@ -10,19 +10,44 @@ The pipeline is spec -> model -> unroll -> differentiate -> (sheet | code | grad
 """
 from __future__ import annotations
 
-from derive.calculus.bptt import display_with
-from derive.calculus.derivation import Derivation, derive
-from derive.calculus.derivation import scalar_derivation as bptt
-from derive.errors import DeriveError, SpecError
-from derive.model import Model
-from derive.spec.loader import builtin_names, load, load_text
-from derive.calculus.unroll import Unrolled, unroll
+import importlib
 
-__all__ = ["Derivation", "DeriveError", "Model", "SpecError", "Unrolled", "bptt", "builtin_names",
-           "derive", "gradcheck", "load", "load_text", "unroll"]
+from derive import display
+
+# name -> (module, attribute): loaded on first use (PEP 562), so that `derive list` and `derive --help`
+# start without SymPy. The calculus lives in derive.calculus, so no submodule import can rebind these names.
+_EXPORTS = {
+    "Derivation": ("derive.calculus.derivation", "Derivation"),
+    "derive": ("derive.calculus.derivation", "derive"),
+    "bptt": ("derive.calculus.derivation", "scalar_derivation"),
+    "DeriveError": ("derive.errors", "DeriveError"),
+    "SpecError": ("derive.errors", "SpecError"),
+    "Model": ("derive.model", "Model"),
+    "builtin_names": ("derive.spec.loader", "builtin_names"),
+    "load": ("derive.spec.loader", "load"),
+    "load_text": ("derive.spec.loader", "load_text"),
+    "Unrolled": ("derive.calculus.unroll", "Unrolled"),
+    "unroll": ("derive.calculus.unroll", "unroll"),
+}
+
+__all__ = ["Derivation", "DeriveError", "Model", "SpecError", "Unrolled", "bptt", "builtin_names", "derive",
+           "gradcheck", "load", "load_text", "unroll"]
 
 
-def gradcheck(model: Model, steps: int | None = None, seed: int = 0, at: dict[str, float] | None = None,
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'derive' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def gradcheck(model, steps: int | None = None, seed: int = 0, at: dict[str, float] | None = None,
               tolerance: float = 1e-6):
     """Draw a point and compare the derived gradient with finite differences and the complex step."""
     from derive.numbers import check
@@ -30,11 +55,11 @@ def gradcheck(model: Model, steps: int | None = None, seed: int = 0, at: dict[st
     return check.gradcheck(model, check.draw(model, steps, seed, at), tolerance)
 
 
-def _notebook_pieces(d: Derivation):
+def _notebook_pieces(d):
     """Derivation.pieces and its Jupyter rendering: the sheet's pieces, loaded on first display."""
     from derive.sheet.notebook import pieces
 
     return pieces(d)
 
 
-display_with(_notebook_pieces)
+display.display_with(_notebook_pieces)

@@ -195,3 +195,15 @@ def test_a_vector_loss_other_than_cross_entropy_of_a_softmax_is_refused_in_one_l
                           text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "only cross_entropy(yhat[t], y[t]) of a softmax output" in proc.stderr
+
+
+def test_import_and_derive_list_load_no_sympy():
+    """The package face loads its exports on first use, so `derive list` and `derive --help` start light."""
+    code = ("import sys, io, contextlib; from derive.cli import main; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out): code = main(['list'])\n"
+            "assert code == 0 and 'elman' in out.getvalue(), out.getvalue()\n"
+            "assert 'sympy' not in sys.modules, 'derive list loaded SymPy'\n"
+            "import derive; assert derive.load('elman').name == 'elman' and 'sympy' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr

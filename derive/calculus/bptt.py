@@ -10,13 +10,12 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 import sympy as sp
 
-from derive import naming
+from derive import display, naming
 from derive.calculus.cell import BackwardStep, Cell, StepKind, step_kind
 from derive.errors import DeriveError
 from derive.ops import elementary
@@ -25,18 +24,6 @@ from derive.model import Model
 
 MAX_PATHS = 20_000
 MAX_CLOSED_FORM_STEPS = 12
-
-# How a Derivation shows itself in Jupyter. The renderer is the sheet's (derive.sheet.notebook), a
-# stage above this one, so the package face installs it with ``display_with`` instead of this module
-# importing the sheet.
-_display: Callable[[ScalarDerivation], object] | None = None
-
-
-def display_with(render: Callable[[ScalarDerivation], object]) -> None:
-    """Install ``render(derivation) -> pieces`` (objects with ``_repr_latex_``) as ScalarDerivation.pieces."""
-    global _display  # noqa: PLW0603 (one hook, set once by derive/__init__.py)
-    _display = render
-
 
 @dataclass(frozen=True)
 class FormA:
@@ -179,9 +166,9 @@ class ScalarDerivation:
     def pieces(self):
         """The derivation's parts as a sheet shows them (forward, deltas, gradients, form_a,
         closed_form), each rendered by Jupyter (derive.sheet.notebook)."""
-        if _display is None:
+        if display.renderer is None:
             raise DeriveError("no display for derivations: import derive (its package face installs the sheet's)")
-        return _display(self)
+        return display.renderer(self)
 
     def _repr_latex_(self) -> str:
         """Jupyter: the delta recursion and the gradients, rendered."""
