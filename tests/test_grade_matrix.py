@@ -18,7 +18,8 @@ import pytest
 import derive
 from derive.cli import main
 from derive.grade import check_code, grade
-from derive.grade.matrix import evaluate as mev
+from derive.numbers import sweep
+from derive.numbers.interpret import Floats
 from derive.grade.answer import is_latex
 from derive.grade.matrix.build import at_step, build_matrix
 from derive.grade.matrix.plain import plain
@@ -47,15 +48,15 @@ def test_reference_values_equal_the_matrix_engine_and_differences(models, name):
     params, data = draw_arrays(m, sizes, T, seed=5, batch=1)
     engine = MatrixEngine(m, dict(sizes, B=1))
     want = engine.run(params, data, T)
-    be = mev.FloatBackend()
+    be = Floats()
     x, y = m.inputs[0].name, m.targets[0].name
     if m.recurrent:
         inputs = {(x, k): data[x][k - 1] for k in range(1, T + 1)}
         targets = {(y, k): int(data[y][k - 1][0, 0]) for k in range(1, T + 1)}
     else:
         inputs, targets = {(x, 1): data[x]}, {(y, 1): int(data[y][0, 0])}
-    p = MatrixProblem(derive.derive(m, T), m.parameters[0].name, examples=[mev.Example(sizes, params, inputs, targets)],
-                      backend=be)
+    p = MatrixProblem(derive.derive(m, T), m.parameters[0].name,
+                      examples=[sweep.Example(sizes, params, inputs, targets)], backend=be)
     terms = p.points[0].correct.terms
     for decl in m.parameters:
         got = sum(v for (n, _), v in terms.items() if n == decl.name)

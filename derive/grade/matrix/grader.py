@@ -16,7 +16,7 @@ import sympy as sp
 from derive.errors import DeriveError
 from derive.functions import step
 from derive.grade import deadline
-from derive.grade.matrix import evaluate as mev
+from derive.numbers.interpret import Unsupported
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
 from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import build_matrix
@@ -85,7 +85,7 @@ def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> Non
     except ZeroDivisionError:
         v.verdict, v.reason = "incorrect", "your answer is undefined (a division by zero) where the correct one is not"
         return
-    except mev.Unsupported as exc:
+    except Unsupported as exc:
         v.verdict, v.reason = "undecided", f"cannot evaluate the answer ({exc})"
         return
     values = [_as_shape(x, t) for x, t in zip(values, p.target, strict=True)]

@@ -24,7 +24,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive import naming
-from derive.grade.matrix import evaluate as mev
+from derive.numbers import sweep
 from derive.grade.matrix.plain import elementwise, plain
 from derive.calculus.matrix import _OUT, _shift, elementwise_call, lift
 from derive.calculus.rules import RULES
@@ -127,7 +127,7 @@ def _quantity(p) -> list[MatrixMistake]:
     k = ref.step if ref.step is not None else 1
     if p.model.recurrent:
         def immediate(kind, j, k=k):
-            return mev.with_kind(kind, next=None) if j == k else kind
+            return sweep.with_kind(kind, next=None) if j == k else kind
 
         out.append(MatrixMistake("immediate_only", f"your answer is only the immediate dependence on "
                                  f"{ref.label} at its own step (the partial ∂⁺E/∂{ref.label}), without the paths "
@@ -183,12 +183,12 @@ def _recursion(p) -> list[MatrixMistake]:
                              "(the terms with δ_{t+1}, such as Wᵀ δ_{t+1}): each step sees only its own loss, "
                              "there is no backpropagation through time",
                              lambda p, pt: p.read(pt, p.run(pt, "no_recurrence",
-                                                            kind_fn=lambda kind, k: mev.with_kind(kind,
+                                                            kind_fn=lambda kind, k: sweep.with_kind(kind,
                                                                                                   next=None)))))
     if p.model.loss.over == "sum" and T > 1:
         for j in range(1, T + 1):
             def only_j(kind, k, j=j):
-                return mev.with_kind(kind, loss=kind.loss and k == j)
+                return sweep.with_kind(kind, loss=kind.loss and k == j)
 
             out.append(MatrixMistake(f"one_loss_{j}", f"your answer is the gradient of the loss of step {j} only "
                                      f"(E_{j}); E sums the losses of all {T} steps",

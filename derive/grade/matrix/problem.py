@@ -28,7 +28,8 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from derive import naming
 from derive.calculus.cell import step_kind
 from derive.errors import DeriveError
-from derive.grade.matrix import evaluate as mev
+from derive.numbers import sweep
+from derive.numbers.interpret import Mp, Unsupported, evaluate
 from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
 from derive.grade.matrix.plain import shape_of
@@ -43,7 +44,8 @@ POINTS_PER_SIZE = 2
 PIECEWISE_POINTS_PER_SIZE = 8  # relu: enough examples that every sign pattern of a wrong answer is likely hit
 VALUE_RANGE = Fraction(3, 2)
 GRID = 2 ** 53
-TOLERANCE = sp.Rational(1, 10 ** 20)  # relative, at 30 digits
+DIGITS = 30  # of every value in mpmath
+TOLERANCE = sp.Rational(1, 10 ** 20)  # relative, at DIGITS digits
 FLOAT_TOLERANCE = 1e-9  # relative, in float64 (student code)
 
 
@@ -75,8 +77,8 @@ def size_plans(model) -> list[dict[str, int]]:
 
 @dataclass
 class Point:
-    example: mev.Example
-    correct: mev.Backward
+    example: sweep.Example
+    correct: sweep.Backward
     runs: dict = field(default_factory=dict)  # variant key -> Backward
 
 
@@ -85,14 +87,14 @@ class MatrixProblem:
 
     def __init__(self, d, wrt: str, seed: int = 0, examples: list | None = None, backend=None):
         """The question dE/d``wrt`` about the matrix Derivation ``d``, at random points (30 digits), or at
-        the given ``examples`` (mev.Example) in the given backend."""
+        the given ``examples`` (sweep.Example) in the given backend."""
         model = self.model = d.model
         self.derivation = d
         self.steps = d.steps
         self.cell = d.cell
         self.vocab = MatrixVocabulary.of(self.cell, self.steps)
         self.seed = seed
-        self.backend = backend or mev.MpBackend()
+        self.backend = backend or Mp(DIGITS, real=True)
         self.tolerance = TOLERANCE if self.backend.name == "mp" else FLOAT_TOLERANCE
         self.reference = self._resolve(wrt)
         self.plans = size_plans(model)
@@ -193,7 +195,7 @@ class MatrixProblem:
         low, high = sample if isinstance(sample, tuple) and sample[0] != "class" else (-VALUE_RANGE, VALUE_RANGE)
         return self.backend.array([[self._value(rng, low, high) for _ in range(cols)] for _ in range(rows)])
 
-    def _example(self, sizes: dict, rng: random.Random) -> mev.Example:
+    def _example(self, sizes: dict, rng: random.Random) -> sweep.Example:
         model, be = self.model, self.backend
         params = {}
         for d in model.parameters:
@@ -209,15 +211,15 @@ class MatrixProblem:
                 inputs[(d.name, k)] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
             for d in model.targets:
                 targets[(d.name, k)] = rng.randrange(sizes[d.classes])
-        return mev.Example(sizes, params, inputs, targets)
+        return sweep.Example(sizes, params, inputs, targets)
 
-    def _point(self, example: mev.Example) -> Point:
+    def _point(self, example: sweep.Example) -> Point:
         if not example.values:
-            mev.forward(self.cell, example, self.steps, self.backend)
-        return Point(example, mev.backward(self.cell, example, self.steps, self.backend))
+            sweep.forward(self.cell, example, self.steps, self.backend)
+        return Point(example, sweep.backward(self.cell, example, self.steps, self.backend))
 
     # -- values ------------------------------------------------------------------------------
-    def run(self, point: Point, key: str, **alter) -> mev.Backward:
+    def run(self, point: Point, key: str, **alter) -> sweep.Backward:
         """The backward pass with the step kinds or formulas altered (cached per point and key). Unlike the
         correct pass (every adjoint and term: the reference), it computes only what ``read`` takes from it
         (derive.grade.matrix.asked): the adjoints, and the asked-for parameter's terms or none."""
@@ -225,7 +227,7 @@ class MatrixProblem:
             ref = self.reference
             if ref.kind == "quantity" and ref.step is not None:  # the steps before ref.step cannot change it
                 alter["kind_fn"] = from_step(ref.step, alter.get("kind_fn"))
-            point.runs[key] = mev.backward(self._asked, point.example, self.steps, self.backend, **alter)
+            point.runs[key] = sweep.backward(self._asked, point.example, self.steps, self.backend, **alter)
         return point.runs[key]
 
     @cached_property
@@ -233,7 +235,7 @@ class MatrixProblem:
         ref = self.reference
         return AskedTerms(self.cell, {ref.name} if ref.kind == "parameter" else set())
 
-    def read(self, point: Point, bw: mev.Backward, steps=None, at: int | None = None):
+    def read(self, point: Point, bw: sweep.Backward, steps=None, at: int | None = None):
         """The asked-for value in a backward pass: a parameter's terms summed (over ``steps`` only, if
         given), or the adjoint at its step (or at step ``at``)."""
         ref = self.reference
@@ -246,7 +248,7 @@ class MatrixProblem:
         value = bw.deltas.get((ref.name, k))
         if value is None:
             if (ref.name, k) not in point.correct.deltas:
-                raise mev.Unsupported(f"no adjoint of {ref.name} at step {k}")
+                raise Unsupported(f"no adjoint of {ref.name} at step {k}")
             return self.zero(point)
         return value
 
@@ -257,16 +259,16 @@ class MatrixProblem:
 
     def lookup(self, point: Point):
         k = self.steps if self.model.recurrent else 1
-        return mev.lookup_at(self.model, point.example, k, self.backend, point.correct.deltas)
+        return sweep.lookup_at(self.model, point.example, k, self.backend, point.correct.deltas)
 
     def evaluate(self, expr) -> list:
         """The values of an answer (per-step symbols) at every point."""
-        return [mev.evaluate(expr, self.lookup(pt), pt.example.dims, self.backend) for pt in self.points]
+        return [evaluate(expr, self.lookup(pt), self.backend, pt.example.dims) for pt in self.points]
 
-    def evaluate_at(self, expr, point: Point, k: int, bw: mev.Backward | None = None):
+    def evaluate_at(self, expr, point: Point, k: int, bw: sweep.Backward | None = None):
         """A generic-step formula at step k of a point (adjoints of ``bw``, default the correct ones)."""
-        lookup = mev.lookup_at(self.model, point.example, k, self.backend, (bw or point.correct).deltas)
-        return mev.evaluate(expr, lookup, point.example.dims, self.backend)
+        lookup = sweep.lookup_at(self.model, point.example, k, self.backend, (bw or point.correct).deltas)
+        return evaluate(expr, lookup, self.backend, point.example.dims)
 
     def same(self, a: list, b: list) -> bool:
         """Entry by entry within the tolerance (relative, floor 1), at every point; shapes must agree."""
@@ -294,7 +296,7 @@ class MatrixProblem:
             for m in catalogue(self):
                 try:
                     values = [m.compute(self, pt) for pt in self.points]
-                except (mev.Unsupported, ZeroDivisionError):
+                except (Unsupported, ZeroDivisionError):
                     continue
                 if self.same(values, self.target) or any(self.same(values, v) for _, v in kept) or is_zero(values):
                     continue  # a zero "mistake" (e.g. dE_1/dW with h_0 = 0) would only confuse: zero is said as such

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from derive.errors import DeriveError
-from derive.grade.matrix import evaluate as mev
+from derive.numbers import sweep
+from derive.numbers.interpret import Floats
 from derive.grade.student_code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
 from derive.grade.matrix.problem import MatrixProblem, size_plans
 from derive.numbers.arrays import MatrixEngine, draw_arrays
@@ -173,7 +174,7 @@ def _explain(model, T: int, name: str, got: list, want: list, draws: list, batch
 
 
 def _examples(model, T: int, draws: list, batch: int, backend) -> list:
-    """Every example of every trial as an Example of derive.grade.matrix.evaluate (float64)."""
+    """Every example of every trial as a sweep.Example (float64)."""
     out = []
     x, y = model.inputs[0].name, model.targets[0].name
     for sizes, params, data in draws:
@@ -185,13 +186,13 @@ def _examples(model, T: int, draws: list, batch: int, backend) -> list:
             else:
                 inputs = {(x, 1): np.asarray(data[x][:, b:b + 1], dtype=float)}
                 targets = {(y, 1): int(data[y][0, b])}
-            out.append(mev.Example(sizes, ps, inputs, targets))
+            out.append(sweep.Example(sizes, ps, inputs, targets))
     return out
 
 
 def _patterns(model, T: int, name: str, draws: list, batch: int) -> dict:
     """Per trial: each catalogued mistake's batch mean and each step term's batch mean (module shapes)."""
-    backend = mev.FloatBackend()
+    backend = Floats()
     problem = MatrixProblem(derive(model, T), name, examples=_examples(model, T, draws, batch, backend),
                             backend=backend)
     decl = next(d for d in model.parameters if d.name == name)

@@ -14,7 +14,8 @@ import sympy as sp
 from derive.errors import DeriveError
 from derive.functions import relu
 from derive.grade import deadline
-from derive.grade.scalar import evaluate as ev
+from derive.numbers import interpret
+from derive.numbers.interpret import Mp, Points, Unsupported, is_rational
 from derive.grade.scalar.build import build
 from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
@@ -69,14 +70,14 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
             raise AnswerError(f"the answer is a number; to grade a number give every value with --at "
                               f"(missing: {missing})")
         return _grade_number(p, expr, rtol, atol, v)
-    exact = p.exact_ok and ev.is_rational(expr)
+    exact = p.exact_ok and is_rational(expr)
     sample = p.sample(exact)
     try:
         values = sample.evaluator.child()(expr)
     except ZeroDivisionError:
         v.verdict, v.reason = "incorrect", "your answer is undefined (a division by zero) where the correct one is not"
         return
-    except ev.Unsupported as exc:
+    except Unsupported as exc:
         v.verdict, v.reason = "undecided", f"cannot evaluate the answer ({exc})"
         return
     close = problem_module._near(problem_module._floats(values), sample.target_floats)
@@ -110,8 +111,8 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
 def _grade_number(p: Problem, expr: sp.Expr, rtol: float, atol: float, v: Verdict) -> None:
     sample = p.sample(False)
     try:
-        answer = complex(ev.Evaluator(ev.MpBackend(), {}, 1)(expr)[0])
-    except (ev.Unsupported, ZeroDivisionError) as exc:
+        answer = complex(Points(Mp(problem_module.DIGITS), {}, 1)(expr)[0])
+    except (Unsupported, ZeroDivisionError) as exc:
         raise AnswerError(f"the number cannot be evaluated ({exc})") from None
     target = complex(sample.target[0])
     v.method = "numeric"
@@ -160,8 +161,8 @@ def _probability(p: Problem, expr: sp.Expr, exact: bool, v: Verdict) -> None:
         v.method = "evaluated at the given values"
         v.false_accept_probability, v.probability_basis = None, "every value was given with --at"
         return
-    na, da = ev.degree(expr, p.degrees)
-    nt, dt = ev.degree(p.reference.value, p.degrees)
+    na, da = interpret.degree(expr, p.degrees)
+    nt, dt = interpret.degree(p.reference.value, p.degrees)
     degree = max(na + dt, nt + da, 1)
     if exact:
         size = 2 * EXACT_RANGE + 1

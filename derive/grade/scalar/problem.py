@@ -21,23 +21,24 @@ import sympy as sp
 
 from derive.calculus.derivation import clear as clear_derivations
 from derive.errors import DeriveError, did_you_mean
-from derive.grade.scalar import evaluate as ev
 from derive.grade.scalar.build import Vocabulary
 from derive.grade.scalar.mistakes import Mistake, catalogue
 from derive.grade.reference import resolve
+from derive.numbers.interpret import Exact, Mp, Points, Unsupported, degree, is_rational
 
 EXACT_POINTS = 12
 EXACT_RANGE = 2 ** 31
 FLOAT_POINTS = 24
 FLOAT_RANGE = 1.5
-FLOAT_TOLERANCE = sp.Rational(1, 10 ** 30)  # relative, at 50 digits
+DIGITS = 50  # of every value in mpmath
+FLOAT_TOLERANCE = sp.Rational(1, 10 ** 30)  # relative, at DIGITS digits
 
 
 @dataclass(frozen=True)
 class Sample:
     """Values at the points in one backend: the evaluator (with s_k and deltas filled in) and the target."""
 
-    evaluator: ev.Evaluator
+    evaluator: Points
     target: list
     mistakes: tuple  # (Mistake, values) after removing duplicates and those equal to the target
     target_floats: list  # the same as complex floats, for a fast first comparison
@@ -90,7 +91,7 @@ class Problem:
     @cached_property
     def exact_ok(self) -> bool:
         exprs = [a.expr for a in self.unrolled.assignments] + [e for _, e in self.derivation.deltas]
-        return all(ev.is_rational(e) for e in [*exprs, self.reference.value])
+        return all(is_rational(e) for e in [*exprs, self.reference.value])
 
     def _points(self, exact: bool) -> tuple[int, dict]:
         rng = random.Random(f"{self.seed}:{self.model.name}:{self.steps}:{exact}")
@@ -107,19 +108,19 @@ class Problem:
                                for _ in range(size)]
         return size, values
 
-    def _field(self, exact: bool) -> ev.Evaluator:
+    def _field(self, exact: bool) -> Points:
         """The forward values and deltas at the points: shared by every target of the same model, T, --at."""
         key = (self.model.name, self.model.source, self.steps, tuple(sorted(self.fixed.items(), key=str)),
                self.seed, exact)
         if key not in _FIELDS:
-            backend = ev.ExactBackend() if exact else ev.MpBackend()
+            backend = Exact() if exact else Mp(DIGITS)
             size, values = self._points(exact)
             env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
-            e = ev.Evaluator(backend, env, size)
+            e = Points(backend, env, size)
             for a in self.unrolled.assignments:
-                env[a.symbol] = e(a.expr)
+                e.define(a.symbol, a.expr)
             for sym, expr in self.derivation.deltas:
-                env[sym] = e(expr)
+                e.define(sym, expr)
             _FIELDS[key] = e
         return _FIELDS[key]
 
@@ -138,7 +139,7 @@ class Problem:
         for m in catalogue(self.derivation, self.reference):
             try:
                 vals = e(m.expr)
-            except (ev.Unsupported, ZeroDivisionError):
+            except (Unsupported, ZeroDivisionError):
                 continue
             if self.same(vals, target, exact) or any(self.same(vals, v, exact) for _, v in kept):
                 continue
@@ -148,19 +149,19 @@ class Problem:
     def at_points(self, values: dict) -> tuple[list, list, list]:
         """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
         (no duplicates removed) and each step term of a parameter's gradient, in 50-digit floats."""
-        backend = ev.MpBackend()
+        backend = Mp(DIGITS)
         size = len(next(iter(values.values())))
         env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
-        e = ev.Evaluator(backend, env, size)
+        e = Points(backend, env, size)
         for a in self.unrolled.assignments:
-            env[a.symbol] = e(a.expr)
+            e.define(a.symbol, a.expr)
         for sym, expr in self.derivation.deltas:
-            env[sym] = e(expr)
+            e.define(sym, expr)
         mistakes = []
         for m in catalogue(self.derivation, self.reference):
             try:
                 mistakes.append((m, e(m.expr)))
-            except (ev.Unsupported, ZeroDivisionError):
+            except (Unsupported, ZeroDivisionError):
                 continue
         return e(self.reference.value), mistakes, [(k, e(t)) for k, t in self.reference.terms]
 
@@ -170,9 +171,9 @@ class Problem:
         known: dict = {}
         memo: dict = {}
         for a in self.unrolled.assignments:
-            known[a.symbol] = ev.degree(a.expr, known, memo)
+            known[a.symbol] = degree(a.expr, known, memo)
         for sym, expr in self.derivation.deltas:
-            known[sym] = ev.degree(expr, known, memo)
+            known[sym] = degree(expr, known, memo)
         return known
 
     @staticmethod

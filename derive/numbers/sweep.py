@@ -1,0 +1,134 @@
+"""One example of a vector model through its cell's formulas, interpreted: forward, then backward.
+
+``Example`` holds one example's base values (parameters, x_k, class indices y_k) at concrete
+sizes; ``forward`` fills in every quantity at every step, ``backward`` runs the cell's delta
+recursion from step T down, with the step kinds and the formulas optionally altered (the
+grader's mistake catalogue is such alterations), and returns each adjoint and each step's
+parameter contribution. The numbers come from ``derive.numbers.interpret`` in any of its backends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from derive import naming
+from derive.calculus.cell import StepKind, step_kind
+from derive.numbers.interpret import Unsupported, evaluate
+
+
+def sizes_of(dims: dict) -> dict:
+    """Size symbols (as derive.calculus.matrix makes them) -> int, from {'n_h': 3, ...}."""
+    return {sp.Symbol(k, integer=True, positive=True): v for k, v in dims.items()}
+
+
+@dataclass
+class Example:
+    """One example at concrete sizes: parameter arrays, inputs x_k (k = 1..T), class indices y_k."""
+
+    sizes: dict  # 'n_h' -> 3
+    params: dict  # name -> array (vectors as n x 1) or a number (a scalar parameter)
+    inputs: dict  # (name, k) -> array (static models: k = 1)
+    targets: dict  # (name, k) -> int
+    values: dict = field(default_factory=dict)  # (quantity, k) -> array, filled by forward()
+
+    @property
+    def dims(self) -> dict:
+        return sizes_of(self.sizes)
+
+
+def _zeros_like_symbol(sym, dims, backend):
+    if isinstance(sym, sp.MatrixSymbol):
+        return backend.full(tuple(int(d.xreplace(dims)) if isinstance(d, sp.Basic) else int(d)
+                                  for d in sym.shape), 0)
+    return backend.const(0)
+
+
+def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = None):
+    """The lookup of generic-step symbols (h[t-1], delta_a[t+1]) at step k, and of per-step
+    ones (h_2, delta_a_3) anywhere."""
+    dims = example.dims
+    recurrent = model.recurrent
+
+    def lookup(sym):
+        ref = naming.describe(sym)
+        if ref.name in example.params and not ref.is_delta:
+            return example.params[ref.name]
+        if ref.offset is not None:
+            step_no = k + ref.offset
+        elif ref.step is not None:
+            step_no = ref.step
+        else:
+            step_no = k if not recurrent else None
+            if step_no is None:
+                raise Unsupported(f"{sym.name} needs a step")
+        if ref.is_delta:
+            if deltas is None:
+                raise Unsupported(f"no adjoints here ({sym.name})")
+            value = deltas.get((ref.name, step_no))
+            return _zeros_like_symbol(sym, dims, backend) if value is None else value
+        key = (ref.name, step_no)
+        for table in (example.inputs, example.targets, example.values):
+            if key in table:
+                return table[key]
+        raise Unsupported(f"{sym.name} has no value at step {step_no}")
+
+    return lookup
+
+
+def forward(cell, example: Example, steps: int, backend) -> None:
+    """Every quantity at every step (h_0 = 0 included), stored in example.values."""
+    model = cell.model
+    first = 0 if model.recurrent else 1
+    dims = example.dims
+    for k in range(first, steps + 1):
+        kind = step_kind(model, k, steps)
+        lookup = lookup_at(model, example, k, backend)
+        memo: dict = {}
+        for target, expr in cell.equations(kind.own):
+            if expr is None:
+                continue
+            value = evaluate(expr, lookup, backend, dims, memo)
+            if not isinstance(value, np.ndarray) and isinstance(target, sp.MatrixSymbol):
+                value = backend.full(tuple(int(d.xreplace(dims)) for d in target.shape), 0) + value
+            example.values[(naming.describe(target).name, k)] = value
+
+
+@dataclass
+class Backward:
+    """The adjoints ((name, k) -> array) and each parameter's term at each step ((param, k) -> array)."""
+
+    deltas: dict
+    terms: dict
+
+
+def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf=None, grad_tf=None) -> Backward:
+    """The delta recursion from step T down; ``kind_fn(kind, k)`` may change the step kinds,
+    ``delta_tf``/``grad_tf`` the formulas (both: (name, expr, k) -> expr)."""
+    model = cell.model
+    first = 0 if model.recurrent else 1
+    dims = example.dims
+    deltas: dict = {}
+    terms: dict = {}
+    for k in range(steps, first - 1, -1):
+        kind = step_kind(model, k, steps)
+        if kind_fn is not None:
+            kind = kind_fn(kind, k)
+        bstep = cell.backward(kind)
+        lookup = lookup_at(model, example, k, backend, deltas)
+        memo: dict = {}
+        for dsym, expr in bstep.deltas:
+            name = naming.describe(dsym).name
+            deltas[(name, k)] = evaluate(delta_tf(name, expr, k) if delta_tf else expr, lookup, backend, dims, memo)
+        for p, expr in bstep.grads:
+            terms[(str(p.name), k)] = evaluate(grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, backend,
+                                               dims, memo)
+    return Backward(deltas, terms)
+
+
+def with_kind(own_kind: StepKind, **changes) -> StepKind:
+    """A StepKind with some fields changed."""
+    fields = {"own": own_kind.own, "next": own_kind.next, "loss": own_kind.loss}
+    fields.update(changes)
+    return StepKind(**fields)
