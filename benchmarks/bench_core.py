@@ -4,7 +4,7 @@
 
 Prints Markdown tables (the form benchmarks/RESULTS.md quotes):
   1. sigmoid-rnn at T = 10, 100, 1000, 10000: seconds of each stage of a gradient check
-     (import, spec load, symbolic Cell/backward derivation, lambdify, Compiled.run, the
+     (import, spec load, symbolic Cell/backward derivation, lambdify, ScalarProgram.run, the
      finite-difference and complex-step batches of derive.numbers.check.gradcheck), medians over
      fresh processes (SymPy's and functools' caches are cold in each), and each stage's
      fitted growth exponent (least-squares slope of log seconds over log T);
@@ -45,8 +45,8 @@ STAGES = [  # (key, label)
     ("import", "import derive (+SymPy, NumPy)"),
     ("load", "spec load (derive.load)"),
     ("derive", "Cell/backward derivation (symbolic)"),
-    ("compile", "lambdify/compile (Compiled)"),
-    ("run", "numeric forward+backward (Compiled.run)"),
+    ("compile", "lambdify/compile (ScalarProgram)"),
+    ("run", "numeric forward+backward (ScalarProgram.run)"),
     ("fd", "finite-difference batch (4n rows, five-point)"),
     ("cs", "complex-step batch (n rows)"),
     ("gradcheck", "derive.numbers.check.gradcheck (3 runs + table data)"),
@@ -71,7 +71,7 @@ def worker_pipeline(T: int) -> dict:
     import derive
     from derive.numbers import check
     from derive.calculus.cell import step_kind
-    from derive.numbers.compiled import compiled
+    from derive.numbers.compile import scalar_program
     out["import"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -79,9 +79,9 @@ def worker_pipeline(T: int) -> dict:
     out["load"] = time.perf_counter() - t
     point = check.draw(model, T, seed=0)
 
-    # The engine gradcheck will use (compiled() is cached per model); Compiled() lambdifies the loss.
+    # The engine gradcheck will use (scalar_program() is cached per model); ScalarProgram() lambdifies the loss.
     t = time.perf_counter()
-    engine = compiled(model)
+    engine = scalar_program(model)
     compile_init = time.perf_counter() - t
     # The distinct step kinds: k = 1..T-2 all share one, so these k cover every kind for any T.
     ks = sorted({k for k in (0, 1, 2, T - 2, T - 1, T) if 0 <= k <= T})
@@ -365,7 +365,7 @@ def report(info: dict, raw: dict, reps: int, slow_reps: int) -> None:
             ours = p[T]["derive"] + p[T]["compile"] + p[T]["run"]
             naive_s = nd[T]["unroll"] + nd[T]["diff"]
             print(f"- T = {T}: naive gradient (to_base + sympy.diff) {secs(naive_s)} vs ours "
-                  f"(derive + compile + Compiled.run) {secs(ours)}: {naive_s / ours:.1f}x faster.")
+                  f"(derive + compile + ScalarProgram.run) {secs(ours)}: {naive_s / ours:.1f}x faster.")
     big = max(nd) if nd else None
     if big and nd[big]["diff"]:
         ours = p[10000]["derive"] + p[10000]["compile"] + p[10000]["run"]

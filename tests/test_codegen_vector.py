@@ -1,5 +1,5 @@
 """generated/{elman,lstm,gru,mlp}.py against independent oracles: central differences of the loss, a textbook
-forward pass written here, the matrix engine (derive.numbers.arrays, another path from the same formulas),
+forward pass written here, the matrix engine (derive.numbers.compile, another path from the same formulas),
 and the module contract (dtypes, errors, stability, training, drift, ruff)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from derive.calculus.cell import step_kind
 from derive.cli import main
 from derive.codegen.matrix.module import artifacts
 from derive.calculus.matrix import MatrixCell
-from derive.numbers.arrays import MatrixEngine
+from derive.numbers.compile import MatrixProgram
 
 VECTOR = ["elman", "lstm", "gru", "mlp"]
 RECURRENT = ["elman", "lstm", "gru"]
@@ -144,13 +144,13 @@ def test_mlp_loss_is_the_textbook_loss(modules):
 
 @pytest.mark.parametrize("name, many_to_one", [(n, False) for n in VECTOR] + [(n, True) for n in RECURRENT])
 def test_agrees_with_the_matrix_engine(modules, name, many_to_one):
-    """derive.numbers.arrays runs the column-form formulas (one column per example), a separate path."""
+    """derive.numbers.compile runs the column-form formulas (one column per example), a separate path."""
     model = derive.load(name, {"over": "final"} if many_to_one else None)
     module = modules[name]
     sizes, T, B = (3, 4, 5), (4 if model.recurrent else 1), 3
     params, xs, ys = _draw(module, sizes, T, B, 11, many_to_one, model.recurrent)
     loss, grads = module.loss_and_grads(params, xs, ys)
-    engine = MatrixEngine(model, {"n_in": 3, "n_h": 4, "n_out": 5, "B": B})
+    engine = MatrixProgram(model, {"n_in": 3, "n_h": 4, "n_out": 5, "B": B})
     column = {k: (v[:, None] if np.ndim(v) == 1 else v) for k, v in params.items()}
     x, y = model.inputs[0].name, model.targets[0].name
     if model.recurrent:
@@ -175,7 +175,7 @@ def test_chunked_backward_loop_agrees_with_the_matrix_engine(modules, name, many
     params = {k: v * 0.3 for k, v in params.items()}
     loss, grads = module.loss_and_grads(params, xs, ys)
     assert 32768 // (B * 100) == 5
-    engine = MatrixEngine(model, {"n_in": 3, "n_h": 100, "n_out": 4, "B": B})
+    engine = MatrixProgram(model, {"n_in": 3, "n_h": 100, "n_out": 4, "B": B})
     column = {k: (v[:, None] if np.ndim(v) == 1 else v) for k, v in params.items()}
     ys_steps = np.broadcast_to(ys, (T, B)) if many_to_one else ys
     ref = engine.run(column, {"x": xs.transpose(0, 2, 1), "y": ys_steps[:, None, :]}, T)

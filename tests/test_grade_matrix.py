@@ -1,7 +1,7 @@
 """Grading matrix answers for the vector models (elman, lstm, gru, mlp): equivalence, shapes, mistakes, round trip,
 batch files and student code.
 
-The oracles: the reference values of the grader's own evaluator are checked against MatrixEngine (the
+The oracles: the reference values of the grader's own evaluator are checked against MatrixProgram (the
 printed batch formulas, another code path) and against central differences of the loss; correct answers
 are written by hand from the textbook equations, not from the grader's output; every mistake is a
 hand-written wrong answer that must be diagnosed as that mistake.
@@ -26,7 +26,8 @@ from derive.grade.matrix.plain import plain
 from derive.grade.matrix.problem import MatrixProblem, matrix_problem
 from derive.grade.answer import read
 from derive.calculus.matrix import MatrixCell, matrix_backward
-from derive.numbers.arrays import MatrixEngine, draw_arrays
+from derive.numbers.check import draw_arrays
+from derive.numbers.compile import MatrixProgram
 from derive.functions import CrossEntropy
 from derive.printing.latex import Partial, latex
 
@@ -46,7 +47,7 @@ def test_reference_values_equal_the_matrix_engine_and_differences(models, name):
     T = 3 if m.recurrent else 1
     sizes = {"n_in": 2, "n_h": 3, "n_out": 4}
     params, data = draw_arrays(m, sizes, T, seed=5, batch=1)
-    engine = MatrixEngine(m, dict(sizes, B=1))
+    engine = MatrixProgram(m, dict(sizes, B=1))
     want = engine.run(params, data, T)
     be = Floats()
     x, y = m.inputs[0].name, m.targets[0].name

@@ -42,9 +42,9 @@ PENDING_SPLIT: set[str] = set()
 PENDING_CIRCLES: list[list[str]] = []
 
 # File names used by two modules that are not scalar/matrix twins, each waiting for the work that
-# replaces one of them: arrays.py (numbers/ MatrixEngine and codegen/matrix/ array plans: one evaluator family).
+# replaces one of them (none today).
 # Whoever renames or merges one removes it here (a listed name that is no longer shared fails).
-PENDING_RENAME = {"arrays.py"}
+PENDING_RENAME: set[str] = set()
 
 
 # -- reading a tree ------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 from derive import load, naming
 from derive.numbers.check import analytic_model
 from derive.calculus.explicit import instantiate
-from derive.numbers.arrays import MatrixEngine, directional_rows, draw_arrays
-from derive.numbers.compiled import compiled
+from derive.numbers.check import directional_rows, draw_arrays
+from derive.numbers.compile import MatrixProgram, scalar_program
 
 SIZES = {"n_in": 2, "n_h": 3, "n_out": 2}
 
@@ -25,7 +25,7 @@ def test_matrix_engine_equals_the_explicit_engine(name, seed):
     T = 4 if model.recurrent else 1
     B = 3
     params, data = draw_arrays(model, SIZES, T, seed, batch=B)
-    result = MatrixEngine(model, dict(SIZES, B=B)).run(params, data, T)
+    result = MatrixProgram(model, dict(SIZES, B=B)).run(params, data, T)
     explicit = instantiate(model, SIZES)
     flat = {}
     for d in model.parameters:
@@ -43,7 +43,7 @@ def test_matrix_engine_equals_the_explicit_engine(name, seed):
         for i in range(arr.shape[-2]):
             col = arr[..., i, :]
             seq[naming.entry(d.name, i + 1)] = col.T if model.recurrent else col
-    ref = compiled(explicit).run(flat, seq, T)
+    ref = scalar_program(explicit).run(flat, seq, T)
     assert float(result.loss) == pytest.approx(float(ref.loss), rel=1e-12)
     for d in model.parameters:
         g = np.asarray(result.grads[d.name])

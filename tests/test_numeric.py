@@ -5,7 +5,7 @@ import sympy as sp
 
 from derive import bptt, builtin_names, gradcheck, load
 from derive.numbers.check import draw, relative_error
-from derive.numbers.compiled import compiled
+from derive.numbers.compile import scalar_program
 
 
 def _loss_from_unrolled(model, T):
@@ -32,7 +32,7 @@ def test_gradient_matches_central_differences_of_the_unrolled_loss(name, seed):
     model = load(name)
     T = 3 if model.recurrent else 1
     point = draw(model, T, seed)
-    grads = compiled(model).run(point.params, point.data, T).grads
+    grads = scalar_program(model).run(point.params, point.data, T).grads
     _u, symbols, fn = _loss_from_unrolled(model, T)
     base = [float(_value_of(s, point, T)) for s in symbols]
     for i, s in enumerate(symbols[: len(point.params)]):
@@ -49,7 +49,7 @@ def test_gradient_equals_the_closed_form(name):
     model = load(name)
     T = 3 if model.recurrent else 1
     point = draw(model, T, seed=5)
-    grads = compiled(model).run(point.params, point.data, T).grads
+    grads = scalar_program(model).run(point.params, point.data, T).grads
     d = bptt(model, T)
     values = {s: sp.Float(_value_of(s, point, T), 30) for s in d.unrolled.base_symbols}
     for p in d.params:
@@ -69,10 +69,10 @@ def test_gradcheck_passes(name, T):
 
 def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
     """A broken backward step (one factor dropped) must fail the check: the test can fail."""
-    from derive.numbers import compiled as numeric
+    from derive.numbers import compile as numeric
 
     model = load("sigmoid-rnn")
-    engine = numeric.Compiled(model)
+    engine = numeric.ScalarProgram(model)
     real = engine.backward_fn
 
     def broken(kind):
@@ -80,15 +80,15 @@ def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
         return lambda *args: [v * 1.01 if i == 1 else v for i, v in enumerate(fn(*args))]
 
     monkeypatch.setattr(engine, "backward_fn", broken)
-    monkeypatch.setattr(numeric, "compiled", lambda m: engine)
+    monkeypatch.setattr(numeric, "scalar_program", lambda m: engine)
     from derive.numbers import check
-    monkeypatch.setattr(check, "compiled", lambda m: engine)
+    monkeypatch.setattr(check, "scalar_program", lambda m: engine)
     assert not gradcheck(model, steps=5, seed=1).ok
 
 
 def test_batch_rows_are_independent_sequences():
     model = load("tanh-rnn")
-    engine = compiled(model)
+    engine = scalar_program(model)
     points = [draw(model, 6, seed) for seed in range(3)]
     params = points[0].params
     data = {n: np.concatenate([p.data[n] for p in points]) for n in points[0].data}
@@ -102,5 +102,5 @@ def test_batch_rows_are_independent_sequences():
 def test_long_sequences_stay_finite():
     model = load("sigmoid-rnn")
     point = draw(model, 5000, seed=0)
-    result = compiled(model).run(point.params, point.data, 5000)
+    result = scalar_program(model).run(point.params, point.data, 5000)
     assert np.isfinite(result.loss) and all(np.isfinite(v) for v in result.grads.values())

@@ -81,7 +81,7 @@ def test_every_spelling_names_one_operation_and_the_derived_lists_follow_the_tab
     from derive.calculus.rules import RULES
     from derive.syntax.latex_tokens import LATEX_COMMANDS as FUNCTION_COMMANDS
     from derive.syntax.parser import FUNCTION_WORDS
-    from derive.numbers.compiled import NUMPY_FUNCTIONS
+    from derive.numbers.compile import NUMPY_FUNCTIONS
     from derive.spec.loader import RESERVED
 
     for op in RECORDS:

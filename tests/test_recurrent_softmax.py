@@ -7,7 +7,7 @@ import sympy as sp
 import derive
 from derive.calculus.cell import step_kind
 from derive.calculus.matrix import MatrixCell
-from derive.numbers.arrays import directional_rows
+from derive.numbers.check import directional_rows
 
 JORDAN = """
 name = "jordan"

@@ -16,7 +16,7 @@ import derive
 from derive import naming
 from derive.numbers.check import draw
 from derive.cli import main
-from derive.numbers.compiled import MODULES
+from derive.numbers.compile import MODULES
 from derive.printing.latex import LINE_WIDTH, Partial, latex, latex_lines, latex_number, visible_width
 from derive.sheet.scalar import context as ctx
 from derive.sheet import render_sheet, sheet_context

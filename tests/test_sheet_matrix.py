@@ -23,7 +23,7 @@ from derive.calculus.matrix import MatrixCell
 from derive.printing.latex import latex
 from derive.sheet import matrix_sheet_context, render_sheet
 from derive.sheet.matrix.context import at_step, printed_expressions, symbolic_context
-from derive.sheet.matrix.example import MatrixRun
+from derive.numbers.compile import program
 from derive.sheet.pdf import compile_tex, overfull_boxes, pdf_text
 from derive.sheet.shown import Shown
 
@@ -141,16 +141,16 @@ def _explicit_arrays(model, sizes, params, data, steps):
 @pytest.mark.parametrize("name, option", [("elman", {}), ("gru", {}), ("elman", {"over": "final"}), ("mlp", {})])
 def test_printed_gradient_formulas_equal_differences_of_the_explicit_engine(name, option):
     from derive.calculus.explicit import instantiate
-    from derive.numbers.arrays import draw_arrays
-    from derive.numbers.compiled import compiled
+    from derive.numbers.check import draw_arrays
+    from derive.numbers.compile import scalar_program
 
     model = derive.load(name, option)
     steps = _steps(model)
     sizes = {"n_in": 2, "n_h": 2, "n_out": 2}
     params, data = draw_arrays(model, sizes, steps, seed=3)
-    run = MatrixRun(model, sizes, params, data, steps)  # supplies the forward values and adjoints
+    run = program(model, sizes, batch=False).run(params, data, steps)  # supplies the forward values and adjoints
     ctx = symbolic_context(derive.derive(model, steps))
-    engine = compiled(instantiate(model, sizes))
+    engine = scalar_program(instantiate(model, sizes))
     p, d = _explicit_arrays(model, sizes, params, data, steps)
     base = float(engine.run(p, d, steps, grads=False).loss)
     assert base == pytest.approx(run.loss, rel=1e-12)
@@ -164,7 +164,7 @@ def test_printed_gradient_formulas_equal_differences_of_the_explicit_engine(name
                 pytest.fail(f"unexpected range {part}")
             generic = expr if part["sum"] or not model.recurrent else _generic(expr, steps)
             for k in ks:
-                total = total + run.formula(("test", str(generic)), generic)(run.lookup(k))
+                total = total + run.program.formula(("test", str(generic)), generic)(run.lookup(k))
         total = np.asarray(total, dtype=float).reshape(np.shape(params[decl.name]))
         # central differences of the explicit (scalar) engine's loss, entry by entry
         for key in [k for k in p if naming.split_entry(k)[0] == decl.name]:
@@ -192,13 +192,13 @@ def _generic(expr, steps):
 
 
 def test_worked_example_gradients_match_the_batch_engine_and_check_passes():
-    from derive.numbers.arrays import MatrixEngine
+    from derive.numbers.compile import program as compiled_program
 
     model = derive.load("lstm")
     ctx = matrix_sheet_context(derive.derive(model, 3))
     v = ctx["example"]["values"]
     sizes = {"n_in": 2, "n_h": 3, "n_out": 2}
-    batch = MatrixEngine(model, dict(sizes, B=1)).run(v["params"], v["data"], 3)
+    batch = compiled_program(model, dict(sizes, B=1)).run(v["params"], v["data"], 3)
     for name, g in v["grads"].items():
         np.testing.assert_allclose(g, batch.grads[name], rtol=1e-12, atol=1e-14)
     assert ctx["example"]["check_ok"] and ctx["example"]["has_complex_step"]
@@ -207,7 +207,7 @@ def test_worked_example_gradients_match_the_batch_engine_and_check_passes():
 
 def test_vanishing_curve_equals_the_explicit_jacobian_norms():
     from derive.calculus.explicit import instantiate
-    from derive.numbers.arrays import draw_arrays
+    from derive.numbers.check import draw_arrays
     from derive.sheet.matrix.example import PLOT_STEPS, SCALES, curves
     from derive.numbers.norms import jacobian_norms
 

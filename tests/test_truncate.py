@@ -6,7 +6,7 @@ import pytest
 from derive import bptt, load, naming
 from derive.numbers.check import draw
 from derive.calculus.explicit import instantiate
-from derive.numbers.compiled import compiled
+from derive.numbers.compile import scalar_program
 from derive.numbers.truncate import truncated_grads
 from oracles import forward_mode_gradient
 
@@ -53,7 +53,7 @@ def test_truncated_gradient_equals_the_stop_gradient_oracle(name, sizes, K):
 def test_a_window_of_T_or_more_is_the_full_gradient(name, sizes):
     model = _model(name, sizes)
     point = draw(model, 7, seed=3)
-    full = compiled(model).run(point.params, point.data, 7).grads
+    full = scalar_program(model).run(point.params, point.data, 7).grads
     for K in (7, 50):
         got = truncated_grads(model, point.params, point.data, 7, K)
         assert all(abs(got[p] - full[p]) <= 1e-13 * max(1.0, abs(full[p])) for p in full)
@@ -62,7 +62,7 @@ def test_a_window_of_T_or_more_is_the_full_gradient(name, sizes):
 def test_truncation_changes_the_gradient_of_a_recurrent_weight():
     model = load("tanh-rnn")
     point = draw(model, 6, seed=1)
-    full = compiled(model).run(point.params, point.data, 6).grads
+    full = scalar_program(model).run(point.params, point.data, 6).grads
     short = truncated_grads(model, point.params, point.data, 6, 1)
     assert abs(short["W_rec"] - full["W_rec"]) > 1e-6
     assert short["V"] == pytest.approx(full["V"], rel=1e-13)  # the read-out does not recur

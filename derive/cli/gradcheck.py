@@ -83,7 +83,7 @@ def parse_options(items: list[str], many_to_one: bool) -> dict[str, str]:
 
 def _truncated(model, point, args) -> int:
     from derive.numbers.check import ERROR_FLOOR, Report, Row, relative_error
-    from derive.numbers.compiled import compiled
+    from derive.numbers.compile import scalar_program
     from derive.templating import render
     from derive.numbers.truncate import truncated_differences, truncated_grads
 
@@ -91,7 +91,7 @@ def _truncated(model, point, args) -> int:
     oracle = truncated_differences(model, point.params, point.data, point.steps, args.truncate)
     rows = tuple(Row(n, point.params[n], grads[n], oracle[n], None, relative_error(grads[n], oracle[n]))
                  for n in grads)
-    loss = float(compiled(model).run(point.params, point.data, point.steps, grads=False).loss)
+    loss = float(scalar_program(model).run(point.params, point.data, point.steps, grads=False).loss)
     report = Report(f"{model.name} (truncated BPTT, K = {args.truncate})", point.steps, loss, rows, args.tol)
     sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
     return 0 if report.ok else 1
@@ -102,7 +102,7 @@ def _vector(d, args) -> int:
     matrix formulas themselves, run on whole arrays (any size)."""
     from derive.numbers.check import ERROR_FLOOR, Report, analytic_model, draw, gradcheck
     from derive.calculus.explicit import instantiate, parse_sizes
-    from derive.numbers.arrays import directional_rows
+    from derive.numbers.check import directional_rows
     from derive.templating import render
 
     model, steps = d.model, d.steps

@@ -1,6 +1,6 @@
 """Gradient checking against independent oracles: central differences and the complex step.
 
-All perturbed evaluations run as one batch through ``derive.numbers.compiled``: row i of the
+All perturbed evaluations run as one batch through ``derive.numbers.compile``: row i of the
 batch perturbs one parameter, so a check costs a few passes, not one per parameter.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from derive.errors import DeriveError, did_you_mean
 from derive.ops import is_analytic
 from derive.model import Model
-from derive.numbers.compiled import compiled
+from derive.numbers.compile import program, scalar_program
 from derive.calculus.unroll import check_steps
 
 # Five-point central differences, error O(h^4): with h = eps^(1/5) * scale both the
@@ -139,7 +139,7 @@ def _batched(point: Point, rows: int, dtype) -> tuple[dict, dict]:
 
 def gradcheck(model: Model, point: Point, tolerance: float = 1e-6) -> Report:
     """Compare the derived gradient with central differences and (analytic models) the complex step."""
-    engine = compiled(model)
+    engine = scalar_program(model)
     exact = engine.run(point.params, point.data, point.steps)
     names = list(point.params)
     n = len(names)
@@ -174,7 +174,7 @@ def directional_check(model: Model, point: Point, directions: int = 2, seed: int
                       tolerance: float = 1e-6) -> tuple[Row, ...]:
     """Random directional derivatives: the analytic g.v against differences and the complex step of
     L(theta + h v). One direction costs a few loss evaluations, whatever the number of parameters."""
-    engine = compiled(model)
+    engine = scalar_program(model)
     exact = engine.run(point.params, point.data, point.steps)
     rng = np.random.default_rng(seed + 7919)
     names = list(point.params)
@@ -207,3 +207,49 @@ def analytic_model(model: Model) -> bool:
     """True when every function of the model is analytic, so the complex step applies."""
     return is_analytic(model.loss.expr) and all(
         is_analytic(q.equation_at(v)) for q in model.quantities for v in ("regular", "last"))
+
+
+# -- vector models: whole arrays -------------------------------------------------------------------------
+def draw_arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, batch: int = 1):
+    """Random parameters (each declaration's sample range) and a batch of sequences, as arrays."""
+    rng = np.random.default_rng(seed)
+
+    def shape_of(decl):
+        return tuple(sizes[s] for s in decl.shape) + ((1,) if len(decl.shape) == 1 else ())
+
+    params = {d.name: (sample_values(rng, d, shape_of(d)) if d.shape else float(sample_values(rng, d, ())))
+              for d in model.parameters}
+    data = {}
+    for d in model.inputs + model.targets:
+        lead = (steps,) if d.per_step else ()
+        classes = sizes[d.classes] if d.classes else None
+        rows = 1 if d.classes or not d.shape else sizes[d.shape[0]]
+        data[d.name] = sample_values(rng, d, (*lead, rows, batch), classes)
+    return params, data
+
+
+def directional_rows(model: Model, sizes: dict[str, int], steps: int, seed: int, directions: int,
+                     analytic: bool, batch: int = 1):
+    """Random directional derivatives of the matrix-form gradient against five-point differences
+    and (analytic models) the complex step, each a few whole-array passes."""
+    engine = program(model, dict(sizes, B=batch))
+    params, data = draw_arrays(model, sizes, steps, seed, batch)
+    exact = engine.run(params, data, steps)
+    rng = np.random.default_rng(seed + 7919)
+    scale = FD_SCALE * max(1.0, *(float(np.max(np.abs(v))) for v in params.values()))
+    rows = []
+    for d in range(directions):
+        v = {n: rng.standard_normal(np.shape(p)) for n, p in params.items()}
+        norm = np.sqrt(sum(float(np.sum(x * x)) for x in v.values()))
+        v = {n: x / norm for n, x in v.items()}
+        along = float(sum(np.sum(np.asarray(exact.grads[n]) * v[n]) for n in params))
+        fd = sum(w * float(engine.run({n: params[n] + off * scale * v[n] for n in params}, data, steps,
+                                      grads=False, loss=True).loss)
+                 for off, w in FD_STENCIL) / scale
+        err, cs = relative_error(along, fd), None
+        if analytic:
+            moved = {n: params[n] + 1j * CS_STEP * v[n] for n in params}
+            cs = float(np.imag(engine.run(moved, data, steps, grads=False, loss=True).loss)) / CS_STEP
+            err = max(err, relative_error(along, cs))
+        rows.append(Row(f"direction {d + 1}", 1.0, along, fd, cs, err))
+    return float(np.real(exact.loss)), tuple(rows)

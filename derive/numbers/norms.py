@@ -17,7 +17,7 @@ from derive.calculus.explicit import explicit_formula, instantiate
 from derive.calculus.derivation import derive
 from derive.calculus.matrix import vjp
 from derive.model import Model
-from derive.numbers.compiled import MODULES, compiled
+from derive.numbers.compile import function, scalar_program
 
 
 def linear_factor(expr, G):
@@ -91,9 +91,9 @@ def jacobian_norms(model: Model, sizes: dict[str, int], params: dict, data: dict
     rows = [[b if b is not None else sp.zeros(dims[r], dims[q]) for q, b in zip(states, row, strict=True)]
             for r, row in zip(states, blocks, strict=True)]
     full = sp.Matrix(sp.BlockMatrix(rows).as_explicit())
-    engine = compiled(explicit)
+    engine = scalar_program(explicit)
     symbols = sorted(full.free_symbols, key=lambda s: s.name)
-    fn = sp.lambdify(symbols, full, modules=MODULES)
+    fn = function(symbols, full)
     run = engine.run(params, data, steps, grads=False)
     norms, product = [], np.eye(full.shape[0])
     for t in range(steps, 0, -1):

@@ -13,14 +13,14 @@ import numpy as np
 from derive.calculus.cell import StepKind, step_kind
 from derive.errors import DeriveError
 from derive.model import Model
-from derive.numbers.compiled import compiled
+from derive.numbers.compile import scalar_program
 
 
 def truncated_grads(model: Model, params: dict, data: dict, steps: int, window: int) -> dict[str, float]:
     """The K-step truncated BPTT gradient (mean over the batch), K = ``window`` >= 1."""
     if window < 1:
         raise DeriveError(f"--truncate takes a whole number >= 1 (got {window})")
-    engine = compiled(model)
+    engine = scalar_program(model)
     T = steps
     result = engine.run(params, data, T, grads=False)
     vals = result.values
@@ -52,7 +52,7 @@ def truncated_differences(model: Model, params: dict, data: dict, steps: int, wi
     states before its window held at their values (the forward pass re-run over the window only)."""
     from derive.numbers.check import FD_SCALE, FD_STENCIL
 
-    engine = compiled(model)
+    engine = scalar_program(model)
     T = steps
     base = engine.run(params, data, T, grads=False).values
     B = next(iter(base.values())).shape[1]

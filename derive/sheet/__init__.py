@@ -17,7 +17,7 @@ from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
 from derive.numbers.check import Point, draw
 from derive.errors import DeriveError
-from derive.numbers.compiled import compiled
+from derive.numbers.compile import scalar_program
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
 from derive.sheet.graph import graph_context
@@ -36,7 +36,7 @@ def example_point(d: ScalarDerivation, seed: int | None = None,
     steps = d.unrolled.steps
     if seed is not None:
         return draw(d.model, steps, seed, at), seed
-    engine = compiled(d.model)
+    engine = scalar_program(d.model)
     for s in range(SEED_SEARCH):
         point = draw(d.model, steps, s, at)
         grads = engine.run(point.params, point.data, steps).grads

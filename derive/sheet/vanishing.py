@@ -3,7 +3,7 @@
 
 The Jacobian is read off form (a)'s one-step partials of a regular step (same-step partials
 chained, so each entry is the total derivative of a state at t by a state at t-1), then
-written in generic-step symbols; the numbers come from ``derive.numbers.compiled`` forward values.
+written in generic-step symbols; the numbers come from ``derive.numbers.compile`` forward values.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from derive import naming
 from derive.calculus.bptt import ScalarDerivation, bptt
 from derive.numbers.check import Point, draw
 from derive.ops import BY_FUNCTION
-from derive.numbers.compiled import MODULES, compiled
+from derive.numbers.compile import function, scalar_program
 from derive.printing.latex import Partial, latex, latex_number
 from derive.sheet.shown import T, k, show, step_of, t
 from derive.calculus.unroll import step_mapping
@@ -134,14 +134,13 @@ def _curves(model, regular, last, states, point, seed, weights) -> list[dict]:
     N = PLOT_STEPS
     sample = draw(model, N, seed)
     slots = sorted(set().union(*(e.free_symbols for e in list(regular) + list(last))), key=sp.default_sort_key)
-    fns = {"regular": sp.lambdify(slots, regular, modules=MODULES),
-           "last": sp.lambdify(slots, last, modules=MODULES)}
+    fns = {"regular": function(slots, regular), "last": function(slots, last)}
     per_step = {x.name for x in model.inputs + model.targets if x.per_step}
     out = []
     for w in SAMPLE_WEIGHTS:
         params = dict(point.params) | {p.name: w for p in weights}
         with np.errstate(over="ignore", invalid="ignore"):  # a large w may overflow: those points are left out
-            run = compiled(model).run(params, sample.data, N, grads=False)
+            run = scalar_program(model).run(params, sample.data, N, grads=False)
 
         def value(sym, j, params=params, run=run):
             ref = naming.describe(sym)

@@ -11,7 +11,7 @@ indices (T, B), or (B,) for a many-to-one model (--many-to-one) and for mlp; los
 the batch of the sum over time of -log yhat_t[y_t]; grads the same names and shapes as params.
 
 Each trial uses other sizes (n_in, n_h, n_out distinct: 2/3/4 rotated), so a transposed or mis-sized
-gradient shows. The correct gradient comes from ``derive.numbers.arrays.MatrixEngine`` (the batch
+gradient shows. The correct gradient comes from ``derive.numbers.compile.program`` (the batch
 formulas, n x B column-per-example: transposed from the module's (T, B, n)). A wrong gradient is
 matched against the matrix mistake catalogue evaluated per example (float64) and against patterns:
 transposed, off by a constant factor (batch summed instead of averaged, sign), time steps missing,
@@ -28,7 +28,8 @@ from derive.numbers import sweep
 from derive.numbers.interpret import Floats
 from derive.grade.student_code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
 from derive.grade.matrix.problem import MatrixProblem, size_plans
-from derive.numbers.arrays import MatrixEngine, draw_arrays
+from derive.numbers.check import draw_arrays
+from derive.numbers.compile import program
 from derive.calculus.derivation import derive
 
 
@@ -53,7 +54,7 @@ def check_code_vector(d, path: str, func: str = "loss_and_grads", timeout: float
     if not reply.get("ok"):
         report.error = reply.get("error", "the code failed")
         return report
-    derived = [MatrixEngine(model, dict(sizes, B=batch)).run(params, data, T) for sizes, params, data in draws]
+    derived = [program(model, dict(sizes, B=batch)).run(params, data, T) for sizes, params, data in draws]
     results = reply["results"]
     for decl in model.parameters:
         want = [_contract_shape(decl, np.real(np.asarray(res.grads[decl.name], dtype=float))) for res in derived]

@@ -5,7 +5,7 @@ The function has the signature of the generated modules (``derive code``):
 ``loss_and_grads(params, xs, ys) -> (loss, grads)`` with params a dict of floats keyed by
 the spec's parameter names, xs (B, T) (static models: (B, 1)), ys (B,) or (B, T), the
 loss averaged over the batch. It is called on a few random batches; each parameter's
-gradient is compared with ``derive.numbers.compiled`` and, when wrong, with the mistake catalogue
+gradient is compared with ``derive.numbers.compile`` and, when wrong, with the mistake catalogue
 and a few patterns (constant factor, missing steps, wrong in one step's term only).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def check_code_scalar(d, path: str, func: str = "loss_and_grads", timeout: float
                       trials: int = 3, batch: int = 4) -> CodeReport:
     """Run the student's function on ``trials`` random batches and grade every parameter's gradient
     against the scalar Derivation ``d``."""
-    from derive.numbers.compiled import compiled
+    from derive.numbers.compile import scalar_program
 
     model = d.model
 
@@ -57,7 +57,7 @@ def check_code_scalar(d, path: str, func: str = "loss_and_grads", timeout: float
     if not reply.get("ok"):
         report.error = reply.get("error", "the code failed")
         return report
-    engine = compiled(model)
+    engine = scalar_program(model)
     derived = [engine.run(p, d, T) for p, d in draws]
     results = reply["results"]
     for p in model.parameters:  # the mistake patterns are evaluated only for a wrong gradient

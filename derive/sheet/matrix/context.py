@@ -269,7 +269,7 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
     ||dh_T/dh_k|| <= (gamma ||W||)^(T-k)."""
     import numpy as np
 
-    from derive.numbers.compiled import MODULES
+    from derive.numbers.compile import function
     from derive.calculus.matrix import elementwise_call
     from derive.calculus.rules import RULES
 
@@ -286,7 +286,7 @@ def _bound(model: Model, cell: MatrixCell, jac) -> dict | None:
     args = (x, *args[1:])
     deriv = sp.sympify(RULES[fn](args, out)[0]).xreplace({out: fn(*args)})
     grid = np.linspace(-30, 30, 60001)
-    values = np.abs(np.asarray(sp.lambdify(x, deriv, modules=MODULES)(grid), dtype=float) * np.ones_like(grid))
+    values = np.abs(np.asarray(function(x, deriv)(grid), dtype=float) * np.ones_like(grid))
     gamma = sp.nsimplify(round(float(values.max()), 6))
     plain = {x: sp.Symbol("x")}
     return {"gamma": latex(gamma), "diag": latex(J.args[0]), "weight": latex(J.args[1]),

@@ -1,9 +1,9 @@
 """The matrix view's numbers: a worked example at small sizes, its gradient check, and the
 vanishing-gradient curves.
 
-``MatrixRun`` evaluates the very formulas the sheet prints (the matrix Derivation's: one example,
-vectors n x 1) step by step, printed by the NumPy printer as ``derive.numbers.arrays`` does,
-and keeps every forward value, adjoint and per-step gradient term. The gradient check is
+The numbers are the very formulas the sheet prints (the matrix Derivation's: one example, vectors
+n x 1), compiled by ``derive.numbers.compile`` (``MatrixProgram(..., batch=False)``), which keeps
+every forward value, adjoint and per-step gradient term of a run. The gradient check is
 independent of the backward formulas: central differences (and the complex step) of the loss
 of forward passes alone, entry by entry; tests check the gradients against the batch engine and
 against differences of the explicit view's scalar engine.
@@ -17,11 +17,10 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.cell import step_kind
-from derive.numbers.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, relative_error
+from derive.numbers.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, draw_arrays, relative_error
+from derive.numbers.compile import MatrixProgram
 from derive.errors import DeriveError, did_you_mean
-from derive.calculus.derivation import derive
 from derive.calculus.matrix import concrete_shape
-from derive.numbers.arrays import _Formula, draw_arrays
 from derive.model import Model
 from derive.printing.latex import latex, latex_number
 from derive.sheet.shown import pick
@@ -31,77 +30,6 @@ SEED_SEARCH = 32
 PLOT_STEPS = 20
 SCALES = (0.5, 1.0, 2.0, 4.0)  # spectral norms the recurrent weights are scaled to for the plot
 PLOT_RANGE = (1e-12, 1e12)
-
-
-class MatrixRun:
-    """Forward values, adjoints and per-step gradient terms of one sequence, from the sheet's formulas."""
-
-    def __init__(self, model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int,
-                 backward: bool = True, compiled: MatrixRun | None = None, loss: bool | None = None):
-        """``compiled``: an earlier run of the same model and sizes whose compiled formulas to reuse;
-        ``loss`` (default: with the backward pass) computes the loss (the plot's long runs skip it)."""
-        self.model, self.sizes, self.steps = model, dict(sizes), steps
-        self.cell = compiled.cell if compiled else derive(model, steps).cell
-        self.params, self.data = params, data
-        self.values: dict = {}
-        self.deltas: dict = {}
-        self.terms: dict = {}  # (parameter, step) -> that step's term of the gradient
-        self._cache: dict = compiled._cache if compiled else {}
-        self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-        self._forward(loss=backward if loss is None else loss)
-        if backward:
-            self._backward()
-
-    def formula(self, key, expr) -> _Formula:
-        if key not in self._cache:
-            self._cache[key] = _Formula(expr, self.sizes)
-        return self._cache[key]
-
-    def lookup(self, k: int):
-        def get(sym):
-            ref = naming.describe(sym)
-            if ref.name in self.params and not ref.is_delta:
-                return self.params[ref.name]
-            step = k + (ref.offset or 0) if self.model.recurrent else k
-            if ref.is_delta:
-                return self.deltas.get((ref.name, step), 0.0)
-            if ref.name in self.per_step:
-                return self.data[ref.name][step - 1]
-            if ref.name in self.data:
-                return self.data[ref.name]
-            return self.values.get((ref.name, step), 0.0)
-        return get
-
-    def _size(self, sym) -> tuple[int, int]:
-        return concrete_shape(sym, self.sizes)
-
-    def _forward(self, loss: bool = True):
-        model, first = self.model, 0 if self.model.recurrent else 1
-        for k in range(first, self.steps + 1):
-            kind = step_kind(model, k, self.steps)
-            for target, expr in self.cell.equations(kind.own):
-                value = self.formula(("f", kind.own, str(target.name)), sp.sympify(expr))(self.lookup(k))
-                self.values[(naming.describe(target).name, k)] = np.zeros(self._size(target)) + value
-        raw = {k: self.formula(("loss",), self.model.loss.expr)(self.lookup(k))
-               for k in range(1, self.steps + 1) if loss and step_kind(model, k, self.steps).loss}
-        self.complex_loss = sum(raw.values())  # complex under the complex step
-        self.losses = {k: float(np.real(v)) for k, v in raw.items()}
-        self.loss = sum(self.losses.values())
-
-    def _backward(self):
-        first = 0 if self.model.recurrent else 1
-        for k in range(self.steps, first - 1, -1):
-            kind = step_kind(self.model, k, self.steps)
-            back = self.cell.backward(kind)
-            for dsym, expr in back.deltas:
-                formula = self.formula(("d", kind, str(dsym.name)), expr)
-                self.deltas[(naming.describe(dsym).name, k)] = formula(self.lookup(k))
-            for p, expr in back.grads:
-                self.terms[(str(p.name), k)] = self.formula(("g", kind, str(p.name)), expr)(self.lookup(k))
-
-    def gradient(self, name: str):
-        parts = [v for (p, _), v in self.terms.items() if p == name]
-        return sum(parts[1:], parts[0]) if parts else np.zeros_like(np.asarray(self.params[name], dtype=float))
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -139,30 +67,31 @@ def draw_example(model: Model, sizes: dict[str, int], steps: int, seed: int | No
         if base in classes and not 0 <= value < classes[base]:
             raise DeriveError(f"--at {name}: a class index is from 0 to {classes[base] - 1}")
     seeds = [seed] if seed is not None else range(SEED_SEARCH)
-    run = None
+    compiled = MatrixProgram(model, sizes, batch=False)
     for s in seeds:
         params, data = draw_arrays(model, sizes, steps, s)
         apply_at(model, params, data, steps, at or {})
-        run = MatrixRun(model, sizes, params, data, steps, compiled=run)
+        run = compiled.run(params, data, steps)
         if seed is not None or all(np.all(np.abs(run.gradient(p.name)) > 1e-9) for p in model.parameters):
             return params, data, run, s
     params, data = draw_arrays(model, sizes, steps, 0)
     apply_at(model, params, data, steps, at or {})
-    return params, data, MatrixRun(model, sizes, params, data, steps, compiled=run), 0
+    return params, data, compiled.run(params, data, steps), 0
 
 
 def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int, derived: dict,
-                   compiled: MatrixRun | None = None):
+                   compiled: MatrixProgram | None = None):
     """Per parameter: the entry with the largest derived value against five-point differences and
     (analytic models) the complex step of the loss, and the largest relative error over all its
     entries. The loss comes from forward passes alone (no backward formula is involved)."""
     analytic = analytic_model(model)
+    compiled = compiled or MatrixProgram(model, sizes, batch=False)
 
     def moved_loss(name: str, base: np.ndarray, i: int, shift: complex):
         arr = np.array(base, dtype=complex if isinstance(shift, complex) else float).reshape(-1)
         arr[i] += shift
         moved = dict(params, **{name: arr.reshape(base.shape) if base.shape else arr[0]})
-        return MatrixRun(model, sizes, moved, data, steps, backward=False, compiled=compiled, loss=True).complex_loss
+        return compiled.run(moved, data, steps, grads=False, loss=True).loss
 
     rows = []
     for p in model.parameters:
@@ -223,7 +152,7 @@ def _error_bound(error: float) -> int:
 def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int | None = None,
                     at: dict | None = None) -> dict:
     params, data, run, used = draw_example(model, sizes, steps, seed, at)
-    cell = run.cell
+    cell = run.program.cell
     recurrent = model.recurrent
     first = 0 if recurrent else 1
     psyms = dict(cell.params)
@@ -267,7 +196,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         terms = {"symbol": latex(psyms[focus]), "steps": ks, "per_line": 1 if wide else 2,
                  "cells": [None if k is None else matrix_cells(run.terms[(focus, k)]) for k in ks],
                  "total": matrix_cells(grads[focus])}
-    rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run)
+    rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run.program)
     check_rows = [{"symbol": latex(psyms[r["name"]]),
                    "entry": ",".join(map(str, r["entry"])), "analytic": _num(r["analytic"], 6),
                    "fd": _num(r["fd"], 6), "cs": "" if r["cs"] is None else _num(r["cs"], 6),
@@ -276,7 +205,8 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         "seed": used, "sizes": [{"symbol": latex(naming.base(k)), "value": v} for k, v in sizes.items()],
         "params": param_rows, "data": data_cols, "constants": constants,
         "forward_steps": fwd_steps, "forward": forward, "backward_steps": back_steps, "backward": backward,
-        "loss": _num(run.loss, 6), "losses": [{"k": k, "value": _num(v, 6)} for k, v in sorted(run.losses.items())],
+        "loss": _num(sum(float(np.real(v)) for v in run.losses.values()), 6),
+        "losses": [{"k": k, "value": _num(v, 6)} for k, v in sorted(run.losses.items())],
         "gradients": gradients, "terms": terms, "check_rows": check_rows,
         "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows), "tolerance": _num(CHECK_TOLERANCE),
         "has_complex_step": analytic, "values": {"params": params, "data": data, "grads": grads, "run": run},
@@ -315,18 +245,19 @@ def curves(model: Model, sizes: dict[str, int], params: dict, seed: int) -> list
     states = list(model.recurrent_names)
     weights = plot_weights(model, jac.values())
     _, data = draw_arrays(model, sizes, PLOT_STEPS, seed)
-    out, first = [], None
+    out, compiled = [], MatrixProgram(model, sizes, batch=False)
     for w in SCALES:
         scaled = dict(params)
         for name in weights:
             norm = float(np.linalg.norm(params[name], 2))
             scaled[name] = params[name] * (w / norm if norm > 0 else 1.0)
-        run = first = MatrixRun(model, sizes, scaled, data, PLOT_STEPS, backward=False, compiled=first)
+        run = compiled.run(scaled, data, PLOT_STEPS, grads=False)
         product, points = None, []
         for n in range(1, PLOT_STEPS + 1):
             k = PLOT_STEPS - n + 1
-            blocks = [[np.asarray(run.formula(("J", r, q), jac[(r, q)])(run.lookup(k)), dtype=float)
-                       if (r, q) in jac else np.zeros((run._size(run.cell.sym(r))[0], run._size(run.cell.sym(q))[0]))
+            blocks = [[np.asarray(compiled.formula(("J", r, q), jac[(r, q)])(run.lookup(k)), dtype=float)
+                       if (r, q) in jac else np.zeros((concrete_shape(compiled.cell.sym(r), sizes)[0],
+                                                       concrete_shape(compiled.cell.sym(q), sizes)[0]))
                        for q in states] for r in states]
             J = np.block(blocks)
             product = J if product is None else product @ J

@@ -1,6 +1,6 @@
 """The worked example: every forward and backward quantity of one sequence as numbers.
 
-Values come from ``derive.numbers.compiled`` (the lambdified cell run over the steps); each step's
+Values come from ``derive.numbers.compile`` (the lambdified cell run over the steps); each step's
 contribution to a gradient is the ScalarDerivation's own ``step_terms`` expression evaluated at
 those values; the last table is ``derive.numbers.check.gradcheck`` (finite differences, complex step).
 """
@@ -14,7 +14,7 @@ import sympy as sp
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
 from derive.numbers.check import Point, gradcheck
-from derive.numbers.compiled import MODULES, compiled
+from derive.numbers.compile import function, scalar_program
 from derive.printing.latex import Partial, latex, latex_number
 from derive.sheet.shown import E, pick
 
@@ -40,7 +40,7 @@ class Values:
 
     def __init__(self, d: ScalarDerivation, point: Point):
         self.model, self.point = d.model, point
-        self.run = compiled(d.model).run(point.params, point.data, point.steps)
+        self.run = scalar_program(d.model).run(point.params, point.data, point.steps)
         self.per_step = {x.name for x in d.model.inputs + d.model.targets if x.per_step}
         self.quantities = {q.name for q in d.model.quantities}
 
@@ -58,9 +58,9 @@ class Values:
         return float(np.asarray(self.point.data[ref.name]).reshape(-1)[0])
 
     def evaluate(self, expr: sp.Expr) -> float:
-        """``expr`` at this run's numbers (lambdified, as derive.numbers.compiled evaluates the cell)."""
+        """``expr`` at this run's numbers (lambdified, as derive.numbers.compile evaluates the cell)."""
         symbols = sorted(expr.free_symbols, key=sp.default_sort_key)
-        fn = sp.lambdify(symbols, expr, modules=MODULES)
+        fn = function(symbols, expr)
         return float(fn(*[self.of(s) for s in symbols]))
 
 

@@ -1,0 +1,320 @@
+"""Compile a model's formulas to NumPy once, then run them over any T: gradcheck, training, the sheets'
+worked examples and the grading of student code all take their numbers from here.
+
+One interface, ``program(model, sizes)``: a program's ``run(params, data, steps, grads=True)`` does the
+forward pass (every quantity at every step), the loss, and, with ``grads``, the delta recursion from
+step T down and the gradients. Complex inputs give the complex-step derivative where every function
+is analytic. Two small backends sit behind it, because what is fast differs:
+
+- ``ScalarProgram`` (scalar models): a step is tens of tiny scalar formulas, so each step kind's
+  forward equations and backward step are lambdified into ONE function with common subexpressions
+  eliminated, over (B,) arrays (a batch of sequences). Calling one function per formula instead
+  would multiply the Python calls per step, and `gradcheck --steps 10000` makes 30,000 steps.
+- ``MatrixProgram`` (vector models): a step is a few matrix formulas, each printed by the NumPy
+  printer and compiled alone (``Formula``); a call is one or two BLAS products, so the per-call
+  cost is small against the work, and every adjoint and per-step term stays at hand for the sheets.
+
+``function(symbols, expr)`` compiles one scalar expression (the sheets' step terms and Jacobians).
+The exact and many-digit evaluation of the same formulas is ``derive.numbers.interpret``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+
+import numpy as np
+import sympy as sp
+
+from derive import naming
+from derive.calculus.cell import StepKind, step_kind
+from derive.calculus.derivation import derive
+from derive.calculus.matrix import concrete_shape
+from derive.calculus.unroll import check_steps
+from derive.model import Model
+from derive.ops import OPS, numpy_functions
+from derive.printing.numpy import DeriveNumPyPrinter
+
+
+def _heaviside(x, h0=0.0):
+    return np.where(np.real(x) > 0, 1.0, 0.0) if np.iscomplexobj(x) else np.heaviside(x, h0)
+
+
+def _kronecker(i, j):
+    return np.where(np.real(i) == np.real(j), 1.0, 0.0)
+
+
+def onehot(y, n):
+    y = np.real(np.asarray(y)).reshape(-1).astype(int)
+    out = np.zeros((int(n), y.size))
+    out[y, np.arange(y.size)] = 1.0
+    return out
+
+
+def softmax(z):
+    z = z - np.max(np.real(z), axis=0, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def cross_entropy(p, y):
+    """The mean over the batch of -log p[y_j, j]."""
+    y = np.real(np.asarray(y)).reshape(-1).astype(int)
+    return -np.mean(np.log(p[y, np.arange(y.size)]))
+
+
+# the table's NumPy implementations (real and complex) under derive's function names, and the internal ones
+NUMPY_FUNCTIONS = {**numpy_functions(), "indicator": _kronecker, "Heaviside": _heaviside}
+# The numpy module itself rather than the string "numpy": lambdify picks the same printer (NumPyPrinter) and
+# finds the same functions, but for "numpy" it runs `from numpy import *` once per process, which with
+# NumPy 2 imports numpy.f2py, numpy.testing, ...: 0.15-0.25 s of every `derive gradcheck`.
+MODULES = [NUMPY_FUNCTIONS, np]
+# what a printed matrix formula may call: NumPy, the helpers generated code defines, the structural operations
+MATRIX_SCOPE = {"np": np, "onehot": onehot, "softmax": softmax, "cross_entropy": cross_entropy,
+                **{op.code_helper: op.numpy for op in OPS.values() if op.code_helper}}
+
+
+def function(symbols: list, expr):
+    """``expr`` as a NumPy function of ``symbols`` (a list of expressions gives a list)."""
+    return sp.lambdify(symbols, expr, modules=MODULES)
+
+
+def program(model: Model, sizes: dict[str, int] | None = None, batch: bool = True):
+    """The compiled program of a model: scalar models ignore ``sizes``; vector models run at ``sizes``
+    (n x B arrays, B = sizes['B'], default 1) or, with ``batch=False``, one example (n x 1)."""
+    if derive(model).kind == "scalar":
+        return scalar_program(model)
+    return MatrixProgram(model, dict({"B": 1}, **(sizes or {})) if batch else dict(sizes or {}), batch)
+
+
+# -- scalar models ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Result:
+    """Loss (mean over the batch of the sum over steps), gradients, and every forward value."""
+
+    loss: float | complex
+    losses: np.ndarray  # (B,) the loss of each sequence
+    grads: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]  # quantity -> (T+1, B) array (static models: (1, B))
+    deltas: dict[str, np.ndarray]  # quantity -> (T+1, B) array of dE/dq_k per sequence
+
+
+class ScalarProgram:
+    """Lambdified forward and backward steps of one scalar model, reusable for every T."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.cell = derive(model).cell  # the scalar calculus's cell: independent of T
+        self.names = [q.name for q in model.quantities]
+        self.per_step = [d.name for d in model.inputs + model.targets if d.per_step]
+        self.constants = [d.name for d in model.inputs + model.targets if not d.per_step]
+        self.params = [p.name for p in model.parameters]
+        self.offsets = (-1, 0, 1) if model.recurrent else (0,)
+        self.slots = [self.cell.sym(n, o) for o in self.offsets for n in self.names + self.per_step]
+        self.slots += [naming.base(n) for n in self.constants + self.params]
+        self.next_deltas = [naming.delta(self.cell.sym(n, 1)) for n in self.names] if model.recurrent else []
+        self._forward: dict[str, object] = {}
+        self._backward: dict[StepKind, object] = {}
+        self._defined: dict[str, list[str]] = {}  # made once: rebuilding symbols at every step slowed run() at large T
+        self.loss_fn = function(self.slots, self.model.loss.expr)
+
+    def forward_fn(self, variant: str):
+        if variant not in self._forward:
+            inline: dict = {}  # later equations read this step's earlier quantities
+            for sym, expr in self.cell.equations(variant):
+                inline[sym] = expr.xreplace(inline)
+            self._forward[variant] = sp.lambdify(self.slots, list(inline.values()), modules=MODULES, cse=True)
+        return self._forward[variant]
+
+    def backward_fn(self, kind: StepKind):
+        if kind not in self._backward:
+            back = self.cell.backward(kind)
+            inline: dict = {}
+            for sym, expr in back.deltas:
+                inline[sym] = expr.xreplace(inline)
+            by_name = {naming.describe(s).name: e for s, e in inline.items()}
+            deltas = [by_name.get(n, sp.Integer(0)) for n in self.names]
+            grads = [e.xreplace(inline) for _, e in back.grads]
+            self._backward[kind] = sp.lambdify(self.slots + self.next_deltas, deltas + grads,
+                                               modules=MODULES, cse=True)
+        return self._backward[kind]
+
+    def defined(self, variant: str) -> list[str]:
+        """Names of the quantities a variant's equations define, in forward_fn's output order."""
+        if variant not in self._defined:
+            self._defined[variant] = [naming.describe(s).name for s, _ in self.cell.equations(variant)]
+        return self._defined[variant]
+
+    def _args(self, rows: list, cols: list, tail: list, k: int, T: int) -> list:
+        """The slots at step k: quantities at k-1, k, k+1 (0 outside 0..T), inputs (0 outside 1..T), then ``tail``."""
+        # called 2-3 times per step, so run() prepares the row lists once instead of looking names up here
+        args = []
+        for off in self.offsets:
+            j = k + off
+            args += [r[j] for r in rows] if 0 <= j <= T else [0.0] * len(rows)
+            args += [c[j - 1] for c in cols] if 1 <= j <= T else [0.0] * len(cols)
+        return args + tail
+
+    def run(self, params: dict, data: dict, steps: int | None = None, grads: bool = True) -> Result:
+        """Forward (and backward) pass. ``data``: per-step name -> (B, T), constant -> (B,)."""
+        model = self.model
+        T = check_steps(model, steps if steps is not None else _data_steps(model, data))
+        B = _batch(data)
+        seq = {n: np.asarray(data[n]).reshape(B, -1) for n in self.per_step}
+        consts = {n: np.asarray(data[n]).reshape(B) for n in self.constants}
+        dtype = np.result_type(*[np.asarray(v) for v in list(params.values()) + list(data.values())], float)
+        first = 0 if model.recurrent else 1
+        vals = {n: np.zeros((T + 1, B), dtype) for n in self.names}
+        kinds = [step_kind(model, k, T) for k in range(T + 1)]
+        rows = [vals[n] for n in self.names]
+        cols = [seq[n].T for n in self.per_step]  # (T, B) views: cols[i][k-1] is step k's input
+        tail = [consts[n] for n in self.constants] + [params[n] for n in self.params]
+        for k in range(first, T + 1):
+            kind = kinds[k]
+            out = self.forward_fn(kind.own)(*self._args(rows, cols, tail, k, T))
+            for n, v in zip(self.defined(kind.own), out, strict=False):
+                vals[n][k] = v
+        loss_terms = [self.loss_fn(*self._args(rows, cols, tail, k, T))
+                      for k in range(1, T + 1) if kinds[k].loss]
+        losses = np.sum(np.broadcast_arrays(*loss_terms, np.zeros(B, dtype)), axis=0)
+        if not grads:
+            return Result(np.mean(losses), losses, {}, vals, {})
+        deltas = {n: np.zeros((T + 2, B), dtype) for n in self.names}
+        g = {n: np.zeros(B, dtype) for n in self.params}
+        for k in range(T, first - 1, -1):
+            args = self._args(rows, cols, tail, k, T) + [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
+            out = self.backward_fn(kinds[k])(*args)
+            for n, v in zip(self.names, out, strict=False):
+                deltas[n][k] = v
+            for n, v in zip(self.params, out[len(self.names):], strict=False):
+                g[n] = g[n] + v
+        grads_out = {n: np.mean(np.broadcast_to(v, (B,))) for n, v in g.items()}
+        return Result(np.mean(losses), losses, grads_out, vals, {n: d[: T + 1] for n, d in deltas.items()})
+
+
+def _batch(data: dict) -> int:
+    sizes = {np.asarray(v).shape[0] if np.ndim(v) else 1 for v in data.values()}
+    return max(sizes) if sizes else 1
+
+
+def _data_steps(model: Model, data: dict) -> int:
+    per = [np.asarray(data[d.name]) for d in model.inputs + model.targets if d.per_step]
+    return per[0].shape[-1] if per else 1
+
+
+@cache
+def scalar_program(model: Model) -> ScalarProgram:
+    """The compiled form of a scalar model, made once per process."""
+    return ScalarProgram(model)
+
+
+# -- vector models ----------------------------------------------------------------------------------------
+class Formula:
+    """One matrix formula as a function of the arrays it reads, by code identifier."""
+
+    def __init__(self, expr, sizes: dict[str, int]):
+        expr = expr if isinstance(expr, sp.Basic) else sp.Integer(expr)
+        printer = DeriveNumPyPrinter()
+        self.reads = sorted({s for s in expr.free_symbols if str(s.name) not in sizes}
+                            | set(expr.atoms(sp.MatrixSymbol)), key=str)
+        args = ", ".join(printer.doprint(s) for s in self.reads)
+        scope = dict(MATRIX_SCOPE, **sizes)
+        # the source is printed from SymPy objects built by the whitelist spec parser, never from user text
+        exec(compile(f"def f({args}):\n    return {printer.doprint(expr)}\n", "<derive.numbers.compile>", "exec"),
+             scope)
+        self.fn = scope["f"]
+
+    def __call__(self, lookup):
+        return self.fn(*(lookup(s) for s in self.reads))
+
+
+def _name(sym) -> str:
+    return naming.describe(sym).name
+
+
+@dataclass
+class MatrixRun:
+    """One run of a vector model: forward values, adjoints and per-step gradient terms by (name, step)."""
+
+    program: MatrixProgram
+    params: dict
+    data: dict
+    steps: int
+    values: dict = field(default_factory=dict)
+    deltas: dict = field(default_factory=dict)
+    terms: dict = field(default_factory=dict)  # (parameter, step) -> that step's term of the gradient
+    losses: dict = field(default_factory=dict)  # step -> its loss (complex under the complex step)
+
+    @property
+    def loss(self):
+        """The sum of the steps' losses (each the batch mean)."""
+        return sum(self.losses.values())
+
+    def lookup(self, k: int):
+        """The values of a formula's symbols at step k (generic-step offsets; zero outside the run)."""
+        params, data, recurrent = self.params, self.data, self.program.model.recurrent
+        per_step = self.program.per_step
+
+        def get(sym):
+            ref = naming.describe(sym)
+            if ref.name in params and not ref.is_delta:
+                return params[ref.name]
+            step = k + (ref.offset or 0) if recurrent else k
+            if ref.is_delta:
+                return self.deltas.get((ref.name, step), 0.0)
+            if ref.name in per_step:
+                return data[ref.name][step - 1]
+            if ref.name in data:
+                return data[ref.name]
+            return self.values.get((ref.name, step), 0.0)
+        return get
+
+    def gradient(self, name: str):
+        parts = [v for (p, _), v in self.terms.items() if p == name]
+        return sum(parts[1:], parts[0]) if parts else np.zeros_like(np.asarray(self.params[name], dtype=float))
+
+    @cached_property
+    def grads(self) -> dict:
+        return {p.name: self.gradient(p.name) for p in self.program.model.parameters}
+
+
+class MatrixProgram:
+    """The matrix formulas of a vector model compiled at given sizes, each once, run for any T."""
+
+    def __init__(self, model: Model, sizes: dict[str, int], batch: bool = True):
+        """``batch``: the batch formulas (per-step vectors n x B, B = sizes['B']), else one example's (n x 1)."""
+        self.model, self.sizes = model, dict(sizes)
+        self.cell = derive(model, options={"batch": batch}).cell  # independent of T
+        self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
+        self.loss_expr = self.cell._batched(model.loss.expr) if batch else model.loss.expr
+        self._formulas: dict = {}
+
+    def formula(self, key, expr) -> Formula:
+        if key not in self._formulas:
+            self._formulas[key] = Formula(expr, self.sizes)
+        return self._formulas[key]
+
+    def run(self, params: dict, data: dict, steps: int, grads: bool = True, loss: bool | None = None) -> MatrixRun:
+        """params: name -> array of the spec's shape (vectors as (n, 1)); data: per-step name -> (T, n, B)
+        arrays (class targets (T, 1, B)), constants -> (n, B). ``loss`` defaults to ``grads``."""
+        model, run = self.model, MatrixRun(self, params, data, steps)
+        first = 0 if model.recurrent else 1
+        for k in range(first, steps + 1):
+            kind = step_kind(model, k, steps)
+            lookup = run.lookup(k)
+            for target, expr in self.cell.equations(kind.own):
+                if expr is None:
+                    continue
+                value = self.formula(("f", kind.own, str(target.name)), expr)(lookup)
+                shape = concrete_shape(target, self.sizes)
+                run.values[(_name(target), k)] = value if np.shape(value) == shape else np.zeros(shape) + value
+        if grads if loss is None else loss:
+            run.losses.update((k, self.formula(("loss",), self.loss_expr)(run.lookup(k)))
+                              for k in range(1, steps + 1) if step_kind(model, k, steps).loss)
+        if grads:
+            for k in range(steps, first - 1, -1):
+                back, lookup = self.cell.backward(step_kind(model, k, steps)), run.lookup(k)
+                for dsym, expr in back.deltas:
+                    run.deltas[(_name(dsym), k)] = self.formula(("d", back.kind, str(dsym.name)), expr)(lookup)
+                for p, expr in back.grads:
+                    run.terms[(str(p.name), k)] = self.formula(("g", back.kind, str(p.name)), expr)(lookup)
+        return run
