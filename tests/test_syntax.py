@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,7 +108,7 @@ def check_answer(text: str) -> None:
 NAMES = ["s[t-1]", "x[t]", "s[T]", "W_rec", "W_x", "y", "s_1", "s_{k-1}", "W_{rec}", "x_3", r"\delta_{3}^{(s)}",
          "delta_2", "δ₂", "δh_2", r"\hat{y}", r"{\hat{y}}_{2}", "ŷ", "h_{t-1}", r"\mathbf{e}_{y_{2}}", "e_y_1", "W",
          "T", "k", "t", "pi", "e", r"\sigma", "\u03c3", "s[t+1]", "x[3]", "W__x", "b_", "h[t-1]", "b", "U", "a[t]"]
-NUMBERS = ["0", "1", "2", "0.5", "1e3", "1e999", "9" * 35, "9" * 45, ".5", "3.", "64", "65", r"\mathbf{1}",
+NUMBERS = ["0", "1", "2", "0.5", "1e3", "1000", "1e999", "9" * 35, "9" * 45, ".5", "3.", "64", "65", r"\mathbf{1}",
            "1e" + "0" * 5000]
 FUNCTIONS = ["sigmoid", "sigma", "tanh", "relu", "ReLU", "exp", "log", "ln", "H", "softmax", "onehot", "diag",
              "sigmod", "transpose", "cross_entropy", r"\tanh", r"\sigma", r"\exp", r"\log", r"\operatorname{relu}",
@@ -272,3 +273,13 @@ def test_a_spec_spells_an_operation_as_an_answer_may(word):
     plain = load_text(SPEC_TEXT.replace("EQUATION", '"sigmoid(W_rec*s[t-1] + W_x*x[t])"'))
     spelt = load_text(SPEC_TEXT.replace("EQUATION", toml_string(f"{word}(W_rec*s[t-1] + W_x*x[t])")))
     assert spelt.quantities[0].equation == plain.quantities[0].equation
+
+
+def test_a_tower_of_numeric_powers_is_refused_quickly():
+    """Each exponent is at most 64, but four of them make a number of 50 million digits (a hang before)."""
+    start = time.process_time()
+    with pytest.raises(SpecError, match="a number raised to this power is too large"):
+        load_text(SPEC_TEXT.replace("EQUATION", '"((((1000^64)^64)^64)^64)"'))
+    assert time.process_time() - start < SECOND
+    assert load_text(SPEC_TEXT.replace("EQUATION", '"W_x*x[t]*(1/2)^64"')).quantities[0].equation.has(
+        sp.Rational(1, 2 ** 64))

@@ -18,6 +18,8 @@ from derive.syntax import GrammarError, parse_equation
 from derive.syntax.tokens import shown
 from derive.syntax.tree import Binary, Call, Indexed, Name, Neg, Num, Transpose
 
+MAX_RESULT_BITS = 4096  # the size of a number raised to a number
+
 
 def _number(text: str) -> sp.Rational | None:
     """An option value that is a decimal number, exactly (no evaluation of the text)."""
@@ -75,6 +77,10 @@ class EquationReader:
             self.fail(f"{where} divides by zero", ctx["text"])
         if node.op == "@" and not self.sizes:
             self.fail(f"{where}: '@' needs vector shapes; scalar models multiply with '*'", ctx["text"])
+        if node.op == "^" and isinstance(left, sp.Rational) and left != 0:
+            bits = max(abs(left.p).bit_length(), left.q.bit_length())
+            if bits * abs(right) > MAX_RESULT_BITS:  # ((1000^64)^64)^64)^64 has 50 million digits
+                self.fail(f"{where}: a number raised to this power is too large", ctx["text"])
         try:
             return combine(node.op, left, right)
         except ShapeError as exc:
