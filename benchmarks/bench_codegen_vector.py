@@ -8,6 +8,8 @@ Contenders, all computing the loss (mean over the batch of the summed per-step c
 every parameter gradient from the same float64 or float32 arrays, all returning NumPy arrays:
 
     generated   generated/<model>.py loss_and_grads (issue 6's contract), if the file exists
+    textbook    generated/textbook/<model>.py: the same model in `derive code --style textbook` (one line per
+                formula of the sheet, a step at a time), if the file exists; reported, no goal
     loop        hand-written NumPy, one step at a time (benchmarks/rnn_reference.py)
     hoisted     hand-written NumPy, projections and weight gradients hoisted out of the time loops
     hoisted+    the same, and the local derivative factors computed for all steps at once
@@ -64,7 +66,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 NAMED_SIZES = {"large": (64, 128, 64, 100, 32), "small": (8, 16, 8, 20, 4)}
-CONTENDERS = ("generated", "loop", "hoisted", "hoisted+", "torch", "torch-nn", "jax")
+CONTENDERS = ("generated", "textbook", "loop", "hoisted", "hoisted+", "torch", "torch-nn", "jax")
 HAND = ("loop", "hoisted", "hoisted+")
 GEMM_N = 1024
 TOLERANCE = {"float64": 1e-10, "float32": 1e-3}
@@ -131,7 +133,7 @@ def _load_generated(model: str, directory: str):
     path = Path(directory) / f"{model}.py"
     if not path.exists():
         return None
-    spec = importlib.util.spec_from_file_location(f"generated_{model}", path)
+    spec = importlib.util.spec_from_file_location(f"generated_{Path(directory).name}_{model}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -164,7 +166,7 @@ def _calls_per_sample(call, target: float) -> int:
         n *= 2
 
 
-def _group(model, size, dtype_name, args, generated, rng) -> dict:
+def _group(model, size, dtype_name, args, generated, rng, textbook=None) -> dict:
     import numpy as np
     import rnn_frameworks
     import rnn_reference as ref
@@ -180,6 +182,11 @@ def _group(model, size, dtype_name, args, generated, rng) -> dict:
             notes.append(f"{args.generated_dir}/{model}.py not found: not timed")
         else:
             calls["generated"] = lambda: generated.loss_and_grads(params, xs, ys)
+    if "textbook" in args.contenders:
+        if textbook is None:
+            notes.append(f"{args.generated_dir}/textbook/{model}.py not found: not timed")
+        else:
+            calls["textbook"] = lambda: textbook.loss_and_grads(params, xs, ys)
     for name in HAND:
         if name in args.contenders:
             fn = ref.IMPLEMENTATIONS[model][name]
@@ -241,9 +248,11 @@ def worker(args) -> None:
            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}}
     for model in args.models:
         generated = _load_generated(model, args.generated_dir) if "generated" in args.contenders else None
+        textbook = (_load_generated(model, str(Path(args.generated_dir) / "textbook"))
+                    if "textbook" in args.contenders else None)
         for size in args.sizes:
             for dtype in args.dtypes:
-                out["groups"].append(_group(model, size, dtype, args, generated, rng))
+                out["groups"].append(_group(model, size, dtype, args, generated, rng, textbook))
                 print(f"  [{args.threads} thread(s)] {model} {size_label(size)} {dtype} done", file=sys.stderr,
                       flush=True)
     Path(args.worker_out).write_text(json.dumps(out))
@@ -359,6 +368,10 @@ def goals(run: dict) -> list[str]:
                 checks.append((f"faster than {rival}", gen["median"] / r["median"], gen["cpu"] / r["cpu"],
                                gen["median"] < r["median"], gen["cpu"] < r["cpu"]))
         text = "; ".join(f"{what}: {w:.2f} / {c:.2f}, {verdict(ok_w, ok_c)}" for what, w, c, ok_w, ok_c in checks)
+        if "textbook" in rows:
+            tb = rows["textbook"]
+            text += (f"; textbook style (no goal): {tb['ratio']:.2f} / {tb['cpu_ratio']:.2f} of the best hand-written, "
+                     f"{tb['median'] / gen['median']:.2f}x the fast style's time")
         if size_label(group["size"]) == "large":
             text += (f"; >= 40% of GEMM peak: {100 * gen['peak_fraction']:.0f}% / {100 * gen['peak_fraction_cpu']:.0f}%"
                      f", {verdict(gen['peak_fraction'] >= 0.4, gen['peak_fraction_cpu'] >= 0.4)}")
@@ -423,13 +436,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # every worker times the same files, even if generated/ changes while the benchmark runs
         snapshot = Path(tmp) / "generated"
-        snapshot.mkdir()
+        (snapshot / "textbook").mkdir(parents=True)
         digests = {}
         for model in args.models:
-            source = Path(args.generated_dir) / f"{model}.py"
-            if source.exists():
-                shutil.copyfile(source, snapshot / source.name)
-                digests[source.name] = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+            for name in (f"{model}.py", f"textbook/{model}.py"):
+                source = Path(args.generated_dir) / name
+                if source.exists():
+                    shutil.copyfile(source, snapshot / name)
+                    digests[name] = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
         for threads, tuned in configs:
             out = Path(tmp) / f"{threads}{tuned}.json"
             worker_env = dict(env, GLIBC_TUNABLES=TUNED_MALLOC) if tuned else env

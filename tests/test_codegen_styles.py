@@ -183,3 +183,35 @@ def test_derive_code_style_and_no_pass(tmp_path, capsys):
         assert main([*argv, "-o", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("stem", ["learned_start", "split_cell"])
+def test_user_scalar_specs_in_both_styles(stem, tmp_path):
+    """The rarer schedule paths (step 0's backward, deltas before and after the recursion) in the textbook
+    style too: the same numbers as the fast style, and central differences."""
+    from test_codegen_files import USER_SPECS
+
+    spec = tmp_path / f"{stem}.toml"
+    spec.write_text(USER_SPECS[stem])
+    model = derive.load(str(spec))
+    fast = _module(emit_model(model), tmp_path, f"{stem}_fast")
+    textbook = _module(emit_model(model, style="textbook"), tmp_path, f"{stem}_textbook")
+    rng = np.random.default_rng(5)
+    for T in (1, 2, 3, 5):
+        params = {k: float(rng.uniform(-1, 1)) for k in fast.PARAMETERS}
+        xs = rng.uniform(-1, 1, (3, T))
+        ys = rng.uniform(-1, 1, (3, T) if stem == "split_cell" else 3)
+        reference = textbook.loss_and_grads(params, xs, ys)
+        assert _same(reference, fast.loss_and_grads(params, xs, ys)) < 1e-12, T
+        numeric = central_differences(lambda p, xs=xs, ys=ys: float(textbook.loss_and_grads(p, xs, ys)[0]), params)
+        for k in params:
+            assert relative_error(float(reference[1][k]), numeric[k]) < 1e-6, (T, k)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
+def test_elman_options_in_both_styles(activation, tmp_path):
+    model = derive.load("elman", {"activation": activation})
+    textbook = _module(emit_model(model, style="textbook"), tmp_path, f"elman_{activation}_textbook")
+    fast = _module(emit_model(model), tmp_path, f"elman_{activation}_fast")
+    params, xs, ys = _vector_data(textbook, (3, 4, 5), 4, 3, 11, False)
+    assert _same(textbook.loss_and_grads(params, xs, ys), fast.loss_and_grads(params, xs, ys)) < 1e-12
