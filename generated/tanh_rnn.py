@@ -176,8 +176,8 @@ def loss_and_grads(params, xs, ys):
     # steps 1 to T, all at once: the loss, summed over the steps and the batch
     o = o_seq[1:T + 1]
     y = y_seq[1:T + 1]
-    _r0 = o - y
-    loss += (1/2)*np.vdot(_r0, _r0)
+    _residual0 = o - y
+    loss += (1/2)*np.vdot(_residual0, _residual0)
     d_s_seq = np.zeros((T + 1, B), dtype)
     d_o_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a step of kind last

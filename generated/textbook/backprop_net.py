@@ -139,8 +139,8 @@ def loss_and_grads(params, xs, ys):
     yhat = values["yhat"]
     loss = 0
     # the loss, summed over the batch
-    _r0 = -t + yhat
-    loss += (1/2)*np.vdot(_r0, _r0)
+    _residual0 = -t + yhat
+    loss += (1/2)*np.vdot(_residual0, _residual0)
     # the deltas of a step of kind last
     d_yhat = -t + yhat
     d_z2 = d_yhat*yhat*(1 - yhat)

@@ -229,8 +229,8 @@ def loss_and_grads(params, xs, ys):
     loss = 0
     # step T: the loss, summed over the batch
     h = h_seq[T]
-    _r0 = h - y
-    loss += (1/2)*np.vdot(_r0, _r0)
+    _residual0 = h - y
+    loss += (1/2)*np.vdot(_residual0, _residual0)
     d_f_seq = np.zeros((T + 1, B), dtype)
     d_i_seq = np.zeros((T + 1, B), dtype)
     d_o_seq = np.zeros((T + 1, B), dtype)

@@ -170,8 +170,8 @@ def loss_and_grads(params, xs, ys):
     loss = 0
     # step T: the loss, summed over the batch
     s = s_seq[T]
-    _r0 = s - y
-    loss += np.vdot(_r0, _r0)
+    _residual0 = s - y
+    loss += np.vdot(_residual0, _residual0)
     d_s_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a step of kind last
     s = s_seq[T]

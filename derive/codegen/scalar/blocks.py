@@ -133,7 +133,7 @@ class BlockPrinter:
                 summed = self._as_vdot(ln.expr, block, full, names)
                 if summed is None and (square := self._as_square(ln.expr, block, full)) is not None:
                     residual, rest = square  # c*r**2 summed: r once, then c*np.vdot(r, r)
-                    r = sp.Symbol(f"_r{sum(s.target.startswith('_r') for s in statements)}")
+                    r = sp.Symbol(f"_residual{sum(s.target.startswith('_residual') for s in statements)}")
                     statements.append(Statement(r.name, numpy_code(residual, names), True))
                     summed = numpy_code(rest * vdot(r, r), {**names, r: r.name})
             statements.append(Statement(ln.target, summed or ln.value, ln.symbol is None, scales.get(ln.symbol),
