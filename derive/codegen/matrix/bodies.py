@@ -5,6 +5,18 @@ forward:   allocate the loop's arrays; hoisted input terms for all steps (one pr
 backward:  the loss and the loss-seeded deltas over the steps with a loss term; the backward
            loop's invariant terms for all steps; the recursion from t = T down to 1; the deltas
            it does not need; every gradient as one product over the stacked steps
+
+The same statements printed one per line, a step at a time, are the textbook program
+(derive.codegen.matrix.textbook). What makes this one fast are the PASSES, each a switch here:
+    hoist    plan.hoist on the forward and the backward loop (loop-invariant terms for all steps)
+    fuse     fuse.fuse_gates and store_runs (gates sharing an input: one product, one activation call),
+             fuse.fuse_backward (next-step deltas side by side), rewrite.factor_groups and
+             gradients.fused_gradients (one product for the deltas side by side)
+    chunk    the backward loop's elementwise factors a chunk of steps at a time (needs hoist)
+    inplace  Writer(inplace=True): out=, +=, *=; a hoisted product computed into the rows of the delta
+             it seeds (onto); values read once overwritten by their reader
+Gates are fused only when their input terms are hoisted, so without hoist, fuse acts on the backward
+loop alone.
 """
 from __future__ import annotations
 

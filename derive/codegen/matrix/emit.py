@@ -352,8 +352,7 @@ def _softmax_pairs(lines) -> dict:
     return out
 
 
-# helpers of templates/code/vector_module.py.j2 that take out= like a ufunc
-_HELPERS_WITH_OUT = {"sigmoid"}
+_HELPERS_WITH_OUT = {"sigmoid"}  # helpers of templates/code/vector_module.py.j2 that take out= like a ufunc
 
 
 def _out_functions() -> dict[str, str]:
