@@ -330,7 +330,7 @@ def _forward(p, xs):
     dtype = xs.dtype
     # the input, row t = step t (row 0 unused): x[t] is xs[t - 1]
     x = np.zeros((T + 1, B, n_in), dtype)
-    x[1:] = xs
+    x[1:T + 1] = xs
     # every value, row t = step t (c, h: row 0 is the initial value 0); f: a zero row after step T, read by the backward pass at t+1
     f = np.zeros((T + 2, B, n_h), dtype)
     i = np.zeros((T + 1, B, n_h), dtype)
@@ -402,7 +402,7 @@ def loss_and_grads(params, xs, ys):
     grads = dict.fromkeys(PARAMETERS)  # every key is set below; this fixes their order
     # the input and the targets, row t = step t; the targets of the steps t0..T (y[t] is ys[t - 1], or ys itself for a sequence's last step)
     x = np.zeros((T + 1, B, n_in), dtype)
-    x[1:] = xs
+    x[1:T + 1] = xs
     y = np.zeros((T + 1, B), np.intp)
     y[t0:] = ys.reshape(-1, B)
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]

@@ -116,8 +116,9 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
               + readers[len(readers) - len(bhoist) - len(post) - len(terms):]
               for s in per_step_symbols(e) if ref(s).offset == 1}
     arrays: dict = {}
+    ahead_inputs = [d for d in model.inputs if (d.name, False) in padded]  # the backward pass reads x[t+1]
     for d in model.inputs:
-        arrays[(d.name, False)] = Array("xs", 1, d.shape[0])
+        arrays[(d.name, False)] = Array("xs_pad" if d in ahead_inputs else "xs", 1, d.shape[0], d in ahead_inputs)
     for s, _ in loop:
         key = ref(s).key
         if key in stored_forward:
@@ -202,7 +203,8 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     recursion = [(d, e) for d, e in recursion if not any(d in g.targets for g in groups)]
 
     # -- _forward ----------------------------------------------------------------
-    fw = Writer(plan, arrays, inplace=inplace)
+    fw = Writer(plan, {**arrays, **{(d.name, False): Array("xs", 1, d.shape[0]) for d in ahead_inputs}},
+                inplace=inplace)
     fw.after = fw_after
     if fused.stacks:
         fw.line("the parameters of gates that share an input, stacked: one product serves them all",
@@ -235,6 +237,9 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     bw = Writer(plan, arrays, inplace=inplace)
     bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):], {s for s, _ in plan.after_loop})
     bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
+    if ahead_inputs:
+        bw.line("the input and a row of zeros after step T: the backward pass reads it one step ahead",
+                "xs_pad = np.concatenate([xs, np.zeros((1, *xs.shape[1:]), dtype)])")
     bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
                [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: ("loss", None))
     pre_outs = bw.stacked("the deltas seeded by the loss, at its steps", plan.pre, "loss")

@@ -18,6 +18,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.matrix import _X, elementwise_call
 from derive.codegen.matrix.arrays import identifier, local, ref, rows_name
+from derive.codegen.matrix.cse import cse
 from derive.codegen.matrix.plan import Hoisted, VectorPlan
 from derive.codegen.matrix.printer import RowPrinter, negated, bare
 from derive.errors import DeriveError
@@ -66,7 +67,7 @@ class Writer:
         if not statements:
             return []
         syms = sp.numbered_symbols(self.prefix, start=self.temp)
-        temps, reduced = sp.cse([e for _, e in statements], symbols=syms, optimizations=[])
+        temps, reduced = cse([e for _, e in statements], syms)
         keep, subs = [], {}
         for sym, found in temps:
             expr = found.xreplace(subs)

@@ -107,24 +107,25 @@ def _recurrent(plan: VectorPlan) -> Functions:
     inp, tgt = model.inputs[0], model.targets[0]
     n_in = inp.shape[0]
     states = set(model.recurrent_names)
-    forward = [Block(f"the input, row t = step t (row 0 unused): {inp.name}[t] is xs[t - 1]",
-                     [f"{inp.name} = np.zeros((T + 1, B, {n_in}), dtype)", f"{inp.name}[1:] = xs"])]
     ahead = {ref(a).key for _, e in plan.deltas for a in e.atoms(sp.MatrixSymbol)
              if ref(a) is not None and not ref(a).is_delta and ref(a).offset == 1}
+    # the input: row t = step t (row 0 unused), and a zero row after step T if the backward pass reads x[t+1]
+    x_rows = f"T + {2 if (inp.name, False) in ahead else 1}"
+    load_x = [f"{inp.name} = np.zeros(({x_rows}, B, {n_in}), dtype)", f"{inp.name}[1:T + 1] = xs"]
+    forward = [Block(f"the input, row t = step t (row 0 unused): {inp.name}[t] is xs[t - 1]", list(load_x))]
     allocs = [f"{ref(s).name} = np.zeros((T + {2 if ref(s).key in ahead else 1}, B, {size_name(s)}), dtype)"
               for s, _ in plan.forward]
     forward.append(Block("every value, row t = step t" + (
         f" ({', '.join(sorted(states))}: row 0 is the initial value 0)" if states else "") + (
-        f"; {', '.join(sorted(k[0] for k in ahead))}: a zero row after step T, read by the backward pass at t+1"
-        if ahead else ""), allocs))
+        f"; {', '.join(sorted(k[0] for k in ahead if k[0] != inp.name))}: a zero row after step T, read by the "
+        "backward pass at t+1" if ahead - {(inp.name, False)} else ""), allocs))
     forward.append(Block("the forward pass, one step at a time", [_line(s, e) for s, e in plan.forward],
                          loop="for t in range(1, T + 1):"))
     cache = [(ref(s).name, ref(s).name) for s, _ in plan.forward]
 
     backward = [Block(f"the input and the targets, row t = step t; the targets of the steps t0..T ({tgt.name}"
                       f"[t] is ys[t - 1], or ys itself for a sequence's last step)",
-                      [f"{inp.name} = np.zeros((T + 1, B, {n_in}), dtype)", f"{inp.name}[1:] = xs",
-                       f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"])]
+                      [*load_x, f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"])]
     backward.append(Block("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
                           ["loss = 0", "for t in range(t0, T + 1):", f"    loss += {_print(plan.loss)}"]))
     allocs = [f"delta_{ref(d).name} = np.zeros((T + 2, B, {size_name(d)}), dtype)" for d, _ in plan.deltas]
