@@ -11,6 +11,12 @@ Stages: ``schedule`` (which statements run in which block over which steps, from
 cell), ``hoist`` (loop-invariant terms out of the time loops), ``blocks`` (arrays read
 and written, printed lines), ``module`` (the template's context). Files are written
 only by the CLI (``derive code``) and ``derive generate``.
+
+Two styles of one program: ``style="textbook"`` prints every formula of the sheet as one line with the
+sheet's names, a step at a time; ``style="fast"`` (the default) is that program transformed by passes,
+each of which ``passes=`` can leave out without changing a number (``passes(model)`` lists them:
+hoist, fuse, chunk, inplace for vector models, derive.codegen.matrix.bodies; hoist, slice for scalar
+ones, derive.codegen.scalar.module). The textbook vector program is derive.codegen.matrix.textbook.
 """
 from __future__ import annotations
 
