@@ -14,7 +14,7 @@ only by the CLI (``derive code``) and ``derive generate``.
 
 Two styles of one program: ``style="textbook"`` prints every formula of the sheet as one line with the
 sheet's names, a step at a time; ``style="fast"`` (the default) is that program transformed by passes,
-each of which ``passes=`` can leave out without changing a number (``passes(model)`` lists them:
+each of which ``passes=`` can leave out without changing a number (``passes(derivation)`` lists them:
 hoist, fuse, chunk, inplace for vector models, derive.codegen.matrix.bodies; hoist, slice for scalar
 ones, derive.codegen.scalar.module). The textbook vector program is derive.codegen.matrix.textbook.
 """
