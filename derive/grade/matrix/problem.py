@@ -34,7 +34,7 @@ from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
 from derive.grade.matrix.plain import shape_of
 from derive.syntax.tree import Name
-from derive.grade.matrix.asked import AskedTerms, from_step
+from derive.grade.matrix.asked import AskedTerms, from_step, needed_adjoints
 from derive.grade.reference import _FRAC, _PREFIX
 from derive.calculus.matrix import concrete_shape
 
@@ -233,7 +233,10 @@ class MatrixProblem:
     @cached_property
     def _asked(self) -> AskedTerms:
         ref = self.reference
-        return AskedTerms(self.cell, {ref.name} if ref.kind == "parameter" else set())
+        names = {ref.name} if ref.kind == "parameter" else set()
+        kinds = {self._kind(k) for k in range(self._first(), self.steps + 1)}
+        adjoints = needed_adjoints(self.cell, kinds, names, None if ref.kind == "parameter" else ref.name)
+        return AskedTerms(self.cell, names, adjoints)
 
     def read(self, point: Point, bw: sweep.Backward, steps=None, at: int | None = None):
         """The asked-for value in a backward pass: a parameter's terms summed (over ``steps`` only, if
