@@ -168,7 +168,7 @@ def at_step(expr, k: int):
     """Generic-step (Matrix)Symbols (h[t-1], delta_a[t+1]) renamed to step k (h_1, delta_a_3)."""
     mapping = {}
     for s in expr.atoms(sp.MatrixSymbol, sp.Symbol):
-        ref = naming.describe(sp.Symbol(str(s.name)))
+        ref = naming.describe(s)
         if ref.offset is None:
             continue
         new = naming.at_step(ref.name, k + ref.offset)

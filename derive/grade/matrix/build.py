@@ -22,6 +22,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
+from derive.calculus.derivation import at_step
 from derive import naming
 from derive.calculus.cell import step_kind
 from derive.functions import OneHot, Softmax, step
@@ -36,20 +37,6 @@ from derive.ops import OPS
 from derive.grade.matrix.plain import describe, elementwise, is_matrix, shape_of, shape_text
 
 _FREE_INDEX = re.compile(r"^(?P<stem>.+)_(?P<var>[a-z])(?:[+-]\d+)?$")  # h_t, h_k-1: a step letter left free
-
-
-def at_step(expr, k: int):
-    """A generic-step formula (h[t-1], delta_a[t+1]) with its symbols renamed to step k (h_2, delta_a_4)."""
-    mapping = {}
-    for s in expr.atoms(sp.MatrixSymbol, sp.Symbol):
-        ref = naming.describe(s)
-        if ref.offset is None:
-            continue
-        new = naming.at_step(ref.name, k + ref.offset)
-        new = naming.delta(new) if ref.is_delta else new
-        mapping[s] = sp.MatrixSymbol(new.name, *s.shape) if isinstance(s, sp.MatrixSymbol) else \
-            sp.Symbol(new.name, **s.assumptions0)
-    return expr.xreplace(mapping)
 
 
 def _key_of(text: str) -> str:
