@@ -34,23 +34,21 @@ try:
     from derive.grade.dispatch import prepare
 except ImportError:
     prepare = None
-start, cpu = time.perf_counter(), time.process_time()
+start = time.perf_counter()
 if prepare is not None:
     prepare(model, steps, wrt, 0)
 else:  # a checkout from before derive(): the matrix twin's own entry
     from derive.grade.matrix.grader import prepare_matrix
     prepare_matrix(model, steps, wrt, 0)
-print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}))
+print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
 
-def once(tree: Path, model: str, steps: int, wrt: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of one preparation in a fresh process."""
+def once(tree: Path, model: str, steps: int, wrt: str) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree))
     out = subprocess.run([sys.executable, "-c", CHILD, model, str(steps), wrt], env=env, cwd=tree, check=True,
                          capture_output=True, text=True, timeout=300)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["seconds"], result["cpu"]
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def main() -> int:
@@ -80,18 +78,16 @@ def main() -> int:
           f"{os.getloadavg()[0]:.1f} after (shared machine). Fresh process per run; {args.repeat} runs per "
           "question, interleaved.\n")
     labels = list(trees)
-    print("| --wrt | " + " | ".join(f"{label}: wall median s (all) | CPU median s" for label in labels) + " |")
-    print("|---|" + "---|---|" * len(labels))
+    print("| --wrt | " + " | ".join(f"{label}: median s (all)" for label in labels) + " |")
+    print("|---|" + "---|" * len(labels))
     for wrt in WRTS[args.model]:
-        cells = [f"{statistics.median(w for w, _ in times[(label, wrt)]):.2f} "
-                 f"({', '.join(f'{w:.2f}' for w, _ in times[(label, wrt)])}) | "
-                 f"{statistics.median(c for _, c in times[(label, wrt)]):.2f}" for label in labels]
+        cells = [f"{statistics.median(times[(label, wrt)]):.2f} ({', '.join(f'{t:.2f}' for t in times[(label, wrt)])})"
+                 for label in labels]
         print(f"| {wrt} | " + " | ".join(cells) + " |")
-    overall = {label: [statistics.median([t[i] for (lb, _), ts in times.items() if lb == label for t in ts])
-                       for i in (0, 1)] for label in labels}
-    print("\n" + "; ".join(f"{label}: median over all questions {w:.2f} s wall, {c:.2f} s CPU"
-                           for label, (w, c) in overall.items())
-          + f". Goal: under {GOAL} s: {'met' if overall['this tree'][0] < GOAL else 'NOT met'} (wall).")
+    overall = {label: statistics.median([t for (lb, _), ts in times.items() if lb == label for t in ts])
+               for label in labels}
+    print("\n" + "; ".join(f"{label}: median over all questions {s:.2f} s" for label, s in overall.items())
+          + f". Goal: under {GOAL} s: {'met' if overall['this tree'] < GOAL else 'NOT met'}.")
     return 0
 
 

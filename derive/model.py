@@ -9,6 +9,7 @@ except the user's own descriptions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import sympy as sp
 
@@ -106,6 +107,22 @@ class Model:
             if d.name == name:
                 return d
         raise KeyError(name)
+
+    @cached_property
+    def live_names(self) -> frozenset[str]:
+        """The quantities the loss depends on, through the equations at any step. A quantity outside it
+        (a helper nothing reads) has no adjoint, so no backward formula may name one."""
+        def reads(expr) -> set[str]:
+            return set() if expr is None else {naming.describe(s).name for s in expr.free_symbols}
+
+        readers = {q.name: reads(q.equation) | reads(q.last) for q in self.quantities}
+        live = reads(self.loss.expr) & set(readers)
+        grown = True
+        while grown:
+            found = {q for q in readers if q not in live and any(q in readers[r] for r in live)}
+            live |= found
+            grown = bool(found)
+        return frozenset(live)
 
     @property
     def all_names(self) -> tuple[str, ...]:

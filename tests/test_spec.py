@@ -67,7 +67,8 @@ def _line(text: str, needle: str) -> int:
     ("sigmoid(", "sigmod(", "unknown function 'sigmod' (did you mean sigmoid?)", "sigmod"),
     ("sigmoid(W_rec*s[t-1] + W_x*x[t])", "sigmoid(W_rec*s[t-1], W_x*x[t])", "sigmoid takes 1 argument(s), got 2",
      "sigmoid(W_rec"),
-    ("(s[T] - y)^2", "(s[t] - y)^2", "index of 's' must be relative to T", "(s[t] - y)"),
+    # a final-step loss may name its step t as well as T (issue 16); a summed loss may not name T
+    ('over = "final"', 'over = "sum"', "index of 's' must be relative to t", "(s[T] - y)"),
     ("W_rec*s[t-1]", "W_rec*s[t]", "'s' is used in its own definition", "W_rec*s[t]"),
     ("W_x*x[t])", "W_x*x[t-1])", "inputs and targets are read at the current step only", "x[t-1]"),
     ("W_x*x[t])", "W_x*x)", "'x' has a value at every step; write x[t]", "W_x*x)"),

@@ -124,6 +124,9 @@ class Cell:
             return self._backward_cache[kind]
         own = self.equations(kind.own)
         nxt = self.equations(kind.next) if kind.next else ()
+        live = self.model.live_names  # a helper nothing reads has no adjoint, and passes none on
+        own = tuple((q, rhs) for q, rhs in own if naming.describe(q).name in live)
+        nxt = tuple((q, rhs) for q, rhs in nxt if naming.describe(q).name in live)
         deltas = []
         for target, _ in reversed(own):
             terms = [naming.delta(r) * self.partial(kind.own, r, target) for r, _ in own]

@@ -330,12 +330,17 @@ class MatrixCell:
         nxt = self.equations(kind.next) if kind.next else []
         fused_name = self.fused[0] if self.fused else None
         deltas = []
+        live = self.model.live_names
         for target, eq_target in reversed(own):
             name = naming.describe(target).name
+            if name not in live:  # a helper nothing reads: no adjoint
+                continue
             have = {naming.describe(d).name for d, _ in deltas}
             terms = [self._vjp_from(r, eq, target) for r, eq in own if naming.describe(r).name in have]
             prev = self.sym(name, -1)
             for r, eq in nxt:
+                if naming.describe(r).name not in live:
+                    continue
                 adj = self._vjp_from(r, eq, prev)
                 if adj is not None:
                     terms.append(_shift(adj, 1))

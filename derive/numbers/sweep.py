@@ -59,11 +59,11 @@ def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = No
             step_no = k + ref.offset
         elif ref.step is not None:
             step_no = ref.step
-        else:
+        else:  # a static model's one step, or (None) a value declared once per sequence
             step_no = k if not recurrent else None
+        if ref.is_delta:
             if step_no is None:
                 raise Unsupported(f"{sym.name} needs a step")
-        if ref.is_delta:
             if deltas is None:
                 raise Unsupported(f"no adjoints here ({sym.name})")
             value = deltas.get((ref.name, step_no))
@@ -72,6 +72,8 @@ def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = No
         for table in (example.inputs, example.targets, example.values):
             if key in table:
                 return table[key]
+        if step_no is None:
+            raise Unsupported(f"{sym.name} needs a step")
         raise Unsupported(f"{sym.name} has no value at step {step_no}")
 
     return lookup

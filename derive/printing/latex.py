@@ -56,7 +56,7 @@ class DeriveLatexPrinter(LatexPrinter):
             else self._print(expr.base)
         if expr.exp == 2:
             return rf"{base} \odot {base}"
-        return rf"{base}^{{\circ {self._print(expr.exp)}}}"
+        return rf"{_raisable(base)}^{{\circ {self._print(expr.exp)}}}"
 
     def _print_ElementwiseApplyFunction(self, expr) -> str:
         return self._print(expr.function(expr.expr))  # a class or a Lambda (leaky_relu's slope inside)
@@ -66,7 +66,7 @@ class DeriveLatexPrinter(LatexPrinter):
         text = self._print(inner)
         if not isinstance(inner, sp.MatrixSymbol):
             text = rf"\left({text}\right)"
-        return rf"{text}^{{\top}}"
+        return rf"{_raisable(text)}^{{\top}}"
 
     def _print_DiagMatrix(self, expr) -> str:
         return rf"\operatorname{{diag}}\left({self._print(expr.args[0])}\right)"
@@ -90,6 +90,12 @@ class DeriveLatexPrinter(LatexPrinter):
         num, den = (self._print(a) for a in expr.args[:2])
         plus = "^{+}" if len(expr.args) == 3 and expr.args[2] else ""
         return rf"\frac{{\partial{plus} {num}}}{{\partial {den}}}"
+
+
+def _raisable(text: str) -> str:
+    """A base that takes a superscript: a name that has one already (an adjoint, \\delta_{t}^{(a)}) is
+    braced, since TeX refuses a second superscript on the same base."""
+    return f"{{{text}}}" if "^" in text and not text.endswith(r"\right)") else text
 
 
 def latex(expr: sp.Expr, **settings) -> str:

@@ -144,8 +144,9 @@ class EquationReader:
             return self.shaped(name, naming.base(name))
         if index is None:
             self.fail(f"{where}: '{name}' has a value at every step; write {name}[t]", ctx["text"])
+        # a final-step loss may name its step T or, as a per-step loss read at T does, t
         want = "T" if ctx["in_loss"] and self.loss_over == "final" else "t"
-        if index.base != want:
+        if index.base not in (want, "t"):
             hint = "the final-step loss is written with [T]" if want == "T" else f"write {name}[t] or {name}[t-1]"
             self.fail(f"{where}: index of '{name}' must be relative to {want} ({hint})", ctx["text"])
         if index.offset > 0:

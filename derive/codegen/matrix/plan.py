@@ -20,7 +20,7 @@ regular backward step into the last one (a test proves the two equal symbolicall
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
@@ -28,6 +28,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
 from derive.codegen.matrix.rows import LogSoftmaxRows, gradient_form, loss_form, row_form
+from derive import naming
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
 from derive.calculus.matrix import MatrixCell
@@ -70,10 +71,32 @@ def _terms(expr) -> list:
     return list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
 
 
+def _targets_per_step(model: Model) -> Model:
+    """The model with a target declared once per sequence read as a target of every step: the module takes
+    a class per sequence as ys of shape (B,), the targets of the last step, and the loss of a final-step
+    spec is seeded there only, so y and y[T] are one value."""
+    once = [d for d in model.targets if not d.per_step]
+    if not model.recurrent or not once:
+        return model
+    if model.loss.over != "final":
+        raise DeriveError(f"{model.name}: code is emitted for targets of every step or a final-step loss; "
+                          f"'{once[0].name}' has one value per sequence and the loss sums over the steps")
+    mapping = {}
+    for d in once:
+        kind = {"integer": True, "nonnegative": True} if d.classes else {"real": True}
+        mapping[sp.Symbol(d.name, **kind)] = sp.Symbol(naming.generic(d.name, 0).name, **kind)
+    targets = tuple(replace(d, per_step=True) if d in once else d for d in model.targets)
+    quantities = tuple(replace(q, equation=q.equation.xreplace(mapping),
+                               last=None if q.last is None else q.last.xreplace(mapping)) for q in model.quantities)
+    loss = replace(model.loss, expr=model.loss.expr.xreplace(mapping))
+    return replace(model, targets=targets, quantities=quantities, loss=loss)
+
+
 class VectorPlan:
     """The statements of a vector model's module, sorted into blocks; every formula in row form."""
 
     def __init__(self, model: Model):
+        model = _targets_per_step(model)
         self.model = model
         self.cell = MatrixCell(model, batch=True)
         self.B = self.cell.batch

@@ -3,6 +3,7 @@ few row-form operations.
 
     1 b        (a column of ones times a bias row)   ->  b          (NumPy broadcasts a 1-D bias)
     1^T X      (a column sum, a bias's gradient)       ->  X.sum(axis=0)
+    b^T 1^T    (a bias broadcast over columns)         ->  b[:, None]
     A + (-1) B                                         ->  A - B
     log_softmax / one-hot rows / summed NLL            ->  the module's helpers
     tr(A B^T)  (a scalar parameter's gradient)         ->  np.vdot(A, B)
@@ -23,6 +24,11 @@ def _ones_column(m) -> bool:
 
 def _ones_row(m) -> bool:
     return isinstance(m, sp.OneMatrix) and m.shape[0] == 1
+
+
+def _bias_column(m) -> bool:
+    """b^T for a bias stored as a row (1-D in the module): a column form reads it down the rows."""
+    return isinstance(m, sp.Transpose) and isinstance(m.arg, sp.MatrixSymbol) and m.arg.shape[0] == 1
 
 
 def negated(a):
@@ -79,6 +85,8 @@ class RowPrinter(DeriveNumPyPrinter):
         mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
         if len(mats) == 2 and _ones_column(mats[0]) and mats[1].shape[0] == 1:
             return self._scaled(scalars, self._print(mats[1]))  # 1 b: the row broadcast over the rows
+        if len(mats) == 2 and _bias_column(mats[0]) and _ones_row(mats[1]):
+            return self._scaled(scalars, f"{self._print(mats[0].arg)}[:, None]")  # b 1^T: over the columns
         if len(mats) >= 2 and _ones_row(mats[0]):
             rest = mats[1] if len(mats) == 2 else sp.MatMul(*mats[1:])
             return self._scaled(scalars, f"{self._matrix_operand(rest)}.sum(axis=0)")

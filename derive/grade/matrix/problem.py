@@ -34,7 +34,7 @@ from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import MatrixVocabulary, at_step, build_matrix
 from derive.grade.matrix.plain import shape_of
 from derive.syntax.tree import Name
-from derive.grade.matrix.asked import AskedTerms, from_step, needed_adjoints
+from derive.grade.matrix.asked import AskedTerms, from_step
 from derive.grade.reference import _FRAC, _PREFIX
 from derive.calculus.matrix import concrete_shape
 
@@ -207,10 +207,15 @@ class MatrixProblem:
                 params[d.name] = self._array(rng, rows, cols, d.sample)
         inputs, targets = {}, {}
         for k in range(1, self.steps + 1):
-            for d in model.inputs:
-                inputs[(d.name, k)] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
-            for d in model.targets:
-                targets[(d.name, k)] = rng.randrange(sizes[d.classes])
+            for d in model.inputs + model.targets:
+                once = model.recurrent and not d.per_step  # one value per sequence: drawn once, kept at step None
+                if once and k > 1:
+                    continue
+                key = (d.name, None if once else k)
+                if d in model.inputs:
+                    inputs[key] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
+                else:
+                    targets[key] = rng.randrange(sizes[d.classes])
         return sweep.Example(sizes, params, inputs, targets)
 
     def _point(self, example: sweep.Example) -> Point:
@@ -233,10 +238,7 @@ class MatrixProblem:
     @cached_property
     def _asked(self) -> AskedTerms:
         ref = self.reference
-        names = {ref.name} if ref.kind == "parameter" else set()
-        kinds = {self._kind(k) for k in range(self._first(), self.steps + 1)}
-        adjoints = needed_adjoints(self.cell, kinds, names, None if ref.kind == "parameter" else ref.name)
-        return AskedTerms(self.cell, names, adjoints)
+        return AskedTerms(self.cell, {ref.name} if ref.kind == "parameter" else set())
 
     def read(self, point: Point, bw: sweep.Backward, steps=None, at: int | None = None):
         """The asked-for value in a backward pass: a parameter's terms summed (over ``steps`` only, if

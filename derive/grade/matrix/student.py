@@ -81,7 +81,7 @@ def _request(model, params: dict, data: dict) -> dict:
     x, y = model.inputs[0].name, model.targets[0].name
     if model.recurrent:
         xs = np.transpose(data[x], (0, 2, 1))
-        ys = data[y][:, 0, :] if model.loss.over == "sum" else data[y][-1, 0, :]
+        ys = data[y][0] if data[y].ndim == 2 else data[y][:, 0, :] if model.loss.over == "sum" else data[y][-1, 0, :]
     else:
         xs, ys = data[x].T, data[y][0]
     return {"params": out, "xs": xs.tolist(), "ys": ys.astype(int).tolist(), "arrays": True, "classes": True}
@@ -178,12 +178,14 @@ def _examples(model, T: int, draws: list, batch: int, backend) -> list:
     """Every example of every trial as a sweep.Example (float64)."""
     out = []
     x, y = model.inputs[0].name, model.targets[0].name
+    y_once = model.recurrent and not model.targets[0].per_step  # one class per sequence, at step None
     for sizes, params, data in draws:
         ps = {n: (np.asarray(v, dtype=float) if np.ndim(v) else float(v)) for n, v in params.items()}
         for b in range(batch):
             if model.recurrent:
                 inputs = {(x, k): np.asarray(data[x][k - 1][:, b:b + 1], dtype=float) for k in range(1, T + 1)}
-                targets = {(y, k): int(data[y][k - 1][0, b]) for k in range(1, T + 1)}
+                targets = {(y, None): int(data[y][0, b])} if y_once else \
+                    {(y, k): int(data[y][k - 1][0, b]) for k in range(1, T + 1)}
             else:
                 inputs = {(x, 1): np.asarray(data[x][:, b:b + 1], dtype=float)}
                 targets = {(y, 1): int(data[y][0, b])}

@@ -86,8 +86,9 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
     # backward values: the deltas the ScalarDerivation defines, by step (computation order)
     has_delta = {(naming.describe(s).name, 1 if naming.describe(s).step is None else naming.describe(s).step)
                  for s, _ in d.deltas}
+    adjoints = [n for n in names if n in model.live_names]  # a helper nothing reads has none
     back_rows = [None if kk is None else {"k": kk, "cells": [
-        _num(vals.run.deltas[n][kk][0]) if (n, kk) in has_delta else "" for n in names]}
+        _num(vals.run.deltas[n][kk][0]) if (n, kk) in has_delta else "" for n in adjoints]}
         for kk in pick(list(range(steps, first - 1, -1)))]
     # each parameter's per-step contributions (form b) and their sum
     shown_steps = pick(list(range(steps, first - 1, -1)))
@@ -109,7 +110,7 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
         "seed": seed, "params": params, "constants": constants,
         "data_header": [latex(d.cell.sym(x.name)) for x in per_step], "data_rows": data_rows,
         "header": [latex(d.cell.sym(n)) for n in names],
-        "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in names],
+        "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in adjoints],
         "forward_rows": fwd_rows, "backward_rows": back_rows,
         "loss": _num(vals.run.loss, 6), "contribution_steps": shown_steps, "contributions": contributions,
         "check_rows": check_rows, "check_ok": report.ok, "tolerance": _num(CHECK_TOLERANCE),

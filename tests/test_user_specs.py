@@ -1,0 +1,218 @@
+"""Specs a researcher writes (tests/specs/): each shape that once reached a user as a traceback or a LaTeX
+error (issue 16) has its regression test here, and one property covers the corpus: every command on every
+spec either succeeds or exits 2 with one line on stderr, and every sheet compiles."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from derive import naming
+from derive.codegen.matrix.cse import cse
+from derive.calculus.derivation import derive
+from derive.cli import main
+from derive.printing.latex import latex
+from derive.spec.loader import load
+
+SPECS = Path(__file__).parent / "specs"
+CORPUS = sorted(SPECS.glob("*.toml"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _needs_pdflatex() -> None:
+    if not shutil.which("pdflatex"):
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is missing")
+        pytest.skip("pdflatex is not installed")
+
+
+def _module(spec: Path, tmp_path: Path, style: str = "fast"):
+    out = tmp_path / style
+    assert main(["code", str(spec), "-o", str(out), "--style", style]) == 0
+    (path,) = out.glob("*.py")
+    loaded = importlib.util.spec_from_file_location(f"user_{spec.stem}_{style}".replace("-", "_"), path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
+
+
+def _assert_central_differences(module, params, xs, ys) -> None:
+    _, grads = module.loss_and_grads(params, xs, ys)
+    h = 1e-6
+    for key, value in params.items():
+        for index in np.ndindex(np.shape(value)):
+            shifted = []
+            for sign in (1, -1):
+                moved = {k: np.array(v, dtype=float) for k, v in params.items()}
+                moved[key][index] += sign * h
+                shifted.append(module.loss_and_grads(moved, xs, ys)[0])
+            numeric = (shifted[0] - shifted[1]) / (2 * h)
+            analytic = np.asarray(grads[key])[index]
+            assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(numeric)), (key, index, analytic, numeric)
+
+
+def _vector_batch(module, per_sequence: bool = False):
+    rng = np.random.default_rng(5)
+    params = module.init_params(2, 3, 2, seed=1)
+    xs = rng.normal(size=(4, 3, 2))
+    ys = rng.integers(0, 2, 3) if per_sequence else rng.integers(0, 2, (4, 3))
+    return params, xs, ys
+
+
+# -- a helper quantity nothing reads ---------------------------------------------------------------
+def _named_adjoints(expr) -> set[str]:
+    return {r.name for r in map(naming.describe, expr.atoms(sp.Symbol, sp.MatrixSymbol)) if r.is_delta}
+
+
+@pytest.mark.parametrize("name", ["unread-helper", "scalar-unread-helper"])
+def test_a_helper_nothing_reads_has_no_adjoint_and_passes_gradcheck(name, capsys):
+    spec = SPECS / f"{name}.toml"
+    model = load(str(spec))
+    helper = next(q.name for q in model.quantities if q.role == "intermediate")
+    assert helper not in model.live_names and set(model.live_names) == {q.name for q in model.quantities} - {helper}
+    d = derive(model, 3)
+    adjoints = d.adjoints()
+    assert adjoints
+    for adjoint, expr in adjoints:  # no formula defines or reads the helper's adjoint
+        assert naming.describe(adjoint).name != helper
+        assert helper not in _named_adjoints(expr), expr
+    for p in d.parameters():
+        assert helper not in _named_adjoints(d.gradient(p))
+    assert main(["gradcheck", str(spec)]) == 0
+
+
+# -- an activation of an unnamed pre-activation inside a sum (cse of a shared Lambda) --------------
+@pytest.mark.parametrize("style", ["fast", "textbook"])
+@pytest.mark.parametrize("name", ["residual-inline", "unread-helper", "residual-input-outside", "residual-named",
+                                  "antisymmetric"])
+def test_emitted_code_of_residual_specs_passes_central_differences(name, style, tmp_path, capsys):
+    # residual-inline, unread-helper, residual-input-outside: the backward pass recomputes tanh of an unnamed
+    # argument, in a gradient's column form too, where a 1-D bias must broadcast down the rows (b[:, None])
+    module = _module(SPECS / f"{name}.toml", tmp_path, style)
+    _assert_central_differences(module, *_vector_batch(module))
+
+
+def test_cse_keeps_an_elementwise_function_whole():
+    n = sp.Symbol("n", integer=True, positive=True)
+    X = sp.MatrixSymbol("X", n, 1)
+    applied = ElementwiseApplyFunction(sp.tanh, X + sp.MatrixSymbol("b", n, 1))  # one Lambda, read three times
+    exprs = [applied + X, sp.HadamardProduct(applied, applied), applied.T * X]
+    temps, reduced = cse(exprs, sp.numbered_symbols("_c"))
+    back = list(reduced)
+    for _ in range(len(temps)):  # temporaries may read earlier ones
+        back = [e.xreplace(dict(temps)) for e in back]
+    assert [b.doit() for b in back] == [e.doit() for e in exprs]
+    assert all(isinstance(a.function, sp.Lambda) for e in reduced for a in e.atoms(ElementwiseApplyFunction))
+
+
+# -- a transposed adjoint in the sheet ---------------------------------------------------------------
+def test_a_transposed_adjoint_is_braced_before_its_superscript():
+    delta = sp.MatrixSymbol(naming.delta(naming.generic("a", 0)).name, sp.Symbol("n"), 1)
+    text = latex(sp.MatMul(sp.MatrixSymbol("h", sp.Symbol("n"), 1), delta.T))
+    assert r"{\delta_{t}^{(a)}}^{\top}" in text
+    assert "}^{(a)}^" not in text
+    assert "}^{(a)}^" not in latex(sp.HadamardPower(delta, 3))
+
+
+def test_the_antisymmetric_sheet_compiles(tmp_path, capsys):
+    _needs_pdflatex()
+    assert main(["sheet", str(SPECS / "antisymmetric.toml"), "-o", str(tmp_path), "--pdf"]) == 0
+    assert r"{\delta_{t}^{(a)}}^{\top}" in (tmp_path / "antisymmetric.tex").read_text()
+
+
+# -- many-to-one, both spellings ----------------------------------------------------------------------
+def test_a_final_loss_written_at_t_is_the_built_in_many_to_one():
+    spelt_t = load(str(SPECS / "final-step-t.toml"))
+    built_in = load("elman", {"over": "final", "activation": "tanh"})
+    assert spelt_t.loss.over == "final" and spelt_t.loss.expr == built_in.loss.expr
+    ours, theirs = derive(spelt_t, 3), derive(built_in, 3)
+    assert [tuple(map(str, a)) for a in ours.adjoints()] == [tuple(map(str, a)) for a in theirs.adjoints()]
+    for p in ours.parameters():
+        assert str(ours.gradient(p)) == str(theirs.gradient(p))
+
+
+def test_a_final_loss_at_t_is_refused_in_a_summed_loss(tmp_path, capsys):
+    text = (SPECS / "final-step-t.toml").read_text().replace('over = "final"', 'over = "sum"') \
+        .replace("yhat[t], y[t]", "yhat[T], y[T]")
+    path = tmp_path / "sum-at-T.toml"
+    path.write_text(text)
+    assert main(["gradcheck", str(path)]) == 2
+    assert "relative to t" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["class-per-sequence", "final-step-t"])
+def test_many_to_one_grades_an_adjoint(name, capsys):
+    spec = str(SPECS / f"{name}.toml")
+    assert main(["grade", spec, "--wrt", "h_2", "--answer", "W.T @ delta_a_3"]) == 0
+    assert main(["grade", spec, "--wrt", "h_3", "--answer", "V.T @ delta_o_3"]) == 0
+    assert main(["grade", spec, "--wrt", "h_2", "--answer", "2 * W.T @ delta_a_3"]) == 1
+
+
+@pytest.mark.parametrize("style", ["fast", "textbook"])
+def test_a_class_per_sequence_is_the_target_of_the_last_step(style, tmp_path, capsys):
+    once = _module(SPECS / "class-per-sequence.toml", tmp_path / "once", style)
+    at_t = _module(SPECS / "final-step-t.toml", tmp_path / "at-t", style)
+    params, xs, ys = _vector_batch(once, per_sequence=True)
+    _assert_central_differences(once, params, xs, ys)
+    loss_once, grads_once = once.loss_and_grads(params, xs, ys)
+    loss_t, grads_t = at_t.loss_and_grads(params, xs, ys)
+    assert loss_once == pytest.approx(loss_t, rel=1e-12)
+    for key in grads_once:
+        np.testing.assert_allclose(grads_once[key], grads_t[key], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["class-per-sequence", "final-step-t"])
+def test_many_to_one_student_code_is_graded(name, tmp_path, capsys):
+    spec = str(SPECS / f"{name}.toml")
+    assert main(["code", spec, "-o", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("*.py")
+    assert main(["grade", spec, "--code", f"{path}:loss_and_grads"]) == 0
+
+
+def test_a_class_per_sequence_in_a_summed_loss_is_refused_by_code_in_one_line(tmp_path):
+    spec = SPECS / "class-once-summed.toml"
+    run = subprocess.run([sys.executable, "-m", "derive", "code", str(spec), "-o", str(tmp_path)],
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert run.returncode == 2
+    assert len(run.stderr.splitlines()) == 1 and "one value per sequence" in run.stderr
+
+
+# -- the property: every command on every spec -----------------------------------------------------
+def _one_line_or_success(code: int, err: str) -> None:
+    assert "Traceback" not in err
+    assert code == 0 or (code == 2 and len(err.strip().splitlines()) == 1), (code, err)
+
+
+def _adjoint(model) -> str:
+    first = model.recurrent_names[0] if model.recurrent_names else model.quantities[0].name
+    return naming.at_step(first, 1).name if model.recurrent else first
+
+
+@pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
+def test_every_command_on_every_spec_succeeds_or_says_why_in_one_line(spec, tmp_path, capsys):
+    _needs_pdflatex()
+    for argv in (["gradcheck", str(spec)],
+                 ["sheet", str(spec), "-o", str(tmp_path), "--pdf"],
+                 ["code", str(spec), "-o", str(tmp_path)]):
+        code = main(argv)
+        _one_line_or_success(code, capsys.readouterr().err)
+        if argv[0] == "sheet":
+            assert code == 0 and list(tmp_path.glob("*.pdf")), "every sheet compiles"
+    # grade one adjoint: the solution the grader shows must itself grade as correct
+    wrt = _adjoint(load(str(spec)))
+    main(["grade", str(spec), "--wrt", wrt, "--answer", "0", "--json", "--show-solution"])
+    shown = json.loads(capsys.readouterr().out)["solution"]["compact"]
+    code = main(["grade", str(spec), "--wrt", wrt, "--answer", shown])
+    out = capsys.readouterr()
+    _one_line_or_success(code, out.err)
+    assert code == 0, out.out
