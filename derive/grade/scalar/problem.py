@@ -108,20 +108,22 @@ class Problem:
                                for _ in range(size)]
         return size, values
 
+
+    def _forward_and_deltas(self, backend, values: dict, size: int) -> Points:
+        """Every forward value and delta of the unrolled program at the points (symbol -> list of Fractions)."""
+        e = Points(backend, {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}, size)
+        for a in self.unrolled.assignments:
+            e.define(a.symbol, a.expr)
+        for sym, expr in self.derivation.deltas:
+            e.define(sym, expr)
+        return e
     def _field(self, exact: bool) -> Points:
         """The forward values and deltas at the points: shared by every target of the same model, T, --at."""
         key = (self.model.name, self.model.source, self.steps, tuple(sorted(self.fixed.items(), key=str)),
                self.seed, exact)
         if key not in _FIELDS:
-            backend = Exact() if exact else Mp(DIGITS)
             size, values = self._points(exact)
-            env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
-            e = Points(backend, env, size)
-            for a in self.unrolled.assignments:
-                e.define(a.symbol, a.expr)
-            for sym, expr in self.derivation.deltas:
-                e.define(sym, expr)
-            _FIELDS[key] = e
+            _FIELDS[key] = self._forward_and_deltas(Exact() if exact else Mp(DIGITS), values, size)
         return _FIELDS[key]
 
     def sample(self, exact: bool) -> Sample:
@@ -149,14 +151,7 @@ class Problem:
     def at_points(self, values: dict) -> tuple[list, list, list]:
         """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
         (no duplicates removed) and each step term of a parameter's gradient, in 50-digit floats."""
-        backend = Mp(DIGITS)
-        size = len(next(iter(values.values())))
-        env = {s: [backend.from_fraction(v) for v in vs] for s, vs in values.items()}
-        e = Points(backend, env, size)
-        for a in self.unrolled.assignments:
-            e.define(a.symbol, a.expr)
-        for sym, expr in self.derivation.deltas:
-            e.define(sym, expr)
+        e = self._forward_and_deltas(Mp(DIGITS), values, len(next(iter(values.values()))))
         mistakes = []
         for m in catalogue(self.derivation, self.reference):
             try:
