@@ -11,15 +11,16 @@ is analytic. Two small backends sit behind it, because what is fast differs:
   eliminated, over (B,) arrays (a batch of sequences). Calling one function per formula instead
   would multiply the Python calls per step, and `gradcheck --steps 10000` makes 30,000 steps.
 - ``MatrixProgram`` (vector models): a step is a few matrix formulas, each printed by the NumPy
-  printer and compiled alone (``Formula``); a call is one or two BLAS products, so the per-call
-  cost is small against the work, and every adjoint and per-step term stays at hand for the sheets.
+  printer and compiled alone (``Formula``) and run by ``derive.numbers.sweep``, the step loop the
+  interpreter's runs use too; a call is one or two BLAS products, so the per-call cost is small
+  against the work, and every adjoint and per-step term stays at hand for the sheets.
 
 ``function(symbols, expr)`` compiles one scalar expression (the sheets' step terms and Jacobians).
 The exact and many-digit evaluation of the same formulas is ``derive.numbers.interpret``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, cached_property
 
 import numpy as np
@@ -28,9 +29,10 @@ import sympy as sp
 from derive import naming
 from derive.calculus.cell import StepKind, step_kind
 from derive.calculus.derivation import derive
-from derive.calculus.matrix import concrete_shape
 from derive.calculus.unroll import check_steps
 from derive.model import Model
+from derive.numbers import sweep
+from derive.numbers.interpret import Floats
 from derive.ops import OPS, numpy_functions
 from derive.printing.numpy import DeriveNumPyPrinter
 
@@ -227,8 +229,7 @@ class Formula:
         return self.fn(*(lookup(s) for s in self.reads))
 
 
-def _name(sym) -> str:
-    return naming.describe(sym).name
+FLOATS = Floats()  # shapes the zeros a run reads outside its steps (h_0's predecessor, delta_{T+1})
 
 
 @dataclass
@@ -236,37 +237,27 @@ class MatrixRun:
     """One run of a vector model: forward values, adjoints and per-step gradient terms by (name, step)."""
 
     program: MatrixProgram
-    params: dict
-    data: dict
-    steps: int
-    values: dict = field(default_factory=dict)
-    deltas: dict = field(default_factory=dict)
-    terms: dict = field(default_factory=dict)  # (parameter, step) -> that step's term of the gradient
-    losses: dict = field(default_factory=dict)  # step -> its loss (complex under the complex step)
+    example: sweep.Example
+    losses: dict  # step -> its loss (complex under the complex step)
+    deltas: dict
+    terms: dict  # (parameter, step) -> that step's term of the gradient
 
     @property
     def loss(self):
         """The sum of the steps' losses (each the batch mean)."""
         return sum(self.losses.values())
 
-    def lookup(self, k: int):
-        """The values of a formula's symbols at step k (generic-step offsets; zero outside the run)."""
-        params, data, recurrent = self.params, self.data, self.program.model.recurrent
-        per_step = self.program.per_step
+    @property
+    def values(self) -> dict:
+        return self.example.values
 
-        def get(sym):
-            ref = naming.describe(sym)
-            if ref.name in params and not ref.is_delta:
-                return params[ref.name]
-            step = k + (ref.offset or 0) if recurrent else k
-            if ref.is_delta:
-                return self.deltas.get((ref.name, step), 0.0)
-            if ref.name in per_step:
-                return data[ref.name][step - 1]
-            if ref.name in data:
-                return data[ref.name]
-            return self.values.get((ref.name, step), 0.0)
-        return get
+    @property
+    def params(self) -> dict:
+        return self.example.params
+
+    def lookup(self, k: int):
+        """The values of a formula's symbols at step k (generic-step symbols)."""
+        return sweep.lookup_at(self.program.model, self.example, k, FLOATS, self.deltas)
 
     def gradient(self, name: str):
         parts = [v for (p, _), v in self.terms.items() if p == name]
@@ -293,28 +284,17 @@ class MatrixProgram:
             self._formulas[key] = Formula(expr, self.sizes)
         return self._formulas[key]
 
+    def _value(self, place, expr, lookup, memo):
+        return self.formula(place, expr)(lookup)
+
     def run(self, params: dict, data: dict, steps: int, grads: bool = True, loss: bool | None = None) -> MatrixRun:
         """params: name -> array of the spec's shape (vectors as (n, 1)); data: per-step name -> (T, n, B)
         arrays (class targets (T, 1, B)), constants -> (n, B). ``loss`` defaults to ``grads``."""
-        model, run = self.model, MatrixRun(self, params, data, steps)
-        first = 0 if model.recurrent else 1
-        for k in range(first, steps + 1):
-            kind = step_kind(model, k, steps)
-            lookup = run.lookup(k)
-            for target, expr in self.cell.equations(kind.own):
-                if expr is None:
-                    continue
-                value = self.formula(("f", kind.own, str(target.name)), expr)(lookup)
-                shape = concrete_shape(target, self.sizes)
-                run.values[(_name(target), k)] = value if np.shape(value) == shape else np.zeros(shape) + value
-        if grads if loss is None else loss:
-            run.losses.update((k, self.formula(("loss",), self.loss_expr)(run.lookup(k)))
-                              for k in range(1, steps + 1) if step_kind(model, k, steps).loss)
-        if grads:
-            for k in range(steps, first - 1, -1):
-                back, lookup = self.cell.backward(step_kind(model, k, steps)), run.lookup(k)
-                for dsym, expr in back.deltas:
-                    run.deltas[(_name(dsym), k)] = self.formula(("d", back.kind, str(dsym.name)), expr)(lookup)
-                for p, expr in back.grads:
-                    run.terms[(str(p.name), k)] = self.formula(("g", back.kind, str(p.name)), expr)(lookup)
-        return run
+        per_step = {(n, k): data[n][k - 1] for n in self.per_step for k in range(1, steps + 1)}
+        constants = {n: v for n, v in data.items() if n not in self.per_step}
+        example = sweep.Example(self.sizes, params, per_step, {}, constants=constants)
+        sweep.forward(self.cell, example, steps, FLOATS, self._value)
+        losses = (sweep.losses(self.cell, example, steps, FLOATS, self.loss_expr, self._value)
+                  if (grads if loss is None else loss) else {})
+        back = sweep.backward(self.cell, example, steps, FLOATS, formulas=self._value) if grads else None
+        return MatrixRun(self, example, losses, back.deltas if back else {}, back.terms if back else {})

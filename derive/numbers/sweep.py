@@ -1,10 +1,14 @@
-"""One example of a vector model through its cell's formulas, interpreted: forward, then backward.
+"""A vector model's run through its cell's formulas, step by step: the one loop of both evaluators.
 
-``Example`` holds one example's base values (parameters, x_k, class indices y_k) at concrete
-sizes; ``forward`` fills in every quantity at every step, ``backward`` runs the cell's delta
-recursion from step T down, with the step kinds and the formulas optionally altered (the
-grader's mistake catalogue is such alterations), and returns each adjoint and each step's
-parameter contribution. The numbers come from ``derive.numbers.interpret`` in any of its backends.
+``Example`` holds one run's base values (parameters, x_k, class indices y_k, inputs that are not per
+step) at concrete sizes; ``forward`` fills in every quantity at every step, ``losses`` gives each
+step's loss, ``backward`` runs the cell's delta recursion from step T down, with the step kinds and
+the formulas optionally altered (the grader's mistake catalogue is such alterations), and returns
+each adjoint and each step's parameter contribution.
+
+Each formula's value comes from ``formulas(place, expr, lookup, memo)``: by default
+``interpreted(backend, dims)`` (derive.numbers.interpret: exact, mpmath or float64, one memo per
+step), or a compiled program's (derive.numbers.compile.MatrixProgram: NumPy code per place).
 """
 from __future__ import annotations
 
@@ -30,8 +34,9 @@ class Example:
     sizes: dict  # 'n_h' -> 3
     params: dict  # name -> array (vectors as n x 1) or a number (a scalar parameter)
     inputs: dict  # (name, k) -> array (static models: k = 1)
-    targets: dict  # (name, k) -> int
+    targets: dict  # (name, k) -> int (or a 1 x B row of them)
     values: dict = field(default_factory=dict)  # (quantity, k) -> array, filled by forward()
+    constants: dict = field(default_factory=dict)  # name -> array: an input that is not per step
 
     @property
     def dims(self) -> dict:
@@ -53,8 +58,8 @@ def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = No
 
     def lookup(sym):
         ref = naming.describe(sym)
-        if ref.name in example.params and not ref.is_delta:
-            return example.params[ref.name]
+        if not ref.is_delta and (ref.name in example.params or ref.name in example.constants):
+            return example.params[ref.name] if ref.name in example.params else example.constants[ref.name]
         if ref.offset is not None:
             step_no = k + ref.offset
         elif ref.step is not None:
@@ -79,11 +84,19 @@ def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = No
     return lookup
 
 
-def forward(cell, example: Example, steps: int, backend) -> None:
+def interpreted(backend, dims: dict):
+    """Formulas evaluated by derive.numbers.interpret in ``backend`` (sub-expressions shared within a step)."""
+    def value(place, expr, lookup, memo):
+        return evaluate(expr, lookup, backend, dims, memo)
+    return value
+
+
+def forward(cell, example: Example, steps: int, backend, formulas=None) -> None:
     """Every quantity at every step (h_0 = 0 included), stored in example.values."""
     model = cell.model
     first = 0 if model.recurrent else 1
     dims = example.dims
+    formulas = formulas or interpreted(backend, dims)
     for k in range(first, steps + 1):
         kind = step_kind(model, k, steps)
         lookup = lookup_at(model, example, k, backend)
@@ -91,10 +104,20 @@ def forward(cell, example: Example, steps: int, backend) -> None:
         for target, expr in cell.equations(kind.own):
             if expr is None:
                 continue
-            value = evaluate(expr, lookup, backend, dims, memo)
-            if not isinstance(value, np.ndarray) and isinstance(target, sp.MatrixSymbol):
-                value = backend.full(tuple(int(d.xreplace(dims)) for d in target.shape), 0) + value
+            value = formulas(("f", kind.own, str(target.name)), expr, lookup, memo)
+            if isinstance(target, sp.MatrixSymbol):
+                shape = tuple(int(d.xreplace(dims)) for d in target.shape)
+                if np.shape(value) != shape:  # a number (h_0 = 0) stands for the whole matrix
+                    value = backend.full(shape, 0) + value
             example.values[(naming.describe(target).name, k)] = value
+
+
+def losses(cell, example: Example, steps: int, backend, loss, formulas=None) -> dict:
+    """Each loss step's value of the loss formula ``loss`` (complex under the complex step)."""
+    model = cell.model
+    formulas = formulas or interpreted(backend, example.dims)
+    return {k: formulas(("loss",), loss, lookup_at(model, example, k, backend), {})
+            for k in range(1, steps + 1) if step_kind(model, k, steps).loss}
 
 
 @dataclass
@@ -105,12 +128,16 @@ class Backward:
     terms: dict
 
 
-def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf=None, grad_tf=None) -> Backward:
+def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf=None, grad_tf=None,
+             formulas=None) -> Backward:
     """The delta recursion from step T down; ``kind_fn(kind, k)`` may change the step kinds,
-    ``delta_tf``/``grad_tf`` the formulas (both: (name, expr, k) -> expr)."""
+    ``delta_tf``/``grad_tf`` the formulas (both: (name, expr, k) -> expr; interpreted runs only)."""
     model = cell.model
     first = 0 if model.recurrent else 1
     dims = example.dims
+    if formulas is not None and (delta_tf or grad_tf):
+        raise ValueError("altered formulas are interpreted, not compiled")
+    formulas = formulas or interpreted(backend, dims)
     deltas: dict = {}
     terms: dict = {}
     for k in range(steps, first - 1, -1):
@@ -122,10 +149,11 @@ def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf
         memo: dict = {}
         for dsym, expr in bstep.deltas:
             name = naming.describe(dsym).name
-            deltas[(name, k)] = evaluate(delta_tf(name, expr, k) if delta_tf else expr, lookup, backend, dims, memo)
+            deltas[(name, k)] = formulas(("d", bstep.kind, str(dsym.name)),
+                                         delta_tf(name, expr, k) if delta_tf else expr, lookup, memo)
         for p, expr in bstep.grads:
-            terms[(str(p.name), k)] = evaluate(grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, backend,
-                                               dims, memo)
+            terms[(str(p.name), k)] = formulas(("g", bstep.kind, str(p.name)),
+                                               grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, memo)
     return Backward(deltas, terms)
 
 
