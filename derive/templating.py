@@ -20,15 +20,20 @@ def template_dir() -> Path:
     return installed if installed.is_dir() else Path(str(resources.files("derive.templates")))
 
 
+def _is_html(name: str | None) -> bool:
+    return bool(name) and name.endswith(".html.j2")
+
+
 @cache
 def environment() -> jinja2.Environment:
+    """Text, code and web pages; a page (*.html.j2, templates/web/) is HTML-escaped, the rest is not."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=_is_html,
     )
 
 

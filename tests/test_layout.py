@@ -29,6 +29,7 @@ LEVELS: tuple[dict[str, tuple[str, ...]], ...] = (
     {"calculus": ("derive.calculus",)},
     {"numbers": ("derive.numbers",)},
     {"sheet": ("derive.sheet",), "codegen": ("derive.codegen",), "grade": ("derive.grade",)},
+    {"web": ("derive.web",)},
     {"cli": ("derive.cli",)},
     {"package face": ("derive", "derive.__main__")},
 )

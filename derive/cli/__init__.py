@@ -13,7 +13,7 @@ import sys
 
 from derive.errors import DeriveError
 
-COMMANDS = ["demo", "list", "gradcheck", "code", "generate", "grade", "sheet"]
+COMMANDS = ["demo", "list", "gradcheck", "code", "generate", "grade", "sheet", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):
