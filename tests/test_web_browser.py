@@ -100,7 +100,7 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "the page"):
 def test_student_and_teacher_in_a_browser(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    url, folder = server
+    url = server[0]
     d = browser
     # the index: every question a link, typeset by KaTeX (no network: the page loads only its own files)
     d.get(url)
