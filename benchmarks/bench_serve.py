@@ -161,7 +161,10 @@ def cli_verdicts(answers: list[dict], folder: Path) -> dict[int, tuple]:
             w.writerow(["id", "wrt", "answer"])
             for a in mine:
                 w.writerow([a["n"], a["question"], a["answer"]])
-        subprocess.run([sys.executable, "-m", "derive", "grade", name, "--answers", str(path), "--steps", "3",
+        import derive
+
+        steps = ["--steps", "3"] if derive.load(name).recurrent else []
+        subprocess.run([sys.executable, "-m", "derive", "grade", name, "--answers", str(path), *steps,
                         "--report", str(folder / f"{name}.graded"), "--jobs", "2"], check=True, env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         report = json.loads((folder / f"{name}.graded.json").read_text())
@@ -177,8 +180,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=24)
     ap.add_argument("--kill-after", type=int, default=0, help="SIGKILL the server after N acknowledged answers")
+    ap.add_argument("--baseline", type=int, default=100, help="answers sent one at a time first (the baseline)")
     args = ap.parse_args()
-    import flask
+    from importlib.metadata import version
     import sympy
     import waitress  # noqa: F401
 
@@ -188,6 +192,12 @@ def main() -> int:
         folder = Path(tmp)
         course = write_course(folder, answers, args.workers)
         proc, url, startup = start_server(course, args.threads)
+        # baseline, same server and run: the first answers one at a time (one client), stored under other ids
+        solo = Load([{**a, "student": "baseline-" + a["student"]} for a in answers[:args.baseline]], 1)
+        solo.point_to(url)
+        for t in solo.run():
+            t.join()
+        base = sorted(r["latency"] for r in solo.results.values())
         load = Load(answers, args.clients)
         load.point_to(url)
         t0 = time.monotonic()
@@ -220,6 +230,9 @@ def main() -> int:
     lost = [n for n, r in ok.items() if stored.get(r["id"]) != (answers[n]["student"], answers[n]["answer"],
                                                                  r["verdict"])]
     differ = [n for n, r in ok.items() if (r["verdict"], (r.get("diagnosis") or {}).get("mistake")) != oracle[n]]
+    for n in differ[:int(os.environ.get("BENCH_SHOW_DIFFER", "0"))]:
+        r = ok[n]
+        print(answers[n], r["verdict"], r.get("diagnosis"), oracle[n], file=sys.stderr)
     lat = sorted(r["latency"] for r in ok.values())
     p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
     kinds = {k: sum(a["kind"] == k for a in answers) for k in ("correct", "mistake", "unreadable")}
@@ -230,7 +243,8 @@ def main() -> int:
     print(f"## derive serve, {title} (issue 15): benchmarks/bench_serve.py "
           f"({datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')})\n")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; Python "
-          f"{platform.python_version()}, SymPy {sympy.__version__}, Flask {flask.__version__}, waitress; SQLite "
+          f"{platform.python_version()}, SymPy {sympy.__version__}, Flask {version('flask')}, waitress "
+          f"{version('waitress')}; SQLite "
           f"{sqlite3.sqlite_version} (WAL, synchronous=FULL). Shared machine: load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after (2 = both cores busy).\n")
     print(f"{len(answers)} answers ({', '.join(f'{v} {k}' for k, v in kinds.items())}) to "
@@ -238,16 +252,21 @@ def main() -> int:
           f"every question prepared at start ({startup:.1f} s to start); {args.clients} concurrent clients on the "
           f"loopback, each answer a POST /api/grade by another student; {args.workers} grading processes, "
           f"{args.threads} request threads.\n")
-    print("| answers acknowledged | HTTP statuses | median latency s | p95 s | max s | wall s | answers/s |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    print(f"| {len(ok)} / {len(answers)} | {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} | "
+    base_p95 = base[int(0.95 * (len(base) - 1))]
+    print("| run | answers acknowledged | HTTP statuses | median latency s | p95 s | max s | wall s | answers/s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print(f"| {args.clients} clients | {len(ok)} / {len(answers)} | "
+          f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} | "
           f"{statistics.median(lat):.3f} | {p95:.3f} | {lat[-1]:.3f} | {wall:.1f} | {len(ok) / wall:.1f} |")
+    print(f"| baseline: 1 client, the first {len(base)} answers | {len(base)} / {len(base)} | | "
+          f"{statistics.median(base):.3f} | {base_p95:.3f} | {base[-1]:.3f} | | |")
     print()
     for acked, again in restarts:
         print(f"Killed (SIGKILL) after {acked} acknowledged answers; restarted on the same database in {again:.1f} s; "
               "the clients resent what had not been acknowledged.\n")
     print(f"Acknowledged but missing from the database (or stored differently): {len(lost)}. Rows in the database: "
-          f"{len(stored)}. Verdicts (and named mistakes) different from `derive grade --answers`: {len(differ)}"
+          f"{len(stored)} ({len(base)} of them the baseline's). Verdicts (and named mistakes) different from "
+          f"`derive grade --answers`: {len(differ)}"
           f"{' ' + str(differ[:5]) if differ else ''}. Goal p95 < {GOAL_P95} s for prepared questions: "
           f"{'met' if p95 < GOAL_P95 else 'NOT met'} ({p95:.3f} s).")
     return 0 if not lost and not differ and len(ok) == len(answers) else 1
