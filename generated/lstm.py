@@ -18,7 +18,7 @@ The cell, at every step t = 1..T, for one example (column vectors; @ is the matr
     h[t] = o[t] * tanh(c[t])
     s[t] = V @ h[t] + b_y
     yhat[t] = softmax(s[t])
-initial values (step 0): c[0] = 0, h[0] = 0
+initial values (step 0), unless init= gives others: c[0] = 0, h[0] = 0
 
 Loss of one sequence (the negative log-likelihood of the targets, summed over the steps):
     E = sum over t = 1..T of -log yhat[t][y[t]]       (many-to-many: ys of shape (T, B))
@@ -45,7 +45,15 @@ Shapes (B sequences of T steps; time-major, one example per row):
         b_c: (n_h,), candidate bias
         V: (n_out, n_h), hidden-to-output weights
         b_y: (n_out,), output bias
-    forward(params, xs) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
+    init: optional dict state name -> its value at step 0, (B, n) or (n,) (a state left out starts at its
+        value above): c (n_h,), h (n_h,).
+        Pass the final states of one chunk of a long sequence as the init of the next (truncated BPTT
+        across chunks, as char-RNN training does).
+    want: names of extra results, any of "final", "init", "xs"; with any, loss_and_grads returns
+        (loss, grads, extra) where extra["final"] is dict state -> its value at step T (B, n),
+        extra["init"] dict state -> the gradient of the loss with respect to its initial value (B, n),
+        extra["xs"] the gradient with respect to xs (T, B, n_in).
+    forward(params, xs, init=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
         The cache holds: f, i, o, g, c, _s0, h, log_yhat, yhat (names starting with _ are
         intermediates the backward pass reads again; values no later formula reads are not kept).
@@ -107,6 +115,11 @@ SHAPES = {
     "b_y": ("n_out",),
 }
 STATES = ("c", "h")
+_STATE_SIZES = {
+    "c": ("n_h", 0),
+    "h": ("n_h", 0),
+}
+_WANTS = ("final", "init", "xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
@@ -303,16 +316,54 @@ def _check_ys(ys, T, B, n_out):
     return ys
 
 
-def forward(params, xs):
+def _check_want(want):
+    """want checked: a tuple of the names of extra results."""
+    if isinstance(want, str):
+        want = (want,)
+    try:
+        want = tuple(want)
+    except TypeError:
+        raise ValueError(f"want: expected a tuple of names among {', '.join(_WANTS)}, got {want!r}") from None
+    unknown = [w for w in want if w not in _WANTS]
+    if unknown:
+        raise ValueError(f"want: unknown {', '.join(map(repr, unknown))}; the extra results are {', '.join(_WANTS)}")
+    return want
+
+
+def _check_init(init, B, sizes, dtype):
+    """Every state's initial value: init's, checked (shape (B, n) or (n,), in dtype), else the default."""
+    if init is None:
+        return {name: value for name, (_, value) in _STATE_SIZES.items()}
+    if not hasattr(init, "keys"):
+        raise ValueError(f"init: expected a dict state name -> initial value, got {type(init).__name__}")
+    unknown = sorted(repr(key) for key in init if key not in _STATE_SIZES)
+    if unknown:
+        raise ValueError(f"init: unknown {', '.join(unknown)}; the states are {', '.join(STATES)}")
+    out = {}
+    for name, (size, default) in _STATE_SIZES.items():
+        if name not in init:
+            out[name] = default
+            continue
+        value = _real(f"init[{name!r}]", init[name])
+        n = sizes[size]
+        if value.shape not in ((B, n), (n,)):
+            raise ValueError(f"init[{name!r}]: expected shape ({B}, {n}) (B, {size}) or ({n},), "
+                             f"got shape {value.shape}")
+        out[name] = value.astype(dtype, copy=False)
+    return out
+
+
+def forward(params, xs, init=None):
     """Every value the loss and the backward pass read: dict name -> array (shapes above)."""
     xs = _check_xs(xs)
-    p, _ = _params(params, xs.dtype, xs.shape[-1])
+    p, sizes = _params(params, xs.dtype, xs.shape[-1])
     T = xs.shape[0]
+    _init = _check_init(init, xs.shape[1], sizes, xs.dtype)
     # the backward pass reads some arrays one step ahead: they carry a zero row after step T, cut here
-    return {name: value[:T + 1 if name in STATES else T] for name, value in _forward(p, xs).items()}
+    return {name: value[:T + 1 if name in STATES else T] for name, value in _forward(p, xs, _init).items()}
 
 
-def _forward(p, xs):
+def _forward(p, xs, _init):
     W_fx = p["W_fx"]
     W_fh = p["W_fh"]
     b_f = p["b_f"]
@@ -342,10 +393,10 @@ def _forward(p, xs):
     o_seq = _G0_seq[:, :, 2*n_h:3*n_h]
     g_seq = _G0_seq[:, :, 3*n_h:4*n_h]
     c_seq = np.empty((T + 1, B, n_h), dtype)
-    c_seq[0] = 0
+    c_seq[0] = _init["c"]
     _s0_seq = np.empty((T, B, n_h), dtype)
     h_seq = np.empty((T + 1, B, n_h), dtype)
-    h_seq[0] = 0
+    h_seq[0] = _init["h"]
     # the loop's terms that read no earlier step: every step at once, one product over T*B rows
     x_rows = xs[:T].reshape(-1, n_in)
     _F0 = x_rows @ _Wx0.T
@@ -387,14 +438,17 @@ def _forward(p, xs):
     }
 
 
-def loss_and_grads(params, xs, ys):
-    """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter)."""
+def loss_and_grads(params, xs, ys, init=None, want=()):
+    """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
+    with want, (loss, grads, extra) (see the module's docstring)."""
+    _want = _check_want(want)
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     T, B = xs.shape[0], xs.shape[1]
+    _init = _check_init(init, B, sizes, xs.dtype)
     ys = _check_ys(ys, T, B, sizes["n_out"])
     t0 = 1 if ys.ndim == 2 else T  # the first step with a loss term
-    cache = _forward(p, xs)
+    cache = _forward(p, xs, _init)
     f_seq = cache["f"]
     i_seq = cache["i"]
     o_seq = cache["o"]
@@ -404,9 +458,13 @@ def loss_and_grads(params, xs, ys):
     h_seq = cache["h"]
     log_yhat_seq = cache["log_yhat"]
     yhat_seq = cache["yhat"]
+    W_fx = p["W_fx"]
     W_fh = p["W_fh"]
+    W_ix = p["W_ix"]
     W_ih = p["W_ih"]
+    W_ox = p["W_ox"]
     W_oh = p["W_oh"]
+    W_cx = p["W_cx"]
     W_ch = p["W_ch"]
     V = p["V"]
     n_in = xs.shape[-1]
@@ -430,6 +488,9 @@ def loss_and_grads(params, xs, ys):
     # the deltas the recursion stores
     _D0_seq = np.empty((T, B, 4*n_h), dtype)
     d_c_seq = np.empty((T, B, n_h), dtype)
+    d_f_in_seq = _D0_seq[:, :, :n_h]
+    d_g_in_seq = _D0_seq[:, :, n_h:2*n_h]
+    d_i_in_seq = _D0_seq[:, :, 2*n_h:3*n_h]
     d_o_in_seq = _D0_seq[:, :, 3*n_h:4*n_h]
     _D0_blocks = _D0_seq.reshape(-1, B, 4, n_h).transpose(2, 0, 1, 3)
     # chunks of K steps: the elementwise factors of a chunk fill about 16384 values
@@ -503,4 +564,33 @@ def loss_and_grads(params, xs, ys):
     h_loss_rows = h_seq[t0:T + 1].reshape(-1, n_h)
     grads["V"] = d_s_loss_rows.T @ h_loss_rows
     grads["b_y"] = d_s_loss_rows.sum(axis=0)
-    return loss, grads
+    # the gradient with respect to the initial states: their deltas at step 0
+    if "init" in _want:
+        t = 0
+        d_h = d_f_in_seq[t] @ W_fh
+        d_h += d_g_in_seq[t] @ W_ch
+        d_h += d_i_in_seq[t] @ W_ih
+        d_h += d_o_in_seq[t] @ W_oh
+        d_c = d_c_seq[t] * f_seq[t]
+        _d_init = {"h": d_h, "c": d_c}
+    # the gradient with respect to the input at every step
+    if "xs" in _want:
+        d_f_in_rows = d_f_in_seq[:T].reshape(-1, n_h)
+        d_g_in_rows = d_g_in_seq[:T].reshape(-1, n_h)
+        d_i_in_rows = d_i_in_seq[:T].reshape(-1, n_h)
+        d_o_in_rows = d_o_in_seq[:T].reshape(-1, n_h)
+        d_x_rows = d_f_in_rows @ W_fx
+        d_x_rows += d_g_in_rows @ W_cx
+        d_x_rows += d_i_in_rows @ W_ix
+        d_x_rows += d_o_in_rows @ W_ox
+        _d_xs = d_x_rows.reshape(T, B, -1)
+    if not _want:
+        return loss, grads
+    _extra = {}
+    if "final" in _want:
+        _extra["final"] = {name: cache[name][T].copy() for name in STATES}
+    if "init" in _want:
+        _extra["init"] = _d_init
+    if "xs" in _want:
+        _extra["xs"] = _d_xs
+    return loss, grads, _extra

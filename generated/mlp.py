@@ -28,6 +28,8 @@ Shapes (a batch of B examples, one per row):
         V: (n_out, n_h), second-layer weights
         b2: (n_out,), second-layer bias
         beta: a real number, inverse temperature of the softmax
+    want: names of extra results: "xs"; with it, loss_and_grads returns (loss, grads, extra) where
+        extra["xs"] is the gradient of the loss with respect to xs (B, n_in).
     forward(params, xs) -> cache: dict name -> (B, n) array: z, a, u, log_yhat, yhat
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
 float64), parameters included; the loss is a NumPy scalar and the gradients arrays of that dtype.
@@ -58,6 +60,7 @@ SHAPES = {
     "b2": ("n_out",),
     "beta": (),
 }
+_WANTS = ("xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
@@ -217,6 +220,21 @@ def _check_ys(ys, B, n_out):
     return ys
 
 
+def _check_want(want):
+    """want checked: a tuple of the names of extra results."""
+    if isinstance(want, str):
+        want = (want,)
+    try:
+        want = tuple(want)
+    except TypeError:
+        raise ValueError(f"want: expected a tuple of names among {', '.join(_WANTS)}, got {want!r}") from None
+    unknown = [w for w in want if w not in _WANTS]
+    if unknown:
+        raise ValueError(f"want: unknown {', '.join(map(repr, unknown))}; the extra results are {', '.join(_WANTS)}")
+    return want
+
+
+
 def forward(params, xs):
     """Every value the loss and the backward pass read: dict name -> array (shapes above)."""
     xs = _check_xs(xs)
@@ -246,8 +264,10 @@ def _forward(p, xs):
     }
 
 
-def loss_and_grads(params, xs, ys):
-    """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter)."""
+def loss_and_grads(params, xs, ys, want=()):
+    """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
+    with want, (loss, grads, extra) (see the module's docstring)."""
+    _want = _check_want(want)
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     B = xs.shape[0]
@@ -258,6 +278,7 @@ def loss_and_grads(params, xs, ys):
     u = cache["u"]
     log_yhat = cache["log_yhat"]
     yhat = cache["yhat"]
+    W = p["W"]
     V = p["V"]
     beta = p["beta"]
     grads = dict.fromkeys(PARAMETERS)  # every key is set below; this fixes their order
@@ -275,4 +296,13 @@ def loss_and_grads(params, xs, ys):
     grads["V"] = d_u.T @ a
     grads["b2"] = d_u.sum(axis=0)
     grads["beta"] = np.vdot(minus_onehot(yhat, ys), u)/B
-    return loss, grads
+    # the gradient with respect to the input at every step
+    if "xs" in _want:
+        d_x = d_z @ W
+        _d_xs = d_x
+    if not _want:
+        return loss, grads
+    _extra = {}
+    if "xs" in _want:
+        _extra["xs"] = _d_xs
+    return loss, grads, _extra

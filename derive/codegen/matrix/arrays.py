@@ -79,6 +79,7 @@ class Array:
     pad: bool = False  # one more (zero) row after step T
     chunked: bool = False  # holds the steps c0..c1 of a chunk of the backward loop only (row 0: step c0)
     columns: str = ""  # a column block of a joint array ("n_h:2*n_h"): rows print as ident[row, :, columns]
+    initial: str = "0"  # what a state's row 0 holds (the module's checked initial values: _init["h"])
 
     def row(self, offset: int) -> str:
         """The row of step t + offset inside the loop over t."""
@@ -100,7 +101,7 @@ class Array:
         row 0, the row after step T); np.zeros would fault in every page of it up front."""
         lines = [f"{self.ident} = np.empty(({self.length()}, B, {self.size}), dtype)"]
         if self.first == 0:
-            lines.append(f"{self.ident}[0] = 0")
+            lines.append(f"{self.ident}[0] = {self.initial}")
         if self.pad:
             lines.append(f"{self.ident}[-1] = 0")
         return lines

@@ -78,6 +78,7 @@ def _static(plan: VectorPlan, passes: frozenset[str]) -> Functions:
                assign=lambda t: ("loss", None))
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
     gradient_blocks(bw, plan, plan.terms)
+    _requested(bw, plan)
     used = used_names(bw.blocks)
     unpack = [(o, k) for k, o in cache if o in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
@@ -96,17 +97,20 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
         r = ref(a)
         return r is None or not r.is_delta or (r.key in pre_keys and r.offset == 0)
 
+    # what the module returns on request (want=): the deltas of the initial states (step 0, from step 1's deltas)
+    # and of the inputs; they read what the gradients read, so they add no array to the common case
+    extra = [e for _, e in plan.init_deltas] + [e for _, e in plan.input_deltas]
     loop, shared, consumers = share_forward_values(loop, [plan.recursion, plan.post, [(t, t.expr) for t in plan.terms]])
     loop, fhoist, fused = fuse_gates(loop, fhoist, {p.name for p in model.parameters}, plan.B) if fuse else (
         loop, fhoist, Fused())
     rec_in, post, terms = consumers
     terms = [Term(t.param, e, t.span) for t, e in terms]
-    rec_in = inline_single_use(rec_in, [e for _, e in post] + [t.expr for t in terms])
+    rec_in = inline_single_use(rec_in, [e for _, e in post] + [t.expr for t in terms] + extra)
     rec_in, joints = fuse_backward(rec_in, {p.name for p in model.parameters}, plan.B) if fuse else (rec_in, [])
     recursion, bhoist = plan.hoist(rec_in, bknown, "_b") if hoist else (rec_in, [])
     readers = ([e for _, e in plan.after_loop] + [plan.loss] + [e for _, e in plan.pre] + [e for _, e in recursion]
                + [h.expr for h in bhoist] + [e for _, e in post] + [t.expr for t in terms])
-    reads = [ref(s) for e in readers for s in per_step_symbols(e)]
+    reads = [ref(s) for e in readers + extra for s in per_step_symbols(e)]
     loop_keys = {ref(s).key for s in plan.loop_targets}
     loop_keys |= {ref(sym).key for sym in shared}
     stored_forward = {(n, False) for n in states} | {r.key for r in reads if r.key in loop_keys}
@@ -122,7 +126,8 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     for s, _ in loop:
         key = ref(s).key
         if key in stored_forward:
-            arrays[key] = Array(f"{key[0]}_seq", 0 if key[0] in states else 1, size_name(s), key in padded)
+            arrays[key] = Array(f"{key[0]}_seq", 0 if key[0] in states else 1, size_name(s), key in padded,
+                                initial=f'_init["{key[0]}"]')
     # gates of a fused group, all stored and none a state: stored side by side in one array, so that
     # each run of one activation (the LSTM's three sigmoids) is one call per step
     joint_forward: dict = {}  # member key -> (joint array, columns)
@@ -168,7 +173,7 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     later = ([e for _, e in post] + [t.expr for t in terms]
              + [e for _, e in recursion for s in per_step_symbols(e)])
     rec_keys = {ref(d).key for d, _ in plan.recursion} | {(name, True) for name, _, _, _ in joints}
-    stored_deltas = {r.key for e in later[:len(post) + len(terms)] for s in per_step_symbols(e)
+    stored_deltas = {r.key for e in later[:len(post) + len(terms)] + extra for s in per_step_symbols(e)
                      if (r := ref(s)).key in rec_keys} | {
         ref(s).key for _, e in recursion for s in per_step_symbols(e) if ref(s).is_delta and ref(s).offset == 1}
     # a hoisted product the recursion reads once, in the statement of a stored delta of its shape, is computed
@@ -196,8 +201,9 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
             joint_of[key] = ((name, True), start, stop)
             stored_deltas.add(key)
             arrays[key] = Array(f"d_{key[0]}_seq", 1, sizes_of[key], pad)
+    extra_reads = {ref(s).key for e in extra for s in per_step_symbols(e)}
     for d, _ in plan.pre:
-        if ref(d).key in rec_reads:
+        if ref(d).key in rec_reads | extra_reads:
             arrays[ref(d).key] = Array(f"d_{ref(d).name}_seq", 1, size_name(d))
     groups = factor_groups(recursion, chunked, joint_of) if chunked and fuse else []
     recursion = [(d, e) for d, e in recursion if not any(d in g.targets for g in groups)]
@@ -235,7 +241,8 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
 
     # -- loss_and_grads --------------------------------------------------------------
     bw = Writer(plan, arrays, inplace=inplace)
-    bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):], {s for s, _ in plan.after_loop})
+    bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):] + extra,
+                                                        {s for s, _ in plan.after_loop})
     bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
     if ahead_inputs:
         bw.line("the input and a row of zeros after step T: the backward pass reads it one step ahead",
@@ -325,6 +332,7 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     if post:
         bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
     gradient_blocks(bw, plan, terms, joint_of)
+    _requested(bw, plan)
     grouped = {arrays[ref(d).key].ident for g in groups for d in g.targets}  # views a group may leave unread
     for b in bw.blocks:
         rest = used_names([x for x in bw.blocks if x is not b])
@@ -334,6 +342,24 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
 
 
+def _requested(bw: Writer, plan: VectorPlan) -> None:
+    """The results loss_and_grads returns on request (want=), each under its condition: the gradient with
+    respect to each initial state (its delta at step 0, one step of the init step's formulas at t = 0) and to
+    the inputs (every step at once, like a gradient: one product over the stacked rows)."""
+    if plan.init_deltas:
+        after, bw.after = bw.after, {}  # what the recursion does after a statement is not for step 0
+        bw.loop("", "", plan.init_deltas, set(), [])
+        bw.after = after
+        lines = bw.blocks.pop().lines
+        result = ", ".join(f'"{ref(d).name}": {local(ref(d))}' for d, _ in plan.init_deltas)
+        bw.blocks.append(Block("the gradient with respect to the initial states: their deltas at step 0",
+                               ["t = 0", *lines, f"_d_init = {{{result}}}"], loop='if "init" in _want:'))
+    if plan.input_deltas:
+        outs = bw.stacked("", plan.input_deltas, "all")
+        block = bw.blocks.pop()
+        shape = ".reshape(T, B, -1)" if plan.recurrent else ""
+        bw.blocks.append(Block("the gradient with respect to the input at every step", [
+            *block.lines, f"_d_xs = {outs[0]}{shape}"], loop='if "xs" in _want:'))
 
 
 __all__ = ["CHUNK_VALUES", "Functions", "build"]

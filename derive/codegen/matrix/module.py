@@ -113,6 +113,8 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
         "quantities": [{"name": q.name, "equation": show(q.equation), "shape": list(q.shape),
                         "description": _text(q.description), "state": q.initial is not None}
                        for q in model.quantities],
+        "states": [{"name": q.name, "size": q.shape[0], "initial": plan.initials[q.name]}
+                   for q in model.quantities if q.name in plan.initials],
         "loss_text": show(model.loss.expr),
         "deltas": [(show(d), show(e)) for d, e in plan.deltas],
         "terms": [(t.param, show(t.expr), t.span) for t in plan.terms],

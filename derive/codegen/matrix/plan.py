@@ -31,7 +31,7 @@ from derive.codegen.matrix.rows import LogSoftmaxRows, gradient_form, loss_form,
 from derive import naming
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
-from derive.calculus.matrix import MatrixCell
+from derive.calculus.matrix import MatrixCell, vjp
 from derive.model import Model
 
 Statement = tuple[sp.MatrixSymbol, sp.Basic]
@@ -65,6 +65,22 @@ def _closure(statements: list[Statement], roots: set, allowed: set) -> set:
         need.add(s)
         stack += [a for a in defined[s].atoms(sp.MatrixSymbol) if a in defined and a in allowed]
     return need
+
+
+def _reads(expr, sym) -> bool:
+    return any(n == sym for n in sp.preorder_traversal(expr))
+
+
+def _constant(init, model: str, name: str) -> str:
+    """A state's initial value as a number the module broadcasts over (B, n): 0 or c (c 1)."""
+    if isinstance(init, sp.ZeroMatrix):
+        return "0"
+    if isinstance(init, sp.OneMatrix):
+        return "1"
+    if isinstance(init, sp.MatMul) and len(init.args) == 2 and init.args[0].is_Number and \
+            isinstance(init.args[1], sp.OneMatrix):
+        return repr(float(init.args[0]))
+    raise DeriveError(f"{model}: generated code starts a state at a number; the initial value of {name} is {init}")
 
 
 def _terms(expr) -> list:
@@ -121,11 +137,10 @@ class VectorPlan:
         eqs = self.cell.equations(variant)
         if self.recurrent and self.cell.equations("last") != eqs:
             raise DeriveError(f"{self.model.name}: a 'last' variant of an equation is not emitted for vector models")
+        self.initials: dict[str, str] = {}  # each state's default initial value, a number broadcast over (B, n)
         if self.recurrent:
             for sym, init in self.cell.equations("init"):
-                if not isinstance(init, sp.ZeroMatrix):
-                    raise DeriveError(f"{self.model.name}: generated code starts every state at 0; "
-                                      f"the initial value of {sym.name} is {init}")
+                self.initials[ref(sym).name] = _constant(init, self.model.name, str(sym.name))
         out: list[Statement] = []
         for sym, eq in eqs:
             target = self._rowsym(sym)
@@ -164,6 +179,8 @@ class VectorPlan:
         step = self.cell.backward(kind)
         self.deltas = [(self._rowsym(d), row_form(e, self.B, self.biases)) for d, e in step.deltas]
         self.raw_grads = step.grads
+        self.input_deltas = self._input_deltas(kind, step)
+        self.init_deltas: list[Statement] = []
         if not self.recurrent:
             self.pre, self.recursion, self.post = self.deltas, [], []
             return
@@ -181,6 +198,34 @@ class VectorPlan:
         init_step = self.cell.backward(step_kind(model, 0, 2))
         if init_step.grads:
             raise DeriveError(f"{model.name}: a parameter reaches step 0; generated code starts states at 0")
+        # the gradient with respect to each state's initial value: its delta at step 0, from step 1's deltas
+        states = set(model.recurrent_names)
+        self.init_deltas = [(self._rowsym(d), row_form(e, self.B, self.biases)) for d, e in init_step.deltas
+                            if ref(d).name in states]
+
+    def _input_deltas(self, kind: StepKind, step) -> list[Statement]:
+        """The gradient with respect to each input at step t: the adjoints its readers at step t send back
+        (reverse mode through each equation that reads it, from that quantity's delta of this step)."""
+        have = {naming.describe(d).name for d, _ in step.deltas}
+        out = []
+        for inp in self.model.inputs:
+            x = self.cell.sym(inp.name)
+            terms = []
+            for r, eq in self.cell.equations(kind.own):
+                name = naming.describe(r).name
+                if name not in have or not _reads(eq, x):
+                    continue
+                inner = eq.expr if isinstance(eq, ElementwiseApplyFunction) and not isinstance(
+                    eq.expr, sp.MatrixSymbol) else None
+                if inner is not None:  # the cell names the adjoint of the activation's input (delta_f_in)
+                    terms.append(vjp(inner, x, self.cell.pre_sym(name)))
+                else:
+                    terms.append(vjp(eq, x, self.cell.sym(name, 0, True), {eq: r}))
+            terms = [t for t in terms if t is not None]
+            if terms:
+                total = terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False)
+                out.append((self._rowsym(self.cell.sym(inp.name, 0, True)), row_form(total, self.B, self.biases)))
+        return out
 
     @property
     def pre_keys(self) -> set:

@@ -44,19 +44,22 @@ class TextbookPrinter(RowPrinter):
         return "(" + "".join(parts) + ")"
 
 
-def _name(sym) -> str:
+def _name(sym, step: int | None = None) -> str:
+    """The sheet's name of a symbol: h[t-1], delta_a[t+1]; at a given step, h[0], delta_a[1]."""
     r = ref(sym)
     base = str(sym.name) if r is None else ("delta_" if r.is_delta else "") + r.name
-    return base if r is None else f"{base}[{_OFFSET[r.offset]}]"
+    if r is None:
+        return base
+    return f"{base}[{_OFFSET[r.offset] if step is None else step + r.offset}]"
 
 
-def _print(expr) -> str:
-    names = {sp.Symbol(str(m.name), real=True): _name(m) for m in expr.atoms(sp.MatrixSymbol)}
+def _print(expr, step: int | None = None) -> str:
+    names = {sp.Symbol(str(m.name), real=True): _name(m, step) for m in expr.atoms(sp.MatrixSymbol)}
     return bare(TextbookPrinter(names).doprint(expr))
 
 
-def _line(target, expr) -> str:
-    return f"{_name(target)} = {_print(expr)}"
+def _line(target, expr, step: int | None = None) -> str:
+    return f"{_name(target, step)} = {_print(expr, step)}"
 
 
 def _check(plan: VectorPlan) -> None:
@@ -96,7 +99,8 @@ def _static(plan: VectorPlan) -> Functions:
                 Block("the loss: the mean over the batch of -log yhat[y]", [f"loss = {_print(plan.loss)}"]),
                 Block("backward: the deltas, from the loss down to the input",
                       [_line(d, e) for d, e in plan.deltas]),
-                Block("gradients: sums over the batch", _grad_lines(plan, None, accumulate=False))]
+                Block("gradients: sums over the batch", _grad_lines(plan, None, accumulate=False)),
+                *_requested(plan, None)]
     used = used_names(backward)
     unpack = [(o, k) for k, o in cache if o in used]
     return Functions(forward, cache, backward, unpack, used_names(forward), used)
@@ -119,6 +123,8 @@ def _recurrent(plan: VectorPlan) -> Functions:
         f" ({', '.join(sorted(states))}: row 0 is the initial value 0)" if states else "") + (
         f"; {', '.join(sorted(k[0] for k in ahead if k[0] != inp.name))}: a zero row after step T, read by the "
         "backward pass at t+1" if ahead - {(inp.name, False)} else ""), allocs))
+    if states:
+        forward.append(Block("the initial values (step 0)", [f'{name}[0] = _init["{name}"]' for name in plan.initials]))
     forward.append(Block("the forward pass, one step at a time", [_line(s, e) for s, e in plan.forward],
                          loop="for t in range(1, T + 1):"))
     cache = [(ref(s).name, ref(s).name) for s, _ in plan.forward]
@@ -147,9 +153,32 @@ def _recurrent(plan: VectorPlan) -> Functions:
         body += ["if t >= t0:", *(f"    {ln}" for ln in seeded_terms)]
     backward.append(Block("backward through time, t = T down to 1: the deltas of step t, then each "
                           "parameter's term of step t", body, loop="for t in range(T, 0, -1):"))
+    backward += _requested(plan, n_in)
     used = used_names(backward)
     unpack = [(o, k) for k, o in cache if o in used]
     return Functions(forward, cache, backward, unpack, used_names(forward), used)
+
+
+def _requested(plan: VectorPlan, n_in) -> list[Block]:
+    """The results loss_and_grads returns on request (want=): the gradient with respect to each initial state
+    (its delta at step 0) and to the input at every step."""
+    out = []
+    if plan.init_deltas:
+        result = ", ".join(f'"{ref(d).name}": {_name(d).split("[")[0]}[0]' for d, _ in plan.init_deltas)
+        out.append(Block("the gradient with respect to the initial states: their deltas at step 0",
+                         [*(_line(d, e, 0) for d, e in plan.init_deltas), f"_d_init = {{{result}}}"],
+                         loop='if "init" in _want:'))
+    if plan.input_deltas and plan.recurrent:
+        (d, e), = plan.input_deltas
+        name = _name(d).split("[")[0]
+        out.append(Block("the gradient with respect to the input at every step", [
+            f"{name} = np.zeros((T + 1, B, {n_in}), dtype)", "for t in range(1, T + 1):",
+            f"    {_line(d, e)}", f"_d_xs = {name}[1:]"], loop='if "xs" in _want:'))
+    elif plan.input_deltas:
+        (d, e), = plan.input_deltas
+        out.append(Block("the gradient with respect to the input", [_line(d, e), f"_d_xs = {_name(d)}"],
+                         loop='if "xs" in _want:'))
+    return out
 
 
 __all__ = ["build"]
