@@ -119,6 +119,7 @@ _STATE_SIZES = {
     "c": ("n_h", 0),
     "h": ("n_h", 0),
 }
+_INITIAL = {name: value for name, (_, value) in _STATE_SIZES.items()}  # the spec's initial values
 _WANTS = ("final", "init", "xs")
 SIZES = ("n_in", "n_h", "n_out")
 
@@ -318,6 +319,8 @@ def _check_ys(ys, T, B, n_out):
 
 def _check_want(want):
     """want checked: a tuple of the names of extra results."""
+    if not want:
+        return ()
     if isinstance(want, str):
         want = (want,)
     try:
@@ -333,7 +336,7 @@ def _check_want(want):
 def _check_init(init, B, sizes, dtype):
     """Every state's initial value: init's, checked (shape (B, n) or (n,), in dtype), else the default."""
     if init is None:
-        return {name: value for name, (_, value) in _STATE_SIZES.items()}
+        return _INITIAL
     if not hasattr(init, "keys"):
         raise ValueError(f"init: expected a dict state name -> initial value, got {type(init).__name__}")
     unknown = sorted(repr(key) for key in init if key not in _STATE_SIZES)

@@ -222,6 +222,8 @@ def _check_ys(ys, B, n_out):
 
 def _check_want(want):
     """want checked: a tuple of the names of extra results."""
+    if not want:
+        return ()
     if isinstance(want, str):
         want = (want,)
     try:
