@@ -49,10 +49,11 @@ def __dir__() -> list[str]:
 
 def gradcheck(model, steps: int | None = None, seed: int = 0, at: dict[str, float] | None = None,
               tolerance: float = 1e-6):
-    """Draw a point and compare the derived gradient with finite differences and the complex step."""
-    from derive.numbers import check
+    """Draw a point (``derive.numbers.draw.point``: away from degenerate ones) and compare the derived
+    gradient with finite differences and the complex step."""
+    from derive.numbers import check, draw
 
-    return check.gradcheck(model, check.draw(model, steps, seed, at), tolerance)
+    return check.gradcheck(model, draw.point(model, steps, seed, at), tolerance)
 
 
 def _notebook_pieces(d):

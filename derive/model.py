@@ -29,6 +29,7 @@ class Declaration:
     sample: tuple[float, float] | str = (-1.0, 1.0)  # (low, high) uniform, "bits", or "class"
     shape: tuple[str, ...] = ()  # size names: () scalar, ("n_h",) vector, ("n_h", "n_in") matrix
     classes: str | None = None  # a class-index target: the size name of its number of classes
+    task: str | None = None  # a target the inputs determine: "count" = the number of ones of the inputs
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random values (default 0)")
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...",
-                        help="fix values instead of drawing them, e.g. W_rec=0.5,x_2=1")
+                        help="fix values instead of drawing them, e.g. W_rec=0.5,x_2=1; vector models: a whole "
+                        "parameter W=0.5, one entry W[1,2]=0.5, an input vector x_2=[1,0] or every entry x_2=1")
     parser.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted (default 1e-6)")
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
                         help="check truncated BPTT instead: each loss term's gradient flows back at most K "
@@ -38,15 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from derive.calculus.derivation import derive
-    from derive.numbers.check import ERROR_FLOOR, Report, directional_check, draw, gradcheck, parse_at
+    from derive.numbers import draw
+    from derive.numbers.check import Report, directional_check, gradcheck
     from derive.spec.loader import load
-    from derive.templating import render
 
     if not args.tol > 0:
         raise DeriveError("--tol must be positive")
     options = parse_options(args.option, args.many_to_one)
     model = load(args.model, options)  # refuses over=final for a model with one step
     d = derive(model, args.steps)  # nothing is unrolled yet: the compiled engine runs the cell's steps
+    if args.truncate is not None and args.truncate < 1:
+        raise DeriveError(f"--truncate takes a whole number >= 1 (got {args.truncate})")
     if d.kind == "matrix":
         return _vector(d, args)
     directions = args.directions
@@ -54,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         raise DeriveError(f"{model.name} is a scalar model; --sizes applies to vector models")
     if directions is not None and not 0 <= directions <= 100:
         raise DeriveError("--directions takes a whole number from 0 to 100")
-    point = draw(model, d.steps, args.seed, parse_at(args.at))
+    point = draw.point(model, d.steps, args.seed, draw.parse_at(args.at))
     if args.truncate is not None:
-        return _truncated(model, point, args)
+        return _truncated(model, model.name, point, args)
     if len(point.params) <= args.max_entries:
         report = gradcheck(model, point, args.tol)
     else:
@@ -64,7 +67,14 @@ def run(args: argparse.Namespace) -> int:
     if directions:
         rows = report.rows + directional_check(model, point, directions, args.seed, args.tol)
         report = Report(report.model, report.steps, report.loss, rows, args.tol)
-    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
+    return _print(report, draw.shown(model, point.data), point.notes)
+
+
+def _print(report, shown, notes) -> int:
+    from derive.numbers.check import ERROR_FLOOR
+    from derive.templating import render
+
+    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR, shown=shown, notes=notes))
     return 0 if report.ok else 1
 
 
@@ -81,10 +91,12 @@ def parse_options(items: list[str], many_to_one: bool) -> dict[str, str]:
     return options
 
 
-def _truncated(model, point, args) -> int:
-    from derive.numbers.check import ERROR_FLOOR, Report, Row, relative_error
+def _truncated(model, label: str, point, args) -> int:
+    """Truncated BPTT of a scalar model or a vector model's explicit view against differences of each
+    loss term with the states before its window held fixed."""
+    from derive.numbers import draw
+    from derive.numbers.check import Report, Row, relative_error
     from derive.numbers.compile import scalar_program
-    from derive.templating import render
     from derive.numbers.truncate import truncated_differences, truncated_grads
 
     grads = truncated_grads(model, point.params, point.data, point.steps, args.truncate)
@@ -92,39 +104,46 @@ def _truncated(model, point, args) -> int:
     rows = tuple(Row(n, point.params[n], grads[n], oracle[n], None, relative_error(grads[n], oracle[n]))
                  for n in grads)
     loss = float(scalar_program(model).run(point.params, point.data, point.steps, grads=False).loss)
-    report = Report(f"{model.name} (truncated BPTT, K = {args.truncate})", point.steps, loss, rows, args.tol)
-    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
-    return 0 if report.ok else 1
+    report = Report(f"{label} (truncated BPTT, K = {args.truncate})", point.steps, loss, rows, args.tol)
+    return _print(report, draw.shown(model, point.data), point.notes)
 
 
 def _vector(d, args) -> int:
     """Entry by entry in the explicit view (up to --max-entries), and directional derivatives of the
-    matrix formulas themselves, run on whole arrays (any size)."""
-    from derive.numbers.check import ERROR_FLOOR, Report, analytic_model, draw, gradcheck
+    matrix formulas themselves, run on whole arrays (any size), both at one drawn point."""
+    from derive.numbers import draw
+    from derive.numbers.check import Report, analytic_model, directional_rows, gradcheck
     from derive.calculus.explicit import instantiate, parse_sizes
-    from derive.numbers.check import directional_rows
-    from derive.templating import render
 
     model, steps = d.model, d.steps
     sizes = parse_sizes(model, args.sizes)
     directions = 2 if args.directions is None else args.directions
     if not 0 <= directions <= 100:
         raise DeriveError("--directions takes a whole number from 0 to 100")
-    if args.truncate is not None or args.at:
-        raise DeriveError("--truncate and --at apply to scalar models; check a vector model's explicit view "
-                          "from Python (derive.calculus.explicit.instantiate)")
-    count = sum(math.prod(sizes[s] for s in d.shape) for d in model.parameters)
-    rows, loss = (), float("nan")
-    explicit = None
+    at = draw.parse_at(args.at, entries=True)
+    count = sum(math.prod(sizes[s] for s in p.shape) for p in model.parameters)
+    label = f"{model.name}[{', '.join(f'{k}={v}' for k, v in sizes.items())}]"
+    T = steps if model.recurrent else None
+    if args.truncate is not None:
+        if count > args.max_entries:
+            raise DeriveError(f"--truncate checks the explicit view entry by entry: {count} parameters is more "
+                              f"than --max-entries {args.max_entries}; give smaller --sizes")
+        explicit = instantiate(model, sizes)
+        return _truncated(explicit, label, draw.point(explicit, T, args.seed, at), args)
+    rows, loss, notes = (), float("nan"), ()
     if count <= args.max_entries:
         explicit = instantiate(model, sizes)
-        report = gradcheck(explicit, draw(explicit, steps if model.recurrent else None, args.seed), args.tol)
-        rows, loss = report.rows, report.loss
+        point = draw.point(explicit, T, args.seed, at)
+        report = gradcheck(explicit, point, args.tol)
+        rows, loss, notes = report.rows, report.loss, point.notes
+        params, data = draw.to_arrays(model, sizes, point)
+        shown = draw.shown(explicit, point.data)
+    else:
+        params, data = draw.arrays(model, sizes, steps, args.seed, at=at)
+        shown = draw.shown(model, data)
     if directions:
-        dloss, drows = directional_rows(model, sizes, steps, args.seed, directions, analytic_model(model))
+        dloss, drows = directional_rows(model, sizes, steps, args.seed, directions, analytic_model(model),
+                                        params=params, data=data)
         rows += drows
-        loss = dloss if explicit is None else loss
-    label = ", ".join(f"{k}={v}" for k, v in sizes.items())
-    report = Report(f"{model.name}[{label}]", steps, loss, rows, args.tol)
-    sys.stdout.write(render("cli/gradcheck.txt.j2", report=report, floor=ERROR_FLOOR))
-    return 0 if report.ok else 1
+        loss = dloss if count > args.max_entries else loss
+    return _print(Report(label, steps, loss, rows, args.tol), shown, notes)

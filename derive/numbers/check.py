@@ -5,16 +5,15 @@ batch perturbs one parameter, so a check costs a few passes, not one per paramet
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from derive.errors import DeriveError, did_you_mean
 from derive.ops import is_analytic
 from derive.model import Model
 from derive.numbers.compile import program, scalar_program
-from derive.calculus.unroll import check_steps
+# the draws live in derive.numbers.draw; these names stay for the callers of the plain draws
+from derive.numbers.draw import Point, parse_at, raw_arrays as draw_arrays, raw_point as draw, sample_values  # noqa: F401
 
 # Five-point central differences, error O(h^4): with h = eps^(1/5) * scale both the
 # truncation and the rounding error stay near 1e-12 of the loss's scale, where the
@@ -23,85 +22,6 @@ FD_SCALE = np.finfo(float).eps ** (1 / 5)
 FD_STENCIL = ((2, -1 / 12), (1, 8 / 12), (-1, -8 / 12), (-2, 1 / 12))  # (offset in h, weight)
 CS_STEP = 1e-20
 ERROR_FLOOR = 1e-6  # relative errors are taken against max(|analytic|, |numeric|, this)
-
-
-@dataclass(frozen=True)
-class Point:
-    """Values for every parameter, and inputs/targets as (1, T) or (1,) arrays."""
-
-    params: dict[str, float]
-    data: dict[str, np.ndarray]
-    steps: int
-
-
-def parse_at(text: str | None) -> dict[str, float]:
-    """'W_rec=0.5,x_2=1' -> {'W_rec': 0.5, 'x_2': 1.0}; values are plain decimal numbers."""
-    out: dict[str, float] = {}
-    if not text:
-        return out
-    for item in text.split(","):
-        name, eq, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not eq or not name or not value:
-            raise DeriveError(f"--at takes name=value pairs separated by commas; cannot read '{item}'")
-        try:
-            number = float(value)
-        except ValueError:
-            raise DeriveError(f"--at {name}: '{value}' is not a number") from None
-        if not math.isfinite(number):
-            raise DeriveError(f"--at {name}: the value must be finite")
-        out[name] = number
-    return out
-
-
-def sample_values(rng: np.random.Generator, decl, size, classes: int | None = None) -> np.ndarray:
-    """Values drawn as a declaration says: "bits", a class index (of ``classes`` classes), or uniform."""
-    if decl.sample == "bits":
-        return rng.integers(0, 2, size).astype(float)
-    if isinstance(decl.sample, tuple) and decl.sample[0] == "class":
-        classes = decl.sample[1]
-    if classes is not None:
-        return rng.integers(0, classes, size).astype(float)
-    low, high = decl.sample
-    return rng.uniform(low, high, size)
-
-
-def draw(model: Model, steps: int | None, seed: int = 0, at: dict[str, float] | None = None) -> Point:
-    """Random values from each declaration's sample range, then ``at`` applied on top."""
-    T = check_steps(model, steps)
-    rng = np.random.default_rng(seed)
-
-    def sample(decl, size):
-        return sample_values(rng, decl, size)
-
-    params = {p.name: float(sample(p, None)) for p in model.parameters}
-    data = {}
-    for d in model.inputs + model.targets:
-        data[d.name] = sample(d, (1, T)) if d.per_step else sample(d, (1,))
-    for name, value in (at or {}).items():
-        _apply(model, T, params, data, name, value)
-    return Point(params, data, T)
-
-
-def _apply(model: Model, T: int, params: dict, data: dict, name: str, value: float) -> None:
-    if name in params:
-        params[name] = value
-        return
-    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-    if name in data and name not in per_step:
-        data[name][0] = value
-        return
-    base, _, k = name.rpartition("_")
-    if base in per_step and k.isdigit():
-        if not 1 <= int(k) <= T:
-            raise DeriveError(f"--at {name}: step {k} is outside 1..{T}")
-        data[base][0, int(k) - 1] = value
-        return
-    if name in per_step:
-        raise DeriveError(f"--at {name}: '{name}' has a value at every step; give {name}_1, {name}_2, ...")
-    known = list(params) + [n for n in data if n not in per_step]
-    known += [f"{n}_{k}" for n in per_step for k in range(1, T + 1)]
-    raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, known)}")
 
 
 @dataclass(frozen=True)
@@ -210,30 +130,14 @@ def analytic_model(model: Model) -> bool:
 
 
 # -- vector models: whole arrays -------------------------------------------------------------------------
-def draw_arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, batch: int = 1):
-    """Random parameters (each declaration's sample range) and a batch of sequences, as arrays."""
-    rng = np.random.default_rng(seed)
-
-    def shape_of(decl):
-        return tuple(sizes[s] for s in decl.shape) + ((1,) if len(decl.shape) == 1 else ())
-
-    params = {d.name: (sample_values(rng, d, shape_of(d)) if d.shape else float(sample_values(rng, d, ())))
-              for d in model.parameters}
-    data = {}
-    for d in model.inputs + model.targets:
-        lead = (steps,) if d.per_step else ()
-        classes = sizes[d.classes] if d.classes else None
-        rows = 1 if d.classes or not d.shape else sizes[d.shape[0]]
-        data[d.name] = sample_values(rng, d, (*lead, rows, batch), classes)
-    return params, data
-
-
 def directional_rows(model: Model, sizes: dict[str, int], steps: int, seed: int, directions: int,
-                     analytic: bool, batch: int = 1):
+                     analytic: bool, batch: int = 1, params: dict | None = None, data: dict | None = None):
     """Random directional derivatives of the matrix-form gradient against five-point differences
-    and (analytic models) the complex step, each a few whole-array passes."""
+    and (analytic models) the complex step, each a few whole-array passes; at ``params``/``data``
+    (arrays of a batch of ``batch``) when given, else at a plain draw from ``seed``."""
     engine = program(model, dict(sizes, B=batch))
-    params, data = draw_arrays(model, sizes, steps, seed, batch)
+    if params is None or data is None:
+        params, data = draw_arrays(model, sizes, steps, seed, batch)
     exact = engine.run(params, data, steps)
     rng = np.random.default_rng(seed + 7919)
     scale = FD_SCALE * max(1.0, *(float(np.max(np.abs(v))) for v in params.values()))

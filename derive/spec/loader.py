@@ -24,7 +24,8 @@ from derive.spec.shapes import is_matrix, shape_text
 MAX_SPEC_BYTES = 256 * 1024
 TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "targets", "quantity", "loss",
             "sizes", "options"}
-DECL_KEYS = {"description", "per_step", "sample", "shape", "classes"}
+DECL_KEYS = {"description", "per_step", "sample", "shape", "classes", "task"}
+TASKS = ("count",)  # a target the inputs determine, as worked examples and gradcheck draw it
 QUANTITY_KEYS = {"name", "role", "description", "equation", "last", "initial", "shape"}
 LOSS_KEYS = {"over", "expr", "description"}
 RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(SPEC_FUNCTIONS) | set(VECTOR_FUNCTIONS)
@@ -233,8 +234,13 @@ class _Builder(EquationReader):
             if classes is not None and (role != "target" or classes not in getattr(self, "size_symbols", {})):
                 self.fail(f"'{name}': classes names the size that counts the classes of a target", "classes")
             sample = "class" if classes else self.sample(spec.get("sample", [-1.0, 1.0]), name)
+            task = spec.get("task")
+            if task is not None and (task not in TASKS or role != "target" or per_step or classes
+                                     or spec.get("shape")):
+                self.fail(f"'{name}': task = \"count\" makes a target with one number per sequence the "
+                          "number of ones of the inputs", "task")
             out.append(Declaration(name, role, self.text(spec.get("description", ""), "description"),
-                                   per_step, sample, self.shape_of(spec, name), classes))
+                                   per_step, sample, self.shape_of(spec, name), classes, task))
         return tuple(out)
 
     def sample(self, value, name: str):

@@ -1,0 +1,369 @@
+"""Evaluation points: parameters, inputs and targets drawn from a seed, away from degenerate points.
+
+One family of draws for every consumer that needs numbers at "a random point":
+
+- ``point(model, steps, seed)``: a scalar model (or a vector model's explicit view), as a ``Point``;
+- ``arrays(model, sizes, steps, seed)``: a vector model as whole arrays (the matrix formulas' layout).
+
+Both are deterministic under the seed and avoid the points at which a check proves nothing: an input
+that is zero at every step or takes one value everywhere, a parameter whose gradient is zero at the
+point, two parameters whose gradients are equal (``derive gradcheck linear-rnn`` once compared 0 with
+3e-13 at all-zero inputs and passed). They draw from one random stream until a point is clean (at most
+``TRIES`` draws) and otherwise return the draw with the fewest defects, so a structural zero (a fixed
+``--at`` value, a unit the spec leaves dead) still gets a point. ``digits=1`` rounds every drawn real
+to one decimal, for worked examples a student can follow by hand; a target with ``task = "count"``
+(the counting networks) is the number of ones of the inputs rather than a random number.
+
+``raw_point``/``raw_arrays`` are the plain draws (each declaration's sample range, nothing rejected):
+the random trials of grading and the sheets' seed search use them; ``parse_at``/``apply_at`` read and
+apply ``--at`` (a whole parameter ``W=0.5``, one entry ``W[1,2]=0.5``, an input at a step ``x_2=1``
+or as a vector ``x_2=[1,0]``, one of its entries ``x_2[1]=1``, a class index ``y_2=1``).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from derive import naming
+from derive.calculus.unroll import check_steps
+from derive.errors import DeriveError, did_you_mean
+from derive.model import Declaration, Model
+from derive.numbers.compile import MatrixProgram, scalar_program
+
+TRIES = 32  # draws from one stream before settling for the least degenerate one
+STRUCTURAL = 8  # a defect found in this many draws running is the model's (GRU's twin biases), not the draw's
+ZERO = 1e-8  # a gradient (or the difference of two) below this, relative to the largest, counts as zero
+SHOWN = 8  # values of one input shown in a table before "..."
+
+
+@dataclass(frozen=True)
+class Point:
+    """Values for every parameter, and inputs/targets as (1, T) or (1,) arrays."""
+
+    params: dict[str, float]
+    data: dict[str, np.ndarray]
+    steps: int
+    notes: tuple[str, ...] = ()  # what no draw avoided (a structural zero or equality, a value --at fixed)
+
+
+# -- --at ------------------------------------------------------------------------------------------------
+_ITEM = re.compile(r"\s*([^=,\[\]{}]+?)\s*(?:[\[{]([\d\s,]+)[\]}])?\s*=\s*(\[[^\]]*\]|[^,]*)\s*(?:,|$)")
+
+
+def parse_at(text: str | None, entries: bool = False) -> dict:
+    """'W_rec=0.5,x_2=1' -> {'W_rec': 0.5, 'x_2': 1.0}. With ``entries`` (vector models) also one entry
+    'W[1,2]=0.5' -> {'W{1,2}': 0.5} and a vector 'x_2=[1,0]' -> {'x_2': (1.0, 0.0)}."""
+    out: dict = {}
+    text = (text or "").strip()
+    pos = 0
+    while pos < len(text):
+        m = _ITEM.match(text, pos)
+        if not m or not m.group(1).strip() or not m.group(3).strip() or m.end() == pos:
+            item = text[pos:].split(",")[0]
+            raise DeriveError(f"--at takes name=value pairs separated by commas; cannot read '{item}'")
+        name, index, value = m.group(1).strip(), m.group(2), m.group(3).strip()
+        pos = m.end()
+        if (index is not None or value.startswith("[")) and not entries:
+            raise DeriveError(f"--at {name}: entries and vectors apply to vector models; give one number")
+        if index is not None:
+            try:
+                name = naming.entry(name, *(int(i) for i in index.split(",")))
+            except ValueError:
+                raise DeriveError(f"--at {name}: cannot read the index [{index}]") from None
+        if value.startswith("["):
+            out[name] = tuple(_number(name, v) for v in value[1:-1].split(","))
+        else:
+            out[name] = _number(name, value)
+    return out
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        raise DeriveError(f"--at {name}: '{text.strip()}' is not a number") from None
+    if not math.isfinite(number):
+        raise DeriveError(f"--at {name}: the value must be finite")
+    return number
+
+
+def apply_at(model: Model, T: int, params: dict, data: dict, at: dict) -> None:
+    """Set the values ``at`` names (see ``parse_at``) in a Point's params and (1, T)/(1,) data, in place.
+    A vector model's explicit view (parameters W{i,j}, inputs x{i}) takes whole parameters and vectors."""
+    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
+    classes = {d.name: d.sample[1] for d in model.targets if isinstance(d.sample, tuple) and d.sample[0] == "class"}
+    for name, value in at.items():
+        root, index = naming.split_entry(name)
+        step = None
+        if not _entries(params, root) and not _entries(data, root):  # x_2: the input x at step 2
+            base, _, k = root.rpartition("_")
+            if base and k.isdigit() and _entries(data, base):
+                if not 1 <= int(k) <= T:
+                    raise DeriveError(f"--at {name}: step {k} is outside 1..{T}")
+                root, step = base, int(k) - 1
+        target = params if _entries(params, root) else data
+        names = [n for n in _entries(target, root) if not index or naming.split_entry(n)[1] == index]
+        if not names:
+            raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, _known(params, data, per_step, T))}")
+        if target is data and names[0] in per_step and step is None:
+            raise DeriveError(f"--at {name}: '{root}' has a value at every step; give {root}_1, {root}_2, ...")
+        if target is data and names[0] not in per_step and step is not None:
+            raise DeriveError(f"--at {name}: '{root}' has one value per sequence; give {root}")
+        values = value if isinstance(value, tuple) else (value,) * len(names)
+        if len(values) != len(names):
+            raise DeriveError(f"--at {name}: {root} has {len(names)} entries, the vector {len(values)}")
+        for n, v in zip(names, values, strict=True):
+            if n in classes and not (v == int(v) and 0 <= v < classes[n]):
+                raise DeriveError(f"--at {name}: a class index is a whole number from 0 to {classes[n] - 1}")
+            if target is params:
+                params[n] = v
+            elif step is None:
+                data[n][0] = v
+            else:
+                data[n][0, step] = v
+
+
+def _entries(table: dict, root: str) -> list[str]:
+    """The names in ``table`` of ``root`` itself or of its entries root{i}, root{i,j}."""
+    return [n for n in table if naming.split_entry(n)[0] == root]
+
+
+def _known(params: dict, data: dict, per_step: set, T: int) -> list[str]:
+    roots = dict.fromkeys(naming.split_entry(n)[0] for n in list(params) + list(data))
+    steps = {naming.split_entry(n)[0] for n in per_step}
+    return [r for r in roots if r not in steps] + [f"{r}_{k}" for r in roots if r in steps for k in range(1, T + 1)]
+
+
+# -- plain draws -----------------------------------------------------------------------------------------
+def sample_values(rng: np.random.Generator, decl: Declaration, size, classes: int | None = None) -> np.ndarray:
+    """Values drawn as a declaration says: "bits", a class index (of ``classes`` classes), or uniform."""
+    if decl.sample == "bits":
+        return rng.integers(0, 2, size).astype(float)
+    if isinstance(decl.sample, tuple) and decl.sample[0] == "class":
+        classes = decl.sample[1]
+    if classes is not None:
+        return rng.integers(0, classes, size).astype(float)
+    low, high = decl.sample
+    return rng.uniform(low, high, size)
+
+
+def raw_point(model: Model, steps: int | None, seed: int = 0, at: dict | None = None) -> Point:
+    """One draw from each declaration's sample range, then ``at`` applied on top; nothing rejected."""
+    T = check_steps(model, steps)
+    params, data = _raw(model, T, np.random.default_rng(seed), None, tasks=False)
+    apply_at(model, T, params, data, at or {})
+    return Point(params, data, T)
+
+
+def raw_arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, batch: int = 1):
+    """Random parameters (each declaration's sample range) and a batch of sequences, as arrays:
+    parameters in their shapes (vectors (n, 1)), per-step data (T, n, B), class indices (T, 1, B)."""
+    return _raw_arrays(model, sizes, steps, np.random.default_rng(seed), batch, None)
+
+
+def _rounded(values, digits: int | None, nonzero: bool = False):
+    if digits is None:
+        return values
+    out = np.round(values, digits)
+    if nonzero:  # a parameter rounded to 0 would cut a path out of the example
+        out = np.where(out == 0, np.where(np.asarray(values) < 0, -1, 1) * 10.0 ** -digits, out)
+    return out
+
+
+def _real(decl: Declaration) -> bool:
+    return isinstance(decl.sample, tuple) and decl.sample[0] != "class"
+
+
+def _raw(model: Model, T: int, rng: np.random.Generator, digits: int | None,
+         tasks: bool = True) -> tuple[dict, dict]:
+    params = {}
+    for p in model.parameters:
+        v = sample_values(rng, p, None)
+        params[p.name] = float(_rounded(v, digits, nonzero=True) if _real(p) else v)
+    data = {}
+    for d in model.inputs + model.targets:
+        v = sample_values(rng, d, (1, T) if d.per_step else (1,))
+        data[d.name] = _rounded(v, digits) if _real(d) else v
+    if tasks:
+        _tasks(model, data)
+    return params, data
+
+
+def _raw_arrays(model: Model, sizes: dict, steps: int, rng, batch: int, digits: int | None):
+    def shape_of(decl):
+        return tuple(sizes[s] for s in decl.shape) + ((1,) if len(decl.shape) == 1 else ())
+
+    params = {}
+    for d in model.parameters:
+        v = sample_values(rng, d, shape_of(d)) if d.shape else float(sample_values(rng, d, ()))
+        params[d.name] = _rounded(v, digits, nonzero=True) if _real(d) and digits is not None else v
+    data = {}
+    for d in model.inputs + model.targets:
+        lead = (steps,) if d.per_step else ()
+        classes = sizes[d.classes] if d.classes else None
+        rows = 1 if d.classes or not d.shape else sizes[d.shape[0]]
+        v = sample_values(rng, d, (*lead, rows, batch), classes)
+        data[d.name] = _rounded(v, digits) if _real(d) and classes is None else v
+    return params, data
+
+
+def _tasks(model: Model, data: dict) -> None:
+    """Targets the spec ties to the inputs (``task = "count"``: the number of ones of the inputs)."""
+    for d in model.targets:
+        if d.task == "count":
+            total = sum(np.sum(data[i.name], axis=-1) for i in model.inputs)
+            data[d.name] = np.broadcast_to(total, data[d.name].shape).astype(float).copy()
+
+
+# -- non-degenerate draws -------------------------------------------------------------------------------
+def point(model: Model, steps: int | None, seed: int = 0, at: dict | None = None, *,
+          digits: int | None = None, tries: int = TRIES) -> Point:
+    """A Point at which a gradient check proves something (see the module's docstring); its ``notes``
+    say what no draw could avoid."""
+    T = check_steps(model, steps)
+    rng = np.random.default_rng(seed)
+    engine = scalar_program(model)
+
+    def one():
+        params, data = _raw(model, T, rng, digits)
+        apply_at(model, T, params, data, at or {})
+        if at:
+            _retask(model, data, at)
+        grads = engine.run(params, data, T).grads
+        found = defects({i.name: data[i.name] for i in model.inputs},
+                        {n: float(np.real(g)) for n, g in grads.items()})
+        return (params, data), found
+
+    (params, data), notes = _choose(one, tries)
+    return Point(params, data, T, notes)
+
+
+def arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, *, at: dict | None = None,
+           digits: int | None = None, tries: int = TRIES) -> tuple[dict, dict]:
+    """One example (batch 1) of a vector model as arrays (``raw_arrays``' layout), non-degenerate.
+    ``at``: whole parameters, inputs at a step and class indices (every entry), as the sheets take it."""
+    rng = np.random.default_rng(seed)
+    compiled = MatrixProgram(model, sizes, batch=False)
+
+    def one():
+        params, data = _raw_arrays(model, sizes, steps, rng, 1, digits)
+        _apply_arrays(model, params, data, steps, at or {})
+        run = compiled.run(params, data, steps)
+        grads = {}
+        for p in model.parameters:
+            g = np.real(np.asarray(run.gradient(p.name))).reshape(-1)
+            grads.update((naming.entry(p.name, i + 1) if g.size > 1 else p.name, float(v)) for i, v in enumerate(g))
+        return (params, data), defects({d.name: data[d.name] for d in model.inputs}, grads)
+
+    return _choose(one, tries)[0]
+
+
+def _choose(one, tries: int):
+    """Draw with ``one()`` -> (draw, defects) until a draw has no defects but the model's own (those every
+    one of the first STRUCTURAL draws had); the first such draw, else the one with the fewest."""
+    seen = []
+    for _ in range(max(1, tries)):
+        seen.append(one())
+        structural = set.intersection(*(set(f) for _, f in seen)) if len(seen) >= STRUCTURAL else set()
+        for drawn, found in seen:
+            if not set(found) - structural and (structural or not found):
+                return drawn, tuple(found)
+    drawn, found = min(seen, key=lambda s: len(s[1]))
+    return drawn, tuple(found)
+
+
+def _apply_arrays(model: Model, params: dict, data: dict, steps: int, at: dict) -> None:
+    """``apply_at`` for arrays: W=0.5 (every entry), W{1,2}=0.5, x_2=1, x_2=(1, 0), x_2{1}=1, y_2=1."""
+    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
+    for name, value in at.items():
+        root, index = naming.split_entry(name)
+        base, _, k = root.rpartition("_")
+        if root in params:
+            table, key = params, root
+        elif base in per_step and k.isdigit():
+            if not 1 <= int(k) <= steps:
+                raise DeriveError(f"--at {name}: step {k} is outside 1..{steps}")
+            table, key = data[base], int(k) - 1
+        elif root in data and root not in per_step:
+            table, key = data, root
+        else:
+            known = list(params) + [f"{n}_{j}" for n in per_step for j in range(1, steps + 1)]
+            raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, known + list(data))}")
+        values = np.array(table[key], dtype=float)
+        if index:
+            position = tuple(i - 1 for i in index) + (0,) * (values.ndim - len(index))
+            if len(index) > values.ndim or any(not 0 <= i < n for i, n in zip(position, values.shape, strict=False)):
+                raise DeriveError(f"--at {name}: {root} has shape {values.shape}; indices start at 1")
+            values[position] = value
+        elif isinstance(value, tuple):
+            if len(value) != values.size:
+                raise DeriveError(f"--at {name}: {root} has {values.size} entries, the vector {len(value)}")
+            values = np.array(value, dtype=float).reshape(values.shape)
+        else:
+            values[...] = value
+        table[key] = values if np.ndim(table[key]) else float(values)
+
+
+def to_arrays(model: Model, sizes: dict[str, int], p: Point) -> tuple[dict, dict]:
+    """A Point of the explicit view of ``model`` (W{i,j}, x{i}) as the arrays of ``raw_arrays``."""
+    def gather(decl, table, step=None):
+        rows = sizes[decl.shape[0]] if decl.shape and not decl.classes else 1
+        cols = sizes[decl.shape[1]] if len(decl.shape) == 2 else 1
+        out = np.zeros((rows, cols))
+        for i in range(rows):
+            for j in range(cols):
+                name = decl.name if not decl.shape or decl.classes else (
+                    naming.entry(decl.name, i + 1, j + 1) if len(decl.shape) == 2 else naming.entry(decl.name, i + 1))
+                value = table[name]
+                out[i, j] = value if step is None and np.ndim(value) == 0 else np.ravel(value)[step or 0]
+        return out
+
+    params = {d.name: gather(d, p.params) if d.shape else float(p.params[d.name]) for d in model.parameters}
+    data = {d.name: np.stack([gather(d, p.data, t) for t in range(p.steps)]) if d.per_step else gather(d, p.data)
+            for d in model.inputs + model.targets}
+    return params, data
+
+
+def _retask(model: Model, data: dict, at: dict) -> None:
+    """Inputs set by --at change the count a task target holds, unless --at sets that target too."""
+    fixed = {naming.split_entry(n)[0].rpartition("_")[0] or n for n in at} | set(at)
+    kept = {d.name: data[d.name].copy() for d in model.targets if d.name in fixed}
+    _tasks(model, data)
+    data.update(kept)
+
+
+def defects(inputs: dict[str, np.ndarray], grads: dict[str, float]) -> list[str]:
+    """Why a point proves little, one phrase each: an input zero at every step or taking one value
+    everywhere (explicit entries x{1}, x{2} count as one input x), a zero gradient, two equal ones."""
+    found = []
+    grouped: dict[str, list] = {}
+    for name, values in inputs.items():
+        grouped.setdefault(naming.split_entry(name)[0], []).append(np.ravel(values))
+    for name, parts in grouped.items():
+        values = np.concatenate(parts)
+        if not np.any(values):
+            found.append(f"{name} is zero everywhere")
+        elif values.size > 1 and np.all(values == values[0]):
+            found.append(f"{name} takes one value everywhere")
+    names = list(grads)
+    g = np.array([grads[n] for n in names], dtype=float)
+    scale = max(1.0, float(np.max(np.abs(g)))) if g.size else 1.0
+    found += [f"the gradient of {names[i]} is zero" for i in np.flatnonzero(np.abs(g) <= ZERO * scale)]
+    order = np.argsort(g, kind="stable")
+    for a, b in itertools.pairwise(order):
+        if abs(g[b] - g[a]) <= ZERO * scale and abs(g[a]) > ZERO * scale:
+            found.append(f"the gradients of {names[a]} and {names[b]} are equal")
+    return found
+
+
+def shown(model: Model, data: dict) -> list[tuple[str, list[float], int]]:
+    """The inputs and targets of a point as a table shows them: (name, first values, how many in all)."""
+    out = []
+    for d in model.inputs + model.targets:
+        values = np.real(np.ravel(data[d.name]))
+        out.append((d.name, [float(v) for v in values[:SHOWN]], int(values.size)))
+    return out
