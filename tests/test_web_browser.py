@@ -47,7 +47,7 @@ def server(tmp_path_factory):
         proc.kill()
         pytest.fail("derive serve did not start: " + proc.stderr.read()[-2000:])
     yield url, folder
-    proc.terminate()
+    proc.terminate()  # SIGTERM: derive serve shuts its workers down too
     proc.wait(timeout=30)
 
 

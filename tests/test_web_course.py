@@ -77,6 +77,28 @@ def _serve(args: list[str], cwd: Path) -> tuple[subprocess.Popen, str, str]:
     raise AssertionError("derive serve did not start: " + proc.stderr.read())
 
 
+def _children(pid: int) -> list[int]:
+    """The grading processes of a server (Linux's /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _gone(pids: list[int], within: float = 10.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
+
+
 def test_non_loopback_warns_and_a_token_is_printed(tmp_path):
     proc, url, out = _serve(["--host", "0.0.0.0", "--model", "linear-rnn"], tmp_path)
     try:
@@ -89,10 +111,13 @@ def test_non_loopback_warns_and_a_token_is_printed(tmp_path):
         req = urllib.request.Request(url.replace("0.0.0.0", "127.0.0.1") + "teacher",
                                      headers={"Authorization": "Bearer " + token})
         assert urllib.request.urlopen(req, timeout=30).status == 200
+        workers = _children(proc.pid)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # a service manager's stop: a clean shutdown, workers included
         proc.wait(timeout=30)
+    assert proc.returncode == 0
     assert "warning: binding 0.0.0.0" in proc.stderr.read()
+    assert _gone(workers)
 
 
 def test_sheet_pdf_or_a_page_that_says_there_is_no_tex(monkeypatch):
@@ -150,8 +175,10 @@ def test_every_acknowledged_submission_survives_kill_9(tmp_path):
             t.start()
         while len(acknowledged) < 30:
             time.sleep(0.01)
+        workers = _children(proc.pid)
         proc.kill()  # SIGKILL, mid-load
         proc.wait()
+        assert workers and _gone(workers)  # its grading processes follow it
         stop.set()
         for t in threads:
             t.join()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from derive.errors import DeriveError
@@ -79,10 +80,16 @@ def run(args: argparse.Namespace) -> int:
                             questions=sum(len(t.questions) for t in server.topics.values()),
                             models=len(server.topics)))
     sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _stop)  # a service manager's stop: the same clean shutdown as Ctrl-C
     try:
         listener.run()
     except KeyboardInterrupt:
         pass
     finally:
+        listener.close()
         server.close()
     return 0
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +22,7 @@ from derive.errors import DeriveError
 
 GRACE = 2.0  # seconds a request waits beyond the grader's own limit before it gives up on the worker
 PREVIEW_TIMEOUT = 2.0  # seconds for reading an answer (the grammar has its own, shorter limit)
+PARENT_POLL = 0.5  # seconds between a worker's checks that its server still runs
 
 _MODELS: dict = {}
 
@@ -81,6 +83,17 @@ def ping() -> int:
     return os.getpid()
 
 
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit when the server is gone, however it went (SIGKILL included). The workers hold both
+    ends of the executor's pipes, so they would never see it close: they would wait for work forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="derive-parent-watch").start()
+
+
 # -- the pool ---------------------------------------------------------------------------------------
 class Pool:
     """Worker processes for grading; ``run(fn, *args, timeout=)`` returns fn's result or raises Busy."""
@@ -92,7 +105,8 @@ class Pool:
 
     def _start(self) -> ProcessPoolExecutor:
         # fork: the workers inherit what the parent derived and prepared (see the module's docstring)
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_watch_parent, initargs=(os.getpid(),))
         for f in [pool.submit(ping) for _ in range(self.workers)]:  # start them all now, from this thread
             f.result()
         return pool

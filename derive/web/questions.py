@@ -35,6 +35,7 @@ class Topic:
     title: str
     equations: list[str] = field(default_factory=list)  # LaTeX lines 'lhs &= rhs' of one aligned block
     questions: dict[str, Question] = field(default_factory=dict)
+    shapes: list[str] = field(default_factory=list)  # vector models: 'W \\in \\mathbb{R}^{n_h \\times n_h}'
 
     @property
     def recurrent(self) -> bool:
@@ -66,6 +67,8 @@ def topic(key: str, ref: str, model: Model, steps: int | None, options: dict | N
     loss = latex(model.loss.expr)
     t.equations.append(rf"E &= \sum_{{t=1}}^{{T}} {loss}" if model.recurrent and model.loss.over == "sum"
                        else f"E &= {loss}".replace("_{t}", "_{T}") if model.recurrent else f"E &= {loss}")
+    if d.kind == "matrix":
+        t.shapes = _shapes(d)
     asked = []
     for sym, _ in d.adjoints():
         asked.append(Question(str(sym), "adjoint", _step_of(str(sym)), _partial(latex(_undelta(sym)))))
@@ -78,6 +81,22 @@ def topic(key: str, ref: str, model: Model, steps: int | None, options: dict | N
                           f"{', '.join(q.id for q in asked)})")
     t.questions = {q.id: q for q in asked if not wanted or q.id in wanted}
     return t
+
+
+def _shapes(d) -> list[str]:
+    """Each parameter's, quantity's and input's shape, as the sheet's shape table gives them."""
+    model = d.model
+    names = [*d.parameters(), *(q.name for q in model.quantities), *(i.name for i in model.inputs)]
+    out = []
+    for name in names:
+        shape = d.shape(name)
+        if shape is None:
+            continue
+        sym = d.sym(name) if name not in d.parameters() else d.parameters()[name]
+        rows, cols = (latex(n) for n in shape)
+        space = rf"\mathbb{{R}}^{{{rows}}}" if cols == "1" else rf"\mathbb{{R}}^{{{rows} \times {cols}}}"
+        out.append(rf"{latex(sym)} \in {space}")
+    return out
 
 
 def _step_of(name: str) -> int | None:
