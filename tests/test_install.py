@@ -22,3 +22,7 @@ def test_wheel_install_finds_specs_and_templates(tmp_path):
     imported = subprocess.run([sys.executable, "-c", "import derive; print(derive.__file__)"], cwd=work, env=env,
                               check=False, capture_output=True, text=True).stdout
     assert imported.startswith(str(target))
+    # derive serve's pages and its KaTeX copy (package data: math typeset with no network)
+    for part in ("derive/web/static/katex/katex.min.js", "derive/web/static/katex/fonts/KaTeX_Main-Regular.woff2",
+                 "derive/templates/web/question.html.j2", "derive/templates/web/page.js.j2"):
+        assert (target / part).is_file(), part
