@@ -40,6 +40,23 @@ def test_course_file_is_read_relative_to_its_folder(tmp_path):
     assert c.models[1].options == {"activation": "relu"}
 
 
+def test_the_example_course_file_serves(tmp_path):
+    from derive.web.server import Server
+
+    course = load_course(ROOT / "docs/course.example.toml")
+    assert course.database == str(ROOT / "docs/submissions.sqlite") and not course.show_solutions
+    course.database, course.prepare = str(tmp_path / "x.sqlite"), False
+
+    class NoPool:
+        def close(self):
+            pass
+
+    server = Server(course, pool=NoPool())
+    assert {k: list(t.questions) for k, t in server.topics.items()} == {
+        "linear-rnn": ["delta_s_2", "W_rec", "W_x"], "elman": ["delta_h_3", "delta_a_2", "W", "V"]}
+    server.close()
+
+
 @pytest.mark.parametrize("text,words", [
     ('colour = "red"\n', "unknown key colour"),
     ('notation = "word"\n', "notation"),
