@@ -5,7 +5,7 @@
 Starts `derive serve --course` (a course of the five scalar models' questions, every one prepared at
 start, a SQLite database) in a child process, and has --clients threads submit --answers answers to
 POST /api/grade, each as a different student: correct, mistaken and unreadable answers drawn from
-benchmarks/bench_grade.py's pool. Then it checks:
+benchmarks/bench_grade.py's pool for the scalar models, and elman's matrix answers made here. Then it checks:
   * every answer was acknowledged (HTTP 200) and is in the database, with its text and verdict;
   * every verdict (and named mistake) equals the one `derive grade MODEL --answers FILE` gives the same
     answers (the command line, run afterwards);
@@ -43,7 +43,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-MODELS = ["linear-rnn", "sigmoid-rnn", "tanh-rnn", "backprop-net", "lstm-cell"]
+SCALAR = ["linear-rnn", "sigmoid-rnn", "tanh-rnn", "backprop-net", "lstm-cell"]
+MATRIX = ["elman"]
+MODELS = SCALAR + MATRIX
+MATRIX_QUESTIONS = ["delta_h_2", "delta_a_2", "W", "U", "V", "b"]
 GOAL_P95 = 0.5
 
 
@@ -52,15 +55,42 @@ def question_id(wrt: str, params: set[str]) -> str:
     return wrt if wrt in params else "delta_" + wrt
 
 
+def matrix_pool(name: str, rng: random.Random) -> list[tuple[str, str, str, str]]:
+    """(question, wrt, answer, kind) for a vector model: the solution as the sheet writes it (plain, LaTeX, terms
+    reordered) and wrong ones (sign, factor 2, a term left out, transposed, the README's missing path),
+    and unreadable ones (shapes that contradict each other, an unknown name)."""
+    import derive
+    from derive.grade.dispatch import prepare
+    from derive.grade.matrix.plain import plain
+    from derive.printing.latex import latex
+
+    model = derive.load(name)
+    out = []
+    for q in MATRIX_QUESTIONS:
+        compact = prepare(model, 3, q).reference.compact
+        terms = [plain(t) for t in compact.args] if compact.is_Add else [plain(compact)]
+        text = plain(compact)
+        out += [(q, q, text, "correct"), (q, q, latex(compact), "correct"),
+                (q, q, " + ".join(rng.sample(terms, len(terms))), "correct")]
+        out += [(q, q, f"-({text})", "mistake"), (q, q, f"2*({text})", "mistake"), (q, q, f"({text}).T", "mistake")]
+        out += [(q, q, " + ".join(t for j, t in enumerate(terms) if j != i), "mistake")
+                for i in range(len(terms)) if len(terms) > 1]
+        out += [(q, q, "W @ x_2", "unreadable"), (q, q, "W_hh @ h_1", "unreadable")]
+    out.append(("delta_a_2", "delta_a_2", "W.T @ delta_a_3 * (1 - h_2**2)", "mistake"))
+    return out
+
+
 def make_answers(n: int, seed: int = 0) -> list[dict]:
     import derive
     from bench_grade import pool
 
     rng = random.Random(seed)
     per_model = {}
-    for name in MODELS:
+    for name in SCALAR:
         params = {p.name for p in derive.load(name).parameters}
         per_model[name] = [(question_id(w, params), w, a, k) for w, a, k in pool(name, rng)]
+    for name in MATRIX:
+        per_model[name] = matrix_pool(name, rng)
     out = []
     for i in range(n):
         name = MODELS[i % len(MODELS)]
@@ -248,7 +278,8 @@ def main() -> int:
           f"{sqlite3.sqlite_version} (WAL, synchronous=FULL). Shared machine: load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after (2 = both cores busy).\n")
     print(f"{len(answers)} answers ({', '.join(f'{v} {k}' for k, v in kinds.items())}) to "
-          f"{len({(a['model'], a['question']) for a in answers})} questions of {len(MODELS)} scalar models at T = 3, "
+          f"{len({(a['model'], a['question']) for a in answers})} questions of {len(SCALAR)} scalar models and "
+          f"{', '.join(MATRIX)} (matrix answers) at T = 3, "
           f"every question prepared at start ({startup:.1f} s to start); {args.clients} concurrent clients on the "
           f"loopback, each answer a POST /api/grade by another student; {args.workers} grading processes, "
           f"{args.threads} request threads.\n")
