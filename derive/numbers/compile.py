@@ -20,7 +20,7 @@ The exact and many-digit evaluation of the same formulas is ``derive.numbers.int
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 
 import numpy as np
@@ -98,6 +98,7 @@ class Result:
     grads: dict[str, np.ndarray]
     values: dict[str, np.ndarray]  # quantity -> (T+1, B) array (static models: (1, B))
     deltas: dict[str, np.ndarray]  # quantity -> (T+1, B) array of dE/dq_k per sequence
+    terms: dict[str, np.ndarray] = field(default_factory=dict)  # parameter -> (T+1, B): step k's term of its gradient
 
 
 class ScalarProgram:
@@ -182,6 +183,7 @@ class ScalarProgram:
             return Result(np.mean(losses), losses, {}, vals, {})
         deltas = {n: np.zeros((T + 2, B), dtype) for n in self.names}
         g = {n: np.zeros(B, dtype) for n in self.params}
+        terms = {n: np.zeros((T + 1, B), dtype) for n in self.params}  # kept for the student-code grader
         for k in range(T, first - 1, -1):
             args = self._args(rows, cols, tail, k, T) + [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
             out = self.backward_fn(kinds[k])(*args)
@@ -189,8 +191,9 @@ class ScalarProgram:
                 deltas[n][k] = v
             for n, v in zip(self.params, out[len(self.names):], strict=False):
                 g[n] = g[n] + v
+                terms[n][k] = v
         grads_out = {n: np.mean(np.broadcast_to(v, (B,))) for n, v in g.items()}
-        return Result(np.mean(losses), losses, grads_out, vals, {n: d[: T + 1] for n, d in deltas.items()})
+        return Result(np.mean(losses), losses, grads_out, vals, {n: d[: T + 1] for n, d in deltas.items()}, terms)
 
 
 def _batch(data: dict) -> int:

@@ -19,6 +19,7 @@ wrong only in one step's term.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ import numpy as np
 from derive.errors import DeriveError
 from derive.numbers import sweep
 from derive.numbers.interpret import Floats
-from derive.grade.student_code import FLOOR, TOLERANCE, CodeReport, ParameterRow, run_student, step_pattern
+from derive.grade.student_code import (FLOOR, TOLERANCE, CodeReport, ParameterRow, diagnose, run_student,
+                                       step_pattern, steps_needed)
 from derive.grade.matrix.problem import MatrixProblem, size_plans
 from derive.numbers.check import draw_arrays
 from derive.numbers.compile import program
@@ -36,29 +38,52 @@ from derive.calculus.derivation import derive
 def check_code_vector(d, path: str, func: str = "loss_and_grads", timeout: float = 10.0, seed: int = 0,
                       trials: int = 3, batch: int = 4) -> CodeReport:
     """Run the student's function on ``trials`` random batches (other sizes each) and grade every gradient
-    against the matrix Derivation ``d``."""
+    against the matrix Derivation ``d``; the whole grading ends within ``timeout`` seconds."""
+    end = time.monotonic() + timeout
     model = d.model
     file = Path(path).resolve()
     if not file.is_file():
         raise DeriveError(f"--code: no such file {path}")
     T = d.steps
-    plans = size_plans(model)
-    draws = []
-    for i in range(trials):
-        sizes = plans[i % len(plans)]
-        params, data = draw_arrays(model, sizes, T, seed=seed * 1009 + i, batch=batch)
-        draws.append((sizes, params, data))
-    requests = [_request(model, params, data) for _, params, data in draws]
+    draws = _draws(model, T, seed, range(trials), batch)
     report = CodeReport(model.name, f"{file.name}:{func}", T, trials, batch)
-    reply = run_student(file, func, requests, timeout)
+    reply = run_student(file, func, [_request(model, params, data) for _, params, data in draws], timeout)
     if not reply.get("ok"):
         report.error = reply.get("error", "the code failed")
         return report
     derived = [program(model, dict(sizes, B=batch)).run(params, data, T) for sizes, params, data in draws]
     results = reply["results"]
+    shaped: dict = {}
     for decl in model.parameters:
         want = [_contract_shape(decl, np.real(np.asarray(res.grads[decl.name], dtype=float))) for res in derived]
-        report.parameters.append(_grade_parameter(model, T, decl.name, results, want, draws, batch))
+        row, shaped[decl.name] = _grade_parameter(decl.name, results, want)
+        report.parameters.append(row)
+    probes = _Probes(model, file, func, T, batch, seed, trials, end)
+
+    def cheap(name: str):
+        got, want = shaped[name]
+        found = _ratio(got, want, batch)
+        if found:
+            return (*found, True)  # the catalogue is not searched: as specific as it gets
+        extra = probes.results()
+        if extra is None:
+            return None
+        more, runs = extra
+        more_got, problem = _got(more, name)
+        if problem or any(np.shape(g) != np.shape(w) for g, w in zip(more_got, _want(model, name, runs),
+                                                                      strict=True)):
+            return None
+        return step_pattern(got + more_got, want + _want(model, name, runs), _terms(model, name, derived + runs),
+                            _close, floor=1e-9)
+
+    def catalogue(name: str):
+        got, want = shaped[name]
+        for m, vals in _patterns(model, T, name, draws, batch):
+            if _close(got, vals) and not _close(vals, want):
+                return m.message.replace("your answer", "your gradient"), m.key
+        return None
+
+    report.notes = diagnose(report.parameters, cheap, catalogue, end)
     losses = [(r.get("loss"), float(np.real(res.loss))) for r, res in zip(results, derived, strict=True)]
     if any(a is None or abs(a - b) > TOLERANCE * max(abs(b), FLOOR) for a, b in losses):
         ratio = sorted({round(a / b, 9) for a, b in losses if a is not None and b})
@@ -70,6 +95,68 @@ def check_code_vector(d, path: str, func: str = "loss_and_grads", timeout: float
         report.loss_message = "the returned loss is wrong" + hint
     report.correct = all(r.correct for r in report.parameters) and report.loss_message is None
     return report
+
+
+def _draws(model, T: int, seed: int, indices, batch: int) -> list:
+    """(sizes, params, data) of the trials ``indices``: the size plans in turn, a seed per trial."""
+    plans = size_plans(model)
+    out = []
+    for i in indices:
+        sizes = plans[i % len(plans)]
+        params, data = draw_arrays(model, sizes, T, seed=seed * 1009 + i, batch=batch)
+        out.append((sizes, params, data))
+    return out
+
+
+class _Probes:
+    """More random batches for the step analysis (enough entries that the equations outnumber the steps),
+    run through the student's code once, when first needed."""
+
+    def __init__(self, model, file: Path, func: str, steps: int, batch: int, seed: int, first: int, end: float):
+        self.args = (model, file, func, steps, batch, seed, first, end)
+        self.done, self.value = False, None
+
+    def results(self) -> tuple[list, list] | None:
+        """(the student's results, the derived runs) at the probe batches; None if the code failed there."""
+        if not self.done:
+            self.done = True
+            self.value = self._run()
+        return self.value
+
+    def _run(self):
+        model, file, func, steps, batch, seed, first, end = self.args
+        fewest = min(_entries(decl, sizes) for sizes in size_plans(model) for decl in model.parameters)
+        count = -(-steps_needed(steps + 1) // max(fewest, 1))
+        draws = _draws(model, steps, seed, range(first, first + count), batch)
+        left = end - time.monotonic()
+        if left <= 0.2:
+            return None
+        reply = run_student(file, func, [_request(model, params, data) for _, params, data in draws], left)
+        if not reply.get("ok"):
+            return None
+        return reply["results"], [program(model, dict(sizes, B=batch)).run(params, data, steps)
+                                  for sizes, params, data in draws]
+
+
+def _entries(decl, sizes: dict) -> int:
+    return int(np.prod([sizes.get(str(s), 1) for s in decl.shape])) if decl.shape else 1
+
+
+def _want(model, name: str, runs: list) -> list:
+    decl = next(d for d in model.parameters if d.name == name)
+    return [_contract_shape(decl, np.real(np.asarray(run.grads[name], dtype=float))) for run in runs]
+
+
+def _terms(model, name: str, runs: list) -> list:
+    """(step, that step's term at every run, in the module's shape) for every step with a term."""
+    decl = next(d for d in model.parameters if d.name == name)
+    steps = sorted({k for (p, k) in runs[0].terms if p == name})
+
+    def term(run, k):
+        value = run.terms.get((name, k))
+        return np.zeros(np.shape(run.grads[name])) if value is None else np.real(np.asarray(value, dtype=float))
+
+    return [(k, [_contract_shape(decl, term(run, k)) for run in runs]) for k in steps]
 
 
 def _request(model, params: dict, data: dict) -> dict:
@@ -115,10 +202,11 @@ def _error(got: list, want: list) -> float:
     return worst
 
 
-def _grade_parameter(model, T: int, name: str, results: list, want: list, draws: list, batch: int) -> ParameterRow:
+def _grade_parameter(name: str, results: list, want: list) -> tuple[ParameterRow, tuple | None]:
+    """The row of one parameter and, when its shapes agree, (got, want) for the diagnosis."""
     got, problem = _got(results, name)
     if problem:
-        return ParameterRow(name, False, float("inf"), problem, "missing" if "no entry" in problem else None)
+        return ParameterRow(name, False, float("inf"), problem, "missing" if "no entry" in problem else None), None
     shaped = []
     for g, wanted in zip(got, want, strict=True):
         w = np.asarray(wanted)
@@ -131,27 +219,27 @@ def _grade_parameter(model, T: int, name: str, results: list, want: list, draws:
             if err <= TOLERANCE:
                 return ParameterRow(name, False, err, f"your gradient is transposed: shape {g.shape} where "
                                     f"{name} is {w.shape} (the gradient of a weight matrix is δ hᵀ, not h δᵀ)",
-                                    "transposed")
+                                    "transposed"), None
             return ParameterRow(name, False, float("inf"), f"your gradient has shape {g.shape}; {name} has shape "
-                                f"{w.shape} (transposed, and the values are wrong too)", "shape")
+                                f"{w.shape} (transposed, and the values are wrong too)", "shape"), None
         else:
             return ParameterRow(name, False, float("inf"), f"your gradient has shape {g.shape}; {name} has shape "
-                                f"{tuple(w.shape)}", "shape")
+                                f"{tuple(w.shape)}", "shape"), None
     error = _error(shaped, want)
-    if error <= TOLERANCE:
-        return ParameterRow(name, True, error)
-    message, key = _explain(model, T, name, shaped, want, draws, batch)
-    return ParameterRow(name, False, error, message, key)
+    return ParameterRow(name, error <= TOLERANCE, error), (shaped, want)
 
 
 def _close(got: list, want: list) -> bool:
     return _error(got, want) <= TOLERANCE
 
 
-def _explain(model, T: int, name: str, got: list, want: list, draws: list, batch: int) -> tuple[str, str | None]:
+def _ratio(got: list, want: list, batch: int) -> tuple[str, str] | None:
+    """Transposed (square), or a constant factor: summed over the batch, the sign, another factor."""
     w0 = np.asarray(want[0])
     if w0.ndim == 2 and w0.shape[0] == w0.shape[1] and _close([np.asarray(g).T for g in got], want):
         return "your gradient is the transpose of the correct one (δ hᵀ, not h δᵀ)", "transposed"
+    if all(not np.any(np.asarray(g)) for g in got):
+        return "your gradient is zero in every trial", "zero"
     ratios = [np.asarray(g, dtype=float).reshape(-1) / np.asarray(w, dtype=float).reshape(-1)
               for g, w in zip(got, want, strict=True) if np.all(np.abs(np.asarray(w)) > 1e-9)]
     if len(ratios) == len(want):
@@ -164,14 +252,7 @@ def _explain(model, T: int, name: str, got: list, want: list, draws: list, batch
             if abs(r + 1) < 1e-6:
                 return "your gradient has the wrong sign", "sign"
             return f"your gradient is off by a constant factor: {r:.6g} times the correct one", "factor"
-    pattern = _patterns(model, T, name, draws, batch)
-    for m, vals in pattern["mistakes"]:
-        if _close(got, vals) and not _close(vals, want):
-            return m.message.replace("your answer", "your gradient"), m.key
-    found = step_pattern(got, want, pattern["terms"], _close, floor=1e-9)
-    if found:
-        return found
-    return "not one of the common mistake patterns", None
+    return None
 
 
 def _examples(model, T: int, draws: list, batch: int, backend) -> list:
@@ -193,8 +274,8 @@ def _examples(model, T: int, draws: list, batch: int, backend) -> list:
     return out
 
 
-def _patterns(model, T: int, name: str, draws: list, batch: int) -> dict:
-    """Per trial: each catalogued mistake's batch mean and each step term's batch mean (module shapes)."""
+def _patterns(model, T: int, name: str, draws: list, batch: int) -> list:
+    """Each catalogued mistake's batch mean per trial (module shapes)."""
     backend = Floats()
     problem = MatrixProblem(derive(model, T), name, examples=_examples(model, T, draws, batch, backend),
                             backend=backend)
@@ -204,6 +285,4 @@ def _patterns(model, T: int, name: str, draws: list, batch: int) -> dict:
         return [_contract_shape(decl, np.asarray(sum(values[i * batch:(i + 1) * batch]) / batch, dtype=float))
                 for i in range(len(draws))]
 
-    ks = sorted({k for (p, k) in problem.points[0].correct.terms if p == name})
-    terms = [(k, means([pt.correct.terms[(name, k)] for pt in problem.points])) for k in ks]
-    return {"mistakes": [(m, means(vals)) for m, vals in problem.mistakes], "terms": terms}
+    return [(m, means(vals)) for m, vals in problem.mistakes]
