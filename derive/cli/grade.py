@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
     parser.add_argument("--atol", type=float, default=1e-12, help="absolute floor for numbers (default 1e-12)")
     parser.add_argument("--show-solution", action="store_true", help="print the correct answer too")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer (default 5)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer; with --code, for the "
+                        "whole grading of the submission (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (default 0)")
     parser.add_argument("--report", metavar="PREFIX", help="--answers: write PREFIX.csv and PREFIX.json "
                         "(default: FILE.graded.*)")
