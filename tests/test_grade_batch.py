@@ -43,7 +43,8 @@ def _write_csv(path: Path, extra_bytes: bytes = b"") -> None:
 def test_batch_csv_every_row_reported(tmp_path, capsys):
     src = tmp_path / "class.csv"
     _write_csv(src, b'bytes,W_rec,s_1 + \xff\n' + b'toomany,W_rec,s_1,3,,extra\n')
-    code = main(["grade", "linear-rnn", "--answers", str(src), "--jobs", "2", "--report", str(tmp_path / "out")])
+    code = main(["grade", "linear-rnn", "--answers", str(src), "--jobs", "2", "--report", str(tmp_path / "out"),
+                 "--progress", "always"])  # stderr is not a terminal here: the bar only when asked for
     assert code == 0
     out = capsys.readouterr()
     assert "graded 17 answers" in out.out and "most common mistakes" in out.out

@@ -14,13 +14,13 @@ DESCRIPTION = ("Grade a student's derivative. --answer takes plain math (2*(s_3 
                "definitions before comparing. For a vector model the answer is a matrix expression "
                "(W.T @ delta_a_3 * (1 - h_2**2), or W^\\top \\delta_{a,3} \\odot (1 - h_2 \\odot h_2)) whose shapes "
                "are checked first. Exit 0 correct, 1 incorrect or undecided, 2 unreadable. "
-               "--answers grades a CSV/JSONL file in parallel. --code EXECUTES the given Python file "
+               "--answers grades a CSV/JSONL file in parallel (columns below). --code EXECUTES the given Python file "
                "(in a separate process with time and memory limits) and compares its gradients.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
-    what = parser.add_mutually_exclusive_group(required=True)
+    what = parser.add_mutually_exclusive_group()  # one of them, or --show-solution alone
     what.add_argument("--answer", metavar="TEXT", help="the answer, plain or LaTeX (one that starts with '-': "
                       "--answer=-2*...)")
     what.add_argument("--answer-file", metavar="FILE", help="read the answer from a file (UTF-8, at most 10 kB)")
@@ -33,16 +33,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...", help="fix values, e.g. W_rec=0.5,x_2=1; "
                         "with every value given the answer may be a number")
     parser.add_argument("--latex", action="store_true", help="read the answer as LaTeX (default: auto-detect)")
-    parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object (--answers: "
+                        "the whole report, to stdout)")
     parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for numbers (default 1e-6)")
     parser.add_argument("--atol", type=float, default=1e-12, help="absolute floor for numbers (default 1e-12)")
-    parser.add_argument("--show-solution", action="store_true", help="print the correct answer too")
+    parser.add_argument("--show-solution", action="store_true", help="print the correct answer too (alone, "
+                        "with --wrt: only the correct answer)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer; with --code, for the "
                         "whole grading of the submission (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (default 0)")
-    parser.add_argument("--report", metavar="PREFIX", help="--answers: write PREFIX.csv and PREFIX.json "
-                        "(default: FILE.graded.*)")
-    parser.add_argument("--jobs", type=int, default=None, help="--answers: worker processes (default: CPUs)")
+    batch = parser.add_argument_group(
+        "--answers FILE", "a CSV file with a header line, or JSONL (one object per line), or a JSON array. Columns: "
+        "answer (required); id (a name for the row, default its line number); wrt (default --wrt); steps "
+        "(default --steps); values ('W_rec=0.5,x_1=1', or in JSON an object); points (what a correct answer "
+        "scores, default 1). Any other column (student, email, section) is carried into the report unchanged; "
+        "with a column student, each student's total is reported too (PREFIX.students.csv).")
+    batch.add_argument("--report", metavar="PREFIX", help="write PREFIX.csv and PREFIX.json (default: "
+                       "FILE.graded.*; with --json, only when given)")
+    batch.add_argument("--format", choices=["report", "gradescope"], default="report", help="report: the CSV "
+                       "and JSON report (default); gradescope: Gradescope's autograder results.json as PREFIX.json")
+    batch.add_argument("--progress", choices=["auto", "always", "never"], default="auto", help="a progress "
+                       "bar on stderr: auto shows it only on a terminal (default)")
+    batch.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPUs)")
     vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp: matrix answers, shapes checked)")
     vector.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a spec option, e.g. activation=relu")
@@ -62,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return _batch(model, args)
     if args.code:
         return _code(model, args)
+    if args.answer is None and args.answer_file is None:
+        return _solution(model, args)
     if not args.wrt:
         raise DeriveError("--wrt is required with --answer: the derivative asked for, e.g. --wrt W_rec")
     answer = args.answer if args.answer is not None else read_answer_file(args.answer_file)
@@ -102,9 +116,34 @@ def read_answer_file(path: str) -> str:
 
 
 def _batch(model, args) -> int:
+    from derive.artifacts import write_atomic
     from derive.grade.batch import grade_file
 
-    return grade_file(model, args)
+    out = grade_file(model, args)
+    for path, content in out.files.items():
+        write_atomic(path, content)
+    if args.json:
+        sys.stdout.buffer.write(out.json)
+    else:
+        sys.stdout.write(out.text)
+    return 0
+
+
+def _solution(model, args) -> int:
+    """--show-solution --wrt NAME with no answer: the correct answer alone."""
+    from derive.grade.dispatch import solution
+    from derive.templating import render
+
+    if not (args.show_solution and args.wrt):
+        raise DeriveError("give --answer, --answer-file, --answers or --code (or --show-solution with --wrt to see "
+                          "the correct answer)")
+    shown = solution(model, args.wrt, steps=args.steps, seed=args.seed)
+    if args.json:
+        print(json.dumps({"model": model.name, "wrt": args.wrt, "solution": shown}, ensure_ascii=False,
+                         sort_keys=True))
+    else:
+        sys.stdout.write(render("cli/grade_solution.txt.j2", model=model.name, wrt=args.wrt, solution=shown))
+    return 0
 
 
 def _code(model, args) -> int:

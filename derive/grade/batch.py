@@ -1,10 +1,11 @@
 """Grade a file of answers (CSV or JSONL) in parallel; one report row for every input row.
 
-Input columns / keys: id, wrt, answer, and optionally steps and values
-("W_rec=0.5,x_1=1" in CSV; that text or an object in JSONL). A row that cannot be
-read still gets a report row, with verdict 'unreadable' and the reason; a row whose
-grading failed unexpectedly gets verdict 'error'. Reports (PREFIX.csv, PREFIX.json)
-are written atomically.
+Input columns / keys (COLUMNS): answer (required), and optionally id, wrt, steps, values
+("W_rec=0.5,x_1=1" in CSV; that text or an object in JSONL) and points (what a correct answer
+scores, default 1). Any other column (student, email, section, ...) is carried into the report
+unchanged, and a student column adds each student's total. A row that cannot be read still gets
+a report row, with verdict 'unreadable' and the reason; a row whose grading failed unexpectedly
+gets verdict 'error'. The reports themselves are built by derive.grade.gradebook.
 """
 from __future__ import annotations
 
@@ -14,16 +15,22 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.errors import DeriveError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
-FIELDS = ["row", "id", "wrt", "steps", "verdict", "correct", "mistake", "reason", "method",
-          "false_accept_probability", "time_seconds", "symbols"]
+COLUMNS = {  # the columns the grader reads, and what each holds (README and --help list them)
+    "id": "a name for the row in the report (default: its line number)",
+    "wrt": "the derivative asked for, e.g. W_rec or delta_2 (default: --wrt)",
+    "answer": "the student's answer, plain or LaTeX (required)",
+    "steps": "the sequence length T (default: --steps, else 3)",
+    "values": "fixed values, 'W_rec=0.5,x_1=1' (JSONL: also an object)",
+    "points": "what a correct answer scores (default 1)",
+}
 
 
 # -- reading ---------------------------------------------------------------------
@@ -73,12 +80,13 @@ def _read_csv(text: str) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames or "answer" not in [f.strip() for f in reader.fieldnames]:
         raise DeriveError("the CSV file needs a header line with at least the column 'answer' "
-                          "(and id, wrt, optionally steps and values)")
+                          "(and id, wrt, optionally steps, values, points; other columns are carried along)")
     rows = []
     for n, rec in enumerate(reader, start=2):  # line 1 is the header
         if None in rec:  # more fields than the header has columns
             rows.append({"row": n, "id": _clean(rec.get("id") or str(n)), "error": f"line {n} has more fields "
-                         "than the header has columns (an unquoted comma in the answer?)"})
+                         "than the header has columns (an unquoted comma in the answer?)",
+                         "columns": _carried({k.strip(): v for k, v in rec.items() if k is not None})})
             continue
         rows.append(_normalise({k.strip(): v for k, v in rec.items() if k is not None}, n))
     return rows
@@ -89,8 +97,14 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _carried(obj: dict) -> dict:
+    """The columns the grader does not read, as they came (text cleaned of undecodable bytes)."""
+    return {_clean(str(k)): _clean(v) if isinstance(v, str) else v for k, v in obj.items() if k not in COLUMNS}
+
+
 def _normalise(obj: dict, n: int) -> dict:
-    row = {"row": n, "id": _clean(str(obj.get("id") if obj.get("id") not in (None, "") else n))}
+    row = {"row": n, "id": _clean(str(obj.get("id") if obj.get("id") not in (None, "") else n)),
+           "columns": _carried(obj)}
     answer = obj.get("answer")
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         row["error"] = "no answer"
@@ -113,6 +127,15 @@ def _normalise(obj: dict, n: int) -> dict:
             row.setdefault("error", "values must be numbers")
     elif values not in (None, ""):
         row["values"] = str(values)
+    points = obj.get("points")
+    if points not in (None, ""):
+        try:
+            row["points"] = float(points)
+            if not 0 <= row["points"] < float("inf"):
+                raise ValueError
+        except (TypeError, ValueError):
+            row["points"] = 0.0
+            row.setdefault("error", f"points '{_clean(str(points))}' is not a number >= 0")
     return row
 
 
@@ -141,9 +164,10 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     from derive.grade.dispatch import grade
 
     out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
-           "steps": row.get("steps", options.get("steps")), "verdict": "unreadable", "correct": False,
+           "steps": row.get("steps", options.get("steps")), "answer": _clean(row.get("answer") or ""),
+           "verdict": "unreadable", "correct": False, "points": row.get("points", 1.0), "score": 0.0,
            "mistake": None, "reason": row.get("error"), "method": None, "false_accept_probability": None,
-           "time_seconds": 0.0, "symbols": []}
+           "time_seconds": 0.0, "symbols": [], "columns": row.get("columns") or {}}
     if row.get("error"):
         return out
     if not out["wrt"]:
@@ -165,41 +189,28 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     out.update(verdict=v.verdict, correct=v.correct, reason=v.reason, method=v.method,
                false_accept_probability=v.false_accept_probability, time_seconds=v.time_seconds,
                symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"),
-               message=(v.diagnosis or {}).get("message"))
+               message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0)
     return out
 
 
 # -- running -------------------------------------------------------------------------
 class Progress:
-    """A progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+    """A tqdm bar on stderr, redrawn in place; nothing at all when stderr is not a terminal (a log or a
+    pipe), unless ``mode`` is 'always'; 'never' turns it off."""
 
-    def __init__(self, total: int, stream=None):
-        self.total, self.stream, self.done = total, stream or sys.stderr, 0
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.tty = self.stream.isatty()
-        self.next_tenth = 1
+    def __init__(self, total: int, mode: str = "auto", stream=None):
+        from tqdm import tqdm
+
+        stream = stream or sys.stderr
+        show = mode == "always" or (mode == "auto" and stream.isatty())
+        self.bar = tqdm(total=total, file=stream, disable=not show, desc="grading", unit=" answers",
+                        mininterval=0.2, dynamic_ncols=True)
 
     def advance(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.tty and (now - self.last > 0.1 or self.done == self.total):
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            self.stream.write(f"\rgrading [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                              f"{now - self.start:.1f} s")
-            self.stream.flush()
-            self.last = now
-        elif not self.tty:
-            while self.total and self.done * 10 >= self.next_tenth * self.total and self.next_tenth <= 10:
-                self.stream.write(f"grading: {self.done}/{self.total} ({self.next_tenth * 10}%) "
-                                  f"{now - self.start:.1f} s\n")
-                self.next_tenth += 1
+        self.bar.update(n)
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-        self.stream.flush()
+        self.bar.close()
 
 
 def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None = None,
@@ -258,28 +269,20 @@ def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -
             continue
 
 
-def summarise(model_name: str, results: list[dict], seconds: float) -> dict:
-    verdicts = Counter(r["verdict"] for r in results)
-    mistakes = Counter(r["mistake"] for r in results if r.get("mistake"))
-    messages = {r["mistake"]: r.get("message") or r["reason"] for r in results if r.get("mistake")}
-    return {"model": model_name, "rows": len(results), "seconds": round(seconds, 3),
-            "verdicts": dict(sorted(verdicts.items())),
-            "mistakes": [{"mistake": k, "count": c, "message": messages[k]} for k, c in mistakes.most_common(10)]}
+@dataclass
+class BatchOutput:
+    """What ``derive grade --answers`` produces: files to write (the CLI writes them), the text summary
+    for stdout, and the JSON report (stdout with --json)."""
+
+    files: dict[Path, bytes] = field(default_factory=dict)
+    text: str = ""
+    json: bytes = b""
 
 
-def to_csv(results: list[dict]) -> bytes:
-    buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in results:
-        writer.writerow({**r, "symbols": " ".join(r.get("symbols") or []),
-                         "correct": "true" if r["correct"] else "false"})
-    return buf.getvalue().encode("utf-8", errors="replace")
-
-
-def grade_file(model, args) -> int:
-    """derive grade MODEL --answers FILE: grade, write the reports, print the summary."""
-    from derive.artifacts import write_atomic
+def grade_file(model, args) -> BatchOutput:
+    """derive grade MODEL --answers FILE: grade every row and build the reports (report: PREFIX.csv and
+    PREFIX.json, and PREFIX.students.csv with a student column; gradescope: results.json's format)."""
+    from derive.grade import gradebook
     from derive.templating import render
 
     rows = read_rows(args.answers)
@@ -287,14 +290,22 @@ def grade_file(model, args) -> int:
                "atol": args.atol, "timeout": args.timeout, "seed": args.seed,
                "model_options": getattr(args, "model_options", None) or {}}
     start = time.monotonic()
-    model_ref = args.model
-    results = grade_all(model_ref, rows, options, args.jobs, Progress(len(rows)))
-    summary = summarise(model.name, results, time.monotonic() - start)
-    prefix = args.report or str(Path(args.answers).with_suffix("")) + ".graded"
-    csv_path, json_path = Path(prefix + ".csv"), Path(prefix + ".json")
-    report = {"summary": summary, "rows": results}
-    write_atomic(csv_path, to_csv(results))
-    write_atomic(json_path, (json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n")
-                 .encode("utf-8", errors="replace"))
-    sys.stdout.write(render("cli/grade_batch.txt.j2", summary=summary, csv_path=csv_path, json_path=json_path))
-    return 0
+    results = grade_all(args.model, rows, options, args.jobs, Progress(len(rows), getattr(args, "progress", "auto")))
+    summary = gradebook.summarise(model.name, results, time.monotonic() - start)
+    fmt = getattr(args, "format", None) or "report"
+    to_stdout = bool(getattr(args, "json", False))
+    prefix = args.report or (None if to_stdout else str(Path(args.answers).with_suffix("")) + ".graded")
+    out = BatchOutput()
+    if fmt == "gradescope":
+        out.json = gradebook.dumps(gradebook.gradescope(summary, results))
+        if prefix:
+            out.files[Path(prefix + ".json")] = out.json
+    else:
+        out.json = gradebook.dumps({"summary": summary, "rows": results})
+        if prefix:
+            out.files[Path(prefix + ".csv")] = gradebook.to_csv(results)
+            out.files[Path(prefix + ".json")] = out.json
+            if summary.get("students") is not None:
+                out.files[Path(prefix + ".students.csv")] = gradebook.students_csv(summary["students"])
+    out.text = render("cli/grade_batch.txt.j2", summary=summary, paths=list(out.files), format=fmt)
+    return out

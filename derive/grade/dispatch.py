@@ -37,6 +37,19 @@ def prepare(model, steps: int | None, wrt: str, seed: int = 0) -> object:
     return prepare_matrix(d, wrt, seed) if d.kind == "matrix" else prepare_scalar(d, wrt, None, seed)
 
 
+def solution(model, wrt: str, steps: int | None = None, seed: int = 0) -> dict:
+    """The correct answer to dE/d``wrt`` as --show-solution prints it, without an answer to grade."""
+    from derive.grade.matrix.grader import solution as matrix_solution
+    from derive.printing.latex import latex
+
+    d = derive(model, steps)
+    if d.kind == "matrix":
+        return matrix_solution(prepare_matrix(d, wrt, seed))
+    ref = prepare_scalar(d, wrt, None, seed).reference
+    return {"compact": str(ref.compact), "explicit": str(ref.value), "latex_compact": latex(ref.compact),
+            "latex_explicit": latex(ref.value)}
+
+
 def check_code(model, path: str, func: str = "loss_and_grads", steps: int | None = None, timeout: float = 10.0,
                seed: int = 0, trials: int = 3, batch: int = 4) -> CodeReport:
     """Run the student's function on ``trials`` random batches and grade every parameter's gradient."""
