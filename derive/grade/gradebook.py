@@ -13,8 +13,8 @@ import io
 import json
 from collections import Counter
 
-FIELDS = ["row", "id", "wrt", "steps", "answer", "verdict", "correct", "points", "score", "mistake", "reason",
-          "method", "false_accept_probability", "time_seconds", "symbols"]
+FIELDS = ["row", "id", "wrt", "steps", "verdict", "correct", "mistake", "reason", "method", "false_accept_probability",
+          "time_seconds", "symbols", "answer", "points", "score"]  # the first twelve as before (positions are read)
 STUDENT = "student"
 
 

@@ -27,7 +27,7 @@ def submissions_csv(rows: list[dict]) -> bytes:
 
 def batch_csv(results: list[dict]) -> bytes:
     """An uploaded batch's report, exactly as `derive grade --answers` writes PREFIX.csv."""
-    from derive.grade.batch import to_csv
+    from derive.grade.gradebook import to_csv
 
     return to_csv(results)
 

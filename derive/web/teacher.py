@@ -109,7 +109,8 @@ def register(app: Flask, server: Server) -> None:
 
 def _grade_upload(server: Server, t, filename: str, data: bytes) -> dict:
     """Grade an uploaded batch file as `derive grade MODEL --answers FILE` does, row by row in the workers."""
-    from derive.grade.batch import read_rows, summarise
+    from derive.grade.batch import read_rows
+    from derive.grade.gradebook import summarise
 
     suffix = ".jsonl" if filename.lower().endswith((".jsonl", ".ndjson", ".json")) else ".csv"
     # read_rows reads a path: the upload goes to a private temporary file of the server's own, never the
