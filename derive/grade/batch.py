@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -203,14 +204,32 @@ class Progress:
 
         stream = stream or sys.stderr
         show = mode == "always" or (mode == "auto" and stream.isatty())
-        self.bar = tqdm(total=total, file=stream, disable=not show, desc="grading", unit=" answers",
-                        mininterval=0.2, dynamic_ncols=True)
+        width = shutil.get_terminal_size().columns or 80  # a terminal that reports 0 columns would get no bar
+        self.bar = tqdm(total=total, file=_Plain(stream), disable=not show, desc="grading", unit=" answers",
+                        mininterval=0.2, ncols=min(width, 100))
 
     def advance(self, n: int) -> None:
         self.bar.update(n)
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _Plain:
+    """The stream behind a plain object: tqdm 4.70 drew nothing on a pseudo-terminal when handed sys.stderr
+    itself (it counted the updates as printed), and draws through this."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
 
 
 def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None = None,
