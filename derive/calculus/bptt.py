@@ -33,7 +33,9 @@ class FormA:
     ``direct[q]``: the loss's immediate derivative with respect to state q (through outputs),
     ``immediate[(q, W)]``: d+ q / d W with the previous states held fixed (through intermediates),
     ``loss_immediate[(k, W)]``: d+ E_k / d W (parameters read by outputs or the loss),
-    ``paths[q]``: every path q -> ... -> loss as the tuple of states it visits.
+    ``successors[q]``: the states read directly from q; ``counts[q]``: how many paths lead from q to the loss;
+    ``paths[q]``: every path q -> ... -> loss as the tuple of states it visits (built when first asked
+    for: at T = 1000 with a loss at every step they hold T^3/6 states, and a sheet lists a few).
     """
 
     states: tuple[sp.Symbol, ...]
@@ -41,7 +43,17 @@ class FormA:
     direct: dict
     immediate: dict
     loss_immediate: dict
-    paths: dict
+    successors: dict
+    counts: dict
+
+    @cached_property
+    def paths(self) -> dict:
+        paths: dict = {}
+        for q in reversed(self.states):  # later states first, so successors are done
+            own = [(q,)] if self.direct[q] != 0 else []
+            own += [(q, *p) for r in self.successors[q] for p in paths[r]]
+            paths[q] = tuple(own)
+        return paths
 
     def total(self, q: sp.Symbol) -> sp.Expr:
         """dE/dq written out: sum over paths of the product of one-step Jacobians and the direct term."""
@@ -233,40 +245,46 @@ def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
     model, T = unrolled.model, unrolled.steps
     state_names = {q.name for q in model.quantities if q.role == "state" or q.initial is not None}
     states, jac, direct, immediate, loss_imm = [], {}, {}, {}, {}
+    folds: dict = {}  # a step's folded partials depend on its equations only: derived once per kind
+
+    def fold(owner, src):
+        key = (kind.own, owner, src)
+        if key not in folds:
+            folds[key] = _fold(cell, kind.own, owner, src, nonstate, memos.setdefault(kind.own, {}))
+        return folds[key]
+
+    memos: dict = {}
     for k in range(0 if model.recurrent else 1, T + 1):
         kind = step_kind(model, k, T)
         eqs = cell.equations(kind.own)
         nonstate = {t: e for t, e in eqs if naming.describe(t).name not in state_names}
-        memo: dict = {}
         step_states = [(t, e) for t, e in eqs if naming.describe(t).name in state_names]
         for target, _ in step_states:
             q_k = at_step(model, target, k)
             states.append(q_k)
             sources = [t for t, _ in step_states if t != target] + [cell.sym(n, -1) for n in state_names]
             for src in sources:
-                w = _fold(cell, kind.own, target, src, nonstate, memo)
+                w = fold(target, src)
                 if w != 0:
                     jac[(q_k, at_step(model, src, k))] = at_step(model, w, k)
             for p in model.parameter_symbols:
-                immediate[(q_k, p)] = at_step(model, _fold(cell, kind.own, target, p, nonstate, memo), k)
+                immediate[(q_k, p)] = at_step(model, fold(target, p), k)
             direct[q_k] = sp.Integer(0)
         if kind.loss:
             for target, _ in step_states:
-                folded = _fold(cell, kind.own, None, target, nonstate, memo)
+                folded = fold(None, target)
                 direct[at_step(model, target, k)] = at_step(model, folded, k)
             for p in model.parameter_symbols:
-                w = _fold(cell, kind.own, None, p, nonstate, memo)
+                w = fold(None, p)
                 if w != 0:
                     loss_imm[(k, p)] = at_step(model, w, k)
     succ: dict = {q: [] for q in states}
     for (r, q) in jac:
         succ[q].append(r)
-    paths: dict = {}
+    counts: dict = {}
     for q in reversed(states):  # later states first, so successors are done
-        own = [(q,)] if direct[q] != 0 else []
-        own += [(q, *p) for r in succ[q] for p in paths[r]]
-        if len(own) > MAX_PATHS:
+        counts[q] = (direct[q] != 0) + sum(counts[r] for r in succ[q])
+        if counts[q] > MAX_PATHS:
             raise DeriveError(f"form (a) of {model.name} at T = {T} has more than {MAX_PATHS} paths; "
                               "use the delta recursion (form b)")
-        paths[q] = tuple(own)
-    return FormA(tuple(states), jac, direct, immediate, loss_imm, paths)
+    return FormA(tuple(states), jac, direct, immediate, loss_imm, succ, counts)

@@ -9,7 +9,7 @@ substitutes every assignment, giving expressions in base symbols only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sympy as sp
 
@@ -89,7 +89,18 @@ def step_mapping(model: Model, k: int) -> dict[sp.Symbol, sp.Symbol]:
     """Generic-step symbols -> per-step symbols of step k (t -> k, t-1 -> k-1, t+1 -> k+1)."""
     if not model.recurrent:
         return {}
-    names = [q.name for q in model.quantities] + [d.name for d in model.inputs + model.targets if d.per_step]
+    return dict(_mapping(_stepped(model), k))
+
+
+def _stepped(model: Model) -> tuple[str, ...]:
+    """The names that carry a step: quantities, per-step inputs and targets."""
+    return tuple([q.name for q in model.quantities] + [d.name for d in model.inputs + model.targets if d.per_step])
+
+
+@lru_cache(maxsize=8192)
+def _mapping(names: tuple[str, ...], k: int) -> dict[sp.Symbol, sp.Symbol]:
+    # cached: a long sequence instantiates the same step for every quantity, form and table
+    # (building the symbols each time was a third of a T = 1000 sheet's time)
     mapping = {}
     for name in names:
         for off in (-1, 0, 1):
@@ -102,7 +113,9 @@ def step_mapping(model: Model, k: int) -> dict[sp.Symbol, sp.Symbol]:
 
 def at_step(model: Model, expr: sp.Expr, k: int) -> sp.Expr:
     """An expression in generic-step symbols, instantiated at step k."""
-    return expr.xreplace(step_mapping(model, k)) if model.recurrent else expr
+    if not model.recurrent:
+        return expr
+    return expr.xreplace(_mapping(_stepped(model), k))
 
 
 def unroll(model: Model, steps: int | None = None) -> Unrolled:
