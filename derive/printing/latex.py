@@ -24,6 +24,9 @@ def hadamard_order(args) -> list:
     return sorted(args, key=lambda a: when(a) is not None and when(a) < latest)
 
 
+# The elision of a long sum or product on a sheet (t_1 + t_2 + \cdots + t_T): a symbol that prints as dots.
+DOTS = sp.Symbol("DOTS_ELIDED")
+
 _SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")
 
 
@@ -31,6 +34,8 @@ class DeriveLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with our symbol names and a step function written H."""
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr == DOTS:
+            return r"\cdots"
         ref = naming.describe(expr)
         if ref.is_delta and "_" in ref.name and (ref.step is not None or ref.offset is not None):
             # naming.latex_name cuts the index of an adjoint wrongly when the quantity's name has

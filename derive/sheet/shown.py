@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from derive import naming
-from derive.printing.latex import latex, latex_lines, visible_width
+from derive.printing.latex import DOTS, latex, latex_lines, visible_width
 
 E = naming.base("E")  # the loss
 ETA = naming.base("eta")  # the learning rate
@@ -40,13 +40,23 @@ class Shown:
 
 
 def show(lhs: sp.Expr, rhs: sp.Expr, named: bool = False) -> Shown:
-    settings = NAMED if named else {}
+    # an elided sum keeps the order it was built in: first steps, dots, last step
+    settings = NAMED if named else ({"order": "none"} if rhs.has(DOTS) else {})
     return Shown(lhs, rhs, latex(lhs, **settings), tuple(latex_lines(rhs, **settings)), named)
 
 
 def pick(items: list) -> list:
     """A listing of more than 4 steps: the first two, None (printed as dots), the last."""
     return [*items[:2], None, *items[-1:]] if len(items) > 4 else list(items)
+
+
+ELIDE_AFTER = 4  # a sum or product of more terms than this keeps its first two and its last
+
+
+def elide(items: list) -> list:
+    """Terms of a long sum (or factors of a long product) as a textbook writes them: the first two,
+    DOTS, the last (t = 1, 2, ..., T); at most ELIDE_AFTER are kept whole."""
+    return [*items[:2], DOTS, *items[-1:]] if len(items) > ELIDE_AFTER else list(items)
 
 
 def step_of(sym: sp.Symbol) -> int:

@@ -12,11 +12,12 @@ from derive import naming
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.cell import step_kind
 from derive.errors import DeriveError
-from derive.printing.latex import LINE_WIDTH, Partial, latex, visible_width
-from derive.sheet.shown import E, ETA, T, Shown, pick, show, step_of, t
+from derive.printing.latex import DOTS, LINE_WIDTH, Partial, latex, visible_width
+from derive.sheet.shown import ELIDE_AFTER, E, ETA, T, elide, pick, show, step_of, t
 
 MAX_EXPLICIT_LINES = 8  # longer explicit gradients are left in delta form
 MAX_EXPLICIT_NODES = 400  # (checked before printing: printing a huge tree is slow)
+MAX_EXPLICIT_STEPS = 8  # past this the values of the deltas alone outgrow those nodes (and cost T^2)
 MAX_CLOSED_FORM_LINES = 14  # longer closed forms are described, not printed
 MAX_CLOSED_FORM_NODES = 1200
 CLOSED_FORM_STEPS = 4
@@ -70,26 +71,34 @@ def forward_context(d: ScalarDerivation) -> dict:
     """The forward pass step by step, and the loss as the sum of its terms."""
     un = d.unrolled
     first = 0 if d.model.recurrent else 1
-    per_step: dict[int, list[Shown]] = {}
+    per_step: dict[int, list] = {}
     for a in un.assignments:
-        per_step.setdefault(a.step, []).append(show(a.symbol, a.expr))
+        per_step.setdefault(a.step, []).append(a)
     steps = [k for k in sorted(per_step) if k >= 1]
-    listing = [None if k is None else {"k": k, "eqs": per_step[k]} for k in pick(steps)]
+    listing = [None if k is None else {"k": k, "eqs": [show(a.symbol, a.expr) for a in per_step[k]]}
+               for k in pick(steps)]
     terms = [(k, naming.at_step("E", k) if d.model.recurrent and len(un.loss_terms) > 1 else E, e)
              for k, e in un.loss_terms]
     loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], x[2])} for x in pick(terms)]
-    total = show(E, sp.Add(*(s for _, s, _ in terms))) if len(terms) > 1 else None
-    return {"initial": per_step.get(0, []) if first == 0 else [], "steps": listing,
+    total = None
+    if len(terms) > 1:
+        names = [s for _, s, _ in terms]
+        total = show(E, sp.Add(*elide(names), evaluate=False) if len(names) > len(elide(names)) else sp.Add(*names))
+    initial = [show(a.symbol, a.expr) for a in per_step.get(0, [])] if first == 0 else []
+    return {"initial": initial, "steps": listing,
             "loss_terms": loss_terms, "loss_total": total}
 
 
-def by_step(items: list[tuple[int, Shown]], descending: bool = True) -> list:
-    """Equations grouped by step, listing more than 4 steps as the first two, None, the last."""
-    groups: dict[int, list[Shown]] = {}
-    for kk, eq in items:
-        groups.setdefault(kk, []).append(eq)
+def by_step(items: list[tuple], descending: bool = True) -> list:
+    """Equations grouped by step, listing more than 4 steps as the first two, None, the last.
+
+    ``items`` are (step, make) with make() -> Shown: only the listed steps are built and printed,
+    so a listing costs the same at any T."""
+    groups: dict[int, list] = {}
+    for kk, make in items:
+        groups.setdefault(kk, []).append(make)
     steps = sorted(groups, reverse=descending)
-    return [None if kk is None else {"k": kk, "eqs": groups[kk]} for kk in pick(steps)]
+    return [None if kk is None else {"k": kk, "eqs": [make() for make in groups[kk]]} for kk in pick(steps)]
 
 
 def flat(listing: list) -> list:
@@ -112,26 +121,74 @@ def runs(items: list) -> list:
 
 
 # -- form (a) -----------------------------------------------------------------------------
-def _chain(path: tuple) -> sp.Expr:
-    """d+E/d(last) * d(last)/d(...) * ... * d(second)/d(first): loss first, back to the state."""
+def _chain(path: tuple, short: bool = False) -> sp.Expr:
+    """d+E/d(last) * d(last)/d(...) * ... * d(second)/d(first): loss first, back to the state
+    (``short``: a long chain elided, its first two factors, dots, the last)."""
     factors = [Partial(E, path[-1], 1)]
     factors += [Partial(path[i + 1], path[i]) for i in range(len(path) - 2, -1, -1)]
+    factors = elide(factors) if short else factors
     return sp.Mul(*factors, evaluate=False) if len(factors) > 1 else factors[0]
 
 
-def named_total(fa, q: sp.Symbol) -> sp.Expr:
-    """dE/dq as the sum over paths of products of named one-step partials."""
-    rank = {s: i for i, s in enumerate(fa.states)}  # paths in a stable order
-    terms = [_chain(p) for p in sorted(fa.paths[q], key=lambda path: [-rank[s] for s in path])]
+def named_total(fa, q: sp.Symbol, short: bool = False) -> sp.Expr:
+    """dE/dq as the sum over paths of products of named one-step partials (``short``: long sums
+    and products elided, as the sheet prints them past a few steps)."""
+    if short:
+        terms = [DOTS if p is None else _chain(p, True) for p in _shown_paths(fa, q)]
+    else:
+        rank = {s: i for i, s in enumerate(fa.states)}  # paths in a stable order
+        terms = [_chain(p) for p in sorted(fa.paths[q], key=lambda path: [-rank[s] for s in path])]
     return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
 
 
-def named_gradient(fa, param: sp.Symbol) -> sp.Expr:
-    """dE/dW = sum over states of dE/dq * d+q/dW, plus the loss's own terms."""
-    terms = [sp.Mul(Partial(E, q), Partial(q, param, 1), evaluate=False)
-             for q in reversed(fa.states) if fa.immediate.get((q, param), 0) != 0]
-    terms += [Partial(_loss_symbol(fa, kk), param, 1) for (kk, p), v in sorted(fa.loss_immediate.items(),
-              key=lambda x: -x[0][0]) if p == param]
+def _paths_in_order(fa, q: sp.Symbol):
+    """The paths from q to the loss in named_total's order (a path before its extensions, later
+    states first), one at a time: a depth-first walk, so the first few cost O(T) at any T."""
+    rank = {s: i for i, s in enumerate(fa.states)}
+    later_first = {r: sorted(fa.successors[r], key=lambda x: -rank[x]) for r in fa.successors}
+    path, stack = [q], [iter(later_first[q])]
+    if fa.direct[q] != 0:
+        yield (q,)
+    while stack:
+        r = next(stack[-1], None)
+        if r is None:
+            stack.pop()
+            path.pop()
+            continue
+        if fa.counts[r] == 0:
+            continue
+        path.append(r)
+        stack.append(iter(later_first[r]))
+        if fa.direct[r] != 0:
+            yield tuple(path)
+
+
+def _last_path(fa, q: sp.Symbol) -> tuple:
+    """The last path in named_total's order: always into the earliest successor that reaches the loss."""
+    rank = {s: i for i, s in enumerate(fa.states)}
+    path = [q]
+    while True:
+        onward = [r for r in fa.successors[path[-1]] if fa.counts[r] > 0]
+        if not onward:
+            return tuple(path)
+        path.append(min(onward, key=lambda x: rank[x]))
+
+
+def _shown_paths(fa, q: sp.Symbol) -> list:
+    """The paths a sheet prints for dE/dq: all of a few, else the first two, None, the last."""
+    if fa.counts[q] <= ELIDE_AFTER:
+        return list(_paths_in_order(fa, q))
+    walk = _paths_in_order(fa, q)
+    return [next(walk), next(walk), None, _last_path(fa, q)]
+
+
+def named_gradient(fa, param: sp.Symbol, short: bool = False) -> sp.Expr:
+    """dE/dW = sum over states of dE/dq * d+q/dW, plus the loss's own terms (``short``: elided)."""
+    keys = [q for q in reversed(fa.states) if fa.immediate.get((q, param), 0) != 0]
+    keys += [kk for (kk, p), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if p == param]
+    keys = elide(keys) if short else keys  # elided before the terms are built: at any T a few are
+    terms = [k if k is DOTS else Partial(_loss_symbol(fa, k), param, 1) if isinstance(k, int)
+             else sp.Mul(Partial(E, k), Partial(k, param, 1), evaluate=False) for k in keys]
     return sp.Add(*terms, evaluate=False) if len(terms) > 1 else (terms[0] if terms else sp.Integer(0))
 
 
@@ -158,21 +215,22 @@ def form_a_context(d: ScalarDerivation) -> dict:
     descending = sorted(fa.states, key=lambda q: -step_of(q))
     rank = {q: i for i, q in enumerate(fa.states)}  # a stable order (the dict's may follow set order)
     ordered = sorted(fa.jacobians.items(), key=lambda item: (rank[item[0][0]], rank[item[0][1]]))
-    jac = by_step([(step_of(r), show(Partial(r, q), v)) for (r, q), v in ordered])
-    direct = flat(by_step([(step_of(q), show(Partial(E, q, 1), fa.direct[q])) for q in descending
+    jac = by_step([(step_of(r), lambda r=r, q=q, v=v: show(Partial(r, q), v)) for (r, q), v in ordered])
+    direct = flat(by_step([(step_of(q), lambda q=q: show(Partial(E, q, 1), fa.direct[q])) for q in descending
                            if fa.direct[q] != 0]))
     useful = [q for q in descending if any(fa.immediate.get((q, p), 0) != 0 for p in d.params)]
-    totals = by_step([(step_of(q), show(Partial(E, q), named_total(fa, q), named=True)) for q in useful])
+    totals = by_step([(step_of(q), lambda q=q: show(Partial(E, q), named_total(fa, q, True), named=True))
+                      for q in useful])
     params = []
     for p in d.params:
-        imm = [(step_of(q), show(Partial(q, p, 1), fa.immediate[(q, p)])) for q in descending
+        imm = [(step_of(q), lambda q=q, p=p: show(Partial(q, p, 1), fa.immediate[(q, p)])) for q in descending
                if fa.immediate.get((q, p), 0) != 0]
-        imm += [(kk, show(Partial(_loss_symbol(fa, kk), p, 1), v))
+        imm += [(kk, lambda kk=kk, p=p, v=v: show(Partial(_loss_symbol(fa, kk), p, 1), v))
                 for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
         params.append({"symbol": latex(p), "immediate": runs(flat(by_step(imm))),
-                       "gradient": show(Partial(E, p), named_gradient(fa, p), named=True)})
+                       "gradient": show(Partial(E, p), named_gradient(fa, p, True), named=True)})
     return {"available": True, "jacobians": jac, "direct": direct, "totals": totals,
-            "params": params, "paths": max((len(v) for v in fa.paths.values()), default=0)}
+            "params": params, "paths": max(fa.counts.values(), default=0)}
 
 
 # -- form (b) -----------------------------------------------------------------------------
@@ -207,18 +265,27 @@ def form_b_context(d: ScalarDerivation) -> dict:
         kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
                       "deltas": [show(s, e) for s, e in back.deltas],
                       "grads": [show(Partial(E, p), e) for p, e in back.grads if e != 0]})
-    instances = by_step([(step_of(s), show(s, e)) for s, e in d.deltas])
+    instances = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas])
     grads = []
     for p in d.params:
-        g = d.gradient(p)
-        value = d.explicit(g)
+        g = _elided_gradient(d, p)
         explicit = None
+        value = d.explicit(g) if steps <= MAX_EXPLICIT_STEPS else g
         if model.recurrent and value != g and tree_size(value, MAX_EXPLICIT_NODES + 1) <= MAX_EXPLICIT_NODES:
             explicit = show(Partial(E, p), value)
             if len(explicit.lines) > MAX_EXPLICIT_LINES:
                 explicit = None
         grads.append({"symbol": latex(p), "delta_form": show(Partial(E, p), g), "explicit": explicit})
     return {"kinds": kinds, "instances": instances, "gradients": grads}
+
+
+def _elided_gradient(d: ScalarDerivation, p: sp.Symbol) -> sp.Expr:
+    """Form (b)'s gradient as the sheet prints it: the sum of per-step terms, past a few steps the
+    first two (from step T back), dots, and the last."""
+    terms = [e for _, e in d.gradient_terms(p)]
+    if len(terms) <= len(elide(terms)):
+        return d.gradient(p)
+    return sp.Add(*elide(terms), evaluate=False)
 
 
 def closed_form_context(d: ScalarDerivation) -> dict:

@@ -13,6 +13,7 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
+from derive.calculus.unroll import step_mapping
 from derive.numbers.check import Point, gradcheck
 from derive.numbers.compile import function, scalar_program
 from derive.printing.latex import Partial, latex, latex_number
@@ -43,6 +44,7 @@ class Values:
         self.run = scalar_program(d.model).run(point.params, point.data, point.steps)
         self.per_step = {x.name for x in d.model.inputs + d.model.targets if x.per_step}
         self.quantities = {q.name for q in d.model.quantities}
+        self._compiled: dict = {}
 
     def of(self, sym: sp.Symbol) -> float:
         ref = naming.describe(sym)
@@ -62,6 +64,16 @@ class Values:
         symbols = sorted(expr.free_symbols, key=sp.default_sort_key)
         fn = function(symbols, expr)
         return float(fn(*[self.of(s) for s in symbols]))
+
+    def evaluate_at(self, generic: sp.Expr, k: int) -> float:
+        """A generic-step expression at step k: ``evaluate(at_step(generic, k))``, lambdified once per
+        expression (a sheet at T = 1000 evaluates a few formulas at every step)."""
+        if generic not in self._compiled:
+            symbols = sorted(generic.free_symbols, key=sp.default_sort_key)
+            self._compiled[generic] = (symbols, function(symbols, generic))
+        symbols, fn = self._compiled[generic]
+        mapping = step_mapping(self.model, k)
+        return float(fn(*[self.of(mapping.get(s, s)) for s in symbols]))
 
 
 def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict:
@@ -94,9 +106,9 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
     shown_steps = pick(list(range(steps, first - 1, -1)))
     shown_steps = [kk for kk in shown_steps if kk is None or kk >= 1]
     contributions = []
+    generic = {kk: dict(back.grads) for kk, back in d.backward_steps()}  # each step's terms, in t
     for p in d.params:
-        terms = dict(d.step_terms[p])
-        numbers = {kk: vals.evaluate(e) for kk, e in terms.items()}
+        numbers = {kk: vals.evaluate_at(generic[kk][p], kk) for kk, _ in d.step_terms[p]}
         contributions.append({"symbol": latex(p), "grad": latex(Partial(E, p)),
                               "cells": [None if kk is None else _num(numbers.get(kk, 0.0)) for kk in shown_steps],
                               "total": _num(sum(numbers.values()), 6),
