@@ -35,7 +35,7 @@ SECTIONS = ["The model and its notation", "Equations", "The unrolled graph", "Fo
 SOLUTION_ONLY = ["One step backwards, the repeated terms named once", "The gradients"]
 RECURRENT_ONLY = ["The recursion for", "sums over the steps of outer products"]
 GENERATED = Path(__file__).resolve().parent.parent / "generated" / "sheets"
-MAX_OVERFULL_PT = 10.0
+MAX_OVERFULL_PT = 1.0  # no formula, table or blank past the margin (issue 14)
 
 
 def _steps(model):

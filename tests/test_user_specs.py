@@ -216,3 +216,37 @@ def test_every_command_on_every_spec_succeeds_or_says_why_in_one_line(spec, tmp_
     out = capsys.readouterr()
     _one_line_or_success(code, out.err)
     assert code == 0, out.out
+
+
+# -- no equation past the margin ---------------------------------------------------------------------
+MAX_OVERFULL_PT = 1.0  # no formula, table or blank past the margin (issue 14)
+
+
+@pytest.fixture(scope="module")
+def corpus_logs():
+    """(spec stem, variant) -> the LaTeX log of its sheet, each compiled once, two at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from derive.sheet import render_sheet
+    from derive.sheet.pdf import compile_tex
+
+    _needs_pdflatex()
+    jobs = [(spec, variant) for spec in CORPUS for variant in ("solution", "problem")]
+
+    def one(job):
+        spec, variant = job
+        tex = render_sheet(derive(load(str(spec))), variant=variant)
+        return (spec.stem, variant), compile_tex(tex, spec.stem)[1]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, jobs))
+
+
+@pytest.mark.parametrize("variant", ["solution", "problem"])
+@pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
+def test_every_corpus_sheet_fits_the_page(corpus_logs, spec, variant):
+    """The LaTeX log reports no overfull box over 1 pt: no formula, table or blank runs past the margin."""
+    from derive.sheet.pdf import overfull_boxes
+
+    too_wide = [w for w in overfull_boxes(corpus_logs[(spec.stem, variant)]) if w > MAX_OVERFULL_PT]
+    assert not too_wide, f"overfull boxes (pt): {too_wide}"

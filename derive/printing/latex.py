@@ -42,6 +42,11 @@ class DeriveLatexPrinter(LatexPrinter):
             # an underscore (delta_h_a_2 -> "\delta2}^{(h_{a})}"); the same form, written whole:
             index = str(ref.step) if ref.step is not None else {-1: "t-1", 0: "t", 1: "t+1"}[ref.offset]
             return rf"\delta_{{{index}}}^{{({naming.latex_base(ref.name)})}}"
+        if not ref.is_delta and (m := _SYMBOLIC_STEP.match(ref.name)) and naming.split_entry(m["name"])[1]:
+            # an entry of the explicit view at a symbolic step (h{1}_T): [h_{T}]_{1}, as at a number
+            root, index = naming.split_entry(m["name"])
+            whole = naming.latex_name(naming.at_step(root, m["k"]))
+            return rf"\left[{whole}\right]_{{{','.join(map(str, index))}}}"
         if ref.is_delta and ref.step is None and ref.offset is None and (m := _SYMBOLIC_STEP.match(ref.name)):
             # the adjoint at a symbolic step (the sheets' delta_o_T): delta_{T}^{(o)}, not delta^{(o_T)}
             return rf"\delta_{{{m['k']}}}^{{({naming.latex_base(m['name'])})}}"
@@ -198,12 +203,12 @@ class _Breaker:
         whole = self.p.doprint(expr)
         if self.fits(whole):
             return [whole]
-        if isinstance(expr, sp.Add):
-            return self._add(expr)
-        if isinstance(expr, sp.MatrixExpr):
+        if isinstance(expr, sp.MatrixExpr):  # first: a MatAdd is an Add too, but prints in its own order
             broken = self._matrix(expr)
             if broken is not None:
                 return broken
+        if isinstance(expr, sp.Add) and not isinstance(expr, sp.MatrixExpr):
+            return self._add(expr)
         if isinstance(expr, sp.Mul):
             return self._mul(expr)
         call = expr.base if isinstance(expr, sp.Pow) else expr
@@ -264,6 +269,8 @@ class _Breaker:
                 body = self.lines(shown)
                 pieces.append([sign + body[0], *body[1:]])
             return self._pack(pieces, "")
+        if isinstance(expr, sp.HadamardPower) and expr.exp == 2:  # printed h \odot h: breaks the same way
+            return self._matrix(sp.HadamardProduct(expr.base, expr.base))
         if isinstance(expr, sp.HadamardProduct):  # factors continue a line with \odot
             pieces = []
             for a in hadamard_order(expr.args):
@@ -280,7 +287,7 @@ class _Breaker:
             for a in expr.args:
                 text = self.p.parenthesize(a, precedence_traditional(expr), False)
                 body = [text]
-                if not self.fits(text) and isinstance(a, (sp.MatAdd, sp.HadamardProduct, DiagMatrix)):
+                if not self.fits(text) and isinstance(a, (sp.MatAdd, sp.HadamardProduct, sp.HadamardPower, DiagMatrix)):
                     body = self.lines(a)
                     if isinstance(a, (sp.MatAdd, sp.HadamardProduct)) and text.startswith(r"\left("):
                         body = self._wrap("", body, "")

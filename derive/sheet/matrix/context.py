@@ -15,11 +15,12 @@ from derive import naming
 from derive.calculus.cell import step_kind
 from derive.calculus.matrix import MatrixCell, is_matrix
 from derive.model import Model
-from derive.printing.latex import Partial, latex
+from derive.printing.latex import Partial, latex, latex_lines
 from derive.sheet.scalar.context import _kind_range
 from derive.sheet.shown import E, ETA, T, Shown, pick, show, t
 
 DEFAULT_SIZES = {"n_in": 2, "n_h": 3, "n_out": 2}
+SHAPE_TERM_WIDTH = 22  # the shape check's term column shares the line with four others: longer terms break
 
 
 # -- steps: generic symbols (t-1, t, t+1) renamed to a step ---------------------------------
@@ -219,7 +220,8 @@ def factor_shapes(expr) -> tuple[list[dict], object]:
 def shape_row(p, expr) -> dict:
     factors, shape = factor_shapes(expr)
     own = _shape_of(p)
-    return {"param": latex(p), "term": latex(expr), "groups": factors, "result": dims(shape),
+    return {"param": latex(p), "term": latex(expr), "term_lines": latex_lines(expr, SHAPE_TERM_WIDTH),
+            "groups": factors, "result": dims(shape),
             "expected": dims(own), "ok": (shape == own) or (own is None and shape in (None, (1, 1)))}
 
 
