@@ -61,7 +61,8 @@ def main() -> None:
     ap.add_argument("--no-pdf", action="store_true")
     args = ap.parse_args()
     models, steps = args.models.split(","), [int(s) for s in args.steps.split(",")]
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
+                         text=True).stdout.strip()
     print(f"## Sheets at any length (issue 14) — benchmarks/bench_sheet_length.py "
           f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), Python "
@@ -83,7 +84,7 @@ def main() -> None:
                 ours, theirs = [], []
                 for _ in range(args.repeat):
                     ours.append(once(ROOT, model, T, here))
-                    if args.baseline and T <= args.baseline_max_steps:
+                    if args.baseline and args.baseline_max_steps >= T:
                         theirs.append(once(args.baseline, model, T, base))
                 tex = next(here.glob("*.tex"))
                 kb = tex.stat().st_size / 1024
@@ -97,9 +98,9 @@ def main() -> None:
                     if theirs:
                         bw, bc = statistics.median(w for w, _ in theirs), statistics.median(c for _, c in theirs)
                         bkb = next(base.glob("*.tex")).stat().st_size / 1024
-                        row += f" {bw:.2f} | {bc:.2f} | {bkb:.1f} | {bc / cpu:.1f}× |"
+                        row += f" {bw:.2f} | {bc:.2f} | {bkb:.1f} | {bc / cpu:.1f}x |"
                     else:
-                        row += " – | – | – | – |"
+                        row += " - | - | - | - |"
                 print(row, flush=True)
     if 1000 in steps:
         print(f"\nGoal: T = 1000 under {GOAL_SECONDS:.0f} s CPU: worst {worst:.2f} s "

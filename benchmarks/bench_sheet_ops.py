@@ -74,7 +74,7 @@ def _offset(sym) -> int | None:
 def formulas(d) -> list:
     """The backward formulas a sheet prints: every step kind's adjoints and nonzero gradient terms."""
     steps, seen, out = d.steps, set(), []
-    for k in range(steps, 0 if d.model.recurrent else 0, -1):
+    for k in range(steps, 0, -1):
         back = d.backward(step_kind(d.model, k, steps))
         for _, e in list(back.deltas) + [(p, g) for p, g in back.grads]:
             if e != 0 and e not in seen:
@@ -113,7 +113,7 @@ def main() -> None:
     for name in names:
         r = measure(name, args.steps)
         total_p, total_b = total_p + r["printed"], total_b + r["before"]
-        co = f"{r['count_ops'][0]} / {r['count_ops'][1]}" if "count_ops" in r else "–"
+        co = f"{r['count_ops'][0]} / {r['count_ops'][1]}" if "count_ops" in r else "-"
         print(f"| {r['model']} | {r['kind']} | {r['formulas']} | {r['printed']} | {r['before']} | "
               f"{r['printed'] / max(r['before'], 1):.2f} | {co} |", flush=True)
     print(f"| all | | | {total_p} | {total_b} | {total_p / max(total_b, 1):.2f} | |")
