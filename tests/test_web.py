@@ -182,6 +182,21 @@ def test_upload_grades_like_the_cli_and_reports(pool, tmp_path, capsys):
     assert client.get(f"/teacher/batch/{bid}.csv").status_code == 401
 
 
+def test_jsonl_upload_and_one_students_gradescope_results(pool, tmp_path):
+    client = make(pool, tmp_path)[1]
+    client.post("/teacher/login", data={"token": TOKEN})
+    lines = [{"id": "ann", "wrt": "W_x", "answer": "2*(s_3 - y)*(x_3 + W_rec*x_2 + W_rec**2*x_1)"},
+             {"id": "bob", "wrt": "W_x", "answer": "2*(s_3 - y)*x_3"}]
+    body = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    page = client.post("/teacher/upload", data={"model": "linear-rnn", "answers": (io.BytesIO(body), "a.jsonl")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "2 rows graded, 1 correct, 1 incorrect" in page
+    one = client.get("/teacher/results.json?student=ann").get_json()
+    assert [(t["name"], t["score"]) for t in one["tests"]] == [("ann: linear-rnn dE/dW_x", 1.0)]
+    everyone = client.get("/teacher/results.json").get_json()
+    assert everyone["score"] == 1.0 and len(everyone["tests"]) == 2
+
+
 def test_requests_cannot_reach_files(site):
     client = site[1]
     for path in ("/q/..%2F..%2Fetc/passwd", "/q/linear-rnn/..%2F..%2Fpyproject.toml", "/static/../app.py",

@@ -74,6 +74,22 @@ def test_a_bad_course_file_is_one_line_and_exit_2(tmp_path, capsys, text, words)
     assert err.count("\n") == 1 and words in err
 
 
+def test_a_database_or_port_that_cannot_be_used_is_one_line(tmp_path, capsys):
+    import socket
+
+    assert main(["serve", "--model", "linear-rnn", "--db", str(tmp_path / "no/such/folder/x.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot open the database" in err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--model", "linear-rnn", "--port", str(port), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+    assert main(["serve", "--threads", "0"]) == 2
+
+
 def test_unknown_question_or_model_is_refused_at_start(tmp_path, capsys):
     (tmp_path / "c.toml").write_text('[[model]]\nname = "linear-rnn"\nquestions = ["W_nope"]\n')
     assert main(["serve", "--course", str(tmp_path / "c.toml")]) == 2

@@ -67,13 +67,19 @@ def run(args: argparse.Namespace) -> int:
     from derive.web.server import Server
 
     course = course_of(args)
+    if not 1 <= args.threads <= 256:
+        raise DeriveError(f"--threads must be from 1 to 256 (got {args.threads})")
     if not course.loopback:
         print(f"derive: warning: binding {course.host} makes these pages reachable from other machines; "
               "the server speaks plain HTTP: put it behind a TLS proxy for a class", file=sys.stderr)
     server = Server(course)
     app = create_app(server)
-    listener = waitress.create_server(app, host=course.host, port=course.port, threads=args.threads,
-                                      max_request_body_size=app.config["MAX_CONTENT_LENGTH"], ident="derive")
+    try:
+        listener = waitress.create_server(app, host=course.host, port=course.port, threads=args.threads,
+                                          max_request_body_size=app.config["MAX_CONTENT_LENGTH"], ident="derive")
+    except OSError as exc:
+        server.close()
+        raise DeriveError(f"cannot listen on {course.host}:{course.port}: {exc.strerror or exc}") from None
     host = f"[{course.host}]" if ":" in course.host else course.host
     sys.stdout.write(render("cli/serve.txt.j2", url=f"http://{host}:{listener.effective_port}/", course=course,
                             token=server.token, token_given=course.token is not None,

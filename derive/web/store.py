@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from derive.errors import DeriveError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,7 +51,10 @@ class Store:
             self._memory.executescript(SCHEMA)
             self._memory_lock = threading.Lock()
         else:
-            self._connection().executescript(SCHEMA)
+            try:
+                self._connection().executescript(SCHEMA)
+            except sqlite3.Error as exc:
+                raise DeriveError(f"cannot open the database {self.path}: {exc}") from None
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -80,8 +85,13 @@ class Store:
              float(verdict.get("time_seconds") or 0.0), source, time.time()))
         return int(rows[0][0])
 
-    def all(self) -> list[dict]:
-        rows = self._execute(f"SELECT {', '.join(COLUMNS)} FROM submissions ORDER BY id")
+    def all(self, latest: int | None = None) -> list[dict]:
+        """Every submission in the order they came, or only the ``latest`` ones."""
+        if latest is None:
+            rows = self._execute(f"SELECT {', '.join(COLUMNS)} FROM submissions ORDER BY id")
+        else:
+            rows = self._execute(f"SELECT {', '.join(COLUMNS)} FROM (SELECT * FROM submissions ORDER BY id DESC "
+                                 "LIMIT ?) ORDER BY id", (latest,))
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
     def count(self) -> int:

@@ -21,6 +21,7 @@ from derive.web.jobs import Busy, batch_job
 from derive.web.server import Server
 
 MAX_UPLOAD_ROWS = 5000
+SHOWN = 500  # the latest submissions on the page; the downloads have them all
 KEEP_BATCHES = 20
 
 
@@ -40,8 +41,8 @@ def register(app: Flask, server: Server) -> None:
     def teacher():
         if not authorised():
             return login_page(401)
-        return page("teacher.html.j2", submissions=server.store.all(), totals=server.store.totals(),
-                    topics=list(server.topics.values()), batch=None, error=None)
+        return page("teacher.html.j2", submissions=server.store.all(SHOWN), count=server.store.count(),
+                    totals=server.store.totals(), topics=list(server.topics.values()), batch=None, error=None)
 
     @app.post("/teacher/login")
     def login():
@@ -70,9 +71,14 @@ def register(app: Flask, server: Server) -> None:
 
     @app.get("/teacher/results.json")
     def gradescope():
+        """The class's results.json, or one student's (?student=ID): what Gradescope's autograder reads."""
         if not authorised():
             return login_page(401)
-        body = exports.gradescope(server.store.all(), server.topics)
+        rows = server.store.all()
+        student = request.args.get("student")
+        if student is not None:
+            rows = [r for r in rows if r["student"] == student]
+        body = exports.gradescope(rows, server.topics)
         return _file(json.dumps(body, ensure_ascii=False, indent=1).encode(), "application/json", "results.json")
 
     @app.post("/teacher/upload")
@@ -91,8 +97,9 @@ def register(app: Flask, server: Server) -> None:
                 error = str(exc)
             except DeriveError as exc:
                 error = str(exc)
-        return page("teacher.html.j2", 200 if error is None else 400, submissions=server.store.all(),
-                    totals=server.store.totals(), topics=list(server.topics.values()), batch=batch, error=error)
+        return page("teacher.html.j2", 200 if error is None else 400, submissions=server.store.all(SHOWN),
+                    count=server.store.count(), totals=server.store.totals(), topics=list(server.topics.values()),
+                    batch=batch, error=error)
 
     @app.get("/teacher/batch/<bid>.<fmt>")
     def batch_report(bid: str, fmt: str):
