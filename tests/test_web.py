@@ -186,15 +186,16 @@ def test_jsonl_upload_and_one_students_gradescope_results(pool, tmp_path):
     client = make(pool, tmp_path)[1]
     client.post("/teacher/login", data={"token": TOKEN})
     lines = [{"id": "ann", "wrt": "W_x", "answer": "2*(s_3 - y)*(x_3 + W_rec*x_2 + W_rec**2*x_1)"},
-             {"id": "bob", "wrt": "W_x", "answer": "2*(s_3 - y)*x_3"}]
+             {"id": "7", "student": "bob", "wrt": "W_x", "answer": "2*(s_3 - y)*x_3"}]  # a gradebook's column
     body = "".join(json.dumps(x) + "\n" for x in lines).encode()
     page = client.post("/teacher/upload", data={"model": "linear-rnn", "answers": (io.BytesIO(body), "a.jsonl")},
                        content_type="multipart/form-data").get_data(as_text=True)
     assert "2 rows graded, 1 correct, 1 incorrect" in page
     one = client.get("/teacher/results.json?student=ann").get_json()
-    assert [(t["name"], t["score"]) for t in one["tests"]] == [("ann: linear-rnn dE/dW_x", 1.0)]
+    assert [(t["name"], t["score"], t["status"]) for t in one["tests"]] == [("ann: dE/dW_x (linear-rnn)", 1.0,
+                                                                             "passed")]
     everyone = client.get("/teacher/results.json").get_json()
-    assert everyone["score"] == 1.0 and len(everyone["tests"]) == 2
+    assert everyone["score"] == 1.0 and [t["name"].split(":")[0] for t in everyone["tests"]] == ["ann", "bob"]
 
 
 def test_requests_cannot_reach_files(site):

@@ -88,9 +88,14 @@ def shot(driver, name: str) -> None:
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "the page"):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        value = predicate()
+        try:  # the page may be replaced between finding an element and reading it (a form just submitted)
+            value = predicate()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None
         if value:
             return value
         time.sleep(0.1)

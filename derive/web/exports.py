@@ -32,9 +32,13 @@ def batch_csv(results: list[dict]) -> bytes:
     return to_csv(results)
 
 
-def gradescope(rows: list[dict], topics: dict) -> dict:
-    """Gradescope's autograder results.json for the class: one test per student and question, 1 point when
-    the student answered it correctly at least once; output says the last verdict and its reason."""
+def gradescope(rows: list[dict], title: str) -> dict:
+    """Gradescope's autograder results.json (derive.grade.gradebook's) for the class or one student: one test per
+    student and question, 1 point when the student answered it correctly at least once; its output is the
+    last verdict, its reason and the answer."""
+    from derive.grade.gradebook import gradescope as results_json
+    from derive.grade.gradebook import summarise
+
     last: dict[tuple[str, str, str], dict] = {}
     solved: set[tuple[str, str, str]] = set()
     for r in rows:
@@ -42,10 +46,8 @@ def gradescope(rows: list[dict], topics: dict) -> dict:
         last[key] = r
         if r["correct"]:
             solved.add(key)
-    tests = []
-    for key in sorted(last):
-        r = last[key]
-        tests.append({"name": f"{key[0]}: {key[1]} dE/d{key[2]}", "score": 1.0 if key in solved else 0.0,
-                      "max_score": 1.0, "output": f"{r['verdict']}: {r['reason']}"})
-    return {"score": sum(t["score"] for t in tests), "tests": tests,
-            "output": f"{len(rows)} submissions by {len({k[0] for k in last})} students"}
+    results = [{"id": key[0], "wrt": f"{key[2]} ({key[1]})", "verdict": "correct" if key in solved else r["verdict"],
+                "correct": key in solved, "reason": r["reason"], "answer": r["answer"], "points": 1.0,
+                "score": 1.0 if key in solved else 0.0, "mistake": None if key in solved else r["mistake"]}
+               for key, r in sorted(last.items())]
+    return results_json(summarise(title, results, 0.0), results)

@@ -78,7 +78,7 @@ def register(app: Flask, server: Server) -> None:
         student = request.args.get("student")
         if student is not None:
             rows = [r for r in rows if r["student"] == student]
-        body = exports.gradescope(rows, server.topics)
+        body = exports.gradescope(rows, server.course.title)
         return _file(json.dumps(body, ensure_ascii=False, indent=1).encode(), "application/json", "results.json")
 
     @app.post("/teacher/upload")
@@ -137,7 +137,8 @@ def _grade_upload(server: Server, t, filename: str, data: bytes) -> dict:
         part = rows[i:i + chunk]
         results += server.pool.run(batch_job, t.ref, part, options, timeout=course.timeout * len(part) + 30.0)
     for row, r in zip(rows, results, strict=True):
-        server.store.add(str(r["id"]), t.key, str(r.get("wrt") or ""), row.get("answer", ""),
+        student = (r.get("columns") or {}).get("student") or r["id"]  # a gradebook's student column, else the id
+        server.store.add(str(student), t.key, str(r.get("wrt") or ""), row.get("answer", ""),
                          {**r, "diagnosis": ({"mistake": r.get("mistake"), "message": r.get("message")}
                                              if r.get("mistake") else None)}, source="upload")
     bid = secrets.token_hex(6)
