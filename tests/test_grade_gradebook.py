@@ -150,3 +150,23 @@ def test_batch_verdicts_equal_one_at_a_time(name):
     assert [(b["verdict"], b["mistake"]) for b in batch] == [
         (v.verdict, (v.diagnosis or {}).get("mistake")) for v in alone]
     assert {b["verdict"] for b in batch} == {"correct", "incorrect"}
+
+
+def test_a_repeated_answer_is_graded_once_and_reported_per_row(monkeypatch):
+    from derive.grade import batch
+
+    calls = []
+    real = batch.grade_row
+    monkeypatch.setattr(batch, "grade_row", lambda ref, row, options: calls.append(row["id"]) or real(ref, row,
+                                                                                                     options))
+    right = "2*(s_3 - y)*(s_2 + W_rec*s_1)"
+    rows = [{"row": i + 2, "id": f"r{i}", "wrt": "W_rec", "answer": right, "points": float(i),
+             "columns": {"student": f"s{i}"}} for i in range(3)]
+    rows.append({"row": 9, "id": "other", "wrt": "W_x", "answer": right, "columns": {}})
+    options = {"wrt": None, "steps": None, "latex": None, "rtol": 1e-6, "atol": 1e-12, "timeout": 30.0, "seed": 0}
+    out = grade_all("linear-rnn", rows, options, jobs=1)
+    assert calls == ["r0", "other"]  # one grading per (question, answer)
+    assert [(r["row"], r["id"], r["columns"], r["points"], r["score"]) for r in out[:3]] == [
+        (2, "r0", {"student": "s0"}, 0.0, 0.0), (3, "r1", {"student": "s1"}, 1.0, 1.0),
+        (4, "r2", {"student": "s2"}, 2.0, 2.0)]
+    assert [r["verdict"] for r in out] == ["correct"] * 3 + ["incorrect"]

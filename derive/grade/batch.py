@@ -234,18 +234,25 @@ class _Plain:
 
 def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None = None,
               progress: Progress | None = None) -> list[dict]:
-    """Grade rows over ``jobs`` processes (1: in this process); results in input order."""
+    """Grade rows over ``jobs`` processes (1: in this process); results in input order. An answer that
+    repeats one already in the file (the same text to the same question: a class writes the textbook's
+    form many times) is graded once; grading is deterministic, so its rows get the same verdict."""
     jobs = max(1, jobs or os.cpu_count() or 1)
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(_question(row, options), []).append(row)
+    unique = [g[0] for key, g in groups.items() if key is not None] + groups.get(None, [])
+    sizes = {row["row"]: len(groups[_question(row, options)]) if _question(row, options) else 1 for row in unique}
     results: dict[int, dict] = {}
-    if jobs == 1 or len(rows) < 8:
-        for row in rows:
+    if jobs == 1 or len(unique) < 8:
+        for row in unique:
             results[row["row"]] = grade_row(model_ref, row, options)
             if progress:
-                progress.advance(1)
+                progress.advance(sizes[row["row"]])
     else:
-        _prewarm(model_ref, rows, options)
-        size = max(1, min(100, len(rows) // (jobs * 8) or 1))
-        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+        _prewarm(model_ref, unique, options)
+        size = max(1, min(100, len(unique) // (jobs * 8) or 1))
+        chunks = [unique[i:i + size] for i in range(0, len(unique), size)]
         try:
             import multiprocessing
 
@@ -258,16 +265,37 @@ def grade_all(model_ref: str, rows: list[dict], options: dict, jobs: int | None 
                     except BrokenProcessPool:
                         pass
                     if progress:
-                        progress.advance(len(futures[fut]))
+                        progress.advance(sum(sizes[r["row"]] for r in futures[fut]))
         except BrokenProcessPool:
             pass
-        for row in rows:  # rows of a crashed worker are reported, not lost
+        for row in unique:  # rows of a crashed worker are reported, not lost
             results.setdefault(row["row"], {**grade_row(model_ref, {**row, "error": "the grading process "
                                                                      "crashed on this row's chunk"}, options),
                                              "verdict": "error"})
     if progress:
         progress.close()
-    return [results[row["row"]] for row in rows]
+    out = []
+    for row in rows:
+        key = _question(row, options)
+        first = groups[key][0] if key is not None else row
+        out.append(results[row["row"]] if first is row else _copied(results[first["row"]], row))
+    return out
+
+
+def _question(row: dict, options: dict) -> tuple | None:
+    """What decides a row's verdict: the question and the answer text (None: a row that is not graded)."""
+    if row.get("error") or "answer" not in row:
+        return None
+    values = row.get("values")
+    return (row.get("wrt") or options.get("wrt"), row.get("steps", options.get("steps")),
+            json.dumps(values, sort_keys=True) if isinstance(values, dict) else values, row["answer"])
+
+
+def _copied(result: dict, row: dict) -> dict:
+    """The result of an equal answer, as this row's: its row number, id, carried columns, points, score."""
+    points = row.get("points", 1.0)
+    return {**result, "row": row["row"], "id": row["id"], "columns": row.get("columns") or {}, "points": points,
+            "score": points if result["correct"] else 0.0}
 
 
 def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -> None:

@@ -74,7 +74,7 @@ def check_code_scalar(d, path: str, func: str = "loss_and_grads", timeout: float
         got = [r["grads"][name] for r in results]
         want = [float(res.grads[name]) for res in derived]
         found = _ratio(got, want, batch)
-        if found:
+        if found or len(_terms(_table(derived, name))) < 2:  # one step: no step pattern, no extra batches
             return found
         extra = probes.results()
         if extra is None or any(not isinstance(r["grads"].get(name), float) for r in extra[0]):
