@@ -101,7 +101,7 @@ def command(tree: Path, model: str, student: Path, func: str, steps: int, timeou
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
     lines = [ln.strip() for ln in done.stdout.splitlines() if ln.strip().startswith("WRONG")]
     wanted = [ln for ln in lines if " W_x " in ln or " U " in ln] or lines
-    return seconds, (wanted[0] if wanted else done.stdout.strip().splitlines()[0])
+    return seconds, (wanted[0] if wanted else (done.stdout.strip().splitlines() or [""])[0])
 
 
 def main() -> int:
@@ -120,7 +120,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-code-") as tmp:
         base = Path(tmp) / "baseline"
         base.mkdir()
-        archive = subprocess.run(["git", "archive", args.baseline, "derive", "templates"], cwd=ROOT,
+        archive = subprocess.run(["git", "archive", args.baseline, "derive", "templates", "pyproject.toml"], cwd=ROOT,
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         for model in args.models:
