@@ -20,7 +20,7 @@ from derive.sheet.scalar.context import _kind_range
 from derive.sheet.shown import E, ETA, T, Shown, pick, show, t
 
 DEFAULT_SIZES = {"n_in": 2, "n_h": 3, "n_out": 2}
-SHAPE_TERM_WIDTH = 22  # the shape check's term column shares the line with four others: longer terms break
+SHAPE_TERM_WIDTH = 26  # the shape check's term column shares the line with four others: longer terms break
 
 
 # -- steps: generic symbols (t-1, t, t+1) renamed to a step ---------------------------------
@@ -220,7 +220,8 @@ def factor_shapes(expr) -> tuple[list[dict], object]:
 def shape_row(p, expr) -> dict:
     factors, shape = factor_shapes(expr)
     own = _shape_of(p)
-    return {"param": latex(p), "term": latex(expr), "term_lines": latex_lines(expr, SHAPE_TERM_WIDTH),
+    lines = latex_lines(expr, SHAPE_TERM_WIDTH)
+    return {"param": latex(p), "term": latex(expr), "term_lines": lines, "gap": "[3pt]" if len(lines) > 1 else "",
             "groups": factors, "result": dims(shape),
             "expected": dims(own), "ok": (shape == own) or (own is None and shape in (None, (1, 1)))}
 
