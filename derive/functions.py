@@ -257,3 +257,25 @@ class CrossEntropy(sp.Expr):
         return rf"-\log \left[{printer._print(self.probs)}\right]_{{{printer._print(self.index)}}}"
 
 
+class SumEntries(sp.Expr):
+    """sum(X): the sum of the entries of a matrix, a number (a vector loss's reduction: sum((o - y)^2))."""
+
+    is_commutative = True
+
+    def __new__(cls, arg):
+        return super().__new__(cls, _basic(arg))
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    def explicit(self, entries: sp.Matrix) -> sp.Expr:
+        """The sum over an explicit matrix."""
+        return sp.Add(*entries)
+
+    def _latex(self, printer):
+        arg = self.arg
+        if isinstance(arg, sp.HadamardProduct) and len(arg.args) == 2 and arg.args[0] == arg.args[1]:
+            return rf"\left\lVert {printer._print(arg.args[0])} \right\rVert^{{2}}"
+        return rf"\sum_{{i}} \left[{printer._print(arg)}\right]_{{i}}"
+

@@ -152,8 +152,9 @@ SPEC_FUNCTIONS: dict[str, Op] = {name: op for name, op in OPS.items() if name !=
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 """The activation choices of the built-in vector models' [options], the default first."""
 
-VECTOR_FUNCTIONS: dict[str, int] = {"softmax": 1, "cross_entropy": 2, "transpose": 1, "identity": 1}
-"""Structural operations of vector specs (name -> number of arguments); their matrix adjoint rules are
+VECTOR_FUNCTIONS: dict[str, int] = {"softmax": 1, "cross_entropy": 2, "transpose": 1, "identity": 1, "sum": 1}
+"""Structural operations of vector specs (name -> number of arguments; sum(X) adds up X's entries, the
+reduction of a vector loss such as sum((o - y)^2)); their matrix adjoint rules are
 in derive.calculus.matrix, their SymPy classes in derive.functions."""
 
 ANALYTIC_FUNCTIONS = frozenset(op.function for op in OPS.values() if op.analytic)

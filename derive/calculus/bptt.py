@@ -230,7 +230,7 @@ def _fold(cell: Cell, variant: str, owner: sp.Symbol | None, src: sp.Symbol, non
     if rhs is None:
         rhs = dict(cell.equations(variant))[owner]
     total = sp.Integer(0)
-    for arg in rhs.free_symbols:
+    for arg in (cell.loss_partials if owner is None else rhs.free_symbols):  # the loss: fused pairs folded in
         local = cell.loss_partials.get(arg, sp.Integer(0)) if owner is None else cell.partial(variant, owner, arg)
         if arg == src:
             total += local

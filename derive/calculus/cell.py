@@ -23,6 +23,7 @@ import sympy as sp
 from derive import naming
 from derive.errors import DeriveError
 from derive.model import Model
+from derive.calculus.losses import scalar_fusions
 from derive.calculus.rules import differentiate
 
 VARIANTS = ("init", "regular", "last")
@@ -98,9 +99,33 @@ class Cell:
         return self._partials.get((variant, target, arg), sp.Integer(0))
 
     @cached_property
+    def fusions(self) -> dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]:
+        """The canonical output/loss pairs (derive.calculus.losses): output p[t] = f(z) that only the loss
+        reads -> (z, the loss's adjoint of z), e.g. sigmoid + binary cross-entropy -> (z, p - y). A fused
+        output has no adjoint: the loss's share reaches z's ingredients directly."""
+        return self._fused[0]
+
+    @cached_property
+    def _fused(self) -> tuple[dict, sp.Expr]:
+        loss = self.model.loss.expr
+        regular = dict(self.equations("regular"))
+        read = set().union(*(rhs.free_symbols for v in VARIANTS for _, rhs in self.equations(v) if rhs is not None))
+        unread = {q for q in regular if q not in read and self.shift(q, -1) not in read
+                  and self.model.quantity(naming.describe(q).name).last is None}
+        return scalar_fusions(loss, regular, unread)
+
+    @cached_property
     def loss_partials(self) -> dict[sp.Symbol, sp.Expr]:
-        expr = self.model.loss.expr
-        return {a: differentiate(expr, a) for a in sorted(expr.free_symbols, key=sp.default_sort_key)}
+        """d E_t / d symbol for every symbol the loss reaches directly, fused pairs folded in (a fused
+        output p itself has none: its argument's ingredients get (p - y) * d z / d symbol)."""
+        fusions, remainder = self._fused
+        reads = set(remainder.free_symbols).union(*(z.free_symbols for z, _ in fusions.values()))
+        out = {}
+        for a in sorted(reads, key=sp.default_sort_key):
+            total = differentiate(remainder, a) + sp.Add(*(g * differentiate(z, a) for z, g in fusions.values()))
+            if total != 0:
+                out[a] = total
+        return out
 
     def shift(self, expr: sp.Expr, by: int) -> sp.Expr:
         """Move an expression in generic symbols by ``by`` steps (t -> t+by)."""
@@ -125,8 +150,8 @@ class Cell:
         own = self.equations(kind.own)
         nxt = self.equations(kind.next) if kind.next else ()
         live = self.model.live_names  # a helper nothing reads has no adjoint, and passes none on
-        own = tuple((q, rhs) for q, rhs in own if naming.describe(q).name in live)
-        nxt = tuple((q, rhs) for q, rhs in nxt if naming.describe(q).name in live)
+        own = tuple((q, rhs) for q, rhs in own if naming.describe(q).name in live and q not in self.fusions)
+        nxt = tuple((q, rhs) for q, rhs in nxt if naming.describe(q).name in live and q not in self.fusions)
         deltas = []
         for target, _ in reversed(own):
             terms = [naming.delta(r) * self.partial(kind.own, r, target) for r, _ in own]

@@ -16,7 +16,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from derive import naming
 from derive.errors import DeriveError, did_you_mean
-from derive.functions import CrossEntropy
+from derive.functions import CrossEntropy, SumEntries
 from derive.model import Declaration, Loss, Model, Quantity
 
 MAX_SIZE = 4096
@@ -84,8 +84,10 @@ class _Instantiator:
                              if isinstance(s, sp.Symbol) and s != sp.Symbol(s.name, real=True)})
 
     def _expr(self, e):
-        if isinstance(e, CrossEntropy):
-            return e.explicit(sp.Matrix(self.expr(e.probs)))
+        if isinstance(e, CrossEntropy | SumEntries):
+            return e.explicit(sp.Matrix(self.expr(e.args[0])))
+        if not isinstance(e, MatrixExpr) and e.atoms(CrossEntropy, SumEntries):  # a loss of several terms
+            return e.func(*(self._expr(a) for a in e.args))
         if isinstance(e, MatrixExpr):
             sized = e.xreplace(self.dims)
             sized = sized.xreplace({m: self.explicit_symbol(m) for m in sized.atoms(sp.MatrixSymbol)})

@@ -30,6 +30,7 @@ from derive import naming
 from derive.calculus.cell import StepKind, step_kind
 from derive.calculus.derivation import derive
 from derive.calculus.unroll import check_steps
+from derive.errors import DeriveError
 from derive.model import Model
 from derive.numbers import sweep
 from derive.numbers.interpret import Floats
@@ -235,6 +236,15 @@ class Formula:
 FLOATS = Floats()  # shapes the zeros a run reads outside its steps (h_0's predecessor, delta_{T+1})
 
 
+def _shared(name: str, value):
+    """A number per step given as a (1, B) row: one number, the same for every sequence of the batch."""
+    flat = np.asarray(value).reshape(-1)
+    if flat.size and np.any(flat != flat[0]):
+        raise DeriveError(f"'{name}' is a number per step, shared by the sequences of a batch; "
+                          "the batch gives different values")
+    return flat[0] if flat.size else value
+
+
 @dataclass
 class MatrixRun:
     """One run of a vector model: forward values, adjoints and per-step gradient terms by (name, step)."""
@@ -279,7 +289,9 @@ class MatrixProgram:
         self.model, self.sizes = model, dict(sizes)
         self.cell = derive(model, options={"batch": batch}).cell  # independent of T
         self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-        self.loss_expr = self.cell._batched(model.loss.expr) if batch else model.loss.expr
+        # a number per step (a mask m[t] that selects the scored steps) is one number for the whole batch
+        self.numbers = {d.name for d in model.inputs + model.targets if d.per_step and not d.shape and not d.classes}
+        self.loss_expr = self.cell.loss_expr  # the batch form's is the mean over the batch
         self._formulas: dict = {}
 
     def formula(self, key, expr) -> Formula:
@@ -293,7 +305,8 @@ class MatrixProgram:
     def run(self, params: dict, data: dict, steps: int, grads: bool = True, loss: bool | None = None) -> MatrixRun:
         """params: name -> array of the spec's shape (vectors as (n, 1)); data: per-step name -> (T, n, B)
         arrays (class targets (T, 1, B)), constants -> (n, B). ``loss`` defaults to ``grads``."""
-        per_step = {(n, k): data[n][k - 1] for n in self.per_step for k in range(1, steps + 1)}
+        per_step = {(n, k): _shared(n, data[n][k - 1]) if n in self.numbers else data[n][k - 1]
+                    for n in self.per_step for k in range(1, steps + 1)}
         constants = {n: v for n, v in data.items() if n not in self.per_step}
         example = sweep.Example(self.sizes, params, per_step, {}, constants=constants)
         sweep.forward(self.cell, example, steps, FLOATS, self._value)

@@ -117,6 +117,9 @@ class DeriveNumPyPrinter(NumPyPrinter):
     def _print_CrossEntropy(self, expr) -> str:
         return f"cross_entropy({self._print(expr.probs)}, {self._print(expr.index)})"
 
+    def _print_SumEntries(self, expr) -> str:
+        return f"np.sum({self._print(expr.arg)})"
+
     def _print_DiagMatrix(self, expr) -> str:
         return f"np.diagflat({self._print(expr.args[0])})"
 

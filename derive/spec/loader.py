@@ -89,17 +89,25 @@ class _Builder(EquationReader):
         return None
 
     def check_vector_loss(self, expr) -> None:
-        """The matrix calculus (derive.calculus.matrix) and everything after it take a vector model's loss as the
-        cross-entropy of a softmax output against a class index."""
-        from derive.functions import CrossEntropy, Softmax
+        """A vector model's loss is a number: a sum of terms, each reducing vectors by cross_entropy of a softmax
+        output against a class index, or by sum(...) of an elementwise expression (squared error, binary
+        cross-entropy), optionally times numbers or a per-step mask (derive.calculus.losses reads them)."""
+        from derive.functions import CrossEntropy, Softmax, SumEntries
 
-        probs = expr.probs if isinstance(expr, CrossEntropy) else None
-        name = naming.describe(probs).name if hasattr(probs, "name") else None
-        eq = next((q.equation for q in self.quantities if q.name == name), None)
-        if not isinstance(eq, Softmax):
-            self.fail("[loss] of a vector model: only cross_entropy(yhat[t], y[t]) of a softmax output yhat "
-                      "against a class index y is supported (a squared-error or other vector loss is not yet)",
-                      "expr =")
+        if is_matrix(expr):
+            self.fail(f"[loss] of a vector model must be a number, but it has shape {shape_text(expr)}: reduce "
+                      "vectors with sum(...) (e.g. sum((o[t] - y[t])^2)) or cross_entropy(yhat[t], y[t])", "expr =")
+        for ce in expr.atoms(CrossEntropy):
+            name = naming.describe(ce.probs).name if hasattr(ce.probs, "name") else None
+            eq = next((q.equation for q in self.quantities if q.name == name), None)
+            if not isinstance(eq, Softmax):
+                self.fail("[loss] of a vector model: cross_entropy(yhat[t], y[t]) takes a softmax output yhat "
+                          "(for a sigmoid output use sum(-(y[t]*log(p[t]) + (1 - y[t])*log(1 - p[t]))))", "expr =")
+        for q in self.quantities:
+            for e in (q.equation, q.last, q.initial):
+                if e is not None and (e.atoms(SumEntries) or e.atoms(CrossEntropy)):
+                    self.fail(f"'{q.name}': sum(...) and cross_entropy(...) reduce a vector to a number and "
+                              "belong in [loss]", f'"{q.name}"')
 
     def fail(self, message: str, *needles: str):
         raise SpecError(message, self.source, self.line_of(*needles))

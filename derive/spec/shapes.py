@@ -11,7 +11,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from derive.functions import CrossEntropy, Softmax
+from derive.functions import CrossEntropy, Softmax, SumEntries
 from derive.ops import SPEC_FUNCTIONS
 
 
@@ -82,6 +82,11 @@ def apply(func: str, args: list, class_target) -> object:
             raise ShapeError(f"cross_entropy: the target's classes ({class_target(y)}) differ from "
                              f"the vector's size ({p.shape[0]})")
         return CrossEntropy(p, y)
+    if func == "sum":
+        (m,) = args
+        if not is_matrix(m):
+            raise ShapeError(f"sum adds up the entries of a vector or matrix; got {shape_text(m)}")
+        return SumEntries(m)
     if func == "transpose":
         (m,) = args
         if not is_matrix(m):

@@ -79,8 +79,8 @@ class MatrixVocabulary:
                 for d in model.targets:
                     y = voc.instance(cell.sym(d.name), k)
                     voc.add(y, "target", k)
-                    voc.classes.add(y)
-                    if d.name in n_classes:
+                    if d.name in n_classes:  # a class index: read inside e_{y_k} / onehot(y_k) only
+                        voc.classes.add(y)
                         onehot = OneHot(y, n_classes[d.name])
                         voc.keys.setdefault(f"e_{y.name}", onehot)
                         voc.keys.setdefault(_key_of(_LATEX.doprint(onehot)), onehot)

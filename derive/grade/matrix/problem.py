@@ -212,10 +212,15 @@ class MatrixProblem:
                 if once and k > 1:
                     continue
                 key = (d.name, None if once else k)
-                if d in model.inputs:
-                    inputs[key] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
-                else:
-                    targets[key] = rng.randrange(sizes[d.classes])
+                table = inputs if d in model.inputs else targets
+                if d.classes:
+                    table[key] = rng.randrange(sizes[d.classes])
+                elif d.shape and table is targets and d.sample == "bits":  # 0/1 labels (multi-label)
+                    table[key] = be.array([[rng.randint(0, 1)] for _ in range(sizes[d.shape[0]])])
+                elif d.shape:  # an input vector, a real target vector (regression)
+                    table[key] = self._array(rng, sizes[d.shape[0]], 1, d.sample)
+                else:  # a number per step (a mask): one scalar, nonzero so the question is not degenerate
+                    table[key] = be.array([[1]])[0, 0] if d.sample == "bits" else self._array(rng, 1, 1, d.sample)[0, 0]
         return sweep.Example(sizes, params, inputs, targets)
 
     def _point(self, example: sweep.Example) -> Point:

@@ -12,6 +12,7 @@ import sympy as sp
 from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive import naming
+from derive.ops import OPS
 from derive.calculus.cell import step_kind
 from derive.calculus.matrix import MatrixCell, is_matrix
 from derive.model import Model
@@ -165,6 +166,11 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
         out = model.quantity(name)
         fused = {"probs": latex(cell.sym(name)), "logits": latex(softmax.arg),
                  "scaled": not isinstance(softmax.arg, sp.MatrixSymbol), "output": out.name}
+    # the other canonical pairs (sigmoid + binary cross-entropy): the loss's adjoint of the function's input
+    pairs = [{"output": latex(cell.sym(name)), "arg": latex(f.arg), "adjoint": latex(f.adjoint),
+              "function": latex(OPS[f.kind].function(sp.Symbol("z")) if f.kind in OPS else sp.Function(f.kind)(
+                  sp.Symbol("z")))}
+             for name, f in cell.fusions.items() if f.kind != "softmax"]
     # the recursion through t+1 for the recurrent states, instantiated for this T
     states = set(model.recurrent_names) if model.recurrent else set()
     instances = []
@@ -189,7 +195,7 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                           "eq": show(Partial(E, p), body)})
             shapes.append(shape_row(p, expr))
         gradients.append({"symbol": latex(p), "lhs": latex(Partial(E, p)), "parts": parts})
-    return {"kinds": kinds, "fused": fused, "instances": instances, "gradients": gradients,
+    return {"kinds": kinds, "fused": fused, "pairs": pairs, "instances": instances, "gradients": gradients,
             "shapes": _unique(shapes)}
 
 
