@@ -186,16 +186,22 @@ def test_package_exports_are_the_functions_even_after_their_modules_load():
     assert callable(derive.bptt) and callable(derive.unroll) and derive.load is load
 
 
-def test_a_vector_loss_other_than_cross_entropy_of_a_softmax_is_refused_in_one_line(tmp_path):
+def test_a_squared_error_written_as_an_inner_product_passes_gradcheck_and_a_vector_loss_is_refused(tmp_path):
+    """Issue 12: (o - y)^T (o - y) is the squared error (sum((o - y)^2)); a loss that is a vector is refused in
+    one line naming the reductions."""
     text = (Path(__file__).resolve().parent.parent / "derive" / "models" / "elman.toml").read_text()
     text = text.replace('classes = "n_out"', 'shape = ["n_out"]')
-    text = text.replace('expr = "cross_entropy(yhat[t], y[t])"', 'expr = "transpose(o[t] - y[t]) @ (o[t] - y[t])"')
     spec = tmp_path / "regression.toml"
-    spec.write_text(text)
+    inner = 'expr = "transpose(o[t] - y[t]) @ (o[t] - y[t])"'
+    spec.write_text(text.replace('expr = "cross_entropy(yhat[t], y[t])"', inner))
+    proc = subprocess.run([sys.executable, "-m", "derive", "gradcheck", str(spec)], check=False, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "PASS" in proc.stdout, proc.stderr
+    spec.write_text(text.replace('expr = "cross_entropy(yhat[t], y[t])"', 'expr = "o[t] - y[t]"'))
     proc = subprocess.run([sys.executable, "-m", "derive", "gradcheck", str(spec)], check=False, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "only cross_entropy(yhat[t], y[t]) of a softmax output" in proc.stderr
+    assert "must be a number" in proc.stderr and "sum(...)" in proc.stderr
 
 
 def test_import_and_derive_list_load_no_sympy():

@@ -88,12 +88,17 @@ class _Builder(EquationReader):
                     return i
         return None
 
-    def check_vector_loss(self, expr) -> None:
+    def check_vector_loss(self, expr):
         """A vector model's loss is a number: a sum of terms, each reducing vectors by cross_entropy of a softmax
         output against a class index, or by sum(...) of an elementwise expression (squared error, binary
         cross-entropy), optionally times numbers or a per-step mask (derive.calculus.losses reads them)."""
         from derive.functions import CrossEntropy, Softmax, SumEntries
 
+        mats = [a for a in expr.args if is_matrix(a)] if isinstance(expr, sp.MatMul) else []
+        if len(mats) == 2 and mats[0].shape[0] == 1 and mats[1].shape[1] == 1:
+            # a^T b of column vectors is sum(a * b): so in a batch each column is multiplied with its own
+            coeff = sp.Mul(*(a for a in expr.args if not is_matrix(a)))
+            return coeff * SumEntries(sp.HadamardProduct(sp.Transpose(mats[0]).doit(), mats[1]))
         if is_matrix(expr):
             self.fail(f"[loss] of a vector model must be a number, but it has shape {shape_text(expr)}: reduce "
                       "vectors with sum(...) (e.g. sum((o[t] - y[t])^2)) or cross_entropy(yhat[t], y[t])", "expr =")
@@ -108,6 +113,7 @@ class _Builder(EquationReader):
                 if e is not None and (e.atoms(SumEntries) or e.atoms(CrossEntropy)):
                     self.fail(f"'{q.name}': sum(...) and cross_entropy(...) reduce a vector to a number and "
                               "belong in [loss]", f'"{q.name}"')
+        return expr
 
     def fail(self, message: str, *needles: str):
         raise SpecError(message, self.source, self.line_of(*needles))
@@ -135,7 +141,7 @@ class _Builder(EquationReader):
             self.quantities.append(self.quantity(entry, i))
         loss = self.loss(d["loss"])
         if self.sizes:
-            self.check_vector_loss(loss.expr)
+            loss = Loss(loss.over, self.check_vector_loss(loss.expr), loss.description)
         over = self.requested.pop("over", None)
         if over is not None:
             if not self.recurrent:
