@@ -1,0 +1,73 @@
+"""The built-in models issue 12 added (peephole-lstm, mgu, ...): each proven in every command.
+
+The matrix formulas against sympy.diff of the explicit view (test_matrix's proofs), gradcheck, a sheet that
+compiles, generated code (both styles) against central differences, and grading that accepts the sheet's own
+solution.
+"""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from derive.cli import main
+from test_matrix import (  # the same proofs over the new models; aliased so pytest runs them once
+    test_assembled_gradient_equals_sympy_diff_of_the_unrolled_explicit_loss as _assembled,
+    test_local_adjoints_equal_sympy_diff_of_the_explicit_step as _local,
+)
+from test_user_specs import _needs_pdflatex
+
+NEW = ["peephole-lstm", "mgu"]
+SIZES = {"n_in": 2, "n_h": 2, "n_out": 2}
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_local_adjoints_equal_sympy_diff(name):
+    _local(name, None, {"n_in": 1, "n_h": 2, "n_out": 2})
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_assembled_gradients_equal_sympy_diff_of_the_unrolled_loss(name):
+    _assembled(name, 2, "sum", {"n_in": 1, "n_h": 2, "n_out": 2})
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_gradcheck_and_grading_of_its_own_solution(name, capsys):
+    assert main(["gradcheck", name, "--steps", "4", "--sizes", "n_in=3,n_h=2,n_out=2"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    for wrt in ("delta_h_2", "delta_c_1" if "lstm" in name else "delta_f_in_1", "V"):
+        main(["grade", name, "--wrt", wrt, "--answer", "0", "--json", "--show-solution"])
+        shown = json.loads(capsys.readouterr().out)["solution"]["compact"]
+        assert main(["grade", name, "--wrt", wrt, "--answer", shown]) == 0, (wrt, shown)
+        capsys.readouterr()
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_the_sheet_compiles(name, tmp_path, capsys):
+    _needs_pdflatex()
+    assert main(["sheet", name, "-o", str(tmp_path), "--pdf", "--variant", "problem"]) == 0
+    assert list(tmp_path.glob("*.pdf"))
+
+
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("style", ["fast", "textbook"])
+def test_generated_code_equals_central_differences(name, style, tmp_path, capsys):
+    out = tmp_path / style
+    assert main(["code", name, "-o", str(out), "--style", style]) == 0
+    (path,) = out.glob("*.py")
+    spec = importlib.util.spec_from_file_location(f"new_{name}_{style}".replace("-", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(3)
+    params = module.init_params(3, 4, 2, seed=1)
+    xs, ys = rng.normal(size=(5, 3, 3)), rng.integers(0, 2, (5, 3))
+    _, grads = module.loss_and_grads(params, xs, ys)
+    h = 1e-6
+    for key, value in params.items():
+        for index in list(np.ndindex(np.shape(value)))[:6]:
+            moved = [{k: np.array(v, dtype=float) for k, v in params.items()} for _ in (0, 1)]
+            moved[0][key][index] += h
+            moved[1][key][index] -= h
+            up, down = module.loss_and_grads(moved[0], xs, ys)[0], module.loss_and_grads(moved[1], xs, ys)[0]
+            numeric = (up - down) / (2 * h)
+            assert abs(np.asarray(grads[key])[index] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (key, index)
