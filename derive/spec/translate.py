@@ -150,7 +150,8 @@ class EquationReader:
             hint = "the final-step loss is written with [T]" if want == "T" else f"write {name}[t] or {name}[t-1]"
             self.fail(f"{where}: index of '{name}' must be relative to {want} ({hint})", ctx["text"])
         if index.offset > 0:
-            self.fail(f"{where}: '{name}' at a later step cannot be used (a step sees only the past)", ctx["text"])
+            self.fail(f"{where}: '{name}' at a later step cannot be used (a step sees only the past; states that "
+                      "run backwards in time, as in a bidirectional network, are not supported yet)", ctx["text"])
         if index.offset < -1:
             self.fail(f"{where}: only one step back is supported ({name}[t-1])", ctx["text"])
         if index.offset == -1:
