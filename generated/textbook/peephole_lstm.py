@@ -19,7 +19,7 @@ The cell, at every step t = 1..T, for one example (column vectors; @ is the matr
     h[t] = tanh(c[t]) * o[t]
     s[t] = V @ h[t] + b_y
     yhat[t] = softmax(s[t])
-initial values (step 0): c[0] = 0, h[0] = 0
+initial values (step 0), unless init= gives others: c[0] = 0, h[0] = 0
 
 Loss of one sequence (the negative log-likelihood of the targets, summed over the steps):
     E = sum over t = 1..T of -log yhat[t][y[t]]       (many-to-many: ys of shape (T, B))
@@ -49,7 +49,15 @@ Shapes (B sequences of T steps; time-major, one example per row):
         b_o: (n_h,), output gate bias
         V: (n_out, n_h), hidden-to-output weights
         b_y: (n_out,), output bias
-    forward(params, xs) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
+    init: optional dict state name -> its value at step 0, (B, n) or (n,) (a state left out starts at its
+        value above): c (n_h,), h (n_h,).
+        Pass the final states of one chunk of a long sequence as the init of the next (truncated BPTT
+        across chunks, as char-RNN training does).
+    want: names of extra results, any of "final", "init", "xs"; with any, loss_and_grads returns
+        (loss, grads, extra) where extra["final"] is dict state -> its value at step T (B, n),
+        extra["init"] dict state -> the gradient of the loss with respect to its initial value (B, n),
+        extra["xs"] the gradient with respect to xs (T, B, n_in).
+    forward(params, xs, init=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
         The cache holds every value: z, i, f, c, o, h, s, log_yhat, yhat.
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
@@ -117,6 +125,12 @@ SHAPES = {
     "b_y": ("n_out",),
 }
 STATES = ("c", "h")
+_STATE_SIZES = {
+    "c": ("n_h", 0),
+    "h": ("n_h", 0),
+}
+_INITIAL = {name: value for name, (_, value) in _STATE_SIZES.items()}  # the spec's initial values
+_WANTS = ("final", "init", "xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
@@ -318,16 +332,56 @@ def _check_ys(ys, T, B, n_out):
     return ys
 
 
-def forward(params, xs):
+def _check_want(want):
+    """want checked: a tuple of the names of extra results."""
+    if not want:
+        return ()
+    if isinstance(want, str):
+        want = (want,)
+    try:
+        want = tuple(want)
+    except TypeError:
+        raise ValueError(f"want: expected a tuple of names among {', '.join(_WANTS)}, got {want!r}") from None
+    unknown = [w for w in want if w not in _WANTS]
+    if unknown:
+        raise ValueError(f"want: unknown {', '.join(map(repr, unknown))}; the extra results are {', '.join(_WANTS)}")
+    return want
+
+
+def _check_init(init, B, sizes, dtype):
+    """Every state's initial value: init's, checked (shape (B, n) or (n,), in dtype), else the default."""
+    if init is None:
+        return _INITIAL
+    if not hasattr(init, "keys"):
+        raise ValueError(f"init: expected a dict state name -> initial value, got {type(init).__name__}")
+    unknown = sorted(repr(key) for key in init if key not in _STATE_SIZES)
+    if unknown:
+        raise ValueError(f"init: unknown {', '.join(unknown)}; the states are {', '.join(STATES)}")
+    out = {}
+    for name, (size, default) in _STATE_SIZES.items():
+        if name not in init:
+            out[name] = default
+            continue
+        value = _real(f"init[{name!r}]", init[name])
+        n = sizes[size]
+        if value.shape not in ((B, n), (n,)):
+            raise ValueError(f"init[{name!r}]: expected shape ({B}, {n}) (B, {size}) or ({n},), "
+                             f"got shape {value.shape}")
+        out[name] = value.astype(dtype, copy=False)
+    return out
+
+
+def forward(params, xs, init=None):
     """Every value the loss and the backward pass read: dict name -> array (shapes above)."""
     xs = _check_xs(xs)
-    p, _ = _params(params, xs.dtype, xs.shape[-1])
+    p, sizes = _params(params, xs.dtype, xs.shape[-1])
     T = xs.shape[0]
+    _init = _check_init(init, xs.shape[1], sizes, xs.dtype)
     # row 0 holds step 0 (a state's initial value, nothing for any other value); a row after step T is cut
-    return {name: value[:T + 1] if name in STATES else value[1:T + 1] for name, value in _forward(p, xs).items()}
+    return {name: value[:T + 1] if name in STATES else value[1:T + 1] for name, value in _forward(p, xs, _init).items()}
 
 
-def _forward(p, xs):
+def _forward(p, xs, _init):
     W_z = p["W_z"]
     R_z = p["R_z"]
     b_z = p["b_z"]
@@ -363,6 +417,9 @@ def _forward(p, xs):
     s = np.zeros((T + 1, B, n_out), dtype)
     log_yhat = np.zeros((T + 1, B, n_out), dtype)
     yhat = np.zeros((T + 1, B, n_out), dtype)
+    # the initial values (step 0)
+    c[0] = _init["c"]
+    h[0] = _init["h"]
     # the forward pass, one step at a time
     for t in range(1, T + 1):
         z[t] = np.tanh(h[t-1] @ R_z.T + x[t] @ W_z.T + b_z)
@@ -387,14 +444,17 @@ def _forward(p, xs):
     }
 
 
-def loss_and_grads(params, xs, ys):
-    """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter)."""
+def loss_and_grads(params, xs, ys, init=None, want=()):
+    """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
+    with want, (loss, grads, extra) (see the module's docstring)."""
+    _want = _check_want(want)
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     T, B = xs.shape[0], xs.shape[1]
+    _init = _check_init(init, B, sizes, xs.dtype)
     ys = _check_ys(ys, T, B, sizes["n_out"])
     t0 = 1 if ys.ndim == 2 else T  # the first step with a loss term
-    cache = _forward(p, xs)
+    cache = _forward(p, xs, _init)
     z = cache["z"]
     i = cache["i"]
     f = cache["f"]
@@ -496,4 +556,24 @@ def loss_and_grads(params, xs, ys):
         if t >= t0:
             grads["V"] += delta_s[t].T @ h[t]
             grads["b_y"] += delta_s[t].sum(axis=0)
-    return loss, grads
+    # the gradient with respect to the initial states: their deltas at step 0
+    if "init" in _want:
+        delta_h[0] = delta_f_in[1] @ R_f + delta_i_in[1] @ R_i + delta_o_in[1] @ R_o + delta_z_in[1] @ R_z
+        delta_c[0] = p_f * delta_f_in[1] + p_i * delta_i_in[1] + delta_c[1] * f[1]
+        _d_init = {"h": delta_h[0], "c": delta_c[0]}
+    # the gradient with respect to the input at every step
+    if "xs" in _want:
+        delta_x = np.zeros((T + 1, B, n_in), dtype)
+        for t in range(1, T + 1):
+            delta_x[t] = delta_f_in[t] @ W_f + delta_i_in[t] @ W_i + delta_o_in[t] @ W_o + delta_z_in[t] @ W_z
+        _d_xs = delta_x[1:]
+    if not _want:
+        return loss, grads
+    _extra = {}
+    if "final" in _want:
+        _extra["final"] = {name: cache[name][T].copy() for name in STATES}
+    if "init" in _want:
+        _extra["init"] = _d_init
+    if "xs" in _want:
+        _extra["xs"] = _d_xs
+    return loss, grads, _extra
