@@ -117,7 +117,8 @@ class MatrixCell:
     @cached_property
     def losses(self) -> MatrixLoss:
         """The loss's terms, with the canonical output/loss pairs fused (derive.calculus.losses)."""
-        equations = {q.name: self._batched(q.equation) for q in self.model.quantities}
+        # an output whose step-T equation differs is not fused (its function could differ at T)
+        equations = {q.name: self._batched(q.equation) for q in self.model.quantities if q.last is None}
         return MatrixLoss(self.loss_expr, equations, self.batch)
 
     @cached_property
