@@ -14,7 +14,7 @@ from derive import bptt, load
 from derive.calculus.derivation import derive
 from derive.calculus.elementwise import simplify
 from derive.cli import main
-from derive.errors import SpecError
+from derive.errors import DeriveError, SpecError
 from derive.functions import SumEntries
 from derive.spec.loader import load_text
 from oracles import close, evaluate, forward_values, random_point
@@ -155,3 +155,47 @@ def test_local_adjoints_of_the_new_losses_equal_sympy_diff(name, sizes):
 @pytest.mark.parametrize("T,over", [(1, "sum"), (2, "sum"), (3, "final")])
 def test_assembled_gradients_of_the_new_losses_equal_sympy_diff(name, T, over):
     _assembled(str(SPECS / f"{name}.toml"), T, over, _sized(name, SIZES[0]))
+
+
+# -- a mask selects the scored steps ------------------------------------------------------------------------
+def test_a_mask_selects_the_steps_whose_term_counts_and_the_gradient_follows():
+    """multi-task with m = (1, 0, 1): the regression term of step 2 contributes nothing (moving its target
+    changes no number), and every gradient entry equals central differences of the compiled loss."""
+    from derive.numbers.compile import program
+
+    model = load(str(SPECS / "multi-task.toml"))
+    sizes = {"n_in": 2, "n_h": 3, "n_out": 2, "n_r": 2}
+    rng = np.random.default_rng(4)
+    params = {p.name: rng.normal(size=(sizes[p.shape[0]], sizes[p.shape[1]] if len(p.shape) == 2 else 1))
+              for p in model.parameters}
+    data = {"x": rng.normal(size=(3, 2, 1)), "y": rng.integers(0, 2, (3, 1, 1)), "z": rng.normal(size=(3, 2, 1)),
+            "m": np.array([1.0, 0.0, 1.0]).reshape(3, 1, 1)}
+    engine = program(model, dict(sizes, B=1))
+    run = engine.run(params, data, 3)
+    moved = dict(data, z=data["z"].copy())
+    moved["z"][1] += 5.0
+    assert engine.run(params, moved, 3).loss == pytest.approx(run.loss, abs=1e-14)
+    moved["z"][0] += 5.0
+    assert abs(engine.run(params, moved, 3).loss - run.loss) > 1e-3
+    h = 1e-6
+    for name, value in params.items():
+        for index in np.ndindex(value.shape):
+            up, down = ({**params, name: value.copy()} for _ in (0, 1))
+            up[name][index] += h
+            down[name][index] -= h
+            numeric = (engine.run(up, data, 3, grads=False, loss=True).loss
+                       - engine.run(down, data, 3, grads=False, loss=True).loss) / (2 * h)
+            assert abs(np.asarray(run.gradient(name))[index] - numeric) <= 1e-6 * max(1.0, abs(numeric)), (name, index)
+
+
+def test_a_mask_is_one_number_per_step_for_a_whole_batch():
+    from derive.numbers.compile import program
+
+    model = load(str(SPECS / "multi-task.toml"))
+    sizes = {"n_in": 1, "n_h": 1, "n_out": 2, "n_r": 1, "B": 2}
+    params = {p.name: np.ones((1 if p.shape[0] != "n_out" else 2, 1)) for p in model.parameters}
+    params["V"] = np.ones((2, 1))
+    data = {"x": np.ones((2, 1, 2)), "y": np.zeros((2, 1, 2), int), "z": np.ones((2, 1, 2)),
+            "m": np.array([[[1.0, 0.0]], [[1.0, 1.0]]])}
+    with pytest.raises(DeriveError, match="shared by the sequences of a batch"):
+        program(model, sizes).run(params, data, 2)
