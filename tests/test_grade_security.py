@@ -51,7 +51,6 @@ HOSTILE = [
     ("s_1\x1b[31m", "U+001B"),
     ("s_1\u200b", "U+200B"),
     ("s_1 \udcff", "not valid UTF-8"),
-    ("{{7*7}}", "a number"),
     ("${7*7}", "unexpected character '$'"),
     ("s_1; rm -rf /", "unexpected character ';'"),
     ("s_1 | cat /etc/passwd", "unexpected"),
@@ -84,6 +83,16 @@ def test_hostile_answer_is_refused_quickly(model, answer, words):
     assert v.verdict == "unreadable" and v.exit_code == 2, v.reason
     assert words in v.reason
     assert "\n" not in v.reason and len(v.reason) < 400  # one clear line
+    assert not SENTINEL.exists()
+
+
+def test_template_text_is_read_as_math_not_rendered(model):
+    """'{{7*7}}' is the number 49 in braces: with no --at a constant is graded as the expression it is
+    (issue 13), wrong here, and never rendered as a template (no '49' in the report)."""
+    start = time.monotonic()
+    v = grade(model, "W_rec", "{{7*7}}")
+    assert time.monotonic() - start < 1.0
+    assert v.verdict == "incorrect" and v.exit_code == 1 and "49" not in v.reason
     assert not SENTINEL.exists()
 
 

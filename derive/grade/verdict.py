@@ -42,6 +42,15 @@ class Verdict:
         return asdict(self)
 
 
+def closest_hint(v: Verdict, key: str, distance: float, message: str) -> None:
+    """Add 'closest to this mistake' to an unexplained wrong answer: the text and --json show the same
+    distance (two significant digits), so the report never contradicts itself."""
+    shown = float(f"{distance:.2g}")
+    v.diagnosis = {"mistake": None, "closest": key, "distance": shown,
+                   "message": "closest to (but not equal to) this mistake: " + message}
+    v.reason += f"; it is closest to this mistake (relative distance {shown:g}): {message}"
+
+
 def decide(p, timeout: float, judge: Callable[[Verdict], None]) -> Verdict:
     """A Verdict filled in by ``judge`` within ``timeout``: past it 'undecided', an unreadable answer
     'unreadable', and an arithmetic failure 'undecided' with its reason, never a traceback."""

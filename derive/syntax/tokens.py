@@ -75,6 +75,7 @@ _PLAIN_OPS = r"\*\*|[-+*/^()\[\],=@'_|]"
 _SUBSCRIPT_DIGITS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SINGLE = frozenset("+-*/^()[],=@'_|")
+_DECIMAL_TAIL = re.compile(r"\.\d+")
 
 
 def check_text(text: str, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -204,6 +205,11 @@ class PlainLexer:
                 j += 1
             sub, i = text[i:j].translate(_SUBSCRIPT_DIGITS), j
         word, sub, i = self.label(word, sub, i)
+        tail = _DECIMAL_TAIL.match(text, i)
+        if tail and (sub is not None or "_" in word):  # s_0.5 is not s_0 times .5: refuse the guess
+            shown = word if sub is None else f"{word}_{sub}"
+            self.fail(f"a number written straight after the subscript of {shown} (a step is a whole number; "
+                      f"for a product write {shown}*{tail.group()})", i)
         self.out.append(Token("name", word, start, sub))
         return i
 

@@ -17,7 +17,7 @@ from derive.errors import DeriveError
 from derive.functions import step
 from derive.grade import deadline
 from derive.numbers.interpret import Unsupported
-from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
+from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, closest_hint, decide
 from derive.grade.answer import AnswerError, is_latex, read
 from derive.grade.matrix.build import build_matrix
 from derive.grade.matrix.plain import TIMES, plain, same_shape, shape_of, shape_text
@@ -125,9 +125,7 @@ def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> Non
     near = closest(p, values)
     if near is not None:
         m, dist = near
-        v.diagnosis = {"mistake": None, "closest": m.key, "distance": round(dist, 4),
-                       "message": "closest to (but not equal to) this mistake: " + m.message}
-        v.reason += f"; it is closest to this mistake (relative distance {dist:.2g}): {m.message}"
+        closest_hint(v, m.key, dist, m.message)
 
 
 def _shape_words(shape) -> str:

@@ -18,7 +18,7 @@ from derive.numbers import interpret
 from derive.numbers.interpret import Mp, Points, Unsupported, is_rational
 from derive.grade.scalar.build import build
 from derive.grade.answer import AnswerError, is_latex, read
-from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, decide
+from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, closest_hint, decide
 from derive.grade.scalar import problem as problem_module
 from derive.grade.scalar.problem import EXACT_RANGE, FLOAT_RANGE, Problem, problem
 from derive.printing.latex import latex as to_latex
@@ -64,12 +64,13 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
     built = build(read(answer, use_latex), p.vocab, answer, use_latex)
     v.symbols = list(built.symbols)
     expr = built.expr
-    if not expr.free_symbols:
+    if not expr.free_symbols and p.fixed:  # --at given: a number is compared within the tolerance
         if not p.complete:
             missing = ", ".join(s.name for s in p.free[:6]) + (" …" if len(p.free) > 6 else "")
             raise AnswerError(f"the answer is a number; to grade a number give every value with --at "
                               f"(missing: {missing})")
         return _grade_number(p, expr, rtol, atol, v)
+    # with no --at a constant is graded as the expression it is: right only where the derivative is that constant
     exact = p.exact_ok and is_rational(expr)
     sample = p.sample(exact)
     try:
@@ -103,9 +104,7 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
         near = p.closest(values, exact)
         if near is not None:
             m, dist = near
-            v.diagnosis = {"mistake": None, "closest": m.key, "distance": round(dist, 4),
-                           "message": "closest to (but not equal to) this mistake: " + m.message}
-            v.reason += f"; it is closest to this mistake (relative distance {dist:.2g}): {m.message}"
+            closest_hint(v, m.key, dist, m.message)
 
 
 def _grade_number(p: Problem, expr: sp.Expr, rtol: float, atol: float, v: Verdict) -> None:

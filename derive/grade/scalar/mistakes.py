@@ -11,6 +11,7 @@ answer with every entry (numerically, at the same points as the correct one).
   no_activation    an activation's derivative left out (sigma' taken as 1)
   wrong_function   the activation itself where its derivative belongs (sigma' written as sigma)
   sign, factor_2, factor_half
+  no_chain         each step's term without the one-step derivatives along its path (chain factors)
   off_by_one       s_k used where s_{k-1} belongs (or the other way round)
   missing_path     for dE/dq_k: one path q_k -> ... -> loss left out
   immediate_only   for dE/dq_k: only the loss's immediate dependence on q_k
@@ -82,6 +83,12 @@ def _parameter_mistakes(d, ref) -> list[Mistake]:
     if fa is not None and d.model.recurrent:
         local = sp.Add(*(fa.direct[q] * fa.immediate.get((q, p), 0) for q in fa.states))
         local += sp.Add(*(v for (k, w), v in fa.loss_immediate.items() if w == p))
+        unchained = _unchained(fa, p)
+        if unchained is not None:
+            state = sorted({naming.describe(q).name for q in fa.states})[0]
+            out.append(Mistake("no_chain", "your answer leaves out the chain factors: each step's term has the "
+                               "loss's derivative at the state it reaches, but not the one-step derivatives "
+                               f"(∂{state}_(j+1)/∂{state}_j) that carry it back to step k", unchained))
         if local != 0:
             out.append(Mistake("no_recurrence", "your answer uses at each step only that step's own loss, without "
                                "the error that flows back from later steps through the states (no backpropagation "
@@ -124,6 +131,17 @@ def _form_a(d):
         return d.form_a
     except Exception:  # too many paths for form (a): those mistakes are left out
         return None
+
+
+def _unchained(fa, p: sp.Symbol) -> sp.Expr | None:
+    """dE/dp by form (a) with every one-step Jacobian along a path taken as 1 (the chain factors
+    forgotten); None when no path is longer than one state, so nothing could be forgotten."""
+    if not any(len(path) > 1 for paths in fa.paths.values() for path in paths):
+        return None
+    terms = [sp.Add(*(fa.direct[path[-1]] for path in fa.paths[q])) * fa.immediate[(q, p)]
+             for q in fa.states if fa.immediate.get((q, p), 0) != 0]
+    terms += [v for (k, w), v in fa.loss_immediate.items() if w == p]
+    return sp.Add(*terms)
 
 
 def _one_loss(fa, p: sp.Symbol, j: int) -> sp.Expr:

@@ -202,29 +202,25 @@ class Problem:
 
     def closest(self, values: list, exact: bool) -> tuple[Mistake, float] | None:
         """The catalogued mistake nearest to the answer (relative RMS distance), when it is nearer than the
-        correct answer and within half of its size: a hint, not a diagnosis."""
+        correct answer and within half of its size: a hint, not a diagnosis. Distances are computed in the
+        values' own arithmetic (exact or 50 digits): in doubles a small difference vanishes, and a
+        'closest, not equal' hint at distance 0 would contradict itself."""
         sample = self.sample(exact)
-        try:
-            answer = [complex(v) for v in values]
-            target = [complex(v) for v in sample.target]
-            candidates = [(m, [complex(v) for v in vals]) for m, vals in sample.mistakes]
-        except OverflowError:
-            return None
 
         def distance(a: list, b: list) -> float:
-            scale = max(sum(abs(x) ** 2 for x in b), 1e-30)
-            return (sum(abs(x - y) ** 2 for x, y in zip(a, b, strict=True)) / scale) ** 0.5
+            scale = sum(abs(y) ** 2 for y in b)
+            return float((sum(abs(x - y) ** 2 for x, y in zip(a, b, strict=True)) / scale) ** 0.5) if scale else 1.0
 
-        try:
-            best = min(((m, distance(answer, vals)) for m, vals in candidates), key=lambda md: md[1], default=None)
-            if best is None or best[1] > 0.5 or best[1] >= distance(answer, target):
-                return None
-        except OverflowError:  # exact values beyond double range: no hint
+        best = min(((m, distance(values, vals)) for m, vals in sample.mistakes), key=lambda md: md[1], default=None)
+        if best is None or best[1] > 0.5 or best[1] >= distance(values, sample.target) or best[1] == 0:
             return None
         return best
 
     def _ratio(self, values: list, sample: Sample, exact: bool) -> Mistake | None:
-        """A constant ratio or offset to the correct answer: 'your answer is 3 times the correct one'."""
+        """A constant ratio or offset to the correct answer: 'your answer is 3 times the correct one'; an
+        answer that is zero everywhere is named as such, not as '0 times' the correct one."""
+        if all(a == 0 for a in values):
+            return Mistake("zero", f"your answer is zero, and dE/d{self.reference.label} is not", sp.Integer(0))
         pairs = [(a, t) for a, t in zip(values, sample.target, strict=True) if t != 0]
         if len(pairs) >= 2:
             ratios = [a / t for a, t in pairs]
