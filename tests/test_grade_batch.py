@@ -83,11 +83,12 @@ def test_batch_jsonl_with_malformed_lines(tmp_path, capsys):
     report = json.loads((tmp_path / "answers.graded.json").read_text("utf-8"))
     rows = report["rows"]
     assert len(rows) == 6
-    assert [r["verdict"] for r in rows] == ["correct", "incorrect", "unreadable", "unreadable", "unreadable",
+    # row 5's answer, the number 3, is graded as the constant it is (issue 13: no --at, no refusal)
+    assert [r["verdict"] for r in rows] == ["correct", "incorrect", "unreadable", "unreadable", "incorrect",
                                             "unreadable"]
     assert rows[1]["mistake"] == "no_activation_sigmoid"
     assert "not JSON" in rows[2]["reason"] and "not a JSON object" in rows[3]["reason"]
-    assert "every value" in rows[4]["reason"]
+    assert "differs from dE/dW_x" in rows[4]["reason"]
 
 
 def test_batch_json_array(tmp_path, capsys):

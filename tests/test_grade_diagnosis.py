@@ -91,3 +91,75 @@ def test_text_and_json_agree(answer):
     if d.get("closest"):
         shown = re.search(r"relative distance ([^)]+)\)", text.stdout).group(1)
         assert float(shown) == d["distance"] and d["distance"] > 0  # the same number, never 'distance 0'
+
+
+# -- several mistakes at once -----------------------------------------------------------------
+# Each answer below is written by hand from the textbook formula with the named mistakes made in it.
+TOGETHER = [
+    # dE/dW_x = 2(s_3 - y)(x_3 + W_rec x_2 + W_rec^2 x_1): the k = 1 term left out and the sign wrong
+    ("linear-rnn", 3, "W_x", "-2*(s_3-y)*(x_3 + W_rec*x_2)", "missing_term_1+sign", ["k = 1", "wrong sign"]),
+    # only the last term, times W_rec
+    ("linear-rnn", 3, "W_rec", "2*(s_3-y)*W_rec*s_2", "only_last+extra_factor_W_rec", ["last step", "extra factor W_rec"]),
+    # the gradient of the other parameter (dE/dW_rec answered to --wrt W_x)
+    ("linear-rnn", 3, "W_x", "2*(s_3-y)*(s_2 + W_rec*s_1)", "other_parameter_W_rec", ["dE/dW_rec", "another parameter"]),
+    ("linear-rnn", 3, "W_rec", "2*(s_3-y)*W_rec*(s_2 + W_rec*s_1)", "extra_factor_W_rec", ["extra factor W_rec"]),
+    # three of the five terms of dE/dW_x at T = 5 left out, and twice too large
+    ("tanh-rnn", 5, "W_x", "2*delta_s_4*x_4*(1-s_4^2) + 2*delta_s_5*x_5*(1-s_5^2)",
+     "missing_term_1+missing_term_2+missing_term_3+factor_2", ["terms through s_1, s_2 and s_3 are missing",
+                                                                 "factor 2"]),
+    # dE/ds_1 at T = 5 keeps two of its five paths: three named
+    ("tanh-rnn", 5, "s_1", "V*(o_1-y_1) + W_rec*(1-s_2^2)*V*(o_2-y_2)", None,
+     ["3 terms", "s_1 → s_2 → s_3,", "s_1 → s_2 → s_3 → s_4 and", "s_1 → s_2 → s_3 → s_4 → s_5 are missing"]),
+]
+
+
+@pytest.mark.parametrize("model,steps,wrt,answer,key,words", TOGETHER)
+def test_mistakes_made_together_are_each_named(model, steps, wrt, answer, key, words):
+    v = grade(derive.load(model), wrt, answer, steps=steps)
+    assert v.verdict == "incorrect" and v.exit_code == 1
+    if key:
+        assert v.diagnosis["mistake"] == key, v.reason
+    else:
+        assert v.diagnosis["mistake"].count("missing_path") == 3, v.reason
+    for w in words:
+        assert w in v.reason, v.reason
+
+
+# -- matrix answers ---------------------------------------------------------------------------------
+MATRIX = [
+    # dE/dW = Σ δa_t h_(t-1)ᵀ with δa_t = δh_t ⊙ (1 - h_t⊙h_t): the factor left out of W's terms only
+    ("W", "delta_h_1 @ h_0.T + delta_h_2 @ h_1.T + delta_h_3 @ h_2.T", "no_activation_tanh_local", "W's own terms"),
+    # δh_2 = Vᵀδo_2 + Wᵀ(δh_3 ⊙ (1 - h_3⊙h_3)): the factor taken at step 2
+    ("delta_h_2", "V.T @ delta_o_2 + W.T @ (delta_h_3 * (1 - h_2**2))", "activation_step_tanh", "step t+1"),
+    # dE/dV = Σ δo_t h_tᵀ: h_(t-1) used
+    ("V", "delta_o_1 @ h_0.T + delta_o_2 @ h_1.T + delta_o_3 @ h_2.T", "off_by_one_earlier", "h_(t-1) where h_t"),
+    # the t = 3 term left out and the sign wrong
+    ("W", "-(delta_a_2 @ h_1.T)", "missing_term_3+sign", "wrong sign"),
+    # V where Vᵀ belongs: the shapes disagree (n_out × n_h times n_out × 1), one transpose explains it
+    ("delta_h_2", "V @ delta_o_2 + W.T @ delta_a_3", "misplaced_transpose", "V where Vᵀ belongs"),
+    ("delta_h_2", "V @ delta_o_2", "misplaced_transpose+immediate_only", "without the paths"),
+    ("delta_h_2", "V.T @ delta_o_2 + W.T @ delta_a_3", None, ""),
+]
+
+
+@pytest.mark.parametrize("wrt,answer,key,words", MATRIX)
+def test_matrix_mistakes_are_named(load, wrt, answer, key, words):
+    v = grade(load("elman"), wrt, answer)
+    if key is None:
+        assert v.correct
+        return
+    assert v.verdict == "incorrect" and v.exit_code == 1, v.reason
+    assert v.diagnosis["mistake"] == key, v.reason
+    assert words in v.reason
+
+
+def test_a_forgotten_transpose_is_exit_1_and_two_shape_errors_stay_unreadable():
+    r = _cli("elman", "--wrt", "delta_h_2", "--answer", "V @ delta_o_2 + W.T @ delta_a_3")
+    assert r.returncode == 1 and "V where Vᵀ belongs" in r.stdout and r.stderr == ""
+    r = _cli("elman", "--wrt", "delta_h_2", "--answer", "V @ delta_o_2 + W.T @ delta_a_3 + x_2")
+    assert r.returncode == 2 and "inner sizes differ" in r.stderr
+
+
+def test_a_zero_matrix_answer_is_named_zero(load):
+    v = grade(load("elman"), "W", "0*(delta_a_3 @ h_2.T)")
+    assert v.diagnosis["mistake"] == "zero" and "times the correct one" not in v.reason

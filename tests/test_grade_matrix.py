@@ -176,7 +176,6 @@ SHAPE_ERRORS = [
     ("W x_2", "inner sizes differ"),
     ("h_2 * x_2", f"h_2 (n_h{X}1) * x_2 (n_in{X}1): an elementwise product needs equal shapes"),
     ("h_2 + x_2", "a sum needs equal shapes"),
-    ("delta_a_2 @ h_1", "inner sizes differ (1 ≠ n_h)"),
     (r"\delta_{a,2} \cdot h_{1}", "for an elementwise product write \\odot"),
     ("delta_a_2 * h_1.T", "for a matrix product write @"),
     ("softmax(W)", "softmax applies to a column vector"),
@@ -186,6 +185,14 @@ SHAPE_ERRORS = [
     ("delta_yhat_2", "unknown symbol"),
     ("delta_a_t @ h_{t-1}.T", "the step index t of delta_a_t is not bound"),
 ]
+
+
+def test_a_forgotten_transpose_is_a_wrong_answer_with_the_mismatch_named(models):
+    """Issue 13: one transpose explains the disagreeing shapes, so the answer is graded (exit 1), and the
+    report still names the mismatch as written."""
+    v = grade(models["elman"], "W", "delta_a_2 @ h_1")
+    assert v.verdict == "incorrect" and v.exit_code == 1
+    assert "inner sizes differ (1 ≠ n_h)" in v.reason and "h_1 where h_1ᵀ belongs" in v.reason
 
 
 @pytest.mark.parametrize("answer,words", SHAPE_ERRORS)

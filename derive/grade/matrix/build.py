@@ -27,7 +27,7 @@ from derive import naming
 from derive.calculus.cell import step_kind
 from derive.functions import OneHot, Softmax, step
 from derive.grade.scalar.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder, check_arguments
-from derive.grade.answer import tokens
+from derive.grade.answer import AnswerError, tokens
 from derive.syntax import DEFAULT_LIMITS, Limits
 from derive.syntax.tokens import name_key
 from derive.syntax.tree import Binary, Call, Name, Neg, Num
@@ -113,12 +113,20 @@ class MatrixVocabulary:
         return self.keys.get(key)
 
 
+class ShapeError(AnswerError):
+    """A matrix product or a sum whose shapes disagree, which a forgotten transpose may explain (an
+    elementwise product of different shapes is a misused operator more likely: a plain AnswerError)."""
+
+
 class _MatrixBuilder(_Builder):
     """The scalar builder's names and sums; every operation typed by shape."""
 
     def __init__(self, vocab: MatrixVocabulary, text: str, latex: bool, limits: Limits):
         super().__init__(vocab, text, latex, limits)
         self.index_ok = False
+
+    def shape_fail(self, message: str, pos: int):
+        raise ShapeError(message, pos, self.text)
 
     # -- names -----------------------------------------------------------------------
     def _name(self, node: Name):
@@ -190,7 +198,7 @@ class _MatrixBuilder(_Builder):
         for (op, v, _, pos), s in zip(parts, shapes, strict=True):
             if target is not None and s is not None and tuple(s) != tuple(target):
                 first = next(v0 for (_, v0, _, _), s0 in zip(parts, shapes, strict=True) if s0 is not None)
-                self.fail(f"{describe(first)} ({shape_text(target)}) {op} {describe(v)} ({shape_text(s)}): "
+                self.shape_fail(f"{describe(first)} ({shape_text(target)}) {op} {describe(v)} ({shape_text(s)}): "
                           "a sum needs equal shapes", pos)
             term = v
             if target is not None and s is None:  # a number added to a matrix: to every entry
@@ -239,7 +247,8 @@ class _MatrixBuilder(_Builder):
     def _matmul(self, a, b, pos: int, hint: str):
         sa, sb = shape_of(a), shape_of(b)
         if sa[1] != sb[0]:
-            self.fail(f"{describe(a)} ({shape_text(sa)}) @ {describe(b)} ({shape_text(sb)}): inner sizes differ "
+            fail = self.fail if hint else self.shape_fail  # with a hint, '⋅' may have meant '⊙': no repair
+            fail(f"{describe(a)} ({shape_text(sa)}) @ {describe(b)} ({shape_text(sb)}): inner sizes differ "
                       f"({sa[1]} ≠ {sb[0]}){hint}", pos)
         return sp.MatMul(*_factors(a), *_factors(b))
 

@@ -1,7 +1,8 @@
 """Grade one matrix answer for a vector model: read it, check its shape, compare it, explain the mistake.
 
 The verdict is derive.grade.verdict's ``Verdict``. Shape errors inside the answer (W @ x_2 with
-n_h ≠ n_in) make it unreadable (exit 2, the message names both operands); an answer of the wrong
+n_h ≠ n_in) make it unreadable (exit 2, the message names both operands) unless one transpose
+explains them (matrix.transpose: graded as wrong, "V where Vᵀ belongs"); an answer of the wrong
 overall shape is incorrect (exit 1), and when it is the transpose's shape it is compared transposed
 ("your answer is the transpose of ..."). Equivalence: the same expression as the derivation's
 (exact), otherwise identity testing at every point of the problem (several distinct sizes,
@@ -19,14 +20,13 @@ from derive.grade import deadline
 from derive.numbers.interpret import Unsupported
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, closest_hint, decide
 from derive.grade.answer import AnswerError, is_latex, read
-from derive.grade.matrix.build import build_matrix
+from derive.grade.combine import Combinations, Known
+from derive.grade.matrix.build import ShapeError, build_matrix
+from derive.grade.matrix.transpose import repairs
 from derive.grade.matrix.plain import TIMES, plain, same_shape, shape_of, shape_text
 from derive.grade.matrix.mistakes import MatrixMistake, generic_plain
 from derive.grade.matrix.problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
 from derive.printing.latex import latex as to_latex
-
-SIMPLE = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
-
 
 def prepare_matrix(d, wrt: str, seed: int = 0) -> MatrixProblem:
     """The problem of a matrix Derivation with its catalogue evaluated, within PREPARE_TIMEOUT."""
@@ -63,9 +63,50 @@ def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> Non
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
     v.form = "latex" if use_latex else "plain"
-    built = build_matrix(read(answer, use_latex), p.vocab, answer, use_latex)
+    tree = read(answer, use_latex)
+    try:
+        built = build_matrix(tree, p.vocab, answer, use_latex)
+    except ShapeError as exc:  # a forgotten transpose makes a wrong answer, not an unreadable one
+        return _transpose_repaired(p, tree, answer, use_latex, exc, v)
     v.symbols = list(built.symbols)
-    expr = built.expr
+    _judge(p, built.expr, v)
+
+
+def _transpose_repaired(p: MatrixProblem, tree, answer: str, use_latex: bool, exc: ShapeError, v: Verdict) -> None:
+    """Grade the answer read with the one transpose toggled that makes its shapes agree (the one that
+    makes it right, else one a catalogued mistake explains, else one of the right shape); none: unreadable."""
+    options = repairs(tree, p.vocab, answer, use_latex)
+    if not options:
+        raise exc
+    judged = []
+    for what, built in options:
+        trial = Verdict(False, "undecided", "", v.model, v.wrt, v.steps, form=v.form)
+        _judge(p, built.expr, trial)
+        judged.append((what, built, trial))
+        if trial.correct:
+            break
+    def rank(j) -> int:  # right, then a named mistake, then the right shape at least
+        mistake = (j[2].diagnosis or {}).get("mistake")
+        return 0 if j[2].correct else 1 if mistake not in (None, "shape") else 2 if mistake != "shape" else 3
+
+    what, built, trial = min(judged, key=rank)
+    v.symbols, v.method = list(built.symbols), f"shapes repaired by one transpose, then {trial.method}"
+    v.verdict, v.correct = "incorrect", False
+    head = f"your answer has {what}: as written its shapes disagree ({exc.detail})"
+    if trial.correct:
+        v.diagnosis = {"mistake": "misplaced_transpose", "message": f"{head}; with that transpose it equals {v.wrt}"}
+    else:
+        inner = trial.diagnosis or {}
+        rest = trial.reason.replace("your answer ", "it ", 1) if trial.reason else ""
+        key = "misplaced_transpose" + (f"+{inner['mistake']}" if inner.get("mistake") else "")
+        v.diagnosis = {"mistake": key, "message": f"{head}; read with that transpose, {rest}"}
+        if inner.get("closest"):
+            v.diagnosis.update(closest=inner["closest"], distance=inner["distance"])
+    v.reason = v.diagnosis["message"]
+
+
+def _judge(p: MatrixProblem, expr, v: Verdict) -> None:
+    """Shape, value and diagnosis of a built answer."""
     ref = p.reference
     have, want = shape_of(expr), ref.shape
     transposed = False
@@ -168,20 +209,20 @@ def _probability(p: MatrixProblem, expr, v: Verdict) -> None:
 
 
 def diagnose(p: MatrixProblem, values: list) -> tuple[str, str] | None:
-    """(key, message) of the catalogued mistake the values equal, alone or with a sign or a factor 2."""
+    """(key, message) of the catalogued mistake the values equal; two of them, several terms left out,
+    either with a sign or a factor 2 (derive.grade.combine); a constant factor."""
     for m, vals in p.mistakes:
         if p.same(values, vals):
             return m.key, m.message
-    for m, vals in p.mistakes:
-        if m.key in SIMPLE:
-            continue
-        for key, factor in SIMPLE.items():
-            c = p.backend.const(sp.sympify(factor))
-            if p.same(values, [x * c for x in vals]):
-                other = next((x for x, _ in p.mistakes if x.key == key), None)
-                extra = other.message.replace("your answer ", "and it ") if other else f"and is off by {factor}"
-                return f"{m.key}+{key}", f"{m.message}, {extra}"
-    return _ratio(p, values)
+    return combinations(p).explain(values) or _ratio(p, values)
+
+
+def combinations(p: MatrixProblem) -> Combinations:
+    """The problem's catalogue ready for combinations (built once per problem)."""
+    if "_combinations" not in p.__dict__:
+        known = [Known(m.key, m.message, vals, m.part) for m, vals in p.mistakes]
+        p.__dict__["_combinations"] = Combinations(p.target, known, p.same)
+    return p.__dict__["_combinations"]
 
 
 def _ratio(p: MatrixProblem, values: list) -> tuple[str, str] | None:

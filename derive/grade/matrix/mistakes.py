@@ -38,6 +38,7 @@ class MatrixMistake:
     key: str
     message: str
     compute: Callable  # (problem, point) -> value
+    part: str | None = None  # the one term it leaves out, for naming several at once ('for t = 2')
 
 
 def catalogue(p) -> list[MatrixMistake]:
@@ -47,6 +48,7 @@ def catalogue(p) -> list[MatrixMistake]:
     if p.model.recurrent:
         out += _recursion(p)
     out += _activation(p)
+    out += _activation_more(p)
     out += _transposed(p)
     for key, factor, text in (("sign", -1, "the wrong sign: it is minus the correct one"),
                               ("factor_2", 2, "twice the correct one (a factor 2 too many)"),
@@ -76,7 +78,7 @@ def _parameter(p) -> list[MatrixMistake]:
             rest = set(ks) - {k}
             out.append(MatrixMistake(f"missing_term_{k}", f"your answer equals the correct one without the term "
                                      f"for t = {k}, {plain(term)}",
-                                     lambda p, pt, rest=rest: p.read(pt, pt.correct, steps=rest)))
+                                     lambda p, pt, rest=rest: p.read(pt, pt.correct, steps=rest), f"for t = {k}"))
     if p.model.recurrent:
         for direction, key in ((1, "later"), (-1, "earlier")):
             shift, names = _index_shift(p, direction)
@@ -144,7 +146,7 @@ def _quantity(p) -> list[MatrixMistake]:
         out.append(MatrixMistake("missing_path", f"your answer equals the correct one without the term "
                                  f"{plain(p._instance(term, k))} of {label} (one path from the loss left out)",
                                  lambda p, pt, key=f"path_{adjoint}_{term}", tf=drop: p.read(
-                                     pt, p.run(pt, key, delta_tf=tf))))
+                                     pt, p.run(pt, key, delta_tf=tf)), f"{plain(p._instance(term, k))} of {label}"))
     if ref.step is not None:
         out.extend(MatrixMistake("neighbour_step", f"your answer is the adjoint at step {other} (δ{ref.name}_{other}), "
                                  f"not at step {ref.step}: off by one step",
@@ -298,6 +300,53 @@ def _activation(p) -> list[MatrixMistake]:
                                              "though the adjoints of later steps are right",
                                              lambda p, pt, key=f"{tag}_{key}_local", tf=local: p.read(
                                                  pt, p.run(pt, key, delta_tf=tf))))
+    return out
+
+
+def _activation_more(p) -> list[MatrixMistake]:
+    """The activation's derivative factor left out of a parameter's own step terms only (Σ δh_t h_(t-1)ᵀ
+    for Σ δa_t h_(t-1)ᵀ, the adjoints right), and the factor taken at step t where the recursion needs it
+    at t+1 (Wᵀ(δh_(t+1) ⊙ (1 - h_t⊙h_t)))."""
+    out = []
+    for fn, entries in activation_factors(p.cell).items():
+        label = NAMES.get(getattr(fn, "__name__", ""), getattr(fn, "__name__", str(fn)))
+        fname = getattr(fn, "__name__", str(fn))
+        own = [(q, fac) for q, fac, _ in entries if not any(naming.describe(s).offset == 1
+                                                            for s in fac.atoms(sp.MatrixSymbol))]
+        if not own:
+            continue
+        shown = generic_plain(own[0][1])
+        drop = _replacer({fac: sp.OneMatrix(*fac.shape) for _, fac in own})
+        if p.reference.kind == "parameter":
+            def local(name, expr, k, tf=drop):
+                formulas = dict(p.cell.backward(p._kind(k)).deltas)
+                mapping = {s: tf(name, formulas[s], k) for s in expr.atoms(sp.MatrixSymbol) if s in formulas}
+                return expr.xreplace(mapping)
+
+            out.append(MatrixMistake(f"no_activation_{fname}_local", f"your answer leaves out the derivative of "
+                                     f"the activation {label} (the factor {shown}) in {p.reference.name}'s own terms, "
+                                     "though the adjoints are right", lambda p, pt, key=fname, tf=local: p.read(
+                                         pt, p.run(pt, f"noact_local_{key}", grad_tf=tf))))
+        if not p.model.recurrent:
+            continue
+        late = {canonical(_shift(fac, 1)): fac for _, fac in own}
+
+        def early(name, expr, k, late=late):
+            formulas = dict(p.cell.backward(p._kind(k + 1)).deltas) if k < p.steps else {}
+            mapping = {}
+            for s in expr.atoms(sp.MatrixSymbol):
+                ref = naming.describe(s)
+                if ref.is_delta and ref.offset == 1 and (ahead := _shift(s, -1)) in formulas and not any(
+                        naming.describe(a).offset == 1 for a in formulas[ahead].atoms(sp.MatrixSymbol)):
+                    mapping[s] = canonical(_shift(formulas[ahead], 1)).xreplace(late)  # no step t+2 exists
+            return expr.xreplace(mapping) if mapping else expr
+
+        sample = next(iter(late.items()))
+        out.append(MatrixMistake(f"activation_step_{fname}", f"your answer takes the derivative of the activation "
+                                 f"{label} at step t where the recursion needs it at step t+1 ({shown} where "
+                                 f"{generic_plain(sample[0])} belongs)",
+                                 lambda p, pt, key=fname, tf=early: p.read(pt, p.run(pt, f"actstep_{key}",
+                                                                                     delta_tf=tf))))
     return out
 
 

@@ -10,6 +10,8 @@ answer with every entry (numerically, at the same points as the correct one).
   one_loss         the gradient of one step's loss E_j instead of the sum (losses over steps)
   no_activation    an activation's derivative left out (sigma' taken as 1)
   wrong_function   the activation itself where its derivative belongs (sigma' written as sigma)
+  other_parameter  for dE/dW: the gradient of another parameter
+  extra_factor     the correct answer times a parameter (one weight factor too many)
   sign, factor_2, factor_half
   no_chain         each step's term without the one-step derivatives along its path (chain factors)
   off_by_one       s_k used where s_{k-1} belongs (or the other way round)
@@ -37,6 +39,7 @@ class Mistake:
     key: str
     message: str
     expr: sp.Expr  # the wrong answer, in per-step and base symbols
+    part: str | None = None  # the one term it leaves out, for naming several at once ('through s_1')
 
 
 def catalogue(derivation, reference) -> list[Mistake]:
@@ -48,6 +51,9 @@ def catalogue(derivation, reference) -> list[Mistake]:
         out += _quantity_mistakes(derivation, reference)
     out += _activation_mistakes(derivation, reference)
     value = reference.value
+    for q in derivation.params:  # one factor of a weight too many (a chain one step too long, say)
+        out.append(Mistake(f"extra_factor_{q.name}", f"your answer is {q.name} times the correct one (an extra "
+                           f"factor {q.name})", q * value))
     out += [Mistake("sign", "your answer has the wrong sign: it is minus the correct one", -value),
             Mistake("factor_2", "your answer is twice the correct one (a factor 2 too many, e.g. from the "
                     "derivative of a squared error)", 2 * value),
@@ -78,7 +84,12 @@ def _parameter_mistakes(d, ref) -> list[Mistake]:
             through = _through(d, contribution)
             path = f", the path through {through}" if through else ""
             out.append(Mistake(f"missing_term_{k}", f"your answer equals the correct one without the term for "
-                               f"k = {k}{path}", ref.value - term))
+                               f"k = {k}{path}", ref.value - term,
+                               f"through {through}" if through else f"for k = {k}"))
+    for q in d.params:
+        if q != p:
+            out.append(Mistake(f"other_parameter_{q.name}", f"your answer is dE/d{q.name}, the gradient with "
+                               f"respect to another parameter, not dE/d{p.name}", d.explicit(d.gradient(q))))
     fa = _form_a(d)
     if fa is not None and d.model.recurrent:
         local = sp.Add(*(fa.direct[q] * fa.immediate.get((q, p), 0) for q in fa.states))
@@ -171,7 +182,7 @@ def _quantity_mistakes(d, ref) -> list[Mistake]:
                 term = sp.Mul(*factors, fa.direct[path[-1]])
                 chain = " → ".join(s.name for s in path)
                 out.append(Mistake("missing_path", f"your answer equals the correct one without the path "
-                                   f"{chain}", ref.value - term))
+                                   f"{chain}", ref.value - term, f"of the path {chain}"))
         if paths and any(len(p) > 1 for p in paths):
             out.append(Mistake("immediate_only", f"your answer is only the loss's immediate dependence on {q.name} "
                                f"(the partial ∂⁺E/∂{q.name}), without the paths through later steps",

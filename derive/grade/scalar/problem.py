@@ -21,6 +21,7 @@ import sympy as sp
 
 from derive.calculus.derivation import clear as clear_derivations
 from derive.errors import DeriveError, did_you_mean
+from derive.grade.combine import Combinations, Known
 from derive.grade.scalar.build import Vocabulary
 from derive.grade.scalar.mistakes import Mistake, catalogue
 from derive.grade.reference import resolve
@@ -178,27 +179,28 @@ class Problem:
         return all(abs(x - y) <= FLOAT_TOLERANCE * max(1, abs(x), abs(y)) for x, y in zip(a, b, strict=True))
 
     def diagnose(self, values: list, exact: bool) -> Mistake | None:
-        """The catalogued mistake the answer's values equal; or one combined with a sign or factor 2."""
+        """The catalogued mistake the answer's values equal; zero; two of them, several terms left out, either
+        with a sign or a factor 2 (derive.grade.combine); a constant factor or offset."""
         sample = self.sample(exact)
         fast = _floats(values)
         for (m, vals), floats in zip(sample.mistakes, sample.mistake_floats, strict=True):
             if _near(fast, floats) and self.same(values, vals, exact):
                 return m
-        simple = {"sign": -1, "factor_2": 2, "factor_half": sp.Rational(1, 2)}
-        for m, vals in sample.mistakes:
-            if m.key in simple:
-                continue
-            for key, factor in simple.items():
-                c = Fraction(int(sp.Rational(factor).p), int(sp.Rational(factor).q))
-                if fast is not None and not _near(fast, [complex(x) * float(c) for x in vals]):
-                    continue
-                scaled = [v * (c if exact else sample.evaluator.backend.from_fraction(c)) for v in vals]
-                if self.same(values, scaled, exact):
-                    other = next(x for x, _ in sample.mistakes if x.key == key) if any(
-                        x.key == key for x, _ in sample.mistakes) else None
-                    extra = other.message.replace("your answer ", "and it ") if other else f"and is off by {factor}"
-                    return Mistake(f"{m.key}+{key}", f"{m.message}, {extra}", m.expr * factor)
+        if all(a == 0 for a in values):  # before combinations: leaving out every term is also 0
+            return self._ratio(values, sample, exact)
+        found = self.combinations(exact).explain(values)
+        if found:
+            return Mistake(found[0], found[1], sp.Integer(0))
         return self._ratio(values, sample, exact)
+
+    def combinations(self, exact: bool) -> Combinations:
+        """The catalogue ready to explain an answer as two mistakes, several terms left out, and a factor."""
+        cache = self.__dict__.setdefault("_combinations", {})
+        if exact not in cache:
+            sample = self.sample(exact)
+            known = [Known(m.key, m.message, vals, m.part) for m, vals in sample.mistakes]
+            cache[exact] = Combinations(sample.target, known, lambda a, b: self.same(a, b, exact))
+        return cache[exact]
 
     def closest(self, values: list, exact: bool) -> tuple[Mistake, float] | None:
         """The catalogued mistake nearest to the answer (relative RMS distance), when it is nearer than the
