@@ -163,3 +163,30 @@ def test_a_forgotten_transpose_is_exit_1_and_two_shape_errors_stay_unreadable():
 def test_a_zero_matrix_answer_is_named_zero(load):
     v = grade(load("elman"), "W", "0*(delta_a_3 @ h_2.T)")
     assert v.diagnosis["mistake"] == "zero" and "times the correct one" not in v.reason
+
+
+# -- questions that cannot tell right from wrong ------------------------------------------------------
+COUNTING = "W_rec=1,W_x=1,x_1=1,x_2=0,x_3=1,y=2"  # the exact counter on 1, 0, 1: s_3 = 2 = y, every term 0
+
+
+def test_the_counting_network_at_its_natural_point_warns_which_mistakes_it_accepts():
+    text = _cli("linear-rnn", "--wrt", "W_rec", "--at", COUNTING, "--answer", "2*(s_3 - y)*s_1*s_2")
+    data = json.loads(_cli("linear-rnn", "--wrt", "W_rec", "--at", COUNTING, "--answer", "2*(s_3 - y)*s_1*s_2",
+                           "--json").stdout)
+    assert text.returncode == 0 and data["correct"]  # right at these values: (s_3 - y) = 0
+    keys = {m["mistake"] for m in data["indistinguishable"]}
+    assert {"only_last", "no_chain", "sign", "factor_2"} <= keys
+    assert "cannot tell them from a right answer" in text.stdout
+    assert all(f"- {k}:" in text.stdout for k in keys)
+
+
+def test_partial_values_warn_only_about_what_they_make_equal(load):
+    # W_rec = 1 makes 'an extra factor W_rec' equal to the right answer, whatever the other values
+    v = grade(load("linear-rnn"), "W_rec", "2*(s_3 - y)*(s_2 + W_rec*s_1)", at={"W_rec": 1.0})
+    keys = {m["mistake"] for m in v.indistinguishable}
+    assert v.correct and "extra_factor_W_rec" in keys and "sign" not in keys
+    # general values: nothing is hidden; and with no --at there is nothing to warn about
+    v = grade(load("linear-rnn"), "W_rec", "2*(s_3 - y)*(s_2 + W_rec*s_1)",
+              at={"W_rec": 0.3, "W_x": 0.7, "x_1": 1.0, "x_2": 1.0, "x_3": 0.0, "y": 2.0})
+    assert v.correct and v.indistinguishable == []
+    assert grade(load("linear-rnn"), "W_rec", "s_1").indistinguishable == []

@@ -33,6 +33,8 @@ class Verdict:
     probability_basis: str | None = None
     time_seconds: float = 0.0
     solution: dict | None = None
+    # catalogued mistakes the question cannot tell from the right answer (the teacher's --at makes them equal)
+    indistinguishable: list = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

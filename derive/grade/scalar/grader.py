@@ -49,6 +49,7 @@ def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool |
     answer is 'unreadable'."""
     p = prepare(d, wrt, at, seed)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v))
+    v.indistinguishable = [{"mistake": m.key, "message": m.message} for m in p.indistinguishable()]
     if show_solution:
         ref = p.reference
         v.solution = {"compact": str(ref.compact), "explicit": str(ref.value),

@@ -44,6 +44,7 @@ class Sample:
     mistakes: tuple  # (Mistake, values) after removing duplicates and those equal to the target
     target_floats: list  # the same as complex floats, for a fast first comparison
     mistake_floats: tuple
+    equal: tuple = ()  # the catalogued mistakes that give the target's values at these points
 
 
 def _floats(values: list) -> list[complex] | None:
@@ -139,15 +140,35 @@ class Problem:
         e = self._field(exact).child()
         target = e(self.reference.value)
         kept: list = []
+        equal: list = []
         for m in catalogue(self.derivation, self.reference):
             try:
                 vals = e(m.expr)
             except (Unsupported, ZeroDivisionError):
                 continue
-            if self.same(vals, target, exact) or any(self.same(vals, v, exact) for _, v in kept):
+            if self.same(vals, target, exact):
+                equal.append(m)
+                continue
+            if any(self.same(vals, v, exact) for _, v in kept):
                 continue
             kept.append((m, vals))
-        return Sample(e, target, tuple(kept), _floats(target), tuple(_floats(v) for _, v in kept))
+        return Sample(e, target, tuple(kept), _floats(target), tuple(_floats(v) for _, v in kept), tuple(equal))
+
+    def indistinguishable(self) -> list[Mistake]:
+        """The catalogued mistakes that --at makes equal to the right answer: equal at these points, but
+        not at random values of every symbol (those are the right answer written another way)."""
+        if not self.fixed:
+            return []
+        exact = self.exact_ok
+        equal = self.sample(exact).equal
+        if not equal:
+            return []
+        always = {m.key for m in problem(self.derivation, self.reference.label, None, self.seed).sample(exact).equal}
+        out: dict = {}
+        for m in equal:
+            if m.key not in always:
+                out.setdefault(m.key, m)
+        return list(out.values())
 
     def at_points(self, values: dict) -> tuple[list, list, list]:
         """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
