@@ -39,7 +39,7 @@ def _reordered(expr: sp.Expr, rng: random.Random) -> str:
 def pool(model_name: str, rng: random.Random) -> list[tuple[str, str, str]]:
     """(wrt, answer, kind) for one model: correct, mistaken and unreadable answers."""
     import derive
-    from derive.grade.scalar.mistakes import catalogue
+    from derive.calculus.catalogue import catalogue
     from derive.grade.scalar.problem import problem
     from derive.printing.latex import latex
 

@@ -13,11 +13,15 @@ compiles the result.
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
 from derive.numbers.check import Point, draw
 from derive.errors import DeriveError
 from derive.numbers.compile import scalar_program
+from derive.numbers.distinct import clashes
+from derive.printing.latex import latex
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
 from derive.sheet.graph import graph_context
@@ -27,22 +31,58 @@ from derive.templating import render_latex
 VARIANTS = ("solution", "problem")
 VIEWS = ("explicit", "matrix")
 SEED_SEARCH = 64  # default seeds tried for an example in which every gradient is nonzero
+DISTINCT_CHUNK = 8  # seeds whose catalogued mistakes are compared at once
+FREE_SEED, FREE_POINTS = 1000, 4  # random points that tell a clash from the same expression
 
 
 def example_point(d: ScalarDerivation, seed: int | None = None,
-                  at: dict[str, float] | None = None) -> tuple[Point, int]:
+                  at: dict[str, float] | None = None, distinct: bool = False) -> tuple[Point, int]:
     """The worked example's values: ``draw(seed)`` with ``at`` on top. Without a seed, the first
-    seed from 0 whose gradient has no zero entry (a dead unit or all-zero inputs teach nothing)."""
+    seed from 0 whose gradient has no zero entry (a dead unit or all-zero inputs teach nothing);
+    ``distinct``: of those, the first at which every catalogued mistake gives a number of its own
+    (derive.numbers.distinct), else the one with the fewest mistakes equal to the right gradient."""
     steps = d.unrolled.steps
     if seed is not None:
         return draw(d.model, steps, seed, at), seed
     engine = scalar_program(d.model)
+    useful = []
     for s in range(SEED_SEARCH):
         point = draw(d.model, steps, s, at)
         grads = engine.run(point.params, point.data, steps).grads
         if all(abs(float(g)) > 1e-9 for g in grads.values()):
-            return point, s
-    return draw(d.model, steps, 0, at), 0
+            if not distinct:
+                return point, s
+            useful.append((s, point))
+    if not useful:
+        return draw(d.model, steps, 0, at), 0
+    best, free = None, free_points(d)
+    for start in range(0, len(useful), DISTINCT_CHUNK):  # a chunk at a time: the first usually has one
+        chunk = useful[start:start + DISTINCT_CHUNK]
+        for (s, point), found in zip(chunk, clashes(d, [pt for _, pt in chunk], free), strict=True):
+            score = (sum(c.first == "correct" for c in found), len(found))
+            if best is None or score < best[0]:
+                best = (score, s, point)
+        if best[0] == (0, 0):
+            break
+    return best[2], best[1]
+
+
+def free_points(d: ScalarDerivation) -> list[Point]:
+    """Random values (no --at) at which two expressions that agree are the same expression."""
+    return [draw(d.model, d.unrolled.steps, FREE_SEED + k) for k in range(FREE_POINTS)]
+
+
+def distinct_context(d: ScalarDerivation, point: Point) -> dict:
+    """What the answer key says about the example's values: the catalogued mistakes (derive.calculus.
+    catalogue) that give the right gradient's number there, or that there are none."""
+    found = clashes(d, [point], free_points(d))[0]
+    by_param: dict = {}
+    for c in found:
+        if c.first == "correct":
+            by_param.setdefault(c.param, []).append(c.second.replace("_", " "))
+    equal = [{"param": latex(sp.Symbol(p)), "mistakes": keys} for p, keys in by_param.items()]
+    return {"ok": not found, "equal": equal, "count": sum(len(k) for k in by_param.values()),
+            "between_mistakes": sum(c.first != "correct" for c in found)}
 
 
 def sheet_context(d: Derivation, variant: str = "solution", view: str | None = None,
@@ -63,7 +103,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
     if sizes:
         raise DeriveError(f"{d.model.name} is a scalar model; --sizes applies to vector models")
     view = "explicit"
-    point, used_seed = example_point(d, seed, at)
+    point, used_seed = example_point(d, seed, at, distinct=True)
     model = d.model
     return {
         "title": model.title, "summary": model.summary, "name": model.name,
@@ -78,6 +118,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
         "update": ctx.update_context(d),
         "vanishing": vanishing_context(d, point, used_seed),
         "example": example_context(d, point, used_seed),
+        "distinct": distinct_context(d, point),
         "at": sorted(at) if at else [],
     }
 

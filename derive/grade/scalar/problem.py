@@ -23,7 +23,7 @@ from derive.calculus.derivation import clear as clear_derivations
 from derive.errors import DeriveError, did_you_mean
 from derive.grade.combine import Combinations, Known
 from derive.grade.scalar.build import Vocabulary
-from derive.grade.scalar.mistakes import Mistake, catalogue
+from derive.calculus.catalogue import Mistake, catalogue
 from derive.grade.reference import resolve
 from derive.numbers.interpret import Exact, Mp, Points, Unsupported, degree, is_rational
 

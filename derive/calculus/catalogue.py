@@ -1,8 +1,10 @@
-"""The catalogue of likely mistakes, generated from the derivation itself.
+"""The catalogue of likely mistakes of a scalar Derivation, generated from the derivation itself.
 
 Each Mistake is a wrong answer a student plausibly writes, as an expression in the
-sheet's per-step symbols, with the words that explain it. The grader compares an
-answer with every entry (numerically, at the same points as the correct one).
+sheet's per-step symbols, with the words that explain it. The grader (derive.grade.scalar)
+compares an answer with every entry, numerically, at the same points as the correct one;
+the problem sheet (derive.sheet) chooses example values at which every entry gives its own
+number. It lives here, below both peers, because both read it.
 
   missing_term     the term of one step left out (the path through s_1)
   only_last        only the last step's term: the immediate partial instead of the total
@@ -32,6 +34,16 @@ from derive.calculus.unroll import at_step
 
 ACTIVATIONS = {op.function: "σ" if op.name == "sigmoid" else op.name  # noqa: RUF001
                for op in BY_FUNCTION.values() if op.name != "step"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a catalogue is for: a parameter's gradient or a quantity's adjoint, and its correct value
+    (the grader's Reference has these fields and more)."""
+
+    kind: str  # parameter | quantity
+    symbol: sp.Symbol
+    value: sp.Expr
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""Values that tell every catalogued mistake apart: which mistakes give the right gradient's number,
+or each other's, at the values of a worked example.
+
+A problem sheet's numbers test a student only where each wrong answer of the catalogue
+(derive.calculus.catalogue) gives a number of its own: at W_rec = W_x = 1 with y the count, the
+counting network's gradient is 0 and every mistake that keeps the factor (s_T - y) is 0 as well.
+Two values that agree at every one of some free random points are the same expression written two
+ways (a term that is always 0 left out), not a clash.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from derive import naming
+from derive.calculus.catalogue import Target, catalogue
+from derive.numbers.check import Point
+from derive.numbers.interpret import Mp, Points, Unsupported
+
+RTOL = 1e-6  # the grader's default relative tolerance for numbers
+ATOL = 1e-12
+DIGITS = 20  # enough to compare at RTOL; the interpreter (not compiled code) handles every expression
+
+
+@dataclass(frozen=True)
+class Clash:
+    """At one point, dE/d``param`` as ``first`` (a mistake's key, or 'correct') equals ``second``."""
+
+    param: str
+    first: str
+    first_message: str
+    second: str
+    second_message: str
+
+
+def _base_values(d, point: Point) -> dict:
+    per_step = {x.name for x in d.model.inputs + d.model.targets if x.per_step}
+    out = {}
+    for sym in d.unrolled.base_symbols:
+        ref = naming.describe(sym)
+        if ref.name in point.params:
+            out[sym] = float(point.params[ref.name])
+        elif ref.name in per_step:
+            out[sym] = float(point.data[ref.name][0, (ref.step or 1) - 1])
+        else:
+            out[sym] = float(np.asarray(point.data[ref.name]).reshape(-1)[0])
+    return out
+
+
+def clashes(d, points: list[Point], free: list[Point]) -> list[list[Clash]]:
+    """For each of ``points`` (a scalar Derivation's examples): every pair among the right gradient of each
+    parameter and its catalogued mistakes whose numbers agree there (within RTOL), leaving out the pairs
+    that agree at every one of ``free`` (random points: the same expression)."""
+    everything = points + free
+    values = [_base_values(d, pt) for pt in everything]
+    env = {s: [v[s] for v in values] for s in d.unrolled.base_symbols}
+    e = Points(Mp(DIGITS), env, len(everything))
+    for a in d.unrolled.assignments:
+        e.define(a.symbol, a.expr)
+    for sym, expr in d.deltas:
+        e.define(sym, expr)
+    out: list[list[Clash]] = [[] for _ in points]
+    n = len(points)
+    for p in d.params:
+        target = Target("parameter", p, d.explicit(d.gradient(p)))
+        rows = [("correct", f"the right dE/d{p.name}", target.value)]
+        seen = {"correct"}
+        for m in catalogue(d, target):
+            if m.key not in seen:
+                seen.add(m.key)
+                rows.append((m.key, m.message, m.expr))
+        kept, numbers = [], []
+        for key, message, expr in rows:
+            try:
+                with np.errstate(all="ignore"):
+                    vals = np.array([complex(x) for x in e(expr)])
+            except (Unsupported, ZeroDivisionError, OverflowError, ValueError, TypeError):
+                continue
+            kept.append((key, message))
+            numbers.append(vals)
+        if not numbers:
+            continue
+        a = np.array(numbers)  # rows x points
+        with np.errstate(all="ignore"):
+            equal = np.abs(a[:, None, :] - a[None, :, :]) <= np.maximum(
+                RTOL * np.maximum(np.abs(a[:, None, :]), np.abs(a[None, :, :])), ATOL)
+        same_expression = equal[:, :, n:].all(axis=2) if free else np.zeros(equal.shape[:2], dtype=bool)
+        for i, j in zip(*np.nonzero(np.triu(~same_expression, 1)), strict=True):
+            for k in np.nonzero(equal[i, j, :n])[0]:
+                out[k].append(Clash(p.name, kept[i][0], kept[i][1], kept[j][0], kept[j][1]))
+    return out
+
+
+def distinct(d, point: Point, free: list[Point]) -> list[Clash]:
+    """The clashes at one point."""
+    return clashes(d, [point], free)[0]
+
