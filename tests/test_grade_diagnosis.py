@@ -190,3 +190,23 @@ def test_partial_values_warn_only_about_what_they_make_equal(load):
               at={"W_rec": 0.3, "W_x": 0.7, "x_1": 1.0, "x_2": 1.0, "x_3": 0.0, "y": 2.0})
     assert v.correct and v.indistinguishable == []
     assert grade(load("linear-rnn"), "W_rec", "s_1").indistinguishable == []
+
+
+# -- what a correct answer may look like -------------------------------------------------------------------
+@pytest.mark.parametrize("answer,correct", [
+    # d2l.ai's closed form for a linear hidden layer: dL/dh_1 = sum_i (W^T)^(i-1) V^T dL/do_i (matrix powers)
+    (r"\sum_{i=1}^{T} (W^\top)^{i-1} V^\top \delta^{(o)}_{i}", True),
+    (r"V^\top \delta^{(o)}_{1} + W^\top V^\top \delta^{(o)}_{2} + W^\top W^\top V^\top \delta^{(o)}_{3}", True),
+    (r"\sum_{i=1}^{T} (W^\top)^{T-i} V^\top \delta^{(o)}_{i}", False),  # the powers reversed
+    (r"(W^\top)^{0} V^\top \delta^{(o)}_{1} + W^\top \delta^{(h)}_{2}", True),  # the 0th power is the identity
+])
+def test_a_latex_power_of_a_square_matrix_is_the_matrix_power(answer, correct):
+    model = derive.load("elman", {"activation": "identity"})
+    v = grade(model, "delta_h_1", answer)
+    assert v.correct is correct, v.reason
+    assert v.verdict != "unreadable"
+
+
+def test_T_is_the_last_step_in_an_exponent(load):
+    # dE/dW_rec = sum_k delta_T W_rec^(T-k) s_(k-1) for the linear counter (delta_k = W_rec^(T-k) delta_T)
+    assert grade(load("linear-rnn"), "W_rec", r"\sum_{k=1}^{T} \delta_{T} W_{rec}^{T-k} s_{k-1}").correct

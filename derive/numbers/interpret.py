@@ -263,6 +263,12 @@ def evaluate(expr, lookup, backend, dims: dict | None = None, memo: dict | None 
                     raise Unsupported(f"inner sizes differ in {e}")
                 out = out.dot(m)
             return out * _product(scale) if scale else out
+        if isinstance(e, sp.MatPow) and e.exp.is_Integer and e.exp > 0:  # a square matrix's power: products
+            base = ev(e.base)
+            out = base
+            for _ in range(int(e.exp) - 1):
+                out = out.dot(base)
+            return out
         if isinstance(e, sp.Mul | sp.HadamardProduct):
             return _product([ev(a) for a in e.args])
         if isinstance(e, sp.Pow | sp.HadamardPower):

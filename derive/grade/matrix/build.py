@@ -271,6 +271,11 @@ class _MatrixBuilder(_Builder):
             return super()._power(base, exponent, pos)
         if not (exponent.is_Integer and abs(exponent) <= MAX_POWER):
             self.fail(f"a power of a matrix is elementwise and needs a whole-number exponent up to {MAX_POWER}", pos)
+        rows, cols = shape_of(base)
+        if self.latex and rows == cols and rows != 1:  # LaTeX: (W^\top)^{T-k} is the matrix power, as a book writes it
+            if exponent < 0:
+                self.fail("a negative power of a square matrix is its inverse, which no gradient here needs", pos)
+            return sp.Identity(rows) if exponent == 0 else base if exponent == 1 else sp.MatPow(base, exponent)
         if exponent == 1:
             return base
         return sp.HadamardPower(base, exponent)

@@ -109,6 +109,8 @@ class _Builder:
         if sub is None and text in self.bound:
             return sp.Integer(self.bound[text])
         key, index = self._resolve_index(node)
+        if key == "T" and key not in self.vocab.keys and self.vocab.recurrent:  # W^{T-k}: the last step, a number
+            return sp.Integer(self.vocab.steps)
         if key in self.vocab.keys:
             sym = self.vocab.keys[key]
             self.used.add(sym.name)
