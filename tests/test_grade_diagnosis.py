@@ -210,3 +210,34 @@ def test_a_latex_power_of_a_square_matrix_is_the_matrix_power(answer, correct):
 def test_T_is_the_last_step_in_an_exponent(load):
     # dE/dW_rec = sum_k delta_T W_rec^(T-k) s_(k-1) for the linear counter (delta_k = W_rec^(T-k) delta_T)
     assert grade(load("linear-rnn"), "W_rec", r"\sum_{k=1}^{T} \delta_{T} W_{rec}^{T-k} s_{k-1}").correct
+
+
+# -- conventions ----------------------------------------------------------------------------------------------
+CONVENTIONS = [
+    # d2l.ai averages the loss over time: 1/T of dE/dc = sum_t (o_t - y_t) (tanh-rnn, squared error / 2 per step)
+    ("tanh-rnn", "c", "(o_1 + o_2 + o_3 - y_1 - y_2 - y_3)/3", "time_average", "averaged over the T = 3 steps"),
+    # CS231n's rows: dh_2 = do_2 V + da_3 W (row vectors); dU = sum_t x_t^T da_t, the transpose of ours
+    ("elman", "delta_h_2", "delta_o_2 @ V + delta_a_3 @ W", "row_vector", "row-vector convention"),
+    ("elman", "U", r"\sum_{t=1}^{T} x_t^\top \delta^{(a)}_t", "row_vector", "this question uses column vectors"),
+    # min-char-rnn's names: Why = V, Whh = W
+    ("elman", "delta_h_2", "Why.T @ delta_o_2 + Whh.T @ delta_a_3", "names", "min-char-rnn's names"),
+    ("elman", "delta_h_2", r"W_{hy}^\top \delta^{(o)}_2 + W_{hh}^\top \delta^{(a)}_{3}", "names", "W_hy = V"),
+    ("elman", "W", "(delta_a_1 @ h_0.T + delta_a_2 @ h_1.T + delta_a_3 @ h_2.T)/3", "time_average", "d2l.ai"),
+]
+
+
+@pytest.mark.parametrize("model,wrt,answer,kind,words", CONVENTIONS)
+def test_an_answer_right_in_another_convention_is_named_and_graded_as_configured(load, model, wrt, answer, kind,
+                                                                                words):
+    v = grade(load(model), wrt, answer)
+    assert v.verdict == "incorrect" and v.exit_code == 1 and v.diagnosis["convention"] == kind, v.reason
+    assert words in v.reason
+    v = grade(load(model), wrt, answer, convention_grade="correct")
+    assert v.correct and v.exit_code == 0 and v.diagnosis["convention"] == kind and words in v.reason
+
+
+def test_the_convention_grade_option():
+    r = _cli("elman", "--wrt", "delta_h_2", "--answer", "delta_o_2 @ V + delta_a_3 @ W", "--convention-grade",
+             "correct")
+    assert r.returncode == 0 and "row-vector convention" in r.stdout
+    assert _cli("elman", "--wrt", "W", "--answer", "W", "--convention-grade", "half").returncode == 2

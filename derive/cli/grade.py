@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer; with --code, for the "
                         "whole grading of the submission (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (default 0)")
+    parser.add_argument("--convention-grade", choices=("incorrect", "correct"), default="incorrect",
+                        help="the grade of an answer right in another convention (a loss averaged over time, "
+                        "the row-vector layout, min-char-rnn's names), which the report names (default incorrect)")
     batch = parser.add_argument_group(
         "--answers FILE", "a CSV file with a header line, or JSONL (one object per line), or a JSON array. Columns: "
         "answer (required); id (a name for the row, default its line number); wrt (default --wrt); steps "
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     verdict = grade(model, args.wrt, answer, steps=args.steps, at=parse_at(args.at), latex=True if args.latex else None,
                     rtol=args.rtol, atol=args.atol, timeout=args.timeout, show_solution=args.show_solution,
-                    seed=args.seed)
+                    seed=args.seed, convention_grade=args.convention_grade)
     if args.json:
         print(json.dumps(verdict.as_dict(), ensure_ascii=False, sort_keys=True))
         if verdict.verdict == "unreadable":

@@ -19,16 +19,18 @@ from derive.grade.verdict import DEFAULT_TIMEOUT, Verdict
 
 def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None, latex: bool | None = None,
           rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
-          show_solution: bool = False, seed: int = 0) -> Verdict:
-    """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'."""
+          show_solution: bool = False, seed: int = 0, convention_grade: str = "incorrect") -> Verdict:
+    """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'; one
+    right in another convention (derive.grade.conventions) is graded ``convention_grade``."""
     d = derive(model, steps)
     if d.kind == "matrix":
         if at:
             raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
                               "matrices of several sizes")
-        return grade_matrix(d, wrt, answer, latex=latex, timeout=timeout, show_solution=show_solution, seed=seed)
+        return grade_matrix(d, wrt, answer, latex=latex, timeout=timeout, show_solution=show_solution, seed=seed,
+                            convention_grade=convention_grade)
     return grade_scalar(d, wrt, answer, at=at, latex=latex, rtol=rtol, atol=atol, timeout=timeout,
-                        show_solution=show_solution, seed=seed)
+                        show_solution=show_solution, seed=seed, convention_grade=convention_grade)
 
 
 def prepare(model, steps: int | None, wrt: str, seed: int = 0) -> object:

@@ -121,15 +121,24 @@ class ShapeError(AnswerError):
 class _MatrixBuilder(_Builder):
     """The scalar builder's names and sums; every operation typed by shape."""
 
-    def __init__(self, vocab: MatrixVocabulary, text: str, latex: bool, limits: Limits):
+    def __init__(self, vocab: MatrixVocabulary, text: str, latex: bool, limits: Limits, rows: str | None = None):
         super().__init__(vocab, text, latex, limits)
         self.index_ok = False
+        self.rows = rows  # the row-vector convention: 'vectors' (each a row) or 'all' (the weights transposed too)
 
     def shape_fail(self, message: str, pos: int):
         raise ShapeError(message, pos, self.text)
 
     # -- names -----------------------------------------------------------------------
     def _name(self, node: Name):
+        value = self._name_value(node)
+        if not (self.rows and is_matrix(value)) or tuple(shape_of(value)) == (1, 1):
+            return value
+        if self.rows == "all" or shape_of(value)[1] == 1:  # 'vectors': only the column vectors become rows
+            return sp.Transpose(value)
+        return value
+
+    def _name_value(self, node: Name):
         if node.text == "e" and node.sub and node.sub.strip().startswith("y"):  # e_{y_3}: the one-hot of y_3
             inner = tokens(node.sub.strip())
             if len(inner) == 2 and inner[0].kind == "name":
@@ -368,10 +377,12 @@ def _factors(x) -> list:
 
 
 def build_matrix(tree, vocab: MatrixVocabulary, text: str, latex: bool, limits: Limits = DEFAULT_LIMITS,
-                 bound: dict | None = None) -> Built:
+                 bound: dict | None = None, rows: str | None = None) -> Built:
     """The SymPy matrix expression of an answer tree; AnswerError for unknown names and shape errors.
-    ``bound`` binds index letters (t -> 2) for reading a generic-step formula at one step."""
-    b = _MatrixBuilder(vocab, text, latex, limits)
+    ``bound`` binds index letters (t -> 2) for reading a generic-step formula at one step; ``rows`` reads
+    an answer in the row-vector convention: every vector as a row ('vectors'), or every matrix symbol
+    transposed ('all': the weights of x W as well)."""
+    b = _MatrixBuilder(vocab, text, latex, limits, rows)
     b.bound.update(bound or {})
     expr = b.build(tree)
     return Built(expr, tuple(sorted(b.used)))

@@ -20,6 +20,7 @@ from derive.grade import deadline
 from derive.numbers.interpret import Unsupported
 from derive.grade.verdict import DEFAULT_TIMEOUT, PREPARE_TIMEOUT, Verdict, closest_hint, decide
 from derive.grade.answer import AnswerError, is_latex, read
+from derive.grade import conventions
 from derive.grade.combine import Combinations, Known
 from derive.grade.matrix.build import ShapeError, build_matrix
 from derive.grade.matrix.transpose import repairs
@@ -41,10 +42,13 @@ def prepare_matrix(d, wrt: str, seed: int = 0) -> MatrixProblem:
 
 
 def grade_matrix(d, wrt: str, answer: str, latex: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 show_solution: bool = False, seed: int = 0) -> Verdict:
-    """Grade a matrix ``answer`` for dE/d``wrt`` of a matrix Derivation."""
+                 show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE
+                 ) -> Verdict:
+    """Grade a matrix ``answer`` for dE/d``wrt`` of a matrix Derivation (an answer right in another
+    convention is reported as such and graded ``convention_grade``)."""
     p = prepare_matrix(d, wrt, seed)
-    v = decide(p, timeout, lambda v: _grade(p, answer, latex, v))
+    grade = conventions.check_grade(convention_grade)
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, v, grade))
     if show_solution:
         v.solution = solution(p)
     return v
@@ -58,18 +62,65 @@ def solution(p: MatrixProblem) -> dict:
             "explicit": "; ".join(formulas), "latex_explicit": "", "shape": shape_text(ref.shape)}
 
 
-def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict) -> None:
+def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict,
+           grade: str = conventions.DEFAULT_GRADE) -> None:
     if not isinstance(answer, str):
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
     v.form = "latex" if use_latex else "plain"
-    tree = read(answer, use_latex)
+    tree, renamed = conventions.rename(read(answer, use_latex), conventions.ALIASES.get(p.model.name, {}))
     try:
         built = build_matrix(tree, p.vocab, answer, use_latex)
     except ShapeError as exc:  # a forgotten transpose makes a wrong answer, not an unreadable one
-        return _transpose_repaired(p, tree, answer, use_latex, exc, v)
+        if not _in_rows(p, tree, answer, use_latex, v, grade):
+            _transpose_repaired(p, tree, answer, use_latex, exc, v)
+        return
     v.symbols = list(built.symbols)
     _judge(p, built.expr, v)
+    if v.correct and renamed:
+        conventions.apply(v, "names", grade, conventions.message("names", renamed=renamed))
+    elif not v.correct and v.verdict == "incorrect":
+        if (v.diagnosis or {}).get("mistake") == "transposed":
+            conventions.apply(v, "row_vector", grade, f"{v.reason}: {conventions.message('row_vector')}",
+                              key="transposed")
+        elif not (_time_average(p, built.expr, v, grade) or _in_rows(p, tree, answer, use_latex, v, grade)) \
+                and renamed:
+            v.reason += f" (read with min-char-rnn's names: {', '.join(f'{a} = {b}' for a, b in renamed.items())})"
+
+
+def _time_average(p: MatrixProblem, expr, v: Verdict, grade: str) -> bool:
+    """Is the answer 1/T of the right one (the loss averaged over time, as d2l.ai writes it)?"""
+    if p.model.loss.over != "sum" or p.steps < 2 or not same_shape(shape_of(expr), p.reference.shape):
+        return False
+    try:
+        values = [_as_shape(x, t) for x, t in zip(p.evaluate(expr), p.target, strict=True)]
+    except (ZeroDivisionError, Unsupported):
+        return False
+    if not p.same(values, [t / p.steps for t in p.target]):
+        return False
+    conventions.apply(v, "time_average", grade, conventions.message("time_average", p.steps))
+    return True
+
+
+def _in_rows(p: MatrixProblem, tree, answer: str, use_latex: bool, v: Verdict, grade: str) -> bool:
+    """Is the answer right when read in the row-vector convention (every symbol transposed, the result
+    the transpose of ours)?"""
+    for mode in ("vectors", "all"):
+        try:
+            built = build_matrix(tree, p.vocab, answer, use_latex, rows=mode)
+            expr = sp.Transpose(built.expr) if shape_of(built.expr) is not None else built.expr
+            if not same_shape(shape_of(expr), p.reference.shape):
+                continue
+            values = [_as_shape(x, t) for x, t in zip(p.evaluate(expr), p.target, strict=True)]
+        except (AnswerError, ZeroDivisionError, Unsupported):
+            continue
+        if p.same(values, p.target):
+            break
+    else:
+        return False
+    v.symbols, v.method = list(built.symbols), "30-digit identity testing"
+    conventions.apply(v, "row_vector", grade, conventions.message("row_vector"))
+    return True
 
 
 def _transpose_repaired(p: MatrixProblem, tree, answer: str, use_latex: bool, exc: ShapeError, v: Verdict) -> None:

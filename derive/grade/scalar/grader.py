@@ -13,7 +13,7 @@ import sympy as sp
 
 from derive.errors import DeriveError
 from derive.functions import relu
-from derive.grade import deadline
+from derive.grade import conventions, deadline
 from derive.numbers import interpret
 from derive.numbers.interpret import Mp, Points, Unsupported, is_rational
 from derive.grade.scalar.build import build
@@ -44,11 +44,13 @@ def prepare(d, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
 
 def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool | None = None,
                  rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
-                 show_solution: bool = False, seed: int = 0) -> Verdict:
+                 show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE
+                 ) -> Verdict:
     """Grade ``answer`` for dE/d``wrt`` of a scalar Derivation. Bad arguments raise DeriveError; a bad
-    answer is 'unreadable'."""
+    answer is 'unreadable'; one right in another convention is graded ``convention_grade``."""
     p = prepare(d, wrt, at, seed)
-    v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v))
+    grade = conventions.check_grade(convention_grade)
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v, grade))
     v.indistinguishable = [{"mistake": m.key, "message": m.message} for m in p.indistinguishable()]
     if show_solution:
         ref = p.reference
@@ -57,7 +59,8 @@ def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool |
     return v
 
 
-def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float, v: Verdict) -> None:
+def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float, v: Verdict,
+           grade: str = conventions.DEFAULT_GRADE) -> None:
     if not isinstance(answer, str):
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
@@ -95,6 +98,8 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
         return
     v.verdict = "incorrect"
     v.method = "exact rational identity testing" if exact else "50-digit identity testing"
+    if p.model.loss.over == "sum" and p.steps > 1 and p.same(values, [t / p.steps for t in sample.target], exact):
+        return conventions.apply(v, "time_average", grade, conventions.message("time_average", p.steps))
     mistake = p.diagnose(values, exact)
     if mistake is not None:
         v.diagnosis = {"mistake": mistake.key, "message": mistake.message}
