@@ -99,9 +99,11 @@ TOGETHER = [
     # dE/dW_x = 2(s_3 - y)(x_3 + W_rec x_2 + W_rec^2 x_1): the k = 1 term left out and the sign wrong
     ("linear-rnn", 3, "W_x", "-2*(s_3-y)*(x_3 + W_rec*x_2)", "missing_term_1+sign", ["k = 1", "wrong sign"]),
     # only the last term, times W_rec
-    ("linear-rnn", 3, "W_rec", "2*(s_3-y)*W_rec*s_2", "only_last+extra_factor_W_rec", ["last step", "extra factor W_rec"]),
+    ("linear-rnn", 3, "W_rec", "2*(s_3-y)*W_rec*s_2", "only_last+extra_factor_W_rec",
+     ["last step", "extra factor W_rec"]),
     # the gradient of the other parameter (dE/dW_rec answered to --wrt W_x)
-    ("linear-rnn", 3, "W_x", "2*(s_3-y)*(s_2 + W_rec*s_1)", "other_parameter_W_rec", ["dE/dW_rec", "another parameter"]),
+    ("linear-rnn", 3, "W_x", "2*(s_3-y)*(s_2 + W_rec*s_1)", "other_parameter_W_rec",
+     ["dE/dW_rec", "another parameter"]),
     ("linear-rnn", 3, "W_rec", "2*(s_3-y)*W_rec*(s_2 + W_rec*s_1)", "extra_factor_W_rec", ["extra factor W_rec"]),
     # three of the five terms of dE/dW_x at T = 5 left out, and twice too large
     ("tanh-rnn", 5, "W_x", "2*delta_s_4*x_4*(1-s_4^2) + 2*delta_s_5*x_5*(1-s_5^2)",
@@ -135,7 +137,7 @@ MATRIX = [
     ("V", "delta_o_1 @ h_0.T + delta_o_2 @ h_1.T + delta_o_3 @ h_2.T", "off_by_one_earlier", "h_(t-1) where h_t"),
     # the t = 3 term left out and the sign wrong
     ("W", "-(delta_a_2 @ h_1.T)", "missing_term_3+sign", "wrong sign"),
-    # V where Vᵀ belongs: the shapes disagree (n_out × n_h times n_out × 1), one transpose explains it
+    # V where Vᵀ belongs: the shapes disagree (n_out x n_h times n_out x 1), one transpose explains it
     ("delta_h_2", "V @ delta_o_2 + W.T @ delta_a_3", "misplaced_transpose", "V where Vᵀ belongs"),
     ("delta_h_2", "V @ delta_o_2", "misplaced_transpose+immediate_only", "without the paths"),
     ("delta_h_2", "V.T @ delta_o_2 + W.T @ delta_a_3", None, ""),

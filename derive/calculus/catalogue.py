@@ -98,10 +98,8 @@ def _parameter_mistakes(d, ref) -> list[Mistake]:
             out.append(Mistake(f"missing_term_{k}", f"your answer equals the correct one without the term for "
                                f"k = {k}{path}", ref.value - term,
                                f"through {through}" if through else f"for k = {k}"))
-    for q in d.params:
-        if q != p:
-            out.append(Mistake(f"other_parameter_{q.name}", f"your answer is dE/d{q.name}, the gradient with "
-                               f"respect to another parameter, not dE/d{p.name}", d.explicit(d.gradient(q))))
+    out.extend(Mistake(f"other_parameter_{q.name}", f"your answer is dE/d{q.name}, the gradient with respect to "
+                       f"another parameter, not dE/d{p.name}", d.explicit(d.gradient(q))) for q in d.params if q != p)
     fa = _form_a(d)
     if fa is not None and d.model.recurrent:
         local = sp.Add(*(fa.direct[q] * fa.immediate.get((q, p), 0) for q in fa.states))

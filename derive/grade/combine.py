@@ -21,7 +21,8 @@ EXTRA = "extra_factor_"  # + a parameter's name: the correct answer times that p
 MAX_SUBSET_PARTS = 12  # every subset of up to this many left-out terms; beyond it, up to three of them
 MAX_CANDIDATES = 64  # confirmed in full arithmetic per search (doubles cannot tell tiny errors apart)
 FILTER = 1e-7  # relative, in doubles
-LEADS = {"through ": "through ", "of the path ": "of the paths ", "for k = ": "for k = ", "for t = ": "for t = "}  # a part's words
+# how a left-out term's words begin, and the same words for several terms
+LEADS = {"through ": "through ", "of the path ": "of the paths ", "for k = ": "for k = ", "for t = ": "for t = "}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ code where many examples matter more than digits). An operation a backend cannot
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import reduce
 
 import mpmath
 import numpy as np
@@ -264,11 +265,7 @@ def evaluate(expr, lookup, backend, dims: dict | None = None, memo: dict | None 
                 out = out.dot(m)
             return out * _product(scale) if scale else out
         if isinstance(e, sp.MatPow) and e.exp.is_Integer and e.exp > 0:  # a square matrix's power: products
-            base = ev(e.base)
-            out = base
-            for _ in range(int(e.exp) - 1):
-                out = out.dot(base)
-            return out
+            return reduce(np.dot, [ev(e.base)] * int(e.exp))
         if isinstance(e, sp.Mul | sp.HadamardProduct):
             return _product([ev(a) for a in e.args])
         if isinstance(e, sp.Pow | sp.HadamardPower):
