@@ -243,3 +243,23 @@ def test_the_convention_grade_option():
              "correct")
     assert r.returncode == 0 and "row-vector convention" in r.stdout
     assert _cli("elman", "--wrt", "W", "--answer", "W", "--convention-grade", "half").returncode == 2
+
+
+@pytest.mark.parametrize("model,wrt,answer", [
+    # Goodfellow et al. eq. 10.22-10.28 forms, in this sheet's symbols
+    ("elman", "W", r"\sum_t \delta^{(a)}_t h_{t-1}^\top"),  # a sum over every step, no bounds
+    ("elman", "W", r"\sum_{t} \delta^{(a)}_{t} h_{t-1}^\top"),
+    ("elman", "delta_h_2", r"V^\top \frac{\partial E}{\partial o_{2}} + W^\top \frac{\partial L}{\partial a_{3}}"),
+    ("elman", "delta_o_2", r"{\hat{y}}_{2} - \mathbf{1}_{i=y_{2}}"),  # the indicator of the target class
+    ("linear-rnn", "W_rec", r"\sum_k \frac{\partial E}{\partial s_{k}} s_{k-1}"),
+])
+def test_textbook_forms_are_read(load, model, wrt, answer):
+    v = grade(load(model), wrt, answer)
+    assert v.correct, v.reason
+
+
+def test_textbook_forms_still_tell_wrong_answers(load):
+    v = grade(load("elman"), "W", r"\sum_t \delta^{(h)}_t h_{t-1}^\top")  # the factor 1 - h⊙h left out
+    assert v.diagnosis["mistake"] == "no_activation_tanh_local", v.reason
+    v = grade(load("elman"), "delta_o_2", r"{\hat{y}}_{2} - \mathbf{1}_{i=y_{3}}")
+    assert not v.correct

@@ -180,8 +180,9 @@ HOSTILE_MATRIX = [
     ("tanh''(a_1)", "only first derivatives"),
     ("onehot(h_1)", "onehot takes one class index"),
     (r"\mathbf{e}_{y_{9}}", "not on this sheet"),
-    ("W^{T^{T}}", "unknown symbol 'T'"),
-    ("h_1 @ h_1", "inner sizes differ (1 ≠ n_h)"),
+    ("W^{T} T", "unknown symbol 'T'"),  # in an exponent T is the last step (issue 13); elsewhere unknown
+    ("W^{(T+1)^{4}}", "needs a whole-number exponent up to 100"),  # 4^4
+    ("x_1 @ x_1 @ W", "inner sizes differ (1 ≠ n_in)"),  # h_1 @ h_1 is now h_1 where h_1ᵀ belongs (issue 13)
     ("W @ x_1", f"W (n_h{X}n_h) @ x_1 (n_in{X}1): inner sizes differ"),
     ("delta_a_1 @ h_0.T; import os", "unexpected character ';'"),
     ("h_1[::-1]", "unexpected character ':'"),

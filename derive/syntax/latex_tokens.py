@@ -106,12 +106,17 @@ class LatexLexer(PlainLexer):
                 return self.name("sigma", i, end)
             out.append(Token("func", LATEX_COMMANDS[name], i))
             return end
+        if OPERATOR_COMMANDS.get(name) == "frac" and (adjoint := _PARTIAL_FRAC.match(text, end)):
+            return self.adjoint(adjoint["what"], i, adjoint.end())
         if name in OPERATOR_COMMANDS:
             out.append(Token("op", OPERATOR_COMMANDS[name], i))
             return end
         if name in WORD_COMMANDS:
             word, after = self.argument(end)
             word = word.strip()
+            if word == "1" and (indicator := _INDICATOR.match(text, after)):  # \mathbf{1}_{i=y_{t}}: one-hot
+                self.out.append(Token("name", "e", i, indicator["y"].strip()))
+                return indicator.end()
             if word in ("0", "1"):  # \mathbf{1}: the vector of ones (a 1 that broadcasts), \mathbf{0}
                 out.append(Token("num", word, i))
                 return after
@@ -128,6 +133,24 @@ class LatexLexer(PlainLexer):
         if name in ("partial", "nabla"):
             self.fail(f"\\{name}: write the value of the derivative, not the derivative sign", i)
         self.fail(f"the LaTeX command \\{name} is not allowed in an answer", i)
+
+
+    def adjoint(self, what: str, start: int, end: int) -> int:
+        """``\\frac{\\partial E}{\\partial h_{2}}`` (a loss's derivative written as a fraction): the adjoint
+        delta_h_2, one name token."""
+        toks = LatexLexer(what, self.limits).tokens()
+        if len(toks) != 2 or toks[0].kind != "name":
+            self.fail("\\frac{\\partial E}{\\partial ...} must name one quantity", start)
+        word = toks[0].text if toks[0].text.startswith("delta_") else f"delta_{toks[0].text}"
+        self.out.append(Token("name", word, start, toks[0].sub))
+        return end
+
+
+# \frac{\partial E}{\partial h_{2}} (or L, C): the derivative of the loss, an adjoint
+_PARTIAL_FRAC = re.compile(r"\s*\{\s*\\partial\s*[ELC]\s*\}\s*\{\s*\\partial\s*"
+                           r"(?P<what>(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})+)\}")
+# \mathbf{1}_{i=y_{t}}: Goodfellow's indicator of the target class, entry i; the one-hot vector e_{y_t}
+_INDICATOR = re.compile(r"\s*_\s*\{\s*[a-z]\s*=(?P<y>(?:[^{}]|\{[^{}]*\})+)\}")
 
 
 def _opens_argument(text: str, i: int) -> bool:

@@ -286,18 +286,26 @@ class _Parser:
         return inner
 
     def sum(self):
+        """``\\sum_{k=1}^{T} body``, or ``\\sum_t body`` / ``\\sum_{t} body`` over every step (as Goodfellow
+        et al. write it; low and high None)."""
         t = self.take()
         self.expect("_")
-        self.expect("{")
+        braced = self.at("{")
+        if braced:
+            self.take()
         var = self.tok
         if var.kind != "name" or var.sub is not None or len(var.text) != 1:
             self.fail("\\sum_{k=...} needs a one-letter index name")
         self.take()
-        self.expect("=")
-        low = self.expression(0)
-        self.expect("}")
-        self.expect("^")
-        high = self.nested(self.factor)
+        low = high = None
+        if braced and self.at("="):
+            self.take()
+            low = self.expression(0)
+            self.expect("}")
+            self.expect("^")
+            high = self.nested(self.factor)
+        elif braced:
+            self.expect("}")
         body = self.expression(10)
         return self.node(Sum(var.text, low, high, body, t.pos))
 

@@ -182,7 +182,7 @@ class _MatrixBuilder(_Builder):
 
     def _binary(self, node: Binary):
         if node.op == "^":
-            return self._power(self.build(node.left), self.build(node.right), node.pos)
+            return self._power(self.build(node.left), self.exponent(node.right), node.pos)
         if node.op in ("+", "-"):
             parts, current = [], node
             while isinstance(current, Binary) and current.op in ("+", "-"):
@@ -346,7 +346,7 @@ class _MatrixBuilder(_Builder):
         return out
 
     def _sum(self, node):
-        low, high = self._bound(node.low, node.pos), self._bound(node.high, node.pos)
+        low, high = self._bound(node.low, node.pos, 1), self._bound(node.high, node.pos, self.vocab.steps)
         if high - low + 1 > 200:
             self.fail("a sum of more than 200 terms", node.pos)
         if node.var in self.bound:

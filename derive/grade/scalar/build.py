@@ -86,6 +86,7 @@ class _Builder:
     def __init__(self, vocab: Vocabulary, text: str, latex: bool, limits: Limits):
         self.vocab, self.text, self.latex, self.limits = vocab, text, latex, limits
         self.bound: dict[str, int] = {}
+        self.in_exponent = 0
         self.exp_depth = 0
         self.used: set[str] = set()
         self.count = 0
@@ -109,8 +110,8 @@ class _Builder:
         if sub is None and text in self.bound:
             return sp.Integer(self.bound[text])
         key, index = self._resolve_index(node)
-        if key == "T" and key not in self.vocab.keys and self.vocab.recurrent:  # W^{T-k}: the last step, a number
-            return sp.Integer(self.vocab.steps)
+        if key == "T" and self.in_exponent and key not in self.vocab.keys and self.vocab.recurrent:
+            return sp.Integer(self.vocab.steps)  # W^{T-k}: in an exponent T is the last step, a number
         if key in self.vocab.keys:
             sym = self.vocab.keys[key]
             self.used.add(sym.name)
@@ -186,11 +187,19 @@ class _Builder:
     def _neg(self, node: Neg) -> sp.Expr:
         return -self.build(node.operand)
 
+    def exponent(self, node) -> sp.Expr:
+        """An exponent, where T is the last step (W_{rec}^{T-k}, (W^\\top)^{T-k})."""
+        self.in_exponent += 1
+        try:
+            return self.build(node)
+        finally:
+            self.in_exponent -= 1
+
     def _binary(self, node: Binary) -> sp.Expr:
         if node.op == "@":
             self.fail("'@' (matrix product) belongs to vector models; this model is scalar: use '*'", node.pos)
         if node.op == "^":
-            return self._power(self.build(node.left), self.build(node.right), node.pos)
+            return self._power(self.build(node.left), self.exponent(node.right), node.pos)
         # a chain a + b - c (or a * b / c) is built as one Add (Mul): SymPy flattens once, not per operand
         ops = ("+", "-") if node.op in ("+", "-") else ("*", "⋅", "⊙", "/")
         parts, current = [], node
@@ -264,7 +273,7 @@ class _Builder:
         return out
 
     def _sum(self, node: Sum) -> sp.Expr:
-        low, high = self._bound(node.low, node.pos), self._bound(node.high, node.pos)
+        low, high = self._bound(node.low, node.pos, 1), self._bound(node.high, node.pos, self.vocab.steps)
         if high - low + 1 > MAX_SUM_TERMS:
             self.fail(f"a sum of more than {MAX_SUM_TERMS} terms", node.pos)
         if node.var in self.bound:
@@ -276,7 +285,10 @@ class _Builder:
         self.bound.pop(node.var, None)
         return sp.Add(*terms)
 
-    def _bound(self, tree, pos: int) -> int:
+    def _bound(self, tree, pos: int, default: int) -> int:
+        """A limit of a sum: a whole number, T, or none written (\\sum_t: every step, 1 to T)."""
+        if tree is None:
+            return default
         if isinstance(tree, Name) and tree.text == "T" and tree.sub is None:
             return self.vocab.steps
         value = self.build(tree)
