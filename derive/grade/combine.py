@@ -83,15 +83,19 @@ class Combinations:
     def __init__(self, target: list, known: Sequence[Known], same: Callable[[list, list], bool]):
         self.target, self.same = target, same
         self.known = [k for k in known if not _multiplicative(k.key)]
-        self.factors = [(None, None)]  # (key, the factor at every point): the answer is divided by it first
-        nonzero = all(t != 0 for t in _flat(target))
+        flat_target = _flat(target)
+        self.factors = [(None, None, None)]  # (key, the factor at every entry, as doubles): undone first
+        nonzero = all(t != 0 for t in flat_target)
         for k in known:
             if k.key in SIMPLE:
-                self.factors.append((k.key, k.key))
+                c = {"sign": -1.0, "factor_2": 2.0, "factor_half": 0.5}[k.key]
+                self.factors.append((k.key, k.key, np.full(len(flat_target), c)))
             elif k.key.startswith(EXTRA) and nonzero:
-                self.factors.append((k.key, [v / t for v, t in zip(_flat(k.values), _flat(target), strict=True)]))
+                ratios = [v / t for v, t in zip(_flat(k.values), flat_target, strict=True)]
+                doubles = _floats(ratios, np.ones(len(ratios), dtype=object))
+                if doubles is not None and np.all(doubles != 0):
+                    self.factors.append((k.key, ratios, doubles))
         self.errors = [[v - t for v, t in zip(k.values, target, strict=True)] for k in self.known]
-        flat_target = _flat(target)
         flat_errors = [_flat(e) for e in self.errors]
         scale = [max([abs(x) for x in col] + [1]) for col in zip(flat_target, *flat_errors, strict=True)]
         self.scale = np.array(scale, dtype=object)
@@ -99,17 +103,26 @@ class Combinations:
         self.usable = [i for i, r in enumerate(rows) if r is not None]
         self.E = np.array([rows[i] for i in self.usable]) if self.usable else np.zeros((0, len(scale)))
         self.parts = [j for j, i in enumerate(self.usable) if self.known[i].part]
+        self.T = _floats(flat_target, self.scale)
 
     def explain(self, answer: list) -> tuple[str, str] | None:
-        """(key, message) of the combination the answer equals, simplest first; None when none does."""
-        for factor_key, factor in self.factors:
-            undone = answer if factor is None else self._undo(answer, factor)
-            r = [a - t for a, t in zip(undone, self.target, strict=True)]
-            flat = _floats(_flat(r), self.scale)
-            if flat is None:
-                continue
-            found = self._singles(r, flat) if factor is not None else None
-            found = found or self._missing_terms(r, flat) or self._pairs(r, flat)
+        """(key, message) of the combination the answer equals, simplest first; None when none does. The
+        search runs in doubles; the answer is undone and compared exactly only for a candidate."""
+        A = _floats(_flat(answer), self.scale)
+        if A is None or self.T is None:
+            return None
+        for factor_key, factor, doubles in self.factors:
+            flat = A - self.T if doubles is None else A / doubles - self.T
+            cache: list = []
+
+            def exact(factor=factor, cache=cache) -> list:
+                if not cache:
+                    undone = answer if factor is None else self._undo(answer, factor)
+                    cache.append([a - t for a, t in zip(undone, self.target, strict=True)])
+                return cache[0]
+
+            found = self._singles(exact, flat) if factor is not None else None
+            found = found or self._missing_terms(exact, flat) or self._pairs(exact, flat)
             if found:
                 keys, message = found
                 if factor_key:
@@ -133,7 +146,8 @@ class Combinations:
             out.append(undone if isinstance(v, np.ndarray) else undone.reshape(-1)[0])
         return out
 
-    def _confirm(self, r: list, rows: Sequence[int]) -> bool:
+    def _confirm(self, exact: Callable[[], list], rows: Sequence[int]) -> bool:
+        r = exact()
         total = self.errors[self.usable[rows[0]]]
         for j in rows[1:]:
             total = [a + b for a, b in zip(total, self.errors[self.usable[j]], strict=True)]
@@ -142,14 +156,14 @@ class Combinations:
     def _near(self, flat: np.ndarray, sums: np.ndarray) -> np.ndarray:
         return np.nonzero(np.max(np.abs(sums - flat[None, :]), axis=1) <= FILTER * max(1.0, np.max(np.abs(flat))))[0]
 
-    def _singles(self, r: list, flat: np.ndarray):
+    def _singles(self, r: Callable[[], list], flat: np.ndarray):
         for j in self._near(flat, self.E)[:MAX_CANDIDATES]:
             if self._confirm(r, [j]):
                 k = self.known[self.usable[j]]
                 return [k.key], k.message
         return None
 
-    def _missing_terms(self, r: list, flat: np.ndarray):
+    def _missing_terms(self, r: Callable[[], list], flat: np.ndarray):
         """Several terms left out: the answer is the correct one minus a subset of the catalogue's terms."""
         parts = self.parts
         if len(parts) < 2:
@@ -169,7 +183,7 @@ class Combinations:
                         f"{_terms([k.part for k in known])} are missing")
         return None
 
-    def _pairs(self, r: list, flat: np.ndarray):
+    def _pairs(self, r: Callable[[], list], flat: np.ndarray):
         n = len(self.usable)
         if n < 2:
             return None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 
+import numpy as np
 import sympy as sp
 
 from derive.calculus.derivation import clear as clear_derivations
@@ -234,8 +235,29 @@ class Problem:
             scale = sum(abs(y) ** 2 for y in b)
             return float((sum(abs(x - y) ** 2 for x, y in zip(a, b, strict=True)) / scale) ** 0.5) if scale else 1.0
 
-        best = min(((m, distance(values, vals)) for m, vals in sample.mistakes), key=lambda md: md[1], default=None)
-        if best is None or best[1] > 0.5 or best[1] >= distance(values, sample.target) or best[1] == 0:
+        fast = _floats(values)
+        if fast is not None and sample.target_floats is not None:  # doubles pick the nearest; exact digits
+            a = np.array(fast)                                   # only where doubles cannot tell (< 1e-6)
+
+            def rough(b: list) -> float:
+                b = np.array(b)
+                scale = float(np.sum(np.abs(b) ** 2))
+                return float(np.sqrt(np.sum(np.abs(a - b) ** 2) / scale)) if scale else 1.0
+
+            near = min(range(len(sample.mistakes)), key=lambda i: rough(sample.mistake_floats[i]), default=None)
+            best = None
+            if near is not None:
+                m, vals = sample.mistakes[near]
+                d = rough(sample.mistake_floats[near])
+                best = (m, distance(values, vals) if d < 1e-6 else d)
+            far = rough(sample.target_floats)
+        else:
+            best = min(((m, distance(values, vals)) for m, vals in sample.mistakes), key=lambda md: md[1],
+                       default=None)
+            far = None
+        if best is None or best[1] > 0.5 or best[1] == 0:
+            return None
+        if best[1] >= (far if far is not None and far > 1e-6 else distance(values, sample.target)):
             return None
         return best
 
