@@ -263,3 +263,22 @@ def test_textbook_forms_still_tell_wrong_answers(load):
     assert v.diagnosis["mistake"] == "no_activation_tanh_local", v.reason
     v = grade(load("elman"), "delta_o_2", r"{\hat{y}}_{2} - \mathbf{1}_{i=y_{3}}")
     assert not v.correct
+
+
+GOODFELLOW = [  # Deep Learning, section 10.2.2, eq. 10.18-10.28, in the sheet's goodfellow notation
+    ("elman", r"\nabla_{h^{(2)}} L", r"V^\top \nabla_{o^{(2)}} L + W^\top \nabla_{a^{(3)}} L"),
+    ("elman", "W", r"\sum_t \nabla_{a^{(t)}} L \, {h^{(t-1)}}^\top"),
+    ("elman", "c", r"\sum_t \nabla_{o^{(t)}} L"),
+    ("elman", "delta_o_2", r"\hat{y}^{(2)} - \mathbf{1}_{i=y^{(2)}}"),
+    ("elman", "delta_h_1", r"V^\top \frac{\partial L}{\partial o^{(1)}} + W^\top \frac{\partial L}{\partial a^{(2)}}"),
+    ("linear-rnn", "W", r"\sum_{t=1}^{\tau} \nabla_{h^{(t)}} L \, h^{(t-1)}"),  # W is the book's W_rec
+]
+
+
+@pytest.mark.parametrize("model,wrt,answer", GOODFELLOW)
+def test_answers_in_goodfellows_notation_are_read(load, model, wrt, answer):
+    pytest.importorskip("derive.notation")  # the sheets' notations (derive sheet --notation, issue 14)
+    v = grade(load(model), wrt, answer, notation="goodfellow")
+    assert v.correct, v.reason
+    wrong = grade(load(model), wrt, f"2*({answer})", notation="goodfellow")
+    assert not wrong.correct and wrong.diagnosis["mistake"] == "factor_2", wrong.reason

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per answer; with --code, for the "
                         "whole grading of the submission (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (default 0)")
+    parser.add_argument("--notation", default=None, metavar="NAME", help="read the answer (and --wrt) in a "
+                        "sheet's notation (derive sheet --notation), e.g. goodfellow: \\nabla_{h^{(2)}} L, "
+                        "h^{(t)}, \\tau")
     parser.add_argument("--convention-grade", choices=("incorrect", "correct"), default="incorrect",
                         help="the grade of an answer right in another convention (a loss averaged over time, "
                         "the row-vector layout, min-char-rnn's names), which the report names (default incorrect)")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     verdict = grade(model, args.wrt, answer, steps=args.steps, at=parse_at(args.at), latex=True if args.latex else None,
                     rtol=args.rtol, atol=args.atol, timeout=args.timeout, show_solution=args.show_solution,
-                    seed=args.seed, convention_grade=args.convention_grade)
+                    seed=args.seed, convention_grade=args.convention_grade, notation=args.notation)
     if args.json:
         print(json.dumps(verdict.as_dict(), ensure_ascii=False, sort_keys=True))
         if verdict.verdict == "unreadable":

@@ -19,9 +19,12 @@ from derive.grade.verdict import DEFAULT_TIMEOUT, Verdict
 
 def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None, latex: bool | None = None,
           rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
-          show_solution: bool = False, seed: int = 0, convention_grade: str = "incorrect") -> Verdict:
+          show_solution: bool = False, seed: int = 0, convention_grade: str = "incorrect",
+          notation: str | None = None) -> Verdict:
     """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'; one
     right in another convention (derive.grade.conventions) is graded ``convention_grade``."""
+    if notation not in (None, "default"):  # the sheet's notation (derive sheet --notation): read as the default
+        answer, wrt = in_default_notation(answer, notation, model.name), in_default_notation(wrt, notation, model.name)
     d = derive(model, steps)
     if d.kind == "matrix":
         if at:
@@ -31,6 +34,18 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
                             convention_grade=convention_grade)
     return grade_scalar(d, wrt, answer, at=at, latex=latex, rtol=rtol, atol=atol, timeout=timeout,
                         show_solution=show_solution, seed=seed, convention_grade=convention_grade)
+
+
+def in_default_notation(text: str, name: str, model_name: str) -> str:
+    """``text`` written in notation ``name`` (derive.notation, the sheets' table) rewritten into the default
+    one, which the grammar reads: a text rewrite, nothing evaluated."""
+    try:
+        from derive.notation import notation
+    except ImportError:  # the notations arrive with derive sheet --notation (issue 14)
+        raise DeriveError(f"--notation {name}: this build of derive has no notations yet") from None
+    if not isinstance(text, str):
+        return text
+    return notation(name).to_default(text, model_name)
 
 
 def prepare(model, steps: int | None, wrt: str, seed: int = 0) -> object:
