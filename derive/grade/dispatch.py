@@ -6,6 +6,8 @@ imports the other.
 """
 from __future__ import annotations
 
+import importlib
+
 from derive.calculus.derivation import derive
 from derive.errors import DeriveError
 from derive.grade.matrix.grader import grade_matrix, prepare_matrix
@@ -39,9 +41,9 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
 def in_default_notation(text: str, name: str, model_name: str) -> str:
     """``text`` written in notation ``name`` (derive.notation, the sheets' table) rewritten into the default
     one, which the grammar reads: a text rewrite, nothing evaluated."""
-    try:
-        from derive.notation import notation
-    except ImportError:  # the notations arrive with derive sheet --notation (issue 14)
+    try:  # derive.notation (core) arrives with derive sheet --notation (issue 14): by name until it is on main
+        notation = importlib.import_module("derive.notation").notation
+    except ImportError:
         raise DeriveError(f"--notation {name}: this build of derive has no notations yet") from None
     if not isinstance(text, str):
         return text
