@@ -72,9 +72,10 @@ def free_points(d: ScalarDerivation) -> list[Point]:
     return [draw(d.model, d.unrolled.steps, FREE_SEED + k) for k in range(FREE_POINTS)]
 
 
-def distinct_context(d: ScalarDerivation, point: Point) -> dict:
+def distinct_context(d: ScalarDerivation, point: Point, chosen: bool = False) -> dict:
     """What the answer key says about the example's values: the catalogued mistakes (derive.calculus.
-    catalogue) that give the right gradient's number there, or that there are none."""
+    catalogue) that give the right gradient's number there, or that there are none (``chosen``: the seed
+    was searched for, so other seeds do no better)."""
     found = clashes(d, [point], free_points(d))[0]
     by_param: dict = {}
     for c in found:
@@ -82,7 +83,8 @@ def distinct_context(d: ScalarDerivation, point: Point) -> dict:
             by_param.setdefault(c.param, []).append(c.second.replace("_", " "))
     equal = [{"param": latex(sp.Symbol(p)), "mistakes": keys} for p, keys in by_param.items()]
     return {"ok": not found, "equal": equal, "count": sum(len(k) for k in by_param.values()),
-            "between_mistakes": sum(c.first != "correct" for c in found)}
+            "between_mistakes": sum(c.first != "correct" for c in found), "searched": chosen,
+            "seeds": SEED_SEARCH}
 
 
 def sheet_context(d: Derivation, variant: str = "solution", view: str | None = None,
@@ -118,7 +120,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
         "update": ctx.update_context(d),
         "vanishing": vanishing_context(d, point, used_seed),
         "example": example_context(d, point, used_seed),
-        "distinct": distinct_context(d, point),
+        "distinct": distinct_context(d, point, chosen=seed is None and not at),
         "at": sorted(at) if at else [],
     }
 
