@@ -71,7 +71,7 @@ def pools(name: str, rng: random.Random) -> dict:
                     out[(kind, "latex" if "\\" in t else "plain")].append((wrt, t))
         return out
     import derive
-    from derive.grade.scalar.mistakes import catalogue
+    from derive.calculus.catalogue import catalogue
     from derive.grade.scalar.problem import problem
     from derive.printing.latex import latex
 

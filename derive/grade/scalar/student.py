@@ -162,7 +162,7 @@ def _terms(table: np.ndarray) -> list:
 
 def _mistakes(d, draws, batch: int, name: str) -> list:
     """Each catalogued mistake's batch mean per trial, in float64 at the trials' examples."""
-    from derive.grade.scalar.mistakes import catalogue
+    from derive.calculus.catalogue import catalogue
     from derive.grade.scalar.problem import problem
 
     prob = problem(d, name)
