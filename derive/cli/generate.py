@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from derive.errors import DeriveError
+
 NAME = "generate"
 HELP = "regenerate generated/ for the built-in models (--check: fail on drift)"
 
@@ -18,6 +20,9 @@ def run(args: argparse.Namespace) -> int:
     from derive import artifacts as generate
 
     root = Path(args.out)
+    if args.check and not root.is_dir():  # outside a checkout every file would count as stale
+        raise DeriveError(f"there is no {root}/ here to check: run `derive generate --check` in a checkout of "
+                          "derive, or give its folder with -o")
     if args.check:
         stale = generate.check(root)
         for path in stale:

@@ -154,6 +154,7 @@ class _Builder(EquationReader):
         if self.requested:
             name = next(iter(self.requested))
             raise DeriveError(f"{self.source}: unknown option '{name}'{did_you_mean(name, self.chosen)}")
+        self.check_parameters_read(loss)
         return Model(
             name=self.text(d["name"], "name"), title=self.text(d["title"], "title"),
             summary=self.text(d.get("summary", ""), "summary"), recurrent=self.recurrent,
@@ -161,6 +162,27 @@ class _Builder(EquationReader):
             quantities=tuple(self.quantities), loss=loss, source=self.source,
             sizes=self.sizes, options=tuple(sorted(self.chosen.items())),
         )
+
+    def check_parameters_read(self, loss: Loss) -> None:
+        """Refuse a parameter the loss cannot depend on: its gradient is zero at every point, so every
+        check of it passes and proves nothing, and a typo (W_hx for W_xh) would go unnoticed."""
+        def reads(*exprs) -> set[str]:
+            return {naming.describe(s).name for e in exprs if e is not None for s in e.free_symbols}
+
+        readers = {q.name: reads(q.equation, q.last, q.initial) for q in self.quantities}
+        live, grown = reads(loss.expr) & set(readers), True
+        while grown:  # the quantities the loss depends on, through the equations at any step
+            found = {q for q in readers if q not in live and any(q in readers[r] for r in live)}
+            live, grown = live | found, bool(found)
+        used = reads(loss.expr).union(*(readers[q] for q in live))
+        for p in self.params:
+            if p.name in used:
+                continue
+            helpers = sorted(q for q in readers if p.name in readers[q])
+            why = (f"only {', '.join(helpers)} read{'s' if len(helpers) == 1 else ''} it, and the loss depends "
+                   "on none of them" if helpers else "no equation reads it")
+            self.fail(f"parameter '{p.name}': {why}, so its gradient is zero at every point; use it in an "
+                      "equation or remove it", p.name)
 
     # -- vector models -----------------------------------------------------
     def size_declarations(self) -> tuple[Declaration, ...]:

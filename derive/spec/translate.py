@@ -109,7 +109,8 @@ class EquationReader:
         vector_fn = self.sizes and func in VECTOR_FUNCTIONS
         if func not in SPEC_FUNCTIONS and not vector_fn:
             choices = list(SPEC_FUNCTIONS) + (list(VECTOR_FUNCTIONS) + list(self.chosen) if self.sizes else [])
-            self.fail(f"{where}: unknown function '{node.fn}'{did_you_mean(node.fn, choices)}", ctx["text"])
+            self.fail(f"{where}: unknown function '{node.fn}'{did_you_mean(node.fn, choices)}; "
+                      f"the functions are {', '.join(choices)}", ctx["text"])
         arity = VECTOR_FUNCTIONS[func] if vector_fn else SPEC_FUNCTIONS[func].arity
         if len(node.args) != arity:
             self.fail(f"{where}: {node.fn} takes {arity} argument(s), got {len(node.args)}", ctx["text"])
