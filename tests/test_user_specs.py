@@ -200,14 +200,10 @@ def _adjoint(model) -> str:
 
 @pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
 def test_every_command_on_every_spec_succeeds_or_says_why_in_one_line(spec, tmp_path, capsys):
-    _needs_pdflatex()
-    for argv in (["gradcheck", str(spec)],
-                 ["sheet", str(spec), "-o", str(tmp_path), "--pdf"],
-                 ["code", str(spec), "-o", str(tmp_path)]):
+    for argv in (["gradcheck", str(spec)], ["code", str(spec), "-o", str(tmp_path)]):
         code = main(argv)
         _one_line_or_success(code, capsys.readouterr().err)
-        if argv[0] == "sheet":
-            assert code == 0 and list(tmp_path.glob("*.pdf")), "every sheet compiles"
+    # (every sheet compiles: test_every_spec_compiles_a_sheet below)
     # grade one adjoint: the solution the grader shows must itself grade as correct
     wrt = _adjoint(load(str(spec)))
     main(["grade", str(spec), "--wrt", wrt, "--answer", "0", "--json", "--show-solution"])
@@ -250,3 +246,102 @@ def test_every_corpus_sheet_fits_the_page(corpus_logs, spec, variant):
 
     too_wide = [w for w in overfull_boxes(corpus_logs[(spec.stem, variant)]) if w > MAX_OVERFULL_PT]
     assert not too_wide, f"overfull boxes (pt): {too_wide}"
+
+# -- issue 12's "must hold": every spec of the corpus works in every command --------------------------
+# A spec that loads passes gradcheck, compiles a sheet, emits code that passes finite differences, and its
+# sheet's formulas (every adjoint of one step and every gradient, in the sheet's LaTeX) grade as correct.
+REFUSED_BY_CODE = {  # spec -> (owner, why): the command's owner has the work open
+    "class-once-summed": "code12 (issue 12): derive code refuses a class per sequence in a summed loss",
+    "scalar-coupled-states": "code12 (issue 12): the generated module reserves the name 'p' (a state here)",
+}
+CODE_CASES = [pytest.param(p, marks=pytest.mark.xfail(reason=REFUSED_BY_CODE[p.stem], strict=True))
+              if p.stem in REFUSED_BY_CODE else p for p in CORPUS]
+
+
+def test_the_corpus_holds_at_least_twenty_specs_of_distinct_names():
+    names = [load(str(p)).name for p in CORPUS]
+    assert len(CORPUS) >= 20 and len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
+def test_every_spec_passes_gradcheck(spec, capsys):
+    assert main(["gradcheck", str(spec)]) == 0, capsys.readouterr().out
+    assert "PASS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
+def test_every_spec_compiles_a_sheet(spec, tmp_path, capsys):
+    _needs_pdflatex()
+    code = main(["sheet", str(spec), "-o", str(tmp_path), "--pdf"])
+    _one_line_or_success(code, capsys.readouterr().err)
+    assert code == 0 and list(tmp_path.glob("*.pdf")), "every sheet compiles"
+
+
+def _batch_for(model, B: int = 3, T: int = 4, seed: int = 5):
+    """Parameters, inputs and targets in the generated modules' layout, drawn from the spec alone: weights
+    (rows, cols), biases (n,), scalars floats; vector xs (T, B, n) (static: (B, n)), class targets (T, B), or
+    (B,) for one per sequence or a final-step loss; scalar xs and ys (B, T), or ys (B,) for one per sequence."""
+    rng = np.random.default_rng(seed)
+    sizes = {s.name: 2 + i for i, s in enumerate(model.sizes)}  # n_in, n_h, n_out all different
+    params = {}
+    for p in model.parameters:
+        low, high = p.sample if isinstance(p.sample, tuple) else (-1.0, 1.0)
+        shape = tuple(sizes[s] for s in p.shape)
+        params[p.name] = rng.uniform(low, high, shape) if shape else float(rng.uniform(low, high))
+
+    def values(decl, lead):
+        if decl.classes:
+            return rng.integers(0, sizes[decl.classes], lead)
+        shape = lead + tuple(sizes[s] for s in decl.shape)
+        if decl.sample == "bits":
+            return rng.integers(0, 2, shape).astype(float)
+        low, high = decl.sample if isinstance(decl.sample, tuple) else (-1.0, 1.0)
+        return rng.uniform(low, high, shape)
+
+    (x,), (y,) = model.inputs, model.targets
+    if model.is_vector:
+        xs = values(x, (T, B) if model.recurrent else (B,))
+        once = not y.per_step or model.loss.over == "final" or not model.recurrent
+        ys = values(y, (B,) if once and y.classes else (T, B) if y.per_step and model.recurrent else (B,))
+    else:
+        xs = values(x, (B, T) if model.recurrent else (B,))
+        ys = values(y, (B, T) if y.per_step and model.recurrent else (B,))
+    return params, xs, ys
+
+
+@pytest.mark.parametrize("spec", CODE_CASES, ids=[p.stem for p in CORPUS])
+def test_every_spec_emits_code_that_passes_central_differences(spec, tmp_path, capsys):
+    module = _module(spec, tmp_path)
+    _assert_central_differences(module, *_batch_for(load(str(spec))))
+
+
+def _sheet_formulas(d):
+    """(wrt, LaTeX) of what the sheet derives: every adjoint of the middle step, every parameter's gradient."""
+    middle = (d.steps + 1) // 2 if d.model.recurrent else 1
+    out = []
+    for symbol, expr in d.adjoints():
+        ref = naming.describe(symbol)
+        if ref.step in (None, middle):
+            out.append((str(symbol.name), latex(expr)))
+    return out + [(p, latex(d.gradient(p))) for p in d.parameters()]
+
+
+@pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
+def test_every_spec_grades_its_own_sheets_formulas_as_correct(spec):
+    from derive.grade.dispatch import grade
+
+    model = load(str(spec))
+    steps = 3 if model.recurrent else None
+    d = derive(model, steps)
+    formulas = _sheet_formulas(d)
+    assert len(formulas) > len(d.parameters())
+    refused_numbers = []
+    for wrt, answer in formulas:
+        verdict = grade(model, wrt, answer, steps=steps, latex=True)
+        if verdict.verdict == "unreadable" and "the answer is a number" in verdict.reason:
+            refused_numbers.append((wrt, answer))  # the sheet's delta_o_2 = 0 of a final-step loss
+            continue
+        assert verdict.verdict == "correct", (wrt, answer, verdict.reason)
+    if refused_numbers:
+        pytest.xfail(f"grade13a (issue 13: 'a constant answer with no --at is graded as the expression it is') "
+                     f"refuses the sheet's constant adjoints {refused_numbers}")

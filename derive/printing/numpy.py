@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from derive import naming
@@ -70,7 +71,7 @@ class DeriveNumPyPrinter(NumPyPrinter):
         if len(mats) > 1 and isinstance(mats[-1], sp.OneMatrix) and mats[-1].shape[1] == 1:
             rest = mats[0] if len(mats) == 2 else sp.MatMul(*mats[:-1])
             text = f"{self._matrix_operand(rest)}.sum(axis=1, keepdims=True)"
-            return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
+            return f"({self._coefficient(scalars)} * {text})" if scalars else text
         if len(mats) == 2 and isinstance(mats[1], sp.OneMatrix) and mats[1].shape[0] == 1:
             return self._print(sp.Mul(*scalars) * mats[0])  # b 1^T: a bias broadcast over the batch
         # ones(a, b) X: every row is X's column sums (1^T X for a = 1; 1 1^T X, a softmax's batch
@@ -78,11 +79,15 @@ class DeriveNumPyPrinter(NumPyPrinter):
         if len(mats) > 1 and isinstance(mats[0], sp.OneMatrix):
             rest = mats[1] if len(mats) == 2 else sp.MatMul(*mats[1:])
             text = f"{self._matrix_operand(rest)}.sum(axis=0, keepdims=True)"
-            return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
+            return f"({self._coefficient(scalars)} * {text})" if scalars else text
         text = " @ ".join(self._matrix_operand(m) for m in mats)
         if scalars:
-            text = f"{self._print(sp.Mul(*scalars))} * ({text})"
+            text = f"{self._coefficient(scalars)} * ({text})"
         return f"({text})"
+
+    def _coefficient(self, scalars: list) -> str:
+        """A product's scalar factor as one operand: (1 - alpha) * h, not 1 - alpha * h."""
+        return self.parenthesize(sp.Mul(*scalars), PRECEDENCE["Mul"])
 
     def _print_MatAdd(self, expr) -> str:
         return "(" + " + ".join(self._print(a) for a in expr.args) + ")"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 
@@ -19,7 +20,7 @@ class _EquationText(StrPrinter):
         coeff = sp.Mul(*scalars)
         if coeff == 1:
             return text
-        return "-" + text if coeff == -1 else f"{self._print(coeff)}*{text}"
+        return "-" + text if coeff == -1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*{text}"
 
     def _print_MatAdd(self, expr):
         terms = [self._print(a) for a in expr.args]

@@ -94,7 +94,7 @@ class RowPrinter(DeriveNumPyPrinter):
         if scalars == [-1]:
             return f"(-{operand})"
         if scalars:
-            return f"({self._print(sp.Mul(*scalars))} * {operand})"
+            return f"({self._coefficient(scalars)} * {operand})"
         return super()._print_MatMul(expr)
 
     def _print_ElementwiseApplyFunction(self, expr) -> str:
@@ -103,7 +103,7 @@ class RowPrinter(DeriveNumPyPrinter):
         return inner.doprint(expr.function(slot))  # a class or a Lambda (leaky_relu's slope inside)
 
     def _scaled(self, scalars, text: str) -> str:
-        return f"({self._print(sp.Mul(*scalars))} * {text})" if scalars else text
+        return f"({self._coefficient(scalars)} * {text})" if scalars else text
 
     def _print_MatAdd(self, expr) -> str:
         if len(expr.args) == 2:  # X - onehot(y): a copy of X with 1 taken off at each row's class

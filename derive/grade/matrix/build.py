@@ -76,8 +76,9 @@ class MatrixVocabulary:
             if k >= 1:
                 for d in model.inputs:
                     voc.add(voc.instance(cell.sym(d.name), k), "input", k)
-                for d in model.targets:
-                    y = voc.instance(cell.sym(d.name), k)
+                for d in model.targets:  # one class per sequence is y at every step (as the spec reads it)
+                    y = voc.instance(cell.sym(d.name), k) if d.per_step or not model.recurrent \
+                        else sp.Symbol(d.name, integer=True, nonnegative=True)
                     voc.add(y, "target", k)
                     if d.name in n_classes:  # a class index: read inside e_{y_k} / onehot(y_k) only
                         voc.classes.add(y)
