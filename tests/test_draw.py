@@ -153,3 +153,40 @@ def test_truncated_vector_gradcheck_matches_sympy_diff_with_the_early_steps_cut(
     assert any(abs(float(total[n]) - full[n]) > 1e-6 for n in full)  # truncation changes something
     for n, (_, analytic) in rows.items():
         assert analytic == pytest.approx(float(total[n]), rel=1e-9, abs=1e-12), n
+
+
+# -- sheets of truncated BPTT --------------------------------------------------------------------------
+def test_a_sheet_of_truncated_bptt_shows_the_truncated_sum_and_its_numbers(tmp_path, capsys):
+    from derive.calculus.derivation import derive as derive_
+    from derive.numbers.truncate import truncated_grads
+    from derive.sheet import example_point, render_sheet
+
+    assert main(["sheet", "tanh-rnn", "-T", "4", "--truncate", "2", "-o", str(tmp_path)]) == 0
+    tex = (tmp_path / "tanh-rnn.tex").read_text()
+    assert r"Truncated backpropagation through time ($K = 2$)" in tex
+    assert r"\sum_{t=\max(1,\, j-2+1)}^{j}" in tex and r"\Big]_{\delta = \delta^{[j]}}" in tex
+    assert "$E_{4}$ & $t = 3, \\dots, 4$ & steps before $3$ held constant" in tex
+    assert "$E_{2}$ & $t = 1, \\dots, 2$ & every earlier step" in tex
+    d = derive_(load("tanh-rnn"), 4)
+    point = example_point(d)[0]
+    want = truncated_grads(d.model, point.params, point.data, 4, 2)  # proved in tests/test_truncate.py
+    assert f"$W_{{rec}}$ & ${scalar_program(d.model).run(point.params, point.data, 4).grads['W_rec']:.6g}$ & " \
+        f"${want['W_rec']:.6g}$" in tex
+    assert "truncated BPTT is full BPTT here" in render_sheet(d, truncate=4)
+    assert "Truncated" not in render_sheet(d)
+    problem = render_sheet(derive_(load("elman"), 3), variant="problem", truncate=1)
+    assert "under truncated BPTT with $K = 1$" in problem and r"\delta = \delta^{[j]}" not in problem
+
+
+def test_a_truncated_sheet_of_a_model_without_recurrence_is_refused(tmp_path, capsys):
+    assert main(["sheet", "mlp", "--truncate", "2", "-o", str(tmp_path)]) == 2
+    assert "no recurrence" in capsys.readouterr().err
+
+
+def test_the_truncated_sheet_compiles(tmp_path, capsys):
+    import shutil
+
+    if not shutil.which("pdflatex"):
+        pytest.skip("pdflatex is not installed")
+    assert main(["sheet", "elman", "--truncate", "2", "-o", str(tmp_path), "--pdf"]) == 0
+    assert (tmp_path / "elman.pdf").stat().st_size > 0

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for the example's values (default: the first seed whose gradient has no zero)")
     parser.add_argument("-o", "--out", default=".", metavar="DIR", help="folder to write to (default .)")
     parser.add_argument("--pdf", action="store_true", help="also build the PDF (needs pdflatex)")
+    parser.add_argument("--truncate", type=int, default=None, metavar="K",
+                        help="add a section on truncated BPTT: each loss term's gradient flows back through at "
+                        "most K steps, its own included (K = k + 1 of tutorials counting earlier steps only)")
     vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp, or a spec with [sizes])")
     vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
                         help="matrix view: sizes of the worked example (default n_in=2,n_h=3,n_out=2; at most 8 "
@@ -112,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         d = derive(instantiate(model, explicit_sizes(model, args.sizes)), d.steps)
     elif matrix:
         sizes = example_sizes(model, args.sizes)
-    tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes)
+    tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes,
+                       truncate=args.truncate)
     out = Path(args.out)
     stem = file_stem(model.name)
     write_atomic(out / f"{stem}.tex", tex.encode("utf-8"))

@@ -171,6 +171,12 @@ def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | N
 
 def render_sheet(d: Derivation, variant: str = "solution", view: str | None = None,
                  seed: int | None = None, at: dict[str, float] | None = None,
-                 sizes: dict[str, int] | None = None) -> str:
-    """The LaTeX source of the derivation sheet."""
-    return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes))
+                 sizes: dict[str, int] | None = None, truncate: int | None = None) -> str:
+    """The LaTeX source of the derivation sheet; ``truncate``: add the section on truncated BPTT (K steps)."""
+    context = sheet_context(d, variant, view, seed, at, sizes)
+    if truncate is not None:
+        from derive.sheet.truncated import truncated_context
+
+        point = example_point(d, seed, at)[0] if d.kind == "scalar" else None
+        context["truncated"] = truncated_context(d, truncate, point)
+    return render_latex("sheet/sheet.tex.j2", **context)
