@@ -190,3 +190,55 @@ def test_the_truncated_sheet_compiles(tmp_path, capsys):
         pytest.skip("pdflatex is not installed")
     assert main(["sheet", "elman", "--truncate", "2", "-o", str(tmp_path), "--pdf"]) == 0
     assert (tmp_path / "elman.pdf").stat().st_size > 0
+
+
+# -- grading truncated answers -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tanh-rnn", "lstm-cell", "sigmoid-rnn"])
+@pytest.mark.parametrize("K", [1, 2, 5])
+def test_the_graders_truncated_reference_is_the_truncated_gradient(name, K):
+    """sympy.diff of each loss term unrolled over its window (the grader's reference) against the cell's
+    backward steps run over each window (derive.numbers.truncate.truncated_grads): two independent routes."""
+    import sympy as sp
+
+    from derive.numbers.truncate import truncated_expression, truncated_grads
+
+    model, T = load(name), 4
+    u = bptt(model, T).unrolled
+    p = draw.point(model, T, K)
+    want = truncated_grads(model, p.params, p.data, T, K)
+    values = {naming.base(n): v for n, v in p.params.items()}
+    for n, arr in p.data.items():
+        values.update({naming.at_step(n, k + 1): arr[0, k] for k in range(T)} if arr.ndim == 2
+                      else {naming.base(n): arr[0]})
+    forward = dict(values)
+    for a in u.assignments:  # the held quantities take their forward values
+        forward[a.symbol] = float(a.expr.xreplace(forward).evalf(30))
+    for sym in model.parameter_symbols:
+        got = float(sp.N(truncated_expression(u, sym, K).xreplace(forward), 30))
+        assert got == pytest.approx(want[sym.name], rel=1e-10, abs=1e-13), (sym, got, want[sym.name])
+
+
+def test_grade_truncate_accepts_the_truncated_answer_and_names_the_full_one(capsys):
+    base = ["grade", "linear-rnn", "--wrt", "W_rec"]
+    assert main([*base, "--truncate", "1", "--answer", "2*(s_3 - y)*s_2"]) == 0
+    assert "truncated to K = 1 step per loss term" in capsys.readouterr().out
+    assert main([*base, "--answer", "2*(s_3 - y)*s_2"]) == 1  # without --truncate it is wrong
+    capsys.readouterr()
+    full = "2*(s_3 - y)*(s_2 + W_rec*s_1)"  # s_0 = 0
+    assert main([*base, "--truncate", "1", "--answer", full]) == 1
+    assert "your answer is the full BPTT gradient" in capsys.readouterr().out
+    assert main([*base, "--truncate", "2", "--answer", full]) == 0  # s_1 = W_x x_1 reaches nothing earlier
+    assert main([*base, "--truncate", "3", "--answer", full]) == 0
+    capsys.readouterr()
+    assert main([*base, "--truncate", "1", "--answer", r"2 (s_{3} - y) s_{2}", "--latex"]) == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["grade", "elman", "--wrt", "W", "--truncate", "2", "--answer", "W"], "vector model"),
+    (["grade", "linear-rnn", "--wrt", "s_2", "--truncate", "2", "--answer", "1"], "parameter's gradient"),
+    (["grade", "backprop-net", "--wrt", "w1", "--truncate", "2", "--answer", "1"], "no recurrence"),
+])
+def test_grade_truncate_refuses_what_it_cannot_grade_in_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--convention-grade", choices=("incorrect", "correct"), default="incorrect",
                         help="the grade of an answer right in another convention (a loss averaged over time, "
                         "the row-vector layout, min-char-rnn's names), which the report names (default incorrect)")
+    parser.add_argument("--truncate", type=int, default=None, metavar="K",
+                        help="the question asks for truncated BPTT: each loss term's gradient flows back through "
+                        "at most K steps, its own included (scalar models; a parameter's gradient)")
     batch = parser.add_argument_group(
         "--answers FILE", "a CSV file with a header line, or JSONL (one object per line), or a JSON array. Columns: "
         "answer (required); id (a name for the row, default its line number); wrt (default --wrt); steps "
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     verdict = grade(model, args.wrt, answer, steps=args.steps, at=parse_at(args.at), latex=True if args.latex else None,
                     rtol=args.rtol, atol=args.atol, timeout=args.timeout, show_solution=args.show_solution,
-                    seed=args.seed, convention_grade=args.convention_grade, notation=args.notation)
+                    seed=args.seed, convention_grade=args.convention_grade, notation=args.notation,
+                    truncate=args.truncate)
     if args.json:
         print(json.dumps(verdict.as_dict(), ensure_ascii=False, sort_keys=True))
         if verdict.verdict == "unreadable":

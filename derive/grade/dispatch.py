@@ -16,18 +16,26 @@ from derive.grade.scalar.grader import DEFAULT_ATOL, DEFAULT_RTOL, grade_scalar
 from derive.grade.scalar.grader import prepare as prepare_scalar
 from derive.grade.scalar.student import check_code_scalar
 from derive.grade.student_code import CodeReport
+from derive.grade.truncated import grade_truncated
 from derive.grade.verdict import DEFAULT_TIMEOUT, Verdict
 
 
 def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None, latex: bool | None = None,
           rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
           show_solution: bool = False, seed: int = 0, convention_grade: str = "incorrect",
-          notation: str | None = None) -> Verdict:
+          notation: str | None = None, truncate: int | None = None) -> Verdict:
     """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'; one
-    right in another convention (derive.grade.conventions) is graded ``convention_grade``."""
+    right in another convention (derive.grade.conventions) is graded ``convention_grade``; ``truncate``:
+    the question asks for the K-step truncated BPTT gradient."""
     if notation not in (None, "default"):  # the sheet's notation (derive sheet --notation): read as the default
         answer, wrt = in_default_notation(answer, notation, model.name), in_default_notation(wrt, notation, model.name)
     d = derive(model, steps)
+    if truncate is not None:
+        if d.kind == "matrix":
+            raise DeriveError(f"--truncate grades scalar models' answers; {model.name} is a vector model (check "
+                              "its truncated gradient with derive gradcheck --truncate K)")
+        return grade_truncated(d, wrt, answer, truncate, at=at, latex=latex, rtol=rtol, atol=atol,
+                               timeout=timeout, show_solution=show_solution, seed=seed)
     if d.kind == "matrix":
         if at:
             raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "

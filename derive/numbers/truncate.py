@@ -88,3 +88,27 @@ def truncated_differences(model: Model, params: dict, data: dict, steps: int, wi
         for i, n in enumerate(names):
             total[n] += sum(w * per_row[m * i + s] for s, (_, w) in enumerate(FD_STENCIL)) / h[n]
     return total
+
+
+def truncated_expression(unrolled, param, window: int):
+    """The K-step truncated gradient as one SymPy expression: sum_j d E_j / d param with every quantity
+    before step j - K + 1 held as its own symbol (its forward value), by sympy.diff of each loss term
+    unrolled over its window only. The grader's reference for `derive grade --truncate K`; an independent
+    route to ``truncated_grads`` (tests/test_draw.py compares the two)."""
+    import sympy as sp
+
+    if window < 1:
+        raise DeriveError(f"--truncate takes a whole number >= 1 (got {window})")
+    definitions = {a.symbol: (a.step, a.expr) for a in unrolled.assignments}
+    total = sp.Integer(0)
+    for j, term in unrolled.loss_terms:
+        start = j - window + 1  # quantities of earlier steps are held: not substituted, so not differentiated
+        expr = term
+        while True:
+            inside = {s: definitions[s][1] for s in expr.free_symbols
+                      if s in definitions and definitions[s][0] >= start}
+            if not inside:
+                break
+            expr = expr.xreplace(inside)
+        total += sp.diff(expr, param)
+    return total
