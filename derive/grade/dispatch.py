@@ -16,7 +16,7 @@ from derive.grade.scalar.grader import DEFAULT_ATOL, DEFAULT_RTOL, grade_scalar
 from derive.grade.scalar.grader import prepare as prepare_scalar
 from derive.grade.scalar.student import check_code_scalar
 from derive.grade.student_code import CodeReport
-from derive.grade.truncated import grade_truncated
+from derive.grade.truncated_answers import grade_truncated
 from derive.grade.verdict import DEFAULT_TIMEOUT, Verdict
 
 

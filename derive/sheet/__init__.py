@@ -175,7 +175,7 @@ def render_sheet(d: Derivation, variant: str = "solution", view: str | None = No
     """The LaTeX source of the derivation sheet; ``truncate``: add the section on truncated BPTT (K steps)."""
     context = sheet_context(d, variant, view, seed, at, sizes)
     if truncate is not None:
-        from derive.sheet.truncated import truncated_context
+        from derive.sheet.truncated_section import truncated_context
 
         point = example_point(d, seed, at)[0] if d.kind == "scalar" else None
         context["truncated"] = truncated_context(d, truncate, point)
