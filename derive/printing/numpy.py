@@ -87,7 +87,7 @@ class DeriveNumPyPrinter(NumPyPrinter):
 
     def _coefficient(self, scalars: list) -> str:
         """A product's scalar factor as one operand: (1 - alpha) * h, not 1 - alpha * h."""
-        return self.parenthesize(sp.Mul(*scalars), PRECEDENCE["Mul"])
+        return self.parenthesize(sp.Mul(*scalars), PRECEDENCE["Mul"], strict=True)
 
     def _print_MatAdd(self, expr) -> str:
         return "(" + " + ".join(self._print(a) for a in expr.args) + ")"

@@ -20,7 +20,7 @@ class _EquationText(StrPrinter):
         coeff = sp.Mul(*scalars)
         if coeff == 1:
             return text
-        return "-" + text if coeff == -1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'])}*{text}"
+        return "-" + text if coeff == -1 else f"{self.parenthesize(coeff, PRECEDENCE['Mul'], strict=True)}*{text}"
 
     def _print_MatAdd(self, expr):
         terms = [self._print(a) for a in expr.args]
