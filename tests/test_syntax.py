@@ -260,11 +260,11 @@ def test_limits_hold_in_both_dialects():
 
 
 def test_a_long_spec_sum_is_translated_without_deep_recursion():
-    """A left-deep chain of 980 terms (1999 parts): the translation walks it in a loop, not 980 frames deep
+    """A left-deep chain of 979 terms (near 2000 parts): the translation walks it in a loop, not 979 frames deep
     (before, a RecursionError escaped load_text)."""
-    text = "+".join(["W_x*x[t]"] * 20 + ["1"] * 960)
+    text = "+".join(["W_x*x[t]"] * 19 + ["1"] * 959 + ["W_rec*s[t-1]"])  # every parameter read (issue 12)
     model = load_text(SPEC_TEXT.replace("EQUATION", toml_string(text)))
-    assert str(model.quantities[0].equation) == "20*W_x*x[t] + 960"
+    assert str(model.quantities[0].equation) == "W_rec*s[t-1] + 19*W_x*x[t] + 959"
 
 
 @pytest.mark.parametrize("word", ["sigma", "\u03c3", "logistic"])
@@ -281,5 +281,5 @@ def test_a_tower_of_numeric_powers_is_refused_quickly():
     with pytest.raises(SpecError, match="a number raised to this power is too large"):
         load_text(SPEC_TEXT.replace("EQUATION", '"((((1000^64)^64)^64)^64)"'))
     assert time.process_time() - start < SECOND
-    assert load_text(SPEC_TEXT.replace("EQUATION", '"W_x*x[t]*(1/2)^64"')).quantities[0].equation.has(
+    assert load_text(SPEC_TEXT.replace("EQUATION", '"W_rec*s[t-1] + W_x*x[t]*(1/2)^64"')).quantities[0].equation.has(
         sp.Rational(1, 2 ** 64))
