@@ -8,6 +8,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from derive import naming
+from derive import notation as notations
 
 
 def hadamard_order(args) -> list:
@@ -36,6 +37,9 @@ class DeriveLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr == DOTS:
             return r"\cdots"
+        nt = notations.current()
+        if nt is not notations.DEFAULT:
+            return _in_notation(expr, nt, notations.current_model())
         ref = naming.describe(expr)
         if ref.is_delta and "_" in ref.name and (ref.step is not None or ref.offset is not None):
             # naming.latex_name cuts the index of an adjoint wrongly when the quantity's name has
@@ -99,7 +103,37 @@ class DeriveLatexPrinter(LatexPrinter):
     def _print_Partial(self, expr: Partial) -> str:
         num, den = (self._print(a) for a in expr.args[:2])
         plus = "^{+}" if len(expr.args) == 3 and expr.args[2] else ""
+        nt = notations.current()
+        if not plus and expr.args[0] == _LOSS and nt.adjoint_style == "nabla":
+            return nt.gradient_frac(den)
         return rf"\frac{{\partial{plus} {num}}}{{\partial {den}}}"
+
+
+_LOSS = sp.Symbol("E", real=True)
+_STEP_TEXT = {-1: "t-1", 0: "t", 1: "t+1"}
+
+
+def _in_notation(expr, nt: notations.Notation, model: str) -> str:
+    """A symbol of derive's naming convention written in notation ``nt`` (renames of ``model``)."""
+    ref = naming.describe(expr)
+    root, index = naming.split_entry(ref.name)
+    step: str | None = None
+    if ref.offset is not None:
+        step = _STEP_TEXT[ref.offset]
+    elif ref.step is not None:
+        step = str(ref.step)
+    elif m := _SYMBOLIC_STEP.match(root):  # s_T, delta_o_T, s_T-1: a symbolic step
+        root, step = m["name"], m["k"]
+    if not ref.is_delta and step is None and not index:
+        if root == "E":
+            return nt.loss
+        if root == "T":
+            return nt.last
+    base = nt.loss if root == "E" else nt.symbol(model, root)
+    text = nt.adjoint(base, step) if ref.is_delta else nt.quantity(base, step)
+    if index:
+        return rf"\left[{text}\right]_{{{','.join(map(str, index))}}}"
+    return text
 
 
 def _raisable(text: str) -> str:
