@@ -30,8 +30,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from derive import naming
-
 
 def _frozen(d: dict) -> Mapping:
     return MappingProxyType({k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in d.items()})
@@ -47,6 +45,7 @@ class Notation:
     last: str                       # the last step: T, \tau
     index: str                      # where a step goes: "subscript" (h_{t}) or "superscript" (h^{(t)})
     adjoint_style: str              # "delta" (\delta_{t}^{(h)}) or "nabla" (\nabla_{h^{(t)}} L)
+    source: str = ""                # where a reader finds it (printed under a sheet's title)
     renames: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     # model name -> {spec name: LaTeX base in this notation}; a model or name not listed keeps the spec's
 
@@ -58,7 +57,9 @@ class Notation:
 
     def symbol(self, model: str, name: str) -> str:
         """The LaTeX base of spec name ``name`` of built-in ``model`` (no step): 'W_rec' -> 'W'."""
-        return self.renames.get(model, {}).get(name) or naming.latex_base(name)
+        from derive.naming import latex_base  # naming loads SymPy: not at import (derive list starts fast)
+
+        return self.renames.get(model, {}).get(name) or latex_base(name)
 
     def spec_name(self, model: str, base: str) -> str | None:
         """The spec name this notation writes as LaTeX base ``base`` in ``model`` (None: not a rename)."""
@@ -100,6 +101,16 @@ class Notation:
         return rf"\frac{{\partial {self.loss}}}{{\partial {wrt}}}"
 
     @property
+    def adjoint_name(self) -> str:
+        """What running text calls the adjoints: \\delta or \\nabla L."""
+        return rf"\nabla {self.loss}" if self.adjoint_style == "nabla" else r"\delta"
+
+    @property
+    def step_words(self) -> str:
+        """How running text says where the step is written."""
+        return "a superscript $(t)$ names the step" if self.index == "superscript" else "a subscript names the step"
+
+    @property
     def T(self) -> str:
         return self.last
 
@@ -116,7 +127,7 @@ class Notation:
         if self.last != "T":
             out = re.sub(re.escape(self.last) + r"(?![A-Za-z])", "T", out)
         if renames:  # all at once: a notation may permute letters (LSTM: c -> s, s -> o, o -> q)
-            back = {shown: naming.latex_base(spec) for spec, shown in renames.items()}
+            back = {shown: self.symbol("", spec) for spec, shown in renames.items()}
             pattern = "|".join(re.escape(s) for s in sorted(back, key=len, reverse=True))
             out = re.sub(rf"(?<![\\A-Za-z])(?:{pattern})(?![A-Za-z])", lambda m: back[m.group()], out)
         held: list[str] = []  # adjoints, rewritten whole and kept out of the step rewrite below
@@ -184,6 +195,7 @@ GOODFELLOW = Notation(
     description="Goodfellow, Bengio & Courville, Deep Learning (2016), section 10.2.2: L, h^(t), "
                 "the gradient nabla_{h^(t)} L, tau the last step, U W V b c o yhat",
     loss="L", last=r"\tau", index="superscript", adjoint_style="nabla",
+    source="the notation of Goodfellow, Bengio and Courville, Deep Learning, section 10.2.2",
     renames=_frozen(_GOODFELLOW_RENAMES))
 
 NOTATIONS: Mapping[str, Notation] = MappingProxyType({n.name: n for n in (DEFAULT, GOODFELLOW)})

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.notation import NOTATIONS
 
 NAME = "sheet"
 HELP = "write the LaTeX derivation sheet of a model (--pdf: build it)"
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="values for the worked example, e.g. W_rec=0.5,x_2=1 (the rest drawn from --seed)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for the example's values (default: the first seed whose gradient has no zero)")
+    parser.add_argument("--notation", choices=list(NOTATIONS), default="default",
+                        help="the symbols: default (E, s_t, delta, T) or goodfellow (Deep Learning 10.2.2: L, h^(t), "
+                        "the gradient nabla_{h^(t)} L, tau for the last step, U W V b c o yhat)")
     parser.add_argument("-o", "--out", default=".", metavar="DIR", help="folder to write to (default .)")
     parser.add_argument("--pdf", action="store_true", help="also build the PDF (needs pdflatex)")
     vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp, or a spec with [sizes])")
@@ -112,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         d = derive(instantiate(model, explicit_sizes(model, args.sizes)), d.steps)
     elif matrix:
         sizes = example_sizes(model, args.sizes)
-    tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes)
+    tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes,
+                       notation=args.notation)
     out = Path(args.out)
     stem = file_stem(model.name)
     write_atomic(out / f"{stem}.tex", tex.encode("utf-8"))

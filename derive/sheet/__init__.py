@@ -17,6 +17,7 @@ from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
 from derive.numbers.check import Point, draw
 from derive.errors import DeriveError
+from derive.notation import Notation, using
 from derive.numbers.compile import scalar_program
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
@@ -128,6 +129,8 @@ def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | N
 
 def render_sheet(d: Derivation, variant: str = "solution", view: str | None = None,
                  seed: int | None = None, at: dict[str, float] | None = None,
-                 sizes: dict[str, int] | None = None) -> str:
-    """The LaTeX source of the derivation sheet."""
-    return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes))
+                 sizes: dict[str, int] | None = None, notation: str | Notation | None = None) -> str:
+    """The LaTeX source of the derivation sheet, in ``notation`` (a name of derive.notation.NOTATIONS;
+    default: derive's own)."""
+    with using(notation, d.model.name) as nt:
+        return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes), nt=nt)
