@@ -11,7 +11,8 @@ from derive.notation import NOTATIONS
 
 NAME = "sheet"
 HELP = "write the LaTeX derivation sheet of a model (--pdf: build it)"
-DESCRIPTION = ("Write DIR/<model>.tex: the model, its unrolled graph, forward pass, loss, the backward pass "
+DESCRIPTION = ("Write DIR/<model>.tex (the problem variant DIR/<model>-problem.tex): the "
+               "model, its unrolled graph, forward pass, loss, the backward pass "
                "in three forms, the update rule, vanishing and exploding gradients, and a worked numeric "
                "example ending in a gradient check. --variant problem replaces the derivations by questions "
                "and answer boxes. --pdf also builds DIR/<model>.pdf with LaTeX (shell escape off). Vector "
@@ -119,14 +120,20 @@ def run(args: argparse.Namespace) -> int:
     tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes,
                        notation=args.notation)
     out = Path(args.out)
-    stem = file_stem(model.name)
+    # the problem sheet beside the solution, never over it
+    stem = file_stem(model.name) + ("-problem" if args.variant == "problem" else "")
+    pdf_path = out / f"{stem}.pdf"
     write_atomic(out / f"{stem}.tex", tex.encode("utf-8"))
     print(f"wrote {out / (stem + '.tex')}")
     if args.pdf:
         from derive.sheet.pdf import compile_tex
 
-        pdf, _ = compile_tex(tex, stem)
-        write_atomic(out / f"{stem}.pdf", pdf)
-        print(f"wrote {out / (stem + '.pdf')}")
+        try:
+            pdf, _ = compile_tex(tex, stem)
+        except DeriveError:
+            pdf_path.unlink(missing_ok=True)  # an old PDF beside the new .tex would pass for its build
+            raise
+        write_atomic(pdf_path, pdf)
+        print(f"wrote {pdf_path}")
     sys.stdout.flush()
     return 0

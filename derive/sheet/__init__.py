@@ -17,11 +17,12 @@ from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
 from derive.numbers.check import Point, draw
 from derive.errors import DeriveError
-from derive.notation import Notation, using
+from derive.notation import Notation, current, using
 from derive.numbers.compile import scalar_program
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
 from derive.sheet.graph import graph_context
+from derive.sheet.shown import prose, uses_step_function
 from derive.sheet.vanishing import vanishing_context
 from derive.templating import render_latex
 
@@ -67,7 +68,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
     point, used_seed = example_point(d, seed, at)
     model = d.model
     return {
-        "title": model.title, "summary": model.summary, "name": model.name,
+        "title": model.title, "summary": prose(model.summary, model), "name": model.name,
         "recurrent": model.recurrent, "steps": d.unrolled.steps, "variant": variant,
         "solution": variant == "solution", "view": view,
         "model": ctx.model_context(d),
@@ -79,7 +80,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
         "update": ctx.update_context(d),
         "vanishing": vanishing_context(d, point, used_seed),
         "example": example_context(d, point, used_seed),
-        "at": sorted(at) if at else [],
+        "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),
     }
 
 
@@ -117,13 +118,13 @@ def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | N
         if model.recurrent else {"steps": PLOT_STEPS, "curves": []}
     options = [f"{k} = {v}" for k, v in model.options]
     return {
-        "title": model.title, "summary": model.summary, "name": model.name, "recurrent": model.recurrent,
+        "title": model.title, "summary": prose(model.summary, model), "name": model.name, "recurrent": model.recurrent,
         "steps": steps, "variant": variant, "solution": variant == "solution", "view": "matrix",
         "options": options, "functions": functions,
         "loss_description": model.loss.description, "loss_over": model.loss.over,
         "adjoint": {"symbol": latex(cell.sym(first, 0, True)), "of": latex(cell.sym(first))},
         "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot,
-        "at": sorted(at) if at else [],
+        "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),
     }
 
 
@@ -132,5 +133,5 @@ def render_sheet(d: Derivation, variant: str = "solution", view: str | None = No
                  sizes: dict[str, int] | None = None, notation: str | Notation | None = None) -> str:
     """The LaTeX source of the derivation sheet, in ``notation`` (a name of derive.notation.NOTATIONS;
     default: derive's own)."""
-    with using(notation, d.model.name) as nt:
-        return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes), nt=nt)
+    with using(notation, d.model.name):
+        return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes))

@@ -188,7 +188,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     grads = {p.name: run.gradient(p.name) for p in model.parameters}
     gradients = [{"symbol": latex(psyms[p.name]), "cells": matrix_cells(grads[p.name], 4)} for p in model.parameters]
     # one weight's gradient written as its sum of per-step terms (the outer products of the sheet)
-    focus = _focus_weight(model, cell)
+    focus = _focus_weight(model, cell, run.terms)
     terms = None
     if focus is not None and recurrent:
         ks = pick(sorted(k for (p, k) in run.terms if p == focus))  # more than 4 steps: 1, 2, ..., T
@@ -213,13 +213,20 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     }
 
 
-def _focus_weight(model: Model, cell) -> str | None:
-    """The first weight whose gradient term reads the previous state (W for Elman), else the first matrix."""
+def _focus_weight(model: Model, cell, terms: dict | None = None) -> str | None:
+    """The weight whose gradient the sheet writes as its sum of per-step terms: the first whose term reads
+    the previous state (W for Elman), else the first matrix; but one with no all-zero term when there is
+    one (a term at t = 1 that reads h_0 = 0, or of a gate that is shut, shows a sum of zeros)."""
     regular = cell.backward(step_kind(model, 2 if model.recurrent else 1, 3 if model.recurrent else 1))
-    for p, expr in regular.grads:
-        if any(naming.describe(m).offset == -1 for m in expr.atoms(sp.MatrixSymbol)):
-            return str(p.name)
-    return str(regular.grads[0][0].name) if regular.grads else None
+    ordered = [str(p.name) for p, expr in regular.grads
+               if any(naming.describe(m).offset == -1 for m in expr.atoms(sp.MatrixSymbol))]
+    ordered += [str(p.name) for p, _ in regular.grads if str(p.name) not in ordered]
+    if terms:
+        for name in ordered:
+            mine = [v for (p, _), v in terms.items() if p == name]
+            if mine and all(np.any(np.abs(np.asarray(v, dtype=float)) > 1e-12) for v in mine):
+                return name
+    return ordered[0] if ordered else None
 
 
 def square_weights(model: Model) -> set[str]:
