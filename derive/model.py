@@ -79,6 +79,9 @@ class Model:
     source: str = field(default="", compare=False)
     sizes: tuple[Declaration, ...] = ()  # vector models: the symbolic sizes (role 'size')
     options: tuple[tuple[str, str], ...] = ()  # the choices this model was loaded with
+    # every sum's terms in the order the author wrote them (SymPy sorts a sum's terms; sheets print them
+    # as written); in the repr, so that derive()'s cache (keyed by it) hands a sheet its own order
+    written_order: tuple[tuple[sp.Expr, ...], ...] = field(default=(), compare=False)
 
     @property
     def is_vector(self) -> bool:

@@ -69,3 +69,47 @@ def test_the_example_sum_of_outer_products_has_no_all_zero_term(name):
 def test_no_gates_where_there_are_only_activations():
     tex = _sheet("elman")
     assert "gate" not in tex.replace("gated cell", "")
+
+
+def test_a_many_to_one_sheet_says_what_its_loss_reads():
+    model = derive.load("elman", {"over": "final"})
+    assert model.loss.description == "the negative log-likelihood of the target at the last step"
+    tex = render_sheet(derive.derive(model, 3))
+    assert "summed over the steps" not in tex and "reads the last step only" in tex
+    assert derive.load("elman").loss.description.endswith("summed over the steps")  # as the author wrote it
+
+
+@pytest.mark.parametrize("steps", [3, 8])
+def test_a_many_to_one_graph_draws_no_output_that_nothing_reads(steps):
+    ctx = sheet_context(derive.derive(derive.load("elman", {"over": "final"}), steps))
+    labels = [n["label"] for n in ctx["graph"]["nodes"]]
+    outputs = [lab for lab in labels if lab.startswith((r"{\hat{y}}", "o_"))]
+    assert outputs == ["o_{%d}" % steps, r"{\hat{y}}_{%d}" % steps], labels
+    assert "h_{1}" in labels and "x_{1}" in labels  # the recurrence is all there
+    ids = {n["id"] for n in ctx["graph"]["nodes"]}
+    assert all(e["src"] in ids and e["dst"] in ids for e in ctx["graph"]["edges"])
+    many = sheet_context(derive.derive(derive.load("elman"), steps))["graph"]["nodes"]
+    assert sum(n["label"].startswith(r"{\hat{y}}") for n in many) == 3  # steps 1, 2, T (the middle elided at T = 8)
+
+
+@pytest.mark.parametrize("name,generic,at_two", [
+    ("elman", r"a_{t} &= b + W h_{t-1} + U x_{t}", r"a_{2} &= b + W h_{1} + U x_{2}"),
+    ("tanh-rnn", r"W_{rec} s_{t-1} + W_{x} x_{t} + b", r"W_{rec} s_{1} + W_{x} x_{2} + b"),
+    ("lstm-cell", r"W_{fh} h_{t-1} + W_{fx} x_{t} + b_{f}", r"W_{fh} h_{1} + W_{fx} x_{2} + b_{f}"),
+])
+def test_sums_keep_the_authors_order_at_every_step(name, generic, at_two):
+    tex = _sheet(name)
+    assert generic in tex and at_two in tex
+
+
+def test_a_spec_written_otherwise_gets_its_own_order():
+    from pathlib import Path
+
+    from derive.calculus.derivation import spec_hash
+    from derive.spec.loader import load_text
+
+    text = (Path(derive.__file__).parent / "models" / "elman.toml").read_text()
+    model, other = load_text(text), load_text(text.replace("b + W @ h[t-1] + U @ x[t]", "U @ x[t] + W @ h[t-1] + b"))
+    assert spec_hash(other) != spec_hash(model)  # derive()'s cache must not hand one the other's order
+    assert "a_{t} &= U x_{t} + W h_{t-1} + b" in render_sheet(derive.derive(other, 3))
+    assert "a_{t} &= b + W h_{t-1} + U x_{t}" in render_sheet(derive.derive(model, 3))

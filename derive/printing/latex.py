@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -31,8 +34,55 @@ DOTS = sp.Symbol("DOTS_ELIDED")
 _SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")
 
 
+_WRITTEN: ContextVar[dict] = ContextVar("derive_written_order", default={})
+
+
+def _term_key(term) -> str:
+    """A sum's term with every step taken off its symbols (h_2, h[t-1], h_T -> h): the same term of
+    the author's equation at any step."""
+    bare = {}
+    for a in term.atoms(sp.Symbol, sp.MatrixSymbol):
+        ref = naming.describe(a)
+        root = ref.name if not (m := _SYMBOLIC_STEP.match(ref.name)) else m["name"]
+        name = ("delta_" if ref.is_delta else "") + root
+        if name != str(a.name):
+            bare[a] = sp.MatrixSymbol(name, *a.shape) if isinstance(a, sp.MatrixSymbol) else sp.Symbol(name)
+    return sp.srepr(term.xreplace(bare))
+
+
+@contextmanager
+def written_order(model) -> Iterator[None]:
+    """Within the block, a sum whose terms the author wrote in some order prints in that order
+    (``Model.written_order``: b + W h + U x stays so at every step, where SymPy would sort it)."""
+    table = {}
+    for terms in getattr(model, "written_order", ()):
+        keys = [_term_key(t) for t in terms]
+        if len(set(keys)) == len(keys):
+            table[frozenset(keys)] = keys
+    token = _WRITTEN.set(table)
+    try:
+        yield
+    finally:
+        _WRITTEN.reset(token)
+
+
+def as_written(terms: list) -> list:
+    """A sum's terms in the order the author wrote them, where the printing block knows it."""
+    table = _WRITTEN.get()
+    if not table or len(terms) < 2:
+        return terms
+    keys = [_term_key(t) for t in terms]
+    order = table.get(frozenset(keys))
+    if order is None or len(set(keys)) != len(keys):
+        return terms
+    return sorted(terms, key=lambda t: order.index(_term_key(t)))
+
+
 class DeriveLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with our symbol names and a step function written H."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        return as_written(list(super()._as_ordered_terms(expr, order=order)))
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr == DOTS:
@@ -89,8 +139,7 @@ class DeriveLatexPrinter(LatexPrinter):
         return r"\mathbf{1}^{\top}" if expr.shape[0] == 1 and expr.shape[1] != 1 else r"\mathbf{1}"
 
     def _print_MatAdd(self, expr) -> str:
-        # positive terms first, so 1 - h*h reads as a textbook writes it
-        terms = sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
+        terms = _mat_terms(expr)
         out = self._print(terms[0])
         for t in terms[1:]:
             coeff, rest = t.as_coeff_mmul()
@@ -134,6 +183,15 @@ def _in_notation(expr, nt: notations.Notation, model: str) -> str:
     if index:
         return rf"\left[{text}\right]_{{{','.join(map(str, index))}}}"
     return text
+
+
+def _mat_terms(expr) -> list:
+    """A matrix sum's terms as printed: as the author wrote them, else positive terms first (so 1 - h*h
+    reads as a textbook writes it)."""
+    written = as_written(list(expr.args))
+    if written != list(expr.args):
+        return written
+    return sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
 
 
 def _raisable(text: str) -> str:
@@ -291,7 +349,7 @@ class _Breaker:
         from sympy.printing.precedence import precedence_traditional
 
         if isinstance(expr, sp.MatAdd):  # the terms in _print_MatAdd's order and signs
-            terms = sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
+            terms = _mat_terms(expr)
             pieces = []
             for i, term in enumerate(terms):
                 coeff, rest = term.as_coeff_mmul()

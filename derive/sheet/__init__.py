@@ -21,6 +21,7 @@ from derive.notation import Notation, current, using
 from derive.numbers.compile import scalar_program
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
+from derive.printing.latex import written_order
 from derive.sheet.graph import graph_context
 from derive.sheet.shown import prose, uses_step_function
 from derive.sheet.vanishing import vanishing_context
@@ -133,5 +134,5 @@ def render_sheet(d: Derivation, variant: str = "solution", view: str | None = No
                  sizes: dict[str, int] | None = None, notation: str | Notation | None = None) -> str:
     """The LaTeX source of the derivation sheet, in ``notation`` (a name of derive.notation.NOTATIONS;
     default: derive's own)."""
-    with using(notation, d.model.name):
+    with using(notation, d.model.name), written_order(d.model):
         return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes))

@@ -99,7 +99,20 @@ def graph_layout(model, steps: int, cell, params: list) -> dict:
                 if ref.offset == 0 and (ref.name, ci) in ids:
                     edges.append({"src": ids[(ref.name, ci)], "dst": ids[("E", ci)], "dashed": False,
                                   "label": "", "bend": loss_row - rows[ref.name] > 1, "side": ""})
+    nodes, edges = _read_by_the_loss(nodes, edges)
     return {"nodes": nodes, "edges": edges, "elided": None in columns}
+
+
+def _read_by_the_loss(nodes: list, edges: list) -> tuple[list, list]:
+    """Only what the loss reads, directly or through later steps: a many-to-one network's outputs
+    before step T feed nothing, so the graph does not draw them."""
+    needed = {n["id"] for n in nodes if n["kind"] == "loss"}
+    grew = True
+    while grew:
+        more = {e["src"] for e in edges if e["dst"] in needed} - needed
+        needed |= more
+        grew = bool(more)
+    return [n for n in nodes if n["id"] in needed], [e for e in edges if e["src"] in needed and e["dst"] in needed]
 
 
 def _static(model, cell, shown: list, inputs: list, params: list) -> dict:

@@ -74,6 +74,21 @@ def load_text(text: str, source: str = "<spec>", options: dict[str, str] | None 
     return _Builder(data, text, source, options or {}).build()
 
 
+_OVER_WORDS = {"sum": ", summed over the steps", "final": " at the last step"}
+
+
+def _described_over(description: str, over: str, written: str) -> str:
+    """The loss's description when an option changes what it sums over (--many-to-one): the author's
+    words for the other case ("summed over the steps") would contradict the formula beside them."""
+    if over == written:
+        return description
+    for words in _OVER_WORDS.values():
+        description = description.replace(words, "").replace(words.lstrip(", "), "").rstrip(" ,")
+    if over == "final":
+        description = description.replace("of the targets", "of the target")
+    return description + _OVER_WORDS[over]
+
+
 class _Builder(EquationReader):
     def __init__(self, data: dict, text: str, source: str, options: dict[str, str]):
         self.data, self.lines, self.source, self.requested = data, text.splitlines(), source, dict(options)
@@ -135,7 +150,7 @@ class _Builder(EquationReader):
                                   "applies to recurrent models only")
             if over not in ("sum", "final"):
                 raise DeriveError(f"over must be 'sum' (many-to-many) or 'final' (many-to-one); got '{over}'")
-            loss = Loss(over, loss.expr, loss.description)
+            loss = Loss(over, loss.expr, _described_over(loss.description, over, loss.over))
             self.chosen["over"] = over
         if self.requested:
             name = next(iter(self.requested))
@@ -146,6 +161,8 @@ class _Builder(EquationReader):
             parameters=self.params, inputs=self.inputs, targets=self.targets,
             quantities=tuple(self.quantities), loss=loss, source=self.source,
             sizes=self.sizes, options=tuple(sorted(self.chosen.items())),
+            written_order=self.written_order([loss.expr, *(e for q in self.quantities
+                                                           for e in (q.equation, q.last, q.initial) if e is not None)]),
         )
 
     # -- vector models -----------------------------------------------------
