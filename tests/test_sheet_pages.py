@@ -84,7 +84,7 @@ def test_a_many_to_one_graph_draws_no_output_that_nothing_reads(steps):
     ctx = sheet_context(derive.derive(derive.load("elman", {"over": "final"}), steps))
     labels = [n["label"] for n in ctx["graph"]["nodes"]]
     outputs = [lab for lab in labels if lab.startswith((r"{\hat{y}}", "o_"))]
-    assert outputs == ["o_{%d}" % steps, r"{\hat{y}}_{%d}" % steps], labels
+    assert outputs == [f"o_{{{steps}}}", rf"{{\hat{{y}}}}_{{{steps}}}"], labels
     assert "h_{1}" in labels and "x_{1}" in labels  # the recurrence is all there
     ids = {n["id"] for n in ctx["graph"]["nodes"]}
     assert all(e["src"] in ids and e["dst"] in ids for e in ctx["graph"]["edges"])

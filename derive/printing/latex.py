@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from derive import naming
 from derive import notation as notations
+from derive.printing.written import _SYMBOLIC_STEP, as_written, written_order
+
+__all__ = ["Partial", "latex", "latex_lines", "latex_number", "visible_width", "written_order"]
 
 
 def hadamard_order(args) -> list:
@@ -30,52 +30,6 @@ def hadamard_order(args) -> list:
 
 # The elision of a long sum or product on a sheet (t_1 + t_2 + \cdots + t_T): a symbol that prints as dots.
 DOTS = sp.Symbol("DOTS_ELIDED")
-
-_SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")
-
-
-_WRITTEN: ContextVar[dict] = ContextVar("derive_written_order", default={})
-
-
-def _term_key(term) -> str:
-    """A sum's term with every step taken off its symbols (h_2, h[t-1], h_T -> h): the same term of
-    the author's equation at any step."""
-    bare = {}
-    for a in term.atoms(sp.Symbol, sp.MatrixSymbol):
-        ref = naming.describe(a)
-        root = ref.name if not (m := _SYMBOLIC_STEP.match(ref.name)) else m["name"]
-        name = ("delta_" if ref.is_delta else "") + root
-        if name != str(a.name):
-            bare[a] = sp.MatrixSymbol(name, *a.shape) if isinstance(a, sp.MatrixSymbol) else sp.Symbol(name)
-    return sp.srepr(term.xreplace(bare))
-
-
-@contextmanager
-def written_order(model) -> Iterator[None]:
-    """Within the block, a sum whose terms the author wrote in some order prints in that order
-    (``Model.written_order``: b + W h + U x stays so at every step, where SymPy would sort it)."""
-    table = {}
-    for terms in getattr(model, "written_order", ()):
-        keys = [_term_key(t) for t in terms]
-        if len(set(keys)) == len(keys):
-            table[frozenset(keys)] = keys
-    token = _WRITTEN.set(table)
-    try:
-        yield
-    finally:
-        _WRITTEN.reset(token)
-
-
-def as_written(terms: list) -> list:
-    """A sum's terms in the order the author wrote them, where the printing block knows it."""
-    table = _WRITTEN.get()
-    if not table or len(terms) < 2:
-        return terms
-    keys = [_term_key(t) for t in terms]
-    order = table.get(frozenset(keys))
-    if order is None or len(set(keys)) != len(keys):
-        return terms
-    return sorted(terms, key=lambda t: order.index(_term_key(t)))
 
 
 class DeriveLatexPrinter(LatexPrinter):
