@@ -87,6 +87,13 @@ class Model:
     def is_vector(self) -> bool:
         return bool(self.sizes)
 
+    def _repr_latex_(self) -> str | None:
+        """Jupyter: the equations, as the model's sheet prints them (the renderer is the sheet's, installed
+        by the package face; without it, Jupyter falls back to the repr)."""
+        from derive import display
+
+        return display.model_renderer(self) if display.model_renderer is not None else None
+
     @property
     def parameter_symbols(self) -> tuple[sp.Symbol, ...]:
         return tuple(naming.base(p.name) for p in self.parameters)

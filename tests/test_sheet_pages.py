@@ -113,3 +113,34 @@ def test_a_spec_written_otherwise_gets_its_own_order():
     assert spec_hash(other) != spec_hash(model)  # derive()'s cache must not hand one the other's order
     assert "a_{t} &= U x_{t} + W h_{t-1} + b" in render_sheet(derive.derive(other, 3))
     assert "a_{t} &= b + W h_{t-1} + U x_{t}" in render_sheet(derive.derive(model, 3))
+
+
+# -- in a notebook --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tanh-rnn", "backprop-net", "elman", "lstm", "mlp"])
+def test_models_and_derivations_display_as_latex_that_compiles(name, tmp_path):
+    from tests.test_sheet_pdf import _require_latex
+
+    from derive.sheet.pdf import compile_tex
+    from derive.printing.latex import latex
+
+    _require_latex()
+    model = derive.load(name)
+    d = derive.derive(model, None)
+    shown_model, shown = model._repr_latex_(), d._repr_latex_()
+    assert shown_model.startswith("$$\\begin{aligned}")
+    equations = [line.removesuffix(" \\\\") for line in shown_model.splitlines()[1:-1]]
+    assert equations and shown.splitlines()[1:1 + len(equations)] == [e + " \\\\" for e in equations]
+    first = d.model.parameters[0].name
+    gradient = [line for line in shown.splitlines() if line.startswith(r"\frac{\partial E}")]
+    assert len(gradient) == 1 and latex(derive.naming.base(first)) in gradient[0]  # one gradient
+    assert r"\delta" in shown.split(gradient[0])[0]  # after the backward pass
+    doc = "\\documentclass{article}\\usepackage{amsmath,amssymb}\\begin{document}\n%s\n\n%s\n\\end{document}\n"
+    pdf, _log = compile_tex(doc % (shown_model, shown), name)
+    assert pdf.startswith(b"%PDF")
+
+
+def test_a_model_without_the_package_face_falls_back_to_its_repr(monkeypatch):
+    from derive import display
+
+    monkeypatch.setattr(display, "model_renderer", None)
+    assert derive.load("elman")._repr_latex_() is None

@@ -52,7 +52,14 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
                   seed: int | None = None, at: dict[str, float] | None = None,
                   sizes: dict[str, int] | None = None) -> dict:
     """Everything a sheet shows, as data for the templates: the explicit view of a scalar Derivation,
-    the matrix view of a matrix one (``sizes``: its worked example's, default 2 each)."""
+    the matrix view of a matrix one (``sizes``: its worked example's, default 2 each). Sums print in
+    the order the spec's author wrote them; symbols in the notation in force (derive.notation.using)."""
+    with written_order(d.model):
+        return _sheet_context(d, variant, view, seed, at, sizes)
+
+
+def _sheet_context(d: Derivation, variant: str, view: str | None, seed: int | None,
+                   at: dict[str, float] | None, sizes: dict[str, int] | None) -> dict:
     if variant not in VARIANTS:
         raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
     if d.kind == "matrix":
@@ -88,6 +95,12 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
 def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | None = None,
                          at: dict[str, float] | None = None, sizes: dict[str, int] | None = None) -> dict:
     """Everything the matrix view of a matrix Derivation's sheet shows, as data for the templates."""
+    with written_order(d.model):
+        return _matrix_sheet_context(d, variant, seed, at, sizes)
+
+
+def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dict[str, float] | None,
+                          sizes: dict[str, int] | None) -> dict:
     import sympy as sp
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
@@ -134,5 +147,5 @@ def render_sheet(d: Derivation, variant: str = "solution", view: str | None = No
                  sizes: dict[str, int] | None = None, notation: str | Notation | None = None) -> str:
     """The LaTeX source of the derivation sheet, in ``notation`` (a name of derive.notation.NOTATIONS;
     default: derive's own)."""
-    with using(notation, d.model.name), written_order(d.model):
+    with using(notation, d.model.name):
         return render_latex("sheet/sheet.tex.j2", **sheet_context(d, variant, view, seed, at, sizes))
