@@ -144,3 +144,16 @@ def test_a_model_without_the_package_face_falls_back_to_its_repr(monkeypatch):
 
     monkeypatch.setattr(display, "model_renderer", None)
     assert derive.load("elman")._repr_latex_() is None
+
+
+# -- problem sheets -------------------------------------------------------------------------------
+def test_a_matrix_answer_gets_a_box_of_its_shape():
+    tex = render_sheet(derive.derive(derive.load("elman"), 3), variant="problem", sizes={"n_in": 2, "n_h": 3, "n_out": 2})
+    gradients = tex[tex.index("Fill in every gradient"):tex.index("Gradient check")]
+    boxes = {m[0]: m[1] for m in re.findall(r"\\mbox\{\$(\w) = (.*?)\$\}", gradients)}
+    shape = {k: (v.count(r"\\[3pt]") + 1, v.count(r"\entryblank")) for k, v in boxes.items()}
+    # rows x entries: W is n_h x n_h, U n_h x n_in, V n_out x n_h; the biases columns (set as transposed rows)
+    assert shape == {"U": (3, 6), "W": (3, 9), "b": (1, 3), "V": (2, 6), "c": (1, 2)}, shape
+    assert r"b = \begin{pmatrix}" in gradients and r"\end{pmatrix}^{\top}" in gradients
+    forward = tex[tex.index("Fill in the forward values"):tex.index("Fill in every adjoint")]
+    assert r"\blank" not in forward.split(r"\midrule")[1].split(r"\bottomrule")[0]  # every value boxed entry by entry
