@@ -157,3 +157,66 @@ def test_a_matrix_answer_gets_a_box_of_its_shape():
     assert r"b = \begin{pmatrix}" in gradients and r"\end{pmatrix}^{\top}" in gradients
     forward = tex[tex.index("Fill in the forward values"):tex.index("Fill in every adjoint")]
     assert r"\blank" not in forward.split(r"\midrule")[1].split(r"\bottomrule")[0]  # every value boxed entry by entry
+
+
+PEEPHOLE = """
+name = "peephole"
+title = "A peephole gate"
+[sizes]
+n_in = "input size"
+n_h = "hidden size"
+n_out = "number of classes"
+[parameters]
+W = { shape = ["n_h", "n_h"], description = "recurrent weights" }
+U = { shape = ["n_h", "n_in"], description = "input weights" }
+p = { shape = ["n_h"], description = "peephole weights on the previous cell" }
+V = { shape = ["n_out", "n_h"], description = "output weights" }
+[inputs.x]
+shape = ["n_in"]
+description = "input at step t"
+[targets.y]
+classes = "n_out"
+description = "class at step t"
+[[quantity]]
+name = "f"
+role = "intermediate"
+shape = ["n_h"]
+description = "forget gate"
+equation = "sigmoid(U @ x[t] + W @ h[t-1] + p * c[t-1])"
+[[quantity]]
+name = "c"
+shape = ["n_h"]
+description = "cell"
+initial = "0"
+equation = "f[t] * c[t-1] + tanh(U @ x[t])"
+[[quantity]]
+name = "h"
+shape = ["n_h"]
+description = "state"
+initial = "0"
+equation = "tanh(c[t])"
+[[quantity]]
+name = "s"
+role = "output"
+shape = ["n_out"]
+description = "scores"
+equation = "V @ h[t]"
+[[quantity]]
+name = "yhat"
+role = "output"
+shape = ["n_out"]
+description = "probabilities"
+equation = "softmax(s[t])"
+[loss]
+expr = "cross_entropy(yhat[t], y[t])"
+"""
+
+
+def test_peephole_edges_are_labelled_with_their_weights():
+    from derive.spec.loader import load_text
+
+    g = sheet_context(derive.derive(load_text(PEEPHOLE), 3))["graph"]
+    label = {n["id"]: n["label"] for n in g["nodes"]}
+    edges = {(label[e["src"]], label[e["dst"]]): e["label"] for e in g["edges"]}
+    assert edges[("c_{1}", "c_{2}")] == "p"  # the peephole p (elementwise) on the previous cell
+    assert edges[("h_{1}", "c_{2}")] == "W"
