@@ -220,3 +220,36 @@ def test_peephole_edges_are_labelled_with_their_weights():
     edges = {(label[e["src"]], label[e["dst"]]): e["label"] for e in g["edges"]}
     assert edges[("c_{1}", "c_{2}")] == "p"  # the peephole p (elementwise) on the previous cell
     assert edges[("h_{1}", "c_{2}")] == "W"
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "elman"])
+def test_jacobian_blocks_name_a_path_once_and_expand_to_the_full_ones(name):
+    """The sheet's blocks (a path through c_t written once, c_t's block by name) are the full one-step
+    Jacobians of numbers.norms, in numbers at random values."""
+    import sympy as sp
+
+    from derive.numbers.norms import one_step_jacobians
+    from derive.sheet.matrix.jacobians import PartialBlock, expand, factored_jacobians
+
+    model = derive.load(name)
+    cell = derive.derive(model, 3).cell
+    full, factored = one_step_jacobians(model), factored_jacobians(model, cell)
+    assert set(full) == set(factored)
+    blocks = {PartialBlock(cell.sym(r), cell.sym(q, -1)): factored[(r, q)] for r, q in factored}
+    for _ in range(3):  # named blocks may name named blocks
+        blocks = {b: expand(v, blocks) for b, v in blocks.items()}
+    sizes = {"n_in": 2, "n_h": 3, "n_out": 2}
+    rng = np.random.default_rng(0)
+    for key, expr in factored.items():
+        expanded = expand(expr, blocks)
+        assert not expanded.atoms(PartialBlock)
+        symbols = sorted(expanded.atoms(sp.MatrixSymbol) | full[key].atoms(sp.MatrixSymbol), key=str)
+        dims = lambda m: [int(sp.sympify(d).xreplace({s: sizes[s.name] for s in sp.sympify(d).free_symbols}))  # noqa: E731
+                          for d in m.shape]
+        values = {m: sp.Matrix(*dims(m), [sp.Rational(int(v), 97) for v in rng.integers(5, 90, int(np.prod(dims(m))))])
+                  for m in symbols}
+        ours = np.array(sp.N(expanded.xreplace(values).doit().as_explicit()), dtype=float)
+        oracle = np.array(sp.N(full[key].xreplace(values).doit().as_explicit()), dtype=float)
+        assert np.allclose(ours, oracle, atol=1e-12), key
+    if name == "lstm":  # the path through c_t is written once: dh/dh has two terms, not four
+        assert len(factored[("h", "h")].args) == 2 and len(full[("h", "h")].args) == 4
