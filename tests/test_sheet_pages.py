@@ -148,7 +148,8 @@ def test_a_model_without_the_package_face_falls_back_to_its_repr(monkeypatch):
 
 # -- problem sheets -------------------------------------------------------------------------------
 def test_a_matrix_answer_gets_a_box_of_its_shape():
-    tex = render_sheet(derive.derive(derive.load("elman"), 3), variant="problem", sizes={"n_in": 2, "n_h": 3, "n_out": 2})
+    sizes = {"n_in": 2, "n_h": 3, "n_out": 2}
+    tex = render_sheet(derive.derive(derive.load("elman"), 3), variant="problem", sizes=sizes)
     gradients = tex[tex.index("Fill in every gradient"):tex.index("Gradient check")]
     boxes = {m[0]: m[1] for m in re.findall(r"\\mbox\{\$(\w) = (.*?)\$\}", gradients)}
     shape = {k: (v.count(r"\\[3pt]") + 1, v.count(r"\entryblank")) for k, v in boxes.items()}

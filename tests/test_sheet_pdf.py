@@ -141,7 +141,8 @@ def test_hostile_text_compiles_and_prints_literally(tmp_path, variant):
     spec = tmp_path / "hostile.toml"
     spec.write_text(HOSTILE)
     assert main(["sheet", str(spec), "--variant", variant, "-o", str(tmp_path), "--pdf"]) == 0
-    text = _flat(pdf_text((tmp_path / "hostile.pdf").read_bytes()).decode("utf-8"))
+    stem = "hostile-problem" if variant == "problem" else "hostile"  # the problem sheet beside the solution
+    text = _flat(pdf_text((tmp_path / f"{stem}.pdf").read_bytes()).decode("utf-8"))
     for needle in LITERAL:
         assert needle in text, needle
     assert not Path("/tmp/derive-pwned").exists()

@@ -34,7 +34,8 @@ def _label(expr: sp.Expr, src: sp.Symbol, params: list) -> str:
     """The weights that multiply ``src`` somewhere in ``expr`` (W_rec on s_{t-1} -> s_t)."""
     used = set()
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, (sp.Mul, sp.MatMul, sp.HadamardProduct)) and src in node.args:  # W h, W*s, p ⊙ c (a peephole)
+        # W h (matrix view), W*s, p ⊙ c (a peephole)
+        if isinstance(node, (sp.Mul, sp.MatMul, sp.HadamardProduct)) and src in node.args:
             used |= {a for a in node.args if a in params}
     return ", ".join(latex(p) for p in params if p in used)
 
