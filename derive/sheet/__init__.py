@@ -23,7 +23,7 @@ from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
 from derive.printing.latex import written_order
 from derive.sheet.graph import graph_context
-from derive.sheet.shown import prose, uses_step_function
+from derive.sheet.shown import loss_words, prose, uses_step_function
 from derive.sheet.vanishing import vanishing_context
 from derive.templating import render_latex
 
@@ -135,7 +135,7 @@ def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dic
         "title": model.title, "summary": prose(model.summary, model), "name": model.name, "recurrent": model.recurrent,
         "steps": steps, "variant": variant, "solution": variant == "solution", "view": "matrix",
         "options": options, "functions": functions,
-        "loss_description": model.loss.description, "loss_over": model.loss.over,
+        "loss_description": loss_words(model), "loss_over": model.loss.over,
         "adjoint": {"symbol": latex(cell.sym(first, 0, True)), "of": latex(cell.sym(first))},
         "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot,
         "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),

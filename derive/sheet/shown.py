@@ -106,3 +106,20 @@ def uses_step_function(model) -> bool:
             if sp.sympify(op.derivative(args, op.function(*args))).has(sp.Heaviside):
                 return True
     return False
+
+
+_OVER_WORDS = {"sum": ", summed over the steps", "final": " at the last step"}
+
+
+def loss_words(model) -> str:
+    """The loss's description as the sheet prints it. The author describes the loss of the spec as written;
+    an option that changes what it sums over (--many-to-one) would leave "summed over the steps" beside a
+    last-step loss, so the words about the steps follow the loss the sheet shows."""
+    text = model.loss.description
+    if not model.recurrent or not any(w.lstrip(", ") in text for w in _OVER_WORDS.values()):
+        return text
+    for words in _OVER_WORDS.values():
+        text = text.replace(words, "").replace(words.lstrip(", "), "").rstrip(" ,")
+    if model.loss.over == "final":
+        text = text.replace("of the targets", "of the target")
+    return text + _OVER_WORDS[model.loss.over]

@@ -74,21 +74,6 @@ def load_text(text: str, source: str = "<spec>", options: dict[str, str] | None 
     return _Builder(data, text, source, options or {}).build()
 
 
-_OVER_WORDS = {"sum": ", summed over the steps", "final": " at the last step"}
-
-
-def _described_over(description: str, over: str, written: str) -> str:
-    """The loss's description when an option changes what it sums over (--many-to-one): the author's
-    words for the other case ("summed over the steps") would contradict the formula beside them."""
-    if over == written:
-        return description
-    for words in _OVER_WORDS.values():
-        description = description.replace(words, "").replace(words.lstrip(", "), "").rstrip(" ,")
-    if over == "final":
-        description = description.replace("of the targets", "of the target")
-    return description + _OVER_WORDS[over]
-
-
 class _Builder(EquationReader):
     def __init__(self, data: dict, text: str, source: str, options: dict[str, str]):
         self.data, self.lines, self.source, self.requested = data, text.splitlines(), source, dict(options)
@@ -150,7 +135,7 @@ class _Builder(EquationReader):
                                   "applies to recurrent models only")
             if over not in ("sum", "final"):
                 raise DeriveError(f"over must be 'sum' (many-to-many) or 'final' (many-to-one); got '{over}'")
-            loss = Loss(over, loss.expr, _described_over(loss.description, over, loss.over))
+            loss = Loss(over, loss.expr, loss.description)
             self.chosen["over"] = over
         if self.requested:
             name = next(iter(self.requested))
