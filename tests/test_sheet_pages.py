@@ -257,3 +257,48 @@ def test_jacobian_blocks_name_a_path_once_and_expand_to_the_full_ones(name):
         assert np.allclose(ours, oracle, atol=1e-12), key
     if name == "lstm":  # the path through c_t is written once: dh/dh has two terms, not four
         assert len(factored[("h", "h")].args) == 2 and len(full[("h", "h")].args) == 4
+
+
+# -- worked examples --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["linear-rnn", "sigmoid-rnn", "tanh-rnn", "backprop-net", "lstm-cell"])
+def test_scalar_worked_examples_are_not_degenerate_and_easy_to_follow(name):
+    from derive.numbers.compile import scalar_program
+    from derive.numbers.draw import defects
+    from derive.sheet import example_point
+
+    model = derive.load(name)
+    d = derive.derive(model, 3 if model.recurrent else 1)
+    point, _ = example_point(d)
+    grads = scalar_program(model).run(point.params, point.data, point.steps).grads
+    found = defects({x.name: point.data[x.name] for x in model.inputs}, {k: float(v) for k, v in grads.items()})
+    assert not found, found
+    assert all(abs(v * 10 - round(v * 10)) < 1e-9 for v in point.params.values())  # one decimal
+    ctx = sheet_context(d)["example"]
+    assert all(len(p["value"].lstrip("-")) <= 3 for p in ctx["params"])  # 0.8, -1, 0.3 as printed
+
+
+@pytest.mark.parametrize("name", ["linear-rnn", "sigmoid-rnn"])
+def test_the_counting_networks_example_counts_the_ones(name):
+    from derive.sheet import example_point
+
+    point, _ = example_point(derive.derive(derive.load(name), 5))
+    assert float(np.ravel(point.data["y"])[0]) == float(np.sum(point.data["x"]))
+
+
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "mlp"])
+def test_matrix_worked_examples_are_not_degenerate(name):
+    from derive.numbers.draw import defects
+    from derive.sheet.matrix.example import draw_example
+
+    model = derive.load(name)
+    sizes = {s.name: 2 if s.name != "n_h" else 3 for s in model.sizes}
+    params, data, run, _ = draw_example(model, sizes, 3 if model.recurrent else 1, None, None)
+    grads = {}
+    for p in model.parameters:
+        g = np.ravel(np.real(np.asarray(run.gradient(p.name))))
+        grads.update((f"{p.name}{{{i}}}", float(v)) for i, v in enumerate(g))
+    found = defects({x.name: data[x.name] for x in model.inputs}, grads)
+    if name == "gru":  # its two biases of a gate always share their gradient (b_ir and b_hr, ...)
+        found = [f for f in found if not re.search(r"gradients of b_i(\w)\{\d\} and b_h\1\{\d\}|b_h(\w)\{\d\} and b_i\2", f)]
+    assert not found, found
+    assert all(np.allclose(np.round(np.asarray(v, dtype=float), 1), v) for v in params.values())

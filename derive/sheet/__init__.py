@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
-from derive.numbers.check import Point, draw
+from derive.numbers.draw import Point
+from derive.numbers.draw import point as draw_point
 from derive.errors import DeriveError
 from derive.notation import Notation, current, using
-from derive.numbers.compile import scalar_program
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
 from derive.printing.latex import written_order
@@ -29,23 +29,18 @@ from derive.templating import render_latex
 
 VARIANTS = ("solution", "problem")
 VIEWS = ("explicit", "matrix")
-SEED_SEARCH = 64  # default seeds tried for an example in which every gradient is nonzero
+
+
+EXAMPLE_DIGITS = 1  # drawn reals have one decimal: a student can follow the worked example by hand
 
 
 def example_point(d: ScalarDerivation, seed: int | None = None,
                   at: dict[str, float] | None = None) -> tuple[Point, int]:
-    """The worked example's values: ``draw(seed)`` with ``at`` on top. Without a seed, the first
-    seed from 0 whose gradient has no zero entry (a dead unit or all-zero inputs teach nothing)."""
-    steps = d.unrolled.steps
-    if seed is not None:
-        return draw(d.model, steps, seed, at), seed
-    engine = scalar_program(d.model)
-    for s in range(SEED_SEARCH):
-        point = draw(d.model, steps, s, at)
-        grads = engine.run(point.params, point.data, steps).grads
-        if all(abs(float(g)) > 1e-9 for g in grads.values()):
-            return point, s
-    return draw(d.model, steps, 0, at), 0
+    """The worked example's values: ``derive.numbers.draw.point`` from ``seed`` (default 0), ``at`` on top:
+    nothing degenerate (no input zero or equal everywhere, no gradient zero or equal to another), the
+    model's task where it has one (a counter's target is the number of ones), one decimal."""
+    used = 0 if seed is None else seed
+    return draw_point(d.model, d.unrolled.steps, used, at, digits=EXAMPLE_DIGITS), used
 
 
 def sheet_context(d: Derivation, variant: str = "solution", view: str | None = None,
