@@ -302,3 +302,9 @@ def test_matrix_worked_examples_are_not_degenerate(name):
         found = [f for f in found if not re.search(r"gradients of b_i(\w)\{\d\} and b_h\1\{\d\}|b_h(\w)\{\d\} and b_i\2", f)]
     assert not found, found
     assert all(np.allclose(np.round(np.asarray(v, dtype=float), 1), v) for v in params.values())
+
+
+def test_summaries_follow_the_notations_letters():
+    tex = render_sheet(derive.derive(derive.load("lstm"), 3), notation="goodfellow")
+    assert "update a cell state $s$" in tex  # the book's s, as the formulas print the cell state
+    assert "update a cell state c" in _sheet("lstm")

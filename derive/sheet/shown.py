@@ -67,13 +67,17 @@ def step_of(sym: sp.Symbol) -> int:
 
 def prose(text: str, model) -> str:
     """An author's sentence as LaTeX: escaped, except that the model's names with an underscore
-    (W_x, W_rec) are set as the math the formulas print (W_{x}), not as literal underscores."""
+    (W_x, W_rec) are set as the math the formulas print (W_{x}), not as literal underscores, and so are
+    the names the notation in force writes with another letter (a cell state c that the book calls s)."""
     import re
 
     from derive.templating import escape_tex
 
+    from derive.notation import current, current_model
+
+    renamed = current().renames.get(current_model(), {})  # a letter the notation changes (the LSTM's c -> s)
     names = sorted({d.name for group in (model.parameters, model.inputs, model.targets, model.quantities)
-                    for d in group if "_" in d.name}, key=len, reverse=True)
+                    for d in group if "_" in d.name or d.name in renamed}, key=len, reverse=True)
     if not names:
         return escape_tex(text)
     pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
