@@ -90,3 +90,19 @@ def test_way_back_undoes_the_printer_on_every_printed_symbol(name):
             book = latex(sym)
         same = lambda tex: tex.replace(r"{\hat{y}}", r"\hat{y}")  # noqa: E731 (both braced forms print alike)
         assert same(GOODFELLOW.to_default(book, name)) == same(latex(sym)), sym
+
+
+def test_a_gradient_as_a_factor_is_parenthesised_as_the_book_does():
+    """Goodfellow et al. (10.22): (∇_{h^{(t)}} L) h^{(t-1)T}; alone, or as a term, it has no parentheses."""
+    import sympy as sp
+
+    g = naming.delta(naming.generic("h"))
+    h = naming.generic("h", -1)
+    with using("goodfellow", "elman"):
+        assert latex(g * h) == r"\left(\nabla_{h^{(t)}} L\right) h^{(t-1)}"
+        assert latex(g + h) in (r"\nabla_{h^{(t)}} L + h^{(t-1)}", r"h^{(t-1)} + \nabla_{h^{(t)}} L")
+        assert latex(g) == r"\nabla_{h^{(t)}} L"
+        A = sp.MatrixSymbol("delta_a[t]", 3, 1)
+        x = sp.MatrixSymbol("x[t]", 2, 1)
+        assert latex(A * x.T) == r"\left(\nabla_{a^{(t)}} L\right) {x^{(t)}}^{\top}"
+    assert latex(g * h) == r"\delta_{t}^{(h)} h_{t-1}"  # the default notation needs none

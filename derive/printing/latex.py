@@ -9,6 +9,7 @@ from sympy.printing.latex import LatexPrinter
 
 from derive import naming
 from derive import notation as notations
+from derive.printing.symbols import in_notation
 from derive.printing.written import _SYMBOLIC_STEP, as_written, written_order
 
 __all__ = ["Partial", "latex", "latex_lines", "latex_number", "visible_width", "written_order"]
@@ -35,15 +36,36 @@ DOTS = sp.Symbol("DOTS_ELIDED")
 class DeriveLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with our symbol names and a step function written H."""
 
+    _factor = False  # printing a factor of a product: a nabla adjoint is parenthesised, (∇_{h} L) h^T
+
     def _as_ordered_terms(self, expr, order=None):
         return as_written(list(super()._as_ordered_terms(expr, order=order)))
+
+    def _in_product(self, inside: bool, print_it):
+        before, self._factor = self._factor, inside
+        try:
+            return print_it()
+        finally:
+            self._factor = before
+
+    def _print_Mul(self, expr) -> str:
+        return self._in_product(True, lambda: super(DeriveLatexPrinter, self)._print_Mul(expr))
+
+    def _print_MatMul(self, expr) -> str:
+        return self._in_product(True, lambda: super(DeriveLatexPrinter, self)._print_MatMul(expr))
+
+    def _print_Add(self, expr, order=None) -> str:
+        return self._in_product(False, lambda: super(DeriveLatexPrinter, self)._print_Add(expr, order))
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr == DOTS:
             return r"\cdots"
         nt = notations.current()
         if nt is not notations.DEFAULT:
-            return _in_notation(expr, nt, notations.current_model())
+            text = in_notation(expr, nt, notations.current_model())
+            if self._factor and text.startswith(r"\nabla"):  # Goodfellow et al.'s (∇_{h^{(t)}} L) h^{(t-1)T}
+                return rf"\left({text}\right)"
+            return text
         ref = naming.describe(expr)
         if ref.is_delta and "_" in ref.name and (ref.step is not None or ref.offset is not None):
             # naming.latex_name cuts the index of an adjoint wrongly when the quantity's name has
@@ -66,6 +88,9 @@ class DeriveLatexPrinter(LatexPrinter):
 
     # -- matrix notation: Hadamard as \odot, transpose as ^\top, f applied elementwise as f(X)
     def _print_HadamardProduct(self, expr) -> str:
+        return self._in_product(True, lambda: self._hadamard(expr))
+
+    def _hadamard(self, expr) -> str:
         return r" \odot ".join(self.parenthesize(a, 1000) if isinstance(a, (sp.MatAdd, sp.MatMul)) else
                                 self._print(a) for a in hadamard_order(expr.args))
 
@@ -93,6 +118,9 @@ class DeriveLatexPrinter(LatexPrinter):
         return r"\mathbf{1}^{\top}" if expr.shape[0] == 1 and expr.shape[1] != 1 else r"\mathbf{1}"
 
     def _print_MatAdd(self, expr) -> str:
+        return self._in_product(False, lambda: self._mat_add(expr))
+
+    def _mat_add(self, expr) -> str:
         terms = _mat_terms(expr)
         out = self._print(terms[0])
         for t in terms[1:]:
@@ -113,30 +141,6 @@ class DeriveLatexPrinter(LatexPrinter):
 
 
 _LOSS = sp.Symbol("E", real=True)
-_STEP_TEXT = {-1: "t-1", 0: "t", 1: "t+1"}
-
-
-def _in_notation(expr, nt: notations.Notation, model: str) -> str:
-    """A symbol of derive's naming convention written in notation ``nt`` (renames of ``model``)."""
-    ref = naming.describe(expr)
-    root, index = naming.split_entry(ref.name)
-    step: str | None = None
-    if ref.offset is not None:
-        step = _STEP_TEXT[ref.offset]
-    elif ref.step is not None:
-        step = str(ref.step)
-    elif m := _SYMBOLIC_STEP.match(root):  # s_T, delta_o_T, s_T-1: a symbolic step
-        root, step = m["name"], m["k"]
-    if not ref.is_delta and step is None and not index:
-        if root == "E":
-            return nt.loss
-        if root == "T":
-            return nt.last
-    base = nt.loss if root == "E" else nt.symbol(model, root)
-    text = nt.adjoint(base, step) if ref.is_delta else nt.quantity(base, step)
-    if index:
-        return rf"\left[{text}\right]_{{{','.join(map(str, index))}}}"
-    return text
 
 
 def _mat_terms(expr) -> list:
@@ -281,6 +285,9 @@ class _Breaker:
         return self._pack(pieces, "")
 
     def _mul(self, expr: sp.Mul) -> list[str]:
+        return self.p._in_product(True, lambda: self._mul_lines(expr))
+
+    def _mul_lines(self, expr: sp.Mul) -> list[str]:
         # a product too long for a line: its factors, filled into lines that continue with a dot
         sign = ""
         if expr.could_extract_minus_sign():
@@ -299,6 +306,10 @@ class _Breaker:
 
     # -- matrix formulas (the sheets' matrix view): break where the printer puts + and \odot
     def _matrix(self, expr) -> list[str] | None:
+        inside = isinstance(expr, (sp.HadamardProduct, sp.MatMul))
+        return self.p._in_product(inside, lambda: self._matrix_lines(expr))
+
+    def _matrix_lines(self, expr) -> list[str] | None:
         from sympy.matrices.expressions.diagonal import DiagMatrix
         from sympy.printing.precedence import precedence_traditional
 
