@@ -176,3 +176,12 @@ def test_pdf_bytes_are_reproducible(built):
     tex, pdf, _, _ = built[("linear-rnn", "solution")]
     again, _ = compile_tex(tex, "linear-rnn")
     assert again == pdf
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_nearly_empty_last_page(built, name, variant):
+    """The sheet's preamble tightens a sheet whose last page would hold under a fifth of the text height."""
+    from tests.test_sheet_layout import last_page_ok
+
+    assert last_page_ok(built[(name, variant)][2])
