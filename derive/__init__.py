@@ -63,4 +63,12 @@ def _notebook_pieces(d):
     return pieces(d)
 
 
+def _notebook_model(model) -> str:
+    """Model._repr_latex_: the model's equations, as its sheet prints them."""
+    from derive.sheet.notebook import model_latex
+
+    return model_latex(model)
+
+
 display.display_with(_notebook_pieces)
+display.display_models_with(_notebook_model)

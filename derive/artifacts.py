@@ -43,14 +43,23 @@ def artifacts() -> list[Artifact]:
     return sorted(out, key=lambda a: a.path)
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, content: bytes) -> None:
-    """Write content so that a reader sees the old file or the new one, never half of one."""
+    """Write content so that a reader sees the old file or the new one, never half of one; the file's
+    mode is what open() would give it under the user's umask (mkstemp's own is 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; a new file's mode comes from the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

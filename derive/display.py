@@ -14,3 +14,12 @@ def display_with(render: Callable[[object], object]) -> None:
     """Install ``render(derivation) -> pieces`` (objects with ``_repr_latex_``)."""
     global renderer  # noqa: PLW0603 (one hook, set once by derive/__init__.py)
     renderer = render
+
+
+model_renderer: Callable[[object], str] | None = None
+
+
+def display_models_with(render: Callable[[object], str]) -> None:
+    """Install ``render(model) -> LaTeX`` (a Model's ``_repr_latex_``)."""
+    global model_renderer  # noqa: PLW0603 (one hook, set once by derive/__init__.py)
+    model_renderer = render

@@ -79,10 +79,20 @@ class Model:
     source: str = field(default="", compare=False)
     sizes: tuple[Declaration, ...] = ()  # vector models: the symbolic sizes (role 'size')
     options: tuple[tuple[str, str], ...] = ()  # the choices this model was loaded with
+    # every sum's terms in the order the author wrote them (SymPy sorts a sum's terms; sheets print them
+    # as written); in the repr, so that derive()'s cache (keyed by it) hands a sheet its own order
+    written_order: tuple[tuple[sp.Expr, ...], ...] = field(default=(), compare=False)
 
     @property
     def is_vector(self) -> bool:
         return bool(self.sizes)
+
+    def _repr_latex_(self) -> str | None:
+        """Jupyter: the equations, as the model's sheet prints them (the renderer is the sheet's, installed
+        by the package face; without it, Jupyter falls back to the repr)."""
+        from derive import display
+
+        return display.model_renderer(self) if display.model_renderer is not None else None
 
     @property
     def parameter_symbols(self) -> tuple[sp.Symbol, ...]:

@@ -376,3 +376,12 @@ def test_hostile_text_in_a_vector_spec_prints_literally(tmp_path):
     for needle in LITERAL:
         assert needle in text, needle
     assert not Path("/tmp/derive-pwned-m").exists()
+
+
+@pytest.mark.parametrize("name", VECTOR)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_nearly_empty_last_page(built, name, variant):
+    """The sheet's preamble tightens a sheet whose last page would hold under a fifth of the text height."""
+    from tests.test_sheet_layout import last_page_ok
+
+    assert last_page_ok(built[(name, variant)][2])

@@ -141,7 +141,8 @@ def test_hostile_text_compiles_and_prints_literally(tmp_path, variant):
     spec = tmp_path / "hostile.toml"
     spec.write_text(HOSTILE)
     assert main(["sheet", str(spec), "--variant", variant, "-o", str(tmp_path), "--pdf"]) == 0
-    text = _flat(pdf_text((tmp_path / "hostile.pdf").read_bytes()).decode("utf-8"))
+    stem = "hostile-problem" if variant == "problem" else "hostile"  # the problem sheet beside the solution
+    text = _flat(pdf_text((tmp_path / f"{stem}.pdf").read_bytes()).decode("utf-8"))
     for needle in LITERAL:
         assert needle in text, needle
     assert not Path("/tmp/derive-pwned").exists()
@@ -175,3 +176,12 @@ def test_pdf_bytes_are_reproducible(built):
     tex, pdf, _, _ = built[("linear-rnn", "solution")]
     again, _ = compile_tex(tex, "linear-rnn")
     assert again == pdf
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_nearly_empty_last_page(built, name, variant):
+    """The sheet's preamble tightens a sheet whose last page would hold under a fifth of the text height."""
+    from tests.test_sheet_layout import last_page_ok
+
+    assert last_page_ok(built[(name, variant)][2])

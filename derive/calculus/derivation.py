@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import sympy as sp
 
-from derive import naming
+from derive import display, naming
 from derive.calculus.bptt import ScalarDerivation, bptt
 from derive.calculus.cell import StepKind, step_kind
 from derive.calculus.matrix import MatrixCell, MatrixStep, is_matrix
@@ -129,6 +129,16 @@ class MatrixDerivation:
 
     def backward(self, kind: StepKind) -> MatrixStep:
         return self.cell.backward(kind)
+
+    def pieces(self):
+        """The matrix view's parts as the sheet shows them, each rendered by Jupyter (derive.sheet.notebook)."""
+        if display.renderer is None:
+            raise DeriveError("no display for derivations: import derive (its package face installs the sheet's)")
+        return display.renderer(self)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the equations, the backward pass of one step and one gradient term, rendered."""
+        return self.pieces()._repr_latex_()
 
     def backward_steps(self) -> tuple[tuple[int, MatrixStep], ...]:
         return tuple((k, self.cell.backward(step_kind(self.model, k, self.steps)))

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.notation import NOTATIONS
 
 NAME = "sheet"
 HELP = "write the LaTeX derivation sheet of a model (--pdf: build it)"
-DESCRIPTION = ("Write DIR/<model>.tex: the model, its unrolled graph, forward pass, loss, the backward pass "
+DESCRIPTION = ("Write DIR/<model>.tex (the problem variant DIR/<model>-problem.tex): the "
+               "model, its unrolled graph, forward pass, loss, the backward pass "
                "in three forms, the update rule, vanishing and exploding gradients, and a worked numeric "
                "example ending in a gradient check. --variant problem replaces the derivations by questions "
                "and answer boxes. --pdf also builds DIR/<model>.pdf with LaTeX (shell escape off). Vector "
@@ -31,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="values for the worked example, e.g. W_rec=0.5,x_2=1 (the rest drawn from --seed)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for the example's values (default: the first seed whose gradient has no zero)")
+    parser.add_argument("--notation", choices=list(NOTATIONS), default="default",
+                        help="the symbols: default (E, s_t, delta, T) or goodfellow (Deep Learning 10.2.2: L, h^(t), "
+                        "the gradient nabla_{h^(t)} L, tau for the last step, U W V b c o yhat)")
     parser.add_argument("-o", "--out", default=".", metavar="DIR", help="folder to write to (default .)")
     parser.add_argument("--pdf", action="store_true", help="also build the PDF (needs pdflatex)")
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
@@ -116,16 +121,22 @@ def run(args: argparse.Namespace) -> int:
     elif matrix:
         sizes = example_sizes(model, args.sizes)
     tex = render_sheet(d, variant=args.variant, view=args.view, seed=args.seed, at=at, sizes=sizes,
-                       truncate=args.truncate)
+                       truncate=args.truncate, notation=args.notation)
     out = Path(args.out)
-    stem = file_stem(model.name)
+    # the problem sheet beside the solution, never over it
+    stem = file_stem(model.name) + ("-problem" if args.variant == "problem" else "")
+    pdf_path = out / f"{stem}.pdf"
     write_atomic(out / f"{stem}.tex", tex.encode("utf-8"))
     print(f"wrote {out / (stem + '.tex')}")
     if args.pdf:
         from derive.sheet.pdf import compile_tex
 
-        pdf, _ = compile_tex(tex, stem)
-        write_atomic(out / f"{stem}.pdf", pdf)
-        print(f"wrote {out / (stem + '.pdf')}")
+        try:
+            pdf, _ = compile_tex(tex, stem)
+        except DeriveError:
+            pdf_path.unlink(missing_ok=True)  # an old PDF beside the new .tex would pass for its build
+            raise
+        write_atomic(pdf_path, pdf)
+        print(f"wrote {pdf_path}")
     sys.stdout.flush()
     return 0

@@ -8,6 +8,11 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from derive import naming
+from derive import notation as notations
+from derive.printing.symbols import in_notation
+from derive.printing.written import _SYMBOLIC_STEP, as_written, written_order
+
+__all__ = ["Partial", "latex", "latex_lines", "latex_number", "visible_width", "written_order"]
 
 
 def hadamard_order(args) -> list:
@@ -27,15 +32,40 @@ def hadamard_order(args) -> list:
 # The elision of a long sum or product on a sheet (t_1 + t_2 + \cdots + t_T): a symbol that prints as dots.
 DOTS = sp.Symbol("DOTS_ELIDED")
 
-_SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")
-
 
 class DeriveLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with our symbol names and a step function written H."""
 
+    _factor = False  # printing a factor of a product: a nabla adjoint is parenthesised, (∇_{h} L) h^T
+
+    def _as_ordered_terms(self, expr, order=None):
+        return as_written(list(super()._as_ordered_terms(expr, order=order)))
+
+    def _in_product(self, inside: bool, print_it):
+        before, self._factor = self._factor, inside
+        try:
+            return print_it()
+        finally:
+            self._factor = before
+
+    def _print_Mul(self, expr) -> str:
+        return self._in_product(True, lambda: super(DeriveLatexPrinter, self)._print_Mul(expr))
+
+    def _print_MatMul(self, expr) -> str:
+        return self._in_product(True, lambda: super(DeriveLatexPrinter, self)._print_MatMul(expr))
+
+    def _print_Add(self, expr, order=None) -> str:
+        return self._in_product(False, lambda: super(DeriveLatexPrinter, self)._print_Add(expr, order))
+
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr == DOTS:
             return r"\cdots"
+        nt = notations.current()
+        if nt is not notations.DEFAULT:
+            text = in_notation(expr, nt, notations.current_model())
+            if self._factor and text.startswith(r"\nabla"):  # Goodfellow et al.'s (∇_{h^{(t)}} L) h^{(t-1)T}
+                return rf"\left({text}\right)"
+            return text
         ref = naming.describe(expr)
         if ref.is_delta and "_" in ref.name and (ref.step is not None or ref.offset is not None):
             # naming.latex_name cuts the index of an adjoint wrongly when the quantity's name has
@@ -58,6 +88,9 @@ class DeriveLatexPrinter(LatexPrinter):
 
     # -- matrix notation: Hadamard as \odot, transpose as ^\top, f applied elementwise as f(X)
     def _print_HadamardProduct(self, expr) -> str:
+        return self._in_product(True, lambda: self._hadamard(expr))
+
+    def _hadamard(self, expr) -> str:
         return r" \odot ".join(self.parenthesize(a, 1000) if isinstance(a, (sp.MatAdd, sp.MatMul)) else
                                 self._print(a) for a in hadamard_order(expr.args))
 
@@ -85,8 +118,10 @@ class DeriveLatexPrinter(LatexPrinter):
         return r"\mathbf{1}^{\top}" if expr.shape[0] == 1 and expr.shape[1] != 1 else r"\mathbf{1}"
 
     def _print_MatAdd(self, expr) -> str:
-        # positive terms first, so 1 - h*h reads as a textbook writes it
-        terms = sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
+        return self._in_product(False, lambda: self._mat_add(expr))
+
+    def _mat_add(self, expr) -> str:
+        terms = _mat_terms(expr)
         out = self._print(terms[0])
         for t in terms[1:]:
             coeff, rest = t.as_coeff_mmul()
@@ -99,7 +134,22 @@ class DeriveLatexPrinter(LatexPrinter):
     def _print_Partial(self, expr: Partial) -> str:
         num, den = (self._print(a) for a in expr.args[:2])
         plus = "^{+}" if len(expr.args) == 3 and expr.args[2] else ""
+        nt = notations.current()
+        if not plus and expr.args[0] == _LOSS and nt.adjoint_style == "nabla":
+            return nt.gradient_frac(den)
         return rf"\frac{{\partial{plus} {num}}}{{\partial {den}}}"
+
+
+_LOSS = sp.Symbol("E", real=True)
+
+
+def _mat_terms(expr) -> list:
+    """A matrix sum's terms as printed: as the author wrote them, else positive terms first (so 1 - h*h
+    reads as a textbook writes it)."""
+    written = as_written(list(expr.args))
+    if written != list(expr.args):
+        return written
+    return sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
 
 
 def _raisable(text: str) -> str:
@@ -235,6 +285,9 @@ class _Breaker:
         return self._pack(pieces, "")
 
     def _mul(self, expr: sp.Mul) -> list[str]:
+        return self.p._in_product(True, lambda: self._mul_lines(expr))
+
+    def _mul_lines(self, expr: sp.Mul) -> list[str]:
         # a product too long for a line: its factors, filled into lines that continue with a dot
         sign = ""
         if expr.could_extract_minus_sign():
@@ -253,11 +306,15 @@ class _Breaker:
 
     # -- matrix formulas (the sheets' matrix view): break where the printer puts + and \odot
     def _matrix(self, expr) -> list[str] | None:
+        inside = isinstance(expr, (sp.HadamardProduct, sp.MatMul))
+        return self.p._in_product(inside, lambda: self._matrix_lines(expr))
+
+    def _matrix_lines(self, expr) -> list[str] | None:
         from sympy.matrices.expressions.diagonal import DiagMatrix
         from sympy.printing.precedence import precedence_traditional
 
         if isinstance(expr, sp.MatAdd):  # the terms in _print_MatAdd's order and signs
-            terms = sorted(expr.args, key=lambda a: sp.Mul(*a.as_coeff_mmul()[:1]).is_negative is True)
+            terms = _mat_terms(expr)
             pieces = []
             for i, term in enumerate(terms):
                 coeff, rest = term.as_coeff_mmul()

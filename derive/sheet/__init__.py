@@ -17,14 +17,18 @@ import sympy as sp
 
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
-from derive.numbers.check import Point, draw
+from derive.numbers.draw import Point
+from derive.numbers.draw import point as draw_point
 from derive.errors import DeriveError
 from derive.numbers.compile import scalar_program
 from derive.numbers.distinct import clashes
 from derive.printing.latex import latex
+from derive.notation import Notation, current, using
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
+from derive.printing.latex import written_order
 from derive.sheet.graph import graph_context
+from derive.sheet.shown import loss_words, prose, uses_step_function
 from derive.sheet.vanishing import vanishing_context
 from derive.templating import render_latex
 
@@ -35,26 +39,31 @@ DISTINCT_CHUNK = 8  # seeds whose catalogued mistakes are compared at once
 FREE_SEED, FREE_POINTS = 1000, 4  # random points that tell a clash from the same expression
 
 
+EXAMPLE_DIGITS = 1  # drawn reals have one decimal: a student can follow the worked example by hand
+
+
 def example_point(d: ScalarDerivation, seed: int | None = None,
                   at: dict[str, float] | None = None, distinct: bool = False) -> tuple[Point, int]:
-    """The worked example's values: ``draw(seed)`` with ``at`` on top. Without a seed, the first
-    seed from 0 whose gradient has no zero entry (a dead unit or all-zero inputs teach nothing);
-    ``distinct``: of those, the first at which every catalogued mistake gives a number of its own
-    (derive.numbers.distinct), else the one with the fewest mistakes equal to the right gradient."""
+    """The worked example's values: ``derive.numbers.draw.point`` from ``seed``, ``at`` on top: nothing
+    degenerate (no input zero or equal everywhere, no gradient zero or equal to another), the model's
+    task where it has one (a counter's target is the number of ones), one decimal. Without a seed, the
+    first seed from 0 whose gradient has no zero entry; ``distinct``: of those, the first at which every
+    catalogued mistake gives a number of its own (derive.numbers.distinct), else the one with the fewest
+    mistakes equal to the right gradient."""
     steps = d.unrolled.steps
     if seed is not None:
-        return draw(d.model, steps, seed, at), seed
+        return draw_point(d.model, steps, seed, at, digits=EXAMPLE_DIGITS), seed
     engine = scalar_program(d.model)
     useful = []
     for s in range(SEED_SEARCH):
-        point = draw(d.model, steps, s, at)
+        point = draw_point(d.model, steps, s, at, digits=EXAMPLE_DIGITS)
         grads = engine.run(point.params, point.data, steps).grads
         if all(abs(float(g)) > 1e-9 for g in grads.values()):
             if not distinct:
                 return point, s
             useful.append((s, point))
     if not useful:
-        return draw(d.model, steps, 0, at), 0
+        return draw_point(d.model, steps, 0, at, digits=EXAMPLE_DIGITS), 0
     best, free = None, free_points(d)
     for start in range(0, len(useful), DISTINCT_CHUNK):  # a chunk at a time: the first usually has one
         chunk = useful[start:start + DISTINCT_CHUNK]
@@ -69,7 +78,7 @@ def example_point(d: ScalarDerivation, seed: int | None = None,
 
 def free_points(d: ScalarDerivation) -> list[Point]:
     """Random values (no --at) at which two expressions that agree are the same expression."""
-    return [draw(d.model, d.unrolled.steps, FREE_SEED + k) for k in range(FREE_POINTS)]
+    return [draw_point(d.model, d.unrolled.steps, FREE_SEED + k) for k in range(FREE_POINTS)]
 
 
 def distinct_context(d: ScalarDerivation, point: Point, chosen: bool = False) -> dict:
@@ -91,7 +100,14 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
                   seed: int | None = None, at: dict[str, float] | None = None,
                   sizes: dict[str, int] | None = None) -> dict:
     """Everything a sheet shows, as data for the templates: the explicit view of a scalar Derivation,
-    the matrix view of a matrix one (``sizes``: its worked example's, default 2 each)."""
+    the matrix view of a matrix one (``sizes``: its worked example's, default 2 each). Sums print in
+    the order the spec's author wrote them; symbols in the notation in force (derive.notation.using)."""
+    with written_order(d.model):
+        return _sheet_context(d, variant, view, seed, at, sizes)
+
+
+def _sheet_context(d: Derivation, variant: str, view: str | None, seed: int | None,
+                   at: dict[str, float] | None, sizes: dict[str, int] | None) -> dict:
     if variant not in VARIANTS:
         raise DeriveError(f"unknown variant '{variant}': choose {' or '.join(VARIANTS)}")
     if d.kind == "matrix":
@@ -108,7 +124,7 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
     point, used_seed = example_point(d, seed, at, distinct=True)
     model = d.model
     return {
-        "title": model.title, "summary": model.summary, "name": model.name,
+        "title": model.title, "summary": prose(model.summary, model), "name": model.name,
         "recurrent": model.recurrent, "steps": d.unrolled.steps, "variant": variant,
         "solution": variant == "solution", "view": view,
         "model": ctx.model_context(d),
@@ -121,13 +137,19 @@ def sheet_context(d: Derivation, variant: str = "solution", view: str | None = N
         "vanishing": vanishing_context(d, point, used_seed),
         "example": example_context(d, point, used_seed),
         "distinct": distinct_context(d, point, chosen=seed is None and not at),
-        "at": sorted(at) if at else [],
+        "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),
     }
 
 
 def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | None = None,
                          at: dict[str, float] | None = None, sizes: dict[str, int] | None = None) -> dict:
     """Everything the matrix view of a matrix Derivation's sheet shows, as data for the templates."""
+    with written_order(d.model):
+        return _matrix_sheet_context(d, variant, seed, at, sizes)
+
+
+def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dict[str, float] | None,
+                          sizes: dict[str, int] | None) -> dict:
     import sympy as sp
     from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
@@ -159,24 +181,27 @@ def matrix_sheet_context(d: Derivation, variant: str = "solution", seed: int | N
         if model.recurrent else {"steps": PLOT_STEPS, "curves": []}
     options = [f"{k} = {v}" for k, v in model.options]
     return {
-        "title": model.title, "summary": model.summary, "name": model.name, "recurrent": model.recurrent,
+        "title": model.title, "summary": prose(model.summary, model), "name": model.name, "recurrent": model.recurrent,
         "steps": steps, "variant": variant, "solution": variant == "solution", "view": "matrix",
         "options": options, "functions": functions,
-        "loss_description": model.loss.description, "loss_over": model.loss.over,
+        "loss_description": loss_words(model), "loss_over": model.loss.over,
         "adjoint": {"symbol": latex(cell.sym(first, 0, True)), "of": latex(cell.sym(first))},
         "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot,
-        "at": sorted(at) if at else [],
+        "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),
     }
 
 
 def render_sheet(d: Derivation, variant: str = "solution", view: str | None = None,
                  seed: int | None = None, at: dict[str, float] | None = None,
-                 sizes: dict[str, int] | None = None, truncate: int | None = None) -> str:
-    """The LaTeX source of the derivation sheet; ``truncate``: add the section on truncated BPTT (K steps)."""
-    context = sheet_context(d, variant, view, seed, at, sizes)
-    if truncate is not None:
-        from derive.sheet.truncated_section import truncated_context
+                 sizes: dict[str, int] | None = None, truncate: int | None = None,
+                 notation: str | Notation | None = None) -> str:
+    """The LaTeX source of the derivation sheet, in ``notation`` (a name of derive.notation.NOTATIONS;
+    default: derive's own); ``truncate``: add the section on truncated BPTT (K steps)."""
+    with using(notation, d.model.name):
+        context = sheet_context(d, variant, view, seed, at, sizes)
+        if truncate is not None:
+            from derive.sheet.truncated_section import truncated_context
 
-        point = example_point(d, seed, at)[0] if d.kind == "scalar" else None
-        context["truncated"] = truncated_context(d, truncate, point)
-    return render_latex("sheet/sheet.tex.j2", **context)
+            point = example_point(d, seed, at, distinct=True)[0] if d.kind == "scalar" else None
+            context["truncated"] = truncated_context(d, truncate, point)
+        return render_latex("sheet/sheet.tex.j2", **context)

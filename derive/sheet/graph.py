@@ -34,7 +34,8 @@ def _label(expr: sp.Expr, src: sp.Symbol, params: list) -> str:
     """The weights that multiply ``src`` somewhere in ``expr`` (W_rec on s_{t-1} -> s_t)."""
     used = set()
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, (sp.Mul, sp.MatMul)) and src in node.args:  # W h (matrix view) or W*s
+        # W h (matrix view), W*s, p ⊙ c (a peephole)
+        if isinstance(node, (sp.Mul, sp.MatMul, sp.HadamardProduct)) and src in node.args:
             used |= {a for a in node.args if a in params}
     return ", ".join(latex(p) for p in params if p in used)
 
@@ -99,7 +100,20 @@ def graph_layout(model, steps: int, cell, params: list) -> dict:
                 if ref.offset == 0 and (ref.name, ci) in ids:
                     edges.append({"src": ids[(ref.name, ci)], "dst": ids[("E", ci)], "dashed": False,
                                   "label": "", "bend": loss_row - rows[ref.name] > 1, "side": ""})
+    nodes, edges = _read_by_the_loss(nodes, edges)
     return {"nodes": nodes, "edges": edges, "elided": None in columns}
+
+
+def _read_by_the_loss(nodes: list, edges: list) -> tuple[list, list]:
+    """Only what the loss reads, directly or through later steps: a many-to-one network's outputs
+    before step T feed nothing, so the graph does not draw them."""
+    needed = {n["id"] for n in nodes if n["kind"] == "loss"}
+    grew = True
+    while grew:
+        more = {e["src"] for e in edges if e["dst"] in needed} - needed
+        needed |= more
+        grew = bool(more)
+    return [n for n in nodes if n["id"] in needed], [e for e in edges if e["src"] in needed and e["dst"] in needed]
 
 
 def _static(model, cell, shown: list, inputs: list, params: list) -> dict:

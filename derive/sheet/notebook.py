@@ -10,6 +10,9 @@ SymPy objects); the layout is templates/sheet/notebook.tex.j2. Vector models (ma
     >>> m = pieces(derive.derive(derive.load("lstm"), 3))
     >>> m.deltas          # the adjoints of one step, the gate inputs named once
     >>> m.jacobians       # the one-step Jacobian blocks of derive.numbers.norms
+
+Displayed whole (``_repr_latex_``, a Derivation's and a Model's own): the equations, the backward pass
+and one gradient; a Model shows its equations.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from derive.calculus.bptt import ScalarDerivation
+from derive.printing.latex import written_order
 from derive.sheet.scalar import context as ctx
 from derive.sheet.shown import Shown
 from derive.templating import render_latex
@@ -24,10 +28,10 @@ from derive.templating import render_latex
 
 @dataclass(frozen=True)
 class Equations:
-    """A list of equations (None: elided steps) that renders itself in Jupyter."""
+    """A list of equations (None: elided steps; "gap": an empty row) that renders itself in Jupyter."""
 
     title: str
-    items: tuple[Shown | None, ...]
+    items: tuple[Shown | str | None, ...]
 
     def _repr_latex_(self) -> str:
         return render_latex("sheet/notebook.tex.j2", items=self.items).strip()
@@ -44,7 +48,8 @@ class Pieces:
 
     @cached_property
     def forward(self) -> Equations:
-        f = ctx.forward_context(self.d)
+        with written_order(self.d.model):
+            f = ctx.forward_context(self.d)
         return Equations("forward pass", tuple(f["initial"]) + tuple(ctx.flat(f["steps"])))
 
     @cached_property
@@ -67,8 +72,17 @@ class Pieces:
         c = ctx.closed_form_context(self.d)
         return Equations("closed form (form c)", tuple(i["eq"] for i in c["items"] if i["eq"] is not None))
 
+    @cached_property
+    def equations(self) -> Equations:
+        """The model at a generic step t, its initial values and its loss."""
+        with written_order(self.d.model):
+            m = ctx.model_context(self.d)
+        return Equations("equations", (*(e["eq"] for e in m["equations"]), *m["initial"], m["loss"]))
+
     def _repr_latex_(self) -> str:
-        return Equations("derivation", self.deltas.items + self.gradients.items)._repr_latex_()
+        """The equations, the backward pass (the delta recursion) and one gradient (the first parameter's)."""
+        return Equations("derivation", (*self.equations.items, "gap", *self.deltas.items, "gap",
+                                        *self.gradients.items[:1]))._repr_latex_()
 
 
 def pieces(d) -> Pieces | MatrixPieces:
@@ -84,7 +98,8 @@ class MatrixPieces:
         from derive.sheet.matrix.context import symbolic_context
 
         self.model, self.steps = d.model, d.steps
-        self.ctx = symbolic_context(d)
+        with written_order(d.model):
+            self.ctx = symbolic_context(d)
 
     @cached_property
     def forward(self) -> Equations:
@@ -111,7 +126,28 @@ class MatrixPieces:
         v = self.ctx["vanishing"]
         return Equations("one-step Jacobians", tuple(v["entries"]) if v["recurrent"] else ())
 
+    @cached_property
+    def equations(self) -> Equations:
+        """The model at a generic step t, its initial values and its loss."""
+        m = self.ctx["model"]
+        return Equations("equations", (*(e["eq"] for e in m["equations"]), *m["initial"], m["loss"]))
+
+    @property
+    def backward(self) -> Equations:
+        """The backward pass: the adjoints of one step (the same as ``deltas``)."""
+        return self.deltas
+
     def _repr_latex_(self) -> str:
-        return Equations("derivation", (*self.deltas.items, None, *self.gradients.items))._repr_latex_()
+        """The equations, the backward pass and one gradient term (the first parameter's)."""
+        return Equations("derivation", (*self.equations.items, "gap", *self.deltas.items, "gap",
+                                        *self.gradients.items[:1]))._repr_latex_()
+
+
+def model_latex(model) -> str:
+    """A Model in Jupyter: its equations, derived at the default number of steps (the calculus is
+    cached, so displaying the Derivation afterwards costs nothing more)."""
+    from derive.calculus.derivation import derive
+
+    return pieces(derive(model, None)).equations._repr_latex_()
 
 

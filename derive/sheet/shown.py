@@ -63,3 +63,67 @@ def step_of(sym: sp.Symbol) -> int:
     """The step of a per-step symbol (a static model's symbols are step 1)."""
     step = naming.describe(sym).step
     return 1 if step is None else step
+
+
+def prose(text: str, model) -> str:
+    """An author's sentence as LaTeX: escaped, except that the model's names with an underscore
+    (W_x, W_rec) are set as the math the formulas print (W_{x}), not as literal underscores, and so are
+    the names the notation in force writes with another letter (a cell state c that the book calls s)."""
+    import re
+
+    from derive.templating import escape_tex
+
+    from derive.notation import current, current_model
+
+    renamed = current().renames.get(current_model(), {})  # a letter the notation changes (the LSTM's c -> s)
+    names = sorted({d.name for group in (model.parameters, model.inputs, model.targets, model.quantities)
+                    for d in group if "_" in d.name or d.name in renamed}, key=len, reverse=True)
+    if not names:
+        return escape_tex(text)
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        out += [escape_tex(text[last:m.start()]), f"${latex(naming.base(m.group()))}$"]
+        last = m.end()
+    return "".join([*out, escape_tex(text[last:])])
+
+
+def uses_step_function(model) -> bool:
+    """Whether a derivative on the sheet prints H(.), the unit step (relu's, leaky_relu's)."""
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    from derive.ops import OPS
+
+    classes: set = set()
+    exprs = [model.loss.expr, *(e for q in model.quantities for e in (q.equation, q.last) if e is not None)]
+    for expr in exprs:
+        for node in sp.preorder_traversal(expr):
+            if isinstance(node, ElementwiseApplyFunction):
+                f = node.function
+                classes |= {type(n) for n in sp.preorder_traversal(f.expr)} if isinstance(f, sp.Lambda) else {f}
+            elif isinstance(node, sp.Function):
+                classes.add(type(node))
+    x = sp.Symbol("x", real=True)
+    for op in OPS.values():
+        if op.function in classes:
+            args = (x, *[sp.Rational(1, 10)] * (op.arity - 1))
+            if sp.sympify(op.derivative(args, op.function(*args))).has(sp.Heaviside):
+                return True
+    return False
+
+
+_OVER_WORDS = {"sum": ", summed over the steps", "final": " at the last step"}
+
+
+def loss_words(model) -> str:
+    """The loss's description as the sheet prints it. The author describes the loss of the spec as written;
+    an option that changes what it sums over (--many-to-one) would leave "summed over the steps" beside a
+    last-step loss, so the words about the steps follow the loss the sheet shows."""
+    text = model.loss.description
+    if not model.recurrent or not any(w.lstrip(", ") in text for w in _OVER_WORDS.values()):
+        return text
+    for words in _OVER_WORDS.values():
+        text = text.replace(words, "").replace(words.lstrip(", "), "").rstrip(" ,")
+    if model.loss.over == "final":
+        text = text.replace("of the targets", "of the target")
+    return text + _OVER_WORDS[model.loss.over]

@@ -161,6 +161,8 @@ class _Builder(EquationReader):
             parameters=self.params, inputs=self.inputs, targets=self.targets,
             quantities=tuple(self.quantities), loss=loss, source=self.source,
             sizes=self.sizes, options=tuple(sorted(self.chosen.items())),
+            written_order=self.written_order([loss.expr, *(e for q in self.quantities
+                                                           for e in (q.equation, q.last, q.initial) if e is not None)]),
         )
 
     def check_parameters_read(self, loss: Loss) -> None:

@@ -82,9 +82,39 @@ class EquationReader:
             if bits * abs(right) > MAX_RESULT_BITS:  # ((1000^64)^64)^64)^64 has 50 million digits
                 self.fail(f"{where}: a number raised to this power is too large", ctx["text"])
         try:
-            return combine(node.op, left, right)
+            result = combine(node.op, left, right)
         except ShapeError as exc:
             self.fail(f"{where}: {exc} in '{shown(ctx['text'], 80)}'", ctx["text"])
+        if node.op in ("+", "-"):
+            self.remember_order(left, -right if node.op == "-" else right, result)
+        return result
+
+    def remember_order(self, left, right, result) -> None:
+        """Keep the order in which the author wrote a sum's terms (b + W h + U x): SymPy sorts them, the
+        sheets print them as written (Model.written_order)."""
+        written = self.__dict__.setdefault("_written", {})
+        if not isinstance(result, (sp.Add, sp.MatAdd)):
+            return
+        terms = [*written.get(left, [left]), right] if isinstance(left, (sp.Add, sp.MatAdd)) else [left, right]
+        ones = sp.OneMatrix(*result.shape) if isinstance(result, sp.MatAdd) else None
+
+        def place(arg) -> int | None:
+            hits = [i for i, w in enumerate(terms) if arg == w or (ones is not None and arg == sp.MatMul(w, ones))]
+            return hits[0] if len(hits) == 1 else None
+
+        places = [place(a) for a in result.args]
+        if None not in places and len(set(places)) == len(places) == len(terms):
+            written[result] = [a for _, a in sorted(zip(places, result.args, strict=True), key=lambda pa: pa[0])]
+
+    def written_order(self, exprs) -> tuple[tuple, ...]:
+        """The written order of every sum that appears in ``exprs``."""
+        written = self.__dict__.get("_written", {})
+        seen: list = []
+        for expr in exprs:
+            for node in sp.preorder_traversal(expr):
+                if node in written and tuple(written[node]) not in seen:
+                    seen.append(tuple(written[node]))
+        return tuple(seen)
 
     def operand(self, node, ctx) -> sp.Expr:
         where = f"{ctx['key']} of '{ctx['owner']}'"

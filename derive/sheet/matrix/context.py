@@ -265,7 +265,13 @@ def vanishing_context(model: Model, cell: MatrixCell) -> dict:
     scaled = plot_weights(model, [e.rhs for e in entries])  # the n_h x n_h weights in the Jacobians (not b_hn)
     weights = sorted((m for m in params if str(m.name) in scaled), key=str)
     blocks = [[latex(Partial(cell.sym(r), cell.sym(q, -1))) for q in states] for r in states]
-    return {"recurrent": True, "single": len(states) == 1, "entries": entries, "exact": exact, "bound": bound,
+    from derive.sheet.matrix.jacobians import factored_jacobians
+
+    factored = factored_jacobians(model, cell)  # what the sheet prints: a path through c_t once, by name
+    shown = [show(Partial(cell.sym(r), cell.sym(q, -1)), factored[(r, q)]) for r in states for q in states
+             if (r, q) in factored]
+    return {"recurrent": True, "single": len(states) == 1, "entries": entries, "shown": shown, "exact": exact,
+            "bound": bound,
             "blocks": blocks,
             "states": [latex(cell.sym(s)) for s in states],
             "state_T": [latex(naming.at_step(s, "T")) for s in states],

@@ -18,65 +18,36 @@ import sympy as sp
 from derive import naming
 from derive.calculus.cell import step_kind
 from derive.numbers.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, draw_arrays, relative_error
+from derive.numbers.draw import arrays as draw_arrays_clean
 from derive.numbers.compile import MatrixProgram
-from derive.errors import DeriveError, did_you_mean
+from derive.errors import DeriveError
 from derive.calculus.matrix import concrete_shape
 from derive.model import Model
 from derive.printing.latex import latex, latex_number
 from derive.sheet.shown import pick
 
 CHECK_TOLERANCE = 1e-6
-SEED_SEARCH = 32
 PLOT_STEPS = 20
 SCALES = (0.5, 1.0, 2.0, 4.0)  # spectral norms the recurrent weights are scaled to for the plot
 PLOT_RANGE = (1e-12, 1e12)
 
 
 # -- values ---------------------------------------------------------------------------------
-def apply_at(model: Model, params: dict, data: dict, steps: int, at: dict[str, float]) -> None:
-    """--at for a vector model: a parameter name sets every entry; x_2 every entry of the input at
-    step 2; y_2 (or y) the class index at step 2."""
-    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-    for name, value in at.items():
-        if name in params:
-            params[name] = np.zeros_like(np.asarray(params[name], dtype=float)) + value
-            continue
-        base, _, k = name.rpartition("_")
-        target = name if name in data and name not in per_step else None
-        index = None
-        if base in per_step and k.isdigit():
-            if not 1 <= int(k) <= steps:
-                raise DeriveError(f"--at {name}: step {k} is outside 1..{steps}")
-            target, index = base, int(k) - 1
-        if target is None:
-            known = list(params) + [f"{n}_{j}" for n in per_step for j in range(1, steps + 1)] + \
-                [n for n in data if n not in per_step]
-            raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, known)}")
-        if model.declaration(target).classes and value != int(value):
-            raise DeriveError(f"--at {name}: a class index is a whole number")
-        arr = data[target] if index is None else data[target][index]
-        arr[...] = value
+EXAMPLE_DIGITS = 1  # drawn reals have one decimal: a student can follow the worked example by hand
 
 
 def draw_example(model: Model, sizes: dict[str, int], steps: int, seed: int | None, at: dict | None):
-    """Parameters and data for the worked example: ``seed``, or the first seed from 0 whose gradient
-    has no zero entry (a dead unit teaches nothing)."""
+    """Parameters and data for the worked example: ``derive.numbers.draw.arrays`` from ``seed`` (default 0),
+    ``at`` on top, nothing degenerate (no input zero or equal everywhere, no gradient entry zero or equal to
+    another), one decimal."""
     classes = {d.name: sizes[d.classes] for d in model.targets if d.classes}
     for name, value in (at or {}).items():
         base = name.rpartition("_")[0] if name.rpartition("_")[2].isdigit() else name
-        if base in classes and not 0 <= value < classes[base]:
-            raise DeriveError(f"--at {name}: a class index is from 0 to {classes[base] - 1}")
-    seeds = [seed] if seed is not None else range(SEED_SEARCH)
-    compiled = MatrixProgram(model, sizes, batch=False)
-    for s in seeds:
-        params, data = draw_arrays(model, sizes, steps, s)
-        apply_at(model, params, data, steps, at or {})
-        run = compiled.run(params, data, steps)
-        if seed is not None or all(np.all(np.abs(run.gradient(p.name)) > 1e-9) for p in model.parameters):
-            return params, data, run, s
-    params, data = draw_arrays(model, sizes, steps, 0)
-    apply_at(model, params, data, steps, at or {})
-    return params, data, compiled.run(params, data, steps), 0
+        if base in classes and not (value == int(value) and 0 <= value < classes[base]):
+            raise DeriveError(f"--at {name}: a class index is a whole number from 0 to {classes[base] - 1}")
+    used = 0 if seed is None else seed
+    params, data = draw_arrays_clean(model, sizes, steps, used, at=at, digits=EXAMPLE_DIGITS)
+    return params, data, MatrixProgram(model, sizes, batch=False).run(params, data, steps), used
 
 
 def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int, derived: dict,
@@ -188,7 +159,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     grads = {p.name: run.gradient(p.name) for p in model.parameters}
     gradients = [{"symbol": latex(psyms[p.name]), "cells": matrix_cells(grads[p.name], 4)} for p in model.parameters]
     # one weight's gradient written as its sum of per-step terms (the outer products of the sheet)
-    focus = _focus_weight(model, cell)
+    focus = _focus_weight(model, cell, run.terms)
     terms = None
     if focus is not None and recurrent:
         ks = pick(sorted(k for (p, k) in run.terms if p == focus))  # more than 4 steps: 1, 2, ..., T
@@ -213,13 +184,20 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     }
 
 
-def _focus_weight(model: Model, cell) -> str | None:
-    """The first weight whose gradient term reads the previous state (W for Elman), else the first matrix."""
+def _focus_weight(model: Model, cell, terms: dict | None = None) -> str | None:
+    """The weight whose gradient the sheet writes as its sum of per-step terms: the first whose term reads
+    the previous state (W for Elman), else the first matrix; but one with no all-zero term when there is
+    one (a term at t = 1 that reads h_0 = 0, or of a gate that is shut, shows a sum of zeros)."""
     regular = cell.backward(step_kind(model, 2 if model.recurrent else 1, 3 if model.recurrent else 1))
-    for p, expr in regular.grads:
-        if any(naming.describe(m).offset == -1 for m in expr.atoms(sp.MatrixSymbol)):
-            return str(p.name)
-    return str(regular.grads[0][0].name) if regular.grads else None
+    ordered = [str(p.name) for p, expr in regular.grads
+               if any(naming.describe(m).offset == -1 for m in expr.atoms(sp.MatrixSymbol))]
+    ordered += [str(p.name) for p, _ in regular.grads if str(p.name) not in ordered]
+    if terms:
+        for name in ordered:
+            mine = [v for (p, _), v in terms.items() if p == name]
+            if mine and all(np.any(np.abs(np.asarray(v, dtype=float)) > 1e-12) for v in mine):
+                return name
+    return ordered[0] if ordered else None
 
 
 def square_weights(model: Model) -> set[str]:

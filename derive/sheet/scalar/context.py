@@ -13,7 +13,7 @@ from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.cell import step_kind
 from derive.errors import DeriveError
 from derive.printing.latex import DOTS, LINE_WIDTH, Partial, latex, visible_width
-from derive.sheet.shown import ELIDE_AFTER, E, ETA, T, elide, pick, show, step_of, t
+from derive.sheet.shown import ELIDE_AFTER, E, ETA, T, elide, loss_words, pick, show, step_of, t
 
 MAX_EXPLICIT_LINES = 8  # longer explicit gradients are left in delta form
 MAX_EXPLICIT_NODES = 400  # (checked before printing: printing a huge tree is slow)
@@ -54,7 +54,7 @@ def model_context(d: ScalarDerivation) -> dict:
     first = next(q.name for q in model.quantities if q.role != "intermediate")
     adjoint = {"symbol": latex(naming.delta(d.cell.sym(first))), "of": latex(d.cell.sym(first))}
     return {"notation": rows, "equations": equations, "initial": initial, "loss": loss, "adjoint": adjoint,
-            "loss_description": model.loss.description, "loss_over": model.loss.over}
+            "loss_description": loss_words(model), "loss_over": model.loss.over}
 
 
 def _at_T(d: ScalarDerivation, expr: sp.Expr) -> dict:

@@ -119,7 +119,7 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
                    "cs": "" if r.complex_step is None else _num(r.complex_step, 6),
                    "error": _error_bound(r.error)} for r in report.rows]
     return {
-        "seed": seed, "params": params, "constants": constants,
+        "seed": seed, "notes": list(getattr(point, "notes", ())), "params": params, "constants": constants,
         "data_header": [latex(d.cell.sym(x.name)) for x in per_step], "data_rows": data_rows,
         "header": [latex(d.cell.sym(n)) for n in names],
         "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in adjoints],
