@@ -27,7 +27,8 @@ Shapes (B sequences of T steps; time-major, one example per row):
     xs: (T, B, n_in), xs[t - 1, j] = x[t] of example j (input vector at step t)
     ys: (T, B) integer class indices in 0..n_out - 1, ys[t - 1, j] = y[t] of example j;
         or (B,): one class per sequence, predicted at the last step (many-to-one)
-    params: a dict with exactly these keys (init_params(n_in, n_hidden, n_out) makes one):
+    params: a dict with exactly these keys (init_params(n_in, n_h, n_out) makes one,
+        the sizes by position or by name):
         U: (n_h, n_in), input-to-hidden weights
         W: (n_h, n_h), hidden-to-hidden (recurrent) weights
         b: (n_h,), hidden bias
@@ -85,22 +86,22 @@ _WANTS = ("final", "init", "xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
-def init_params(n_in, n_hidden, n_out, seed=0):
+def init_params(n_in, n_h, n_out, seed=0):
     """Parameters of the given sizes (float64): matrices uniform in +-1/sqrt(columns), vectors 0,
-    numbers 1."""
-    sizes = dict(zip(SIZES, (n_in, n_hidden, n_out), strict=True))
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name in PARAMETERS:
-        shape = tuple(int(sizes[s]) for s in SHAPES[name])
-        if len(shape) == 2:
-            bound = 1.0 / np.sqrt(shape[1])
-            params[name] = rng.uniform(-bound, bound, shape)
-        elif shape:
-            params[name] = np.zeros(shape)
+    numbers 1. Sizes: n_in (input size), n_h (hidden size), n_out (number of classes)."""
+    _sizes = dict(zip(SIZES, (n_in, n_h, n_out), strict=True))
+    _rng = np.random.default_rng(seed)
+    _out = {}
+    for _name in PARAMETERS:
+        _shape = tuple(int(_sizes[_s]) for _s in SHAPES[_name])
+        if len(_shape) == 2:
+            _bound = 1.0 / np.sqrt(_shape[1])
+            _out[_name] = _rng.uniform(-_bound, _bound, _shape)
+        elif _shape:
+            _out[_name] = np.zeros(_shape)
         else:
-            params[name] = 1.0
-    return params
+            _out[_name] = 1.0
+    return _out
 
 
 
