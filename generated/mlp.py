@@ -105,9 +105,10 @@ def minus_onehot(p, y, overwrite=False):
 
 
 
-def nll_sum(logp, y):
-    """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+def nll_sum(logp, y, w=None):
+    """The sum over the rows j of -logp[j, y[j]], each row weighted by w[j] when w is given."""
+    picked = logp.reshape(-1)[_flat(y, logp.shape[-1])]
+    return -picked.sum() if w is None else -(picked @ w.reshape(-1))
 
 
 def _flat(y, n):
