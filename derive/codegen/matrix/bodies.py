@@ -253,7 +253,8 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     _weigh_loss(bw.blocks[-1])
     pre_outs = bw.stacked("the deltas seeded by the loss, at its steps", plan.pre, "loss")
     bw.blocks[-1].lines += ["if _w is not None:  # a mask: each step's loss term weighted (0 at a masked step)",
-                            *(f"    {o} *= _w.reshape(-1, 1)" for o in pre_outs)]
+                            *(f"    {o} *= _w.reshape(-1, 1)" if inplace else f"    {o} = {o} * _w.reshape(-1, 1)"
+                              for o in pre_outs)]
     for (d, _), o in zip(plan.pre, pre_outs, strict=True):
         if ref(d).key in arrays:
             bw.line("", f"{arrays[ref(d).key].ident} = _from_step({o}.reshape(-1, B, {size_name(d)}), T)")
