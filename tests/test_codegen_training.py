@@ -202,3 +202,56 @@ def test_a_bad_mask_raises_value_error_naming_it(modules, mask, message):
     with pytest.raises(ValueError) as err:
         m.loss_and_grads(params, xs, ys, mask=mask)
     assert message in str(err.value)
+
+
+# -- a softmax output fed back to the next step (a Jordan-style network) --------------------------------------
+@pytest.fixture(scope="module")
+def jordan(tmp_path_factory):
+    """The Jordan network of tests/test_recurrent_softmax.py in both styles and with each pass left out."""
+    from test_recurrent_softmax import JORDAN
+
+    from derive.codegen import passes
+    from derive.spec.loader import load_text
+
+    model = load_text(JORDAN, source="jordan.toml")
+    folder = tmp_path_factory.mktemp("jordan")
+    every = list(passes(derive.derive(model)))
+    variants = {"textbook": ("textbook", None), "fast": ("fast", None),
+                **{f"no-{p}": ("fast", [q for q in every if q != p]) for p in every}}
+    out = {}
+    for name, (style, chosen) in variants.items():
+        path = folder / f"jordan_{name.replace('-', '_')}.py"
+        path.write_text(emit_model(model, style=style, passes=chosen))
+        out[name] = load_module(path)
+    return out
+
+
+@pytest.mark.parametrize("variant", ["textbook", "fast", "no-hoist", "no-fuse", "no-chunk", "no-inplace"])
+@pytest.mark.parametrize("many_to_one", [False, True])
+def test_a_softmax_fed_back_matches_central_differences(jordan, variant, many_to_one):
+    m = jordan[variant]
+    params, xs, ys, init = _data(m, T=4, B=2, seed=11, sizes=(3, 4, 3))
+    init = {"p": np.full((2, 3), 1 / 3)}
+    if many_to_one:
+        ys = ys[-1]
+    _, grads, extra = m.loss_and_grads(params, xs, ys, init=init, want=("init", "xs"))
+
+    def value():
+        return m.loss_and_grads(params, xs, ys, init=init)[0]
+
+    for k, v in params.items():
+        _close(grads[k], _fd(value, v))
+    _close(extra["init"]["p"], _fd(value, init["p"]))
+    _close(extra["xs"], _fd(value, xs))
+
+
+@pytest.mark.parametrize("variant", ["textbook", "fast"])
+def test_a_masked_batch_of_a_softmax_fed_back_is_each_sequence_alone(jordan, variant):
+    m = jordan[variant]
+    params, xs, ys, _ = _data(m, T=5, B=len(LENGTHS), seed=12, sizes=(3, 4, 3))
+    mask = (np.arange(5)[:, None] < np.array(LENGTHS)).astype(float)
+    loss, grads = m.loss_and_grads(params, xs, ys, mask=mask)
+    runs = [m.loss_and_grads(params, xs[:L, j:j + 1], ys[:L, j:j + 1]) for j, L in enumerate(LENGTHS)]
+    assert abs(loss - sum(r[0] for r in runs) / len(LENGTHS)) <= 1e-12 * abs(loss)
+    for k in grads:
+        _close(grads[k], sum(r[1][k] for r in runs) / len(LENGTHS), 1e-12)

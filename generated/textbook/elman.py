@@ -396,9 +396,9 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     y = np.zeros((T + 1, B), np.intp)
     y[t0:] = ys.reshape(-1, B)
     # each step's weight in the loss, row t = step t: 1, or the mask's 0 or 1
-    _weight = np.ones((T + 1, B), dtype)
+    _weight = np.ones((T + 1, B, 1), dtype)
     if _w is not None:
-        _weight[1:] = _w
+        _weight[1:, :, 0] = _w
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     loss = 0
     for t in range(t0, T + 1):
@@ -417,7 +417,7 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     for t in range(T, 0, -1):
         if t >= t0:
             delta_o[t] = 1/B * (yhat[t] - onehot(y[t], n_out, dtype))
-            delta_o[t] *= _weight[t][:, None]
+            delta_o[t] *= _weight[t]
         delta_h[t] = delta_a[t+1] @ W + delta_o[t] @ V
         delta_a[t] = (1 - h[t]**2) * delta_h[t]
         grads["U"] += delta_a[t].T @ x[t]

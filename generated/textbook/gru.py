@@ -492,9 +492,9 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     y = np.zeros((T + 1, B), np.intp)
     y[t0:] = ys.reshape(-1, B)
     # each step's weight in the loss, row t = step t: 1, or the mask's 0 or 1
-    _weight = np.ones((T + 1, B), dtype)
+    _weight = np.ones((T + 1, B, 1), dtype)
     if _w is not None:
-        _weight[1:] = _w
+        _weight[1:, :, 0] = _w
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     loss = 0
     for t in range(t0, T + 1):
@@ -527,7 +527,7 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     for t in range(T, 0, -1):
         if t >= t0:
             delta_s[t] = 1/B * (yhat[t] - onehot(y[t], n_out, dtype))
-            delta_s[t] *= _weight[t][:, None]
+            delta_s[t] *= _weight[t]
         delta_h[t] = (delta_n_in[t+1] * r[t+1]) @ W_hn + delta_r_in[t+1] @ W_hr + delta_s[t] @ V + delta_z_in[t+1] @ W_hz + delta_h[t+1] * z[t+1]
         delta_n[t] = (1 - z[t]) * delta_h[t]
         delta_n_in[t] = (1 - n[t]**2) * delta_n[t]

@@ -32,7 +32,6 @@ from derive.codegen.matrix.names import code_names, keys, rename_expr, renamed
 from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
 from derive.printing.numpy import used_helpers
-from derive.calculus.matrix import MatrixCell
 from derive.model import Model
 
 TEMPLATE = "code/vector_module.py.j2"
@@ -73,10 +72,6 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
     def shown(expr) -> str:
         return show(rename_expr(expr, back))
 
-    fused = MatrixCell(coded).fused
-    if fused and fused[0] in coded.recurrent_names:  # the loop would read y[t]: no layout for that yet
-        raise DeriveError(f"{model.name}: code generation does not yet support a softmax output fed back to the "
-                          f"next step ({key(fused[0])}); derive gradcheck, sheet and grade handle this model")
     plan = VectorPlan(coded)
     fns = textbook.build(plan) if style == "textbook" else build(plan, frozenset(PASSES if passes is None else passes))
     for b in fns.forward + fns.backward:
@@ -100,6 +95,7 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
     return {
         "size_from": list(size_from.values()),
         "style": style,
+        "seeded_in_loop": plan.seeded_in_loop,
         "model": {"name": model.name, "name_comment": _comment(model.name), "title": _text(model.title),
                   "summary": _text(model.summary), "recurrent": model.recurrent,
                   "loss_description": _text(model.loss.description)},
