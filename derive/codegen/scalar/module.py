@@ -150,8 +150,8 @@ def _closed_form(derivation: ScalarDerivation, inp: Data, tgt: Data) -> dict:
     lines: list[Line] = cse_lines(statements, targets, taken=[ld["local"] for ld in loads])
     params = [{"name": p.name, "local": code_identifier(naming.base(p.name))}
               for p in model.parameters if naming.base(p.name) in used]
-    return {"steps": T, "absent": False, "loads": loads, "params": params, "lines": [{"target": ln.target, "value": ln.value,
-                                                   "temporary": ln.symbol is None} for ln in lines]}
+    return {"steps": T, "absent": False, "loads": loads, "params": params,
+            "lines": [{"target": ln.target, "value": ln.value, "temporary": ln.symbol is None} for ln in lines]}
 
 
 # The passes that turn the textbook program (every formula of a step in the time loops) into the fast one.
