@@ -364,12 +364,13 @@ def _check_mask(mask, T, B, dtype):
     mask = _real("mask", mask)
     if mask.shape != (T, B):
         raise ValueError(f"mask: expected shape ({T}, {B}) (T, B), got shape {mask.shape}")
-    real = mask == 1
-    if not (real | (mask == 0)).all():
-        raise ValueError("mask: expected 0 (a padding step) or 1 (a real step) in every entry")
-    if (real[1:] & ~real[:-1]).any():
+    lengths = np.count_nonzero(mask, axis=0)
+    real = np.arange(T)[:, None] < lengths  # what a valid mask with these lengths is
+    if not (mask == real).all():  # one comparison checks both: 0/1 entries, and 1s before 0s in each column
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask: expected 0 (a padding step) or 1 (a real step) in every entry")
         raise ValueError("mask: each sequence's real steps come first: a column of 1s, then 0s")
-    return real.sum(axis=0), real.astype(dtype)
+    return lengths, real.astype(dtype)
 
 
 def _last_steps(lengths, T, dtype):
@@ -382,8 +383,8 @@ def _last_steps(lengths, T, dtype):
 
 def _carry(states, lengths, T):
     """states[t, j] = states[lengths[j], j] for every step t = 1..T after sequence j's last real step."""
-    steps, seqs = np.nonzero(np.arange(1, T + 1)[:, None] > lengths)
-    states[steps + 1, seqs] = states[lengths[seqs], seqs]
+    for j in np.flatnonzero(lengths < T):
+        states[lengths[j] + 1:T + 1, j] = states[lengths[j], j]
 
 
 def forward(params, xs, init=None, mask=None):
@@ -474,7 +475,8 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
         _w = _last_steps(_lengths, T, xs.dtype)
         ys = np.repeat(ys[None], T, axis=0)
     t0 = 1 if ys.ndim == 2 else T  # the first step with a loss term
-    cache = _forward(p, xs, _init, _lengths)
+    # the states carried through the padding matter only to the final states (every delta there is zero)
+    cache = _forward(p, xs, _init, _lengths if "final" in _want else None)
     f = cache["f"]
     i = cache["i"]
     o = cache["o"]

@@ -275,6 +275,7 @@ def loss_and_grads(params, xs, ys, want=()):
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     B = xs.shape[0]
     ys = _check_ys(ys, B, sizes["n_out"])
+    # the states carried through the padding matter only to the final states (every delta there is zero)
     cache = _forward(p, xs)
     z = cache["z"]
     a = cache["a"]
