@@ -59,7 +59,7 @@ def test_module_names_in_a_spec_are_mangled_not_refused(tmp_path):
 
 
 def test_a_stacked_network_takes_its_sizes_by_name(tmp_path):
-    model = derive.load(str(SPECS / "code-stacked-sizes.toml"))
+    model = derive.load(str(Path(__file__).parent / "codegen_specs" / "code-stacked-sizes.toml"))
     for style in ("textbook", "fast"):
         path = tmp_path / f"stacked_{style}.py"
         path.write_text(emit_model(model, style=style))
