@@ -8,6 +8,10 @@ Contenders, all computing the loss (mean over the batch of the summed per-step c
 every parameter gradient from the same float64 or float32 arrays, all returning NumPy arrays:
 
     generated   generated/<model>.py loss_and_grads (issue 6's contract), if the file exists
+    masked      the generated module with mask= (T, B): sequences of lengths drawn from T/2..T (issue 12's goal:
+                within 1.2x of the same module without a mask); checked with a mask of ones against the loop
+    carried     the generated module with init= (zero states, as given arrays) and want=("final",): a chunk of
+                char-RNN training carrying its state (no goal; reported beside the plain call)
     textbook    generated/textbook/<model>.py: the same model in `derive code --style textbook` (one line per
                 formula of the sheet, a step at a time), if the file exists; reported, no goal
     loop        hand-written NumPy, one step at a time (benchmarks/rnn_reference.py)
@@ -66,7 +70,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 NAMED_SIZES = {"large": (64, 128, 64, 100, 32), "small": (8, 16, 8, 20, 4)}
-CONTENDERS = ("generated", "textbook", "loop", "hoisted", "hoisted+", "torch", "torch-nn", "jax")
+CONTENDERS = ("generated", "masked", "carried", "textbook", "loop", "hoisted", "hoisted+", "torch", "torch-nn", "jax")
 HAND = ("loop", "hoisted", "hoisted+")
 GEMM_N = 1024
 TOLERANCE = {"float64": 1e-10, "float32": 1e-3}
@@ -187,6 +191,15 @@ def _group(model, size, dtype_name, args, generated, rng, textbook=None) -> dict
             notes.append(f"{args.generated_dir}/textbook/{model}.py not found: not timed")
         else:
             calls["textbook"] = lambda: textbook.loss_and_grads(params, xs, ys)
+    checks = {}  # a contender checked by another call than the one timed
+    if generated is not None and "masked" in args.contenders:
+        lengths = np.random.default_rng(3).integers(T // 2, T + 1, B)
+        mask = (np.arange(T)[:, None] < lengths).astype(dtype)
+        calls["masked"] = lambda: generated.loss_and_grads(params, xs, ys, mask=mask)
+        checks["masked"] = lambda: generated.loss_and_grads(params, xs, ys, mask=np.ones((T, B), dtype))
+    if generated is not None and "carried" in args.contenders:
+        init = {s: np.zeros((B, n_h), dtype) for s in generated.STATES}
+        calls["carried"] = lambda: generated.loss_and_grads(params, xs, ys, init=init, want=("final",))[:2]
     for name in HAND:
         if name in args.contenders:
             fn = ref.IMPLEMENTATIONS[model][name]
@@ -197,7 +210,7 @@ def _group(model, size, dtype_name, args, generated, rng, textbook=None) -> dict
     # agreement first, against the loop computed in float64 from the same values
     reference = ref.IMPLEMENTATIONS[model]["loop"]({k: v.astype(np.float64) for k, v in params.items()},
                                                     xs.astype(np.float64), ys)
-    errors = {name: _agreement(call(), reference) for name, call in calls.items()}
+    errors = {name: _agreement(checks.get(name, call)(), reference) for name, call in calls.items()}
     bad = {k: v for k, v in errors.items() if not v <= TOLERANCE[dtype_name]}
     if bad and not args.allow_mismatch:
         raise SystemExit(f"{model} {size_label(size)} {dtype_name}: disagreement with the hand-written loop "
@@ -368,6 +381,13 @@ def goals(run: dict) -> list[str]:
                 checks.append((f"faster than {rival}", gen["median"] / r["median"], gen["cpu"] / r["cpu"],
                                gen["median"] < r["median"], gen["cpu"] < r["cpu"]))
         text = "; ".join(f"{what}: {w:.2f} / {c:.2f}, {verdict(ok_w, ok_c)}" for what, w, c, ok_w, ok_c in checks)
+        if "masked" in rows:
+            ratio, ratio_cpu = rows["masked"]["median"] / gen["median"], rows["masked"]["cpu"] / gen["cpu"]
+            text += (f"; with a mask, within 1.2x of no mask (issue 12): {ratio:.2f} / {ratio_cpu:.2f}, "
+                     f"{verdict(ratio <= 1.2, ratio_cpu <= 1.2)}")
+        if "carried" in rows:
+            text += (f"; init= and want=final (no goal): {rows['carried']['median'] / gen['median']:.2f} / "
+                     f"{rows['carried']['cpu'] / gen['cpu']:.2f} of the plain call")
         if "textbook" in rows:
             tb = rows["textbook"]
             text += (f"; textbook style (no goal): {tb['ratio']:.2f} / {tb['cpu_ratio']:.2f} of the best hand-written, "

@@ -27,7 +27,8 @@ Shapes (B sequences of T steps; time-major, one example per row):
     xs: (T, B, n_in), xs[t - 1, j] = x[t] of example j (input vector at step t)
     ys: (T, B) integer class indices in 0..n_out - 1, ys[t - 1, j] = y[t] of example j;
         or (B,): one class per sequence, predicted at the last step (many-to-one)
-    params: a dict with exactly these keys (init_params(n_in, n_hidden, n_out) makes one):
+    params: a dict with exactly these keys (init_params(n_in, n_h, n_out) makes one,
+        the sizes by position or by name):
         U: (n_h, n_in), input-to-hidden weights
         W: (n_h, n_h), hidden-to-hidden (recurrent) weights
         b: (n_h,), hidden bias
@@ -37,11 +38,16 @@ Shapes (B sequences of T steps; time-major, one example per row):
         value above): h (n_h,).
         Pass the final states of one chunk of a long sequence as the init of the next (truncated BPTT
         across chunks, as char-RNN training does).
+    mask: optional (T, B) of 0/1 for a batch of sequences of different lengths, each column 1 at its
+        real steps, then 0 (padding): a masked step adds no loss, and a sequence's states stay as they
+        were after its last real step (the final states are each sequence's own); with ys of shape (B,)
+        the loss is at each sequence's last real step. The result equals running each sequence alone at
+        its length, the loss and gradients averaged over the B sequences.
     want: names of extra results, any of "final", "init", "xs"; with any, loss_and_grads returns
         (loss, grads, extra) where extra["final"] is dict state -> its value at step T (B, n),
         extra["init"] dict state -> the gradient of the loss with respect to its initial value (B, n),
         extra["xs"] the gradient with respect to xs (T, B, n_in).
-    forward(params, xs, init=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
+    forward(params, xs, init=None, mask=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
         The cache holds: h, log_yhat, yhat (names starting with _ are
         intermediates the backward pass reads again; values no later formula reads are not kept).
@@ -85,22 +91,22 @@ _WANTS = ("final", "init", "xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
-def init_params(n_in, n_hidden, n_out, seed=0):
+def init_params(n_in, n_h, n_out, seed=0):
     """Parameters of the given sizes (float64): matrices uniform in +-1/sqrt(columns), vectors 0,
-    numbers 1."""
-    sizes = dict(zip(SIZES, (n_in, n_hidden, n_out), strict=True))
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name in PARAMETERS:
-        shape = tuple(int(sizes[s]) for s in SHAPES[name])
-        if len(shape) == 2:
-            bound = 1.0 / np.sqrt(shape[1])
-            params[name] = rng.uniform(-bound, bound, shape)
-        elif shape:
-            params[name] = np.zeros(shape)
+    numbers 1. Sizes: n_in (input size), n_h (hidden size), n_out (number of classes)."""
+    _sizes = dict(zip(SIZES, (n_in, n_h, n_out), strict=True))
+    _rng = np.random.default_rng(seed)
+    _out = {}
+    for _name in PARAMETERS:
+        _shape = tuple(int(_sizes[_s]) for _s in SHAPES[_name])
+        if len(_shape) == 2:
+            _bound = 1.0 / np.sqrt(_shape[1])
+            _out[_name] = _rng.uniform(-_bound, _bound, _shape)
+        elif _shape:
+            _out[_name] = np.zeros(_shape)
         else:
-            params[name] = 1.0
-    return params
+            _out[_name] = 1.0
+    return _out
 
 
 
@@ -125,9 +131,10 @@ def minus_onehot(p, y, overwrite=False):
 
 
 
-def nll_sum(logp, y):
-    """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+def nll_sum(logp, y, w=None):
+    """The sum over the rows j of -logp[j, y[j]], each row weighted by w[j] when w is given."""
+    picked = logp.reshape(-1)[_flat(y, logp.shape[-1])]
+    return -picked.sum() if w is None else -(picked @ w.reshape(-1))
 
 
 def _flat(y, n):
@@ -281,17 +288,46 @@ def _check_init(init, B, sizes, dtype):
     return out
 
 
-def forward(params, xs, init=None):
+def _check_mask(mask, T, B, dtype):
+    """(each sequence's length, the loss weights (T, B) in dtype) of a 0/1 mask whose columns run 1s then 0s."""
+    mask = _real("mask", mask)
+    if mask.shape != (T, B):
+        raise ValueError(f"mask: expected shape ({T}, {B}) (T, B), got shape {mask.shape}")
+    lengths = np.count_nonzero(mask, axis=0)
+    real = np.arange(T)[:, None] < lengths  # what a valid mask with these lengths is
+    if not (mask == real).all():  # one comparison checks both: 0/1 entries, and 1s before 0s in each column
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask: expected 0 (a padding step) or 1 (a real step) in every entry")
+        raise ValueError("mask: each sequence's real steps come first: a column of 1s, then 0s")
+    return lengths, real.astype(dtype)
+
+
+def _last_steps(lengths, T, dtype):
+    """The loss weights of a loss at each sequence's last real step: (T, B), 1 at step lengths[j] of column j."""
+    out = np.zeros((T, lengths.shape[0]), dtype)
+    some = np.flatnonzero(lengths)
+    out[lengths[some] - 1, some] = 1
+    return out
+
+
+def _carry(states, lengths, T):
+    """states[t, j] = states[lengths[j], j] for every step t = 1..T after sequence j's last real step."""
+    for j in np.flatnonzero(lengths < T):
+        states[lengths[j] + 1:T + 1, j] = states[lengths[j], j]
+
+
+def forward(params, xs, init=None, mask=None):
     """Every value the loss and the backward pass read: dict name -> array (shapes above)."""
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     T = xs.shape[0]
     _init = _check_init(init, xs.shape[1], sizes, xs.dtype)
+    _lengths = None if mask is None else _check_mask(mask, T, xs.shape[1], xs.dtype)[0]
     # the backward pass reads some arrays one step ahead: they carry a zero row after step T, cut here
-    return {name: value[:T + 1 if name in STATES else T] for name, value in _forward(p, xs, _init).items()}
+    return {name: value[:T + 1 if name in STATES else T] for name, value in _forward(p, xs, _init, _lengths).items()}
 
 
-def _forward(p, xs, _init):
+def _forward(p, xs, _init, _lengths):
     U = p["U"]
     W = p["W"]
     b = p["b"]
@@ -323,6 +359,8 @@ def _forward(p, xs, _init):
     log_yhat_rows, yhat_rows = log_softmax_exp(o_rows, overwrite=True)
     log_yhat_seq = log_yhat_rows.reshape(T, B, -1)
     yhat_seq = yhat_rows.reshape(T, B, -1)
+    if _lengths is not None:  # each sequence's states after its last real step: carried unchanged
+        _carry(h_seq, _lengths, T)
     return {
         "h": h_seq,
         "log_yhat": log_yhat_seq,
@@ -330,7 +368,7 @@ def _forward(p, xs, _init):
     }
 
 
-def loss_and_grads(params, xs, ys, init=None, want=()):
+def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
     with want, (loss, grads, extra) (see the module's docstring)."""
     _want = _check_want(want)
@@ -339,8 +377,13 @@ def loss_and_grads(params, xs, ys, init=None, want=()):
     T, B = xs.shape[0], xs.shape[1]
     _init = _check_init(init, B, sizes, xs.dtype)
     ys = _check_ys(ys, T, B, sizes["n_out"])
+    _lengths, _w = (None, None) if mask is None else _check_mask(mask, T, B, xs.dtype)
+    if _w is not None and ys.ndim == 1:  # a class per sequence: its loss term at the sequence's last real step
+        _w = _last_steps(_lengths, T, xs.dtype)
+        ys = np.repeat(ys[None], T, axis=0)
     t0 = 1 if ys.ndim == 2 else T  # the first step with a loss term
-    cache = _forward(p, xs, _init)
+    # the states carried through the padding matter only to the final states (every delta there is zero)
+    cache = _forward(p, xs, _init, _lengths if "final" in _want else None)
     h_seq = cache["h"]
     log_yhat_seq = cache["log_yhat"]
     yhat_seq = cache["yhat"]
@@ -355,11 +398,13 @@ def loss_and_grads(params, xs, ys, init=None, want=()):
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     log_yhat_loss_rows = log_yhat_seq[t0 - 1:T].reshape(-1, n_out)
     y_loss_rows = ys.reshape(-1)
-    loss = nll_sum(log_yhat_loss_rows, y_loss_rows)/B
+    loss = nll_sum(log_yhat_loss_rows, y_loss_rows, _w)/B
     # the deltas seeded by the loss, at its steps
     yhat_loss_rows = yhat_seq[t0 - 1:T].reshape(-1, n_out)
     d_o_loss_rows = minus_onehot(yhat_loss_rows, y_loss_rows, overwrite=True)
     d_o_loss_rows *= 1/B
+    if _w is not None:  # a mask: each step's loss term weighted (0 at a masked step)
+        d_o_loss_rows *= _w.reshape(-1, 1)
     # the deltas the recursion stores
     d_a_seq = np.empty((T, B, n_h), dtype)
     # the recursion's term delta_o[t] @ V computed into the rows of d_a_seq it updates

@@ -22,7 +22,8 @@ cross-entropy go through log-sum-exp, sigmoid through tanh: no overflow for any 
 Shapes (a batch of B examples, one per row):
     xs: (B, n_in), xs[j] = x of example j (the input vector)
     ys: (B,) integer class indices in 0..n_out - 1 (the class index)
-    params: a dict with exactly these keys (init_params(n_in, n_hidden, n_out) makes one):
+    params: a dict with exactly these keys (init_params(n_in, n_h, n_out) makes one,
+        the sizes by position or by name):
         W: (n_h, n_in), first-layer weights
         b1: (n_h,), first-layer bias
         V: (n_out, n_h), second-layer weights
@@ -64,22 +65,22 @@ _WANTS = ("xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
-def init_params(n_in, n_hidden, n_out, seed=0):
+def init_params(n_in, n_h, n_out, seed=0):
     """Parameters of the given sizes (float64): matrices uniform in +-1/sqrt(columns), vectors 0,
-    numbers 1."""
-    sizes = dict(zip(SIZES, (n_in, n_hidden, n_out), strict=True))
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name in PARAMETERS:
-        shape = tuple(int(sizes[s]) for s in SHAPES[name])
-        if len(shape) == 2:
-            bound = 1.0 / np.sqrt(shape[1])
-            params[name] = rng.uniform(-bound, bound, shape)
-        elif shape:
-            params[name] = np.zeros(shape)
+    numbers 1. Sizes: n_in (input size), n_h (hidden size), n_out (number of classes)."""
+    _sizes = dict(zip(SIZES, (n_in, n_h, n_out), strict=True))
+    _rng = np.random.default_rng(seed)
+    _out = {}
+    for _name in PARAMETERS:
+        _shape = tuple(int(_sizes[_s]) for _s in SHAPES[_name])
+        if len(_shape) == 2:
+            _bound = 1.0 / np.sqrt(_shape[1])
+            _out[_name] = _rng.uniform(-_bound, _bound, _shape)
+        elif _shape:
+            _out[_name] = np.zeros(_shape)
         else:
-            params[name] = 1.0
-    return params
+            _out[_name] = 1.0
+    return _out
 
 
 
@@ -104,9 +105,10 @@ def minus_onehot(p, y, overwrite=False):
 
 
 
-def nll_sum(logp, y):
-    """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+def nll_sum(logp, y, w=None):
+    """The sum over the rows j of -logp[j, y[j]], each row weighted by w[j] when w is given."""
+    picked = logp.reshape(-1)[_flat(y, logp.shape[-1])]
+    return -picked.sum() if w is None else -(picked @ w.reshape(-1))
 
 
 def _flat(y, n):
@@ -274,6 +276,7 @@ def loss_and_grads(params, xs, ys, want=()):
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     B = xs.shape[0]
     ys = _check_ys(ys, B, sizes["n_out"])
+    # the states carried through the padding matter only to the final states (every delta there is zero)
     cache = _forward(p, xs)
     z = cache["z"]
     a = cache["a"]

@@ -55,6 +55,19 @@ def test_derive_code_steps_sets_the_closed_form(model_name, steps, tmp_path):
     assert all(abs(loop[k] - closed[k]) <= 1e-12 * max(1.0, abs(loop[k])) for k in loop)
 
 
+def test_past_the_closed_forms_limit_the_module_keeps_its_loop_form(tmp_path, capsys):
+    """Issue 12: --steps 100 writes the module (its loop takes any T) without grads_closed_form, and says so."""
+    assert main(["code", "sigmoid-rnn", "--steps", "100", "-o", str(tmp_path)]) == 0
+    assert "no grads_closed_form: the closed form is derived up to T = 12" in capsys.readouterr().out
+    module = load_module(tmp_path / "sigmoid_rnn.py")
+    assert module.CLOSED_FORM_STEPS is None and not hasattr(module, "grads_closed_form")
+    assert "The closed form (c) is left out: it is derived up to T = 12" in module.__doc__
+    params, xs, ys = draw("sigmoid-rnn", 100, 3, seed=2)
+    _, grads = module.loss_and_grads(params, xs, ys)
+    fd = central_differences(lambda p: float(module.loss_and_grads(p, xs, ys)[0]), params)
+    assert all(relative_error(grads[k], fd[k]) < 1e-6 for k in grads)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["code", "no-such-model"], "no-such-model"),
     (["code", "backprop-net", "--steps", "2"], "exactly one step"),

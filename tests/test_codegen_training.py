@@ -135,3 +135,123 @@ def test_bad_init_or_want_raises_value_error_naming_it(modules, bad, message):
     with pytest.raises(ValueError) as err:
         m.loss_and_grads(params, xs, ys, **bad)
     assert message in str(err.value)
+
+
+# -- masks: a batch of sequences of different lengths ---------------------------------------------------------
+LENGTHS = [5, 2, 3, 1]
+
+
+def _masked_data(m, seed):
+    params, xs, ys, init = _data(m, T=5, B=len(LENGTHS), seed=seed)
+    mask = (np.arange(5)[:, None] < np.array(LENGTHS)).astype(float)
+    return params, xs, ys, init, mask
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("name", RECURRENT)
+@pytest.mark.parametrize("many_to_one", [False, True])
+def test_a_masked_batch_is_each_sequence_run_alone_at_its_length(modules, name, style, many_to_one):
+    """The masked batch's loss and gradients are the mean of each sequence's own run (B = 1, T = its length);
+    its final states, the gradients with respect to the initial states and to xs are each sequence's own."""
+    m = modules[(name, style)]
+    params, xs, ys, init, mask = _masked_data(m, seed=7)
+    targets = ys[-1] if many_to_one else ys
+    loss, grads, extra = m.loss_and_grads(params, xs, targets, init=init, mask=mask, want=("final", "init", "xs"))
+    B = len(LENGTHS)
+    runs = []
+    for j, L in enumerate(LENGTHS):
+        alone = {s: v[j:j + 1] for s, v in init.items()}
+        y = targets[j:j + 1] if many_to_one else ys[:L, j:j + 1]
+        runs.append(m.loss_and_grads(params, xs[:L, j:j + 1], y, init=alone, want=("final", "init", "xs")))
+    assert abs(loss - sum(r[0] for r in runs) / B) <= 1e-12 * abs(loss)
+    for k in grads:
+        _close(grads[k], sum(r[1][k] for r in runs) / B, 1e-12)
+    for j, (L, r) in enumerate(zip(LENGTHS, runs, strict=True)):
+        for s in m.STATES:
+            _close(extra["final"][s][j], r[2]["final"][s][0], 1e-12)
+            _close(extra["init"][s][j], r[2]["init"][s][0] / B, 1e-12)
+        _close(extra["xs"][:L, j], r[2]["xs"][:, 0] / B, 1e-12)
+        assert not extra["xs"][L:, j].any()  # padding reaches no loss
+    # the forward pass carries each state through the padding
+    cache = m.forward(params, xs, init=init, mask=mask)
+    for s in m.STATES:
+        for j, L in enumerate(LENGTHS):
+            assert (cache[s][L:, j] == cache[s][L, j]).all()
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("name", RECURRENT)
+def test_a_mask_of_ones_changes_nothing(modules, name, style):
+    m = modules[(name, style)]
+    params, xs, ys, init = _data(m, T=4, B=3, seed=2)
+    a = m.loss_and_grads(params, xs, ys, init=init)
+    b = m.loss_and_grads(params, xs, ys, init=init, mask=np.ones((4, 3)))
+    assert abs(a[0] - b[0]) <= 1e-13 * abs(a[0])
+    for k in a[1]:
+        _close(a[1][k], b[1][k], 1e-13)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (np.ones((2, 2)), "mask: expected shape (3, 2)"),
+    (np.full((3, 2), 0.5), "mask: expected 0 (a padding step) or 1"),
+    (np.array([[1, 0], [0, 1], [1, 1]]), "mask: each sequence's real steps come first"),
+])
+def test_a_bad_mask_raises_value_error_naming_it(modules, mask, message):
+    m = modules[("elman", "fast")]
+    params, xs, ys, _ = _data(m, T=3, B=2, seed=1)
+    with pytest.raises(ValueError) as err:
+        m.loss_and_grads(params, xs, ys, mask=mask)
+    assert message in str(err.value)
+
+
+# -- a softmax output fed back to the next step (a Jordan-style network) --------------------------------------
+@pytest.fixture(scope="module")
+def jordan(tmp_path_factory):
+    """The Jordan network of tests/test_recurrent_softmax.py in both styles and with each pass left out."""
+    from test_recurrent_softmax import JORDAN
+
+    from derive.codegen import passes
+    from derive.spec.loader import load_text
+
+    model = load_text(JORDAN, source="jordan.toml")
+    folder = tmp_path_factory.mktemp("jordan")
+    every = list(passes(derive.derive(model)))
+    variants = {"textbook": ("textbook", None), "fast": ("fast", None),
+                **{f"no-{p}": ("fast", [q for q in every if q != p]) for p in every}}
+    out = {}
+    for name, (style, chosen) in variants.items():
+        path = folder / f"jordan_{name.replace('-', '_')}.py"
+        path.write_text(emit_model(model, style=style, passes=chosen))
+        out[name] = load_module(path)
+    return out
+
+
+@pytest.mark.parametrize("variant", ["textbook", "fast", "no-hoist", "no-fuse", "no-chunk", "no-inplace"])
+@pytest.mark.parametrize("many_to_one", [False, True])
+def test_a_softmax_fed_back_matches_central_differences(jordan, variant, many_to_one):
+    m = jordan[variant]
+    params, xs, ys, init = _data(m, T=4, B=2, seed=11, sizes=(3, 4, 3))
+    init = {"p": np.full((2, 3), 1 / 3)}
+    if many_to_one:
+        ys = ys[-1]
+    _, grads, extra = m.loss_and_grads(params, xs, ys, init=init, want=("init", "xs"))
+
+    def value():
+        return m.loss_and_grads(params, xs, ys, init=init)[0]
+
+    for k, v in params.items():
+        _close(grads[k], _fd(value, v))
+    _close(extra["init"]["p"], _fd(value, init["p"]))
+    _close(extra["xs"], _fd(value, xs))
+
+
+@pytest.mark.parametrize("variant", ["textbook", "fast"])
+def test_a_masked_batch_of_a_softmax_fed_back_is_each_sequence_alone(jordan, variant):
+    m = jordan[variant]
+    params, xs, ys, _ = _data(m, T=5, B=len(LENGTHS), seed=12, sizes=(3, 4, 3))
+    mask = (np.arange(5)[:, None] < np.array(LENGTHS)).astype(float)
+    loss, grads = m.loss_and_grads(params, xs, ys, mask=mask)
+    runs = [m.loss_and_grads(params, xs[:L, j:j + 1], ys[:L, j:j + 1]) for j, L in enumerate(LENGTHS)]
+    assert abs(loss - sum(r[0] for r in runs) / len(LENGTHS)) <= 1e-12 * abs(loss)
+    for k in grads:
+        _close(grads[k], sum(r[1][k] for r in runs) / len(LENGTHS), 1e-12)

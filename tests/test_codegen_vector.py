@@ -340,16 +340,24 @@ def test_a_many_to_one_spec_emits_the_same_module(name):
     assert emit_vector(derive.load(name, {"over": "final"})) == (GENERATED / f"{name}.py").read_text()
 
 
-def test_a_name_the_module_needs_is_refused_with_one_line(tmp_path):
+def test_a_name_the_module_needs_is_mangled_in_the_code(tmp_path, modules):
+    """Issue 12: a spec name the module uses for itself (grads) is renamed in the code (grads_), never refused;
+    its key stays the spec's, and the numbers are elman's with c called grads."""
     from derive.codegen.matrix.module import emit_vector
-    from derive.errors import DeriveError
 
     text = (ROOT / "derive" / "models" / "elman.toml").read_text().replace("c = {", "grads = {").replace(
         "c + V", "grads + V")
     path = tmp_path / "clash.toml"
     path.write_text(text)
-    with pytest.raises(DeriveError, match="'grads' clashes"):
-        emit_vector(derive.load(str(path)))
+    source = emit_vector(derive.load(str(path)))
+    assert 'grads_ = p["grads"]' in source
+    (tmp_path / "clash.py").write_text(source)
+    clash = load_module(tmp_path / "clash.py")
+    params, xs, ys = _draw(modules["elman"], (3, 4, 5), 3, 2, 0)
+    loss, grads = modules["elman"].loss_and_grads(params, xs, ys)
+    renamed = {("grads" if k == "c" else k): v for k, v in params.items()}
+    loss2, grads2 = clash.loss_and_grads(renamed, xs, ys)
+    assert loss2 == loss and all(np.array_equal(grads2["grads" if k == "c" else k], g) for k, g in grads.items())
 
 
 def _generated_vector() -> list[str]:

@@ -104,11 +104,28 @@ def test_sheet_renders_and_grading_reads_the_new_adjoint(jordan):
     assert not wrong.correct and wrong.verdict == "incorrect"
 
 
-def test_code_generation_refuses_it_in_one_line(tmp_path):
+def test_code_generation_writes_it(tmp_path, capsys):
+    """Issue 12: derive code writes the module (it once refused); its numbers match central differences
+    (tests/test_codegen_training.py proves every style and pass)."""
+    import importlib.util
+
     from derive.cli import main
 
     spec = tmp_path / "jordan2.toml"
     spec.write_text(JORDAN.replace("p[t-1]", "pr[t-1]").replace('name = "p"', 'name = "pr"')
                     .replace("cross_entropy(p[t]", "cross_entropy(pr[t]"))
-    assert main(["code", str(spec), "-o", str(tmp_path)]) == 2
-    assert not (tmp_path / "jordan.py").exists()
+    assert main(["code", str(spec), "-o", str(tmp_path)]) == 0
+    found = importlib.util.spec_from_file_location("jordan_module", tmp_path / "jordan.py")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(0, 0.7, v.shape) for k, v in module.init_params(2, 3, 3).items()}
+    xs, ys = rng.normal(size=(3, 2, 2)), rng.integers(0, 3, (3, 2))
+    _, grads = module.loss_and_grads(params, xs, ys)
+    value = params["R"][1, 2]
+    losses = []
+    for h in (1e-6, -1e-6):
+        params["R"][1, 2] = value + h
+        losses.append(module.loss_and_grads(params, xs, ys)[0])
+    params["R"][1, 2] = value
+    assert abs((losses[0] - losses[1]) / 2e-6 - grads["R"][1, 2]) <= 1e-6 * max(1.0, abs(grads["R"][1, 2]))

@@ -18,8 +18,9 @@ DESCRIPTION = ("Emit a standalone NumPy module for the model: forward(), loss_an
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a built-in model name or the path of a spec file (.toml)")
     parser.add_argument("--steps", "-T", type=int, default=None,
-                        help="T for grads_closed_form (default 3; static models 1; at most 12); the loop form "
-                        "takes any T. The closed form grows fast: lstm-cell takes ~20 s at T = 4, ~90 s at T = 5")
+                        help="T for grads_closed_form (default 3; static models 1); past T = 12 the module has no "
+                        "closed form (it grows as T^2), the loop form takes any T. The closed form grows fast: "
+                        "lstm-cell takes ~20 s at T = 4, ~90 s at T = 5")
     parser.add_argument("-o", "--out", default=".", metavar="DIR", help="the folder to write (default .)")
     parser.add_argument("--style", choices=("fast", "textbook"), default="fast",
                         help="textbook: one line per formula of the sheet; fast (default): the same program "
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from derive.artifacts import write_atomic
+    from derive.calculus.bptt import MAX_CLOSED_FORM_STEPS
     from derive.calculus.derivation import derive
     from derive.codegen import emit, module_name, passes
     from derive.errors import DeriveError
@@ -58,4 +60,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise DeriveError(f"cannot write {target}: {exc.strerror or exc}") from None
     print(f"wrote {target}")
+    if d.kind == "scalar" and model.recurrent and d.unrolled.steps > MAX_CLOSED_FORM_STEPS:
+        print(f"no grads_closed_form: the closed form is derived up to T = {MAX_CLOSED_FORM_STEPS} (it grows as "
+              f"T^2); forward and loss_and_grads take any T")
     return 0

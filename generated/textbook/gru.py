@@ -28,7 +28,8 @@ Shapes (B sequences of T steps; time-major, one example per row):
     xs: (T, B, n_in), xs[t - 1, j] = x[t] of example j (input vector at step t)
     ys: (T, B) integer class indices in 0..n_out - 1, ys[t - 1, j] = y[t] of example j;
         or (B,): one class per sequence, predicted at the last step (many-to-one)
-    params: a dict with exactly these keys (init_params(n_in, n_hidden, n_out) makes one):
+    params: a dict with exactly these keys (init_params(n_in, n_h, n_out) makes one,
+        the sizes by position or by name):
         W_ir: (n_h, n_in), reset gate: input weights
         b_ir: (n_h,), reset gate: input bias
         W_hr: (n_h, n_h), reset gate: recurrent weights
@@ -47,11 +48,16 @@ Shapes (B sequences of T steps; time-major, one example per row):
         value above): h (n_h,).
         Pass the final states of one chunk of a long sequence as the init of the next (truncated BPTT
         across chunks, as char-RNN training does).
+    mask: optional (T, B) of 0/1 for a batch of sequences of different lengths, each column 1 at its
+        real steps, then 0 (padding): a masked step adds no loss, and a sequence's states stay as they
+        were after its last real step (the final states are each sequence's own); with ys of shape (B,)
+        the loss is at each sequence's last real step. The result equals running each sequence alone at
+        its length, the loss and gradients averaged over the B sequences.
     want: names of extra results, any of "final", "init", "xs"; with any, loss_and_grads returns
         (loss, grads, extra) where extra["final"] is dict state -> its value at step T (B, n),
         extra["init"] dict state -> the gradient of the loss with respect to its initial value (B, n),
         extra["xs"] the gradient with respect to xs (T, B, n_in).
-    forward(params, xs, init=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
+    forward(params, xs, init=None, mask=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
         The cache holds every value: r, z, n, h, s, log_yhat, yhat.
 Everything is computed in the floating dtype of xs (float32 stays float32; integers compute in
@@ -118,22 +124,22 @@ _WANTS = ("final", "init", "xs")
 SIZES = ("n_in", "n_h", "n_out")
 
 
-def init_params(n_in, n_hidden, n_out, seed=0):
+def init_params(n_in, n_h, n_out, seed=0):
     """Parameters of the given sizes (float64): matrices uniform in +-1/sqrt(columns), vectors 0,
-    numbers 1."""
-    sizes = dict(zip(SIZES, (n_in, n_hidden, n_out), strict=True))
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name in PARAMETERS:
-        shape = tuple(int(sizes[s]) for s in SHAPES[name])
-        if len(shape) == 2:
-            bound = 1.0 / np.sqrt(shape[1])
-            params[name] = rng.uniform(-bound, bound, shape)
-        elif shape:
-            params[name] = np.zeros(shape)
+    numbers 1. Sizes: n_in (input size), n_h (hidden size), n_out (number of classes)."""
+    _sizes = dict(zip(SIZES, (n_in, n_h, n_out), strict=True))
+    _rng = np.random.default_rng(seed)
+    _out = {}
+    for _name in PARAMETERS:
+        _shape = tuple(int(_sizes[_s]) for _s in SHAPES[_name])
+        if len(_shape) == 2:
+            _bound = 1.0 / np.sqrt(_shape[1])
+            _out[_name] = _rng.uniform(-_bound, _bound, _shape)
+        elif _shape:
+            _out[_name] = np.zeros(_shape)
         else:
-            params[name] = 1.0
-    return params
+            _out[_name] = 1.0
+    return _out
 
 
 def sigmoid(x, out=None):
@@ -163,9 +169,10 @@ def onehot(y, n, dtype):
     return out
 
 
-def nll_sum(logp, y):
-    """The sum over the rows j of -logp[j, y[j]]."""
-    return -logp.reshape(-1)[_flat(y, logp.shape[-1])].sum()
+def nll_sum(logp, y, w=None):
+    """The sum over the rows j of -logp[j, y[j]], each row weighted by w[j] when w is given."""
+    picked = logp.reshape(-1)[_flat(y, logp.shape[-1])]
+    return -picked.sum() if w is None else -(picked @ w.reshape(-1))
 
 
 def _flat(y, n):
@@ -346,17 +353,46 @@ def _check_init(init, B, sizes, dtype):
     return out
 
 
-def forward(params, xs, init=None):
+def _check_mask(mask, T, B, dtype):
+    """(each sequence's length, the loss weights (T, B) in dtype) of a 0/1 mask whose columns run 1s then 0s."""
+    mask = _real("mask", mask)
+    if mask.shape != (T, B):
+        raise ValueError(f"mask: expected shape ({T}, {B}) (T, B), got shape {mask.shape}")
+    lengths = np.count_nonzero(mask, axis=0)
+    real = np.arange(T)[:, None] < lengths  # what a valid mask with these lengths is
+    if not (mask == real).all():  # one comparison checks both: 0/1 entries, and 1s before 0s in each column
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask: expected 0 (a padding step) or 1 (a real step) in every entry")
+        raise ValueError("mask: each sequence's real steps come first: a column of 1s, then 0s")
+    return lengths, real.astype(dtype)
+
+
+def _last_steps(lengths, T, dtype):
+    """The loss weights of a loss at each sequence's last real step: (T, B), 1 at step lengths[j] of column j."""
+    out = np.zeros((T, lengths.shape[0]), dtype)
+    some = np.flatnonzero(lengths)
+    out[lengths[some] - 1, some] = 1
+    return out
+
+
+def _carry(states, lengths, T):
+    """states[t, j] = states[lengths[j], j] for every step t = 1..T after sequence j's last real step."""
+    for j in np.flatnonzero(lengths < T):
+        states[lengths[j] + 1:T + 1, j] = states[lengths[j], j]
+
+
+def forward(params, xs, init=None, mask=None):
     """Every value the loss and the backward pass read: dict name -> array (shapes above)."""
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
     T = xs.shape[0]
     _init = _check_init(init, xs.shape[1], sizes, xs.dtype)
+    _lengths = None if mask is None else _check_mask(mask, T, xs.shape[1], xs.dtype)[0]
     # row 0 holds step 0 (a state's initial value, nothing for any other value); a row after step T is cut
-    return {name: value[:T + 1] if name in STATES else value[1:T + 1] for name, value in _forward(p, xs, _init).items()}
+    return {name: value[:T + 1] if name in STATES else value[1:T + 1] for name, value in _forward(p, xs, _init, _lengths).items()}
 
 
-def _forward(p, xs, _init):
+def _forward(p, xs, _init, _lengths):
     W_ir = p["W_ir"]
     b_ir = p["b_ir"]
     W_hr = p["W_hr"]
@@ -398,6 +434,8 @@ def _forward(p, xs, _init):
         s[t] = h[t] @ V.T + b_y
         log_yhat[t] = log_softmax(s[t])
         yhat[t] = np.exp(log_yhat[t])
+    if _lengths is not None:  # each sequence's states after its last real step: carried unchanged
+        _carry(h, _lengths, T)
     return {
         "r": r,
         "z": z,
@@ -409,7 +447,7 @@ def _forward(p, xs, _init):
     }
 
 
-def loss_and_grads(params, xs, ys, init=None, want=()):
+def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
     with want, (loss, grads, extra) (see the module's docstring)."""
     _want = _check_want(want)
@@ -418,8 +456,13 @@ def loss_and_grads(params, xs, ys, init=None, want=()):
     T, B = xs.shape[0], xs.shape[1]
     _init = _check_init(init, B, sizes, xs.dtype)
     ys = _check_ys(ys, T, B, sizes["n_out"])
+    _lengths, _w = (None, None) if mask is None else _check_mask(mask, T, B, xs.dtype)
+    if _w is not None and ys.ndim == 1:  # a class per sequence: its loss term at the sequence's last real step
+        _w = _last_steps(_lengths, T, xs.dtype)
+        ys = np.repeat(ys[None], T, axis=0)
     t0 = 1 if ys.ndim == 2 else T  # the first step with a loss term
-    cache = _forward(p, xs, _init)
+    # the states carried through the padding matter only to the final states (every delta there is zero)
+    cache = _forward(p, xs, _init, _lengths if "final" in _want else None)
     r = cache["r"]
     z = cache["z"]
     n = cache["n"]
@@ -450,10 +493,14 @@ def loss_and_grads(params, xs, ys, init=None, want=()):
     x[1:T + 1] = xs
     y = np.zeros((T + 1, B), np.intp)
     y[t0:] = ys.reshape(-1, B)
+    # each step's weight in the loss, row t = step t: 1, or the mask's 0 or 1
+    _weight = np.ones((T + 1, B, 1), dtype)
+    if _w is not None:
+        _weight[1:, :, 0] = _w
     # the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]
     loss = 0
     for t in range(t0, T + 1):
-        loss += nll_sum(log_yhat[t], y[t])/B
+        loss += nll_sum(log_yhat[t], y[t], _weight[t])/B
     # the deltas, row t = step t, and a zero row after step T (nothing flows back from step T + 1)
     delta_s = np.zeros((T + 2, B, n_out), dtype)
     delta_h = np.zeros((T + 2, B, n_h), dtype)
@@ -482,6 +529,7 @@ def loss_and_grads(params, xs, ys, init=None, want=()):
     for t in range(T, 0, -1):
         if t >= t0:
             delta_s[t] = 1/B * (yhat[t] - onehot(y[t], n_out, dtype))
+            delta_s[t] *= _weight[t]
         delta_h[t] = (delta_n_in[t+1] * r[t+1]) @ W_hn + delta_r_in[t+1] @ W_hr + delta_s[t] @ V + delta_z_in[t+1] @ W_hz + delta_h[t+1] * z[t+1]
         delta_n[t] = (1 - z[t]) * delta_h[t]
         delta_n_in[t] = (1 - n[t]**2) * delta_n[t]

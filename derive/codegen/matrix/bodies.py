@@ -20,6 +20,7 @@ loop alone.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
@@ -123,6 +124,9 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     ahead_inputs = [d for d in model.inputs if (d.name, False) in padded]  # the backward pass reads x[t+1]
     for d in model.inputs:
         arrays[(d.name, False)] = Array("xs_pad" if d in ahead_inputs else "xs", 1, d.shape[0], d in ahead_inputs)
+    if plan.seeded_in_loop:  # the loss's terms inside the recursion read the targets and their weights per step
+        arrays[("_w", False)] = Array("_wsteps", 1, "1")
+        arrays[(model.targets[0].name, False)] = Array("ys", 1, "")
     for s, _ in loop:
         key = ref(s).key
         if key in stored_forward:
@@ -244,12 +248,18 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):] + extra,
                                                         {s for s, _ in plan.after_loop})
     bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
+    bw.special[((model.targets[0].name, False), "all")] = "ys.reshape(-1)"
     if ahead_inputs:
         bw.line("the input and a row of zeros after step T: the backward pass reads it one step ahead",
                 "xs_pad = np.concatenate([xs, np.zeros((1, *xs.shape[1:]), dtype)])")
     bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
                [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: ("loss", None))
+    _weigh_loss(bw.blocks[-1])
     pre_outs = bw.stacked("the deltas seeded by the loss, at its steps", plan.pre, "loss")
+    if pre_outs:
+        bw.blocks[-1].lines += ["if _w is not None:  # a mask: each step's loss term weighted (0 at a masked step)",
+                                *(f"    {o} *= _w.reshape(-1, 1)" if inplace else f"    {o} = {o} * _w.reshape(-1, 1)"
+                                  for o in pre_outs)]
     for (d, _), o in zip(plan.pre, pre_outs, strict=True):
         if ref(d).key in arrays:
             bw.line("", f"{arrays[ref(d).key].ident} = _from_step({o}.reshape(-1, B, {size_name(d)}), T)")
@@ -340,6 +350,11 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     used = used_names(bw.blocks)
     unpack = [(ident, key) for key, ident in cache if ident in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
+
+
+def _weigh_loss(block: Block) -> None:
+    """The loss's sum over the rows weighted by the mask's weights when there is one (_w: None without)."""
+    block.lines = [re.sub(r"\bnll_sum\(([^()]*)\)", r"nll_sum(\1, _w)", ln) for ln in block.lines]
 
 
 def _requested(bw: Writer, plan: VectorPlan) -> None:

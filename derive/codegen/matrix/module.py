@@ -28,37 +28,18 @@ from derive.codegen.scalar.module import _comment, _spec_provenance, _text, _ver
 from derive.codegen.matrix import textbook
 from derive.codegen.matrix.bodies import PASSES, build
 from derive.codegen.matrix.equations import show
+from derive.codegen.matrix.names import code_names, keys, rename_expr, renamed
 from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
 from derive.printing.numpy import used_helpers
-from derive.calculus.matrix import MatrixCell
 from derive.model import Model
 
 TEMPLATE = "code/vector_module.py.j2"
-INIT_ARGUMENTS = ("n_in", "n_hidden", "n_out")  # init_params's arguments, in the order of the spec's [sizes]
-# identifiers of the module itself; a spec name equal to one would shadow it
-RESERVED = {"np", "p", "params", "xs", "ys", "B", "T", "t", "t0", "dtype", "loss", "grads", "cache", "forward",
-            "loss_and_grads", "init_params", "sigmoid", "log_softmax", "onehot", "nll_sum", "PARAMETERS",
-            "SHAPES", "SIZES", "STATES", "rng", "seed", "K", "c0", "c1", "t1"}
-
-
-def _sizes(model: Model) -> list[dict]:
-    if len(model.sizes) != len(INIT_ARGUMENTS):
-        raise DeriveError(f"{model.name}: generated code takes the sizes {', '.join(INIT_ARGUMENTS)}; "
-                          f"the spec declares {len(model.sizes)} ({', '.join(s.name for s in model.sizes)})")
-    return [{"name": s.name, "argument": a, "description": _text(s.description)}
-            for s, a in zip(model.sizes, INIT_ARGUMENTS, strict=True)]
-
-
-def _check_names(model: Model) -> None:
-    for name in model.all_names:
-        if name in RESERVED or keyword.iskeyword(name) or name.startswith("_") or name.endswith(("_seq", "_rows")):
-            raise DeriveError(f"{model.name}: the name '{name}' clashes with a name of the generated module; "
-                              "rename it in the spec")
 
 
 def _size_sources(model: Model) -> dict[str, str]:
-    """Where each size is read at run time: the input's last axis or the first parameter that has it."""
+    """Where each size is read at run time: the input's last axis or the first parameter that has it (the
+    model's code names; the parameters' keys are looked up in ``key``)."""
     inp = model.inputs[0]
     out = {inp.shape[0]: "xs.shape[-1]"} if inp.shape else {}
     for p in model.parameters:
@@ -67,60 +48,80 @@ def _size_sources(model: Model) -> dict[str, str]:
     return out
 
 
+def _argument(name: str, code: str) -> str:
+    """init_params's keyword for a size: the spec's name, unless Python cannot take it as one."""
+    return name if name.isidentifier() and not keyword.iskeyword(name) else code
+
+
 def context(model: Model, style: str = "fast", passes: Iterable[str] | None = None) -> dict:
     """Everything the template needs for one vector model, printed and ordered; ``style`` "textbook" gives the
     program one formula a line (derive.codegen.matrix.textbook), "fast" that program with the ``passes``
-    applied (default: every one of bodies.PASSES)."""
+    applied (default: every one of bodies.PASSES). The code is planned on the model with its clashing names
+    renamed (derive.codegen.matrix.names); keys, the docstring and errors use the spec's names."""
     if len(model.inputs) != 1 or len(model.targets) != 1 or not model.targets[0].classes:
         raise DeriveError(f"{model.name}: generated code takes one input array and one class-index target")
-    _check_names(model)
-    fused = MatrixCell(model).fused
-    if fused and fused[0] in model.recurrent_names:  # the loop would read y[t]: no layout for that yet
-        raise DeriveError(f"{model.name}: code generation does not yet support a softmax output fed back to the "
-                          f"next step ({fused[0]}); derive gradcheck, sheet and grade handle this model")
-    plan = VectorPlan(model)
+    names = code_names(model)
+    coded = renamed(model, names)
+    back = {new: old for old, new in names.items()}
+
+    def key(name: str) -> str:  # a renamed name, or the log-probabilities of one (log_yhat), back to the spec's
+        if name.startswith("log_") and name[4:] in back:
+            return "log_" + back[name[4:]]
+        return back.get(name, name)
+
+    def shown(expr) -> str:
+        return show(rename_expr(expr, back))
+
+    plan = VectorPlan(coded)
     fns = textbook.build(plan) if style == "textbook" else build(plan, frozenset(PASSES if passes is None else passes))
+    for b in fns.forward + fns.backward:
+        b.lines, b.pre = [keys(ln, names) for ln in b.lines], [keys(ln, names) for ln in b.pre]
     spec, digest = _spec_provenance(model)
-    sources = _size_sources(model)
+    sources = {s: keys(src, names) for s, src in _size_sources(coded).items()}
 
-    def params(names: set[str]) -> list[dict]:
-        return [{"name": p.name} for p in model.parameters if p.name in names]
+    def params(used: set[str]) -> list[dict]:
+        return [{"name": key(p.name), "code": p.name} for p in coded.parameters if p.name in used]
 
-    def sizes(names: set[str]) -> list[dict]:
-        return [{"name": s, "source": sources[s]} for s in sources if s in names]
+    def sizes(used: set[str]) -> list[dict]:
+        return [{"name": s, "source": sources[s]} for s in sources if s in used]
 
-    inp, tgt = model.inputs[0], model.targets[0]
-    size_from: dict = {}  # each size not read from xs: (index of the first parameter with it, axis)
-    for i, p in enumerate(model.parameters):
+    inp, tgt = coded.inputs[0], coded.targets[0]
+    size_from: dict = {}  # each size not read from xs: (the first parameter with it, axis)
+    for p in coded.parameters:
         for axis, name in enumerate(p.shape):
             if name != (inp.shape[0] if inp.shape else None):
-                size_from.setdefault(name, (i, axis))
+                size_from.setdefault(name, {"code": name, "name": key(name), "param": p.name, "axis": axis})
+    seed = "seed" if "seed" not in {s.name for s in model.sizes} else "seed_"
     return {
-        "size_from": list(size_from.items()),
+        "size_from": list(size_from.values()),
         "style": style,
+        "seeded_in_loop": plan.seeded_in_loop,
         "model": {"name": model.name, "name_comment": _comment(model.name), "title": _text(model.title),
                   "summary": _text(model.summary), "recurrent": model.recurrent,
                   "loss_description": _text(model.loss.description)},
         "provenance": {"spec": _comment(spec), "sha256": digest, "template": f"templates/{TEMPLATE}",
                        "version": _version()},
         "sheet": f"derive sheet {model.name} --view matrix",
-        "sizes": _sizes(model),
-        "parameters": [{"name": p.name, "shape": list(p.shape), "description": _text(p.description),
-                        "bias": len(p.shape) == 1} for p in model.parameters],
-        "input": {"name": inp.name, "size": inp.shape[0], "description": _text(inp.description)},
-        "target": {"name": tgt.name, "classes": tgt.classes, "description": _text(tgt.description)},
-        "classes_source": sources[tgt.classes],
+        "sizes": [{"name": s.name, "code": names.get(s.name, s.name), "argument": _argument(s.name, names.get(
+            s.name, s.name)), "description": _text(s.description)} for s in model.sizes],
+        "seed": seed,
+        "parameters": [{"name": key(p.name), "code": p.name, "shape": [key(s) for s in p.shape],
+                        "shape_code": list(p.shape), "description": _text(p.description), "bias": len(p.shape) == 1}
+                       for p in coded.parameters],
+        "input": {"name": key(inp.name), "size": key(inp.shape[0]), "size_code": inp.shape[0],
+                  "description": _text(inp.description)},
+        "target": {"name": key(tgt.name), "classes": key(tgt.classes), "description": _text(tgt.description)},
         "quantities": [{"name": q.name, "equation": show(q.equation), "shape": list(q.shape),
                         "description": _text(q.description), "state": q.initial is not None}
                        for q in model.quantities],
-        "states": [{"name": q.name, "size": q.shape[0], "initial": plan.initials[q.name]}
-                   for q in model.quantities if q.name in plan.initials],
+        "states": [{"name": key(q.name), "size": key(q.shape[0]), "initial": plan.initials[q.name]}
+                   for q in coded.quantities if q.name in plan.initials],
         "loss_text": show(model.loss.expr),
-        "deltas": [(show(d), show(e)) for d, e in plan.deltas],
-        "terms": [(t.param, show(t.expr), t.span) for t in plan.terms],
+        "deltas": [(shown(d), shown(e)) for d, e in plan.deltas],
+        "terms": [(key(t.param), shown(t.expr), t.span) for t in plan.terms],
         "forward": fns.forward, "backward": fns.backward,
-        "cache": [{"key": k, "local": v} for k, v in fns.cache],
-        "unpack": [{"key": k, "local": v} for v, k in fns.unpack],
+        "cache": [{"key": key(k), "local": v} for k, v in fns.cache],
+        "unpack": [{"key": key(k), "local": v} for v, k in fns.unpack],
         "forward_params": params(fns.forward_names), "backward_params": params(fns.backward_names),
         "forward_sizes": sizes(fns.forward_names), "backward_sizes": sizes(fns.backward_names),
         "forward_names": sorted(fns.forward_names), "backward_names": sorted(fns.backward_names),

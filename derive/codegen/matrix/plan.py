@@ -27,7 +27,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
-from derive.codegen.matrix.rows import LogSoftmaxRows, gradient_form, loss_form, row_form
+from derive.codegen.matrix.rows import LogSoftmaxRows, OneHotRows, gradient_form, loss_form, row_form
 from derive import naming
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
@@ -65,6 +65,18 @@ def _closure(statements: list[Statement], roots: set, allowed: set) -> set:
         need.add(s)
         stack += [a for a in defined[s].atoms(sp.MatrixSymbol) if a in defined and a in allowed]
     return need
+
+
+def _reads_target(expr) -> bool:
+    return any(isinstance(n, OneHotRows) for n in sp.preorder_traversal(expr))
+
+
+def _weighted(expr):
+    """expr with each term the loss seeds (it reads a target) weighted by the per-step weights _w[t]."""
+    terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
+    out = [sp.HadamardProduct(step_symbol("_w", 0, t.shape[0], t.shape[1]), t) if _reads_target(t) else t
+           for t in terms]
+    return out[0] if len(out) == 1 else sp.MatAdd(*out)
 
 
 def _reads(expr, sym) -> bool:
@@ -181,6 +193,7 @@ class VectorPlan:
         self.raw_grads = step.grads
         self.input_deltas = self._input_deltas(kind, step)
         self.init_deltas: list[Statement] = []
+        self.seeded_in_loop = False
         if not self.recurrent:
             self.pre, self.recursion, self.post = self.deltas, [], []
             return
@@ -192,6 +205,12 @@ class VectorPlan:
                      if ref(a).is_delta and ref(a).offset == 1}
         roots = {d for d, _ in self.deltas if ref(d).name in read_next}
         loop = _closure(self.deltas, roots, {d for d, dep in needs_next.items() if dep})
+        # a loss term inside the recursion (a softmax output fed back to the next step): weighted per step and
+        # example by _w[t] (1 at a step with a loss term, 0 elsewhere), which the module fills from ys and a mask
+        self.seeded_in_loop = any(_reads_target(e) for d, e in self.deltas if d in loop or needs_next[d])
+        if self.seeded_in_loop:
+            self.deltas = [(d, _weighted(e) if d in loop or needs_next[d] else e) for d, e in self.deltas]
+            loop = {d for d, _ in self.deltas if ref(d).name in {ref(x).name for x in loop}}
         self.pre = [(d, e) for d, e in self.deltas if not needs_next[d]]
         self.recursion = [(d, e) for d, e in self.deltas if d in loop]
         self.post = [(d, e) for d, e in self.deltas if needs_next[d] and d not in loop]

@@ -15,6 +15,8 @@ The fast style (derive.codegen.matrix.bodies) computes the same numbers from the
 """
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from derive.codegen.matrix.arrays import ref, size_name
@@ -48,6 +50,7 @@ def _name(sym, step: int | None = None) -> str:
     """The sheet's name of a symbol: h[t-1], delta_a[t+1]; at a given step, h[0], delta_a[1]."""
     r = ref(sym)
     base = str(sym.name) if r is None else ("delta_" if r.is_delta else "") + r.name
+    base = "_weight" if base == "_w" else base  # the loss weights of the steps (row t = step t)
     if r is None:
         return base
     return f"{base}[{_OFFSET[r.offset] if step is None else step + r.offset}]"
@@ -132,8 +135,11 @@ def _recurrent(plan: VectorPlan) -> Functions:
     backward = [Block(f"the input and the targets, row t = step t; the targets of the steps t0..T ({tgt.name}"
                       f"[t] is ys[t - 1], or ys itself for a sequence's last step)",
                       [*load_x, f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"])]
+    backward.append(Block("each step's weight in the loss, row t = step t: 1, or the mask's 0 or 1", [
+        "_weight = np.ones((T + 1, B, 1), dtype)", "if _w is not None:", "    _weight[1:, :, 0] = _w"]))
+    loss = re.sub(r"\bnll_sum\(([^()]*)\)", r"nll_sum(\1, _weight[t])", _print(plan.loss))
     backward.append(Block("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
-                          ["loss = 0", "for t in range(t0, T + 1):", f"    loss += {_print(plan.loss)}"]))
+                          ["loss = 0", "for t in range(t0, T + 1):", f"    loss += {loss}"]))
     allocs = [f"delta_{ref(d).name} = np.zeros((T + 2, B, {size_name(d)}), dtype)" for d, _ in plan.deltas]
     backward.append(Block("the deltas, row t = step t, and a zero row after step T (nothing flows back from "
                           "step T + 1)", allocs))
@@ -143,6 +149,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
     pre = {d for d, _ in plan.pre}
     body = []
     seeded = [_line(d, e) for d, e in plan.deltas if d in pre]
+    seeded += [f"{_name(d)} *= _weight[t]" for d, _ in plan.deltas if d in pre]
     if seeded:  # the deltas the loss seeds: at the steps with a loss term
         body += ["if t >= t0:",
                  *(f"    {ln}" for ln in seeded)]

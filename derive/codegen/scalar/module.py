@@ -15,7 +15,7 @@ from pathlib import Path
 import sympy as sp
 
 from derive import naming
-from derive.calculus.bptt import ScalarDerivation
+from derive.calculus.bptt import MAX_CLOSED_FORM_STEPS, ScalarDerivation
 from derive.calculus.cell import step_kind
 from derive.codegen.scalar import schedule
 from derive.codegen.scalar.blocks import array_name, render_all
@@ -130,6 +130,8 @@ def _check_names(model: Model, data: list[Data]) -> None:
 def _closed_form(derivation: ScalarDerivation, inp: Data, tgt: Data) -> dict:
     """grads_closed_form: sympy.diff of the unrolled loss (form c), one expression per parameter."""
     model, T = derivation.model, derivation.unrolled.steps
+    if model.recurrent and T > MAX_CLOSED_FORM_STEPS:  # it grows as T^2: the module keeps its loop form only
+        return {"steps": T, "absent": True, "limit": MAX_CLOSED_FORM_STEPS, "loads": [], "params": [], "lines": []}
     statements = [(schedule.grad_target(p), derivation.closed_form(p)) for p in model.parameter_symbols]
     used = set().union(*(e.free_symbols for _, e in statements))
     loads = []
@@ -148,8 +150,8 @@ def _closed_form(derivation: ScalarDerivation, inp: Data, tgt: Data) -> dict:
     lines: list[Line] = cse_lines(statements, targets, taken=[ld["local"] for ld in loads])
     params = [{"name": p.name, "local": code_identifier(naming.base(p.name))}
               for p in model.parameters if naming.base(p.name) in used]
-    return {"steps": T, "loads": loads, "params": params, "lines": [{"target": ln.target, "value": ln.value,
-                                                   "temporary": ln.symbol is None} for ln in lines]}
+    return {"steps": T, "absent": False, "loads": loads, "params": params,
+            "lines": [{"target": ln.target, "value": ln.value, "temporary": ln.symbol is None} for ln in lines]}
 
 
 # The passes that turn the textbook program (every formula of a step in the time loops) into the fast one.
