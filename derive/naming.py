@@ -9,6 +9,7 @@ Spec names may not end in ``_<digits>`` so that a per-step name parses back uniq
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -61,7 +62,12 @@ class Ref:
 def describe(sym: sp.Symbol | sp.MatrixSymbol | str) -> Ref:
     """Parse a name made by this module back into its parts: of a Symbol, a MatrixSymbol (whose
     name SymPy keeps as a ``Str``), anything else with a ``name``, or the name itself."""
-    text, is_delta = sym if isinstance(sym, str) else str(sym.name), False
+    return _describe_text(sym if isinstance(sym, str) else str(sym.name))
+
+
+@functools.lru_cache(maxsize=1 << 16)  # numeric runs ask again for the same names at every step
+def _describe_text(text: str) -> Ref:
+    is_delta = False
     if text.startswith(DELTA_PREFIX):
         text, is_delta = text[len(DELTA_PREFIX):], True
     if m := _GENERIC.match(text):

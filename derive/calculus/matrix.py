@@ -109,10 +109,16 @@ class MatrixCell:
         return expr.xreplace(mapping)
 
     def equations(self, variant: str):
-        if variant == "init":
-            return [(self.sym(q.name), self._batched(q.initial))
-                    for q in self.model.quantities if q.initial is not None]
-        return [(self.sym(q.name), self._batched(q.equation_at(variant))) for q in self.model.quantities]
+        # every step of every run asks again (a long sheet's worked example runs T steps per entry moved)
+        key = ("equations", variant)
+        if key not in self._cache:
+            if variant == "init":
+                self._cache[key] = tuple((self.sym(q.name), self._batched(q.initial))
+                                         for q in self.model.quantities if q.initial is not None)
+            else:
+                self._cache[key] = tuple((self.sym(q.name), self._batched(q.equation_at(variant)))
+                                         for q in self.model.quantities)
+        return self._cache[key]
 
     @cached_property
     def losses(self) -> MatrixLoss:

@@ -97,19 +97,21 @@ def forward(cell, example: Example, steps: int, backend, formulas=None) -> None:
     first = 0 if model.recurrent else 1
     dims = example.dims
     formulas = formulas or interpreted(backend, dims)
+    plans: dict = {}  # per step kind: what is computed, under which name, of which shape (the same at every step)
     for k in range(first, steps + 1):
         kind = step_kind(model, k, steps)
+        if kind.own not in plans:
+            plans[kind.own] = [(("f", kind.own, str(target.name)), expr, naming.describe(target).name,
+                                tuple(int(d.xreplace(dims)) for d in target.shape)
+                                if isinstance(target, sp.MatrixSymbol) else None)
+                               for target, expr in cell.equations(kind.own) if expr is not None]
         lookup = lookup_at(model, example, k, backend)
         memo: dict = {}
-        for target, expr in cell.equations(kind.own):
-            if expr is None:
-                continue
-            value = formulas(("f", kind.own, str(target.name)), expr, lookup, memo)
-            if isinstance(target, sp.MatrixSymbol):
-                shape = tuple(int(d.xreplace(dims)) for d in target.shape)
-                if np.shape(value) != shape:  # a number (h_0 = 0) stands for the whole matrix
-                    value = backend.full(shape, 0) + value
-            example.values[(naming.describe(target).name, k)] = value
+        for place, expr, name, shape in plans[kind.own]:
+            value = formulas(place, expr, lookup, memo)
+            if shape is not None and np.shape(value) != shape:  # a number (h_0 = 0) stands for the whole matrix
+                value = backend.full(shape, 0) + value
+            example.values[(name, k)] = value
 
 
 def losses(cell, example: Example, steps: int, backend, loss, formulas=None) -> dict:
