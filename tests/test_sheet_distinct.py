@@ -21,16 +21,22 @@ def test_the_problem_sheet_chooses_values_that_tell_mistakes_apart():
     d = derive.bptt(derive.load("linear-rnn"), 3)
     for variant in ("problem", "solution"):  # the key has the problem's numbers
         ctx = sheet_context(d, variant)
-        assert ctx["distinct"]["ok"] and ctx["distinct"]["equal"] == []
+        # the counting task's inputs are 0/1 and not all equal, so some x_k = 0 and the term of step k in
+        # dE/dW_x is 0: leaving it out cannot be caught at any such draw, and the key says so; nothing else clashes
+        assert not ctx["distinct"]["ok"] and ctx["distinct"]["between_mistakes"] == 0
+        assert [(e["param"], e["mistakes"]) for e in ctx["distinct"]["equal"]] == [("W_{x}", ["missing term 3"])]
     from derive.sheet import example_point
 
     point, seed = example_point(d, distinct=True)
-    assert ctx["example"]["seed"] == seed
+    assert ctx["example"]["seed"] == seed and point.data["x"][0][2] == 0
     right, wrong = _hand(point)
     assert abs(right) > 1e-9
     for value in wrong.values():
         assert abs(value - right) > 1e-6 * abs(right)
-    assert "gives a number of its own" in render_sheet(d, "solution")
+    assert "so the key cannot catch it" in render_sheet(d, "solution")
+    tanh = derive.bptt(derive.load("tanh-rnn"), 3)  # real inputs: every catalogued mistake has a number of its own
+    assert sheet_context(tanh, "problem")["distinct"]["ok"]
+    assert "gives a number of its own" in render_sheet(tanh, "solution")
 
 
 def test_the_key_names_the_mistakes_the_teachers_values_cannot_catch():
