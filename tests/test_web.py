@@ -78,6 +78,18 @@ def test_preview_reads_the_answer_as_the_grader_does(site, model, answer):
     assert out["latex"] and "\\" in out["latex"]
 
 
+@pytest.mark.parametrize("question,answer,note", [("W", "delta_a_2 @ h_1", "shapes disagree"),
+                                                   ("W", "W_hh @ h_1", "min-char-rnn")])
+def test_preview_reads_what_grading_reads_in_other_ways(site, question, answer, note):
+    """An answer the grader grades (a forgotten transpose, min-char-rnn's names) is not 'cannot read' here."""
+    from derive.grade.dispatch import grade
+
+    out = site[1].post("/api/preview", json={"model": "elman", "question": question, "answer": answer}).get_json()
+    assert out["ok"], out
+    assert note in out["note"]
+    assert grade(load("elman"), question, answer, steps=3).verdict != "unreadable"
+
+
 @pytest.mark.parametrize("answer", ["2*(s_3 - ", "2*(s_3 - y)*q_2", "s_3 ** ** 2", "W_rec s_2 )"])
 def test_preview_error_is_the_graders_with_its_position(site, answer):
     from derive.grade.dispatch import grade

@@ -50,7 +50,7 @@ def preview_job(ref: str, options: dict, steps: int | None, answer: str, latex: 
     try:
         with deadline.time_limit(PREVIEW_TIMEOUT):
             r = read_answer(_model(ref, options), answer, steps, latex)
-        return {"ok": True, "latex": r.latex, "form": r.form, "symbols": list(r.symbols)}
+        return {"ok": True, "latex": r.latex, "form": r.form, "symbols": list(r.symbols), "note": r.note}
     except AnswerError as exc:
         return {"ok": False, "error": str(exc), "pos": exc.pos}
     except deadline.Timeout:
