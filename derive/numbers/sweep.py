@@ -50,14 +50,20 @@ def _zeros_like_symbol(sym, dims, backend):
     return backend.const(0)
 
 
+_REFS: dict = {}  # symbol -> naming.describe(symbol): asked at every step of every run (its name is slow to get)
+
+
 def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = None):
     """The lookup of generic-step symbols (h[t-1], delta_a[t+1]) at step k, and of per-step
     ones (h_2, delta_a_3) anywhere."""
-    dims = example.dims
     recurrent = model.recurrent
 
     def lookup(sym):
-        ref = naming.describe(sym)
+        ref = _REFS.get(sym)
+        if ref is None:
+            if len(_REFS) > 1 << 16:  # bounded, in a long-lived process reading many models
+                _REFS.clear()
+            ref = _REFS[sym] = naming.describe(sym)
         if not ref.is_delta and (ref.name in example.params or ref.name in example.constants):
             return example.params[ref.name] if ref.name in example.params else example.constants[ref.name]
         if ref.offset is not None:
@@ -72,7 +78,7 @@ def lookup_at(model, example: Example, k: int, backend, deltas: dict | None = No
             if deltas is None:
                 raise Unsupported(f"no adjoints here ({sym.name})")
             value = deltas.get((ref.name, step_no))
-            return _zeros_like_symbol(sym, dims, backend) if value is None else value
+            return _zeros_like_symbol(sym, example.dims, backend) if value is None else value
         key = (ref.name, step_no)
         for table in (example.inputs, example.targets, example.values):
             if key in table:

@@ -125,9 +125,13 @@ def _groups(model: Model, steps: int, value) -> list[tuple[object, list[int]]]:
     first = 0 if model.recurrent else 1
     out: list = []
     keys: list = []
+    known: dict = {}  # step kind -> (value, printed): a few kinds, T steps (printing each step made T = 1000 slow)
     for kk in range(steps, first - 1, -1):
-        v = value(step_kind(model, kk, steps))
-        key = _printed(v)
+        kind = step_kind(model, kk, steps)
+        if kind not in known:
+            v = value(kind)
+            known[kind] = (v, _printed(v))
+        v, key = known[kind]
         if out and keys[-1] == key:
             out[-1][1].append(kk)
         else:

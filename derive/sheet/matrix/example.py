@@ -50,40 +50,73 @@ def draw_example(model: Model, sizes: dict[str, int], steps: int, seed: int | No
     return params, data, MatrixProgram(model, sizes, batch=False).run(params, data, steps), used
 
 
+CHECK_BUDGET = 20_000  # forward steps the entrywise check may take (runs x T); beyond it, random directions
+CHECK_DIRECTIONS = 2  # random directions through all the entries at once, when the entrywise check is over budget
+
+
 def gradient_check(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int, derived: dict,
                    compiled: MatrixProgram | None = None):
     """Per parameter: the entry with the largest derived value against five-point differences and
-    (analytic models) the complex step of the loss, and the largest relative error over all its
-    entries. The loss comes from forward passes alone (no backward formula is involved)."""
+    (analytic models) the complex step of the loss. Every entry is checked: one by one (the row's error
+    is the largest over its entries) while that costs at most ``CHECK_BUDGET`` forward steps, else all
+    entries of all parameters at once along ``CHECK_DIRECTIONS`` random directions (the derived
+    directional derivative against the same differences along the direction; a run per entry made long
+    sequences slow). The loss comes from forward passes alone (no backward formula is involved).
+    Returns (rows, analytic, directional): ``directional`` is None when entrywise, else
+    {"directions", "entries", "error"}."""
     analytic = analytic_model(model)
     compiled = compiled or MatrixProgram(model, sizes, batch=False)
+    names = [p.name for p in model.parameters]
+    bases = {n: np.asarray(params[n], dtype=float) for n in names}
+    flats = {n: np.asarray(derived[n], dtype=float).reshape(-1) for n in names}
+    total = sum(b.size for b in bases.values())
+    runs_per_entry = len(FD_STENCIL) + (1 if analytic else 0)
+    entrywise = total * runs_per_entry * steps <= CHECK_BUDGET
 
-    def moved_loss(name: str, base: np.ndarray, i: int, shift: complex):
-        arr = np.array(base, dtype=complex if isinstance(shift, complex) else float).reshape(-1)
-        arr[i] += shift
-        moved = dict(params, **{name: arr.reshape(base.shape) if base.shape else arr[0]})
+    def loss_along(moves: dict[str, np.ndarray], shift: complex) -> float:
+        """The loss with each named parameter moved by ``shift`` times its direction (real part / imag / shift)."""
+        moved = dict(params)
+        for name, direction in moves.items():
+            base = bases[name]
+            arr = base.reshape(-1).astype(complex if isinstance(shift, complex) else float) + shift * direction
+            moved[name] = arr.reshape(base.shape) if base.shape else arr[0]
         return compiled.run(moved, data, steps, grads=False, loss=True).loss
 
+    def differences(moves: dict[str, np.ndarray], h: float) -> tuple[float, float | None]:
+        fd = sum(w * float(np.real(loss_along(moves, off * h))) for off, w in FD_STENCIL) / h
+        cs = float(np.imag(loss_along(moves, 1j * CS_STEP))) / CS_STEP if analytic else None
+        return fd, cs
+
+    def unit(name: str, i: int) -> dict[str, np.ndarray]:
+        e = np.zeros(bases[name].size)
+        e[i] = 1.0
+        return {name: e}
+
     rows = []
-    for p in model.parameters:
-        base = np.asarray(params[p.name], dtype=float)
-        flat = np.asarray(derived[p.name], dtype=float).reshape(-1)
+    for name, p in zip(names, model.parameters, strict=True):
+        base, flat = bases[name], flats[name]
         h = FD_SCALE * max(1.0, float(np.max(np.abs(base))))
-        fd = np.array([sum(w * float(np.real(moved_loss(p.name, base, i, off * h))) for off, w in FD_STENCIL) / h
-                       for i in range(base.size)])
-        errors = [relative_error(float(a), float(b)) for a, b in zip(flat, fd, strict=True)]
-        cs = None
-        if analytic:
-            cs = np.array([float(np.imag(moved_loss(p.name, base, i, 1j * CS_STEP))) / CS_STEP
-                           for i in range(base.size)])
-            errors += [relative_error(float(a), float(b)) for a, b in zip(flat, cs, strict=True)]
         at = int(np.argmax(np.abs(flat)))
+        checked = range(base.size) if entrywise else [at]
+        found = {i: differences(unit(name, i), h) for i in checked}
+        errors = [relative_error(float(flat[i]), v) for i, pair in found.items() for v in pair if v is not None]
         index = np.unravel_index(at, base.shape) if base.shape else ()
         shown = index[:1] if len(p.shape) == 1 else index  # a vector's entry is one index
-        rows.append({"name": p.name, "entry": tuple(int(i) + 1 for i in shown), "analytic": float(flat[at]),
-                     "fd": float(fd[at]), "cs": None if cs is None else float(cs[at]),
-                     "error": max(errors), "entries": int(base.size)})
-    return rows, analytic
+        fd, cs = found[at]
+        rows.append({"name": name, "entry": tuple(int(i) + 1 for i in shown), "analytic": float(flat[at]),
+                     "fd": fd, "cs": cs, "error": max(errors), "entries": int(base.size)})
+    if entrywise:
+        return rows, analytic, None
+    rng = np.random.default_rng(0)
+    h = FD_SCALE * max(1.0, *(float(np.max(np.abs(b))) for b in bases.values()))
+    errors = []
+    for _ in range(CHECK_DIRECTIONS):
+        moves = {n: rng.standard_normal(bases[n].size) for n in names}
+        norm = math.sqrt(sum(float(v @ v) for v in moves.values()))
+        moves = {n: v / norm for n, v in moves.items()}
+        along = sum(float(flats[n] @ moves[n]) for n in names)
+        errors += [relative_error(along, v) for v in differences(moves, h) if v is not None]
+    return rows, analytic, {"directions": CHECK_DIRECTIONS, "entries": total, "error": max(errors)}
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -167,7 +200,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         terms = {"symbol": latex(psyms[focus]), "steps": ks, "per_line": 1 if wide else 2,
                  "cells": [None if k is None else matrix_cells(run.terms[(focus, k)]) for k in ks],
                  "total": matrix_cells(grads[focus])}
-    rows, analytic = gradient_check(model, sizes, params, data, steps, grads, compiled=run.program)
+    rows, analytic, directional = gradient_check(model, sizes, params, data, steps, grads, compiled=run.program)
     check_rows = [{"symbol": latex(psyms[r["name"]]),
                    "entry": ",".join(map(str, r["entry"])), "analytic": _num(r["analytic"], 6),
                    "fd": _num(r["fd"], 6), "cs": "" if r["cs"] is None else _num(r["cs"], 6),
@@ -179,7 +212,9 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         "loss": _num(sum(float(np.real(v)) for v in run.losses.values()), 6),
         "losses": [{"k": k, "value": _num(v, 6)} for k, v in sorted(run.losses.items())],
         "gradients": gradients, "terms": terms, "check_rows": check_rows,
-        "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows), "tolerance": _num(CHECK_TOLERANCE),
+        "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows)
+        and (directional is None or directional["error"] <= CHECK_TOLERANCE), "tolerance": _num(CHECK_TOLERANCE),
+        "directional": None if directional is None else dict(directional, error=_error_bound(directional["error"])),
         "has_complex_step": analytic, "values": {"params": params, "data": data, "grads": grads, "run": run},
     }
 
