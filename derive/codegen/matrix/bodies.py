@@ -75,7 +75,7 @@ def _static(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     bw = Writer(plan, {}, static=static, inplace="inplace" in passes)
     readers = [plan.loss, *(e for _, e in plan.deltas), *(t.expr for t in plan.terms)]
     bw.disposable = read_once(readers, {s for s, _ in plan.forward}) if "inplace" in passes else set()
-    bw.stacked("the loss: the mean over the batch of -log yhat[y]", [(sp.Symbol("loss"), plan.loss)], "all",
+    bw.stacked(f"the loss: the mean over the batch of {plan.loss_words('')}", [(sp.Symbol("loss"), plan.loss)], "all",
                assign=lambda t: ("loss", None))
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
     gradient_blocks(bw, plan, plan.terms)
@@ -247,12 +247,13 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     bw = Writer(plan, arrays, inplace=inplace)
     bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):] + extra,
                                                         {s for s, _ in plan.after_loop})
-    bw.special[((model.targets[0].name, False), "loss")] = "ys.reshape(-1)"
-    bw.special[((model.targets[0].name, False), "all")] = "ys.reshape(-1)"
+    rows = "ys.reshape(-1)" if model.targets[0].classes else "ys.reshape(-1, ys.shape[-1])"  # a real vector's rows
+    bw.special[((model.targets[0].name, False), "loss")] = rows
+    bw.special[((model.targets[0].name, False), "all")] = rows
     if ahead_inputs:
         bw.line("the input and a row of zeros after step T: the backward pass reads it one step ahead",
                 "xs_pad = np.concatenate([xs, np.zeros((1, *xs.shape[1:]), dtype)])")
-    bw.stacked("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
+    bw.stacked(f"the loss: the mean over the batch of the sum over the steps t0..T of {plan.loss_words('[t]')}",
                [(sp.Symbol("loss"), plan.loss)], "loss", assign=lambda t: ("loss", None))
     _weigh_loss(bw.blocks[-1])
     pre_outs = bw.stacked("the deltas seeded by the loss, at its steps", plan.pre, "loss")
@@ -354,7 +355,7 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
 
 def _weigh_loss(block: Block) -> None:
     """The loss's sum over the rows weighted by the mask's weights when there is one (_w: None without)."""
-    block.lines = [re.sub(r"\bnll_sum\(([^()]*)\)", r"nll_sum(\1, _w)", ln) for ln in block.lines]
+    block.lines = [re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^()]*)\)", r"\1(\2, _w)", ln) for ln in block.lines]
 
 
 def _requested(bw: Writer, plan: VectorPlan) -> None:

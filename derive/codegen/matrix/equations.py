@@ -29,10 +29,17 @@ class _EquationText(StrPrinter):
                        for i, t in enumerate(terms))
 
     def _print_HadamardProduct(self, expr):
+        if len(expr.args) == 2 and expr.args[0] == expr.args[1]:  # a squared error: (o - y)**2, as the spec says
+            return self._print(sp.HadamardPower(expr.args[0], 2))
         return " * ".join(f"({self._print(a)})" if isinstance(a, sp.MatAdd) else self._print(a) for a in expr.args)
 
     def _print_HadamardPower(self, expr):
-        return f"{self._print(expr.base)}**{self._print(expr.exp)}"
+        base = self._print(expr.base)
+        base = f"({base})" if isinstance(expr.base, sp.MatAdd) else base
+        return f"{base}**{self._print(expr.exp)}"
+
+    def _print_SumEntries(self, expr):
+        return f"sum({self._print(expr.arg)})"
 
     def _print_ElementwiseApplyFunction(self, expr):
         slot = sp.Symbol(self._print(expr.expr))

@@ -58,15 +58,18 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
     program one formula a line (derive.codegen.matrix.textbook), "fast" that program with the ``passes``
     applied (default: every one of bodies.PASSES). The code is planned on the model with its clashing names
     renamed (derive.codegen.matrix.names); keys, the docstring and errors use the spec's names."""
-    if len(model.inputs) != 1 or len(model.targets) != 1 or not model.targets[0].classes:
-        raise DeriveError(f"{model.name}: generated code takes one input array and one class-index target")
+    if len(model.inputs) != 1 or len(model.targets) != 1 or not (
+            model.targets[0].classes or len(model.targets[0].shape) == 1):
+        raise DeriveError(f"{model.name}: generated code takes one input array and one target: class indices "
+                          f"or a real vector")
     names = code_names(model)
     coded = renamed(model, names)
     back = {new: old for old, new in names.items()}
 
     def key(name: str) -> str:  # a renamed name, or the log-probabilities of one (log_yhat), back to the spec's
-        if name.startswith("log_") and name[4:] in back:
-            return "log_" + back[name[4:]]
+        for prefix in ("log_", "logit_"):
+            if name.startswith(prefix) and name[len(prefix):] in back:
+                return prefix + back[name[len(prefix):]]
         return back.get(name, name)
 
     def shown(expr) -> str:
@@ -110,7 +113,10 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
                        for p in coded.parameters],
         "input": {"name": key(inp.name), "size": key(inp.shape[0]), "size_code": inp.shape[0],
                   "description": _text(inp.description)},
-        "target": {"name": key(tgt.name), "classes": key(tgt.classes), "description": _text(tgt.description)},
+        "target": {"name": key(tgt.name), "classes": tgt.classes and key(tgt.classes),
+                   "description": _text(tgt.description),
+                   # a real target vector: its size, and ys's ndim for one target per sequence (classes: (B,))
+                   "size": None if tgt.classes else key(tgt.shape[0]), "ndim": 1 if tgt.classes else 2},
         "quantities": [{"name": q.name, "equation": show(q.equation), "shape": list(q.shape),
                         "description": _text(q.description), "state": q.initial is not None}
                        for q in model.quantities],
@@ -126,7 +132,8 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
         "forward_sizes": sizes(fns.forward_names), "backward_sizes": sizes(fns.backward_names),
         "forward_names": sorted(fns.forward_names), "backward_names": sorted(fns.backward_names),
         "uses": {name: re.search(rf"(?<![\w.]){name}\(", _all_text(fns)) is not None for name in (
-            "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot")},
+            "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot",
+            "nll_sum", "sq_sum", "bce_sum")},
         "helpers": used_helpers(_all_text(fns)),
     }
 

@@ -25,14 +25,16 @@ from derive.model import Model
 MODULE_NAMES = frozenset({
     "np", "p", "params", "xs", "ys", "init", "want", "mask", "B", "T", "t", "t0", "t1", "c0", "c1", "K", "dtype",
     "loss", "grads", "cache", "sizes", "seed", "xs_pad",
-    "sigmoid", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot", "nll_sum",  # helpers the lines call
+    # helpers the lines call
+    "sigmoid", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot", "nll_sum", "sq_sum", "bce_sum",
     "PARAMETERS", "SHAPES", "SIZES", "STATES", "forward", "loss_and_grads", "init_params",  # the public names
     "range", "max", "dict", "len", "float", "int", "tuple", "ValueError",  # builtins those functions call
 })
 # the identifiers the module derives from a per-step name X: X_seq, X_rows, X_prev, X_loss_rows, ..., log_X (a
-# softmax's log-probabilities), d_X (its delta) and d_X_in (the delta of its activation's input)
+# softmax's log-probabilities), logit_X (a sigmoid output's logits), d_X (its delta) and d_X_in (the delta of
+# its activation's input)
 _SUFFIX = re.compile(r"^(?P<stem>.+)_(?:seq|rows|prev|next|loss|chunk|pad|blocks)$")
-_PREFIX = re.compile(r"^(?P<kind>d|log)_(?P<stem>.+)$")
+_PREFIX = re.compile(r"^(?P<kind>d|log|logit)_(?P<stem>.+)$")
 
 
 def _derived(name: str, per_step: set[str]) -> bool:

@@ -27,7 +27,8 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
-from derive.codegen.matrix.rows import LogSoftmaxRows, OneHotRows, gradient_form, loss_form, row_form
+from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, OneHotRows, SquaredSum, gradient_form, loss_form,
+                                       row_form)
 from derive import naming
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
@@ -120,6 +121,11 @@ def _targets_per_step(model: Model) -> Model:
     return replace(model, targets=targets, quantities=quantities, loss=loss)
 
 
+def _prefixed(prefix: str, name: str) -> str:
+    """log_yhat[t] from yhat[t]: a prefix on the base name, the step kept."""
+    return prefix + name.split("[")[0] + ("[" + name.split("[", 1)[1] if "[" in name else "")
+
+
 class VectorPlan:
     """The statements of a vector model's module, sorted into blocks; every formula in row form."""
 
@@ -130,12 +136,16 @@ class VectorPlan:
         self.B = self.cell.batch
         self.biases = {p.name for p in model.parameters if len(p.shape) == 1}
         self.recurrent = model.recurrent
-        if self.cell.fused is None or not isinstance(model.loss.expr, CrossEntropy):
+        if isinstance(model.loss.expr, CrossEntropy) and self.cell.fused is None:
             raise DeriveError(f"{model.name}: code is emitted for a cross-entropy loss on a softmax output")
         self.log_probs: dict[str, sp.MatrixSymbol] = {}
+        self.logits: dict[str, sp.MatrixSymbol] = {}  # a sigmoid output's logits, for its binary cross-entropy
         self.forward = self._forward_statements()
-        self.loss = loss_form(self.cell._batched(model.loss.expr), self.B,
-                              dict(self.log_probs))
+        self.loss = loss_form(self.cell._batched(model.loss.expr), self.B, dict(self.log_probs), dict(self.logits))
+        if self.loss is None:
+            raise DeriveError(f"{model.name}: code is emitted for a cross-entropy loss on a softmax output, a "
+                              f"squared error sum((o - y)^2) (times a number) against a target vector, or the "
+                              f"binary cross-entropy of a sigmoid output")
         self._backward()
         self._gradients()
 
@@ -164,6 +174,13 @@ class VectorPlan:
                 self.log_probs[name] = log_sym
                 out.append((log_sym, expr.expr))
                 expr = ElementwiseApplyFunction(expr.function, log_sym)
+            elif isinstance(expr, ElementwiseApplyFunction) and self._bce_output(sym):
+                # the logits named: the binary cross-entropy reads them (log sigmoid without overflow)
+                name = str(sym.name)
+                logit_sym = sp.MatrixSymbol(_prefixed("logit_", name), self.B, sym.shape[0])
+                self.logits[name] = logit_sym
+                out.append((logit_sym, expr.expr))
+                expr = ElementwiseApplyFunction(expr.function, logit_sym)
             out.append((target, expr))
         if self.recurrent:
             targets = {s for s, _ in out}
@@ -172,6 +189,19 @@ class VectorPlan:
         else:
             self.loop_targets = set()
         return out
+
+    def loss_words(self, step: str) -> str:
+        """The loss of one example in a comment's words (``step``: "[t]" inside a sum over the steps)."""
+        if self.loss.atoms(SquaredSum):
+            return "its squared error"
+        if self.loss.atoms(BCESum):
+            return "its binary cross-entropy"
+        return f"-log yhat{step}[y{step}]"
+
+    def _bce_output(self, sym) -> bool:
+        """sym is a sigmoid output whose loss is fused (sigmoid + binary cross-entropy: its adjoint p - y)."""
+        fusion = self.cell.fusions.get(naming.describe(sym).name)
+        return fusion is not None and fusion.kind == "sigmoid"
 
     @property
     def loop(self) -> list[Statement]:

@@ -135,6 +135,12 @@ class RowPrinter(DeriveNumPyPrinter):
     def _print_OneHotRows(self, expr) -> str:
         return f"onehot({bare(self._print(expr.args[0]))}, {self._print(expr.args[1])}, dtype)"
 
+    def _print_SquaredSum(self, expr) -> str:
+        return f"sq_sum({bare(self._print(expr.args[0]))}, {bare(self._print(expr.args[1]))})"
+
+    def _print_BCESum(self, expr) -> str:
+        return f"bce_sum({bare(self._print(expr.args[0]))}, {bare(self._print(expr.args[1]))})"
+
     def _print_NLLSum(self, expr) -> str:
         return f"nll_sum({bare(self._print(expr.args[0]))}, {bare(self._print(expr.args[1]))})"
 

@@ -18,7 +18,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from derive.functions import CrossEntropy, OneHot, Softmax
+from derive.functions import CrossEntropy, OneHot, Softmax, SumEntries
 
 
 class LogSoftmaxRows(MatrixExpr):
@@ -45,6 +45,25 @@ class OneHotRows(MatrixExpr):
     @property
     def shape(self):
         return (self.args[0].shape[0], self.args[1])
+
+
+class SquaredSum(sp.Expr):
+    """sum over the rows j and columns k of (O[j, k] - Y[j, k])**2: a summed squared error."""
+
+    is_commutative = True
+
+    def __new__(cls, out, target):
+        return super().__new__(cls, out, target)
+
+
+class BCESum(sp.Expr):
+    """sum over the entries of softplus(Z) - Y * Z: the binary cross-entropy of sigmoid(Z) against 0/1 targets
+    Y, from the logits Z (log sigmoid in a stable form: no overflow at any logit)."""
+
+    is_commutative = True
+
+    def __new__(cls, logits, target):
+        return super().__new__(cls, logits, target)
 
 
 class NLLSum(sp.Expr):
@@ -112,12 +131,79 @@ def gradient_form(expr, batch: sp.Symbol, biases: set[str], is_bias: bool):
     return _tidy(e)
 
 
-def loss_form(loss_expr, batch: sp.Symbol, log_probs: dict):
-    """The batch loss (the mean over the batch of cross_entropy(yhat, y) at one step) as the summed
-    negative log-likelihood of yhat's log-probabilities over the rows, divided by B."""
-    if not isinstance(loss_expr, CrossEntropy):
-        raise ValueError("only a cross-entropy loss is emitted for vector models")
-    probs, index = loss_expr.probs, loss_expr.index
-    logp = log_probs[str(probs.name)]
-    y = sp.MatrixSymbol(index.name, batch, 1)
-    return NLLSum(logp, y) / batch
+def loss_form(loss_expr, batch: sp.Symbol, log_probs: dict, logits: dict | None = None):
+    """The batch loss of one step as a helper's sum over the rows, divided by B: the summed negative
+    log-likelihood of yhat's log-probabilities (cross-entropy on a softmax), c times the summed squared error
+    of an output against a real target (c sum((o - y)**2)), or the binary cross-entropy of a sigmoid output
+    from its logits (``logits``: output name -> the logits' symbol). None for any other loss."""
+    if isinstance(loss_expr, CrossEntropy):
+        probs, index = loss_expr.probs, loss_expr.index
+        logp = log_probs[str(probs.name)]
+        y = sp.MatrixSymbol(index.name, batch, 1)
+        return NLLSum(logp, y) / batch
+    found = _sum_of_entries(loss_expr)
+    if found is None:
+        return None
+    coeff, arg = found
+    rows = {m: sp.MatrixSymbol(m.name, batch, m.shape[0]) for m in arg.atoms(sp.MatrixSymbol) if m.shape[1] == batch}
+    square = _squared_error(arg)
+    if square is not None and len(rows) == 2:
+        o, y = square
+        return coeff * SquaredSum(rows[o], rows[y]) / batch
+    bce = _binary_cross_entropy(arg)
+    if bce is not None and logits and str(bce[0].name) in logits:
+        p, y = bce
+        return -coeff * BCESum(logits[str(p.name)], rows[y]) / batch
+    return None
+
+
+def _sum_of_entries(expr):
+    """(c, X) when expr is c * sum(X) with c a number, else None."""
+    factors = sp.Mul.make_args(expr)
+    sums = [f for f in factors if isinstance(f, SumEntries)]
+    rest = sp.Mul(*(f for f in factors if not isinstance(f, SumEntries)))
+    if len(sums) != 1 or not rest.is_number:
+        return None
+    return rest, sums[0].arg
+
+
+def _difference(d):
+    """(o, y) when d is o - y of two column symbols, else None."""
+    if isinstance(d, sp.MatAdd) and len(d.args) == 2:
+        pos = [a for a in d.args if isinstance(a, sp.MatrixSymbol)]
+        neg = [a.args[1] for a in d.args if isinstance(a, sp.MatMul) and len(a.args) == 2 and a.args[0] == -1
+               and isinstance(a.args[1], sp.MatrixSymbol)]
+        if len(pos) == 1 and len(neg) == 1:
+            return pos[0], neg[0]
+    return None
+
+
+def _squared_error(arg):
+    """(o, y) when arg is (o - y) elementwise squared (a Hadamard square or power), else None."""
+    if isinstance(arg, sp.HadamardProduct) and len(arg.args) == 2 and arg.args[0] == arg.args[1]:
+        return _difference(arg.args[0])
+    if isinstance(arg, sp.HadamardPower) and arg.exp == 2:
+        return _difference(arg.base)
+    return None
+
+
+def _binary_cross_entropy(arg):
+    """(p, y) when arg is y * log(p) + (1 - y) * log(1 - p) (elementwise, in any order), else None."""
+    if not isinstance(arg, sp.MatAdd) or len(arg.args) != 2:
+        return None
+    found = {}
+    for term in arg.args:
+        if not isinstance(term, sp.HadamardProduct) or len(term.args) != 2:
+            return None
+        logs = [a for a in term.args if isinstance(a, ElementwiseApplyFunction) and a.function.expr.func == sp.log]
+        if len(logs) != 1:
+            return None
+        other = next(a for a in term.args if a is not logs[0])
+        found[logs[0].expr] = other
+    items = list(found.items())
+    for (inner, w), (inner2, w2) in (items, items[::-1]):
+        if isinstance(inner, sp.MatrixSymbol) and isinstance(w, sp.MatrixSymbol):
+            ones = sp.OneMatrix(*inner.shape)
+            if inner2 == ones - inner and w2 == ones - w:  # canonical MatAdds compare structurally
+                return inner, w
+    return None

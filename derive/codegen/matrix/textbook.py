@@ -61,6 +61,14 @@ def _print(expr, step: int | None = None) -> str:
     return bare(TextbookPrinter(names).doprint(expr))
 
 
+def _load_targets(tgt) -> list[str]:
+    """The lines that lay ys out by step, row t = step t: class indices (T + 1, B) or real vectors (T + 1, B, n)."""
+    if tgt.classes:
+        return [f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"]
+    return [f"{tgt.name} = np.zeros((T + 1, B, ys.shape[-1]), ys.dtype)",
+            f"{tgt.name}[t0:] = ys.reshape(-1, B, ys.shape[-1])"]
+
+
 def _line(target, expr, step: int | None = None) -> str:
     return f"{_name(target, step)} = {_print(expr, step)}"
 
@@ -99,7 +107,7 @@ def _static(plan: VectorPlan) -> Functions:
                Block("the layers, as the sheet writes them", [_line(s, e) for s, e in plan.forward])]
     cache = [(str(s.name), str(s.name)) for s, _ in plan.forward]
     backward = [Block("the targets: one class index per example", [f"{tgt} = ys", f"{inp} = xs"]),
-                Block("the loss: the mean over the batch of -log yhat[y]", [f"loss = {_print(plan.loss)}"]),
+                Block(f"the loss: the mean over the batch of {plan.loss_words('')}", [f"loss = {_print(plan.loss)}"]),
                 Block("backward: the deltas, from the loss down to the input",
                       [_line(d, e) for d, e in plan.deltas]),
                 Block("gradients: sums over the batch", _grad_lines(plan, None, accumulate=False)),
@@ -134,11 +142,12 @@ def _recurrent(plan: VectorPlan) -> Functions:
 
     backward = [Block(f"the input and the targets, row t = step t; the targets of the steps t0..T ({tgt.name}"
                       f"[t] is ys[t - 1], or ys itself for a sequence's last step)",
-                      [*load_x, f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"])]
+                      [*load_x, *_load_targets(tgt)])]
     backward.append(Block("each step's weight in the loss, row t = step t: 1, or the mask's 0 or 1", [
         "_weight = np.ones((T + 1, B, 1), dtype)", "if _w is not None:", "    _weight[1:, :, 0] = _w"]))
-    loss = re.sub(r"\bnll_sum\(([^()]*)\)", r"nll_sum(\1, _weight[t])", _print(plan.loss))
-    backward.append(Block("the loss: the mean over the batch of the sum over the steps t0..T of -log yhat[t][y[t]]",
+    loss = re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^()]*)\)", r"\1(\2, _weight[t])", _print(plan.loss))
+    backward.append(Block("the loss: the mean over the batch of the sum over the steps t0..T of "
+                          + plan.loss_words("[t]"),
                           ["loss = 0", "for t in range(t0, T + 1):", f"    loss += {loss}"]))
     allocs = [f"delta_{ref(d).name} = np.zeros((T + 2, B, {size_name(d)}), dtype)" for d, _ in plan.deltas]
     backward.append(Block("the deltas, row t = step t, and a zero row after step T (nothing flows back from "
