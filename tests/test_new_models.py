@@ -17,7 +17,7 @@ from test_matrix import (  # the same proofs over the new models; aliased so pyt
 )
 from test_user_specs import _needs_pdflatex
 
-NEW = ["peephole-lstm", "mgu"]
+NEW = ["peephole-lstm", "mgu", "rnn-regression"]
 SIZES = {"n_in": 2, "n_h": 2, "n_out": 2}
 
 
@@ -35,7 +35,8 @@ def test_assembled_gradients_equal_sympy_diff_of_the_unrolled_loss(name):
 def test_gradcheck_and_grading_of_its_own_solution(name, capsys):
     assert main(["gradcheck", name, "--steps", "4", "--sizes", "n_in=3,n_h=2,n_out=2"]) == 0
     assert "PASS" in capsys.readouterr().out
-    for wrt in ("delta_h_2", "delta_c_1" if "lstm" in name else "delta_f_in_1", "V"):
+    second = {"peephole-lstm": "delta_c_1", "mgu": "delta_f_in_1"}.get(name, "delta_o_1")
+    for wrt in ("delta_h_2", second, "V"):
         main(["grade", name, "--wrt", wrt, "--answer", "0", "--json", "--show-solution"])
         shown = json.loads(capsys.readouterr().out)["solution"]["compact"]
         assert main(["grade", name, "--wrt", wrt, "--answer", shown]) == 0, (wrt, shown)
@@ -60,7 +61,9 @@ def test_generated_code_equals_central_differences(name, style, tmp_path, capsys
     spec.loader.exec_module(module)
     rng = np.random.default_rng(3)
     params = module.init_params(3, 4, 2, seed=1)
-    xs, ys = rng.normal(size=(5, 3, 3)), rng.integers(0, 2, (5, 3))
+    # class indices (T, B), or real target vectors (T, B, n_out) for a squared error (rnn-regression)
+    ys = rng.normal(size=(5, 3, 2)) if name == "rnn-regression" else rng.integers(0, 2, (5, 3))
+    xs = rng.normal(size=(5, 3, 3))
     _, grads = module.loss_and_grads(params, xs, ys)
     h = 1e-6
     for key, value in params.items():
