@@ -261,9 +261,7 @@ KNOWN_OVERFULL = {  # (spec, variant) -> the owner: sheet14a (issue 14) breaks t
 REFUSED_BY_CODE = {  # spec -> (owner, why): the command's owner has the work open
     "class-once-summed": "code12 (issue 12): derive code refuses a class per sequence in a summed loss",
     "scalar-coupled-states": "code12 (issue 12): the generated module reserves the name 'p' (a state here)",
-    # issue 12: the losses model12 added reach gradcheck, sheets and grading; derive code refuses them in one line
-    "regression": "issue 12: derive code takes softmax cross-entropy only (squared error pending)",
-    "multi-label": "issue 12: derive code takes softmax cross-entropy only (binary cross-entropy pending)",
+    # issue 12: sums of losses (multi-task) reach gradcheck, sheets and grading; derive code refuses them in one line
     "multi-task": "issue 12: derive code takes softmax cross-entropy only (sums of losses, masks pending)",
     "multi-task-final": "issue 12: derive code takes softmax cross-entropy only (sums of losses pending)",
     "scalar-bce": "issue 12: scalar modules still reserve their own names (the spec names its output p)",
