@@ -220,40 +220,38 @@ MAX_OVERFULL_PT = 1.0  # no formula, table or blank past the margin (issue 14)
 
 @pytest.fixture(scope="module")
 def corpus_logs():
-    """(spec stem, variant) -> the LaTeX log of its sheet, each compiled once, two at a time."""
+    """(spec stem, variant, notation) -> the LaTeX log of its sheet, each compiled once, two at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
     from derive.sheet import render_sheet
     from derive.sheet.pdf import compile_tex
 
     _needs_pdflatex()
-    jobs = [(spec, variant) for spec in CORPUS for variant in ("solution", "problem")]
+    jobs = [(spec, variant, notation) for spec in CORPUS for variant in ("solution", "problem")
+            for notation in NOTATIONS]
 
     def one(job):
-        spec, variant = job
-        tex = render_sheet(derive(load(str(spec))), variant=variant)
-        return (spec.stem, variant), compile_tex(tex, spec.stem)[1]
+        spec, variant, notation = job
+        tex = render_sheet(derive(load(str(spec))), variant=variant, notation=notation)
+        return (spec.stem, variant, notation), compile_tex(tex, spec.stem)[1]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(one, jobs))
 
 
+NOTATIONS = ("default", "goodfellow")  # issue 14: every corpus sheet fits in both notations
+
+
+@pytest.mark.parametrize("notation", NOTATIONS)
 @pytest.mark.parametrize("variant", ["solution", "problem"])
 @pytest.mark.parametrize("spec", CORPUS, ids=[p.stem for p in CORPUS])
-def test_every_corpus_sheet_fits_the_page(corpus_logs, spec, variant):
+def test_every_corpus_sheet_fits_the_page(corpus_logs, spec, variant, notation):
     """The LaTeX log reports no overfull box over 1 pt: no formula, table or blank runs past the margin."""
     from derive.sheet.pdf import overfull_boxes
 
-    too_wide = [w for w in overfull_boxes(corpus_logs[(spec.stem, variant)]) if w > MAX_OVERFULL_PT]
-    if too_wide and (spec.stem, variant) in KNOWN_OVERFULL:
-        pytest.xfail(f"{KNOWN_OVERFULL[spec.stem, variant]}: overfull boxes (pt) {too_wide}")
+    too_wide = [w for w in overfull_boxes(corpus_logs[(spec.stem, variant, notation)]) if w > MAX_OVERFULL_PT]
     assert not too_wide, f"overfull boxes (pt): {too_wide}"
 
-
-KNOWN_OVERFULL = {  # (spec, variant) -> the owner: sheet14a (issue 14) breaks the sheet's long formulas
-    ("highway-gated", "solution"): "sheet14a (issue 14): one formula 3.6 pt past the margin",
-    ("peephole-cifg-lstm", "solution"): "sheet14a (issue 14): one formula 3.7 pt past the margin",
-}
 
 # -- issue 12's "must hold": every spec of the corpus works in every command --------------------------
 # A spec that loads passes gradcheck, compiles a sheet, emits code that passes finite differences, and its
