@@ -1,4 +1,5 @@
-"""Hostile answers: each is refused with a clear message (exit 2) within a second, and nothing runs."""
+"""Hostile answers: each is refused with a clear message (exit 2) within a second of CPU time (not wall time: on a
+shared machine the clock measures the load), and nothing runs."""
 from __future__ import annotations
 
 import os
@@ -77,9 +78,9 @@ def test_the_corpus_is_large_enough():
 
 @pytest.mark.parametrize("answer,words", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
 def test_hostile_answer_is_refused_quickly(model, answer, words):
-    start = time.monotonic()
+    start = time.process_time()
     v = grade(model, "W_rec", answer)
-    assert time.monotonic() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert v.verdict == "unreadable" and v.exit_code == 2, v.reason
     assert words in v.reason
     assert "\n" not in v.reason and len(v.reason) < 400  # one clear line
@@ -89,9 +90,9 @@ def test_hostile_answer_is_refused_quickly(model, answer, words):
 def test_template_text_is_read_as_math_not_rendered(model):
     """'{{7*7}}' is the number 49 in braces: with no --at a constant is graded as the expression it is
     (issue 13), wrong here, and never rendered as a template (no '49' in the report)."""
-    start = time.monotonic()
+    start = time.process_time()
     v = grade(model, "W_rec", "{{7*7}}")
-    assert time.monotonic() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert v.verdict == "incorrect" and v.exit_code == 1 and "49" not in v.reason
     assert not SENTINEL.exists()
 
@@ -145,10 +146,10 @@ PIECES = ["s_1", "s_{2}", "W_rec", "W_{rec}", "x_3", "y", "delta_2", r"\delta_{3
 @given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=40))
 def test_fuzzed_answers_never_crash(model, pieces):
     text = "".join(pieces)
-    start = time.monotonic()
+    start = time.process_time()
     v = grade(model, "W_rec", text)  # never raises: every outcome is a verdict
     assert v.verdict in ("correct", "incorrect", "unreadable", "undecided")
-    assert time.monotonic() - start < 5.5
+    assert time.process_time() - start < 5.5
     if v.verdict == "unreadable":
         assert v.reason.startswith("cannot read the answer")
 
@@ -204,9 +205,9 @@ def test_the_matrix_corpus_is_large_enough():
 
 @pytest.mark.parametrize("answer,words", HOSTILE_MATRIX, ids=[f"matrix{i}" for i in range(len(HOSTILE_MATRIX))])
 def test_hostile_matrix_answer_is_refused_quickly(vector_model, answer, words):
-    start = time.monotonic()
+    start = time.process_time()
     v = grade(vector_model, "W", answer)
-    assert time.monotonic() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert v.verdict == "unreadable" and v.exit_code == 2, v.reason
     assert words in v.reason, v.reason
     assert "\n" not in v.reason and len(v.reason) < 400
@@ -223,9 +224,9 @@ MATRIX_PIECES = ["W", "W_{fh}", "h_1", "h_{t-1}", "delta_a_2", r"\delta^{(a)}_{3
 @given(st.lists(st.sampled_from(MATRIX_PIECES), min_size=1, max_size=30))
 def test_fuzzed_matrix_answers_never_crash(vector_model, pieces):
     text = "".join(pieces)
-    start = time.monotonic()
+    start = time.process_time()
     v = grade(vector_model, "W", text)
     assert v.verdict in ("correct", "incorrect", "unreadable", "undecided")
-    assert time.monotonic() - start < 5.5
+    assert time.process_time() - start < 5.5
     if v.verdict == "unreadable":
         assert v.reason.startswith("cannot read the answer")
