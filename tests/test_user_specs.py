@@ -258,11 +258,9 @@ def test_every_corpus_sheet_fits_the_page(corpus_logs, spec, variant, notation):
 # sheet's formulas (every adjoint of one step and every gradient, in the sheet's LaTeX) grade as correct.
 REFUSED_BY_CODE = {  # spec -> (owner, why): the command's owner has the work open
     "class-once-summed": "code12 (issue 12): derive code refuses a class per sequence in a summed loss",
-    "scalar-coupled-states": "code12 (issue 12): the generated module reserves the name 'p' (a state here)",
     # issue 12: sums of losses (multi-task) reach gradcheck, sheets and grading; derive code refuses them in one line
     "multi-task": "issue 12: derive code takes softmax cross-entropy only (sums of losses, masks pending)",
     "multi-task-final": "issue 12: derive code takes softmax cross-entropy only (sums of losses pending)",
-    "scalar-bce": "issue 12: scalar modules still reserve their own names (the spec names its output p)",
 }
 CODE_CASES = [pytest.param(p, marks=pytest.mark.xfail(reason=REFUSED_BY_CODE[p.stem], strict=True))
               if p.stem in REFUSED_BY_CODE else p for p in CORPUS]

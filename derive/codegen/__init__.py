@@ -40,8 +40,10 @@ def emit_numpy(derivation: ScalarDerivation, style: str = "fast", passes: Iterab
     """The source of the model's NumPy module; the closed form is for the derivation's T."""
     from derive.templating import render
 
+    from derive.codegen.matrix.names import keys
+
     data = context(derivation, style, passes)
-    return render(TEMPLATE, **data, helpers=used_helpers(repr(data)))
+    return keys(render(TEMPLATE, **data, helpers=used_helpers(repr(data))), data["keys"])
 
 
 def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:

@@ -7,7 +7,8 @@ the module's identifiers would shadow, or that has the form of a name the module
 ``params``, ``grads``, ``init``, the cache and the docstring stays the spec's name. Nothing is refused.
 
 The model is renamed before planning (``renamed``), so every formula, array and local follows from the new names;
-``keys`` turns the renamed keys in printed lines back into the spec's names.
+``keys`` turns the renamed keys in printed lines back into the spec's names. A scalar module
+(derive.codegen.scalar.module) is renamed the same way, with its own identifiers as ``module_names``.
 """
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ def _derived(name: str, per_step: set[str]) -> bool:
     return affixed and stem in per_step
 
 
-def _unsafe(name: str, per_step: set[str]) -> bool:
-    return name in MODULE_NAMES or keyword.iskeyword(name) or name in _helper_names() or _derived(name, per_step)
+def _unsafe(name: str, per_step: set[str], module_names: frozenset[str] = MODULE_NAMES) -> bool:
+    return name in module_names or keyword.iskeyword(name) or name in _helper_names() or _derived(name, per_step)
 
 
 def _helper_names() -> frozenset[str]:
@@ -59,17 +60,18 @@ def _helper_names() -> frozenset[str]:
     return frozenset(op.code_helper for op in OPS.values() if op.code_helper)
 
 
-def code_names(model: Model) -> dict[str, str]:
-    """spec name -> its identifier in the code, for the names that need another one (empty: none does)."""
+def code_names(model: Model, module_names: frozenset[str] = MODULE_NAMES) -> dict[str, str]:
+    """spec name -> its identifier in the code, for the names that need another one (empty: none does).
+    ``module_names``: the module's own identifiers (a scalar module's are derive.codegen.scalar.module's)."""
     spec = [s.name for s in model.sizes] + list(model.all_names)
     per_step = {q.name for q in model.quantities} | {d.name for d in model.inputs + model.targets}
     taken = set(spec)
     out = {}
     for name in spec:
-        if not _unsafe(name, per_step):
+        if not _unsafe(name, per_step, module_names):
             continue
         new = name + "_"
-        while new in taken or _unsafe(new, per_step):
+        while new in taken or _unsafe(new, per_step, module_names):
             new += "_"
         taken.add(new)
         out[name] = new

@@ -8,7 +8,7 @@ import hashlib
 import keyword
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -17,6 +17,8 @@ import sympy as sp
 from derive import naming
 from derive.calculus.bptt import MAX_CLOSED_FORM_STEPS, ScalarDerivation
 from derive.calculus.cell import step_kind
+from derive.calculus.derivation import derive
+from derive.codegen.matrix.names import code_names, renamed
 from derive.codegen.scalar import schedule
 from derive.codegen.scalar.blocks import array_name, render_all
 from derive.codegen.scalar.hoist import hoist_all
@@ -26,9 +28,9 @@ from derive.printing.numpy import MODULE_HELPERS, Line, code_identifier, cse_lin
 
 TEMPLATE = "code/numpy_module.py.j2"
 # identifiers every generated module defines or uses besides the model's own
-MODULE_NAMES = {"np", "p", "params", "xs", "ys", "B", "T", "dtype", "loss", "grads", "values", "forward",
-                "loss_and_grads", "grads_closed_form", "PARAMETERS", "CLOSED_FORM_STEPS", "_params",
-                "_inputs", "_real", "_forward"} | set(MODULE_HELPERS.values())
+MODULE_NAMES = frozenset({"np", "p", "params", "xs", "ys", "B", "T", "dtype", "loss", "grads", "values",
+                          "forward", "loss_and_grads", "grads_closed_form", "PARAMETERS", "CLOSED_FORM_STEPS",
+                          "sigmoid", "range", "float", "dict", "ValueError"} | set(MODULE_HELPERS.values()))
 
 
 def module_name(model: Model) -> str:
@@ -163,15 +165,39 @@ PASSES = {
 
 def context(derivation: ScalarDerivation, style: str = "fast", passes: Iterable[str] | None = None) -> dict:
     """Everything the template needs for one model, printed and ordered; ``style`` "textbook" keeps every
-    formula of a step in the time loops, "fast" applies the ``passes`` (default every one of PASSES)."""
+    formula of a step in the time loops, "fast" applies the ``passes`` (default every one of PASSES).
+
+    A spec name the module's own identifiers would shadow (a quantity ``p``) is renamed in the code
+    (``p_``; derive.codegen.matrix.names): the code is that of the renamed model's derivation, the docstring
+    the spec's, and ``keys`` (renamed -> spec name) turns the string keys of the rendered source back."""
     chosen = frozenset(() if style == "textbook" else PASSES if passes is None else passes)
     unknown = chosen - set(PASSES)
     if unknown:
         raise DeriveError(f"unknown codegen pass {', '.join(sorted(unknown))} for a scalar model; its passes are "
                           f"{', '.join(PASSES)}")
+    model = derivation.model
+    names = code_names(model, MODULE_NAMES | ({"t"} if model.recurrent else set()))
+    if not names:
+        return {**_context(derivation, style, chosen), "keys": {}}
+    coded = _context(derive(renamed(model, names), derivation.unrolled.steps), style, chosen)
+    shown = _context(derivation, style, chosen, docstring_only=True)
+    for field in ("parameters", "quantities"):  # the spec's names and text, the code's identifiers
+        coded[field] = [{**c, **{k: v for k, v in s.items() if k not in _CODE_FIELDS}}
+                         for c, s in zip(coded[field], shown[field], strict=True)]
+    for field in ("input", "target"):
+        coded[field] = replace(coded[field], name=shown[field].name)
+    return {**coded, **{k: shown[k] for k in ("model", "loss_text", "kinds", "gradient_terms")}, "keys": names}
+
+
+_CODE_FIELDS = frozenset({"local", "array", "delta_array"})  # a parameter's or quantity's identifiers in the code
+
+
+def _context(derivation: ScalarDerivation, style: str, chosen: frozenset[str], docstring_only: bool = False
+             ) -> dict:
     model, cell = derivation.model, derivation.cell
     inp, tgt = _one(model, model.inputs, "input"), _one(model, model.targets, "target")
-    _check_names(model, [inp, tgt])
+    if not docstring_only:
+        _check_names(model, [inp, tgt])
     spec, digest = _spec_provenance(model)
     kinds: list[dict] = []  # each distinct backward step once, with the step kinds it serves
     steps = ((3, 3), (2, 3), (1, 3), (0, 2), (0, 1)) if model.recurrent else ((1, 1),)
@@ -202,9 +228,9 @@ def context(derivation: ScalarDerivation, style: str = "fast", passes: Iterable[
         "loss_text": _show(model.loss.expr, None if model.loss.over == "sum" else "T"),
         "kinds": kinds,
         "gradient_terms": _gradient_terms(model, cell),
-        **_functions(model, cell, chosen),
         "style": style,
-        "closed_form": _closed_form(derivation, inp, tgt),
+        **({} if docstring_only else {**_functions(model, cell, chosen),
+                                      "closed_form": _closed_form(derivation, inp, tgt)}),
     }
 
 
