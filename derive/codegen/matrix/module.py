@@ -116,7 +116,9 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
         "target": {"name": key(tgt.name), "classes": tgt.classes and key(tgt.classes),
                    "description": _text(tgt.description),
                    # a real target vector: its size, and ys's ndim for one target per sequence (classes: (B,))
-                   "size": None if tgt.classes else key(tgt.shape[0]), "ndim": 1 if tgt.classes else 2},
+                   "size": None if tgt.classes else key(tgt.shape[0]), "ndim": 1 if tgt.classes else 2,
+                   # one value per sequence in a summed loss: ys (B,) (or (B, n)), the target of every step
+                   "once": plan.target_once},
         "quantities": [{"name": q.name, "equation": show(q.equation), "shape": list(q.shape),
                         "description": _text(q.description), "state": q.initial is not None}
                        for q in model.quantities],

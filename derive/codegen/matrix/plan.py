@@ -102,14 +102,12 @@ def _terms(expr) -> list:
 
 def _targets_per_step(model: Model) -> Model:
     """The model with a target declared once per sequence read as a target of every step: the module takes
-    a class per sequence as ys of shape (B,), the targets of the last step, and the loss of a final-step
-    spec is seeded there only, so y and y[T] are one value."""
+    a class per sequence as ys of shape (B,). In a final-step loss, the targets of the last step: the loss
+    is seeded there only, so y and y[T] are one value; in a summed loss, the target of every step (the module
+    repeats ys over the steps), so y and y[t] are one value at every t."""
     once = [d for d in model.targets if not d.per_step]
     if not model.recurrent or not once:
         return model
-    if model.loss.over != "final":
-        raise DeriveError(f"{model.name}: code is emitted for targets of every step or a final-step loss; "
-                          f"'{once[0].name}' has one value per sequence and the loss sums over the steps")
     mapping = {}
     for d in once:
         kind = {"integer": True, "nonnegative": True} if d.classes else {"real": True}
@@ -130,6 +128,9 @@ class VectorPlan:
     """The statements of a vector model's module, sorted into blocks; every formula in row form."""
 
     def __init__(self, model: Model):
+        # a target of one value per sequence in a summed loss: the module repeats it over the steps
+        self.target_once = model.recurrent and model.loss.over != "final" and any(
+            not d.per_step for d in model.targets)
         model = _targets_per_step(model)
         self.model = model
         self.cell = MatrixCell(model, batch=True)
