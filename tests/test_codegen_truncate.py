@@ -198,3 +198,34 @@ def test_a_window_that_is_not_a_whole_number_of_steps_is_refused(K, modules):
     params = module.init_params(2, 3, 2)
     with pytest.raises(ValueError, match="truncate: expected a whole number of steps K >= 1"):
         module.loss_and_grads(params, np.zeros((3, 1, 2)), np.zeros((3, 1), int), truncate=K)
+
+
+def test_derive_code_truncate_writes_the_default_window(tmp_path, capsys, modules):
+    from derive.cli import main
+
+    assert main(["code", "elman", "--truncate", "2", "-o", str(tmp_path)]) == 0
+    cut = load_module(tmp_path / "elman.py")
+    assert "derive code --truncate 2" in cut.__doc__
+    plain = modules("elman")
+    rng = np.random.default_rng(7)
+    params = {k: rng.normal(0, 0.8, v.shape) for k, v in plain.init_params(2, 3, 2, seed=0).items()}
+    xs, ys = rng.normal(size=(5, 2, 2)), rng.integers(0, 2, (5, 2))
+    default, chosen = cut.loss_and_grads(params, xs, ys), plain.loss_and_grads(params, xs, ys, truncate=2)
+    full = cut.loss_and_grads(params, xs, ys, truncate=None)
+    for key in params:
+        np.testing.assert_array_equal(default[1][key], chosen[1][key])
+        np.testing.assert_array_equal(full[1][key], plain.loss_and_grads(params, xs, ys)[1][key])
+    assert not np.allclose(default[1]["W"], full[1]["W"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["code", "linear-rnn", "--truncate", "2"], "scalar model"),
+    (["code", "mlp", "--truncate", "2"], "no recurrence"),
+    (["code", "elman", "--truncate", "0"], "whole number"),
+])
+def test_derive_code_truncate_refuses_in_one_line(argv, message, tmp_path, capsys):
+    from derive.cli import main
+
+    assert main([*argv, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", choices=("fast", "textbook"), default="fast",
                         help="textbook: one line per formula of the sheet; fast (default): the same program "
                         "hoisted, fused, chunked and updated in place")
+    parser.add_argument("--truncate", type=int, default=None, metavar="K",
+                        help="vector models: the module's default truncate=K for loss_and_grads, truncated BPTT "
+                        "in which every step's loss term is backpropagated through K steps, its own included "
+                        "(Williams & Peng's BPTT(h; 1) with h = K; K = k + 1 of tutorials that count only the "
+                        "earlier steps); loss_and_grads(..., truncate=None) still gives the full gradient")
     parser.add_argument("--no-pass", action="append", default=[], metavar="PASS", dest="no_pass",
                         help="with --style fast, leave out one pass (repeatable): hoist, fuse, chunk, inplace "
                         "(vector models) or hoist, slice (scalar models)")
@@ -40,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     d = derive(model, args.steps)
+    if args.truncate is not None and (args.truncate < 1 or d.kind != "matrix" or not model.recurrent):
+        raise DeriveError(f"--truncate {args.truncate}: " + (
+            "takes a whole number of steps >= 1" if args.truncate < 1 else
+            f"{model.name} has no recurrence to truncate" if not model.recurrent else
+            f"{model.name} is a scalar model; truncated BPTT is in the vector models' modules only "
+            f"(derive gradcheck {model.name} --truncate K computes it)"))
     if d.kind == "matrix" and args.steps is not None:
         raise DeriveError(f"--steps: {model.name} is a vector model; its module has no closed form and its "
                           "loss_and_grads takes any T")
@@ -51,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_pass and args.style != "fast":
         raise DeriveError("--no-pass: the textbook style has no passes to leave out")
     chosen = [p for p in available if p not in args.no_pass]
-    source = emit(d, style=args.style, passes=chosen)
+    source = emit(d, style=args.style, passes=chosen, truncate=args.truncate)
     target = Path(args.out) / f"{module_name(model)}.py"
     if target.parent.exists() and not target.parent.is_dir():
         raise DeriveError(f"-o {args.out}: not a folder")

@@ -46,17 +46,21 @@ def emit_numpy(derivation: ScalarDerivation, style: str = "fast", passes: Iterab
     return keys(render(TEMPLATE, **data, helpers=used_helpers(repr(data))), data["keys"])
 
 
-def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:
+def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None, truncate: int | None = None
+         ) -> str:
     """The source of a Derivation's NumPy module. A scalar one's closed form is for its T; a matrix one's
     module (derive.codegen.matrix.module) runs whole batches, serves every T and has no closed form.
     ``style``: "textbook" (one line per formula of the sheet, with its names) or "fast" (the textbook program
-    transformed by ``passes``, default all: see ``passes(d)``)."""
+    transformed by ``passes``, default all: see ``passes(d)``). ``truncate``: a recurrent vector module's
+    default K of truncated BPTT (loss_and_grads(..., truncate=K)); None, the full gradient."""
     if style not in STYLES:
         raise DeriveError(f"unknown code style {style!r}; the styles are {', '.join(STYLES)}")
     if d.kind == "matrix":
         from derive.codegen.matrix.module import emit_vector
 
-        return emit_vector(d.model, style, passes)
+        return emit_vector(d.model, style, passes, truncate)
+    if truncate is not None:
+        raise DeriveError(f"{d.model.name}: truncated BPTT is in the vector models' modules only")
     return emit_numpy(d, style, passes)
 
 

@@ -144,12 +144,17 @@ def _all_text(fns) -> str:
     return "\n".join(ln for b in fns.forward + fns.backward for ln in b.pre + b.lines)
 
 
-def emit_vector(model: Model, style: str = "fast", passes: Iterable[str] | None = None) -> str:
+def emit_vector(model: Model, style: str = "fast", passes: Iterable[str] | None = None,
+                truncate: int | None = None) -> str:
     """The source of the vector model's NumPy module in the given style (fast or textbook); ``passes`` picks
-    the fast style's passes (default all: hoist, fuse, chunk, inplace)."""
+    the fast style's passes (default all: hoist, fuse, chunk, inplace); ``truncate``, the default K of
+    truncated BPTT in loss_and_grads (None: the full gradient)."""
     from derive.templating import render
 
-    return render(TEMPLATE, **context(model, style, passes))
+    if truncate is not None and (not model.recurrent or isinstance(truncate, bool) or not isinstance(truncate, int)
+                                 or truncate < 1):
+        raise DeriveError(f"{model.name}: truncate takes a whole number of steps >= 1 of a recurrent model")
+    return render(TEMPLATE, **context(model, style, passes), truncate=truncate)
 
 
 def artifacts() -> list:
