@@ -61,7 +61,7 @@ def matrix_pool(name: str, rng: random.Random) -> list[tuple[str, str, str, str]
     and unreadable ones (shapes that contradict each other, an unknown name)."""
     import derive
     from derive.grade.dispatch import prepare
-    from derive.grade.matrix.plain import plain
+    from derive.printing.plain import plain
     from derive.printing.latex import latex
 
     model = derive.load(name)

@@ -22,7 +22,7 @@ from derive.numbers import sweep
 from derive.numbers.interpret import Floats
 from derive.grade.answer import is_latex
 from derive.grade.matrix.build import at_step, build_matrix
-from derive.grade.matrix.plain import plain
+from derive.printing.plain import plain
 from derive.grade.matrix.problem import MatrixProblem, matrix_problem
 from derive.grade.answer import read
 from derive.calculus.matrix import MatrixCell, matrix_backward

@@ -96,3 +96,59 @@ def distinct(d, point: Point, free: list[Point]) -> list[Clash]:
     """The clashes at one point."""
     return clashes(d, [point], free)[0]
 
+
+
+# -- vector models: the matrix catalogue (derive.numbers.matrix_mistakes) at a worked example --------
+MATRIX_STEPS = 12  # longer sequences are not checked: the catalogue has a backward pass per step's loss
+_QUESTIONS: dict = {}  # (derivation, parameter) -> its question at random points (mistakes told apart there)
+
+
+def _question(d, name: str):
+    from derive.numbers.interpret import Floats
+    from derive.numbers.matrix_question import MatrixQuestion
+
+    key = (d, name)
+    if key not in _QUESTIONS:  # float64 is enough to tell the expressions apart (the grader uses 30 digits)
+        if len(_QUESTIONS) > 64:
+            _QUESTIONS.clear()
+        _QUESTIONS[key] = MatrixQuestion(d, name, backend=Floats())
+    return _QUESTIONS[key]
+
+
+def matrix_clashes(d, sizes: dict, draws: list[tuple[dict, dict]]) -> list[list[Clash]]:
+    """For each (params, data) of ``draws`` (a matrix Derivation's worked examples, derive.numbers.draw.arrays'
+    layout): every pair among the right gradient of each parameter and its catalogued mistakes whose values
+    agree there entry by entry (within RTOL). Mistakes that agree with the right answer, or with each other,
+    at the grader's random points of several sizes are the same expression and were left out already."""
+    from derive.numbers.interpret import Floats
+    from derive.numbers.matrix_question import MatrixQuestion, example_of
+
+    backend = Floats()
+    examples = [example_of(d.model, sizes, params, data, d.steps, backend) for params, data in draws]
+    out: list[list[Clash]] = [[] for _ in draws]
+    for decl in d.model.parameters:
+        free = _question(d, decl.name)
+        at = MatrixQuestion(d, decl.name, examples=examples, backend=backend)
+        rows = [("correct", f"the right dE/d{decl.name}", at.target)]
+        for m, _ in free.mistakes:
+            try:
+                with np.errstate(all="ignore"):
+                    rows.append((m.key, m.message, [m.compute(at, pt) for pt in at.points]))
+            except (Unsupported, ZeroDivisionError, OverflowError, ValueError):
+                continue
+        for k in range(len(draws)):
+            values = [np.asarray(r[2][k], dtype=float) for r in rows]
+            for i in range(len(rows)):
+                for j in range(i + 1, len(rows)):
+                    if _same(values[i], values[j]):
+                        out[k].append(Clash(decl.name, rows[i][0], rows[i][1], rows[j][0], rows[j][1]))
+    return out
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.size == 1 and b.size == 1:
+        a, b = a.reshape(1), b.reshape(1)
+    if a.shape != b.shape:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.all(np.abs(a - b) <= np.maximum(RTOL * np.maximum(np.abs(a), np.abs(b)), ATOL)))

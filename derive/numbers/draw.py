@@ -252,14 +252,19 @@ def arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, *, at
     def one():
         params, data = _raw_arrays(model, sizes, steps, rng, 1, digits)
         _apply_arrays(model, params, data, steps, at or {})
-        run = compiled.run(params, data, steps)
-        grads = {}
-        for p in model.parameters:
-            g = np.real(np.asarray(run.gradient(p.name))).reshape(-1)
-            grads.update((naming.entry(p.name, i + 1) if g.size > 1 else p.name, float(v)) for i, v in enumerate(g))
-        return (params, data), defects({d.name: data[d.name] for d in model.inputs}, grads)
+        return (params, data), array_defects(model, params, data, steps, compiled)
 
     return _choose(one, tries)[0]
+
+
+def array_defects(model: Model, params: dict, data: dict, steps: int, compiled) -> list[str]:
+    """``defects`` of one example in ``arrays``' layout (``compiled``: its MatrixProgram, batch=False)."""
+    run = compiled.run(params, data, steps)
+    grads = {}
+    for p in model.parameters:
+        g = np.real(np.asarray(run.gradient(p.name))).reshape(-1)
+        grads.update((naming.entry(p.name, i + 1) if g.size > 1 else p.name, float(v)) for i, v in enumerate(g))
+    return defects({d.name: data[d.name] for d in model.inputs}, grads)
 
 
 def _choose(one, tries: int):

@@ -13,7 +13,6 @@ compiles the result.
 """
 from __future__ import annotations
 
-import sympy as sp
 
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.derivation import Derivation
@@ -22,7 +21,7 @@ from derive.numbers.draw import point as draw_point
 from derive.errors import DeriveError
 from derive.numbers.compile import scalar_program
 from derive.numbers.distinct import clashes
-from derive.printing.latex import latex
+from derive.sheet.clash_words import SEED_SEARCH, clash_summary
 from derive.notation import Notation, current, using
 from derive.sheet.scalar import context as ctx
 from derive.sheet.scalar.example import example_context
@@ -34,7 +33,6 @@ from derive.templating import render_latex
 
 VARIANTS = ("solution", "problem")
 VIEWS = ("explicit", "matrix")
-SEED_SEARCH = 64  # default seeds tried for an example in which every gradient is nonzero
 DISTINCT_CHUNK = 8  # seeds whose catalogued mistakes are compared at once
 FREE_SEED, FREE_POINTS = 1000, 4  # random points that tell a clash from the same expression
 
@@ -85,15 +83,7 @@ def distinct_context(d: ScalarDerivation, point: Point, chosen: bool = False) ->
     """What the answer key says about the example's values: the catalogued mistakes (derive.calculus.
     catalogue) that give the right gradient's number there, or that there are none (``chosen``: the seed
     was searched for, so other seeds do no better)."""
-    found = clashes(d, [point], free_points(d))[0]
-    by_param: dict = {}
-    for c in found:
-        if c.first == "correct":
-            by_param.setdefault(c.param, []).append(c.second.replace("_", " "))
-    equal = [{"param": latex(sp.Symbol(p)), "mistakes": keys} for p, keys in by_param.items()]
-    return {"ok": not found, "equal": equal, "count": sum(len(k) for k in by_param.values()),
-            "between_mistakes": sum(c.first != "correct" for c in found), "searched": chosen,
-            "seeds": SEED_SEARCH}
+    return clash_summary(clashes(d, [point], free_points(d))[0], chosen)
 
 
 def sheet_context(d: Derivation, variant: str = "solution", view: str | None = None,
@@ -156,6 +146,7 @@ def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dic
     from derive.functions import Softmax
     from derive.printing.latex import latex
     from derive.sheet.matrix import context as mx
+    from derive.sheet.matrix.distinguish import example_seed
     from derive.sheet.matrix.example import PLOT_STEPS, curves, example_context
 
     if variant not in VARIANTS:
@@ -176,7 +167,8 @@ def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dic
             if f and f not in functions:
                 functions.append(f)
     first = next(q.name for q in model.quantities if q.role != "intermediate")
-    example = example_context(model, steps, sizes, seed, at)
+    used, distinct = example_seed(d, sizes, seed, at)
+    example = example_context(model, steps, sizes, used, at)
     plot = {"steps": PLOT_STEPS, "curves": curves(model, sizes, example["values"]["params"], example["seed"])} \
         if model.recurrent else {"steps": PLOT_STEPS, "curves": []}
     options = [f"{k} = {v}" for k, v in model.options]
@@ -186,7 +178,7 @@ def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dic
         "options": options, "functions": functions,
         "loss_description": loss_words(model), "loss_over": model.loss.over,
         "adjoint": {"symbol": latex(cell.sym(first, 0, True)), "of": latex(cell.sym(first))},
-        "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot,
+        "fused": ctx_["backward"]["fused"], **ctx_, "example": example, "example_plot": plot, "distinct": distinct,
         "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),
     }
 

@@ -34,7 +34,7 @@ from derive.syntax.tree import Binary, Call, Name, Neg, Num
 from derive.calculus.matrix import _OUT, _X, lift
 from derive.printing.latex import DeriveLatexPrinter
 from derive.ops import OPS
-from derive.grade.matrix.plain import describe, elementwise, is_matrix, shape_of, shape_text
+from derive.printing.plain import describe, elementwise, is_matrix, shape_of, shape_text
 
 _FREE_INDEX = re.compile(r"^(?P<stem>.+)_(?P<var>[a-z])(?:[+-]\d+)?$")  # h_t, h_k-1: a step letter left free
 

@@ -24,8 +24,8 @@ from derive.grade import conventions
 from derive.grade.combine import Combinations, Known
 from derive.grade.matrix.build import ShapeError, build_matrix
 from derive.grade.matrix.transpose import repairs
-from derive.grade.matrix.plain import TIMES, plain, same_shape, shape_of, shape_text
-from derive.grade.matrix.mistakes import MatrixMistake, generic_plain
+from derive.printing.plain import TIMES, plain, same_shape, shape_of, shape_text
+from derive.numbers.matrix_mistakes import MatrixMistake, generic_plain
 from derive.grade.matrix.problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
 from derive.printing.latex import latex as to_latex
 

@@ -40,14 +40,24 @@ def draw_example(model: Model, sizes: dict[str, int], steps: int, seed: int | No
     """Parameters and data for the worked example: ``derive.numbers.draw.arrays`` from ``seed`` (default 0),
     ``at`` on top, nothing degenerate (no input zero or equal everywhere, no gradient entry zero or equal to
     another), one decimal."""
+    check_at(model, sizes, at)
+    used = 0 if seed is None else seed
+    params, data = draw_example_arrays(model, sizes, steps, used, at)
+    return params, data, MatrixProgram(model, sizes, batch=False).run(params, data, steps), used
+
+
+def check_at(model: Model, sizes: dict[str, int], at: dict | None) -> None:
+    """A class index in ``at`` is a whole number below the number of classes (else one clear line)."""
     classes = {d.name: sizes[d.classes] for d in model.targets if d.classes}
     for name, value in (at or {}).items():
         base = name.rpartition("_")[0] if name.rpartition("_")[2].isdigit() else name
         if base in classes and not (value == int(value) and 0 <= value < classes[base]):
             raise DeriveError(f"--at {name}: a class index is a whole number from 0 to {classes[base] - 1}")
-    used = 0 if seed is None else seed
-    params, data = draw_arrays_clean(model, sizes, steps, used, at=at, digits=EXAMPLE_DIGITS)
-    return params, data, MatrixProgram(model, sizes, batch=False).run(params, data, steps), used
+
+
+def draw_example_arrays(model: Model, sizes: dict[str, int], steps: int, seed: int, at: dict | None):
+    """(params, data) of the worked example at ``seed``: one decimal, ``at`` on top."""
+    return draw_arrays_clean(model, sizes, steps, seed, at=at, digits=EXAMPLE_DIGITS)
 
 
 CHECK_BUDGET = 20_000  # forward steps the entrywise check may take (runs x T); beyond it, random directions

@@ -25,7 +25,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive import naming
 from derive.numbers import sweep
-from derive.grade.matrix.plain import elementwise, plain
+from derive.printing.plain import elementwise, plain
 from derive.calculus.matrix import _OUT, _shift, elementwise_call, lift
 from derive.calculus.rules import RULES
 from derive.ops import OPS
