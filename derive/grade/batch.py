@@ -3,7 +3,9 @@
 Input columns / keys (COLUMNS): answer (required), and optionally id, wrt, steps, values
 ("W_rec=0.5,x_1=1" in CSV; that text or an object in JSONL) and points (what a correct answer
 scores, default 1). Any other column (student, email, section, ...) is carried into the report
-unchanged, and a student column adds each student's total. A row that cannot be read still gets
+unchanged, and a student column adds each student's total. With the teacher's questions file
+(derive.grade.questions) each row is graded against its question, whatever its own wrt says. A row
+that cannot be read still gets
 a report row, with verdict 'unreadable' and the reason; a row whose grading failed unexpectedly
 gets verdict 'error'. The reports themselves are built by derive.grade.gradebook.
 """
@@ -164,6 +166,7 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     from derive.numbers.check import parse_at
     from derive.grade.dispatch import grade
 
+    model_ref = row.get("model") or model_ref  # a teacher's question may name its own model (--questions)
     out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
            "steps": row.get("steps", options.get("steps")), "answer": _clean(row.get("answer") or ""),
            "verdict": "unreadable", "correct": False, "points": row.get("points", 1.0), "score": 0.0,
@@ -187,6 +190,10 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     except Exception as exc:  # a bug must not lose the row: report it in the row
         out.update(verdict="error", reason=f"internal error: {type(exc).__name__}: {exc}")
         return out
+    if row.get("note"):
+        v.reason = f"{v.reason} ({row['note']})"
+        if v.diagnosis and v.diagnosis.get("message"):
+            v.diagnosis = dict(v.diagnosis, message=f"{v.diagnosis['message']} ({row['note']})")
     out.update(verdict=v.verdict, correct=v.correct, reason=v.reason, method=v.method,
                false_accept_probability=v.false_accept_probability, time_seconds=v.time_seconds,
                symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"),
@@ -287,8 +294,9 @@ def _question(row: dict, options: dict) -> tuple | None:
     if row.get("error") or "answer" not in row:
         return None
     values = row.get("values")
-    return (row.get("wrt") or options.get("wrt"), row.get("steps", options.get("steps")),
-            json.dumps(values, sort_keys=True) if isinstance(values, dict) else values, row["answer"])
+    return (row.get("model"), row.get("wrt") or options.get("wrt"), row.get("steps", options.get("steps")),
+            json.dumps(values, sort_keys=True) if isinstance(values, dict) else values, row["answer"],
+            row.get("note"))
 
 
 def _copied(result: dict, row: dict) -> dict:
@@ -304,14 +312,15 @@ def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -
 
     seen = set()
     for row in rows:
-        key = (row.get("wrt") or options.get("wrt"), row.get("steps", options.get("steps")))
-        if key in seen or row.get("values") or row.get("error") or not key[0]:
+        key = (row.get("model") or model_ref, row.get("wrt") or options.get("wrt"),
+               row.get("steps", options.get("steps")))
+        if key in seen or row.get("values") or row.get("error") or not key[1]:
             continue
         seen.add(key)
         if len(seen) > limit:
             break
         try:
-            prepare(_model(model_ref, options), key[1], key[0], options["seed"])
+            prepare(_model(key[0], options), key[2], key[1], options["seed"])
         except Exception:  # the row's own grading reports the problem
             continue
 
@@ -333,6 +342,10 @@ def grade_file(model, args) -> BatchOutput:
     from derive.templating import render
 
     rows = read_rows(args.answers)
+    if getattr(args, "questions", None):
+        from derive.grade.questions import apply, read_questions
+
+        rows = apply(rows, read_questions(args.questions))
     options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol,
                "atol": args.atol, "timeout": args.timeout, "seed": args.seed,
                "model_options": getattr(args, "model_options", None) or {}}

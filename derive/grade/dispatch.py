@@ -31,9 +31,9 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
         answer, wrt = in_default_notation(answer, notation, model.name), in_default_notation(wrt, notation, model.name)
     d = derive(model, steps)
     if truncate is not None:
-        if d.kind == "matrix":
-            raise DeriveError(f"--truncate grades scalar models' answers; {model.name} is a vector model (check "
-                              "its truncated gradient with derive gradcheck --truncate K)")
+        if d.kind == "matrix" and at:
+            raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
+                              "matrices of several sizes")
         return grade_truncated(d, wrt, answer, truncate, at=at, latex=latex, rtol=rtol, atol=atol,
                                timeout=timeout, show_solution=show_solution, seed=seed)
     if d.kind == "matrix":

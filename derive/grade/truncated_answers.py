@@ -1,6 +1,10 @@
 """Grading an answer for truncated BPTT (`derive grade MODEL --wrt W --truncate K`): the question's
-reference is the K-step truncated gradient (derive.numbers.truncate.truncated_expression) in place of
-the full one; everything else (reading, sampling, identity testing) is the scalar grader's."""
+reference is the K-step truncated gradient in place of the full one; everything else (reading,
+sampling, identity testing) is the grader's. A scalar model's reference is one expression
+(derive.numbers.truncate.truncated_expression); a vector model's is values at the matrix problem's
+points: for each loss term E_j, the backward pass seeded by E_j alone, its parameter terms of the
+steps j - K + 1, ..., j summed (the states before the window held). The full BPTT gradient is
+named as such in both."""
 from __future__ import annotations
 
 import copy
@@ -16,9 +20,16 @@ from derive.printing.latex import latex as to_latex
 def grade_truncated(d, wrt: str, answer: str, window: int, at: dict | None = None, latex: bool | None = None,
                     rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
                     show_solution: bool = False, seed: int = 0) -> Verdict:
-    """Grade ``answer`` for the K-step truncated dE/d``wrt`` of a scalar Derivation (a parameter)."""
+    """Grade ``answer`` for the K-step truncated dE/d``wrt`` of a Derivation (a parameter)."""
     if not d.model.recurrent:
         raise DeriveError(f"{d.model.name} has no recurrence: truncated BPTT applies to recurrent models")
+    if window < 1:
+        raise DeriveError(f"--truncate takes a whole number >= 1 (got {window})")
+    if d.kind == "matrix":
+        from derive.grade.matrix.truncated import grade_truncated_matrix
+
+        return grade_truncated_matrix(d, wrt, answer, window, latex=latex, timeout=timeout,
+                                      show_solution=show_solution, seed=seed)
     full = prepare(d, wrt, at, seed)
     if full.reference.kind != "parameter":
         raise DeriveError(f"--truncate grades a parameter's gradient; '{wrt}' is a quantity of one step")
