@@ -234,7 +234,8 @@ def test_grade_truncate_accepts_the_truncated_answer_and_names_the_full_one(caps
 
 
 @pytest.mark.parametrize("args,message", [
-    (["grade", "elman", "--wrt", "W", "--truncate", "2", "--answer", "W"], "vector model"),
+    # a vector model's truncated answer is graded now (tests/test_grade_truncated_matrix.py); --at is not
+    (["grade", "elman", "--wrt", "W", "--truncate", "2", "--at", "W=1", "--answer", "W"], "vector model"),
     (["grade", "linear-rnn", "--wrt", "s_2", "--truncate", "2", "--answer", "1"], "parameter's gradient"),
     (["grade", "backprop-net", "--wrt", "w1", "--truncate", "2", "--answer", "1"], "no recurrence"),
 ])
