@@ -9,7 +9,7 @@ import numpy as np
 
 import derive
 from derive.numbers.compile import MatrixProgram
-from derive.numbers.distinct import _question
+from derive.numbers.distinct import _questions
 from derive.numbers.interpret import Floats
 from derive.numbers.matrix_question import MatrixQuestion, example_of
 from derive.sheet import render_sheet, sheet_context
@@ -46,7 +46,7 @@ def test_the_elman_problem_sheet_chooses_values_every_mistake_misses():
     for decl in model.parameters:
         right = _fd_gradient(model, SMALL, params, data, 3, decl.name)
         at = MatrixQuestion(d, decl.name, examples=[example], backend=Floats())
-        mistakes = _question(d, decl.name).mistakes
+        mistakes = _questions(d)[decl.name].mistakes
         assert len(mistakes) >= 8
         for m, _ in mistakes:
             wrong = np.asarray(m.compute(at, at.points[0]), dtype=float)

@@ -100,19 +100,19 @@ def distinct(d, point: Point, free: list[Point]) -> list[Clash]:
 
 # -- vector models: the matrix catalogue (derive.numbers.matrix_mistakes) at a worked example --------
 MATRIX_STEPS = 12  # longer sequences are not checked: the catalogue has a backward pass per step's loss
-_QUESTIONS: dict = {}  # (derivation, parameter) -> its question at random points (mistakes told apart there)
+_QUESTIONS: dict = {}  # derivation -> every parameter's question at random points (mistakes told apart there)
 
 
-def _question(d, name: str):
+def _questions(d) -> dict:
     from derive.numbers.interpret import Floats
     from derive.numbers.matrix_question import MatrixQuestion
 
-    key = (d, name)
-    if key not in _QUESTIONS:  # float64 is enough to tell the expressions apart (the grader uses 30 digits)
-        if len(_QUESTIONS) > 64:
+    if d not in _QUESTIONS:  # float64 is enough to tell the expressions apart (the grader uses 30 digits)
+        if len(_QUESTIONS) > 16:
             _QUESTIONS.clear()
-        _QUESTIONS[key] = MatrixQuestion(d, name, backend=Floats())
-    return _QUESTIONS[key]
+        first = next(name for name, _ in d.cell.params)
+        _QUESTIONS[d] = MatrixQuestion(d, first, backend=Floats()).every_parameter()
+    return _QUESTIONS[d]
 
 
 def matrix_clashes(d, sizes: dict, draws: list[tuple[dict, dict]]) -> list[list[Clash]]:
@@ -126,11 +126,13 @@ def matrix_clashes(d, sizes: dict, draws: list[tuple[dict, dict]]) -> list[list[
     backend = Floats()
     examples = [example_of(d.model, sizes, params, data, d.steps, backend) for params, data in draws]
     out: list[list[Clash]] = [[] for _ in draws]
-    for decl in d.model.parameters:
-        free = _question(d, decl.name)
-        at = MatrixQuestion(d, decl.name, examples=examples, backend=backend)
-        rows = [("correct", f"the right dE/d{decl.name}", at.target)]
-        for m, _ in free.mistakes:
+    free = _questions(d)
+    first = next(iter(free))
+    at_points = MatrixQuestion(d, first, examples=examples, backend=backend).every_parameter()
+    for name, question in free.items():
+        at = at_points[name]
+        rows = [("correct", f"the right dE/d{name}", at.target)]
+        for m, _ in question.mistakes:
             try:
                 with np.errstate(all="ignore"):
                     rows.append((m.key, m.message, [m.compute(at, pt) for pt in at.points]))
@@ -141,7 +143,7 @@ def matrix_clashes(d, sizes: dict, draws: list[tuple[dict, dict]]) -> list[list[
             for i in range(len(rows)):
                 for j in range(i + 1, len(rows)):
                     if _same(values[i], values[j]):
-                        out[k].append(Clash(decl.name, rows[i][0], rows[i][1], rows[j][0], rows[j][1]))
+                        out[k].append(Clash(name, rows[i][0], rows[i][1], rows[j][0], rows[j][1]))
     return out
 
 

@@ -18,6 +18,7 @@ example, which is the same as substituting their definitions.
 """
 from __future__ import annotations
 
+import copy
 import random
 import re
 from dataclasses import dataclass, field
@@ -215,6 +216,23 @@ class MatrixQuestion:
                 alter["kind_fn"] = from_step(ref.step, alter.get("kind_fn"))
             point.runs[key] = sweep.backward(self._asked, point.example, self.steps, self.backend, **alter)
         return point.runs[key]
+
+    def every_parameter(self) -> dict[str, MatrixQuestion]:
+        """dE/dP for every parameter P at this question's points (call it on a fresh question), sharing the
+        points and so their backward runs: each run keeps every parameter's terms, and a run's alteration does
+        not depend on the parameter asked, so all the catalogues cost one set of runs (derive.numbers.distinct)."""
+        if any(pt.runs for pt in self.points):
+            raise ValueError("every_parameter shares the runs of a fresh question")
+        asked = AskedTerms(self.cell, {name for name, _ in self.cell.params})
+        out = {}
+        for name, _ in self.cell.params:
+            q = copy.copy(self)  # the same points (and their runs)
+            q.reference = q._resolve(name)
+            q.target = [q.read(pt, pt.correct) for pt in q.points]
+            q._mistakes = None
+            q.__dict__["_asked"] = asked
+            out[name] = q
+        return out
 
     @cached_property
     def _asked(self) -> AskedTerms:
