@@ -139,7 +139,7 @@ class Notation:
         if self.adjoint_style == "nabla":
             out = _NABLA.sub(hold, out)
         if self.index == "superscript":
-            out = _SUPER_STEP.sub(lambda m: _subscript(m["base"], m["k"] if m["k"] is not None else m["k2"]), out)
+            out = _SUPER_STEP.sub(_step_rewrite, out)
         out = re.sub("\x00(\\d+)\x00", lambda m: held[int(m[1])], out)
         if self.loss != "E":
             out = re.sub(rf"(?<![\\A-Za-z]){re.escape(self.loss)}(?![A-Za-z])", "E", out)
@@ -148,10 +148,18 @@ class Notation:
 
 # \nabla_{h^{(2)}} L, \nabla_{W} L (the loss letter checked by the caller's rewrite of it to E)
 _NABLA = re.compile(r"\\nabla_\{(?P<what>(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}\s*[A-Za-z]")
-# a base followed by ^{(k)} or ^(k): h^{(2)}, {\hat{y}}^{(t)}, W_{fh}^{(3)}
+# a base followed by ^{(k)} or ^(k): h^{(2)}, {\hat{y}}^{(t)}, W_{fh}^{(3)}; and Goodfellow's transpose
+# written in the same superscript after the step, h^{(t-1)\top} (eq. 10.26), x^{(t)\top} (10.28)
 _SUPER_STEP = re.compile(r"(?P<base>\{(?:[^{}]|\{[^{}]*\})*\}|\\(?!delta)[A-Za-z]+\{[^{}]*\}"
                          r"|(?<![\\A-Za-z])(?!\\delta)\\?[A-Za-z]+(?:_\{[^{}]*\}|_[A-Za-z0-9])?)"
-                         r"\^(?:\{\((?P<k>[^()]*)\)\}|\((?P<k2>[^()]*)\))")
+                         r"\^(?:\{\((?P<k>[^()]*)\)\s*(?P<t>\\top|\\intercal|\\mathsf\{T\}|\\mathrm\{T\}|T)?\s*\}"
+                         r"|\((?P<k2>[^()]*)\))")
+
+
+def _step_rewrite(m: re.Match) -> str:
+    """h^{(t-1)} -> h_{t-1}; h^{(t-1)\top} -> {h_{t-1}}^{\top} (the transpose of h at t-1, not of t-1)."""
+    out = _subscript(m["base"], m["k"] if m["k"] is not None else m["k2"])
+    return f"{{{out}}}^{{\\top}}" if m["t"] else out
 
 
 def _subscript(base: str, k: str) -> str:
