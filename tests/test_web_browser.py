@@ -134,7 +134,8 @@ def test_student_and_teacher_in_a_browser(server, browser, tmp_path):
     d.find_element(By.ID, "submit").click()
     verdict = wait_for(lambda: d.find_elements(By.ID, "verdict"), what="the verdict")[0]
     assert verdict.get_attribute("data-verdict") == "incorrect"
-    assert "only the term of the last step" in verdict.text and "Likely mistake: only last" in verdict.text
+    assert "only the term of the last step" in verdict.text  # the diagnosis in words, not its key 'only last':
+    assert "Likely mistake: Only the last step's term is kept" in verdict.text and "only last" not in verdict.text
     shot(d, "verdict-incorrect")
 
     # fixed: accepted
