@@ -9,7 +9,7 @@ import pytest
 
 from derive.cli import main
 from derive.errors import DeriveError
-from derive.grade.questions import apply, read_questions
+from derive.grade.question_file import apply, read_questions
 
 RIGHT_W_REC = "2*(s_3 - y)*(s_2 + W_rec*s_1)"  # dE/dW_rec of linear-rnn at T = 3
 RIGHT_W_X = "2*(s_3 - y)*(W_rec**2*x_1 + W_rec*x_2 + x_3)"  # dE/dW_x
@@ -87,7 +87,7 @@ def test_malformed_questions_are_one_line(tmp_path, capsys):
 def test_a_row_keeps_nothing_the_question_decides():
     rows = [{"row": 2, "id": "a", "wrt": "W_x", "steps": 9, "values": "W_rec=1", "points": 50.0, "answer": "0",
              "columns": {}}]
-    from derive.grade.questions import Question
+    from derive.grade.question_file import Question
 
     out = apply(rows, {"a": Question("a", "W_rec", None, 3, 2.0)})
     assert out == [{"row": 2, "id": "a", "answer": "0", "columns": {}, "wrt": "W_rec", "points": 2.0,

@@ -4,7 +4,7 @@ Input columns / keys (COLUMNS): answer (required), and optionally id, wrt, steps
 ("W_rec=0.5,x_1=1" in CSV; that text or an object in JSONL) and points (what a correct answer
 scores, default 1). Any other column (student, email, section, ...) is carried into the report
 unchanged, and a student column adds each student's total. With the teacher's questions file
-(derive.grade.questions) each row is graded against its question, whatever its own wrt says. A row
+(derive.grade.question_file) each row is graded against its question, whatever its own wrt says. A row
 that cannot be read still gets
 a report row, with verdict 'unreadable' and the reason; a row whose grading failed unexpectedly
 gets verdict 'error'. The reports themselves are built by derive.grade.gradebook.
@@ -343,7 +343,7 @@ def grade_file(model, args) -> BatchOutput:
 
     rows = read_rows(args.answers)
     if getattr(args, "questions", None):
-        from derive.grade.questions import apply, read_questions
+        from derive.grade.question_file import apply, read_questions
 
         rows = apply(rows, read_questions(args.questions))
     options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol,
