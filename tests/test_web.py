@@ -109,7 +109,9 @@ def test_submit_gives_the_clis_verdict_then_accepts_the_fix(site, capsys):
     page = client.post("/q/linear-rnn/W_rec", data={"student": "s1", "answer": wrong}).get_data(as_text=True)
     cli = cli_json(capsys, "linear-rnn", "--wrt", "W_rec", "--answer", wrong)
     assert cli["verdict"] == "incorrect" and cli["diagnosis"]["mistake"] == "only_last"
-    assert 'data-verdict="incorrect"' in page and "only last" in page
+    # the CLI's mistake, said in a sentence (its key is kept in data-mistake)
+    assert 'data-verdict="incorrect"' in page and 'data-mistake="only_last"' in page
+    assert "Only the last step&#39;s term is kept" in page or "Only the last step's term is kept" in page
     assert cli["reason"][1:] in page.replace("&#39;", "'")
     right = "2*(s_3 - y)*(s_2 + W_rec*s_1 + W_rec**2*s_0)"
     page = client.post("/q/linear-rnn/W_rec", data={"student": "s1", "answer": right}).get_data(as_text=True)
