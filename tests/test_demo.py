@@ -23,6 +23,13 @@ def test_demo_derives_checks_emits_and_learns(tmp_path, capsys):
     chance = float(re.search(r"chance = (\d+)%", out).group(1))
     accuracy = float(re.search(r"accuracy on .* steps: ([0-9.]+)%", out).group(1))
     assert accuracy > chance + 30
+    # the regression part: next sample of sin(0.5 t + phase); repeating the current sample errs by
+    # E[(sin(a + w) - sin(a))^2] = 2 sin(w/2)^2 on average (the oracle, by hand); the trained module far less
+    assert (tmp_path / "rnn_regression.py").is_file()
+    mse, repeat = map(float, re.search(r"unseen waves of \d+ steps: (\S+) \(repeating the current sample: (\S+)\)",
+                                       out).groups())
+    assert abs(repeat - 2 * np.sin(0.25) ** 2) < 0.02
+    assert mse < repeat / 10
 
 
 def test_demo_refuses_a_file_as_its_folder(tmp_path, capsys):

@@ -14,6 +14,7 @@ DESCRIPTION = ("Derive the BPTT formulas of linear-rnn (the tutorials' counter o
 
 TRAIN_SEQUENCES, TRAIN_STEPS, HELD_OUT_SEQUENCES, HELD_OUT_STEPS = 64, 4, 200, 12
 ECHO_CLASSES, ECHO_HIDDEN, ECHO_BATCH, ECHO_BATCHES, ECHO_TRAIN_STEPS, ECHO_HELD_OUT_STEPS = 3, 16, 32, 300, 10, 20
+WAVE_HIDDEN, WAVE_BATCH, WAVE_BATCHES, WAVE_TRAIN_STEPS, WAVE_HELD_OUT_STEPS, WAVE_OMEGA = 8, 32, 300, 10, 30, 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         "held_out_loss": float(module.loss_and_grads(learned, held_xs, held_ys)[0]),
     }
     vector = _elman(out, args.seed)
-    sys.stdout.write(render("cli/demo.txt.j2", scalar=scalar, vector=vector))
-    return 0 if report.ok and vector["check_ok"] else 1
+    wave = _regression(out, args.seed)
+    sys.stdout.write(render("cli/demo.txt.j2", scalar=scalar, vector=vector, wave=wave))
+    return 0 if report.ok and vector["check_ok"] and wave["check_ok"] else 1
 
 
 def _elman(out: Path, seed: int) -> dict:
@@ -88,6 +90,33 @@ def _elman(out: Path, seed: int) -> dict:
             "first_loss": losses[0], "last_loss": losses[-1], "sequences": HELD_OUT_SEQUENCES,
             "held_out_steps": ECHO_HELD_OUT_STEPS, "chance": 1 / ECHO_CLASSES,
             "accuracy": float((predicted[1:] == ys[1:]).mean())}  # step 1 has nothing to echo
+
+
+def _regression(out: Path, seed: int) -> dict:
+    """rnn-regression on a sine wave's next sample: check its module's gradient, train it with Adam, and compare
+    its squared error on longer, unseen waves with repeating the current sample (what no memory can beat)."""
+    import numpy as np
+
+    from derive.codegen import emit_model, module_name
+    from derive.spec.loader import load
+    from derive.numbers.train import adam, import_file, sine_waves
+
+    model = load("rnn-regression")
+    path = out / f"{module_name(model)}.py"
+    _write(path, emit_model(model))
+    module = import_file(path, "derive_demo_" + module_name(model))
+    rng = np.random.default_rng(seed)
+    params = module.init_params(1, WAVE_HIDDEN, 1, seed=seed)
+    check_ok, worst = _directional_check(module, params, *sine_waves(rng, 4, 5, WAVE_OMEGA), rng)
+    batches = [sine_waves(rng, WAVE_BATCH, WAVE_TRAIN_STEPS, WAVE_OMEGA) for _ in range(WAVE_BATCHES)]
+    params, losses = adam(module, params, batches)
+    xs, ys = sine_waves(rng, HELD_OUT_SEQUENCES, WAVE_HELD_OUT_STEPS, WAVE_OMEGA)
+    predicted = module.forward(params, xs)["o"]
+    return {"path": str(path), "hidden": WAVE_HIDDEN, "omega": WAVE_OMEGA, "check_ok": check_ok,
+            "check_error": worst, "batches": WAVE_BATCHES, "batch": WAVE_BATCH, "train_steps": WAVE_TRAIN_STEPS,
+            "first_loss": losses[0], "last_loss": losses[-1], "sequences": HELD_OUT_SEQUENCES,
+            "held_out_steps": WAVE_HELD_OUT_STEPS, "mse": float(np.mean((predicted - ys) ** 2)),
+            "repeat_mse": float(np.mean((xs - ys) ** 2))}
 
 
 def _write(path: Path, source: str) -> None:

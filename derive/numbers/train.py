@@ -39,6 +39,17 @@ def delayed_echo(rng: np.random.Generator, n: int, steps: int, classes: int = 3)
     return xs, ys
 
 
+def sine_waves(rng: np.random.Generator, n: int, steps: int, omega: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """xs (T, n, 1) samples sin(omega t + phase) of a random phase per sequence; ys (T, n, 1) the next sample.
+
+    The current sample alone does not tell a rising wave from a falling one: predicting the next needs the
+    previous one too (sin(a + w) = 2 cos(w) sin(a) - sin(a - w)), so a network needs memory to beat
+    repeating its input."""
+    t = np.arange(steps + 1)[:, None]
+    wave = np.sin(omega * t + rng.uniform(0, 2 * np.pi, n))[:, :, None]
+    return wave[:-1], wave[1:]
+
+
 def rprop(module: ModuleType, params: dict, xs, ys, iterations: int, step: float = 0.05) -> dict:
     """RProp-: each parameter's step grows while its gradient keeps its sign and halves when it flips.
 
