@@ -36,7 +36,10 @@ class Declaration:
 class Quantity:
     """A per-step quantity. ``last`` replaces ``equation`` on step T when given.
 
-    ``initial`` is its value at step 0 (only states that are read at t-1 have one).
+    ``initial`` is its value at step 0 (only states that are read at t-1 have one); of a state that runs
+    backwards in time (``direction`` "backward": it reads itself at t+1), its value after the last step,
+    at step T+1. The intermediates such a state reads at step t are "backward" too: the backward sweep
+    (t = T..1) computes them all before the forward one (t = 1..T), which may read them at the same step.
     """
 
     name: str
@@ -46,6 +49,7 @@ class Quantity:
     last: sp.Expr | None = None
     initial: sp.Expr | None = None
     shape: tuple[str, ...] = ()
+    direction: str = "forward"  # forward | backward (computed from step t+1, in the backward sweep)
 
     def equation_at(self, variant: str) -> sp.Expr:
         """The right-hand side for variant 'regular', 'last' or 'init' (step 0)."""
@@ -102,6 +106,11 @@ class Model:
     def recurrent_names(self) -> tuple[str, ...]:
         """Quantities read at t-1: the states that carry information between steps."""
         return tuple(q.name for q in self.quantities if q.initial is not None)
+
+    @property
+    def backward_names(self) -> tuple[str, ...]:
+        """Quantities of the backward sweep (states read at t+1 and what they read at t), in spec order."""
+        return tuple(q.name for q in self.quantities if q.direction == "backward")
 
     @property
     def has_last_variant(self) -> bool:

@@ -16,7 +16,7 @@ from functools import cached_property
 import sympy as sp
 
 from derive import display, naming
-from derive.calculus.cell import BackwardStep, Cell, StepKind, step_kind
+from derive.calculus.cell import BackwardStep, Cell, StepKind, backward_schedule, step_kind
 from derive.errors import DeriveError
 from derive.ops import elementary
 from derive.calculus.unroll import Unrolled, at_step, check_steps, unroll
@@ -109,8 +109,8 @@ class ScalarDerivation:
         model, T, cell = self.model, self.steps, self.cell
         deltas = []
         step_terms = {p: [] for p in model.parameter_symbols}
-        for k in range(T, (0 if model.recurrent else 1) - 1, -1):
-            back = cell.backward(step_kind(model, k, T))
+        for k, kind in backward_schedule(model, T):
+            back = cell.backward(kind)
             deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
             for p, e in back.grads:
                 if e != 0:
@@ -139,8 +139,7 @@ class ScalarDerivation:
 
     def backward_steps(self) -> tuple[tuple[int, BackwardStep], ...]:
         model, T = self.model, self.steps
-        return tuple((k, self.cell.backward(step_kind(model, k, T)))
-                     for k in range(T, (0 if model.recurrent else 1) - 1, -1))
+        return tuple((k, self.cell.backward(kind)) for k, kind in backward_schedule(model, T))
 
     def adjoints(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
         return self.deltas

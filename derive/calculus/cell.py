@@ -31,19 +31,69 @@ VARIANTS = ("init", "regular", "last")
 
 @dataclass(frozen=True)
 class StepKind:
-    """Which equations hold at a step and at the step after it, and whether it has a loss term."""
+    """Which equations hold at a step and at the step after it, and whether it has a loss term.
+
+    ``direction`` "backward": the backward sweep's step (states that run backwards in time, read at t+1;
+    ``Model.backward_names``), whose ``own`` variant is 'init' at step T+1 and whose ``next`` is the
+    variant of the step that reads it, t-1 (None at step 1). Its adjoints run forwards in time (t = 1..T+1),
+    after every adjoint of the forward sweep."""
 
     own: str  # init | regular | last
-    next: str | None  # regular | last | None (this is step T)
+    next: str | None  # regular | last | None (this is step T; backward: step 1)
     loss: bool
+    direction: str = "forward"
 
 
-def step_kind(model: Model, k: int, steps: int) -> StepKind:
-    """The kind of step k (0..T) in a sequence of ``steps`` steps."""
+def step_kind(model: Model, k: int, steps: int, direction: str = "forward") -> StepKind:
+    """The kind of step k (0..T; the backward sweep's 1..T+1) in a sequence of ``steps`` steps."""
+    has_loss = 1 <= k <= steps and (model.loss.over == "sum" or k == steps)
+    if direction == "backward":
+        own = "init" if k == steps + 1 else ("last" if k == steps else "regular")
+        # step t-1 of the backward sweep has adjoints when a loss term or a forward state came before it
+        carried = k > 1 and (model.loss.over == "sum" or k - 1 == steps or _carried_forward(model))
+        nxt = ("last" if k - 1 == steps else "regular") if carried else None
+        return StepKind(own, nxt, has_loss, "backward")
     own = "init" if k == 0 else ("last" if k == steps else "regular")
     nxt = None if k == steps else ("last" if k + 1 == steps else "regular")
-    has_loss = k >= 1 and (model.loss.over == "sum" or k == steps)
     return StepKind(own, nxt, has_loss)
+
+
+def _carried_forward(model: Model) -> bool:
+    """Whether a forward state reads the backward sweep (through intermediates of its step): then the backward
+    sweep has adjoints at every step, even of a loss at step T alone."""
+    reads = {q.name: {naming.describe(s).name for e in (q.equation, q.last) if e is not None
+                      for s in e.free_symbols if naming.describe(s).offset == 0} for q in model.quantities}
+    feeds = {q.name for q in model.quantities if q.initial is not None and q.direction == "forward"}
+    grown = True
+    while grown:
+        found = {n for f in feeds for n in reads[f] if n in reads and n not in feeds}
+        feeds |= found
+        grown = bool(found)
+    return bool(feeds & set(model.backward_names))
+
+
+def forward_schedule(model: Model, steps: int) -> tuple[tuple[int, StepKind], ...]:
+    """(k, kind) in evaluation order: the backward sweep (t = T+1 down to 1) first, if the model has one,
+    then the forward sweep (t = 0..T; a static model's one step)."""
+    out = []
+    if model.recurrent and model.backward_names:
+        out += [(k, step_kind(model, k, steps, "backward")) for k in range(steps + 1, 0, -1)]
+    out += [(k, step_kind(model, k, steps)) for k in range(0 if model.recurrent else 1, steps + 1)]
+    return tuple(out)
+
+
+def backward_schedule(model: Model, steps: int) -> tuple[tuple[int, StepKind], ...]:
+    """(k, kind) of the backward pass in computation order: the forward sweep's adjoints t = T..0, then the
+    backward sweep's, t = 1..T+1 (delta_g[t] reads delta_g[t-1] and the forward sweep's adjoints at t)."""
+    out = [(k, step_kind(model, k, steps)) for k in range(steps, (0 if model.recurrent else 1) - 1, -1)]
+    if model.recurrent and model.backward_names:
+        out += [(k, step_kind(model, k, steps, "backward")) for k in range(1, steps + 2)]
+    return tuple(out)
+
+
+def in_sweep(model: Model, name: str, direction: str) -> bool:
+    """Whether quantity ``name`` is computed in the sweep of ``direction``."""
+    return (name in model.backward_names) == (direction == "backward")
 
 
 @dataclass(frozen=True)
@@ -83,6 +133,11 @@ class Cell:
         if variant == "init":
             return tuple((self.sym(q.name), q.initial) for q in qs if q.initial is not None)
         return tuple((self.sym(q.name), q.equation_at(variant)) for q in qs)
+
+    def step_equations(self, kind: StepKind) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        """The equations a step of this kind computes: its variant's, of its sweep's quantities."""
+        return tuple((q, rhs) for q, rhs in self.equations(kind.own)
+                     if in_sweep(self.model, naming.describe(q).name, kind.direction))
 
     # -- local partials ---------------------------------------------------
     @cached_property
@@ -147,25 +202,31 @@ class Cell:
     def _backward(self, kind: StepKind) -> BackwardStep:
         if kind in self._backward_cache:
             return self._backward_cache[kind]
-        own = self.equations(kind.own)
-        nxt = self.equations(kind.next) if kind.next else ()
         live = self.model.live_names  # a helper nothing reads has no adjoint, and passes none on
-        own = tuple((q, rhs) for q, rhs in own if naming.describe(q).name in live and q not in self.fusions)
-        nxt = tuple((q, rhs) for q, rhs in nxt if naming.describe(q).name in live and q not in self.fusions)
+
+        def alive(eqs):
+            return tuple((q, rhs) for q, rhs in eqs if naming.describe(q).name in live and q not in self.fusions)
+
+        backward = kind.direction == "backward"
+        own = alive(self.step_equations(kind))
+        # readers at the same step: of both sweeps (the forward sweep reads g[t]; their adjoints are known)
+        same = alive(self.equations(kind.own)) if backward and kind.own != "init" else own
+        later = 1 if not backward else -1  # the step that reads this one's quantities: t+1, or t-1 backwards
+        nxt = alive(self.step_equations(StepKind(kind.next, None, False, kind.direction))) if kind.next else ()
         deltas = []
         for target, _ in reversed(own):
-            terms = [naming.delta(r) * self.partial(kind.own, r, target) for r, _ in own]
+            terms = [naming.delta(r) * self.partial(kind.own, r, target) for r, _ in same]
             if kind.next:
-                prev = self.sym(naming.describe(target).name, -1)
-                terms += [naming.delta(self.sym(naming.describe(r).name, 1))
-                          * self.shift(self.partial(kind.next, r, prev), 1) for r, _ in nxt]
+                seen = self.sym(naming.describe(target).name, -later)  # how a reader at t+later names it
+                terms += [naming.delta(self.sym(naming.describe(r).name, later))
+                          * self.shift(self.partial(kind.next, r, seen), later) for r, _ in nxt]
             if kind.loss:
                 terms.append(self.loss_partials.get(target, sp.Integer(0)))
             deltas.append((naming.delta(target), sp.Add(*terms)))
         grads = []
         for p in self.params:
             terms = [naming.delta(r) * self.partial(kind.own, r, p) for r, _ in own]
-            if kind.loss:
+            if kind.loss and not backward:  # the loss's own share, once per step (in the forward sweep's step)
                 terms.append(self.loss_partials.get(p, sp.Integer(0)))
             grads.append((p, sp.Add(*terms)))
         result = BackwardStep(kind, tuple(deltas), tuple(grads))

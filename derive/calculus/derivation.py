@@ -29,7 +29,7 @@ import sympy as sp
 
 from derive import display, naming
 from derive.calculus.bptt import ScalarDerivation, bptt
-from derive.calculus.cell import StepKind, step_kind
+from derive.calculus.cell import StepKind, backward_schedule, forward_schedule
 from derive.calculus.matrix import MatrixCell, MatrixStep, is_matrix
 from derive.calculus.unroll import Unrolled, check_steps
 from derive.errors import DeriveError
@@ -54,7 +54,9 @@ class Derivation(Protocol):
     ``backward(kind)``       the backward step of a StepKind: ``.deltas`` in computation order (each
                              adjoint once; the repeated terms, such as a gate's delta_f_in, named as
                              adjoints of their own) and ``.grads`` (parameter symbol, this step's term)
-    ``backward_steps()``     (k, backward step) for k = T down to the first step: computation order
+    ``backward_steps()``     (k, backward step) for k = T down to the first step: computation order; a
+                             model with states that run backwards in time then has the backward sweep's
+                             steps, k = 1..T+1 (``StepKind.direction``; cell.forward_schedule/backward_schedule)
     ``adjoints()``           (adjoint at k, its expression at k) for every step, computation order
     ``gradient_terms(name)`` (k, the parameter's term at step k): dE/dname is their sum
     ``gradient(name)``       that sum
@@ -122,8 +124,8 @@ class MatrixDerivation:
 
     def forward(self) -> tuple[tuple[int, Any, Any], ...]:
         out = []
-        for k in range(self.first, self.steps + 1):
-            for target, rhs in self.equations(step_kind(self.model, k, self.steps).own):
+        for k, kind in forward_schedule(self.model, self.steps):
+            for target, rhs in self.cell.step_equations(kind):
                 out.append((k, self.at_step(target, k), self.at_step(rhs, k)))
         return tuple(out)
 
@@ -141,8 +143,7 @@ class MatrixDerivation:
         return self.pieces()._repr_latex_()
 
     def backward_steps(self) -> tuple[tuple[int, MatrixStep], ...]:
-        return tuple((k, self.cell.backward(step_kind(self.model, k, self.steps)))
-                     for k in range(self.steps, self.first - 1, -1))
+        return tuple((k, self.cell.backward(kind)) for k, kind in backward_schedule(self.model, self.steps))
 
     def adjoints(self) -> tuple[tuple[Any, Any], ...]:
         return tuple((self.at_step(d, k), self.at_step(e, k)) for k, step in self.backward_steps()

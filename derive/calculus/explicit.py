@@ -133,7 +133,7 @@ def _instantiate(model: Model, sizes: tuple) -> Model:
         eq, last = inst.expr(q.equation), inst.expr(q.last)
         initial = inst.expr(q.initial)
         if not q.shape:
-            quantities.append(Quantity(q.name, q.role, q.description, eq, last, initial))
+            quantities.append(Quantity(q.name, q.role, q.description, eq, last, initial, direction=q.direction))
             continue
         names = [n for row in entry_names(q.name, eq.shape[0], eq.shape[1]) for n in row]
         for i, n in enumerate(names):
@@ -141,7 +141,7 @@ def _instantiate(model: Model, sizes: tuple) -> Model:
             if initial is not None:
                 init_i = initial[i] if isinstance(initial, sp.MatrixBase) else initial
             quantities.append(Quantity(n, q.role, f"entry {i + 1} of {q.name}: {q.description}", eq[i],
-                                       None if last is None else last[i], init_i))
+                                       None if last is None else last[i], init_i, direction=q.direction))
     loss = Loss(model.loss.over, inst.expr(model.loss.expr), model.loss.description)
     label = ", ".join(f"{k}={v}" for k, v in sizes)
     return Model(f"{model.name}[{label}]", model.title, model.summary, model.recurrent,

@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive import naming
-from derive.calculus.cell import StepKind, step_kind
+from derive.calculus.cell import StepKind, in_sweep, step_kind
 from derive.errors import DeriveError
 from derive.calculus.losses import Fusion, MatrixLoss
 from derive.functions import CrossEntropy, SumEntries
@@ -120,6 +120,11 @@ class MatrixCell:
                                          for q in self.model.quantities)
         return self._cache[key]
 
+    def step_equations(self, kind: StepKind):
+        """The equations a step of this kind computes: its variant's, of its sweep's quantities."""
+        return tuple((q, rhs) for q, rhs in self.equations(kind.own)
+                     if in_sweep(self.model, naming.describe(q).name, kind.direction))
+
     @cached_property
     def losses(self) -> MatrixLoss:
         """The loss's terms, with the canonical output/loss pairs fused (derive.calculus.losses)."""
@@ -186,24 +191,29 @@ class MatrixCell:
     def backward(self, kind: StepKind) -> MatrixStep:
         if kind in self._cache:
             return self._cache[kind]
-        own = self.equations(kind.own)
-        nxt = self.equations(kind.next) if kind.next else []
+        backward = kind.direction == "backward"
+        own = self.step_equations(kind)
+        # readers at the same step: of both sweeps (the forward sweep reads g[t]; their adjoints are known)
+        same = self.equations(kind.own) if backward and kind.own != "init" else own
+        later = -1 if backward else 1  # the step that reads this one's quantities: t+1, or t-1 backwards
+        nxt = self.step_equations(StepKind(kind.next, None, False, kind.direction)) if kind.next else []
         fused_names = set(self.fusions)
-        deltas = []
-        reached = set()  # quantities whose adjoint (or their activation input's) is known at this step
+        # the forward sweep's adjoints at this step are known before the backward sweep's step starts
+        reached = _forward_adjoints(self, kind) if backward else set()
+        deltas = []  # reached: quantities whose adjoint (or their activation input's) is known at this step
         live = self.model.live_names
         for target, eq_target in reversed(own):
             name = naming.describe(target).name
             if name not in live:  # a helper nothing reads: no adjoint
                 continue
-            terms = [self._vjp_from(r, eq, target) for r, eq in own if naming.describe(r).name in reached]
-            prev = self.sym(name, -1)
+            terms = [self._vjp_from(r, eq, target) for r, eq in same if naming.describe(r).name in reached]
+            prev = self.sym(name, -later)  # how a reader at t+later names this quantity
             for r, eq in nxt:
                 if naming.describe(r).name not in live:
                     continue
                 adj = self._vjp_from(r, eq, prev)
                 if adj is not None:
-                    terms.append(_shift(adj, 1))
+                    terms.append(_shift(adj, later))
             # A fused output gets an adjoint only from what else reads it (a later equation, or the next
             # step: a recurrent softmax); the loss's share reaches its input as yhat - e_y, p - y.
             if kind.loss and name not in fused_names:
@@ -224,7 +234,7 @@ class MatrixCell:
         grads = []
         for _pname, p in self.params:
             terms = [self._vjp_from(r, eq, p) for r, eq in own if naming.describe(r).name in reached]
-            if kind.loss:
+            if kind.loss and not backward:  # the loss's own share, once per step (in the forward sweep's step)
                 terms.append(self._loss_vjp(p))
             terms = [t for t in terms if t is not None]
             if terms:
@@ -232,6 +242,20 @@ class MatrixCell:
         step = MatrixStep(kind, tuple(deltas), tuple(grads), next(iter(self.fusions), None))
         self._cache[kind] = step
         return step
+
+
+def _forward_adjoints(cell: MatrixCell, kind: StepKind) -> set[str]:
+    """The forward sweep's quantities that have an adjoint at a step where the backward sweep's ``kind`` holds
+    (the forward step of that variant: followed by a regular or a last step, or by none at step T)."""
+    if kind.own == "init":
+        return set()
+    nexts = (None,) if kind.own == "last" else ("regular", "last")
+    out = set()
+    for nxt in nexts:
+        for d, _ in cell.backward(StepKind(kind.own, nxt, kind.loss)).deltas:
+            out.add(naming.describe(d).name.removesuffix("_in") if str(d.name).endswith("_in[t]") else
+                    naming.describe(d).name)
+    return out
 
 
 def _shift(expr, by: int):

@@ -2,6 +2,8 @@
 
     s_0 = 0,  s_1 = sigmoid(W_rec*s_0 + W_x*x_1),  ...,  E = (s_3 - y)^2
 
+A state that runs backwards in time is unrolled first, from g_{T+1} (its initial value) down to g_1.
+
 Each assignment's right-hand side reads only earlier symbols and base symbols
 (parameters, per-step inputs x_k and targets y_k, constants). ``to_base``
 substitutes every assignment, giving expressions in base symbols only.
@@ -14,7 +16,7 @@ from functools import cached_property, lru_cache
 import sympy as sp
 
 from derive import naming
-from derive.calculus.cell import Cell, step_kind
+from derive.calculus.cell import Cell, forward_schedule, step_kind
 from derive.errors import DeriveError
 from derive.model import Model
 
@@ -123,9 +125,8 @@ def unroll(model: Model, steps: int | None = None) -> Unrolled:
     steps = check_steps(model, steps)
     cell = Cell(model)
     out = []
-    for k in range(0 if model.recurrent else 1, steps + 1):
-        kind = step_kind(model, k, steps)
-        for target, rhs in cell.equations(kind.own):
+    for k, kind in forward_schedule(model, steps):  # a backward sweep (t = T+1..1) first, if any
+        for target, rhs in cell.step_equations(kind):
             name = naming.describe(target).name
             sym = naming.at_step(name, k) if model.recurrent else target
             out.append(Assignment(sym, name, k, at_step(model, rhs, k)))

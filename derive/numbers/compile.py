@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 from derive import naming
-from derive.calculus.cell import StepKind, step_kind
+from derive.calculus.cell import StepKind, backward_schedule, forward_schedule, in_sweep, step_kind
 from derive.calculus.derivation import derive
 from derive.calculus.unroll import check_steps
 from derive.errors import DeriveError
@@ -116,18 +116,22 @@ class ScalarProgram:
         self.slots = [self.cell.sym(n, o) for o in self.offsets for n in self.names + self.per_step]
         self.slots += [naming.base(n) for n in self.constants + self.params]
         self.next_deltas = [naming.delta(self.cell.sym(n, 1)) for n in self.names] if model.recurrent else []
+        # a backward sweep's step reads the adjoints of step t-1 and the forward sweep's of step t
+        self.sweep_deltas = ([naming.delta(self.cell.sym(n, o)) for o in (-1, 0) for n in self.names]
+                             if model.backward_names else [])
         self._forward: dict[str, object] = {}
         self._backward: dict[StepKind, object] = {}
         self._defined: dict[str, list[str]] = {}  # made once: rebuilding symbols at every step slowed run() at large T
         self.loss_fn = function(self.slots, self.model.loss.expr)
 
-    def forward_fn(self, variant: str):
-        if variant not in self._forward:
+    def forward_fn(self, kind: StepKind):
+        key = (kind.own, kind.direction)
+        if key not in self._forward:
             inline: dict = {}  # later equations read this step's earlier quantities
-            for sym, expr in self.cell.equations(variant):
+            for sym, expr in self.cell.step_equations(kind):
                 inline[sym] = expr.xreplace(inline)
-            self._forward[variant] = sp.lambdify(self.slots, list(inline.values()), modules=MODULES, cse=True)
-        return self._forward[variant]
+            self._forward[key] = sp.lambdify(self.slots, list(inline.values()), modules=MODULES, cse=True)
+        return self._forward[key]
 
     def backward_fn(self, kind: StepKind):
         if kind not in self._backward:
@@ -138,23 +142,25 @@ class ScalarProgram:
             by_name = {naming.describe(s).name: e for s, e in inline.items()}
             deltas = [by_name.get(n, sp.Integer(0)) for n in self.names]
             grads = [e.xreplace(inline) for _, e in back.grads]
-            self._backward[kind] = sp.lambdify(self.slots + self.next_deltas, deltas + grads,
-                                               modules=MODULES, cse=True)
+            extra = self.next_deltas if kind.direction == "forward" else self.sweep_deltas
+            self._backward[kind] = sp.lambdify(self.slots + extra, deltas + grads, modules=MODULES, cse=True)
         return self._backward[kind]
 
-    def defined(self, variant: str) -> list[str]:
-        """Names of the quantities a variant's equations define, in forward_fn's output order."""
-        if variant not in self._defined:
-            self._defined[variant] = [naming.describe(s).name for s, _ in self.cell.equations(variant)]
-        return self._defined[variant]
+    def defined(self, kind: StepKind) -> list[str]:
+        """Names of the quantities a step kind's equations define, in forward_fn's output order."""
+        key = (kind.own, kind.direction)
+        if key not in self._defined:
+            self._defined[key] = [naming.describe(s).name for s, _ in self.cell.step_equations(kind)]
+        return self._defined[key]
 
     def _args(self, rows: list, cols: list, tail: list, k: int, T: int) -> list:
-        """The slots at step k: quantities at k-1, k, k+1 (0 outside 0..T), inputs (0 outside 1..T), then ``tail``."""
+        """The slots at step k: quantities at k-1, k, k+1 (0 outside 0..T+1), inputs (0 outside 1..T), then
+        ``tail``."""
         # called 2-3 times per step, so run() prepares the row lists once instead of looking names up here
         args = []
         for off in self.offsets:
             j = k + off
-            args += [r[j] for r in rows] if 0 <= j <= T else [0.0] * len(rows)
+            args += [r[j] for r in rows] if 0 <= j <= T + 1 else [0.0] * len(rows)
             args += [c[j - 1] for c in cols] if 1 <= j <= T else [0.0] * len(cols)
         return args + tail
 
@@ -166,35 +172,43 @@ class ScalarProgram:
         seq = {n: np.asarray(data[n]).reshape(B, -1) for n in self.per_step}
         consts = {n: np.asarray(data[n]).reshape(B) for n in self.constants}
         dtype = np.result_type(*[np.asarray(v) for v in list(params.values()) + list(data.values())], float)
-        first = 0 if model.recurrent else 1
-        vals = {n: np.zeros((T + 1, B), dtype) for n in self.names}
+        # one row more (step T+1) holds a backward state's initial value; Result shows steps 0..T (or T+1)
+        rows_kept = T + 2 if model.backward_names else T + 1
+        vals = {n: np.zeros((T + 2, B), dtype) for n in self.names}
         kinds = [step_kind(model, k, T) for k in range(T + 1)]
         rows = [vals[n] for n in self.names]
         cols = [seq[n].T for n in self.per_step]  # (T, B) views: cols[i][k-1] is step k's input
         tail = [consts[n] for n in self.constants] + [params[n] for n in self.params]
-        for k in range(first, T + 1):
-            kind = kinds[k]
-            out = self.forward_fn(kind.own)(*self._args(rows, cols, tail, k, T))
-            for n, v in zip(self.defined(kind.own), out, strict=False):
+        for k, kind in forward_schedule(model, T):
+            out = self.forward_fn(kind)(*self._args(rows, cols, tail, k, T))
+            for n, v in zip(self.defined(kind), out, strict=False):
                 vals[n][k] = v
+        vals = {n: v[:rows_kept] for n, v in vals.items()}
         loss_terms = [self.loss_fn(*self._args(rows, cols, tail, k, T))
                       for k in range(1, T + 1) if kinds[k].loss]
         losses = np.sum(np.broadcast_arrays(*loss_terms, np.zeros(B, dtype)), axis=0)
         if not grads:
             return Result(np.mean(losses), losses, {}, vals, {})
-        deltas = {n: np.zeros((T + 2, B), dtype) for n in self.names}
+        deltas = {n: np.zeros((T + 3, B), dtype) for n in self.names}  # index -1 (the last row) stays 0
         g = {n: np.zeros(B, dtype) for n in self.params}
         terms = {n: np.zeros((T + 1, B), dtype) for n in self.params}  # kept for the student-code grader
-        for k in range(T, first - 1, -1):
-            args = self._args(rows, cols, tail, k, T) + [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
-            out = self.backward_fn(kinds[k])(*args)
+        for k, kind in backward_schedule(model, T):
+            args = self._args(rows, cols, tail, k, T)
+            if kind.direction == "forward":
+                args += [deltas[n][k + 1] for n in self.names][: len(self.next_deltas)]
+            else:
+                args += [deltas[n][k - 1] for n in self.names] + [deltas[n][k] for n in self.names]
+            out = self.backward_fn(kind)(*args)
             for n, v in zip(self.names, out, strict=False):
-                deltas[n][k] = v
+                if in_sweep(model, n, kind.direction):
+                    deltas[n][k] = v
             for n, v in zip(self.params, out[len(self.names):], strict=False):
                 g[n] = g[n] + v
-                terms[n][k] = v
+                if k <= T:  # a learned initial value of a backward state is read at step T+1
+                    terms[n][k] = terms[n][k] + v
         grads_out = {n: np.mean(np.broadcast_to(v, (B,))) for n, v in g.items()}
-        return Result(np.mean(losses), losses, grads_out, vals, {n: d[: T + 1] for n, d in deltas.items()}, terms)
+        return Result(np.mean(losses), losses, grads_out, vals, {n: d[:rows_kept] for n, d in deltas.items()},
+                      terms)
 
 
 def _batch(data: dict) -> int:

@@ -96,7 +96,7 @@ def _parameter(p) -> list[MatrixMistake]:
 def _index_shift(p, direction: int):
     """A grad_tf moving the forward values of a parameter's step term one step (+1: t-1 read at t)."""
     name = p.reference.name
-    exprs = [e for k in range(p._first(), p.steps + 1) for q, e in p.cell.backward(p._kind(k)).grads
+    exprs = [e for k in range(p._first(), p.steps + 1) for q, e in p._grads(k)
              if str(q.name) == name]
     moved: list[str] = []
     for e in exprs:
@@ -158,7 +158,7 @@ def _quantity(p) -> list[MatrixMistake]:
 def _paths(p, k: int) -> list[tuple[str, object]]:
     """(adjoint, term) for each term of a sum in the formulas of step k that the asked-for adjoint reads
     (itself, and the adjoints of the same step its formula uses, transitively)."""
-    formulas = {naming.describe(d).name: e for d, e in p.cell.backward(p._kind(k)).deltas}
+    formulas = {naming.describe(d).name: e for d, e in p._deltas(k)}
     wanted, order, seen = [p.reference.name], [], set()
     while wanted:
         name = wanted.pop()
@@ -211,7 +211,7 @@ def _recursion(p) -> list[MatrixMistake]:
 def _formula_with(p, node) -> str | None:
     """The first generic backward formula that contains node, as 'lhs = rhs' in plain syntax."""
     for k in range(p.steps, p._first() - 1, -1):
-        for d, expr in p.cell.backward(p._kind(k)).deltas:
+        for d, expr in p._deltas(k):
             if expr.has(node):
                 return f"{generic_plain(d)} = {generic_plain(expr)}"
     return None
@@ -319,7 +319,7 @@ def _activation_more(p) -> list[MatrixMistake]:
         drop = _replacer({fac: sp.OneMatrix(*fac.shape) for _, fac in own})
         if p.reference.kind == "parameter":
             def local(name, expr, k, tf=drop):
-                formulas = dict(p.cell.backward(p._kind(k)).deltas)
+                formulas = dict(p._deltas(k))
                 mapping = {s: tf(name, formulas[s], k) for s in expr.atoms(sp.MatrixSymbol) if s in formulas}
                 return expr.xreplace(mapping)
 
@@ -332,7 +332,7 @@ def _activation_more(p) -> list[MatrixMistake]:
         late = {canonical(_shift(fac, 1)): fac for _, fac in own}
 
         def early(name, expr, k, late=late):
-            formulas = dict(p.cell.backward(p._kind(k + 1)).deltas) if k < p.steps else {}
+            formulas = dict(p._deltas(k + 1)) if k < p.steps else {}
             mapping = {}
             for s in expr.atoms(sp.MatrixSymbol):
                 ref = naming.describe(s)

@@ -30,7 +30,7 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive import naming
-from derive.calculus.cell import step_kind
+from derive.calculus.cell import backward_schedule, forward_schedule, step_kind
 from derive.calculus.derivation import at_step
 from derive.numbers import sweep
 from derive.numbers.interpret import Mp, Unsupported, evaluate
@@ -128,6 +128,18 @@ class MatrixQuestion:
     def _kind(self, k: int):
         return step_kind(self.model, k, self.steps)
 
+    def _kinds(self, k: int) -> list:
+        """The step kinds of step k: the forward sweep's (0..T) and a backward sweep's (1..T+1)."""
+        return [kind for j, kind in backward_schedule(self.model, self.steps) if j == k]
+
+    def _deltas(self, k: int) -> tuple:
+        """Every adjoint formula of step k (generic-step symbols), of both sweeps, in computation order."""
+        return tuple(pair for kind in self._kinds(k) for pair in self.cell.backward(kind).deltas)
+
+    def _grads(self, k: int) -> tuple:
+        """Every parameter term of step k (a parameter may have one in each sweep)."""
+        return tuple(pair for kind in self._kinds(k) for pair in self.cell.backward(kind).grads)
+
     def _first(self) -> int:
         return 0 if self.model.recurrent else 1
 
@@ -136,14 +148,15 @@ class MatrixQuestion:
 
     def _parameter(self, name: str, sym) -> MatrixReference:
         terms, formulas = [], {}
-        for k in range(self._first(), self.steps + 1):
-            bstep = self.cell.backward(self._kind(k))
+        for k, kind in backward_schedule(self.model, self.steps):
+            bstep = self.cell.backward(kind)
             for p, expr in bstep.grads:
                 if str(p.name) == name:
                     terms.append((k, self._instance(expr, k)))
                     formulas.setdefault(("grad", str(expr)), (p, expr))
             for d, expr in bstep.deltas:
                 formulas.setdefault((str(d.name), str(expr)), (d, expr))
+        terms.sort(key=lambda kt: kt[0])  # both sweeps' terms of a step side by side, step 1 first
         total = terms[0][1] if len(terms) == 1 else (sp.MatAdd(*(t for _, t in terms)) if shape_of(terms[0][1])
                                                      else sp.Add(*(t for _, t in terms)))
         return MatrixReference(name, "parameter", name, None, sym, shape_of(sym), total, tuple(terms),
@@ -151,10 +164,9 @@ class MatrixQuestion:
 
     def _quantity(self, name: str, step: int | None, adjoint: str) -> MatrixReference:
         k = step if step is not None else 1
-        bstep = self.cell.backward(self._kind(k))
         formulas = {}
         compact = None
-        for d, expr in bstep.deltas:
+        for d, expr in self._deltas(k):
             formulas.setdefault(str(d.name), (d, expr))
             if naming.describe(d).name == name:
                 compact = self._instance(expr, k)
@@ -319,13 +331,12 @@ class MatrixQuestion:
         if not hasattr(self, "_known"):
             known: dict = {}
             memo: dict = {}
-            for k in range(self._first(), self.steps + 1):
-                kind = self._kind(k)
-                for target, expr in self.cell.equations(kind.own):
+            for k, kind in forward_schedule(self.model, self.steps):
+                for target, expr in self.cell.step_equations(kind):
                     if expr is not None:
                         known[str(self._instance(target, k).name)] = _degree(self._instance(expr, k), known, memo)
-            for k in range(self.steps, self._first() - 1, -1):
-                for d, expr in self.cell.backward(self._kind(k)).deltas:
+            for k, kind in backward_schedule(self.model, self.steps):
+                for d, expr in self.cell.backward(kind).deltas:
                     known[str(self._instance(d, k).name)] = _degree(self._instance(expr, k), known, memo)
             self._known = known
         return self._known

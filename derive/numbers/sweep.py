@@ -2,7 +2,7 @@
 
 ``Example`` holds one run's base values (parameters, x_k, class indices y_k, inputs that are not per
 step) at concrete sizes; ``forward`` fills in every quantity at every step, ``losses`` gives each
-step's loss, ``backward`` runs the cell's delta recursion from step T down, with the step kinds and
+step's loss, ``backward`` runs the cell's delta recursion from step T down (then a backward sweep's, up), with the step kinds and
 the formulas optionally altered (the grader's mistake catalogue is such alterations), and returns
 each adjoint and each step's parameter contribution.
 
@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from derive import naming
-from derive.calculus.cell import StepKind, step_kind
+from derive.calculus.cell import StepKind, backward_schedule, forward_schedule, step_kind
 from derive.numbers.interpret import Unsupported, evaluate
 
 
@@ -100,20 +100,19 @@ def interpreted(backend, dims: dict):
 def forward(cell, example: Example, steps: int, backend, formulas=None) -> None:
     """Every quantity at every step (h_0 = 0 included), stored in example.values."""
     model = cell.model
-    first = 0 if model.recurrent else 1
     dims = example.dims
     formulas = formulas or interpreted(backend, dims)
     plans: dict = {}  # per step kind: what is computed, under which name, of which shape (the same at every step)
-    for k in range(first, steps + 1):
-        kind = step_kind(model, k, steps)
-        if kind.own not in plans:
-            plans[kind.own] = [(("f", kind.own, str(target.name)), expr, naming.describe(target).name,
-                                tuple(int(d.xreplace(dims)) for d in target.shape)
-                                if isinstance(target, sp.MatrixSymbol) else None)
-                               for target, expr in cell.equations(kind.own) if expr is not None]
+    for k, kind in forward_schedule(model, steps):  # the backward sweep (t = T+1..1) first, if any
+        plan = (kind.own, kind.direction)
+        if plan not in plans:
+            plans[plan] = [(("f", kind.own, str(target.name)), expr, naming.describe(target).name,
+                            tuple(int(d.xreplace(dims)) for d in target.shape)
+                            if isinstance(target, sp.MatrixSymbol) else None)
+                           for target, expr in cell.step_equations(kind) if expr is not None]
         lookup = lookup_at(model, example, k, backend)
         memo: dict = {}
-        for place, expr, name, shape in plans[kind.own]:
+        for place, expr, name, shape in plans[plan]:
             value = formulas(place, expr, lookup, memo)
             if shape is not None and np.shape(value) != shape:  # a number (h_0 = 0) stands for the whole matrix
                 value = backend.full(shape, 0) + value
@@ -141,15 +140,13 @@ def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf
     """The delta recursion from step T down; ``kind_fn(kind, k)`` may change the step kinds,
     ``delta_tf``/``grad_tf`` the formulas (both: (name, expr, k) -> expr; interpreted runs only)."""
     model = cell.model
-    first = 0 if model.recurrent else 1
     dims = example.dims
     if formulas is not None and (delta_tf or grad_tf):
         raise ValueError("altered formulas are interpreted, not compiled")
     formulas = formulas or interpreted(backend, dims)
     deltas: dict = {}
     terms: dict = {}
-    for k in range(steps, first - 1, -1):
-        kind = step_kind(model, k, steps)
+    for k, kind in backward_schedule(model, steps):  # then the backward sweep's adjoints, t = 1..T+1
         if kind_fn is not None:
             kind = kind_fn(kind, k)
         bstep = cell.backward(kind)
@@ -160,13 +157,15 @@ def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf
             deltas[(name, k)] = formulas(("d", bstep.kind, str(dsym.name)),
                                          delta_tf(name, expr, k) if delta_tf else expr, lookup, memo)
         for p, expr in bstep.grads:
-            terms[(str(p.name), k)] = formulas(("g", bstep.kind, str(p.name)),
-                                               grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, memo)
+            value = formulas(("g", bstep.kind, str(p.name)),
+                             grad_tf(str(p.name), expr, k) if grad_tf else expr, lookup, memo)
+            key = (str(p.name), k)  # both sweeps may hold a term of step k
+            terms[key] = terms[key] + value if key in terms else value
     return Backward(deltas, terms)
 
 
 def with_kind(own_kind: StepKind, **changes) -> StepKind:
     """A StepKind with some fields changed."""
-    fields = {"own": own_kind.own, "next": own_kind.next, "loss": own_kind.loss}
+    fields = {"own": own_kind.own, "next": own_kind.next, "loss": own_kind.loss, "direction": own_kind.direction}
     fields.update(changes)
     return StepKind(**fields)

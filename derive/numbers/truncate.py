@@ -16,10 +16,20 @@ from derive.model import Model
 from derive.numbers.compile import scalar_program
 
 
+def check_truncatable(model: Model) -> None:
+    """Refuse truncation of a model with a state that runs backwards in time: a loss term's window of K steps
+    back has no agreed meaning for a state that reads the later steps (issue 12)."""
+    if model.backward_names:
+        raise DeriveError(f"--truncate: {model.name} has a state that runs backwards in time "
+                          f"('{model.backward_names[-1]}'), and truncated BPTT (K steps back from each loss "
+                          "term) has no agreed meaning for it; leave --truncate out")
+
+
 def truncated_grads(model: Model, params: dict, data: dict, steps: int, window: int) -> dict[str, float]:
     """The K-step truncated BPTT gradient (mean over the batch), K = ``window`` >= 1."""
     if window < 1:
         raise DeriveError(f"--truncate takes a whole number >= 1 (got {window})")
+    check_truncatable(model)
     engine = scalar_program(model)
     T = steps
     result = engine.run(params, data, T, grads=False)
@@ -52,6 +62,7 @@ def truncated_differences(model: Model, params: dict, data: dict, steps: int, wi
     states before its window held at their values (the forward pass re-run over the window only)."""
     from derive.numbers.check import FD_SCALE, FD_STENCIL
 
+    check_truncatable(model)
     engine = scalar_program(model)
     T = steps
     base = engine.run(params, data, T, grads=False).values
@@ -99,6 +110,7 @@ def truncated_expression(unrolled, param, window: int):
 
     if window < 1:
         raise DeriveError(f"--truncate takes a whole number >= 1 (got {window})")
+    check_truncatable(unrolled.model)
     definitions = {a.symbol: (a.step, a.expr) for a in unrolled.assignments}
     total = sp.Integer(0)
     for j, term in unrolled.loss_terms:

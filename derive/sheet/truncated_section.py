@@ -10,6 +10,7 @@ from __future__ import annotations
 from derive.calculus.cell import step_kind
 from derive.calculus.derivation import Derivation
 from derive.errors import DeriveError
+from derive.numbers.truncate import check_truncatable
 from derive.printing.latex import latex
 
 
@@ -21,6 +22,7 @@ def truncated_context(d: Derivation, window: int, point=None) -> dict:
         raise DeriveError(f"{model.name} has no recurrence: truncated BPTT applies to recurrent models")
     if window < 1:
         raise DeriveError(f"--truncate takes a whole number >= 1 (got {window})")
+    check_truncatable(model)
     first = 1
     loss_steps = [j for j in range(1, T + 1) if step_kind(model, j, T).loss]
     windows = [{"j": j, "start": max(first, j - window + 1), "cut": j - window >= first} for j in loss_steps]

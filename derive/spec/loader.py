@@ -18,6 +18,7 @@ from derive.spec import builtins
 from derive.errors import DeriveError, SpecError, did_you_mean
 from derive.ops import SPEC_FUNCTIONS, VECTOR_FUNCTIONS
 from derive.model import ROLES, Declaration, Loss, Model, Quantity
+from derive.spec.directions import with_directions
 from derive.spec.translate import EquationReader
 from derive.spec.shapes import is_matrix, shape_text
 
@@ -139,6 +140,7 @@ class _Builder(EquationReader):
         self.all_quantities = self.quantity_names()
         for i, entry in enumerate(d["quantity"]):
             self.quantities.append(self.quantity(entry, i))
+        self.quantities = with_directions(self.quantities, self.fail)
         loss = self.loss(d["loss"])
         if self.sizes:
             loss = Loss(loss.over, self.check_vector_loss(loss.expr), loss.description)

@@ -48,6 +48,9 @@ class EquationReader:
             for q in self.all_quantities:
                 if naming.generic(q, -1).name in names and q not in self.states_with_initial():
                     self.fail(f"{key} of '{owner}' reads {q}[t-1], but '{q}' has no initial value", text)
+                if naming.generic(q, 1).name in names and q not in self.states_with_initial():
+                    self.fail(f"{key} of '{owner}' reads {q}[t+1], but '{q}' has no initial value (its value "
+                              "after the last step, as it runs backwards in time)", text)
         return expr
 
     def const_decls(self):
@@ -180,9 +183,16 @@ class EquationReader:
         if index.base not in (want, "t"):
             hint = "the final-step loss is written with [T]" if want == "T" else f"write {name}[t] or {name}[t-1]"
             self.fail(f"{where}: index of '{name}' must be relative to {want} ({hint})", ctx["text"])
-        if index.offset > 0:
-            self.fail(f"{where}: '{name}' at a later step cannot be used (a step sees only the past; states that "
-                      "run backwards in time, as in a bidirectional network, are not supported yet)", ctx["text"])
+        if index.offset > 1:
+            self.fail(f"{where}: only one step ahead is supported ({name}[t+1])", ctx["text"])
+        if index.offset == 1:
+            if decl is not None:
+                self.fail(f"{where}: '{name}' at a later step cannot be used: inputs and targets are read at the "
+                          f"current step only ({name}[t])", ctx["text"])
+            if ctx["in_loss"]:
+                self.fail(f"{where}: the loss reads the current step only ({name}[t])", ctx["text"])
+            # a state read at t+1 runs backwards in time (derive.spec.directions checks the whole order)
+            return self.shaped(name, naming.generic(name, 1))
         if index.offset < -1:
             self.fail(f"{where}: only one step back is supported ({name}[t-1])", ctx["text"])
         if index.offset == -1:

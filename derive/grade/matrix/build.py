@@ -24,7 +24,7 @@ from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from derive.calculus.derivation import at_step
 from derive import naming
-from derive.calculus.cell import step_kind
+from derive.calculus.cell import backward_schedule, forward_schedule
 from derive.functions import OneHot, Softmax, step
 from derive.grade.scalar.build import MAX_EXP_NESTING, MAX_POWER, Built, _Builder, check_arguments
 from derive.grade.answer import AnswerError, tokens
@@ -68,11 +68,11 @@ class MatrixVocabulary:
         for _, p in cell.params:
             voc.add(p, "parameter", None)
         n_classes = {d.name: sp.Symbol(d.classes, integer=True, positive=True) for d in model.targets if d.classes}
-        for k in range(first, steps + 1):
-            kind = step_kind(model, k, steps)
-            for target, expr in cell.equations(kind.own):
+        for k, kind in forward_schedule(model, steps):  # a backward sweep's quantities reach step T+1
+            for target, expr in cell.step_equations(kind):
                 if expr is not None:
                     voc.add(voc.instance(target, k), "quantity", k)
+        for k in range(first, steps + 1):
             if k >= 1:
                 for d in model.inputs:
                     voc.add(voc.instance(cell.sym(d.name), k), "input", k)
@@ -85,6 +85,7 @@ class MatrixVocabulary:
                         onehot = OneHot(y, n_classes[d.name])
                         voc.keys.setdefault(f"e_{y.name}", onehot)
                         voc.keys.setdefault(_key_of(_LATEX.doprint(onehot)), onehot)
+        for k, kind in backward_schedule(model, steps):
             for dsym, _ in cell.backward(kind).deltas:
                 voc.add(voc.instance(dsym, k), "adjoint", k)
         return voc
