@@ -123,7 +123,7 @@ def test_the_backward_states_adjoint_runs_forward_in_time_as_the_unrolled_loss_s
     T = 3
     model = load(str(SPECS / "scalar-bidirectional.toml"))
     d = derive(model, T)
-    loss, params, xs, ys = _hand_unrolled_scalar_loss(T)
+    _, params, xs, ys = _hand_unrolled_scalar_loss(T)
     w_h, u_h, w_g, u_g, v_h, v_g, c = params
     gk = sp.Symbol("gk", real=True)
     rng = np.random.default_rng(7)

@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted (default 1e-6)")
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
                         help="check truncated BPTT instead: each loss term's gradient flows back at most K "
-                        "steps (oracle: differences of each loss term with the states before its window held); refused for a "
-                        "state that runs backwards in time (g[t+1]), where a window back from each loss term has no "
-                        "agreed meaning")
+                        "steps (oracle: differences of each loss term with the states before its window held); "
+                        "refused for a state that runs backwards in time (g[t+1]), where a window back from each "
+                        "loss term has no agreed meaning")
     vector = parser.add_argument_group("vector models (checked in the explicit view, one symbol per entry)")
     vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
                         help="sizes, e.g. n_in=2,n_h=3,n_out=2 (each size defaults to 2)")

@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pdf", action="store_true", help="also build the PDF (needs pdflatex)")
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
                         help="add a section on truncated BPTT: each loss term's gradient flows back through at "
-                        "most K steps, its own included (K = k + 1 of tutorials counting earlier steps only); refused for a "
-                        "state that runs backwards in time (g[t+1])")
+                        "most K steps, its own included (K = k + 1 of tutorials counting earlier steps only); "
+                        "refused for a state that runs backwards in time (g[t+1])")
     vector = parser.add_argument_group("vector models (elman, lstm, gru, mlp, or a spec with [sizes])")
     vector.add_argument("--sizes", default=None, metavar="NAME=N,...",
                         help="matrix view: sizes of the worked example (default n_in=2,n_h=3,n_out=2; at most 8 "

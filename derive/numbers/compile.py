@@ -124,7 +124,9 @@ class ScalarProgram:
         self._defined: dict[str, list[str]] = {}  # made once: rebuilding symbols at every step slowed run() at large T
         self.loss_fn = function(self.slots, self.model.loss.expr)
 
-    def forward_fn(self, kind: StepKind):
+    def forward_fn(self, kind: StepKind | str):
+        """The forward equations of a step kind (a variant's name: the forward sweep's) as one function."""
+        kind = StepKind(kind, None, False) if isinstance(kind, str) else kind
         key = (kind.own, kind.direction)
         if key not in self._forward:
             inline: dict = {}  # later equations read this step's earlier quantities
@@ -146,21 +148,23 @@ class ScalarProgram:
             self._backward[kind] = sp.lambdify(self.slots + extra, deltas + grads, modules=MODULES, cse=True)
         return self._backward[kind]
 
-    def defined(self, kind: StepKind) -> list[str]:
+    def defined(self, kind: StepKind | str) -> list[str]:
         """Names of the quantities a step kind's equations define, in forward_fn's output order."""
+        kind = StepKind(kind, None, False) if isinstance(kind, str) else kind
         key = (kind.own, kind.direction)
         if key not in self._defined:
             self._defined[key] = [naming.describe(s).name for s, _ in self.cell.step_equations(kind)]
         return self._defined[key]
 
     def _args(self, rows: list, cols: list, tail: list, k: int, T: int) -> list:
-        """The slots at step k: quantities at k-1, k, k+1 (0 outside 0..T+1), inputs (0 outside 1..T), then
-        ``tail``."""
+        """The slots at step k: quantities at k-1, k, k+1 (0 outside the rows given: 0..T, or 0..T+1 with a
+        backward state's initial value), inputs (0 outside 1..T), then ``tail``."""
         # called 2-3 times per step, so run() prepares the row lists once instead of looking names up here
         args = []
+        top = len(rows[0]) - 1 if rows else T
         for off in self.offsets:
             j = k + off
-            args += [r[j] for r in rows] if 0 <= j <= T + 1 else [0.0] * len(rows)
+            args += [r[j] for r in rows] if 0 <= j <= top else [0.0] * len(rows)
             args += [c[j - 1] for c in cols] if 1 <= j <= T else [0.0] * len(cols)
         return args + tail
 

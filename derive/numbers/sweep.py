@@ -2,9 +2,9 @@
 
 ``Example`` holds one run's base values (parameters, x_k, class indices y_k, inputs that are not per
 step) at concrete sizes; ``forward`` fills in every quantity at every step, ``losses`` gives each
-step's loss, ``backward`` runs the cell's delta recursion from step T down (then a backward sweep's, up), with the step kinds and
-the formulas optionally altered (the grader's mistake catalogue is such alterations), and returns
-each adjoint and each step's parameter contribution.
+step's loss, ``backward`` runs the cell's delta recursion from step T down (then a backward sweep's,
+from step 1 up), with the step kinds and the formulas optionally altered (the grader's mistake
+catalogue is such alterations), and returns each adjoint and each step's parameter contribution.
 
 Each formula's value comes from ``formulas(place, expr, lookup, memo)``: by default
 ``interpreted(backend, dims)`` (derive.numbers.interpret: exact, mpmath or float64, one memo per
@@ -146,9 +146,8 @@ def backward(cell, example: Example, steps: int, backend, kind_fn=None, delta_tf
     formulas = formulas or interpreted(backend, dims)
     deltas: dict = {}
     terms: dict = {}
-    for k, kind in backward_schedule(model, steps):  # then the backward sweep's adjoints, t = 1..T+1
-        if kind_fn is not None:
-            kind = kind_fn(kind, k)
+    for k, scheduled in backward_schedule(model, steps):  # then the backward sweep's adjoints, t = 1..T+1
+        kind = kind_fn(scheduled, k) if kind_fn is not None else scheduled
         bstep = cell.backward(kind)
         lookup = lookup_at(model, example, k, backend, deltas)
         memo: dict = {}
