@@ -104,8 +104,9 @@ class Model:
 
     @property
     def recurrent_names(self) -> tuple[str, ...]:
-        """Quantities read at t-1: the states that carry information between steps."""
-        return tuple(q.name for q in self.quantities if q.initial is not None)
+        """Quantities read at t-1: the states that carry information forwards between steps (a state that runs
+        backwards in time, read at t+1, is in ``backward_names``)."""
+        return tuple(q.name for q in self.quantities if q.initial is not None and q.direction == "forward")
 
     @property
     def backward_names(self) -> tuple[str, ...]:

@@ -240,3 +240,48 @@ def test_derive_code_refuses_a_backward_state_in_one_line(tmp_path):
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 2 and len(run.stderr.splitlines()) == 1, run.stderr
     assert "backwards in time" in run.stderr and "Traceback" not in run.stderr
+
+
+# -- the sheet -----------------------------------------------------------------------------------------------
+def test_form_a_of_a_backward_state_equals_the_closed_form():
+    """Form (a) (paths through one-step Jacobians, g_t from g_{t+1}) against sympy.diff of the unrolled loss;
+    a forward state that reads g[t] too (the classifier's shape) adds same-step Jacobians dh_t/dg_t."""
+    for text in (SCALAR, _h_after_g(SCALAR.replace("tanh(w_h*h[t-1] + u_h*x[t])",
+                                                    "tanh(w_h*h[t-1] + u_h*x[t] + g[t])"))):
+        d = derive(load_text(text, "bi.toml"), 3)
+        fa = d.form_a
+        assert any(d.unrolled.symbol("g", 3) == q and r == d.unrolled.symbol("g", 2) for r, q in fa.jacobians)
+        rng = np.random.default_rng(11)
+        point = {s: Fraction(int(rng.integers(-9, 10)) or 1, int(rng.integers(5, 12)))
+                 for s in d.unrolled.base_symbols}
+        for p in d.params:  # equal to 40 digits at a rational point (simplify would take minutes)
+            ours = evaluate(d.unrolled.to_base(fa.gradient(p)), point)
+            assert close(ours, evaluate(d.closed_form(p), point), digits=40), p
+
+
+def _h_after_g(text: str) -> str:
+    """The spec with h listed after g (h reads g at the same step, so g must be defined first)."""
+    start = text.index('[[quantity]]\nname = "h"')
+    end = text.index('[[quantity]]\nname = "g"')
+    block = text[start:end]
+    text = text[:start] + text[end:]
+    at = text.index('[[quantity]]\nname = "o"')
+    return text[:at] + block + text[at:]
+
+
+@pytest.mark.parametrize("name", ["scalar-bidirectional", "birnn-tagger"])
+def test_the_sheet_starts_the_backward_state_after_the_last_step_and_draws_it_right_to_left(name):
+    from derive.sheet import render_sheet
+    from derive.sheet.graph import graph_layout
+
+    d = derive(load(str(SPECS / f"{name}.toml")), 3)
+    tex = render_sheet(d)
+    assert "g_{T+1}" in tex and "(after the last step)" in tex
+    assert "runs backwards in time" in tex and "forwards in time" in tex
+    assert r"At $t = T + 1$" in tex and r"For $2 \le t \le T$" in tex
+    graph = graph_layout(d.model, 3, d.cell, list(d.parameters().values()))
+    label = {n["id"]: n["label"] for n in graph["nodes"]}
+    chain = {(label[e["src"]], label[e["dst"]]) for e in graph["edges"]
+             if label[e["src"]].startswith("g_") and label[e["dst"]].startswith("g_")}
+    assert chain == {("g_{4}", "g_{3}"), ("g_{3}", "g_{2}"), ("g_{2}", "g_{1}")}  # right to left
+    assert not any(n["label"] in ("g_{0}", "E_{4}") for n in graph["nodes"])

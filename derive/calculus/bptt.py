@@ -16,7 +16,7 @@ from functools import cached_property
 import sympy as sp
 
 from derive import display, naming
-from derive.calculus.cell import BackwardStep, Cell, StepKind, backward_schedule, step_kind
+from derive.calculus.cell import BackwardStep, Cell, StepKind, backward_schedule, forward_schedule
 from derive.errors import DeriveError
 from derive.ops import elementary
 from derive.calculus.unroll import Unrolled, at_step, check_steps, unroll
@@ -247,21 +247,23 @@ def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
     folds: dict = {}  # a step's folded partials depend on its equations only: derived once per kind
 
     def fold(owner, src):
-        key = (kind.own, owner, src)
+        key = (kind.own, kind.direction, owner, src)  # the two sweeps of one variant fold different quantities
         if key not in folds:
-            folds[key] = _fold(cell, kind.own, owner, src, nonstate, memos.setdefault(kind.own, {}))
+            folds[key] = _fold(cell, kind.own, owner, src, nonstate, memos.setdefault(key[:2], {}))
         return folds[key]
 
     memos: dict = {}
-    for k in range(0 if model.recurrent else 1, T + 1):
-        kind = step_kind(model, k, T)
-        eqs = cell.equations(kind.own)
+    # evaluation order (a backward sweep first): every state's readers come after it, as paths need
+    for k, kind in forward_schedule(model, T):
+        eqs = cell.step_equations(kind)
         nonstate = {t: e for t, e in eqs if naming.describe(t).name not in state_names}
         step_states = [(t, e) for t, e in eqs if naming.describe(t).name in state_names]
         for target, _ in step_states:
             q_k = at_step(model, target, k)
             states.append(q_k)
-            sources = [t for t, _ in step_states if t != target] + [cell.sym(n, -1) for n in state_names]
+            # same-step states (the backward sweep's read by the forward one too), t-1 and t+1 (backwards)
+            sources = [cell.sym(n, o) for o in (0, -1, 1) for n in sorted(state_names)
+                       if (o, n) != (0, naming.describe(target).name)]
             for src in sources:
                 w = fold(target, src)
                 if w != 0:
@@ -269,10 +271,12 @@ def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
             for p in model.parameter_symbols:
                 immediate[(q_k, p)] = at_step(model, fold(target, p), k)
             direct[q_k] = sp.Integer(0)
-        if kind.loss:
-            for target, _ in step_states:
+        if kind.loss and kind.direction == "forward":  # the loss reads both sweeps' states at step k
+            for name in sorted(state_names):
+                target = cell.sym(name)
                 folded = fold(None, target)
-                direct[at_step(model, target, k)] = at_step(model, folded, k)
+                if at_step(model, target, k) in direct:
+                    direct[at_step(model, target, k)] = at_step(model, folded, k)
             for p in model.parameter_symbols:
                 w = fold(None, p)
                 if w != 0:

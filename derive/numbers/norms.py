@@ -46,7 +46,7 @@ def one_step_jacobians(model: Model) -> dict[tuple[str, str], object]:
     """(r, q) -> the matrix dr[t]/dq[t-1] for recurrent states r, q (regular steps)."""
     cell = derive(model).cell
     eqs = cell.equations("regular")
-    states = [q.name for q in model.quantities if q.initial is not None]
+    states = list(model.recurrent_names)  # dS_t/dS_{t-1}: the states that run forwards in time
     out = {}
     for r in states:
         r_sym = cell.sym(r)

@@ -55,13 +55,15 @@ def graph_layout(model, steps: int, cell, params: list) -> dict:
             [n for n in shown if model.quantity(n).role == "output"]
     rows = {n: i for i, n in enumerate(inputs + order)}
     loss_row = len(rows)
-    columns = [0, *pick(list(range(1, steps + 1)))]
+    backward = set(model.backward_names)  # states that run backwards start after the last step, at T+1
+    columns = [0, *pick(list(range(1, steps + 1)))] + ([steps + 1] if backward else [])
     dx = min(3.6 if len(rows) > 2 else 2.8, MAX_WIDTH_CM / max(len(columns) - 1, 1))
     nodes, edges = [], []
     ids = {}
     for ci, kk in enumerate(columns):
         for n, r in rows.items():
-            if kk == 0 and (n in inputs or model.quantity(n).initial is None):
+            outside = kk == 0 or kk == steps + 1
+            if outside and (n in inputs or model.quantity(n).initial is None or (n in backward) != (kk != 0)):
                 continue
             node_id = f"n{ci}r{r}"
             kind = "input" if n in inputs else model.quantity(n).role
@@ -69,12 +71,12 @@ def graph_layout(model, steps: int, cell, params: list) -> dict:
             nodes.append({"id": node_id, "x": ci * dx, "y": r * 1.7, "label": label,
                           "kind": "dots" if kk is None else kind})
             ids[(n, ci)] = node_id
-        if kk is not None and kk >= 1 and (model.loss.over == "sum" or kk == steps):
+        if kk is not None and 1 <= kk <= steps and (model.loss.over == "sum" or kk == steps):
             ids[("E", ci)] = f"n{ci}loss"
             nodes.append({"id": f"n{ci}loss", "x": ci * dx, "y": loss_row * 1.7, "kind": "loss",
                           "label": latex(naming.at_step("E", kk)) if model.loss.over == "sum" else latex(E)})
     for ci, kk in enumerate(columns):
-        if ci == 0:
+        if ci == 0 or kk == steps + 1:  # the initial values: nothing leads into them
             continue
         variant = "last" if kk == steps else "regular"
         eqs = _inlined(model, cell, variant)

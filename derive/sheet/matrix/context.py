@@ -86,7 +86,11 @@ def equations_context(model: Model, cell: MatrixCell) -> dict:
     for (lhs, rhs), (_, reg) in zip(cell.equations("last"), cell.equations("regular"), strict=True):
         if rhs != reg:
             equations.append({"eq": show(lhs, rhs), "when": "last"})
-    initial = [show(at_step(lhs, 0), rhs) for lhs, rhs in cell.equations("init")] if model.recurrent else []
+    starts = [(lhs, rhs, naming.describe(lhs).name in model.backward_names)
+              for lhs, rhs in cell.equations("init")] if model.recurrent else []
+    # a state that runs backwards in time starts after the last step: g_{T+1}
+    initial = [show(at_step(lhs, "T+1" if back else 0), rhs) for lhs, rhs, back in starts]
+    initial_labels = ["after the last step" if back else "initial value" for _, _, back in starts]
     loss_expr = model.loss.expr
     if model.recurrent and model.loss.over == "sum":
         loss = show(E, sp.Sum(loss_expr, (t, 1, T)))
@@ -94,7 +98,9 @@ def equations_context(model: Model, cell: MatrixCell) -> dict:
         loss = show(E, at_step(loss_expr, "T"))
     else:
         loss = show(E, loss_expr)
-    return {"equations": equations, "initial": initial, "loss": loss}
+    return {"equations": equations, "initial": initial, "initial_labels": initial_labels, "loss": loss,
+            "backward_names": [latex(lhs) for lhs, _, back in starts if back],
+            "backward_next": [latex(cell.sym(naming.describe(lhs).name, 1)) for lhs, _, back in starts if back]}
 
 
 def forward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
@@ -103,14 +109,19 @@ def forward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
         return {"initial": [], "steps": [{"k": 1, "eqs": [show(lhs, rhs) for lhs, rhs in cell.equations("regular")]}],
                 "loss_terms": [], "loss_total": None}
     listing = []
-    for kk in pick(list(range(1, steps + 1))):
-        if kk is None:
-            listing.append(None)
-            continue
-        kind = step_kind(model, kk, steps)
-        listing.append({"k": kk, "eqs": [show(at_step(lhs, kk), at_step(rhs, kk))
-                                         for lhs, rhs in cell.equations(kind.own)]})
-    initial = [show(at_step(lhs, 0), rhs) for lhs, rhs in cell.equations("init")]
+    # evaluation order: a backward sweep (t = T..1) first, then the forward one (t = 1..T)
+    sweeps = (["backward"] if model.backward_names else []) + ["forward"]
+    for direction in sweeps:
+        ks = list(range(1, steps + 1))
+        for kk in pick(ks[::-1] if direction == "backward" else ks):
+            if kk is None:
+                listing.append(None)
+                continue
+            kind = step_kind(model, kk, steps, direction)
+            listing.append({"k": kk, "eqs": [show(at_step(lhs, kk), at_step(rhs, kk))
+                                             for lhs, rhs in cell.step_equations(kind)]})
+    initial = [show(at_step(lhs, steps + 1 if naming.describe(lhs).name in model.backward_names else 0), rhs)
+               for lhs, rhs in cell.equations("init")]
     loss_steps = [kk for kk in range(1, steps + 1) if step_kind(model, kk, steps).loss]
     terms = [None if kk is None else show(naming.at_step("E", kk), at_step(model.loss.expr, kk))
              for kk in pick(loss_steps)]
@@ -118,16 +129,18 @@ def forward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
     return {"initial": initial, "steps": listing, "loss_terms": terms, "loss_total": total}
 
 
-def _groups(model: Model, steps: int, value) -> list[tuple[object, list[int]]]:
-    """Consecutive steps (T first) whose ``value(kind)`` prints the same, as (value, steps).
+def _groups(model: Model, steps: int, value, direction: str = "forward") -> list[tuple[object, list[int]]]:
+    """Consecutive steps (T first; a backward sweep's 1 first) whose ``value(kind)`` prints the same, as
+    (value, steps).
 
     Compared as printed: two builds of one formula can differ in a Lambda's dummy (relu's step)."""
     first = 0 if model.recurrent else 1
     out: list = []
     keys: list = []
     known: dict = {}  # step kind -> (value, printed): a few kinds, T steps (printing each step made T = 1000 slow)
-    for kk in range(steps, first - 1, -1):
-        kind = step_kind(model, kk, steps)
+    order = range(1, steps + 2) if direction == "backward" else range(steps, first - 1, -1)
+    for kk in order:
+        kind = step_kind(model, kk, steps, direction)
         if kind not in known:
             v = value(kind)
             known[kind] = (v, _printed(v))
@@ -156,9 +169,14 @@ def named_adjoints(cell: MatrixCell, deltas) -> list[str]:
 
 def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
     kinds, seen = [], []
-    for (deltas, grads), ks in _groups(model, steps, lambda kd: (cell.backward(kd).deltas, cell.backward(kd).grads)):
-        kind = step_kind(model, ks[0], steps)
-        kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
+    sweeps = ["forward"] + (["backward"] if model.backward_names and model.recurrent else [])
+    for (deltas, grads), ks, direction in [(v, ks, sweep) for sweep in sweeps for v, ks in _groups(
+            model, steps, lambda kd: (cell.backward(kd).deltas, cell.backward(kd).grads), sweep)]:
+        kind = step_kind(model, ks[0], steps, direction)
+        if direction == "backward" and not deltas and not grads:
+            continue  # steps before a many-to-one loss: nothing flows yet
+        kinds.append({"range": _kind_range(ks, steps, direction == "backward"), "loss": kind.loss,
+                      "next": kind.next is not None, "backward": direction == "backward",
                       "deltas": [show(s, e) for s, e in deltas],
                       "named": named_adjoints(cell, deltas),
                       "grads": [show(Partial(E, p), e) for p, e in grads],
@@ -176,8 +194,8 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                   sp.Symbol("z")))}
              for name, f in cell.fusions.items() if f.kind != "softmax"]
     # the recursion through t+1 for the recurrent states, instantiated for this T
-    states = set(model.recurrent_names) if model.recurrent else set()
-    instances = []
+    states = set(model.recurrent_names) | {n for n in model.backward_names if model.quantity(n).initial is not None}
+    instances, instances_backward = [], []
     if model.recurrent:
         for kk in pick(list(range(steps, -1, -1))):
             if kk is None:
@@ -186,10 +204,20 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
             back = cell.backward(step_kind(model, kk, steps))
             eqs = [show(at_step(s, kk), at_step(e, kk)) for s, e in back.deltas if naming.describe(s).name in states]
             instances.append({"k": kk, "eqs": eqs})
+    if model.recurrent and model.backward_names:  # the backward states' adjoints run from step 1 up
+        for kk in pick(list(range(1, steps + 2))):
+            if kk is None:
+                instances_backward.append(None)
+                continue
+            back = cell.backward(step_kind(model, kk, steps, "backward"))
+            eqs = [show(at_step(s, kk), at_step(e, kk)) for s, e in back.deltas if naming.describe(s).name in states]
+            if eqs:
+                instances_backward.append({"k": kk, "eqs": eqs})
     gradients, shapes = [], []
     for _, p in cell.params:
         parts = []
-        for expr, ks in _groups(model, steps, lambda kd, p=p: dict(cell.backward(kd).grads).get(p)):
+        for expr, ks in [(v, ks) for sweep in sweeps for v, ks in _groups(
+                model, steps, lambda kd, p=p: dict(cell.backward(kd).grads).get(p), sweep)]:
             if expr is None:
                 continue
             rng = _kind_range(ks, steps)
@@ -199,8 +227,8 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                           "eq": show(Partial(E, p), body)})
             shapes.append(shape_row(p, expr))
         gradients.append({"symbol": latex(p), "lhs": latex(Partial(E, p)), "parts": parts})
-    return {"kinds": kinds, "fused": fused, "pairs": pairs, "instances": instances, "gradients": gradients,
-            "shapes": _unique(shapes)}
+    return {"kinds": kinds, "fused": fused, "pairs": pairs, "instances": instances,
+            "instances_backward": instances_backward, "gradients": gradients, "shapes": _unique(shapes)}
 
 
 def _unique(rows: list[dict]) -> list[dict]:

@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from derive import naming
-from derive.calculus.cell import step_kind
+from derive.calculus.cell import backward_schedule, step_kind
 from derive.numbers.check import CS_STEP, FD_SCALE, FD_STENCIL, analytic_model, draw_arrays, relative_error
 from derive.numbers.draw import arrays as draw_arrays_clean
 from derive.numbers.compile import MatrixProgram
@@ -189,8 +189,8 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
                                 (k >= 1 or model.quantity(n).initial is not None) else {})
         for k in fwd_steps]} for n in names]
     delta_names = []
-    for k in range(steps, first - 1, -1):
-        for dsym, _ in cell.backward(step_kind(model, k, steps)).deltas:
+    for _, kind in backward_schedule(model, steps):  # a backward state's adjoints too
+        for dsym, _ in cell.backward(kind).deltas:
             if naming.describe(dsym).name not in [n for n, _ in delta_names]:
                 delta_names.append((naming.describe(dsym).name, latex(dsym)))
     back_steps = pick(list(range(steps, first - 1, -1)))

@@ -10,7 +10,7 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
-from derive.calculus.cell import step_kind
+from derive.calculus.cell import backward_schedule
 from derive.errors import DeriveError
 from derive.printing.latex import DOTS, LINE_WIDTH, Partial, latex, visible_width
 from derive.sheet.shown import ELIDE_AFTER, E, ETA, T, elide, loss_words, pick, show, step_of, t
@@ -42,8 +42,10 @@ def model_context(d: ScalarDerivation) -> dict:
         equations.append({"eq": show(lhs, q.equation), "when": "regular"})
         if q.last is not None:
             equations.append({"eq": show(lhs, q.last), "when": "last"})
-    initial = [show(naming.at_step(q.name, 0), q.initial)
-               for q in model.quantities if q.initial is not None]
+    starts = [q for q in model.quantities if q.initial is not None]
+    # a state that runs backwards in time starts after the last step: g_{T+1}
+    initial = [show(naming.at_step(q.name, "T+1" if q.direction == "backward" else 0), q.initial) for q in starts]
+    initial_labels = ["after the last step" if q.direction == "backward" else "initial value" for q in starts]
     loss_expr = model.loss.expr
     if model.recurrent and model.loss.over == "sum":
         loss = show(E, sp.Sum(loss_expr, (t, 1, T)))
@@ -53,7 +55,12 @@ def model_context(d: ScalarDerivation) -> dict:
         loss = show(E, loss_expr)
     first = next(q.name for q in model.quantities if q.role != "intermediate")
     adjoint = {"symbol": latex(naming.delta(d.cell.sym(first))), "of": latex(d.cell.sym(first))}
-    return {"notation": rows, "equations": equations, "initial": initial, "loss": loss, "adjoint": adjoint,
+    return {"notation": rows, "equations": equations, "initial": initial, "initial_labels": initial_labels,
+            "backward_names": [latex(d.cell.sym(n)) for n in model.backward_names
+                               if model.quantity(n).initial is not None],
+            "backward_next": [latex(d.cell.sym(n, 1)) for n in model.backward_names
+                              if model.quantity(n).initial is not None],
+            "loss": loss, "adjoint": adjoint,
             "loss_description": loss_words(model), "loss_over": model.loss.over}
 
 
@@ -70,13 +77,18 @@ def _at_T(d: ScalarDerivation, expr: sp.Expr) -> dict:
 def forward_context(d: ScalarDerivation) -> dict:
     """The forward pass step by step, and the loss as the sum of its terms."""
     un = d.unrolled
-    first = 0 if d.model.recurrent else 1
-    per_step: dict[int, list] = {}
+    model = d.model
+    first = 0 if model.recurrent else 1
+    # grouped by sweep and step in evaluation order: a backward sweep (g_{T+1}, then t = T..1) comes first
+    per_step: dict[tuple, list] = {}
     for a in un.assignments:
-        per_step.setdefault(a.step, []).append(a)
-    steps = [k for k in sorted(per_step) if k >= 1]
-    listing = [None if k is None else {"k": k, "eqs": [show(a.symbol, a.expr) for a in per_step[k]]}
-               for k in pick(steps)]
+        per_step.setdefault((a.quantity in model.backward_names, a.step), []).append(a)
+    starts = [key for key in per_step if key[1] in (0, un.steps + 1) and model.recurrent]
+    listing = []
+    for sweep in (True, False):
+        steps = [key for key in per_step if key[0] == sweep and key not in starts]
+        listing += [None if key is None else {"k": key[1], "eqs": [show(a.symbol, a.expr) for a in per_step[key]]}
+                    for key in pick(steps)]
     terms = [(k, naming.at_step("E", k) if d.model.recurrent and len(un.loss_terms) > 1 else E, e)
              for k, e in un.loss_terms]
     loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], x[2])} for x in pick(terms)]
@@ -84,7 +96,7 @@ def forward_context(d: ScalarDerivation) -> dict:
     if len(terms) > 1:
         names = [s for _, s, _ in terms]
         total = show(E, sp.Add(*elide(names), evaluate=False) if len(names) > len(elide(names)) else sp.Add(*names))
-    initial = [show(a.symbol, a.expr) for a in per_step.get(0, [])] if first == 0 else []
+    initial = [show(a.symbol, a.expr) for key in starts for a in per_step[key]] if first == 0 else []
     return {"initial": initial, "steps": listing,
             "loss_terms": loss_terms, "loss_total": total}
 
@@ -234,11 +246,13 @@ def form_a_context(d: ScalarDerivation) -> dict:
 
 
 # -- form (b) -----------------------------------------------------------------------------
-def _kind_range(ks: list[int], steps: int) -> dict:
-    """Which steps a backward kind covers, as printed bounds relative to T."""
+def _kind_range(ks: list[int], steps: int, from_start: bool = False) -> dict:
+    """Which steps a backward kind covers, as printed bounds relative to T (``from_start``: a backward sweep's
+    group, whose lower bound counts from step 1: 2 <= t <= T)."""
     lo, hi = min(ks), max(ks)
     to_T = lambda x: T - (steps - x) if x > steps // 2 or x == steps else sp.Integer(x)  # noqa: E731
-    return {"single": lo == hi, "lo": latex(to_T(lo)), "hi": latex(to_T(hi))}
+    low = sp.Integer(lo) if from_start and lo < hi and lo <= 2 else to_T(lo)
+    return {"single": lo == hi, "lo": latex(low), "hi": latex(to_T(hi))}
 
 
 def tree_size(expr: sp.Expr, cap: int = 10**6) -> int:
@@ -255,17 +269,21 @@ def form_b_context(d: ScalarDerivation) -> dict:
     first = 0 if model.recurrent else 1
     # steps whose backward step reads the same in generic symbols form one group
     groups: dict = {}
-    for kk in range(steps, first - 1, -1):
-        kind = step_kind(model, kk, steps)
+    for kk, kind in backward_schedule(model, steps):  # a backward sweep's steps come after, t = 1..T+1
         back = d.cell.backward(kind)
-        groups.setdefault((back.deltas, back.grads), (kind, []))[1].append(kk)
+        groups.setdefault((kind.direction, back.deltas, back.grads), (kind, []))[1].append(kk)
     kinds = []
     for (kind, ks) in groups.values():
         back = d.cell.backward(kind)
-        kinds.append({"range": _kind_range(ks, steps), "loss": kind.loss, "next": kind.next is not None,
+        kinds.append({"range": _kind_range(ks, steps, kind.direction == "backward"), "loss": kind.loss,
+                      "next": kind.next is not None, "backward": kind.direction == "backward",
                       "deltas": [show(s, e) for s, e in back.deltas],
                       "grads": [show(Partial(E, p), e) for p, e in back.grads if e != 0]})
-    instances = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas])
+    backward = set(model.backward_names)
+    instances = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas
+                         if naming.describe(s).name not in backward])
+    instances_backward = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas
+                                  if naming.describe(s).name in backward], descending=False)
     grads = []
     for p in d.params:
         g = _elided_gradient(d, p)
@@ -276,7 +294,8 @@ def form_b_context(d: ScalarDerivation) -> dict:
             if len(explicit.lines) > MAX_EXPLICIT_LINES:
                 explicit = None
         grads.append({"symbol": latex(p), "delta_form": show(Partial(E, p), g), "explicit": explicit})
-    return {"kinds": kinds, "instances": instances, "gradients": grads}
+    return {"kinds": kinds, "instances": instances, "instances_backward": instances_backward,
+            "gradients": grads}
 
 
 def _elided_gradient(d: ScalarDerivation, p: sp.Symbol) -> sp.Expr:

@@ -106,9 +106,12 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
     shown_steps = pick(list(range(steps, first - 1, -1)))
     shown_steps = [kk for kk in shown_steps if kk is None or kk >= 1]
     contributions = []
-    generic = {kk: dict(back.grads) for kk, back in d.backward_steps()}  # each step's terms, in t
+    generic = [(kk, dict(back.grads)) for kk, back in d.backward_steps()]  # each step's terms, in t
     for p in d.params:
-        numbers = {kk: vals.evaluate_at(generic[kk][p], kk) for kk, _ in d.step_terms[p]}
+        numbers: dict = {}  # a step's term from each sweep (a backward state's too) added up
+        for kk, grads in generic:
+            if grads.get(p, 0) != 0:
+                numbers[kk] = numbers.get(kk, 0.0) + vals.evaluate_at(grads[p], kk)
         contributions.append({"symbol": latex(p), "grad": latex(Partial(E, p)),
                               "cells": [None if kk is None else _num(numbers.get(kk, 0.0)) for kk in shown_steps],
                               "total": _num(sum(numbers.values()), 6),
