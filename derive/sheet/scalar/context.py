@@ -266,7 +266,6 @@ def tree_size(expr: sp.Expr, cap: int = 10**6) -> int:
 
 def form_b_context(d: ScalarDerivation) -> dict:
     model, steps = d.model, d.unrolled.steps
-    first = 0 if model.recurrent else 1
     # steps whose backward step reads the same in generic symbols form one group
     groups: dict = {}
     for kk, kind in backward_schedule(model, steps):  # a backward sweep's steps come after, t = 1..T+1
