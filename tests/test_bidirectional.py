@@ -285,3 +285,22 @@ def test_the_sheet_starts_the_backward_state_after_the_last_step_and_draws_it_ri
              if label[e["src"]].startswith("g_") and label[e["dst"]].startswith("g_")}
     assert chain == {("g_{4}", "g_{3}"), ("g_{3}", "g_{2}"), ("g_{2}", "g_{1}")}  # right to left
     assert not any(n["label"] in ("g_{0}", "E_{4}") for n in graph["nodes"])
+
+
+# -- grading ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec, wrt, right, dropped", [
+    ("scalar-bidirectional", "g_2", "delta_g_1*w_g*(1 - g_1**2) + delta_o_2*v_g", "delta_o_2*v_g"),
+    ("scalar-bidirectional", "w_g",
+     "delta_g_1*g_2*(1 - g_1**2) + delta_g_2*g_3*(1 - g_2**2) + delta_g_3*g_4*(1 - g_3**2)",
+     "delta_g_1*g_2*(1 - g_1**2) + delta_g_2*g_3*(1 - g_2**2)"),
+    ("birnn-tagger", "g_2", "V_g.T @ delta_o_2 + W_g.T @ delta_g_in_1", "V_g.T @ delta_o_2"),
+    ("birnn-tagger", "W_g", "delta_g_in_1 @ g_2.T + delta_g_in_2 @ g_3.T + delta_g_in_3 @ g_4.T",
+     "delta_g_in_1 @ g_2.T + delta_g_in_2 @ g_3.T"),
+    ("birnn-classifier", "g_3", "G.T @ delta_h_in_3 + V_g.T @ delta_o_3 + W_g.T @ delta_a_g_2",
+     "G.T @ delta_h_in_3 + V_g.T @ delta_o_3"),
+])
+def test_grade_takes_the_backward_sweeps_formulas_and_names_a_dropped_term_wrong(spec, wrt, right, dropped, capsys):
+    path = str(SPECS / f"{spec}.toml")
+    assert main(["grade", path, "--wrt", wrt, "--answer", right]) == 0, capsys.readouterr().out
+    assert main(["grade", path, "--wrt", wrt, "--answer", dropped]) == 1
+    assert "INCORRECT" in capsys.readouterr().out
