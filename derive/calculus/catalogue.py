@@ -195,7 +195,8 @@ def _quantity_mistakes(d, ref) -> list[Mistake]:
                                    f"{chain}", ref.value - term, f"of the path {chain}"))
         if paths and any(len(p) > 1 for p in paths):
             out.append(Mistake("immediate_only", f"your answer is only the loss's immediate dependence on {q.name} "
-                               f"(the partial ∂⁺E/∂{q.name}), without the paths through later steps",
+                               f"(the partial ∂⁺E/∂{q.name}), without the paths through "
+                               f"{'earlier' if naming.describe(q).name in d.model.backward_names else 'later'} steps",
                                fa.direct[q]))
     info = naming.describe(q)
     if info.step is not None:

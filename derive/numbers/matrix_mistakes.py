@@ -133,7 +133,8 @@ def _quantity(p) -> list[MatrixMistake]:
 
         out.append(MatrixMistake("immediate_only", f"your answer is only the immediate dependence on "
                                  f"{ref.label} at its own step (the partial ∂⁺E/∂{ref.label}), without the paths "
-                                 "through later steps", lambda p, pt: p.read(pt, p.run(pt, "immediate",
+                                 f"through {'earlier' if ref.name in p.model.backward_names else 'later'} steps",
+                                 lambda p, pt: p.read(pt, p.run(pt, "immediate",
                                                                                        kind_fn=immediate))))
     for adjoint, term in _paths(p, k):
         def drop(name, expr, j, adjoint=adjoint, term=term):
