@@ -292,10 +292,10 @@ def test_the_sheet_starts_the_backward_state_after_the_last_step_and_draws_it_ri
     ("scalar-bidirectional", "g_2", "delta_g_1*w_g*(1 - g_1**2) + delta_o_2*v_g", "delta_o_2*v_g"),
     ("scalar-bidirectional", "w_g",
      "delta_g_1*g_2*(1 - g_1**2) + delta_g_2*g_3*(1 - g_2**2) + delta_g_3*g_4*(1 - g_3**2)",
-     "delta_g_1*g_2*(1 - g_1**2) + delta_g_2*g_3*(1 - g_2**2)"),
+     "delta_g_2*g_3*(1 - g_2**2) + delta_g_3*g_4*(1 - g_3**2)"),  # (g_4 = 0: the step-T term is zero)
     ("birnn-tagger", "g_2", "V_g.T @ delta_o_2 + W_g.T @ delta_g_in_1", "V_g.T @ delta_o_2"),
     ("birnn-tagger", "W_g", "delta_g_in_1 @ g_2.T + delta_g_in_2 @ g_3.T + delta_g_in_3 @ g_4.T",
-     "delta_g_in_1 @ g_2.T + delta_g_in_2 @ g_3.T"),
+     "delta_g_in_2 @ g_3.T + delta_g_in_3 @ g_4.T"),
     ("birnn-classifier", "g_3", "G.T @ delta_h_in_3 + V_g.T @ delta_o_3 + W_g.T @ delta_a_g_2",
      "G.T @ delta_h_in_3 + V_g.T @ delta_o_3"),
 ])
