@@ -122,8 +122,9 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
         "quantities": [{"name": q.name, "equation": show(q.equation), "shape": list(q.shape),
                         "description": _text(q.description), "state": q.initial is not None}
                        for q in model.quantities],
-        "states": [{"name": key(q.name), "size": key(q.shape[0]), "initial": plan.initials[q.name]}
-                   for q in coded.quantities if q.name in plan.initials],
+        "states": [{"name": key(q.name), "size": key(q.shape[0]), "initial": plan.initials[q.name],
+                    "backward": q.name in plan.backward_states} for q in coded.quantities if q.name in plan.initials],
+        "backward_states": [key(q.name) for q in coded.quantities if q.name in plan.backward_states],
         "loss_text": show(model.loss.expr),
         "deltas": [(shown(d), shown(e)) for d, e in plan.deltas],
         "terms": [(key(t.param), shown(t.expr), t.span) for t in plan.terms],

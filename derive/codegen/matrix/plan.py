@@ -27,6 +27,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
+from derive.codegen.matrix.directions import backward_states, end_deltas, reverse_recursion
 from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, OneHotRows, SquaredSum, gradient_form, loss_form,
                                        row_form)
 from derive import naming
@@ -183,12 +184,17 @@ class VectorPlan:
                 out.append((logit_sym, expr.expr))
                 expr = ElementwiseApplyFunction(expr.function, logit_sym)
             out.append((target, expr))
+        self.backward_states = backward_states(self.model)  # states that run t = T..1 (g[t] reads g[t+1])
         if self.recurrent:
             targets = {s for s, _ in out}
-            roots = {s for s in targets if ref(s).name in self.model.recurrent_names}
-            self.loop_targets = _closure(out, roots, targets)
+            # the backward states and what they read run first, in their own loop (t = T..1); the forward
+            # states' loop (t = 1..T) may read them at the same step
+            self.bloop_targets = _closure(out, {s for s in targets if ref(s).name in self.backward_states}, targets)
+            roots = {s for s in targets if ref(s).name in self.model.recurrent_names
+                     and ref(s).name not in self.backward_states}
+            self.loop_targets = _closure(out, roots, targets - self.bloop_targets)
         else:
-            self.loop_targets = set()
+            self.loop_targets, self.bloop_targets = set(), set()
         return out
 
     def loss_words(self, step: str) -> str:
@@ -209,8 +215,13 @@ class VectorPlan:
         return [(s, e) for s, e in self.forward if s in self.loop_targets]
 
     @property
+    def bloop(self) -> list[Statement]:
+        """The backward states' loop, t = T down to 1 (before the forward states' loop)."""
+        return [(s, e) for s, e in self.forward if s in self.bloop_targets]
+
+    @property
     def after_loop(self) -> list[Statement]:
-        return [(s, e) for s, e in self.forward if s not in self.loop_targets]
+        return [(s, e) for s, e in self.forward if s not in self.loop_targets | self.bloop_targets]
 
     # -- backward ------------------------------------------------------------
     def _backward(self) -> None:
@@ -224,10 +235,18 @@ class VectorPlan:
         self.raw_grads = step.grads
         self.input_deltas = self._input_deltas(kind, step)
         self.init_deltas: list[Statement] = []
+        self.end_deltas: list[Statement] = []
+        self.brecursion: list[Statement] = []
         self.seeded_in_loop = False
         if not self.recurrent:
             self.pre, self.recursion, self.post = self.deltas, [], []
             return
+        # the backward states' deltas read the deltas of step t - 1: their recursion runs t = 1..T, after the
+        # forward states' (derive.codegen.matrix.directions)
+        self.brecursion = reverse_recursion(self.deltas)
+        if any(_reads_target(e) for _, e in self.brecursion):
+            raise DeriveError(f"{model.name}: generated code takes no loss term inside a backward state's recursion")
+        self.end_deltas = end_deltas(self.brecursion, self.backward_states)
         needs_next: dict = {}
         for d, e in self.deltas:
             needs_next[d] = any((r := ref(a)) is not None and r.is_delta and (r.offset == 1 or needs_next.get(a))
@@ -242,9 +261,10 @@ class VectorPlan:
         if self.seeded_in_loop:
             self.deltas = [(d, _weighted(e) if d in loop or needs_next[d] else e) for d, e in self.deltas]
             loop = {d for d, _ in self.deltas if ref(d).name in {ref(x).name for x in loop}}
-        self.pre = [(d, e) for d, e in self.deltas if not needs_next[d]]
+        backward = {d for d, _ in self.brecursion}
+        self.pre = [(d, e) for d, e in self.deltas if not needs_next[d] and d not in backward]
         self.recursion = [(d, e) for d, e in self.deltas if d in loop]
-        self.post = [(d, e) for d, e in self.deltas if needs_next[d] and d not in loop]
+        self.post = [(d, e) for d, e in self.deltas if needs_next[d] and d not in loop and d not in backward]
         init_step = self.cell.backward(step_kind(model, 0, 2))
         if init_step.grads:
             raise DeriveError(f"{model.name}: a parameter reaches step 0; generated code starts states at 0")

@@ -61,6 +61,16 @@ def _print(expr, step: int | None = None) -> str:
     return bare(TextbookPrinter(names).doprint(expr))
 
 
+def _print_end(expr) -> str:
+    """expr of step t - 1 symbols at each sequence's step after its last (_end): rows gathered per sequence."""
+    names = {}
+    for m in expr.atoms(sp.MatrixSymbol):
+        r = ref(m)
+        base = str(m.name) if r is None else ("delta_" if r.is_delta else "") + r.name
+        names[sp.Symbol(str(m.name), real=True)] = base if r is None else f"{base}[_end - {-r.offset}, _b]"
+    return bare(TextbookPrinter(names).doprint(expr))
+
+
 def _load_targets(tgt) -> list[str]:
     """The lines that lay ys out by step, row t = step t: class indices (T + 1, B) or real vectors (T + 1, B, n)."""
     if tgt.classes:
@@ -88,10 +98,15 @@ def build(plan: VectorPlan) -> Functions:
     return _recurrent(plan) if plan.recurrent else _static(plan)
 
 
-def _grad_lines(plan: VectorPlan, span: str | None, accumulate: bool) -> list[str]:
+def _grad_lines(plan: VectorPlan, span: str | None, accumulate: bool, skip=frozenset(), only=None) -> list[str]:
+    """Each parameter's terms of the span (None: all), those reading a delta of ``skip`` left out, or only
+    those reading one of ``only``."""
     lines = []
     by_param: dict[str, list] = {}
     for t in plan.terms:
+        reads = {str(a.name) for a in t.expr.atoms(sp.MatrixSymbol)}
+        if reads & {str(d.name) for d in skip} or (only is not None and not reads & {str(d.name) for d in only}):
+            continue
         if span is None or t.span == span:
             by_param.setdefault(t.param, []).append(t.expr)
     for param, exprs in by_param.items():
@@ -128,15 +143,31 @@ def _recurrent(plan: VectorPlan) -> Functions:
     x_rows = f"T + {2 if (inp.name, False) in ahead else 1}"
     load_x = [f"{inp.name} = np.zeros(({x_rows}, B, {n_in}), dtype)", f"{inp.name}[1:T + 1] = xs"]
     forward = [Block(f"the input, row t = step t (row 0 unused): {inp.name}[t] is xs[t - 1]", list(load_x))]
-    allocs = [f"{ref(s).name} = np.zeros((T + {2 if ref(s).key in ahead else 1}, B, {size_name(s)}), dtype)"
-              for s, _ in plan.forward]
+    back = plan.backward_states  # states that run t = T..1 (derive.codegen.matrix.directions)
+    states -= back
+    allocs = [f"{ref(s).name} = np.zeros((T + {2 if ref(s).key in ahead or ref(s).name in back else 1}, B, "
+              f"{size_name(s)}), dtype)" for s, _ in plan.forward]
     forward.append(Block("every value, row t = step t" + (
         f" ({', '.join(sorted(states))}: row 0 is the initial value 0)" if states else "") + (
-        f"; {', '.join(sorted(k[0] for k in ahead if k[0] != inp.name))}: a zero row after step T, read by the "
-        "backward pass at t+1" if ahead - {(inp.name, False)} else ""), allocs))
+        f" ({', '.join(sorted(back))}: row T + 1 is the value after the last step)" if back else "") + (
+        f"; {', '.join(sorted(k[0] for k in ahead if k[0] != inp.name and k[0] not in back))}: a zero row after "
+        "step T, read by the backward pass at t+1" if ahead - {(inp.name, False)} - {(b, False) for b in back}
+        else ""), allocs))
     if states:
-        forward.append(Block("the initial values (step 0)", [f'{name}[0] = _init["{name}"]' for name in plan.initials]))
-    forward.append(Block("the forward pass, one step at a time", [_line(s, e) for s, e in plan.forward],
+        forward.append(Block("the initial values (step 0)", [f'{name}[0] = _init["{name}"]' for name in plan.initials
+                                                             if name not in back]))
+    if back:
+        forward.append(Block("the values after the last step (step T + 1), where the backward states start",
+                             [f'{name}[T + 1] = _init["{name}"]' for name in plan.initials if name in back]))
+        forward.append(Block("the backward states, t = T down to 1 (with a mask, each sequence's start at its own "
+                             "end: after its last real step a state keeps its value after the last step)", [
+            *(ln for s, e in plan.bloop for ln in [_line(s, e)] + (
+                ["if _lengths is not None:",
+                 f'    {ref(s).name}[t] = np.where((_lengths < t)[:, None], _init["{ref(s).name}"], '
+                 f'{ref(s).name}[t])'] if ref(s).name in back else [])),
+        ], loop="for t in range(T, 0, -1):"))
+    forward.append(Block("the forward pass, one step at a time", [_line(s, e) for s, e in plan.forward
+                                                                  if s not in plan.bloop_targets],
                          loop="for t in range(1, T + 1):"))
     cache = [(ref(s).name, ref(s).name) for s, _ in plan.forward]
 
@@ -162,13 +193,24 @@ def _recurrent(plan: VectorPlan) -> Functions:
     if seeded:  # the deltas the loss seeds: at the steps with a loss term
         body += ["if t >= t0:",
                  *(f"    {ln}" for ln in seeded)]
-    body += [_line(d, e) for d, e in plan.deltas if d not in pre]
-    body += _grad_lines(plan, "all", accumulate=True)
-    seeded_terms = _grad_lines(plan, "loss", accumulate=True)
+    brec = {d for d, _ in plan.brecursion}
+    body += [_line(d, e) for d, e in plan.deltas if d not in pre and d not in brec]
+    body += _grad_lines(plan, "all", accumulate=True, skip=brec)
+    seeded_terms = _grad_lines(plan, "loss", accumulate=True, skip=brec)
     if seeded_terms:
         body += ["if t >= t0:", *(f"    {ln}" for ln in seeded_terms)]
     backward.append(Block("backward through time, t = T down to 1: the deltas of step t, then each "
                           "parameter's term of step t", body, loop="for t in range(T, 0, -1):"))
+    if plan.brecursion:
+        body = []
+        for d, e in plan.brecursion:
+            body.append(_line(d, e))
+            if ref(d).name in plan.backward_states:
+                body += ["if _lengths is not None:  # a padding step: the state starts after the real ones",
+                         f"    {_name(d)}[_lengths < t] = 0"]
+        body += _grad_lines(plan, None, accumulate=True, only=brec)
+        backward.append(Block("the backward states' deltas, t = 1 up to T (they read step t - 1's), then each "
+                              "parameter's term of step t", body, loop="for t in range(1, T + 1):"))
     backward += _requested(plan, n_in)
     used = used_names(backward)
     unpack = [(o, k) for k, o in cache if o in used]
@@ -179,11 +221,16 @@ def _requested(plan: VectorPlan, n_in) -> list[Block]:
     """The results loss_and_grads returns on request (want=): the gradient with respect to each initial state
     (its delta at step 0) and to the input at every step."""
     out = []
-    if plan.init_deltas:
+    if plan.init_deltas or plan.end_deltas:
         result = ", ".join(f'"{ref(d).name}": {_name(d).split("[")[0]}[0]' for d, _ in plan.init_deltas)
-        out.append(Block("the gradient with respect to the initial states: their deltas at step 0",
-                         [*(_line(d, e, 0) for d, e in plan.init_deltas), f"_d_init = {{{result}}}"],
-                         loop='if "init" in _want:'))
+        lines = [*(_line(d, e, 0) for d, e in plan.init_deltas), f"_d_init = {{{result}}}"]
+        if plan.end_deltas:  # a backward state's: its delta at the step after each sequence's last
+            lines += ["_end = np.full(B, T + 1) if _lengths is None else _lengths + 1  # each sequence's step "
+                      "after its last", "_b = np.arange(B)"]
+            lines += [f'_d_init["{ref(d).name}"] = {_print_end(e)}' for d, e in plan.end_deltas]
+        out.append(Block("the gradient with respect to the initial states: their deltas at step 0"
+                         + (" (a backward state's: at step T + 1)" if plan.end_deltas else ""),
+                         lines, loop='if "init" in _want:'))
     if plan.input_deltas and plan.recurrent:
         (d, e), = plan.input_deltas
         name = _name(d).split("[")[0]
