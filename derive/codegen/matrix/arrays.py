@@ -80,6 +80,7 @@ class Array:
     chunked: bool = False  # holds the steps c0..c1 of a chunk of the backward loop only (row 0: step c0)
     columns: str = ""  # a column block of a joint array ("n_h:2*n_h"): rows print as ident[row, :, columns]
     initial: str = "0"  # what a state's row 0 holds (the module's checked initial values: _init["h"])
+    end: str = "0"  # what the row after step T holds (a backward state's value after the last step: _init["g"])
 
     def row(self, offset: int) -> str:
         """The row of step t + offset inside the loop over t."""
@@ -103,7 +104,7 @@ class Array:
         if self.first == 0:
             lines.append(f"{self.ident}[0] = {self.initial}")
         if self.pad:
-            lines.append(f"{self.ident}[-1] = 0")
+            lines.append(f"{self.ident}[-1] = {self.end}")
         return lines
 
     def length(self) -> str:

@@ -31,6 +31,7 @@ from derive.codegen.matrix.equations import show
 from derive.codegen.matrix.fuse import Fused, fuse_backward, fuse_gates, store_runs
 from derive.codegen.matrix.gradients import gradient_blocks, read_once
 from derive.codegen.matrix.plan import Term, VectorPlan
+from derive.codegen.matrix.reverse_loops import ReverseLoops
 from derive.codegen.matrix.rewrite import (factor_groups, has_product, hoisted_assign, inline_single_use,
                                            is_product, share_forward_values, without_next)
 from derive.errors import DeriveError
@@ -88,8 +89,9 @@ def _static(plan: VectorPlan, passes: frozenset[str]) -> Functions:
 def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     model = plan.model
     inputs = {d.name for d in model.inputs}
-    states = set(model.recurrent_names)
+    states = set(model.recurrent_names) - plan.backward_states
     hoist, fuse, inplace = "hoist" in passes, "fuse" in passes, "inplace" in passes
+    reverse = ReverseLoops(plan, hoist)  # the states that run backwards in time: their own loops
     loop, fhoist = plan.hoist(plan.loop, lambda a: ref(a) is None or ref(a).name in inputs, "_f") if hoist else (
         plan.loop, [])
     pre_keys = plan.pre_keys
@@ -100,7 +102,7 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
 
     # what the module returns on request (want=): the deltas of the initial states (step 0, from step 1's deltas)
     # and of the inputs; they read what the gradients read, so they add no array to the common case
-    extra = [e for _, e in plan.init_deltas] + [e for _, e in plan.input_deltas]
+    extra = [e for _, e in plan.init_deltas] + [e for _, e in plan.input_deltas] + reverse.readers
     loop, shared, consumers = share_forward_values(loop, [plan.recursion, plan.post, [(t, t.expr) for t in plan.terms]])
     loop, fhoist, fused = fuse_gates(loop, fhoist, {p.name for p in model.parameters}, plan.B) if fuse else (
         loop, fhoist, Fused())
@@ -212,6 +214,8 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     groups = factor_groups(recursion, chunked, joint_of) if chunked and fuse else []
     recursion = [(d, e) for d, e in recursion if not any(d in g.targets for g in groups)]
 
+    arrays.update(reverse.arrays)
+
     # -- _forward ----------------------------------------------------------------
     fw = Writer(plan, {**arrays, **{(d.name, False): Array("xs", 1, d.shape[0]) for d in ahead_inputs}},
                 inplace=inplace)
@@ -231,6 +235,8 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     if fhoist:
         fw.stacked("the loop's terms that read no earlier step: every step at once, one product over T*B rows",
                    [(h.symbol, h.expr) for h in fhoist], "all", assign=hoisted_assign(arrays, fhoist))
+    if plan.bloop:
+        reverse.forward(fw)
     fw.loop("the recurrence, one step at a time", "for t in range(1, T + 1):", loop, loop_stored, fhoist)
     # kept for the backward pass: what it reads (the logits are not: keeping them alive costs fresh pages),
     # and a value read once and not kept may be overwritten by its reader (log_softmax_exp in place)
@@ -241,7 +247,7 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     kept = [(s, o) for (s, _), o in zip(plan.after_loop, outs, strict=True) if ref(s).key in later_keys]
     fw.line("", *(f"{arrays[ref(s).key].ident} = {o}.reshape(T, B, -1)" for s, o in kept))
     cache = [(k[0], a.ident) for k, a in arrays.items() if k in stored_forward or k in
-             {ref(s).key for s, _ in kept}]
+             {ref(s).key for s, _ in kept}] + reverse.cache
 
     # -- loss_and_grads --------------------------------------------------------------
     bw = Writer(plan, arrays, inplace=inplace)
@@ -342,8 +348,10 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
         bw.blocks.append(block)
     if post:
         bw.stacked("the deltas the recursion does not read, every step at once", post, "all")
+    if plan.brecursion:
+        reverse.backward(bw)
     gradient_blocks(bw, plan, terms, joint_of)
-    _requested(bw, plan)
+    _requested(bw, plan, reverse)
     grouped = {arrays[ref(d).key].ident for g in groups for d in g.targets}  # views a group may leave unread
     for b in bw.blocks:
         rest = used_names([x for x in bw.blocks if x is not b])
@@ -358,7 +366,7 @@ def _weigh_loss(block: Block) -> None:
     block.lines = [re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^()]*)\)", r"\1(\2, _w)", ln) for ln in block.lines]
 
 
-def _requested(bw: Writer, plan: VectorPlan) -> None:
+def _requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None) -> None:
     """The results loss_and_grads returns on request (want=), each under its condition: the gradient with
     respect to each initial state (its delta at step 0, one step of the init step's formulas at t = 0) and to
     the inputs (every step at once, like a gradient: one product over the stacked rows)."""
@@ -369,7 +377,11 @@ def _requested(bw: Writer, plan: VectorPlan) -> None:
         lines = bw.blocks.pop().lines
         result = ", ".join(f'"{ref(d).name}": {local(ref(d))}' for d, _ in plan.init_deltas)
         bw.blocks.append(Block("the gradient with respect to the initial states: their deltas at step 0",
-                               ["t = 0", *lines, f"_d_init = {{{result}}}"], loop='if "init" in _want:'))
+                               ["t = 0", *lines, f"_d_init = {{{result}}}", *(reverse.init_lines(bw) if reverse
+                                                                             else [])], loop='if "init" in _want:'))
+    elif reverse is not None and plan.end_deltas:  # backward states only
+        bw.blocks.append(Block("the gradient with respect to the initial states (after the last step)",
+                               ["_d_init = {}", *reverse.init_lines(bw)], loop='if "init" in _want:'))
     if plan.input_deltas:
         outs = bw.stacked("", plan.input_deltas, "all")
         block = bw.blocks.pop()

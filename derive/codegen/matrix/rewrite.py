@@ -73,15 +73,16 @@ def factor_groups(recursion, chunked, joint_of: dict) -> list[FactorGroup]:
     return out
 
 
-def without_next(expr):
-    """expr with the deltas of step t + 1 taken as zero (at t = T): the terms that read them dropped."""
+def without_next(expr, offset: int = 1):
+    """expr with the deltas of step t + 1 taken as zero (at t = T): the terms that read them dropped; offset -1:
+    the deltas of step t - 1 (at t = 1, for the recursion of a state that runs backwards in time)."""
     def zero(e) -> bool:
         return isinstance(e, sp.ZeroMatrix)
 
     def walk(e):
         if isinstance(e, sp.MatrixSymbol):
             r = ref(e)
-            return sp.ZeroMatrix(*e.shape) if r is not None and r.is_delta and r.offset == 1 else e
+            return sp.ZeroMatrix(*e.shape) if r is not None and r.is_delta and r.offset == offset else e
         if not isinstance(e, sp.MatrixExpr) or not e.args:
             return e
         args = [walk(a) for a in e.args]
@@ -93,7 +94,7 @@ def without_next(expr):
         if isinstance(e, sp.MatMul | sp.HadamardProduct) and any(zero(a) for a in args):
             return sp.ZeroMatrix(*e.shape)
         if any(zero(a) for a in args):
-            raise DeriveError(f"a delta of step t + 1 inside {e.func.__name__} (internal error)")
+            raise DeriveError(f"a delta of step t {offset:+} inside {e.func.__name__} (internal error)")
         return e.func(*args)
     return walk(expr)
 
