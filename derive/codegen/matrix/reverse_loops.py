@@ -21,6 +21,9 @@ from derive.codegen.matrix.plan import VectorPlan
 from derive.codegen.matrix.rewrite import hoisted_assign, without_next
 
 
+_SHORTEST = "_short = T if _lengths is None else _lengths.min()  # no sequence is padding up to this step"
+
+
 class ReverseLoops:
     """The backward states' statements of one plan, hoisted (or not), and the arrays they live in."""
 
@@ -66,9 +69,10 @@ class ReverseLoops:
         for s, _ in plan.bloop:
             name = ref(s).name
             if name in plan.backward_states:
-                fw.after[s] = ["if _lengths is not None:  # a padding step: the state starts after the real ones",
+                fw.after[s] = ["if t > _short:  # a padding step of some sequence: its state starts after its real ones",
                                f'    np.copyto({self.arrays[ref(s).key].row(0)}, _init["{name}"], '
                                f"where=(_lengths < t)[:, None])"]
+        fw.line("", _SHORTEST)
         fw.loop("the states that run backwards in time, t = T down to 1", "for t in range(T, 0, -1):", self.loop,
                 set(self.arrays), self.fhoist)
         fw.after = after
@@ -86,9 +90,10 @@ class ReverseLoops:
         after, bw.after = bw.after, dict(bw.after)
         for d, _ in self.recursion:
             if ref(d).name in plan.backward_states:
-                bw.after[d] = ["if _lengths is not None:  # a padding step: the state starts after the real ones",
+                bw.after[d] = ["if t > _short:  # a padding step of some sequence: its state starts after its real ones",
                                f"    {self.arrays[ref(d).key].row(0)}[_lengths < t] = 0"]
         stored = set(self.arrays)
+        bw.line("", _SHORTEST)
         bw.loop("", "", [(d, without_next(e, -1)) for d, e in self.recursion], stored, self.bhoist)
         first = bw.blocks.pop()
         bw.line("the backward states' delta recursion, t = 1 up to T: step 1 reads no delta of step 0", "t = 1",
