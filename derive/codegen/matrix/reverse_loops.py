@@ -13,8 +13,6 @@
 """
 from __future__ import annotations
 
-import sympy as sp
-
 from derive.codegen.matrix.arrays import Array, per_step_symbols, ref, size_name
 from derive.codegen.matrix.emit import Writer
 from derive.codegen.matrix.plan import VectorPlan
@@ -69,7 +67,7 @@ class ReverseLoops:
         for s, _ in plan.bloop:
             name = ref(s).name
             if name in plan.backward_states:
-                fw.after[s] = ["if t > _short:  # a padding step of some sequence: its state starts after its real ones",
+                fw.after[s] = ["if t > _short:  # a padding step of some sequence: its state starts after it",
                                f'    np.copyto({self.arrays[ref(s).key].row(0)}, _init["{name}"], '
                                f"where=(_lengths < t)[:, None])"]
         fw.line("", _SHORTEST)
@@ -90,7 +88,7 @@ class ReverseLoops:
         after, bw.after = bw.after, dict(bw.after)
         for d, _ in self.recursion:
             if ref(d).name in plan.backward_states:
-                bw.after[d] = ["if t > _short:  # a padding step of some sequence: its state starts after its real ones",
+                bw.after[d] = ["if t > _short:  # a padding step of some sequence: its state starts after it",
                                f"    {self.arrays[ref(d).key].row(0)}[_lengths < t] = 0"]
         stored = set(self.arrays)
         bw.line("", _SHORTEST)
