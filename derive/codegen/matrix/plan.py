@@ -27,7 +27,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
-from derive.codegen.matrix.directions import backward_states, end_deltas, reverse_recursion
+from derive.codegen.matrix.reverse_plan import backward_states, end_deltas, reverse_recursion
 from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, OneHotRows, SquaredSum, gradient_form, loss_form,
                                        row_form)
 from derive import naming
@@ -242,7 +242,7 @@ class VectorPlan:
             self.pre, self.recursion, self.post = self.deltas, [], []
             return
         # the backward states' deltas read the deltas of step t - 1: their recursion runs t = 1..T, after the
-        # forward states' (derive.codegen.matrix.directions)
+        # forward states' (derive.codegen.matrix.reverse_plan)
         self.brecursion = reverse_recursion(self.deltas)
         if any(_reads_target(e) for _, e in self.brecursion):
             raise DeriveError(f"{model.name}: generated code takes no loss term inside a backward state's recursion")

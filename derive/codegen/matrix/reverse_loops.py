@@ -1,4 +1,4 @@
-"""The fast module's loops of the states that run backwards in time (derive.codegen.matrix.directions).
+"""The fast module's loops of the states that run backwards in time (derive.codegen.matrix.reverse_plan).
 
     forward    their input terms for every step at once (hoist: one product over T*B rows), then the loop
                t = T down to 1, before the forward states' loop; a state's array has a row after step T that
@@ -50,7 +50,8 @@ class ReverseLoops:
     @property
     def readers(self) -> list:
         """What the backward states' backward pass reads (for the arrays the rest of the module keeps)."""
-        return [e for _, e in self.plan.brecursion] + [e for _, e in self.plan.end_deltas]
+        # the recursion as hoisted: a term computed for all steps at once reads the loss's deltas as stacked rows
+        return [e for _, e in self.recursion] + [e for _, e in self.plan.end_deltas]
 
     @property
     def cache(self) -> list[tuple[str, str]]:

@@ -143,7 +143,7 @@ def _recurrent(plan: VectorPlan) -> Functions:
     x_rows = f"T + {2 if (inp.name, False) in ahead else 1}"
     load_x = [f"{inp.name} = np.zeros(({x_rows}, B, {n_in}), dtype)", f"{inp.name}[1:T + 1] = xs"]
     forward = [Block(f"the input, row t = step t (row 0 unused): {inp.name}[t] is xs[t - 1]", list(load_x))]
-    back = plan.backward_states  # states that run t = T..1 (derive.codegen.matrix.directions)
+    back = plan.backward_states  # states that run t = T..1 (derive.codegen.matrix.reverse_plan)
     states -= back
     allocs = [f"{ref(s).name} = np.zeros((T + {2 if ref(s).key in ahead or ref(s).name in back else 1}, B, "
               f"{size_name(s)}), dtype)" for s, _ in plan.forward]
