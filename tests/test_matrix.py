@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 from derive import bptt, load, naming
-from derive.calculus.cell import Cell, step_kind
+from derive.calculus.cell import Cell, backward_schedule, step_kind
 from derive.calculus.explicit import explicit_formula, instantiate
 from derive.calculus.matrix import MatrixCell, _shift
 from oracles import close, evaluate, forward_mode_gradient, forward_values, random_point
@@ -138,8 +138,8 @@ def test_assembled_gradient_equals_sympy_diff_of_the_unrolled_explicit_loss(name
     point = _class_values(explicit, random_point(u.base_symbols, rng))
     values = forward_values(u, point)
     grads = {}
-    for k in range(T, -1 if model.recurrent else 0, -1):
-        step = mcell.backward(step_kind(model, k, T))
+    for k, kind in backward_schedule(model, T):  # a bidirectional model's backward sweep after the forward one's
+        step = mcell.backward(kind)
         for dsym, formula in step.deltas:
             root = naming.describe(dsym).name
             matrix = _at(explicit_formula(model, sizes, formula), k, not model.recurrent)

@@ -292,9 +292,6 @@ REFUSED_BY_CODE = {  # spec -> (owner, why): the command's owner has the work op
     # issue 12: sums of losses (multi-task) reach gradcheck, sheets and grading; derive code refuses them in one line
     "multi-task": "issue 12: derive code takes softmax cross-entropy only (sums of losses, masks pending)",
     "multi-task-final": "issue 12: derive code takes softmax cross-entropy only (sums of losses pending)",
-    "birnn-tagger": "bicode12 (issue 12): derive code for backward states",
-    "birnn-classifier": "bicode12 (issue 12): derive code for backward states",
-    "scalar-bidirectional": "bicode12 (issue 12): derive code for backward states",
 }
 CODE_CASES = [pytest.param(p, marks=pytest.mark.xfail(reason=REFUSED_BY_CODE[p.stem], strict=True))
               if p.stem in REFUSED_BY_CODE else p for p in CORPUS]

@@ -55,9 +55,6 @@ def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None
     default K of truncated BPTT (loss_and_grads(..., truncate=K)); None, the full gradient."""
     if style not in STYLES:
         raise DeriveError(f"unknown code style {style!r}; the styles are {', '.join(STYLES)}")
-    if d.model.backward_names:  # bicode12 (issue 12) writes these modules
-        raise DeriveError(f"derive code does not write modules for states that run backwards in time yet "
-                          f"('{d.model.backward_names[-1]}' of {d.model.name}); gradcheck, sheet and grade take it")
     if d.kind == "matrix":
         from derive.codegen.matrix.module import emit_vector
 

@@ -27,7 +27,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
-from derive.codegen.matrix.reverse_plan import backward_states, end_deltas, reverse_recursion
+from derive.codegen.matrix.reverse_plan import backward_states, end_deltas, merged_grads, reverse_recursion
 from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, OneHotRows, SquaredSum, gradient_form, loss_form,
                                        row_form)
 from derive import naming
@@ -230,7 +230,7 @@ class VectorPlan:
         # seeds the loss at the steps ys has (every step, or step T), and the other steps differ only there
         kind = StepKind("regular", "regular", True) if self.recurrent else step_kind(model, 1, 1)
         self.kind = kind
-        step = self.cell.backward(kind)
+        step = self._both_sweeps(kind)
         self.deltas = [(self._rowsym(d), row_form(e, self.B, self.biases)) for d, e in step.deltas]
         self.raw_grads = step.grads
         self.input_deltas = self._input_deltas(kind, step)
@@ -307,8 +307,18 @@ class VectorPlan:
         return "loss" if any(ref(a).key in keys for a in per_step_symbols(expr) if ref(a).is_delta) else "all"
 
     # -- gradients -----------------------------------------------------------
+    def _both_sweeps(self, kind: StepKind):
+        """The backward step of this kind, and the backward sweep's at the same step when the model has states
+        that run backwards in time: their deltas after the forward sweep's (which they read), the gradient terms
+        of both (derive.codegen.matrix.reverse_plan)."""
+        step = self.cell.backward(kind)
+        if not self.model.backward_names:
+            return step
+        other = self.cell.backward(StepKind(kind.own, "regular", kind.loss, "backward"))
+        return replace(step, deltas=step.deltas + other.deltas, grads=merged_grads(step.grads, other.grads))
+
     def _gradients(self) -> None:
-        last = self.cell.backward(StepKind("last", None, True)) if self.recurrent else None
+        last = self._both_sweeps(StepKind("last", None, True)) if self.recurrent else None
         if last is not None and dict(last.grads) != dict(self.raw_grads):
             raise DeriveError(f"{self.model.name}: the last step's gradient terms differ from the others'")
         self.terms: list[Term] = []

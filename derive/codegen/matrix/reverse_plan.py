@@ -22,28 +22,8 @@ Statement = tuple[sp.MatrixSymbol, sp.Basic]
 
 
 def backward_states(model: Model) -> frozenset[str]:
-    """The states whose equation reads their own value one step ahead (g[t+1])."""
-    out = set()
-    for q in model.quantities:
-        if q.initial is None or q.equation is None:
-            continue
-        if getattr(q, "direction", None) == "backward" or any(
-                (r := ref(m)) is not None and r.name == q.name and r.offset == 1 and not r.is_delta
-                for m in q.equation.atoms(sp.MatrixSymbol)):
-            out.add(q.name)
-    return frozenset(out)
-
-
-def _closure(statements: list[Statement], roots: set, allowed: set) -> set:
-    defined = dict(statements)
-    need, stack = set(), [r for r in roots if r in allowed]
-    while stack:
-        s = stack.pop()
-        if s in need:
-            continue
-        need.add(s)
-        stack += [a for a in defined[s].atoms(sp.MatrixSymbol) if a in defined and a in allowed]
-    return need
+    """The states that run backwards in time (they read their own value one step ahead, g[t+1])."""
+    return frozenset(q.name for q in model.quantities if q.initial is not None and q.name in model.backward_names)
 
 
 def reverse_recursion(deltas: list[Statement]) -> list[Statement]:
@@ -54,6 +34,15 @@ def reverse_recursion(deltas: list[Statement]) -> list[Statement]:
         needs_prev[d] = any((r := ref(a)) is not None and r.is_delta and (r.offset == -1 or needs_prev.get(a))
                             for a in e.atoms(sp.MatrixSymbol))
     return [(d, e) for d, e in deltas if needs_prev[d]]
+
+
+def merged_grads(*steps) -> tuple:
+    """The gradient terms of several backward steps (of both sweeps), one sum per parameter, in first order."""
+    out: dict = {}
+    for grads in steps:
+        for p, e in grads:
+            out[p] = e if p not in out else sp.MatAdd(out[p], e).doit(deep=False)
+    return tuple(out.items())
 
 
 def end_deltas(recursion: list[Statement], states: frozenset[str]) -> list[Statement]:
@@ -70,4 +59,4 @@ def end_deltas(recursion: list[Statement], states: frozenset[str]) -> list[State
     return out
 
 
-__all__ = ["backward_states", "end_deltas", "reverse_recursion"]
+__all__ = ["backward_states", "end_deltas", "merged_grads", "reverse_recursion"]

@@ -210,6 +210,10 @@ def _context(derivation: ScalarDerivation, style: str, chosen: frozenset[str], d
         elif deltas:
             kinds.append({"key": (kind.own, deltas), "own": kind.own, "next": [kind.next], "loss": kind.loss,
                           "deltas": [(_show(d), _show(e)) for d, e in deltas]})
+    sweep = schedule.backward_sweep_kind(cell)  # states that run backwards in time: their deltas, t = 1..T
+    if sweep is not None:
+        kinds.append({"key": None, "own": "backwards", "next": [None], "loss": False,
+                      "deltas": [(_show(d), _show(e)) for d, e in cell.backward(sweep).deltas]})
     return {
         "model": {"name": model.name, "name_comment": _comment(model.name), "title": _text(model.title),
                   "summary": _text(model.summary), "recurrent": model.recurrent,
@@ -223,7 +227,8 @@ def _context(derivation: ScalarDerivation, style: str, chosen: frozenset[str], d
         "quantities": [{"name": q.name, "local": code_identifier(naming.base(q.name)), "array": array_name(q.name),
                         "delta_array": array_name(q.name, True), "description": _text(q.description),
                         "equation": _show(q.equation), "last": _show(q.last, "T") if q.last is not None else None,
-                        "initial": _show(q.initial) if q.initial is not None else None}
+                        "initial": _show(q.initial) if q.initial is not None else None,
+                        "backward": q.name in model.backward_names}
                        for q in model.quantities],
         "loss_text": _show(model.loss.expr, None if model.loss.over == "sum" else "T"),
         "kinds": kinds,
@@ -251,6 +256,10 @@ def _gradient_terms(model: Model, cell) -> list[dict]:
     for entry in out:  # the same terms at the last and the regular steps: at every step
         if sorted(entry["own"]) == ["last", "regular"]:
             entry["own"] = ["every"]
+    sweep = schedule.backward_sweep_kind(cell)
+    if sweep is not None:
+        out.append({"own": ["backwards"], "terms": [(p.name, _show(e)) for p, e in cell.backward(sweep).grads
+                                                    if e != 0]})
     return out
 
 

@@ -23,6 +23,7 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.cell import Cell, StepKind, step_kind
+from derive.errors import DeriveError
 
 T = sp.Symbol("T", integer=True, positive=True)
 
@@ -79,14 +80,21 @@ def _kind_text(kind: StepKind) -> str:
 
 
 # -- forward ------------------------------------------------------------------
+def _sweep(cell: Cell, variant: str, backward: bool = False) -> tuple[Statement, ...]:
+    """The equations of one sweep: the forward one's, or the backward one's (states that run backwards in time,
+    Model.backward_names, and what they read at step t)."""
+    names = set(cell.model.backward_names)
+    return tuple((s, e) for s, e in cell.equations(variant) if (naming.describe(s).name in names) == backward)
+
+
 def _forward_range(cell: Cell, variant: str, span: Span, slices: bool) -> list[Block]:
     """A loop for the quantities the next step reads (and what they read), slices for the rest (``slices``;
     else every equation in the loop, in the cell's order)."""
-    eqs = cell.equations(variant)
+    eqs = _sweep(cell, variant)
     if not slices:
         return [Block("forward", "loop", span, eqs, variant)]
     targets = {s for s, _ in eqs}
-    roots = {cell.sym(n) for n in cell.model.recurrent_names}
+    roots = {cell.sym(n) for n in cell.model.recurrent_names if n not in cell.model.backward_names}
     loop = _closure(eqs, roots, targets)
     blocks = [Block("forward", "loop", span, _pick(eqs, loop), variant)]
     rest = _pick(eqs, targets - loop)
@@ -101,11 +109,25 @@ def forward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
     if not model.recurrent:
         kind = step_kind(model, 1, 1)
         return [Block("forward", "step", None, cell.equations(kind.own), kind.own)]
-    blocks = [Block("forward", "step", Span(sp.Integer(0), sp.Integer(0)), cell.equations("init"), "init")]
+    blocks = [*_backward_sweep(cell), Block("forward", "step", Span(sp.Integer(0), sp.Integer(0)),
+                                            _sweep(cell, "init"), "init")]
     if cell.equations("regular") == cell.equations("last"):
         return blocks + _forward_range(cell, "regular", Span(sp.Integer(1), T), slices)
     blocks += _forward_range(cell, "regular", Span(sp.Integer(1), T - 1), slices)
-    return [*blocks, Block("forward", "step", Span(T, T), cell.equations("last"), "last")]
+    return [*blocks, Block("forward", "step", Span(T, T), _sweep(cell, "last"), "last")]
+
+
+def _backward_sweep(cell: Cell) -> list[Block]:
+    """The states that run backwards in time: their values after the last step (step T + 1), then a loop
+    t = T down to 1, before the forward sweep (which may read them at step t)."""
+    if not cell.model.backward_names:
+        return []
+    if _sweep(cell, "regular", True) != _sweep(cell, "last", True):
+        raise DeriveError(f"{cell.model.name}: generated code takes no 'last' variant of a state that runs "
+                          "backwards in time")
+    return [Block("forward", "step", Span(T + 1, T + 1), _sweep(cell, "init", True), "init"),
+            Block("forward", "loop", Span(sp.Integer(1), T), _sweep(cell, "regular", True), "regular (backwards)",
+                  descending=True)]
 
 
 # -- backward -----------------------------------------------------------------
@@ -160,6 +182,7 @@ def backward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
     else:
         blocks.append(_step(cell, before_last, Span(T - 1, T - 1, sp.Ge(T, 2))))
         blocks += _backward_range(cell, regular, Span(sp.Integer(1), T - 2), slices)
+    blocks += _backward_sweep_deltas(cell)
     init_alone, init = step_kind(model, 0, 1), step_kind(model, 0, 2)
     if _has_gradient(cell, init_alone) or _has_gradient(cell, init):
         zero = sp.Integer(0)
@@ -169,6 +192,30 @@ def backward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
             blocks.append(_step(cell, init_alone, Span(zero, zero, sp.Eq(T, 1))))
             blocks.append(_step(cell, init, Span(zero, zero, sp.Ge(T, 2))))
     return blocks
+
+
+def backward_sweep_kind(cell: Cell) -> StepKind | None:
+    """The one backward step of the backward sweep's loop t = 1..T, which reads the deltas of step t - 1 (zero at
+    t = 1); None without such states. A model whose steps 1 or T differ beyond that is refused."""
+    model = cell.model
+    if not model.backward_names:
+        return None
+    regular = step_kind(model, 2, 4, "backward")
+    last, first = step_kind(model, 4, 4, "backward"), step_kind(model, 1, 4, "backward")
+    if (cell.backward(last).deltas != cell.backward(regular).deltas
+            or cell.backward(last).grads != cell.backward(regular).grads
+            or cell.backward(first).grads != cell.backward(regular).grads):
+        raise DeriveError(f"{model.name}: generated code takes states that run backwards in time whose steps "
+                          "1 and T have the regular step's formulas")
+    return regular
+
+
+def _backward_sweep_deltas(cell: Cell) -> list[Block]:
+    kind = backward_sweep_kind(cell)
+    if kind is None:
+        return []
+    return [Block("backward", "loop", Span(sp.Integer(1), T), cell.backward(kind).deltas,
+                  _kind_text(kind) + " (states that run backwards in time, t = 1 up to T)")]
 
 
 # -- sums: loss and gradients -------------------------------------------------
@@ -206,6 +253,10 @@ def gradient_blocks(cell: Cell) -> list[Block]:
     else:
         blocks.append(Block("gradient", "sum", Span(sp.Integer(1), T - 1), _grads(cell, regular), "regular"))
         blocks.append(Block("gradient", "sum", Span(T, T), _grads(cell, last), "last"))
+    kind = backward_sweep_kind(cell)
+    if kind is not None:
+        blocks.append(Block("gradient", "sum", Span(sp.Integer(1), T), _grads(cell, kind),
+                            "backward sweep's"))
     init = step_kind(model, 0, 1)  # a step's contributions depend on its own equations only
     if _grads(cell, init):
         blocks.append(Block("gradient", "sum", Span(sp.Integer(0), sp.Integer(0)), _grads(cell, init), "init"))
