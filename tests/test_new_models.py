@@ -17,11 +17,13 @@ from test_matrix import (  # the same proofs over the new models; aliased so pyt
 )
 from test_user_specs import _needs_pdflatex
 
-NEW = ["peephole-lstm", "mgu", "rnn-regression"]
+NEW = ["peephole-lstm", "mgu", "rnn-regression", "birnn"]
 SIZES = {"n_in": 2, "n_h": 2, "n_out": 2}
 
 
-@pytest.mark.parametrize("name", NEW)
+# test_matrix's step-by-step proof reads a forward step's next step only; birnn's backward sweep (its deltas read
+# step t - 1) is proven by the assembled gradients below, against sympy.diff of the whole unrolled explicit loss
+@pytest.mark.parametrize("name", [n for n in NEW if n != "birnn"])
 def test_local_adjoints_equal_sympy_diff(name):
     _local(name, None, {"n_in": 1, "n_h": 2, "n_out": 2})
 
