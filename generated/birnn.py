@@ -57,6 +57,8 @@ Shapes (B sequences of T steps; time-major, one example per row):
         state's: at step 1, where its run ends),
         extra["init"] dict state -> the gradient of the loss with respect to its initial value (B, n),
         extra["xs"] the gradient with respect to xs (T, B, n_in).
+    truncate: not available here: a window of K steps back has no agreed meaning for a state that runs
+        backwards in time (derive gradcheck refuses --truncate for it too); truncate=K raises ValueError.
     forward(params, xs, init=None, mask=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
         A backward state's is (T + 1, B, n) with row t - 1 = step t (row T: its value after the last step).
@@ -436,9 +438,19 @@ def _forward(p, xs, _init, _lengths):
     }
 
 
-def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
+def loss_and_grads(params, xs, ys, init=None, mask=None, want=(), truncate=None):
     """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
-    with want, (loss, grads, extra) (see the module's docstring)."""
+    with want, (loss, grads, extra); with truncate=K, the gradient of truncated BPTT (see the module's
+    docstring)."""
+    if truncate is not None:
+        raise ValueError("truncate: truncated BPTT has no agreed meaning for a state that runs backwards in time "
+                         "(g)")
+    return _loss_and_grads(params, xs, ys, init, mask, want)
+
+
+def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
+    """loss_and_grads; ``weights`` (T, B), if given, is each step's loss weight in place of the mask's
+    (truncated BPTT's windows: each row's loss term at its window's last step only)."""
     _want = _check_want(want)
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
@@ -446,6 +458,8 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     _init = _check_init(init, B, sizes, xs.dtype)
     ys = _check_ys(ys, T, B, sizes["n_out"])
     _lengths, _w = (None, None) if mask is None else _check_mask(mask, T, B, xs.dtype)
+    if weights is not None:
+        _w = weights
     if _w is not None and ys.ndim == 1:  # a class per sequence: its loss term at the sequence's last real step
         _w = _last_steps(_lengths, T, xs.dtype)
         ys = np.repeat(ys[None], T, axis=0)

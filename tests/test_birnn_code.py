@@ -144,3 +144,20 @@ def test_every_style_and_pass_of_a_bidirectional_spec_equals_central_differences
         for key in grads:
             np.testing.assert_allclose(grads[key], reference[1][key], rtol=1e-11, atol=1e-14,
                                        err_msg=str((style, chosen)))
+
+
+@pytest.mark.parametrize("style", ["fast", "textbook"])
+def test_truncation_is_refused_for_a_backward_state(ref, style, tmp_path, capsys):
+    """Truncated BPTT's window of K steps back has no agreed meaning for g (gradcheck refuses it too): the module
+    raises on truncate=K instead of computing the forward-only windows, and derive code --truncate says so in one
+    line (exit 2)."""
+    from derive.cli import main
+
+    module = _module(style)
+    p, xs, ys, _ = _point(ref)
+    module.loss_and_grads(p, xs, ys)  # the full gradient still works
+    with pytest.raises(ValueError, match="backwards in time"):
+        module.loss_and_grads(p, xs, ys, truncate=2)
+    assert main(["code", "birnn", "--truncate", "2", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "backwards in time" in err and not list(tmp_path.iterdir())

@@ -155,6 +155,9 @@ def emit_vector(model: Model, style: str = "fast", passes: Iterable[str] | None 
     if truncate is not None and (not model.recurrent or isinstance(truncate, bool) or not isinstance(truncate, int)
                                  or truncate < 1):
         raise DeriveError(f"{model.name}: truncate takes a whole number of steps >= 1 of a recurrent model")
+    if truncate is not None and model.backward_names:
+        raise DeriveError(f"{model.name}: truncated BPTT has no agreed meaning for a state that runs backwards in time "
+                          f"({', '.join(model.backward_names)}); derive gradcheck refuses --truncate for it too")
     return render(TEMPLATE, **context(model, style, passes), truncate=truncate)
 
 
