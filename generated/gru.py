@@ -79,7 +79,7 @@ example per row; delta_q[t] is the gradient of the batch's mean loss with respec
     delta_h[t] = delta_n_in[t+1] * r[t+1] @ W_hn + delta_r_in[t+1] @ W_hr + delta_s[t] @ V + delta_z_in[t+1] @ W_hz + delta_h[t+1] * z[t+1]
     delta_n[t] = (1 - z[t]) * delta_h[t]
     delta_n_in[t] = (1 - n[t]**2) * delta_n[t]
-    delta_z[t] = delta_h[t] * h[t-1] - delta_h[t] * n[t]
+    delta_z[t] = (h[t-1] - n[t]) * delta_h[t]
     delta_z_in[t] = (1 - z[t]) * delta_z[t] * z[t]
     delta_r[t] = (h[t-1] @ W_hn^T + b_hn) * delta_n_in[t]
     delta_r_in[t] = (1 - r[t]) * delta_r[t] * r[t]
@@ -548,6 +548,7 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
         # the loop's elementwise factors at steps c0..c1
         z_chunk_rows = z_seq[c0 - 1:c1].reshape(-1, n_h)
         n_chunk_rows = n_seq[c0 - 1:c1].reshape(-1, n_h)
+        h_prev_chunk_rows = h_seq[c0 - 1:c1].reshape(-1, n_h)
         _s0_chunk_rows = _s0_seq[c0 - 1:c1].reshape(-1, n_h)
         r_chunk_rows = r_seq[c0 - 1:c1].reshape(-1, n_h)
         _c1 = 1 - z_chunk_rows
@@ -555,7 +556,9 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
         np.subtract(1, _b1, out=_b1)
         _b1 *= _c1
         _b1 = _b1.reshape(-1, B, n_h)
-        _b2 = _c1 * z_chunk_rows
+        _b2 = h_prev_chunk_rows - n_chunk_rows
+        _b2 *= _c1
+        _b2 *= z_chunk_rows
         _b2 = _b2.reshape(-1, B, n_h)
         _b3 = 1 - r_chunk_rows
         _b3 *= _s0_chunk_rows
@@ -567,7 +570,7 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
             d_h = d_h_seq[t - 1]
             d_n_in = d_n_in_seq[t - 1]
             np.multiply(_b1[t - c0], d_h, out=d_n_in)
-            np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
+            np.multiply(_b2[t - c0], d_h, out=d_z_in_seq[t - 1])
             np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
             t1 = T - 1
         for t in range(t1, c0 - 1, -1):
@@ -577,7 +580,7 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
             d_h += d_h_seq[t] * z_seq[t]
             d_n_in = d_n_in_seq[t - 1]
             np.multiply(_b1[t - c0], d_h, out=d_n_in)
-            np.multiply(_b2[t - c0], (d_h * h_seq[t - 1]) - (d_h * n_seq[t - 1]), out=d_z_in_seq[t - 1])
+            np.multiply(_b2[t - c0], d_h, out=d_z_in_seq[t - 1])
             np.multiply(_b3[t - c0], d_n_in, out=d_r_in_seq[t - 1])
     # gradients of deltas side by side: one product over the stacked T*B rows for all of them, each parameter its block of rows
     _D0_rows = _D0_seq[:T].reshape(-1, 2*n_h)

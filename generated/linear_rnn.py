@@ -29,7 +29,7 @@ shape raises ValueError naming the array and what was expected.
 
 Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequence), as derived:
   the last step, t = T, with a loss term:
-    delta_s[t] = 2*s[t] - 2*y
+    delta_s[t] = 2*(s[t] - y)
   a step 0 < t < T, followed by a last or regular step:
     delta_s[t] = W_rec*delta_s[t+1]
   step 0, followed by a regular or last step:
@@ -161,7 +161,7 @@ def loss_and_grads(params, xs, ys):
     d_s_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a step of kind last
     s = s_seq[T]
-    d_s = 2*s - 2*y
+    d_s = 2*(s - y)
     d_s_seq[T] = d_s
     # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
     for t in range(T - 1, 0, -1):

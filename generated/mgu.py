@@ -73,7 +73,7 @@ example per row; delta_q[t] is the gradient of the batch's mean loss with respec
     delta_h[t] = delta_f_in[t+1] @ W_fh + delta_s[t] @ V + delta_g_in[t+1] @ W_hh * f[t+1] + (1 - f[t+1]) * delta_h[t+1]
     delta_g[t] = delta_h[t] * f[t]
     delta_g_in[t] = (1 - g[t]**2) * delta_g[t]
-    delta_f[t] = delta_g_in[t] @ W_hh * h[t-1] + delta_h[t] * g[t] - delta_h[t] * h[t-1]
+    delta_f[t] = delta_g_in[t] @ W_hh * h[t-1] + (g[t] - h[t-1]) * delta_h[t]
     delta_f_in[t] = (1 - f[t]) * delta_f[t] * f[t]
 At t = T the deltas of step T + 1 are zero. Each parameter's gradient is the sum over the steps of
 these terms (only the steps with a loss term for those seeded by the loss), computed as one matrix
@@ -495,22 +495,25 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
         f_next_chunk_rows = f_seq[c0:c1 + 1].reshape(-1, n_h)
         f_chunk_rows = f_seq[c0 - 1:c1].reshape(-1, n_h)
         g_chunk_rows = g_seq[c0 - 1:c1].reshape(-1, n_h)
+        h_prev_chunk_rows = h_seq[c0 - 1:c1].reshape(-1, n_h)
         _b0 = 1 - f_next_chunk_rows
         _b0 = _b0.reshape(-1, B, n_h)
         _b2 = g_chunk_rows**2
         np.subtract(1, _b2, out=_b2)
         _b2 *= f_chunk_rows
         _b2 = _b2.reshape(-1, B, n_h)
-        _b3 = 1 - f_chunk_rows
-        _b3 *= f_chunk_rows
+        _b3 = g_chunk_rows - h_prev_chunk_rows
         _b3 = _b3.reshape(-1, B, n_h)
+        _b4 = 1 - f_chunk_rows
+        _b4 *= f_chunk_rows
+        _b4 = _b4.reshape(-1, B, n_h)
         t1 = c1  # the chunk's first step in the loop below
         if c1 == T:
             t = T
             d_h = d_h_seq[t - 1]
             d_g_in = d_g_in_seq[t - 1]
             np.multiply(_b2[t - c0], d_h, out=d_g_in)
-            np.multiply(_b3[t - c0], ((d_g_in @ W_hh) * h_seq[t - 1]) + (d_h * g_seq[t - 1]) - (d_h * h_seq[t - 1]), out=d_f_in_seq[t - 1])
+            np.multiply(_b4[t - c0], ((d_g_in @ W_hh) * h_seq[t - 1]) + (_b3[t - c0] * d_h), out=d_f_in_seq[t - 1])
             t1 = T - 1
         for t in range(t1, c0 - 1, -1):
             d_h = d_h_seq[t - 1]
@@ -519,7 +522,7 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
             d_h += _b0[t - c0] * d_h_seq[t]
             d_g_in = d_g_in_seq[t - 1]
             np.multiply(_b2[t - c0], d_h, out=d_g_in)
-            np.multiply(_b3[t - c0], ((d_g_in @ W_hh) * h_seq[t - 1]) + (d_h * g_seq[t - 1]) - (d_h * h_seq[t - 1]), out=d_f_in_seq[t - 1])
+            np.multiply(_b4[t - c0], ((d_g_in @ W_hh) * h_seq[t - 1]) + (_b3[t - c0] * d_h), out=d_f_in_seq[t - 1])
     # gradients: each a sum over the steps, one product over the stacked T*B rows
     d_f_in_rows = d_f_in_seq[:T].reshape(-1, n_h)
     x_rows = xs[:T].reshape(-1, n_in)

@@ -31,7 +31,7 @@ shape raises ValueError naming the array and what was expected.
 
 Backward pass (BPTT as the delta recursion: delta_q[t] = dE/dq[t] for one sequence), as derived:
   the last step, t = T, with a loss term:
-    delta_s[t] = 2*s[t] - 2*y
+    delta_s[t] = 2*(s[t] - y)
   a step 0 < t < T, followed by a last step:
     delta_s[t] = W_rec*delta_s[t+1]
   a step 0 < t < T, followed by a regular step:
@@ -175,7 +175,7 @@ def loss_and_grads(params, xs, ys):
     d_s_seq = np.zeros((T + 1, B), dtype)
     # step T: the deltas of a step of kind last
     s = s_seq[T]
-    d_s = 2*s - 2*y
+    d_s = 2*(s - y)
     d_s_seq[T] = d_s
     # step T - 1, when T allows it: the deltas of a step of kind regular, next last
     if T >= 2:

@@ -23,6 +23,7 @@ import sympy as sp
 from derive import naming
 from derive.errors import DeriveError
 from derive.model import Model
+from derive.calculus.factoring import common_factors
 from derive.calculus.losses import scalar_fusions
 from derive.calculus.rules import differentiate
 
@@ -179,7 +180,7 @@ class Cell:
         for a in sorted(reads, key=sp.default_sort_key):
             total = differentiate(remainder, a) + sp.Add(*(g * differentiate(z, a) for z, g in fusions.values()))
             if total != 0:
-                out[a] = total
+                out[a] = common_factors(total)  # 2 (s - y), not 2 s - 2 y
         return out
 
     def shift(self, expr: sp.Expr, by: int) -> sp.Expr:
@@ -222,13 +223,13 @@ class Cell:
                           * self.shift(self.partial(kind.next, r, seen), later) for r, _ in nxt]
             if kind.loss:
                 terms.append(self.loss_partials.get(target, sp.Integer(0)))
-            deltas.append((naming.delta(target), sp.Add(*terms)))
+            deltas.append((naming.delta(target), common_factors(sp.Add(*terms))))
         grads = []
         for p in self.params:
             terms = [naming.delta(r) * self.partial(kind.own, r, p) for r, _ in own]
             if kind.loss and not backward:  # the loss's own share, once per step (in the forward sweep's step)
                 terms.append(self.loss_partials.get(p, sp.Integer(0)))
-            grads.append((p, sp.Add(*terms)))
+            grads.append((p, common_factors(sp.Add(*terms))))
         result = BackwardStep(kind, tuple(deltas), tuple(grads))
         self._backward_cache[kind] = result
         return result

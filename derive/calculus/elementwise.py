@@ -23,6 +23,7 @@ class _Scalar:
     def __init__(self):
         self.operands: dict[MatrixExpr, sp.Dummy] = {}
         self.matrices: dict[sp.Dummy, MatrixExpr] = {}
+        self.calls: dict[sp.Expr, MatrixExpr] = {}  # f(x) -> the f(X) it came from, lifted back as that very object
 
     def to_scalar(self, m) -> sp.Expr:
         if not isinstance(m, MatrixExpr):
@@ -40,7 +41,9 @@ class _Scalar:
         if isinstance(m, sp.MatMul) and sum(isinstance(a, MatrixExpr) for a in m.args) == 1:
             return sp.Mul(*(self.to_scalar(a) for a in m.args))  # a number times a matrix
         if isinstance(m, ElementwiseApplyFunction):
-            return m.function(self.to_scalar(m.expr))
+            call = m.function(self.to_scalar(m.expr))
+            self.calls.setdefault(call, m)
+            return call
         if m not in self.operands:
             d = sp.Dummy(f"m{len(self.operands)}", real=True)
             self.operands[m], self.matrices[d] = d, m
@@ -52,6 +55,8 @@ class _Scalar:
             return e * sp.OneMatrix(*shape)  # the same number in every entry
         if e in self.matrices:
             return self.matrices[e]
+        if e in self.calls and self.calls[e].shape == shape:
+            return self.calls[e]  # the same object: a lifted formula compares equal to one that was not
         if e.is_Add:
             return sp.MatAdd(*(self.to_matrix(a, shape) for a in e.args)).doit(deep=False)
         if e.is_Mul:

@@ -20,6 +20,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive import naming
 from derive.calculus.cell import StepKind, in_sweep, step_kind
+from derive.calculus.factoring import common_factors
 from derive.errors import DeriveError
 from derive.calculus.losses import Fusion, MatrixLoss
 from derive.functions import CrossEntropy, SumEntries
@@ -221,7 +222,7 @@ class MatrixCell:
             terms = [t for t in terms if t is not None]
             pre = []
             if terms:
-                total = terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False)
+                total = common_factors(terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False))
                 deltas.append((self.sym(name, 0, True), total))
                 if self._activation(eq_target) is not None:
                     pre += [_elementwise(eq_target, self.sym(name, 0, True), target)[0][1]]
@@ -238,7 +239,7 @@ class MatrixCell:
                 terms.append(self._loss_vjp(p))
             terms = [t for t in terms if t is not None]
             if terms:
-                grads.append((p, terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False)))
+                grads.append((p, common_factors(terms[0] if len(terms) == 1 else sp.MatAdd(*terms).doit(deep=False))))
         step = MatrixStep(kind, tuple(deltas), tuple(grads), next(iter(self.fusions), None))
         self._cache[kind] = step
         return step

@@ -245,12 +245,16 @@ class _Breaker:
             sign, expr = "- ", -expr
         ordered = self.p.order not in ("old", "none")
         factors = list(expr.as_ordered_factors()) if ordered else list(expr.args)
+        number = ""  # a number stays with the factor it multiplies: 2 \Bigl(... on one line, not 2 alone
+        if len(factors) > 1 and factors[0].is_Number:
+            number, factors = self.p._print(factors[0]) + " ", factors[1:]
         pieces = []
         for f in factors:
             body = self.lines(f)
             if f.is_Add:
                 body = self._wrap("", body, "")
             pieces.append(body)
+        pieces[0] = [number + pieces[0][0], *pieces[0][1:]]
         out = self._pack(pieces, r"\cdot ")
         out[0] = sign + out[0]
         return out

@@ -72,7 +72,7 @@ example per row; delta_q[t] is the gradient of the batch's mean loss with respec
     delta_h[t] = delta_f_in[t+1] @ W_fh + delta_s[t] @ V + delta_g_in[t+1] @ W_hh * f[t+1] + (1 - f[t+1]) * delta_h[t+1]
     delta_g[t] = delta_h[t] * f[t]
     delta_g_in[t] = (1 - g[t]**2) * delta_g[t]
-    delta_f[t] = delta_g_in[t] @ W_hh * h[t-1] + delta_h[t] * g[t] - delta_h[t] * h[t-1]
+    delta_f[t] = delta_g_in[t] @ W_hh * h[t-1] + (g[t] - h[t-1]) * delta_h[t]
     delta_f_in[t] = (1 - f[t]) * delta_f[t] * f[t]
 At t = T the deltas of step T + 1 are zero. Each parameter's gradient is the sum over the steps of
 these terms (only the steps with a loss term for those seeded by the loss), added up step by step in the backward loop:
@@ -489,7 +489,7 @@ def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
         delta_h[t] = delta_f_in[t+1] @ W_fh + delta_s[t] @ V + (delta_g_in[t+1] @ W_hh) * f[t+1] + (1 - f[t+1]) * delta_h[t+1]
         delta_g[t] = delta_h[t] * f[t]
         delta_g_in[t] = (1 - g[t]**2) * delta_g[t]
-        delta_f[t] = (delta_g_in[t] @ W_hh) * h[t-1] + delta_h[t] * g[t] - delta_h[t] * h[t-1]
+        delta_f[t] = (delta_g_in[t] @ W_hh) * h[t-1] + (g[t] - h[t-1]) * delta_h[t]
         delta_f_in[t] = (1 - f[t]) * delta_f[t] * f[t]
         grads["W_fx"] += delta_f_in[t].T @ x[t]
         grads["W_fh"] += delta_f_in[t].T @ h[t-1]

@@ -11,6 +11,7 @@ import sympy as sp
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.cell import backward_schedule
+from derive.calculus.factoring import common_factors
 from derive.errors import DeriveError
 from derive.printing.latex import DOTS, LINE_WIDTH, Partial, latex, visible_width
 from derive.sheet.shown import ELIDE_AFTER, E, ETA, T, elide, loss_words, pick, show, step_of, t
@@ -287,7 +288,7 @@ def form_b_context(d: ScalarDerivation) -> dict:
     for p in d.params:
         g = _elided_gradient(d, p)
         explicit = None
-        value = d.explicit(g) if steps <= MAX_EXPLICIT_STEPS else g
+        value = common_factors(d.explicit(g)) if steps <= MAX_EXPLICIT_STEPS else g
         if model.recurrent and value != g and tree_size(value, MAX_EXPLICIT_NODES + 1) <= MAX_EXPLICIT_NODES:
             explicit = show(Partial(E, p), value)
             if len(explicit.lines) > MAX_EXPLICIT_LINES:
@@ -312,7 +313,7 @@ def closed_form_context(d: ScalarDerivation) -> dict:
         return {"shown": False, "reason": "steps", "items": []}
     items = []
     for p in d.params:
-        expr = d.closed_form(p)
+        expr = common_factors(d.closed_form(p))
         size = tree_size(expr)
         eq = show(Partial(E, p), expr) if size <= MAX_CLOSED_FORM_NODES else None
         if eq is not None and (len(eq.lines) > MAX_CLOSED_FORM_LINES
