@@ -18,8 +18,8 @@ from derive.calculus.derivation import derive
 from derive.calculus.explicit import explicit_formula
 from derive.calculus.factoring import common_factors
 from derive.calculus.matrix import MatrixCell
-from derive.calculus.unroll import at_step
 from derive.printing.latex import latex
+from derive.sheet import render_sheet
 
 from derive.spec.loader import builtin_names, load
 
@@ -91,18 +91,14 @@ def test_the_factor_most_terms_share_comes_out():
     assert common_factors(a + b) == a + b  # nothing shared: unchanged
 
 
-def test_a_step_keeps_the_grouping():
-    """SymPy multiplies a number into a sum when it rebuilds a product: renaming to step 3 must not."""
-    model = load("linear-rnn")
-    delta = dict(Cell(model).backward(StepKind("last", None, True)).deltas)
-    formula = delta[naming.delta(naming.generic("s"))]
-    assert latex(formula) == r"2 \left(s_{t} - y\right)"
-    assert latex(at_step(model, formula, 3)) == r"2 \left(s_{3} - y\right)"
-
-
 def test_the_sheet_prints_the_factored_forms():
-    d = derive(load("linear-rnn"), 3)
-    assert latex(d.deltas[0][1]) == r"2 \left(s_{3} - y\right)"
+    """The generic formula, each step's instance, the explicit gradient and the closed form, all grouped."""
+    tex = render_sheet(derive(load("linear-rnn"), 3))
+    assert r"\delta_{t}^{(s)} &= 2 \left(s_{t} - y\right)" in tex
+    assert r"\delta_{3}^{(s)} &= 2 \left(s_{3} - y\right)" in tex
+    assert r"\frac{\partial^{+} E}{\partial s_{3}} &= 2 \left(s_{3} - y\right)" in tex
+    assert r"2 \left(s_{3} - y\right) \left(W_{rec}^{2} s_{0} + W_{rec} s_{1} + s_{2}\right)" in tex
+    assert "2 s_{3} - 2 y" not in tex
     gru = derive(load("gru"), 3)
     back = dict(gru.backward(StepKind("regular", "regular", True)).deltas)
     assert latex(back[gru.sym("z", 0, True)]) == r"\delta_{t}^{(h)} \odot \left(h_{t-1} - n_{t}\right)"

@@ -11,30 +11,21 @@ all terms is taken out (SymPy's ``factor_terms``). A rewriting that does not mak
 is not kept. An elementwise matrix expression is rewritten as the scalar formula it is in every entry
 (``derive.calculus.elementwise``), grouped, and lifted back.
 
-SymPy multiplies a number into a sum as soon as it builds the product (2 (s - y) becomes 2 s - 2 y),
-so a formula renamed to a step keeps its grouping only when renamed under ``kept_grouping()``
-(``derive.calculus.unroll.at_step`` does).
+SymPy multiplies a number into a sum when it rebuilds a product (2 (s - y) becomes 2 s - 2 y), so a
+formula renamed to a step (xreplace) loses the grouping; the sheet groups the step instances it prints
+again (grouping every instance here would slow the grader's exact arithmetic over them).
 """
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import contextmanager
 
 import sympy as sp
-from sympy.core.parameters import distribute
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from derive import naming
 from derive.calculus.elementwise import _NotElementwise, _Scalar
 
 MAX_NODES = 4000  # past this a formula is left as it is: grouping a huge sum costs more than it gives
-
-
-@contextmanager
-def kept_grouping():
-    """Build expressions without multiplying a number into a sum: 2 (s_3 - y) stays 2 (s_3 - y)."""
-    with distribute(False):
-        yield
 
 
 def common_factors(e):

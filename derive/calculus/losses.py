@@ -25,7 +25,7 @@ from derive import naming
 from derive.calculus.adjoints import _lifted_derivative, elementwise_call, is_matrix, vjp
 from derive.calculus.elementwise import divides_by, scalar_simplify, simplify
 from derive.calculus.rules import differentiate
-from derive.functions import CrossEntropy, OneHot, Softmax
+from derive.functions import CrossEntropy, OneHot, Softmax, indicator
 from derive.ops import BY_FUNCTION
 
 
@@ -138,8 +138,15 @@ def scalar_fusions(loss: sp.Expr, equations: dict[sp.Symbol, sp.Expr], unread: s
     """The canonical pairs of a scalar model: output symbol p -> (its function's argument z, the loss's
     adjoint of z: p - y), for each output that only the loss reads (``unread``); and the rest of the loss."""
     names = {naming.describe(s).name: s for s in equations}
-    groups, rest = terms_by_output(loss, set(names))
-    fused, remainder = {}, list(rest)
+    fused, terms = {}, []
+    for term in sp.Add.make_args(loss):  # the explicit view's softmax + cross-entropy: z_j gets p_j - [y = j]
+        pairs = _explicit_softmax(term, equations, unread)
+        if pairs is None:
+            terms.append(term)
+        else:
+            fused.update(pairs)
+    groups, rest = terms_by_output(sp.Add(*terms), set(names))
+    remainder = list(rest)
     for name, terms in groups.items():
         p = names[name]
         eq = equations[p]
@@ -154,3 +161,32 @@ def scalar_fusions(loss: sp.Expr, equations: dict[sp.Symbol, sp.Expr], unread: s
         else:
             remainder += terms
     return fused, sp.Add(*remainder)
+
+
+def _explicit_softmax(term, equations: dict, unread: set) -> dict | None:
+    """c * -log(sum_j [y = j] p_j) where p_j = exp(z_j) / sum_k exp(z_k) are outputs only the loss reads (the
+    explicit view of softmax + cross-entropy) -> {p_j: (z_j, c (p_j - [y = j]))}: the logits' adjoint a
+    textbook writes (yhat - e_y, entry by entry), not the quotient rule through the exp fractions."""
+    logs = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.log)]
+    if len(logs) != 1:
+        return None
+    coeff = -(term / logs[0])
+    if any(s in equations for s in coeff.free_symbols):
+        return None
+    picks = {}
+    for pick in sp.Add.make_args(logs[0].args[0]):
+        marks = [f for f in sp.Mul.make_args(pick) if isinstance(f, indicator)]
+        rest = [f for f in sp.Mul.make_args(pick) if not isinstance(f, indicator)]
+        if len(marks) != 1 or len(rest) != 1 or rest[0] not in equations or rest[0] not in unread:
+            return None
+        picks[rest[0]] = marks[0]
+    logits, totals = {}, set()
+    for p in picks:
+        num, den = sp.fraction(equations[p])
+        if not isinstance(num, sp.exp):
+            return None
+        logits[p] = num.args[0]
+        totals.add(den)
+    if len(totals) != 1 or sp.Add(*(sp.exp(z) for z in logits.values())) != totals.pop():
+        return None
+    return {p: (logits[p], coeff * (p - mark)) for p, mark in picks.items()}

@@ -17,7 +17,6 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.cell import Cell, forward_schedule, step_kind
-from derive.calculus.factoring import kept_grouping
 from derive.errors import DeriveError
 from derive.model import Model
 
@@ -118,8 +117,7 @@ def at_step(model: Model, expr: sp.Expr, k: int) -> sp.Expr:
     """An expression in generic-step symbols, instantiated at step k."""
     if not model.recurrent:
         return expr
-    with kept_grouping():  # 2 (s[t] - y) stays 2 (s_3 - y)
-        return expr.xreplace(_mapping(_stepped(model), k))
+    return expr.xreplace(_mapping(_stepped(model), k))
 
 
 def unroll(model: Model, steps: int | None = None) -> Unrolled:

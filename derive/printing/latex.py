@@ -11,7 +11,7 @@ from derive import naming
 from derive import notation as notations
 from derive.printing.symbols import in_notation
 from derive.printing.width import visible_width
-from derive.printing.written import _SYMBOLIC_STEP, as_written, written_order
+from derive.printing.written import _SYMBOLIC_STEP, as_written, as_written_factors, written_order
 
 __all__ = ["Partial", "latex", "latex_lines", "latex_number", "visible_width", "written_order"]
 
@@ -28,6 +28,23 @@ def hadamard_order(args) -> list:
     steps = [w for w in map(when, args) if w is not None]
     latest = max(steps, default=None)
     return sorted(args, key=lambda a: when(a) is not None and when(a) < latest)
+
+
+class _WrittenMul(sp.Mul):
+    """A product whose factors print in the order it was built with (``as_written_factors``)."""
+
+    def as_ordered_factors(self, order=None) -> list:
+        return list(self.args)
+
+
+def _grouped_in_hadamard(a) -> bool:
+    """Whether a factor of an elementwise product needs parentheses: a sum or a matrix product does, a
+    number times one matrix does not (alpha δ ⊙ x is (alpha δ) ⊙ x = alpha (δ ⊙ x): writing (alpha δ) ⊙ x only adds
+    brackets, and ((alpha δ) ⊙ x) yᵀ doubles them)."""
+    if isinstance(a, sp.MatMul):
+        matrices = [m for m in a.args if isinstance(m, sp.MatrixExpr)]
+        return not (len(matrices) == 1 and isinstance(matrices[0], sp.MatrixSymbol))
+    return isinstance(a, sp.MatAdd)
 
 
 # The elision of a long sum or product on a sheet (t_1 + t_2 + \cdots + t_T): a symbol that prints as dots.
@@ -50,6 +67,11 @@ class DeriveLatexPrinter(LatexPrinter):
             self._factor = before
 
     def _print_Mul(self, expr) -> str:
+        if expr.args[0].is_Number and expr.args[0].is_negative and (-expr).is_Mul:  # - 2 w_2 a_1
+            return "- " + self._print_Mul(-expr)
+        ordered = as_written_factors(list(expr.as_ordered_factors()))
+        if ordered != list(expr.as_ordered_factors()) and not expr.could_extract_minus_sign():
+            expr = _WrittenMul(*ordered, evaluate=False)  # SymPy's printer asks it for its factors' order
         return self._in_product(True, lambda: super(DeriveLatexPrinter, self)._print_Mul(expr))
 
     def _print_MatMul(self, expr) -> str:
@@ -92,7 +114,7 @@ class DeriveLatexPrinter(LatexPrinter):
         return self._in_product(True, lambda: self._hadamard(expr))
 
     def _hadamard(self, expr) -> str:
-        return r" \odot ".join(self.parenthesize(a, 1000) if isinstance(a, (sp.MatAdd, sp.MatMul)) else
+        return r" \odot ".join(self.parenthesize(a, 1000) if _grouped_in_hadamard(a) else
                                 self._print(a) for a in hadamard_order(expr.args))
 
     def _print_HadamardPower(self, expr) -> str:
@@ -244,7 +266,7 @@ class _Breaker:
         if expr.could_extract_minus_sign():
             sign, expr = "- ", -expr
         ordered = self.p.order not in ("old", "none")
-        factors = list(expr.as_ordered_factors()) if ordered else list(expr.args)
+        factors = as_written_factors(list(expr.as_ordered_factors())) if ordered else list(expr.args)
         number = ""  # a number stays with the factor it multiplies: 2 \Bigl(... on one line, not 2 alone
         if len(factors) > 1 and factors[0].is_Number:
             number, factors = self.p._print(factors[0]) + " ", factors[1:]
@@ -286,7 +308,7 @@ class _Breaker:
         if isinstance(expr, sp.HadamardProduct):  # factors continue a line with \odot
             pieces = []
             for a in hadamard_order(expr.args):
-                grouped = isinstance(a, (sp.MatAdd, sp.MatMul))
+                grouped = _grouped_in_hadamard(a)
                 text = self.p.parenthesize(a, 1000) if grouped else self.p._print(a)
                 body = [text] if self.fits(text) else self.lines(a)
                 if grouped and len(body) > 1:

@@ -1,7 +1,10 @@
-"""A sum's terms in the order its author wrote them (b + W h + U x), where SymPy would sort them.
+"""A sum's terms in the order its author wrote them (b + W h + U x), where SymPy would sort them; a
+product's factors in a textbook's order (w_2 a_1, not SymPy's alphabetical a_1 w_2).
 
 The spec reader records each sum's written order (``Model.written_order``); within ``written_order(model)``
-the LaTeX printer prints a sum whose terms match one of them, at any step, in that order.
+the LaTeX printer prints a sum whose terms match one of them, at any step, in that order, and a product
+with its number first, then the model's parameters (in the spec's order), then the rest in SymPy's order:
+the order every built-in spec writes its products in (W_rec s_{t-1}, w_2 a_1, alpha h).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ _SYMBOLIC_STEP = re.compile(r"^(?P<name>.+)_(?P<k>T(?:[+-]\d+)?|k)$")  # s_T, de
 
 
 _WRITTEN: ContextVar[dict | None] = ContextVar("derive_written_order", default=None)
+_PARAMETERS: ContextVar[dict | None] = ContextVar("derive_parameter_order", default=None)
 
 
 def _term_key(term) -> str:
@@ -42,11 +46,13 @@ def written_order(model) -> Iterator[None]:
         keys = [_term_key(t) for t in terms]
         if len(set(keys)) == len(keys):
             table[frozenset(keys)] = keys
-    token = _WRITTEN.set(table)
+    params = {d.name: i for i, d in enumerate(getattr(model, "parameters", ()))}
+    token, ptoken = _WRITTEN.set(table), _PARAMETERS.set(params)
     try:
         yield
     finally:
         _WRITTEN.reset(token)
+        _PARAMETERS.reset(ptoken)
 
 
 def as_written(terms: list) -> list:
@@ -59,3 +65,23 @@ def as_written(terms: list) -> list:
     if order is None or len(set(keys)) != len(keys):
         return terms
     return sorted(terms, key=lambda t: order.index(_term_key(t)))
+
+
+def as_written_factors(factors: list) -> list:
+    """A product's factors as a textbook orders them, where the printing block knows the model: the number
+    first, then the parameters in the spec's order (a power of one counts as it), then the rest as given."""
+    params = _PARAMETERS.get()
+    if not params or len(factors) < 2:
+        return factors
+
+    def key(f):
+        if f.is_Number:
+            return (0, 0)
+        base = f.base if isinstance(f, sp.Pow) else f
+        if isinstance(base, sp.Symbol) and not base.name.startswith("delta_"):
+            name = naming.describe(base).name
+            if name in params:
+                return (1, params[name])
+        return (2, 0)
+
+    return sorted(factors, key=key)

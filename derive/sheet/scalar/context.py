@@ -228,17 +228,19 @@ def form_a_context(d: ScalarDerivation) -> dict:
     descending = sorted(fa.states, key=lambda q: -step_of(q))
     rank = {q: i for i, q in enumerate(fa.states)}  # a stable order (the dict's may follow set order)
     ordered = sorted(fa.jacobians.items(), key=lambda item: (rank[item[0][0]], rank[item[0][1]]))
-    jac = by_step([(step_of(r), lambda r=r, q=q, v=v: show(Partial(r, q), v)) for (r, q), v in ordered])
-    direct = flat(by_step([(step_of(q), lambda q=q: show(Partial(E, q, 1), fa.direct[q])) for q in descending
+    jac = by_step([(step_of(r), lambda r=r, q=q, v=v: show(Partial(r, q), common_factors(v))) for (r, q), v in ordered])
+    direct = flat(by_step([(step_of(q), lambda q=q: show(Partial(E, q, 1), common_factors(fa.direct[q])))
+                           for q in descending
                            if fa.direct[q] != 0]))
     useful = [q for q in descending if any(fa.immediate.get((q, p), 0) != 0 for p in d.params)]
     totals = by_step([(step_of(q), lambda q=q: show(Partial(E, q), named_total(fa, q, True), named=True))
                       for q in useful])
     params = []
     for p in d.params:
-        imm = [(step_of(q), lambda q=q, p=p: show(Partial(q, p, 1), fa.immediate[(q, p)])) for q in descending
+        imm = [(step_of(q), lambda q=q, p=p: show(Partial(q, p, 1), common_factors(fa.immediate[(q, p)])))
+               for q in descending
                if fa.immediate.get((q, p), 0) != 0]
-        imm += [(kk, lambda kk=kk, p=p, v=v: show(Partial(_loss_symbol(fa, kk), p, 1), v))
+        imm += [(kk, lambda kk=kk, p=p, v=v: show(Partial(_loss_symbol(fa, kk), p, 1), common_factors(v)))
                 for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
         params.append({"symbol": latex(p), "immediate": runs(flat(by_step(imm))),
                        "gradient": show(Partial(E, p), named_gradient(fa, p, True), named=True)})
