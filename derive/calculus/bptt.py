@@ -17,6 +17,7 @@ import sympy as sp
 
 from derive import display, naming
 from derive.calculus.cell import BackwardStep, Cell, StepKind, backward_schedule, forward_schedule
+from derive.calculus.factoring import common_factors, kept_grouping
 from derive.errors import DeriveError
 from derive.ops import elementary
 from derive.calculus.unroll import Unrolled, at_step, check_steps, unroll
@@ -104,18 +105,27 @@ class ScalarDerivation:
         """parameter -> ((k, this step's contribution), ...) in delta symbols."""
         return self._recursion[1]
 
+    @property
+    def expanded_deltas(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
+        """``deltas`` as SymPy builds them at a step (2 s_3 - 2 y, not 2 (s_3 - y)): the values of the
+        adjoints (``delta_values``) and the mistake catalogue are computed from these, which the exact
+        evaluators walk faster."""
+        return self._recursion[2]
+
     @cached_property
-    def _recursion(self) -> tuple[tuple, dict]:
+    def _recursion(self) -> tuple[tuple, dict, tuple]:
         model, T, cell = self.model, self.steps, self.cell
-        deltas = []
+        deltas, expanded = [], []
         step_terms = {p: [] for p in model.parameter_symbols}
         for k, kind in backward_schedule(model, T):
             back = cell.backward(kind)
-            deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
+            with kept_grouping():  # the printed recursion keeps the cell's 2 (s[t] - y) at every step
+                deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
+            expanded += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
             for p, e in back.grads:
                 if e != 0:
                     step_terms[p].append((k, at_step(model, e, k)))
-        return tuple(deltas), {p: tuple(v) for p, v in step_terms.items()}
+        return tuple(deltas), {p: tuple(v) for p, v in step_terms.items()}, tuple(expanded)
 
     @property
     def params(self) -> tuple[sp.Symbol, ...]:
@@ -166,9 +176,14 @@ class ScalarDerivation:
     def delta_values(self) -> dict[sp.Symbol, sp.Expr]:
         """Each delta symbol -> its value in per-step symbols (the recursion substituted)."""
         values: dict[sp.Symbol, sp.Expr] = {}
-        for sym, expr in self.deltas:
+        for sym, expr in self.expanded_deltas:
             values[sym] = expr.xreplace(values)
         return values
+
+    def explicit_gradient(self, name: str | sp.Symbol) -> sp.Expr:
+        """dE/dname in per-step and base symbols as a sheet prints it: ``explicit(gradient(name))`` with its
+        common factors pulled out (2 (s_3 - y)(W^2 s_0 + W s_1 + s_2)); grading reads ``explicit``."""
+        return common_factors(self.explicit(self.gradient(name)))
 
     def explicit(self, expr: sp.Expr) -> sp.Expr:
         """Replace delta symbols by their values: an expression in per-step and base symbols."""

@@ -272,7 +272,7 @@ def _modified(d, fn, pairs: list, use_output: bool):
             return e
 
         values: dict = {}
-        for sym, expr in d.deltas:
+        for sym, expr in d.expanded_deltas:
             values[sym] = change(expr).xreplace(values)
         if len(_MODIFIED) > 256:
             _MODIFIED.clear()

@@ -12,20 +12,31 @@ is not kept. An elementwise matrix expression is rewritten as the scalar formula
 (``derive.calculus.elementwise``), grouped, and lifted back.
 
 SymPy multiplies a number into a sum when it rebuilds a product (2 (s - y) becomes 2 s - 2 y), so a
-formula renamed to a step (xreplace) loses the grouping; the sheet groups the step instances it prints
-again (grouping every instance here would slow the grader's exact arithmetic over them).
+formula renamed to a step keeps its grouping only when renamed under ``kept_grouping()``: the printed
+recursion of ``derive.calculus.bptt`` is; the one its values are computed from is not (the exact
+evaluators are a quarter faster on SymPy's own form at T = 100).
 """
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sympy as sp
+from sympy.core.parameters import distribute
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from derive import naming
 from derive.calculus.elementwise import _NotElementwise, _Scalar
 
 MAX_NODES = 4000  # past this a formula is left as it is: grouping a huge sum costs more than it gives
+
+
+@contextmanager
+def kept_grouping() -> Iterator[None]:
+    """Build expressions without multiplying a number into a sum: 2 (s_3 - y) stays 2 (s_3 - y)."""
+    with distribute(False):
+        yield
 
 
 def common_factors(e):

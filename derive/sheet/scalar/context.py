@@ -290,7 +290,9 @@ def form_b_context(d: ScalarDerivation) -> dict:
     for p in d.params:
         g = _elided_gradient(d, p)
         explicit = None
-        value = common_factors(d.explicit(g)) if steps <= MAX_EXPLICIT_STEPS else g
+        value = g
+        if steps <= MAX_EXPLICIT_STEPS:
+            value = d.explicit_gradient(p) if g == d.gradient(p) else common_factors(d.explicit(g))
         if model.recurrent and value != g and tree_size(value, MAX_EXPLICIT_NODES + 1) <= MAX_EXPLICIT_NODES:
             explicit = show(Partial(E, p), value)
             if len(explicit.lines) > MAX_EXPLICIT_LINES:
