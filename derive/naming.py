@@ -29,6 +29,31 @@ _ENTRY = re.compile(r"^(?P<root>[A-Za-z]\w*)\{(?P<index>\d+(?:,\d+)?)\}$")
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
+class BatchSize(sp.Symbol):
+    """The number of examples in a batch. It prints as ``B`` (the generated modules' own name for it; they
+    rename a spec's ``B``), but as a class of its own it never equals a spec's size named ``B``."""
+
+
+BATCH = BatchSize("B", integer=True, positive=True)
+# the batch size's key in a dict of sizes: no spec name starts with '_', so no declared size can take it
+BATCH_KEY = "_B"
+
+
+def size_symbol(name: str) -> sp.Symbol:
+    """The symbol of a size by its key in a dict of sizes ('n_h', or BATCH_KEY for the batch)."""
+    return BATCH if name == BATCH_KEY else sp.Symbol(name, integer=True, positive=True)
+
+
+def with_batch(sizes: dict, batch: int, declared=()) -> dict:
+    """``sizes`` with the batch size under BATCH_KEY (``batch`` unless given). A plain 'B' key (the older
+    spelling) still means the batch unless the model declares a size named B (``declared``: its size names)."""
+    out = dict(sizes)
+    if "B" in out and "B" not in declared:
+        batch = out.pop("B")
+    out.setdefault(BATCH_KEY, batch)
+    return out
+
+
 def base(name: str) -> sp.Symbol:
     """A symbol without a step: parameter, constant target, static quantity."""
     return sp.Symbol(name, real=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import bptt, load
+from derive import bptt, load, naming
 from derive.calculus.derivation import derive
 from derive.calculus.elementwise import simplify
 from derive.cli import main
@@ -47,7 +47,7 @@ def test_sigmoid_and_binary_cross_entropy_give_p_minus_y_in_a_scalar_model():
 
 def test_sigmoid_and_binary_cross_entropy_give_p_minus_y_in_a_vector_model():
     m = load(str(SPECS / "multi-label.toml"))
-    for batch, scale in ((False, 1), (True, 1 / sp.Symbol("B", integer=True, positive=True))):
+    for batch, scale in ((False, 1), (True, 1 / naming.BATCH)):  # the batch size (never a spec's size B)
         d = derive(m, 3, {"batch": batch})
         (sym, adjoint), *_ = d.adjoints()
         assert str(sym.name) == "delta_o_in_3"

@@ -41,7 +41,8 @@ expr = "(s[T] - y)^2"
 
 def test_builtins_load():
     assert builtin_names("scalar") == ["backprop-net", "linear-rnn", "lstm-cell", "sigmoid-rnn", "tanh-rnn"]
-    assert builtin_names("vector") == ["birnn", "elman", "gru", "lstm", "mgu", "mlp", "peephole-lstm", "rnn-regression"]
+    assert builtin_names("vector") == ["birnn", "elman", "gru", "lstm", "mgu", "mlp", "peephole-lstm", "rnn-regression",
+                                         "stacked-elman"]
     for name in builtin_names():
         assert load(name).name == name
 
@@ -175,7 +176,8 @@ def test_builtin_headers_agree_with_the_built_models():
         model = load(h.name)
         calculus = derive.derive(model).kind  # the one place that tells: matrix for a vector model
         assert (h.title, h.kind) == (model.title, {"matrix": "vector", "scalar": "scalar"}[calculus])
-    assert builtin_names("vector") == ["birnn", "elman", "gru", "lstm", "mgu", "mlp", "peephole-lstm", "rnn-regression"]
+    assert builtin_names("vector") == ["birnn", "elman", "gru", "lstm", "mgu", "mlp", "peephole-lstm", "rnn-regression",
+                                         "stacked-elman"]
 
 
 def test_package_exports_are_the_functions_even_after_their_modules_load():

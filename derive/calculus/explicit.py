@@ -49,8 +49,8 @@ def entry_names(name: str, rows: int, cols: int, matrix: bool = False) -> list[l
 class _Instantiator:
     def __init__(self, model: Model, sizes: dict[str, int]):
         self.model = model
-        self.dims = {sp.Symbol(k, integer=True, positive=True): v for k, v in sizes.items()}
-        self.dims.setdefault(sp.Symbol("B", integer=True, positive=True), sizes.get("B", 1))
+        self.dims = {naming.size_symbol(k): v for k, v in sizes.items()}
+        self.dims.setdefault(naming.BATCH, 1)
         self.ndim = {d.name: len(d.shape) for d in model.parameters + model.inputs + model.targets}
         self.ndim.update({q.name: len(q.shape) for q in model.quantities})
 

@@ -77,7 +77,7 @@ class MatrixCell:
             raise DeriveError(f"{model.name} is a scalar model; the matrix view is for vector models")
         self.model = model
         self.params = [(p.name, _msym(model, p.name, None)) for p in model.parameters]
-        self.batch = sp.Symbol("B", integer=True, positive=True) if batch else None
+        self.batch = naming.BATCH if batch else None
         self._cache: dict = {}
         self._loss_adjoints: dict = {}
 

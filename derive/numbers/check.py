@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from derive import naming
 from derive.ops import is_analytic
 from derive.model import Model
 from derive.numbers.compile import program, scalar_program
@@ -135,7 +136,7 @@ def directional_rows(model: Model, sizes: dict[str, int], steps: int, seed: int,
     """Random directional derivatives of the matrix-form gradient against five-point differences
     and (analytic models) the complex step, each a few whole-array passes; at ``params``/``data``
     (arrays of a batch of ``batch``) when given, else at a plain draw from ``seed``."""
-    engine = program(model, dict(sizes, B=batch))
+    engine = program(model, {**sizes, naming.BATCH_KEY: batch})
     if params is None or data is None:
         params, data = draw_arrays(model, sizes, steps, seed, batch)
     exact = engine.run(params, data, steps)

@@ -83,10 +83,10 @@ def function(symbols: list, expr):
 
 def program(model: Model, sizes: dict[str, int] | None = None, batch: bool = True):
     """The compiled program of a model: scalar models ignore ``sizes``; vector models run at ``sizes``
-    (n x B arrays, B = sizes['B'], default 1) or, with ``batch=False``, one example (n x 1)."""
+    (n x B arrays, B = sizes[naming.BATCH_KEY], default 1) or, with ``batch=False``, one example (n x 1)."""
     if derive(model).kind == "scalar":
         return scalar_program(model)
-    return MatrixProgram(model, dict({"B": 1}, **(sizes or {})) if batch else dict(sizes or {}), batch)
+    return MatrixProgram(model, sizes or {}, batch)
 
 
 # -- scalar models ----------------------------------------------------------------------------------------
@@ -237,8 +237,9 @@ class Formula:
 
     def __init__(self, expr, sizes: dict[str, int]):
         expr = expr if isinstance(expr, sp.Basic) else sp.Integer(expr)
-        printer = DeriveNumPyPrinter()
-        self.reads = sorted({s for s in expr.free_symbols if str(s.name) not in sizes}
+        # the batch size prints as its key (a spec may name a size B)
+        printer = DeriveNumPyPrinter({naming.BATCH: naming.BATCH_KEY})
+        self.reads = sorted({s for s in expr.free_symbols if s != naming.BATCH and str(s.name) not in sizes}
                             | set(expr.atoms(sp.MatrixSymbol)), key=str)
         args = ", ".join(printer.doprint(s) for s in self.reads)
         scope = dict(MATRIX_SCOPE, **sizes)
@@ -303,8 +304,10 @@ class MatrixProgram:
     """The matrix formulas of a vector model compiled at given sizes, each once, run for any T."""
 
     def __init__(self, model: Model, sizes: dict[str, int], batch: bool = True):
-        """``batch``: the batch formulas (per-step vectors n x B, B = sizes['B']), else one example's (n x 1)."""
-        self.model, self.sizes = model, dict(sizes)
+        """``batch``: the batch formulas (per-step vectors n x B, B = sizes[naming.BATCH_KEY], default 1; see
+        naming.with_batch), else one example's (n x 1)."""
+        declared = {s.name for s in model.sizes}
+        self.model, self.sizes = model, naming.with_batch(sizes, 1, declared) if batch else dict(sizes)
         self.cell = derive(model, options={"batch": batch}).cell  # independent of T
         self.per_step = {d.name for d in model.inputs + model.targets if d.per_step}
         # a number per step (a mask m[t] that selects the scored steps) is one number for the whole batch

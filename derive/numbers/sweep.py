@@ -24,7 +24,7 @@ from derive.numbers.interpret import Unsupported, evaluate
 
 def sizes_of(dims: dict) -> dict:
     """Size symbols (as derive.calculus.matrix makes them) -> int, from {'n_h': 3, ...}."""
-    return {sp.Symbol(k, integer=True, positive=True): v for k, v in dims.items()}
+    return {naming.size_symbol(k): v for k, v in dims.items()}
 
 
 @dataclass

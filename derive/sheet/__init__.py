@@ -154,7 +154,8 @@ def _matrix_sheet_context(d: Derivation, variant: str, seed: int | None, at: dic
     model, steps, cell = d.model, d.steps, d.cell
     sizes = dict(mx.DEFAULT_SIZES, **(sizes or {}))
     sizes = {s.name: sizes.get(s.name, 2) for s in model.sizes}
-    ctx_ = mx.symbolic_context(d)
+    # the table of sizes gives the worked example's (not the defaults': --sizes n_h=4, or n_h1, n_h2 of a stack)
+    ctx_ = dict(mx.symbolic_context(d), notation=mx.notation_context(model, cell, sizes))
     x = sp.Symbol("x")
     functions = []
     for _, eq in cell.equations("regular"):

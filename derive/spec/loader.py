@@ -29,7 +29,15 @@ DECL_KEYS = {"description", "per_step", "sample", "shape", "classes", "task"}
 TASKS = ("count",)  # a target the inputs determine, as worked examples and gradcheck draw it
 QUANTITY_KEYS = {"name", "role", "description", "equation", "last", "initial", "shape"}
 LOSS_KEYS = {"over", "expr", "description"}
-RESERVED = {"t", "T", "E", "I", "N", "S", "O", "Q", "pi", "oo", "nan"} | set(SPEC_FUNCTIONS) | set(VECTOR_FUNCTIONS)
+# names a spec may not declare, and why (README "Writing a model"): the step index, and the names SymPy gives
+# its constants and singletons, which a symbol of the same name would be confused with when printed or read back
+RESERVED_WHY = {
+    "t": "the step index", "T": "the last step",
+    "E": "SymPy's Euler number e", "I": "SymPy's imaginary unit", "N": "SymPy's numeric evaluation N()",
+    "S": "SymPy's singleton registry S", "O": "SymPy's order term O()", "Q": "SymPy's assumption predicates Q",
+    "pi": "the constant pi", "oo": "SymPy's infinity", "nan": "SymPy's not-a-number",
+}
+RESERVED = set(RESERVED_WHY) | set(SPEC_FUNCTIONS) | set(VECTOR_FUNCTIONS)
 
 
 def builtin_names(kind: str | None = None) -> list[str]:
@@ -253,7 +261,9 @@ class _Builder(EquationReader):
             self.fail(f"'{name}' in {where} is not a usable name: letters, digits and '_', "
                       "not ending in _<number> (that form means a step)", name)
         if name in RESERVED and not (name == "t" and not self.recurrent):
-            self.fail(f"'{name}' in {where} is reserved", name)
+            why = RESERVED_WHY.get(name, "a function equations call")
+            self.fail(f"'{name}' in {where} is reserved ({why}); rename it, "
+                      f"e.g. '{name}1'", f"{name} =", f'"{name}"', name)
 
     def declarations(self, section: str, per_step_default: bool) -> tuple[Declaration, ...]:
         table = self.data.get(section, {})

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from derive import naming
 from derive.errors import DeriveError
 from derive.numbers import sweep
 from derive.numbers.interpret import Floats
@@ -51,7 +52,7 @@ def check_code_vector(d, path: str, func: str = "loss_and_grads", timeout: float
     if not reply.get("ok"):
         report.error = reply.get("error", "the code failed")
         return report
-    derived = [program(model, dict(sizes, B=batch)).run(params, data, T) for sizes, params, data in draws]
+    derived = [program(model, {**sizes, naming.BATCH_KEY: batch}).run(params, data, T) for sizes, params, data in draws]
     results = reply["results"]
     shaped: dict = {}
     for decl in model.parameters:
@@ -136,7 +137,7 @@ class _Probes:
         reply = run_student(file, func, [_request(model, params, data) for _, params, data in draws], left)
         if not reply.get("ok"):
             return None
-        return reply["results"], [program(model, dict(sizes, B=batch)).run(params, data, steps)
+        return reply["results"], [program(model, {**sizes, naming.BATCH_KEY: batch}).run(params, data, steps)
                                   for sizes, params, data in draws]
 
 
