@@ -235,14 +235,15 @@ def scalar_program(model: Model) -> ScalarProgram:
 class Formula:
     """One matrix formula as a function of the arrays it reads, by code identifier."""
 
-    def __init__(self, expr, sizes: dict[str, int]):
+    def __init__(self, expr, sizes: dict[str, int], printer: type = DeriveNumPyPrinter, scope: dict | None = None):
+        """``printer`` and ``scope``: another layout of the arrays (derive.numbers.stacked: copies stacked)."""
         expr = expr if isinstance(expr, sp.Basic) else sp.Integer(expr)
         # the batch size prints as its key (a spec may name a size B)
-        printer = DeriveNumPyPrinter({naming.BATCH: naming.BATCH_KEY})
+        printer = printer({naming.BATCH: naming.BATCH_KEY})
         self.reads = sorted({s for s in expr.free_symbols if s != naming.BATCH and str(s.name) not in sizes}
                             | set(expr.atoms(sp.MatrixSymbol)), key=str)
         args = ", ".join(printer.doprint(s) for s in self.reads)
-        scope = dict(MATRIX_SCOPE, **sizes)
+        scope = dict(MATRIX_SCOPE, **(scope or {}), **sizes)
         # the source is printed from SymPy objects built by the whitelist spec parser, never from user text
         exec(compile(f"def f({args}):\n    return {printer.doprint(expr)}\n", "<derive.numbers.compile>", "exec"),
              scope)
@@ -323,13 +324,17 @@ class MatrixProgram:
     def _value(self, place, expr, lookup, memo):
         return self.formula(place, expr)(lookup)
 
-    def run(self, params: dict, data: dict, steps: int, grads: bool = True, loss: bool | None = None) -> MatrixRun:
+    def example(self, params: dict, data: dict, steps: int) -> sweep.Example:
         """params: name -> array of the spec's shape (vectors as (n, 1)); data: per-step name -> (T, n, B)
-        arrays (class targets (T, 1, B)), constants -> (n, B). ``loss`` defaults to ``grads``."""
+        arrays (class targets (T, 1, B)), constants -> (n, B)."""
         per_step = {(n, k): _shared(n, data[n][k - 1]) if n in self.numbers else data[n][k - 1]
                     for n in self.per_step for k in range(1, steps + 1)}
         constants = {n: v for n, v in data.items() if n not in self.per_step}
-        example = sweep.Example(self.sizes, params, per_step, {}, constants=constants)
+        return sweep.Example(self.sizes, params, per_step, {}, constants=constants)
+
+    def run(self, params: dict, data: dict, steps: int, grads: bool = True, loss: bool | None = None) -> MatrixRun:
+        """A run at ``params`` and ``data`` (see ``example``). ``loss`` defaults to ``grads``."""
+        example = self.example(params, data, steps)
         sweep.forward(self.cell, example, steps, FLOATS, self._value)
         losses = (sweep.losses(self.cell, example, steps, FLOATS, self.loss_expr, self._value)
                   if (grads if loss is None else loss) else {})

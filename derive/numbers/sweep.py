@@ -114,7 +114,8 @@ def forward(cell, example: Example, steps: int, backend, formulas=None) -> None:
         memo: dict = {}
         for place, expr, name, shape in plans[plan]:
             value = formulas(place, expr, lookup, memo)
-            if shape is not None and np.shape(value) != shape:  # a number (h_0 = 0) stands for the whole matrix
+            # a number (h_0 = 0) stands for the whole matrix (stacked copies add leading axes: numbers.stacked)
+            if shape is not None and np.shape(value)[-len(shape):] != shape:
                 value = backend.full(shape, 0) + value
             example.values[(name, k)] = value
 
