@@ -333,6 +333,32 @@ def to_arrays(model: Model, sizes: dict[str, int], p: Point) -> tuple[dict, dict
     return params, data
 
 
+def from_arrays(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int) -> Point:
+    """Arrays of one example (``raw_arrays``' layout, batch 1) as a Point of the explicit view of ``model``
+    (W{i,j}, x{i}): the inverse of ``to_arrays``."""
+    def spread(decl, value, out: dict, per_step: bool):
+        arr = np.asarray(value, dtype=float)
+        if not decl.shape or decl.classes:  # a number, or a class index: one name
+            out[decl.name] = arr.reshape(1, steps) if per_step else (arr.reshape(1) if arr.ndim else float(arr))
+            return
+        rows = sizes[decl.shape[0]]
+        cols = sizes[decl.shape[1]] if len(decl.shape) == 2 else 1
+        grid = arr.reshape((steps, rows, cols) if per_step else (rows, cols))
+        for i in range(rows):
+            for j in range(cols):
+                name = naming.entry(decl.name, i + 1, j + 1) if len(decl.shape) == 2 else naming.entry(decl.name, i + 1)
+                out[name] = grid[:, i, j].reshape(1, steps) if per_step else (
+                    float(grid[i, j]) if decl.role == "parameter" else grid[i, j].reshape(1))
+
+    point_params: dict = {}
+    for d in model.parameters:
+        spread(d, params[d.name], point_params, False)
+    point_data: dict = {}
+    for d in model.inputs + model.targets:
+        spread(d, data[d.name], point_data, d.per_step)
+    return Point({n: float(v) for n, v in point_params.items()}, point_data, steps)
+
+
 def _retask(model: Model, data: dict, at: dict) -> None:
     """Inputs set by --at change the count a task target holds, unless --at sets that target too."""
     fixed = {naming.split_entry(n)[0].rpartition("_")[0] or n for n in at} | set(at)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from derive import naming
 from derive.calculus.cell import StepKind, step_kind
 from derive.errors import DeriveError
 from derive.model import Model
@@ -55,6 +56,26 @@ def truncated_grads(model: Model, params: dict, data: dict, steps: int, window: 
             for n, v in zip(engine.params, out[len(engine.names):], strict=False):
                 grads[n] = grads[n] + v
     return {n: float(np.mean(np.broadcast_to(v, (B,)))) for n, v in grads.items()}
+
+
+def truncated_arrays(model: Model, sizes: dict[str, int], params: dict, data: dict, steps: int,
+                     window: int) -> dict[str, np.ndarray]:
+    """``truncated_grads`` of a vector model at one example's arrays (``draw.raw_arrays``' layout, batch 1),
+    computed in its explicit view (one scalar per entry) and gathered back into each parameter's shape."""
+    from derive.calculus.explicit import instantiate
+    from derive.numbers.draw import from_arrays
+
+    point = from_arrays(model, sizes, params, data, steps)
+    cut = truncated_grads(instantiate(model, sizes), point.params, point.data, steps, window)
+    out = {}
+    for p in model.parameters:
+        if not p.shape:
+            out[p.name] = np.array(cut[p.name])
+            continue
+        rows, cols = sizes[p.shape[0]], sizes[p.shape[1]] if len(p.shape) == 2 else 1
+        out[p.name] = np.array([[cut[naming.entry(p.name, i + 1, j + 1) if len(p.shape) == 2
+                                     else naming.entry(p.name, i + 1)] for j in range(cols)] for i in range(rows)])
+    return out
 
 
 def truncated_differences(model: Model, params: dict, data: dict, steps: int, window: int) -> dict[str, float]:

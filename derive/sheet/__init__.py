@@ -196,5 +196,6 @@ def render_sheet(d: Derivation, variant: str = "solution", view: str | None = No
             from derive.sheet.truncated_section import truncated_context
 
             point = example_point(d, seed, at, distinct=True)[0] if d.kind == "scalar" else None
-            context["truncated"] = truncated_context(d, truncate, point)
+            context["truncated"] = truncated_context(d, truncate, point, context["example"] if d.kind == "matrix"
+                                                     else None)
         return render_latex("sheet/sheet.tex.j2", **context)

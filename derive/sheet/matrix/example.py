@@ -247,7 +247,8 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows)
         and (directional is None or directional["error"] <= CHECK_TOLERANCE), "tolerance": _num(CHECK_TOLERANCE),
         "directional": None if directional is None else dict(directional, error=_error_bound(directional["error"])),
-        "has_complex_step": analytic, "values": {"params": params, "data": data, "grads": grads, "run": run},
+        "has_complex_step": analytic, "values": {"params": params, "data": data, "grads": grads, "run": run,
+                                                         "sizes": sizes},
     }
 
 
