@@ -49,8 +49,9 @@ def entry_names(name: str, rows: int, cols: int, matrix: bool = False) -> list[l
 class _Instantiator:
     def __init__(self, model: Model, sizes: dict[str, int]):
         self.model = model
+        # the batch's size under naming.BATCH_KEY (or a plain 'B' when the model declares no size B), default 1
+        sizes = naming.with_batch(sizes, 1, {s.name for s in model.sizes})
         self.dims = {naming.size_symbol(k): v for k, v in sizes.items()}
-        self.dims.setdefault(naming.BATCH, 1)
         self.ndim = {d.name: len(d.shape) for d in model.parameters + model.inputs + model.targets}
         self.ndim.update({q.name: len(q.shape) for q in model.quantities})
 
