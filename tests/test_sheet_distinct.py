@@ -47,3 +47,17 @@ def test_the_key_names_the_mistakes_the_teachers_values_cannot_catch():
     assert not ctx["distinct"]["ok"] and {"only last", "no chain", "sign"} <= names
     tex = render_sheet(d, "solution", at=at)
     assert "so the key cannot catch them" in tex and "only last" in tex
+
+
+def test_past_a_dozen_steps_the_key_does_not_build_the_catalogue(monkeypatch):
+    # the catalogue grows with T and each mistake is a T-step expression: lstm-cell --steps 200 took minutes
+    import derive.sheet as sheet
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the catalogue was compared at T > DISTINCT_MAX_STEPS")
+
+    monkeypatch.setattr(sheet, "clashes", refuse)
+    d = derive.bptt(derive.load("sigmoid-rnn"), sheet.DISTINCT_MAX_STEPS + 1)
+    tex = render_sheet(d)
+    assert rf"($T > {sheet.DISTINCT_MAX_STEPS}$) the catalogued mistakes" in tex
+    assert "catalogued mistakes" not in render_sheet(d, variant="problem")  # the key's note is the solution's

@@ -100,6 +100,9 @@ class DeriveLatexPrinter(LatexPrinter):
             root, index = naming.split_entry(m["name"])
             whole = naming.latex_name(naming.at_step(root, m["k"]))
             return rf"\left[{whole}\right]_{{{','.join(map(str, index))}}}"
+        if not ref.is_delta and (m := _SYMBOLIC_STEP.match(ref.name)) and re.fullmatch(r"[A-Za-z]+\d+", m["name"]):
+            # a name ending in digits at a symbolic step (a stacked layer's h1_T): h_{1,T}, as at a number (h_{1,2})
+            return naming.latex_base(m["name"])[:-1] + "," + m["k"] + "}"
         if ref.is_delta and ref.step is None and ref.offset is None and (m := _SYMBOLIC_STEP.match(ref.name)):
             # the adjoint at a symbolic step (the sheets' delta_o_T): delta_{T}^{(o)}, not delta^{(o_T)}
             return rf"\delta_{{{m['k']}}}^{{({naming.latex_base(m['name'])})}}"

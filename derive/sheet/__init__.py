@@ -35,6 +35,9 @@ VARIANTS = ("solution", "problem")
 VIEWS = ("explicit", "matrix")
 DISTINCT_CHUNK = 8  # seeds whose catalogued mistakes are compared at once
 FREE_SEED, FREE_POINTS = 1000, 4  # random points that tell a clash from the same expression
+# the catalogue of mistakes grows with T and each is a T-step expression: past this many steps the example's
+# values are not compared with it (at T = 200 that took minutes for lstm-cell; derive grade still names them)
+DISTINCT_MAX_STEPS = 12
 
 
 EXAMPLE_DIGITS = 1  # drawn reals have one decimal: a student can follow the worked example by hand
@@ -83,7 +86,7 @@ def distinct_context(d: ScalarDerivation, point: Point, chosen: bool = False) ->
     """What the answer key says about the example's values: the catalogued mistakes (derive.calculus.
     catalogue) that give the right gradient's number there, or that there are none (``chosen``: the seed
     was searched for, so other seeds do no better)."""
-    return clash_summary(clashes(d, [point], free_points(d))[0], chosen)
+    return {"skipped": False, **clash_summary(clashes(d, [point], free_points(d))[0], chosen)}
 
 
 def sheet_context(d: Derivation, variant: str = "solution", view: str | None = None,
@@ -111,7 +114,8 @@ def _sheet_context(d: Derivation, variant: str, view: str | None, seed: int | No
     if sizes:
         raise DeriveError(f"{d.model.name} is a scalar model; --sizes applies to vector models")
     view = "explicit"
-    point, used_seed = example_point(d, seed, at, distinct=True)
+    compared = d.steps <= DISTINCT_MAX_STEPS
+    point, used_seed = example_point(d, seed, at, distinct=compared)
     model = d.model
     return {
         "title": model.title, "summary": prose(model.summary, model), "name": model.name,
@@ -126,7 +130,8 @@ def _sheet_context(d: Derivation, variant: str, view: str | None, seed: int | No
         "update": ctx.update_context(d),
         "vanishing": vanishing_context(d, point, used_seed),
         "example": example_context(d, point, used_seed),
-        "distinct": distinct_context(d, point, chosen=seed is None and not at),
+        "distinct": distinct_context(d, point, chosen=seed is None and not at) if compared
+        else {"skipped": True, "limit": DISTINCT_MAX_STEPS},
         "at": sorted(at) if at else [], "nt": current(), "step_function": uses_step_function(model),
     }
 
@@ -195,7 +200,8 @@ def render_sheet(d: Derivation, variant: str = "solution", view: str | None = No
         if truncate is not None:
             from derive.sheet.truncated_section import truncated_context
 
-            point = example_point(d, seed, at, distinct=True)[0] if d.kind == "scalar" else None
+            point = example_point(d, seed, at, distinct=d.steps <= DISTINCT_MAX_STEPS)[0] if d.kind == "scalar" \
+                else None
             context["truncated"] = truncated_context(d, truncate, point, context["example"] if d.kind == "matrix"
                                                      else None)
         return render_latex("sheet/sheet.tex.j2", **context)
