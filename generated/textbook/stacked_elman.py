@@ -51,6 +51,13 @@ Shapes (B sequences of T steps; time-major, one example per row):
         (loss, grads, extra) where extra["final"] is dict state -> its value at step T (B, n),
         extra["init"] dict state -> the gradient of the loss with respect to its initial value (B, n),
         extra["xs"] the gradient with respect to xs (T, B, n_in).
+    truncate: optional K >= 1, truncated BPTT: every step's loss term is backpropagated through K steps,
+        its own step included (steps j - K + 1..j for the term of step j; the states before them are held
+        at their values), Williams & Peng's BPTT(h; 1) with h = K, or k1 = 1, k2 = K in Sutskever's
+        TBPTT(k1, k2); tutorials that count only the earlier steps call this k = K - 1. The loss is
+        unchanged; the gradients (and extra["init"], extra["xs"]) are the truncated ones (extra["init"]:
+        the terms of steps j <= K, whose window starts at step 1); K >= T gives the full gradient. It
+        costs about K times the full gradient.
     forward(params, xs, init=None, mask=None) -> cache: dict name -> array; a state's array is (T + 1, B, n) with row t =
         step t (row 0: the initial value), any other value's is (T, B, n) with row t - 1 = step t.
         The cache holds every value: h1, h2, o, log_yhat, yhat.
@@ -393,9 +400,18 @@ def _forward(p, xs, _init, _lengths):
     }
 
 
-def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
+def loss_and_grads(params, xs, ys, init=None, mask=None, want=(), truncate=None):
     """The mean loss over the batch and its gradient: (loss, dict parameter -> d loss / d parameter);
-    with want, (loss, grads, extra) (see the module's docstring)."""
+    with want, (loss, grads, extra); with truncate=K, the gradient of truncated BPTT (see the module's
+    docstring)."""
+    if truncate is not None:
+        return _truncated(params, xs, ys, init, mask, want, truncate)
+    return _loss_and_grads(params, xs, ys, init, mask, want)
+
+
+def _loss_and_grads(params, xs, ys, init, mask, want, weights=None):
+    """loss_and_grads; ``weights`` (T, B), if given, is each step's loss weight in place of the mask's
+    (truncated BPTT's windows: each row's loss term at its window's last step only)."""
     _want = _check_want(want)
     xs = _check_xs(xs)
     p, sizes = _params(params, xs.dtype, xs.shape[-1])
@@ -403,6 +419,8 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
     _init = _check_init(init, B, sizes, xs.dtype)
     ys = _check_ys(ys, T, B, sizes["n_out"])
     _lengths, _w = (None, None) if mask is None else _check_mask(mask, T, B, xs.dtype)
+    if weights is not None:
+        _w = weights
     if _w is not None and ys.ndim == 1:  # a class per sequence: its loss term at the sequence's last real step
         _w = _last_steps(_lengths, T, xs.dtype)
         ys = np.repeat(ys[None], T, axis=0)
@@ -493,4 +511,71 @@ def loss_and_grads(params, xs, ys, init=None, mask=None, want=()):
         _extra["init"] = _d_init
     if "xs" in _want:
         _extra["xs"] = _d_xs
+    return loss, grads, _extra
+
+
+def _truncated(params, xs, ys, init, mask, want, K):
+    """loss_and_grads(..., truncate=K): the loss, and the gradient of truncated BPTT, in which every loss
+    term E_j flows back through K steps, step j itself included (steps j - K + 1..j; the states before
+    them held at their values). The windows that start at step 1 (j < K) run as one batch from the initial
+    states, the others (j >= K) as another, K steps each; K >= T is the full gradient."""
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+        raise ValueError(f"truncate: expected a whole number of steps K >= 1, got {K!r}")
+    xs = _check_xs(xs)
+    T, B = xs.shape[0], xs.shape[1]
+    if K >= T:  # every window reaches back to step 1: the full gradient, computed as without truncate
+        return _loss_and_grads(params, xs, ys, init, mask, want)
+    _want = _check_want(want)
+    _, sizes = _params(params, xs.dtype, xs.shape[-1])
+    ys = _check_ys(ys, T, B, sizes["n_out"])
+    lengths, w = (np.full(B, T), np.ones((T, B), xs.dtype)) if mask is None else _check_mask(mask, T, B, xs.dtype)
+    if ys.ndim == 1:  # one class per sequence: its loss term at the sequence's last real step
+        w = _last_steps(lengths, T, xs.dtype)
+        ys = np.repeat(ys[None], T, axis=0)
+    cache = forward(params, xs, init=init, mask=mask)  # the states each window starts from
+    inner = tuple(name for name in _want if name != "final")
+    loss, grads, d_init, d_xs = 0, dict.fromkeys(PARAMETERS, 0), None, np.zeros_like(xs)
+
+    def add(n, result):  # a batch of n windows of each sequence: its means over n * B rows, as sums / B
+        nonlocal loss
+        loss = loss + result[0] * n
+        for name in PARAMETERS:
+            grads[name] = grads[name] + result[1][name] * n
+        return result[2] if inner else {}
+
+    L = K - 1  # the windows of the steps j = 1..K - 1 start at step 1: row block j - 1 scores step j
+    if L:
+        rows = np.zeros((L, L * B), xs.dtype)
+        for j in range(L):
+            rows[j, j * B:(j + 1) * B] = w[j]
+        start = None if init is None else {name: np.tile(np.broadcast_to(np.asarray(value), (B, np.shape(value)[-1])),
+                                                         (L, 1)) for name, value in init.items()}
+        extra = add(L, _loss_and_grads(params, np.tile(xs[:L], (1, L, 1)),
+                                       np.tile(ys[:L], (1, L) + (1,) * (ys.ndim - 2)), start, None, inner, rows))
+        if "init" in extra:
+            d_init = {name: value.reshape(L, B, -1).sum(axis=0) * L for name, value in extra["init"].items()}
+        if "xs" in extra:
+            d_xs[:L] += extra["xs"].reshape(L, L, B, -1).sum(axis=1) * L
+    n = T - L  # the windows of the steps j = K..T: K steps each, from the states of step j - K
+    rows = np.zeros((K, n * B), xs.dtype)
+    rows[K - 1] = w[L:].reshape(-1)
+    start = {name: cache[name][:n].reshape(n * B, -1) for name in STATES}
+    extra = add(n, _loss_and_grads(params, np.stack([xs[i:i + n].reshape(n * B, -1) for i in range(K)]),
+                                   np.stack([ys[i:i + n].reshape((n * B, *ys.shape[2:])) for i in range(K)]),
+                                   start, None, inner, rows))
+    if "init" in extra:  # the window of step K starts at step 1: the initial states are the ones it holds
+        first = {name: value[:B] * n for name, value in extra["init"].items()}
+        d_init = first if d_init is None else {name: d_init[name] + first[name] for name in first}
+    if "xs" in extra:
+        for i in range(K):
+            d_xs[i:i + n] += extra["xs"][i].reshape(n, B, -1) * n
+    if not _want:
+        return loss, grads
+    _extra = {}
+    if "final" in _want:
+        _extra["final"] = {name: cache[name][T].copy() for name in STATES}
+    if "init" in _want:  # the terms of the windows that start at step 1 (j <= K)
+        _extra["init"] = d_init
+    if "xs" in _want:
+        _extra["xs"] = d_xs
     return loss, grads, _extra
