@@ -204,6 +204,15 @@ class ScalarDerivation:
     def form_a(self) -> FormA:
         return _form_a(self.unrolled, self.cell)
 
+    @cached_property
+    def state_graph(self) -> FormA:
+        """Form (a)'s state graph (jacobians, direct and immediate terms, successors) at any T: without
+        its paths' limit, for sweeps over the graph that never enumerate the paths (counts left empty)."""
+        try:
+            return self.form_a
+        except DeriveError:
+            return _form_a(self.unrolled, self.cell, limit=False)
+
     def closed_form(self, param: sp.Symbol, independent: bool = False) -> sp.Expr:
         """Form (c): sympy.diff of the loss in base symbols. ``independent`` first replaces
         derive's own functions by SymPy's elementary ones (sigmoid by (1 + tanh(x/2))/2, relu by
@@ -255,7 +264,7 @@ def _fold(cell: Cell, variant: str, owner: sp.Symbol | None, src: sp.Symbol, non
     return total
 
 
-def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
+def _form_a(unrolled: Unrolled, cell: Cell, limit: bool = True) -> FormA:
     model, T = unrolled.model, unrolled.steps
     state_names = {q.name for q in model.quantities if q.role == "state" or q.initial is not None}
     states, jac, direct, immediate, loss_imm = [], {}, {}, {}, {}
@@ -300,7 +309,7 @@ def _form_a(unrolled: Unrolled, cell: Cell) -> FormA:
     for (r, q) in jac:
         succ[q].append(r)
     counts: dict = {}
-    for q in reversed(states):  # later states first, so successors are done
+    for q in reversed(states if limit else ()):  # later states first, so successors are done
         counts[q] = (direct[q] != 0) + sum(counts[r] for r in succ[q])
         if counts[q] > MAX_PATHS:
             raise DeriveError(f"form (a) of {model.name} at T = {T} has more than {MAX_PATHS} paths; "

@@ -100,8 +100,8 @@ def _parameter_mistakes(d, ref) -> list[Mistake]:
                                f"through {through}" if through else f"for k = {k}"))
     out.extend(Mistake(f"other_parameter_{q.name}", f"your answer is dE/d{q.name}, the gradient with respect to "
                        f"another parameter, not dE/d{p.name}", d.explicit(d.gradient(q))) for q in d.params if q != p)
-    fa = _form_a(d)
-    if fa is not None and d.model.recurrent:
+    fa = d.state_graph
+    if d.model.recurrent:
         local = sp.Add(*(fa.direct[q] * fa.immediate.get((q, p), 0) for q in fa.states))
         local += sp.Add(*(v for (k, w), v in fa.loss_immediate.items() if w == p))
         unchained = _unchained(fa, p)
@@ -154,30 +154,50 @@ def _form_a(d):
         return None
 
 
+def _back_sums(fa, seed: dict, chained: bool = True, last: int | None = None) -> dict:
+    """For every state q: the sum over the paths q -> ... -> e of the product of the one-step Jacobians
+    along the path (``chained``; else 1 for each) times seed[e], by one sweep from the last state back,
+    each sum written once and reused by the states before it: O(edges) nodes, where enumerating the paths
+    (form (a)'s own) grows as T^3 for one state per step and exponentially for two. ``last``: the step
+    after which every seed is 0 (those states are skipped)."""
+    out: dict = {}
+    for q in reversed(fa.states):
+        if last is not None and naming.describe(q).step > last:
+            out[q] = sp.Integer(0)
+            continue
+        terms = [seed[q]] if seed.get(q, 0) != 0 else []
+        terms += [sp.Mul(fa.jacobians[(r, q)], out[r], evaluate=False) if chained else out[r]
+                  for r in fa.successors[q] if out[r] != 0]
+        out[q] = _sum(terms)
+    return out
+
+
+def _sum(terms: list) -> sp.Expr:
+    """A sum left as written: SymPy's canonical order sorts nested arguments by comparing whole trees,
+    which made each level of a nested sum cost as much as the tree below it."""
+    return sp.Integer(0) if not terms else terms[0] if len(terms) == 1 else sp.Add(*terms, evaluate=False)
+
+
 def _unchained(fa, p: sp.Symbol) -> sp.Expr | None:
     """dE/dp by form (a) with every one-step Jacobian along a path taken as 1 (the chain factors
     forgotten); None when no path is longer than one state, so nothing could be forgotten."""
-    if not any(len(path) > 1 for paths in fa.paths.values() for path in paths):
+    reach = _back_sums(fa, fa.direct, chained=False)
+    if not any(reach[r] != 0 for q in fa.states for r in fa.successors[q]):
         return None
-    terms = [sp.Add(*(fa.direct[path[-1]] for path in fa.paths[q])) * fa.immediate[(q, p)]
-             for q in fa.states if fa.immediate.get((q, p), 0) != 0]
+    terms = [sp.Mul(reach[q], fa.immediate[(q, p)], evaluate=False) for q in fa.states
+             if fa.immediate.get((q, p), 0) != 0 and reach[q] != 0]
     terms += [v for (k, w), v in fa.loss_immediate.items() if w == p]
-    return sp.Add(*terms)
+    return _sum(terms)
 
 
 def _one_loss(fa, p: sp.Symbol, j: int) -> sp.Expr:
     """dE_j/dp alone: the paths that end in a state of step j, and E_j's own direct dependence on p."""
-    terms = []
-    for q in fa.states:
-        imm = fa.immediate.get((q, p), 0)
-        if imm == 0:
-            continue
-        for path in fa.paths[q]:
-            if naming.describe(path[-1]).step == j:
-                factors = [fa.jacobians[(path[i + 1], path[i])] for i in range(len(path) - 1)]
-                terms.append(sp.Mul(*factors, fa.direct[path[-1]], imm))
+    seed = {q: v for q, v in fa.direct.items() if v != 0 and naming.describe(q).step == j}
+    reach = _back_sums(fa, seed, last=j)
+    terms = [sp.Mul(reach[q], fa.immediate[(q, p)], evaluate=False) for q in fa.states
+             if fa.immediate.get((q, p), 0) != 0 and reach[q] != 0]
     terms += [v for (k, w), v in fa.loss_immediate.items() if w == p and k == j]
-    return sp.Add(*terms)
+    return _sum(terms)
 
 
 def _quantity_mistakes(d, ref) -> list[Mistake]:
@@ -264,10 +284,12 @@ def _modified(d, fn, pairs: list, use_output: bool):
     once per derivation and shared by every target."""
     key = (id(d), fn, use_output)
     if key not in _MODIFIED or _MODIFIED[key][0] is not d:
+        needs = [(deriv, out, deriv.free_symbols) for deriv, out in pairs]  # free_symbols is not cached
+
         def change(e: sp.Expr) -> sp.Expr:
             free = e.free_symbols
-            for deriv, out in pairs:
-                if deriv.free_symbols <= free:
+            for deriv, out, symbols in needs:
+                if symbols <= free:
                     e = replace_factor(e, deriv, out if use_output else sp.Integer(1))
             return e
 
