@@ -62,7 +62,7 @@ def main() -> int:
     for _ in range(args.repeat):
         for r in rows:
             for label, tree in trees.items():
-                seconds, k = once(tree, *r)
+                seconds, k = once(tree, r[0], r[2], r[1])
                 times[(label, r)].append(seconds)
                 kept[(label, r)] = k
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
