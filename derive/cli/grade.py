@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default --steps); values ('W_rec=0.5,x_1=1', or in JSON an object); points (what a correct answer "
         "scores, default 1). Any other column (student, email, section) is carried into the report unchanged; "
         "with a column student, each student's total is reported too (PREFIX.students.csv).")
+    batch.add_argument("--questions", metavar="QFILE", help="the teacher's questions: CSV with columns question, "
+                       "wrt and optionally model, steps, points (or JSON: id -> {wrt, model, steps, points}). Each "
+                       "answer is graded against its question (column question, else id), whatever its own wrt, "
+                       "steps, values and points say; an unanswered question scores 0")
     batch.add_argument("--report", metavar="PREFIX", help="write PREFIX.csv and PREFIX.json (default: "
                        "FILE.graded.*; with --json, only when given)")
     batch.add_argument("--format", choices=["report", "gradescope"], default="report", help="report: the CSV "
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise DeriveError("--timeout and --rtol must be positive, --atol not negative")
     args.model_options = parse_options(args.option, args.many_to_one)
     model = load(args.model, args.model_options)
+    if args.questions and not args.answers:
+        raise DeriveError("--questions goes with --answers FILE (the file of answers it grades)")
     if args.answers:
         return _batch(model, args)
     if args.code:
