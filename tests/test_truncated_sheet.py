@@ -63,7 +63,9 @@ def test_the_truncated_numbers_of_a_vector_sheet_equal_exact_stop_gradient_deriv
         sym = naming.base(naming.entry(name, *entry))
         assert shown_full == pytest.approx(float(full[sym]), rel=1e-5)  # printed to six digits
         assert shown_cut == pytest.approx(float(cut[sym]), rel=1e-5)
-        same = all(cut[s] == full[s] for s in full if naming.split_entry(s.name)[0] == name)
+        # tanh and softmax leave the rationals: equal up to rounding (the order of the sums follows the hash seed)
+        same = all(abs(float(cut[s] - full[s])) <= 1e-12 * max(1.0, abs(float(full[s])))
+                   for s in full if naming.split_entry(s.name)[0] == name)
         assert (change == "0") == same, (name, change)  # 0 exactly where the whole gradient is unchanged
         changed |= not same
     assert changed  # truncation changes something at T = 3
