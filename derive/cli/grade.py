@@ -6,6 +6,7 @@ import json
 import sys
 
 from derive.errors import DeriveError
+from derive.reading import read_text
 
 NAME = "grade"
 HELP = "grade an answer, a file of answers, or gradient code against the derivation"
@@ -117,19 +118,7 @@ def read_answer_file(path: str) -> str:
     """An answer file: at most 10 kB of UTF-8 text (only that much is ever read)."""
     from derive.syntax import DEFAULT_LIMITS
 
-    limit = DEFAULT_LIMITS.chars
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(limit + 1)
-    except OSError as exc:
-        raise DeriveError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > limit:
-        raise DeriveError(f"cannot read the answer: {path} is larger than the limit of {limit // 1000} kB")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DeriveError(f"cannot read the answer: {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
-                          f"offset {exc.start})") from None
+    return read_text(path, DEFAULT_LIMITS.chars, "the answer file")
 
 
 def _batch(model, args) -> int:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.reading import read_limited
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 COLUMNS = {  # the columns the grader reads, and what each holds (README and --help list them)
@@ -39,13 +40,7 @@ COLUMNS = {  # the columns the grader reads, and what each holds (README and --h
 # -- reading ---------------------------------------------------------------------
 def read_rows(path: str) -> list[dict]:
     """Every row of the file as a dict; a row that cannot be read carries 'error'."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise DeriveError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise DeriveError(f"{path} is larger than {MAX_FILE_BYTES // 2 ** 20} MiB")
+    raw = read_limited(path, MAX_FILE_BYTES, "the answers file")
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     if text.lstrip().startswith("["):  # one JSON array of objects
         return _read_json_array(text)

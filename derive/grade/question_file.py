@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 from derive.errors import DeriveError
+from derive.reading import read_text
 
 MAX_BYTES = 1024 * 1024
 FIELDS = ("wrt", "model", "steps", "points")
@@ -32,17 +33,7 @@ class Question:
 
 def read_questions(path: str) -> dict[str, Question]:
     """The questions of QFILE by id; a malformed file is one clear DeriveError."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise DeriveError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_BYTES:
-        raise DeriveError(f"{path} is larger than {MAX_BYTES // 1024} KiB")
-    try:
-        text = raw.decode("utf-8").lstrip("\ufeff")
-    except UnicodeDecodeError:
-        raise DeriveError(f"--questions {path}: not UTF-8 text") from None
+    text = read_text(path, MAX_BYTES, "the --questions file")
     if text.lstrip().startswith("{"):
         try:
             obj = json.loads(text)

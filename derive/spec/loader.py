@@ -21,6 +21,7 @@ from derive.model import ROLES, Declaration, Loss, Model, Quantity
 from derive.spec.directions import with_directions
 from derive.spec.translate import EquationReader
 from derive.spec.shapes import is_matrix, shape_text
+from derive.reading import read_text
 
 MAX_SPEC_BYTES = 256 * 1024
 TOP_KEYS = {"name", "title", "summary", "recurrent", "parameters", "inputs", "targets", "quantity", "loss",
@@ -56,16 +57,7 @@ def load(name_or_path: str, options: dict[str, str] | None = None) -> Model:
         return load_text(text, source=f"{name_or_path}.toml", options=options)
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise DeriveError(f"cannot read spec {name_or_path}: {exc.strerror}") from None
-        if len(raw) > MAX_SPEC_BYTES:
-            raise SpecError(f"spec is {len(raw)} bytes, the limit is {MAX_SPEC_BYTES}", str(path))
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SpecError("spec is not UTF-8 text", str(path)) from None
+        text = read_text(path, MAX_SPEC_BYTES, "spec")
         return load_text(text, source=str(path), options=options)
     raise DeriveError(f"unknown model '{name_or_path}'{did_you_mean(name_or_path, builtin_names())}; "
                       "'derive list' shows the built-in models, or give a path to a .toml spec")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.reading import read_text
 
 NOTATIONS = ("auto", "plain", "latex")
 MAX_COURSE_BYTES = 1 << 20
@@ -99,15 +100,10 @@ class Course:
 def load_course(path: str | Path) -> Course:
     """The course of a TOML file; DeriveError (one line) when it is not a valid one."""
     path = Path(path)
+    text = read_text(path, MAX_COURSE_BYTES, "the course file")
     try:
-        raw = path.read_bytes()[:MAX_COURSE_BYTES + 1]
-    except OSError as exc:
-        raise DeriveError(f"cannot read the course file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_COURSE_BYTES:
-        raise DeriveError(f"{path} is larger than 1 MiB")
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise DeriveError(f"{path}: not a TOML file ({exc})") from None
     unknown = set(data) - KEYS
     if unknown:
