@@ -62,3 +62,12 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 def test_help_everywhere(command):
     proc = run(*command, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_a_mistyped_command_or_choice_gets_did_you_mean_and_no_doubled_prefix(capsys):
+    assert main(["shet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("derive: error: argument COMMAND") and "(did you mean sheet?)" in err
+    assert main(["sheet", "elman", "--notation", "godfellow"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("derive: error: derive sheet: ") and "(did you mean goodfellow?)" in err

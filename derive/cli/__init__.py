@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
-from derive.errors import DeriveError
+from derive.errors import DeriveError, did_you_mean
 
 COMMANDS = ["demo", "list", "gradcheck", "code", "generate", "grade", "sheet", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, instead of usage + message
-        raise DeriveError(f"{self.prog}: {message} (see --help)")
+        choice = re.match(r"argument (?:COMMAND|[-\w]+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            message += did_you_mean(choice[1], re.findall(r"'([^']*)'", choice[2]))
+        where = "" if self.prog == "derive" else f"{self.prog}: "  # the top level is 'derive: error:' already
+        raise DeriveError(f"{where}{message} (see --help)")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
