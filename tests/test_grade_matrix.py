@@ -223,7 +223,11 @@ def test_cli_json_show_solution_options_and_many_to_one(capsys):
     code = main(["grade", "elman", "--many-to-one", "--wrt", "delta_a_2", "--answer",
                  "(W.T @ delta_a_3 + V.T @ delta_o_2) * (1 - h_2**2)"])
     assert code == 2 and "not on this sheet" in capsys.readouterr().err  # no delta_o_2 without a loss at 2
-    assert main(["grade", "lstm", "--wrt", "W_fh", "--answer", "delta_f_in_3 @ h_2.T", "--at", "W_fh=1"]) == 2
+    # --at of a vector model is graded there now (tests/test_grade_matrix_at.py): the last step's term alone is
+    # wrong at W_fh = 1 too; values it cannot read (W_fh is n_h x n_h: a square number of values) exit 2
+    assert main(["grade", "lstm", "--wrt", "W_fh", "--answer", "delta_f_in_3 @ h_2.T", "--at", "W_fh=1"]) == 1
+    capsys.readouterr()
+    assert main(["grade", "lstm", "--wrt", "W_fh", "--answer", "delta_f_in_3 @ h_2.T", "--at", "W_fh=[1,2,3]"]) == 2
 
 
 def test_wrt_errors(models):

@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "quantity of one step (s_2, delta_2, a1)")
     parser.add_argument("--steps", "-T", type=int, default=None, help="sequence length T (default 3)")
     parser.add_argument("--at", default=None, metavar="NAME=VALUE,...", help="fix values, e.g. W_rec=0.5,x_2=1; "
-                        "with every value given the answer may be a number")
+                        "with every value given the answer may be a number. Vector models: a whole parameter W=0.5, "
+                        "one entry W[1,2]=0.5, an input vector x_2=[1,0] (its length fixes n_in), a class y_2=1; "
+                        "the other entries are drawn. The report names the catalogued mistakes these values "
+                        "cannot tell from a right answer")
     parser.add_argument("--latex", action="store_true", help="read the answer as LaTeX (default: auto-detect)")
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object (--answers: "
                         "the whole report, to stdout)")
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     from derive.grade.dispatch import grade
     from derive.templating import render
 
-    verdict = grade(model, args.wrt, answer, steps=args.steps, at=parse_at(args.at), latex=True if args.latex else None,
+    at = parse_at(args.at, entries=True)  # entries and vectors: a vector model's (a scalar model refuses them)
+    verdict = grade(model, args.wrt, answer, steps=args.steps, at=at, latex=True if args.latex else None,
                     rtol=args.rtol, atol=args.atol, timeout=args.timeout, show_solution=args.show_solution,
                     seed=args.seed, convention_grade=args.convention_grade, notation=args.notation,
                     truncate=args.truncate)

@@ -32,7 +32,8 @@ COLUMNS = {  # the columns the grader reads, and what each holds (README and --h
     "wrt": "the derivative asked for, e.g. W_rec or delta_2 (default: --wrt)",
     "answer": "the student's answer, plain or LaTeX (required)",
     "steps": "the sequence length T (default: --steps, else 3)",
-    "values": "fixed values, 'W_rec=0.5,x_1=1' (JSONL: also an object)",
+    "values": "fixed values, 'W_rec=0.5,x_1=1' as --at takes them (vector models also W[1,2]=0.5, x_2=[1,0]); "
+              "JSONL: also an object, a vector as a list",
     "points": "what a correct answer scores (default 1)",
 }
 
@@ -120,9 +121,10 @@ def _normalise(obj: dict, n: int) -> dict:
     values = obj.get("values")
     if isinstance(values, dict):
         try:
-            row["values"] = {str(k): float(v) for k, v in values.items()}
+            row["values"] = {str(k): [float(x) for x in v] if isinstance(v, list) else float(v)
+                             for k, v in values.items()}
         except (TypeError, ValueError):
-            row.setdefault("error", "values must be numbers")
+            row.setdefault("error", "values must be numbers (or, for a vector, lists of numbers)")
     elif values not in (None, ""):
         row["values"] = str(values)
     points = obj.get("points")
@@ -174,8 +176,7 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         return out
     try:
         model = _model(model_ref, options)
-        values = row.get("values")
-        at = values if isinstance(values, dict) else parse_at(values)
+        at = parse_at(_at_text(row.get("values")), entries=True)  # one reader for the CLI's --at and both files
         v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, latex=options.get("latex"),
                   rtol=options["rtol"],
                   atol=options["atol"], timeout=options["timeout"], seed=options["seed"])
@@ -194,6 +195,14 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
                symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"),
                message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0)
     return out
+
+
+def _at_text(values) -> str | None:
+    """A JSON object of values ({"W[1,2]": 0.5, "x_2": [1, 0]}) as --at text, so that one parser reads both."""
+    if not isinstance(values, dict):
+        return values
+    return ",".join(f"{k}=[{','.join(repr(x) for x in v)}]" if isinstance(v, list) else f"{k}={v!r}"
+                    for k, v in values.items())
 
 
 # -- running -------------------------------------------------------------------------

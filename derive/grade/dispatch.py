@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from derive import naming
 from derive.calculus.derivation import derive
 from derive.errors import DeriveError
 from derive.grade.matrix.grader import grade_matrix, prepare_matrix
@@ -30,20 +31,28 @@ def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | Non
     if notation not in (None, "default"):  # the sheet's notation (derive sheet --notation): read as the default
         answer, wrt = in_default_notation(answer, notation, model.name), in_default_notation(wrt, notation, model.name)
     d = derive(model, steps)
+    if d.kind != "matrix":
+        scalar_at(at)
     if truncate is not None:
         if d.kind == "matrix" and at:
-            raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
-                              "matrices of several sizes")
+            raise DeriveError(f"--at with --truncate fixes scalar values; {model.name} is a vector model, graded "
+                              "at random matrices of several sizes")
         return grade_truncated(d, wrt, answer, truncate, at=at, latex=latex, rtol=rtol, atol=atol,
                                timeout=timeout, show_solution=show_solution, seed=seed)
     if d.kind == "matrix":
-        if at:
-            raise DeriveError(f"--at fixes scalar values; {model.name} is a vector model, graded at random "
-                              "matrices of several sizes")
         return grade_matrix(d, wrt, answer, latex=latex, timeout=timeout, show_solution=show_solution, seed=seed,
-                            convention_grade=convention_grade)
+                            convention_grade=convention_grade, at=at)
     return grade_scalar(d, wrt, answer, at=at, latex=latex, rtol=rtol, atol=atol, timeout=timeout,
                         show_solution=show_solution, seed=seed, convention_grade=convention_grade)
+
+
+def scalar_at(at: dict | None) -> None:
+    """--at of a scalar model holds numbers only (derive.numbers.at_values reads entries and vectors too)."""
+    for name, value in (at or {}).items():
+        root, index = naming.split_entry(name)
+        if isinstance(value, tuple) or index:
+            raise DeriveError(f"--at {root}: entries and vectors apply to vector models; give one "
+                              "number")
 
 
 def in_default_notation(text: str, name: str, model_name: str) -> str:

@@ -15,23 +15,20 @@ to one decimal, for worked examples a student can follow by hand; a target with 
 (the counting networks) is the number of ones of the inputs rather than a random number.
 
 ``raw_point``/``raw_arrays`` are the plain draws (each declaration's sample range, nothing rejected):
-the random trials of grading and the sheets' seed search use them; ``parse_at``/``apply_at`` read and
-apply ``--at`` (a whole parameter ``W=0.5``, one entry ``W[1,2]=0.5``, an input at a step ``x_2=1``
-or as a vector ``x_2=[1,0]``, one of its entries ``x_2[1]=1``, a class index ``y_2=1``).
+the random trials of grading and the sheets' seed search use them; ``--at`` is read and applied by
+derive.numbers.at_values (re-exported here: ``parse_at``, ``apply_at``).
 """
 from __future__ import annotations
 
 import itertools
-import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from derive import naming
 from derive.calculus.unroll import check_steps
-from derive.errors import DeriveError, did_you_mean
 from derive.model import Declaration, Model
+from derive.numbers.at_values import apply_arrays, apply_at, parse_at  # noqa: F401  (parse_at: used from here)
 from derive.numbers.compile import MatrixProgram, scalar_program
 
 TRIES = 32  # draws from one stream before settling for the least degenerate one
@@ -48,94 +45,6 @@ class Point:
     data: dict[str, np.ndarray]
     steps: int
     notes: tuple[str, ...] = ()  # what no draw avoided (a structural zero or equality, a value --at fixed)
-
-
-# -- --at ------------------------------------------------------------------------------------------------
-_ITEM = re.compile(r"\s*([^=,\[\]{}]+?)\s*(?:[\[{]([\d\s,]+)[\]}])?\s*=\s*(\[[^\]]*\]|[^,]*)\s*(?:,|$)")
-
-
-def parse_at(text: str | None, entries: bool = False) -> dict:
-    """'W_rec=0.5,x_2=1' -> {'W_rec': 0.5, 'x_2': 1.0}. With ``entries`` (vector models) also one entry
-    'W[1,2]=0.5' -> {'W{1,2}': 0.5} and a vector 'x_2=[1,0]' -> {'x_2': (1.0, 0.0)}."""
-    out: dict = {}
-    text = (text or "").strip()
-    pos = 0
-    while pos < len(text):
-        m = _ITEM.match(text, pos)
-        if not m or not m.group(1).strip() or not m.group(3).strip() or m.end() == pos:
-            item = text[pos:].split(",")[0]
-            raise DeriveError(f"--at takes name=value pairs separated by commas; cannot read '{item}'")
-        name, index, value = m.group(1).strip(), m.group(2), m.group(3).strip()
-        pos = m.end()
-        if (index is not None or value.startswith("[")) and not entries:
-            raise DeriveError(f"--at {name}: entries and vectors apply to vector models; give one number")
-        if index is not None:
-            try:
-                name = naming.entry(name, *(int(i) for i in index.split(",")))
-            except ValueError:
-                raise DeriveError(f"--at {name}: cannot read the index [{index}]") from None
-        if value.startswith("["):
-            out[name] = tuple(_number(name, v) for v in value[1:-1].split(","))
-        else:
-            out[name] = _number(name, value)
-    return out
-
-
-def _number(name: str, text: str) -> float:
-    try:
-        number = float(text.strip())
-    except ValueError:
-        raise DeriveError(f"--at {name}: '{text.strip()}' is not a number") from None
-    if not math.isfinite(number):
-        raise DeriveError(f"--at {name}: the value must be finite")
-    return number
-
-
-def apply_at(model: Model, T: int, params: dict, data: dict, at: dict) -> None:
-    """Set the values ``at`` names (see ``parse_at``) in a Point's params and (1, T)/(1,) data, in place.
-    A vector model's explicit view (parameters W{i,j}, inputs x{i}) takes whole parameters and vectors."""
-    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-    classes = {d.name: d.sample[1] for d in model.targets if isinstance(d.sample, tuple) and d.sample[0] == "class"}
-    for name, value in at.items():
-        root, index = naming.split_entry(name)
-        step = None
-        if not _entries(params, root) and not _entries(data, root):  # x_2: the input x at step 2
-            base, _, k = root.rpartition("_")
-            if base and k.isdigit() and _entries(data, base):
-                if not 1 <= int(k) <= T:
-                    raise DeriveError(f"--at {name}: step {k} is outside 1..{T}")
-                root, step = base, int(k) - 1
-        target = params if _entries(params, root) else data
-        names = [n for n in _entries(target, root) if not index or naming.split_entry(n)[1] == index]
-        if not names:
-            raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, _known(params, data, per_step, T))}")
-        if target is data and names[0] in per_step and step is None:
-            raise DeriveError(f"--at {name}: '{root}' has a value at every step; give {root}_1, {root}_2, ...")
-        if target is data and names[0] not in per_step and step is not None:
-            raise DeriveError(f"--at {name}: '{root}' has one value per sequence; give {root}")
-        values = value if isinstance(value, tuple) else (value,) * len(names)
-        if len(values) != len(names):
-            raise DeriveError(f"--at {name}: {root} has {len(names)} entries, the vector {len(values)}")
-        for n, v in zip(names, values, strict=True):
-            if n in classes and not (v == int(v) and 0 <= v < classes[n]):
-                raise DeriveError(f"--at {name}: a class index is a whole number from 0 to {classes[n] - 1}")
-            if target is params:
-                params[n] = v
-            elif step is None:
-                data[n][0] = v
-            else:
-                data[n][0, step] = v
-
-
-def _entries(table: dict, root: str) -> list[str]:
-    """The names in ``table`` of ``root`` itself or of its entries root{i}, root{i,j}."""
-    return [n for n in table if naming.split_entry(n)[0] == root]
-
-
-def _known(params: dict, data: dict, per_step: set, T: int) -> list[str]:
-    roots = dict.fromkeys(naming.split_entry(n)[0] for n in list(params) + list(data))
-    steps = {naming.split_entry(n)[0] for n in per_step}
-    return [r for r in roots if r not in steps] + [f"{r}_{k}" for r in roots if r in steps for k in range(1, T + 1)]
 
 
 # -- plain draws -----------------------------------------------------------------------------------------
@@ -251,7 +160,7 @@ def arrays(model: Model, sizes: dict[str, int], steps: int, seed: int = 0, *, at
 
     def one():
         params, data = _raw_arrays(model, sizes, steps, rng, 1, digits)
-        _apply_arrays(model, params, data, steps, at or {})
+        apply_arrays(model, params, data, steps, at or {})
         return (params, data), array_defects(model, params, data, steps, compiled)
 
     return _choose(one, tries)[0]
@@ -279,38 +188,6 @@ def _choose(one, tries: int):
                 return drawn, tuple(found)
     drawn, found = min(seen, key=lambda s: len(s[1]))
     return drawn, tuple(found)
-
-
-def _apply_arrays(model: Model, params: dict, data: dict, steps: int, at: dict) -> None:
-    """``apply_at`` for arrays: W=0.5 (every entry), W{1,2}=0.5, x_2=1, x_2=(1, 0), x_2{1}=1, y_2=1."""
-    per_step = {d.name for d in model.inputs + model.targets if d.per_step}
-    for name, value in at.items():
-        root, index = naming.split_entry(name)
-        base, _, k = root.rpartition("_")
-        if root in params:
-            table, key = params, root
-        elif base in per_step and k.isdigit():
-            if not 1 <= int(k) <= steps:
-                raise DeriveError(f"--at {name}: step {k} is outside 1..{steps}")
-            table, key = data[base], int(k) - 1
-        elif root in data and root not in per_step:
-            table, key = data, root
-        else:
-            known = list(params) + [f"{n}_{j}" for n in per_step for j in range(1, steps + 1)]
-            raise DeriveError(f"--at: unknown name '{name}'{did_you_mean(name, known + list(data))}")
-        values = np.array(table[key], dtype=float)
-        if index:
-            position = tuple(i - 1 for i in index) + (0,) * (values.ndim - len(index))
-            if len(index) > values.ndim or any(not 0 <= i < n for i, n in zip(position, values.shape, strict=False)):
-                raise DeriveError(f"--at {name}: {root} has shape {values.shape}; indices start at 1")
-            values[position] = value
-        elif isinstance(value, tuple):
-            if len(value) != values.size:
-                raise DeriveError(f"--at {name}: {root} has {values.size} entries, the vector {len(value)}")
-            values = np.array(value, dtype=float).reshape(values.shape)
-        else:
-            values[...] = value
-        table[key] = values if np.ndim(table[key]) else float(values)
 
 
 def to_arrays(model: Model, sizes: dict[str, int], p: Point) -> tuple[dict, dict]:

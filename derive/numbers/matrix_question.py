@@ -36,6 +36,8 @@ from derive.numbers import sweep
 from derive.numbers.interpret import Mp, Unsupported, evaluate
 from derive.printing.plain import shape_of
 from derive.numbers.asked import AskedTerms, from_step
+from derive.numbers.at_values import fix_example, implied_plans
+from derive.numbers.sweep import example_of  # noqa: F401  (its callers' name for it)
 from derive.calculus.matrix import concrete_shape
 
 SIZE_VALUES = (2, 3, 4)
@@ -85,9 +87,10 @@ class Point:
 class MatrixQuestion:
     """The reference, the points and every value compared against (built once per question)."""
 
-    def __init__(self, d, wrt: str, seed: int = 0, examples: list | None = None, backend=None):
+    def __init__(self, d, wrt: str, seed: int = 0, examples: list | None = None, backend=None, at: dict | None = None):
         """The question dE/d``wrt`` about the matrix Derivation ``d``, at random points (30 digits), or at
-        the given ``examples`` (sweep.Example) in the given backend."""
+        the given ``examples`` (sweep.Example) in the given backend; ``at`` (derive.numbers.at_values): the
+        teacher's values fixed at every random point, at the sizes they imply."""
         model = self.model = d.model
         self.derivation = d
         self.steps = d.steps
@@ -96,10 +99,13 @@ class MatrixQuestion:
         self.backend = backend or Mp(DIGITS, real=True)
         self.tolerance = TOLERANCE if self.backend.name == "mp" else FLOAT_TOLERANCE
         self.reference = self._resolve(wrt)
-        self.plans = size_plans(model)
+        self.at = dict(at or {})
+        self.plans = implied_plans(model, self.at, self.steps, size_plans(model)) if self.at else size_plans(model)
         if examples is None:
             rng = random.Random(f"{seed}:{model.name}:{model.options}:{model.loss.over}:{self.steps}")
             examples = [self._example(sizes, rng) for sizes in self.plans for _ in range(self.points_per_size)]
+            for e in examples:
+                fix_example(model, e, self.steps, self.at, self.backend.const)
         self.points = [self._point(e) for e in examples]
         self.target = [self.read(pt, pt.correct) for pt in self.points]
         self._mistakes = None
@@ -112,8 +118,8 @@ class MatrixQuestion:
                    for node in sp.preorder_traversal(eq))
 
     @property
-    def points_per_size(self) -> int:
-        return PIECEWISE_POINTS_PER_SIZE if self.piecewise else POINTS_PER_SIZE
+    def points_per_size(self) -> int:  # as many points in all when --at leaves fewer size settings
+        return (PIECEWISE_POINTS_PER_SIZE if self.piecewise else POINTS_PER_SIZE) * SIZE_PLANS // len(self.plans)
 
     # -- the question ------------------------------------------------------------------
     def _resolve(self, name: str) -> MatrixReference:
@@ -304,19 +310,20 @@ class MatrixQuestion:
     @property
     def mistakes(self) -> list:
         """(Mistake, values) for every catalogued mistake that differs from the correct answer and from
-        the ones before it."""
+        the ones before it (``equal``: the mistakes' keys that equal the correct answer at these points)."""
         if self._mistakes is None:
             from derive.numbers.matrix_mistakes import catalogue  # it reads a question: imported when used
 
-            kept = []
+            kept, self.equal = [], {}
             for m in catalogue(self):
                 try:
                     values = [m.compute(self, pt) for pt in self.points]
                 except (Unsupported, ZeroDivisionError):
                     continue
-                if self.same(values, self.target) or any(self.same(values, v) for _, v in kept) or is_zero(values):
-                    continue  # a zero "mistake" (e.g. dE_1/dW with h_0 = 0) would only confuse: zero is said as such
-                kept.append((m, values))
+                if self.same(values, self.target):
+                    self.equal.setdefault(m.key, m)  # the right answer another way, or a mistake --at hides
+                elif not (any(self.same(values, v) for _, v in kept) or is_zero(values)):
+                    kept.append((m, values))  # a zero "mistake" (dE_1/dW with h_0 = 0) would only confuse
             self._mistakes = kept
         return self._mistakes
 
@@ -372,28 +379,3 @@ def _degree(e, known: dict, memo: dict) -> int:
         out = 1
     memo[e] = out
     return out
-
-
-
-def example_of(model, sizes: dict, params: dict, data: dict, steps: int, backend) -> sweep.Example:
-    """One example of ``derive.numbers.draw.arrays``' layout (batch 1: x[k - 1] is n x 1, a class index
-    a 1 x 1 array) as a sweep.Example in ``backend``."""
-    def value(d, v):
-        v = np.asarray(v, dtype=float)
-        if d.classes:
-            return int(v.reshape(-1)[0])
-        return backend.array(v.reshape(-1, 1)) if d.shape else backend.const(float(v.reshape(-1)[0]))
-
-    ps = {d.name: backend.array(np.asarray(params[d.name], dtype=float).reshape(np.shape(params[d.name])[0], -1))
-          if d.shape else backend.const(float(np.asarray(params[d.name]).reshape(-1)[0])) for d in model.parameters}
-    inputs, targets = {}, {}
-    for d in model.inputs + model.targets:
-        table = inputs if d in model.inputs else targets
-        if not model.recurrent:
-            table[(d.name, 1)] = value(d, data[d.name])
-        elif not d.per_step:  # one value per sequence, at step None
-            table[(d.name, None)] = value(d, data[d.name])
-        else:
-            for k in range(1, steps + 1):
-                table[(d.name, k)] = value(d, data[d.name][k - 1])
-    return sweep.Example(dict(sizes), ps, inputs, targets)

@@ -169,3 +169,27 @@ def with_kind(own_kind: StepKind, **changes) -> StepKind:
     fields = {"own": own_kind.own, "next": own_kind.next, "loss": own_kind.loss, "direction": own_kind.direction}
     fields.update(changes)
     return StepKind(**fields)
+
+
+def example_of(model, sizes: dict, params: dict, data: dict, steps: int, backend) -> Example:
+    """One example of ``derive.numbers.draw.arrays``' layout (batch 1: x[k - 1] is n x 1, a class index
+    a 1 x 1 array) as an Example in ``backend`` (the matrix questions and the problem sheets use it)."""
+    def value(d, v):
+        v = np.asarray(v, dtype=float)
+        if d.classes:
+            return int(v.reshape(-1)[0])
+        return backend.array(v.reshape(-1, 1)) if d.shape else backend.const(float(v.reshape(-1)[0]))
+
+    ps = {d.name: backend.array(np.asarray(params[d.name], dtype=float).reshape(np.shape(params[d.name])[0], -1))
+          if d.shape else backend.const(float(np.asarray(params[d.name]).reshape(-1)[0])) for d in model.parameters}
+    inputs, targets = {}, {}
+    for d in model.inputs + model.targets:
+        table = inputs if d in model.inputs else targets
+        if not model.recurrent:
+            table[(d.name, 1)] = value(d, data[d.name])
+        elif not d.per_step:  # one value per sequence, at step None
+            table[(d.name, None)] = value(d, data[d.name])
+        else:
+            for k in range(1, steps + 1):
+                table[(d.name, k)] = value(d, data[d.name][k - 1])
+    return Example(dict(sizes), ps, inputs, targets)

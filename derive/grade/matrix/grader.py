@@ -29,11 +29,12 @@ from derive.numbers.matrix_mistakes import MatrixMistake, generic_plain
 from derive.grade.matrix.problem import GRID, VALUE_RANGE, MatrixProblem, is_zero, matrix_problem
 from derive.printing.latex import latex as to_latex
 
-def prepare_matrix(d, wrt: str, seed: int = 0) -> MatrixProblem:
-    """The problem of a matrix Derivation with its catalogue evaluated, within PREPARE_TIMEOUT."""
+def prepare_matrix(d, wrt: str, seed: int = 0, at: dict | None = None) -> MatrixProblem:
+    """The problem of a matrix Derivation with its catalogue evaluated, within PREPARE_TIMEOUT (``at``: the
+    teacher's values, fixed at every point)."""
     try:
         with deadline.time_limit(PREPARE_TIMEOUT):
-            p = matrix_problem(d, wrt, seed)
+            p = matrix_problem(d, wrt, seed, at)
             p.mistakes  # noqa: B018 (evaluated here, once, not in the first answer's time)
             return p
     except deadline.Timeout:
@@ -42,16 +43,31 @@ def prepare_matrix(d, wrt: str, seed: int = 0) -> MatrixProblem:
 
 
 def grade_matrix(d, wrt: str, answer: str, latex: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE
-                 ) -> Verdict:
+                 show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE,
+                 at: dict | None = None) -> Verdict:
     """Grade a matrix ``answer`` for dE/d``wrt`` of a matrix Derivation (an answer right in another
-    convention is reported as such and graded ``convention_grade``)."""
-    p = prepare_matrix(d, wrt, seed)
+    convention is reported as such and graded ``convention_grade``). ``at`` (derive.numbers.at_values):
+    the teacher's values, fixed at every point (the other entries drawn, at the sizes they imply); the
+    verdict then names the catalogued mistakes those values make equal to the right answer."""
+    p = prepare_matrix(d, wrt, seed, at)
     grade = conventions.check_grade(convention_grade)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, v, grade))
+    if at:
+        v.indistinguishable = indistinguishable(p, prepare_matrix(d, wrt, seed))
+        if v.correct:
+            v.reason += " at the given values"
     if show_solution:
         v.solution = solution(p)
     return v
+
+
+def indistinguishable(p: MatrixProblem, free: MatrixProblem) -> list[dict]:
+    """The catalogued mistakes equal to the right answer at ``p``'s points (--at values) but not at the random
+    points of ``free`` (those are the right answer written another way)."""
+    p.mistakes  # noqa: B018 (fills p.equal)
+    free.mistakes  # noqa: B018
+    always = getattr(free, "equal", {})
+    return [{"mistake": key, "message": m.message} for key, m in getattr(p, "equal", {}).items() if key not in always]
 
 
 def solution(p: MatrixProblem) -> dict:

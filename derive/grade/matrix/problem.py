@@ -57,12 +57,13 @@ class MatrixProblem(MatrixQuestion):
 _CACHE: dict = {}
 
 
-def matrix_problem(d, wrt: str, seed: int = 0) -> MatrixProblem:
-    """A MatrixProblem from the per-process cache (a batch grades many answers to the same question)."""
-    key = (d, wrt, seed)
+def matrix_problem(d, wrt: str, seed: int = 0, at: dict | None = None) -> MatrixProblem:
+    """A MatrixProblem from the per-process cache (a batch grades many answers to the same question);
+    ``at``: the teacher's values (derive.numbers.at_values), fixed at every point."""
+    key = (d, wrt, seed, tuple(sorted((at or {}).items())))
     if key not in _CACHE:
         if len(_CACHE) > 32:
             _CACHE.clear()
-        _CACHE[key] = MatrixProblem(d, wrt, seed)
+        _CACHE[key] = MatrixProblem(d, wrt, seed, at=at)
     return _CACHE[key]
 
