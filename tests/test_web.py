@@ -212,6 +212,20 @@ def test_jsonl_upload_and_one_students_gradescope_results(pool, tmp_path):
     assert everyone["score"] == 1.0 and [t["name"].split(":")[0] for t in everyone["tests"]] == ["ann", "bob"]
 
 
+def test_upload_carries_vector_values(pool, tmp_path):
+    # the values column of an upload is --at, for a vector model too (derive.numbers.at_values, one reader)
+    client = make(pool, tmp_path)[1]
+    client.post("/teacher/login", data={"token": TOKEN})
+    right = "delta_a_1 @ h_0.T + delta_a_2 @ h_1.T + delta_a_3 @ h_2.T"
+    lines = [{"id": "sym", "wrt": "W", "answer": right, "values": "W=0.5"},
+             {"id": "vec", "wrt": "W", "answer": right, "values": {"x_2": [1, 0], "W[1,2]": 0.25}},
+             {"id": "bad", "wrt": "W", "answer": right, "values": "W=[1,2,3]"}]
+    body = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    page = client.post("/teacher/upload", data={"model": "elman", "answers": (io.BytesIO(body), "a.jsonl")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "3 rows graded, 2 correct" in page, page[:2000]
+
+
 def test_requests_cannot_reach_files(site):
     client = site[1]
     for path in ("/q/..%2F..%2Fetc/passwd", "/q/linear-rnn/..%2F..%2Fpyproject.toml", "/static/../app.py",

@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--convention-grade", choices=("incorrect", "correct"), default="incorrect",
                         help="the grade of an answer right in another convention (a loss averaged over time, "
                         "the row-vector layout, min-char-rnn's names), which the report names (default incorrect)")
+    parser.add_argument("--batch-loss", choices=("mean", "sum"), default=None,
+                        help="the question's loss is the mean (or sum) over a batch of B examples: the answer may "
+                        "name the batch size B (or N) and sum over the examples, \\sum_{b=1}^{B} or Σ_b (B "
+                        "copies of one example's expression); one right for the other reduction is named and "
+                        "graded as --convention-grade says")
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
                         help="the question asks for truncated BPTT: each loss term's gradient flows back through "
                         "at most K steps, its own included (a parameter's gradient; refused for a state that runs "
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     verdict = grade(model, args.wrt, answer, steps=args.steps, at=at, latex=True if args.latex else None,
                     rtol=args.rtol, atol=args.atol, timeout=args.timeout, show_solution=args.show_solution,
                     seed=args.seed, convention_grade=args.convention_grade, notation=args.notation,
-                    truncate=args.truncate)
+                    truncate=args.truncate, batch_loss=args.batch_loss)
     if args.json:
         print(json.dumps(verdict.as_dict(), ensure_ascii=False, sort_keys=True))
         if verdict.verdict == "unreadable":

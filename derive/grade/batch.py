@@ -178,8 +178,8 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         model = _model(model_ref, options)
         at = parse_at(_at_text(row.get("values")), entries=True)  # one reader for the CLI's --at and both files
         v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, latex=options.get("latex"),
-                  rtol=options["rtol"],
-                  atol=options["atol"], timeout=options["timeout"], seed=options["seed"])
+                  rtol=options["rtol"], atol=options["atol"], timeout=options["timeout"], seed=options["seed"],
+                  convention_grade=options.get("convention_grade", "incorrect"), batch_loss=options.get("batch_loss"))
     except DeriveError as exc:
         out["reason"] = str(exc)
         return out
@@ -352,6 +352,8 @@ def grade_file(model, args) -> BatchOutput:
         rows = apply(rows, read_questions(args.questions))
     options = {"wrt": args.wrt, "steps": args.steps, "latex": True if args.latex else None, "rtol": args.rtol,
                "atol": args.atol, "timeout": args.timeout, "seed": args.seed,
+               "convention_grade": getattr(args, "convention_grade", "incorrect"),  # the teacher's, for every row
+               "batch_loss": getattr(args, "batch_loss", None),
                "model_options": getattr(args, "model_options", None) or {}}
     start = time.monotonic()
     results = grade_all(args.model, rows, options, args.jobs, Progress(len(rows), getattr(args, "progress", "auto")))

@@ -5,6 +5,8 @@ chooses (``convention_grade``: 'incorrect', the default, or 'correct').
     row_vector     CS231n's layout, h_t = tanh(x_t W_x + h_(t-1) W_h + b): every vector a row, every
                    weight the transpose of ours, so a gradient is the transpose of ours
     names          min-char-rnn's names for the Elman network (Wxh, Whh, Why, bh, by)
+    batch_sum      the loss summed over a batch of B examples where the question's is their mean (B times ours),
+    batch_mean     and the reverse (1/B of ours): derive.grade.minibatch (--batch-loss)
 
 Both twins (scalar/, matrix/) call ``apply`` when an answer equals the right one in a convention.
 """
@@ -25,6 +27,10 @@ WORDS = {
     "row_vector": "correct in the row-vector convention (CS231n: h_t = tanh(x_t W_x + h_(t-1) W_h + b), each "
                   "gradient the transpose of the column-vector one); this question uses column vectors",
     "names": "correct in min-char-rnn's names ({pairs}); this question writes {ours}",
+    "batch_sum": "correct for the loss summed over the batch of B examples; this question's loss is their mean, "
+                 "so its gradient is 1/B of yours",
+    "batch_mean": "correct for the loss averaged over the batch of B examples (the mean); this question's loss "
+                  "is their sum, so its gradient is B times yours",
 }
 
 

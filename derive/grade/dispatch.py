@@ -11,6 +11,7 @@ import importlib
 from derive import naming
 from derive.calculus.derivation import derive
 from derive.errors import DeriveError
+from derive.grade import minibatch
 from derive.grade.matrix.grader import grade_matrix, prepare_matrix
 from derive.grade.matrix.student import check_code_vector
 from derive.grade.scalar.grader import DEFAULT_ATOL, DEFAULT_RTOL, grade_scalar
@@ -24,15 +25,30 @@ from derive.grade.verdict import DEFAULT_TIMEOUT, Verdict
 def grade(model, wrt: str, answer: str, steps: int | None = None, at: dict | None = None, latex: bool | None = None,
           rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
           show_solution: bool = False, seed: int = 0, convention_grade: str = "incorrect",
-          notation: str | None = None, truncate: int | None = None) -> Verdict:
+          notation: str | None = None, truncate: int | None = None, batch_loss: str | None = None) -> Verdict:
     """Grade ``answer`` for dE/d``wrt``. Bad arguments raise DeriveError; a bad answer is 'unreadable'; one
     right in another convention (derive.grade.conventions) is graded ``convention_grade``; ``truncate``:
-    the question asks for the K-step truncated BPTT gradient."""
+    the question asks for the K-step truncated BPTT gradient; ``batch_loss`` (mean or sum): the question's
+    loss is over a batch of B examples (derive.grade.minibatch)."""
     if notation not in (None, "default"):  # the sheet's notation (derive sheet --notation): read as the default
         answer, wrt = in_default_notation(answer, notation, model.name), in_default_notation(wrt, notation, model.name)
     d = derive(model, steps)
     if d.kind != "matrix":
         scalar_at(at)
+    if minibatch.check_mode(batch_loss) is not None:
+        if truncate is not None:
+            raise DeriveError("--batch-loss and --truncate: give one of them")
+        names = minibatch.size_names(set(model.all_names) | {s.name for s in model.sizes})
+
+        def one(rewrite) -> Verdict:
+            if d.kind == "matrix":
+                return grade_matrix(d, wrt, answer, latex=latex, timeout=timeout, show_solution=show_solution,
+                                    seed=seed, convention_grade=convention_grade, at=at, rewrite=rewrite)
+            return grade_scalar(d, wrt, answer, at=at, latex=latex, rtol=rtol, atol=atol, timeout=timeout,
+                                show_solution=show_solution, seed=seed, convention_grade=convention_grade,
+                                rewrite=rewrite)
+
+        return minibatch.grade_over_batch(one, batch_loss, seed, names, convention_grade)
     if truncate is not None:
         if d.kind == "matrix" and at:
             raise DeriveError(f"--at with --truncate fixes scalar values; {model.name} is a vector model, graded "

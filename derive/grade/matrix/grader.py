@@ -44,14 +44,15 @@ def prepare_matrix(d, wrt: str, seed: int = 0, at: dict | None = None) -> Matrix
 
 def grade_matrix(d, wrt: str, answer: str, latex: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
                  show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE,
-                 at: dict | None = None) -> Verdict:
+                 at: dict | None = None, rewrite=None) -> Verdict:
     """Grade a matrix ``answer`` for dE/d``wrt`` of a matrix Derivation (an answer right in another
     convention is reported as such and graded ``convention_grade``). ``at`` (derive.numbers.at_values):
     the teacher's values, fixed at every point (the other entries drawn, at the sizes they imply); the
-    verdict then names the catalogued mistakes those values make equal to the right answer."""
+    verdict then names the catalogued mistakes those values make equal to the right answer. ``rewrite``:
+    applied to the answer's tree before it is built (derive.grade.minibatch)."""
     p = prepare_matrix(d, wrt, seed, at)
     grade = conventions.check_grade(convention_grade)
-    v = decide(p, timeout, lambda v: _grade(p, answer, latex, v, grade))
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, v, grade, rewrite))
     if at:
         v.indistinguishable = indistinguishable(p, prepare_matrix(d, wrt, seed))
         if v.correct:
@@ -79,12 +80,13 @@ def solution(p: MatrixProblem) -> dict:
 
 
 def _grade(p: MatrixProblem, answer: str, latex: bool | None, v: Verdict,
-           grade: str = conventions.DEFAULT_GRADE) -> None:
+           grade: str = conventions.DEFAULT_GRADE, rewrite=None) -> None:
     if not isinstance(answer, str):
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
     v.form = "latex" if use_latex else "plain"
-    tree, renamed = conventions.rename(read(answer, use_latex), conventions.ALIASES.get(p.model.name, {}))
+    tree = read(answer, use_latex)
+    tree, renamed = conventions.rename(rewrite(tree) if rewrite else tree, conventions.ALIASES.get(p.model.name, {}))
     try:
         built = build_matrix(tree, p.vocab, answer, use_latex)
     except ShapeError as exc:  # a forgotten transpose makes a wrong answer, not an unreadable one

@@ -44,13 +44,14 @@ def prepare(d, wrt: str, at: dict | None = None, seed: int = 0) -> Problem:
 
 def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool | None = None,
                  rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL, timeout: float = DEFAULT_TIMEOUT,
-                 show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE
-                 ) -> Verdict:
+                 show_solution: bool = False, seed: int = 0, convention_grade: str = conventions.DEFAULT_GRADE,
+                 rewrite=None) -> Verdict:
     """Grade ``answer`` for dE/d``wrt`` of a scalar Derivation. Bad arguments raise DeriveError; a bad
-    answer is 'unreadable'; one right in another convention is graded ``convention_grade``."""
+    answer is 'unreadable'; one right in another convention is graded ``convention_grade``; ``rewrite``:
+    applied to the answer's tree before it is built (derive.grade.minibatch)."""
     p = prepare(d, wrt, at, seed)
     grade = conventions.check_grade(convention_grade)
-    v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v, grade))
+    v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v, grade, rewrite))
     v.indistinguishable = [{"mistake": m.key, "message": m.message} for m in p.indistinguishable()]
     if show_solution:
         ref = p.reference
@@ -60,12 +61,13 @@ def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool |
 
 
 def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float, v: Verdict,
-           grade: str = conventions.DEFAULT_GRADE) -> None:
+           grade: str = conventions.DEFAULT_GRADE, rewrite=None) -> None:
     if not isinstance(answer, str):
         raise AnswerError("the answer is not text")
     use_latex = is_latex(answer) if latex is None else latex
     v.form = "latex" if use_latex else "plain"
-    built = build(read(answer, use_latex), p.vocab, answer, use_latex)
+    tree = read(answer, use_latex)
+    built = build(rewrite(tree) if rewrite else tree, p.vocab, answer, use_latex)
     v.symbols = list(built.symbols)
     expr = built.expr
     if not expr.free_symbols and p.fixed:  # --at given: a number is compared within the tolerance
