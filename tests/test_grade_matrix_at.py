@@ -147,3 +147,19 @@ def test_batch_rows_carry_vector_values(tmp_path, capsys):
     assert got["sym"]["verdict"] == "correct" and got["obj"]["verdict"] == "correct"
     assert got["last"]["verdict"] == "incorrect" and got["last"]["mistake"] == "only_last"
     assert got["bad"]["verdict"] == "unreadable" and "square number" in got["bad"]["reason"]
+    # the report says which mistakes a row's values hide (a teacher's degenerate values are not silent)
+    assert got["sym"]["indistinguishable"] == ["transposed_recurrence_W"] and got["obj"]["indistinguishable"] == []
+    assert report["summary"]["indistinguishable"] == [{"mistake": "transposed_recurrence_W", "rows": 1}]
+
+
+def test_batch_report_names_what_scalar_values_hide(tmp_path, capsys):
+    path = tmp_path / "a.csv"  # W_rec = W_x = 1 with y the count: every answer with (s_3 - y) is 0 there
+    path.write_text('id,answer,values\nnat,"2*(s_3-y)*(s_2 + W_rec*s_1 + W_rec^2*s_0)","W_rec=1,W_x=1"\n'
+                    'free,"2*(s_3-y)*(s_2 + W_rec*s_1 + W_rec^2*s_0)",\n')
+    assert main(["grade", "linear-rnn", "--wrt", "W_rec", "--answers", str(path), "--jobs", "1", "--progress",
+                 "never", "--report", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "cannot tell these catalogued mistakes" in out and "no_chain" in out
+    rows = (tmp_path / "r.csv").read_text().splitlines()
+    assert rows[0].endswith(",score,indistinguishable")
+    assert "no_chain" in rows[1].rsplit(",", 1)[1] and rows[2].endswith(",")

@@ -168,7 +168,7 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
            "steps": row.get("steps", options.get("steps")), "answer": _clean(row.get("answer") or ""),
            "verdict": "unreadable", "correct": False, "points": row.get("points", 1.0), "score": 0.0,
            "mistake": None, "reason": row.get("error"), "method": None, "false_accept_probability": None,
-           "time_seconds": 0.0, "symbols": [], "columns": row.get("columns") or {}}
+           "time_seconds": 0.0, "symbols": [], "columns": row.get("columns") or {}, "indistinguishable": []}
     if row.get("error"):
         return out
     if not out["wrt"]:
@@ -193,7 +193,8 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
     out.update(verdict=v.verdict, correct=v.correct, reason=v.reason, method=v.method,
                false_accept_probability=v.false_accept_probability, time_seconds=v.time_seconds,
                symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"),
-               message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0)
+               message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0,
+               indistinguishable=[m["mistake"] for m in v.indistinguishable])  # mistakes the row's values hide
     return out
 
 

@@ -14,7 +14,8 @@ import json
 from collections import Counter
 
 FIELDS = ["row", "id", "wrt", "steps", "verdict", "correct", "mistake", "reason", "method", "false_accept_probability",
-          "time_seconds", "symbols", "answer", "points", "score"]  # the first twelve as before (positions are read)
+          "time_seconds", "symbols", "answer", "points", "score", "indistinguishable"]  # the first twelve as before
+# (positions are read); indistinguishable: the catalogued mistakes the row's values cannot tell from a right answer
 STUDENT = "student"
 
 
@@ -23,11 +24,13 @@ def summarise(model_name: str, results: list[dict], seconds: float) -> dict:
     verdicts = Counter(r["verdict"] for r in results)
     mistakes = Counter(r["mistake"] for r in results if r.get("mistake"))
     messages = {r["mistake"]: r.get("message") or r["reason"] for r in results if r.get("mistake")}
+    hidden = Counter(k for r in results for k in r.get("indistinguishable") or ())
     return {"model": model_name, "rows": len(results), "seconds": round(seconds, 3),
             "verdicts": dict(sorted(verdicts.items())),
             "score": _number(sum(r.get("score") or 0.0 for r in results)),
             "max_score": _number(sum(r.get("points", 1.0) for r in results)),
             "mistakes": [{"mistake": k, "count": c, "message": messages[k]} for k, c in mistakes.most_common(10)],
+            "indistinguishable": [{"mistake": k, "rows": c} for k, c in sorted(hidden.items())],
             "students": students(results)}
 
 
@@ -68,7 +71,9 @@ def to_csv(results: list[dict]) -> bytes:
     writer.writerow(header + FIELDS)
     for r in results:
         cols = r.get("columns") or {}
-        own = {**r, "symbols": " ".join(r.get("symbols") or []), "correct": "true" if r["correct"] else "false",
+        own = {**r, "symbols": " ".join(r.get("symbols") or []),
+               "indistinguishable": " ".join(r.get("indistinguishable") or []),
+               "correct": "true" if r["correct"] else "false",
                "points": _number(r.get("points", 1.0)), "score": _number(r.get("score") or 0.0)}
         writer.writerow([_cell(cols.get(c)) for c in carried] + [_cell(own.get(f)) for f in FIELDS])
     return buf.getvalue().encode("utf-8", errors="replace")
