@@ -163,3 +163,30 @@ def test_batch_report_names_what_scalar_values_hide(tmp_path, capsys):
     rows = (tmp_path / "r.csv").read_text().splitlines()
     assert rows[0].endswith(",score,indistinguishable")
     assert "no_chain" in rows[1].rsplit(",", 1)[1] and rows[2].endswith(",")
+
+
+def test_questions_file_fixes_values_the_students_cannot(tmp_path, capsys):
+    qfile = tmp_path / "q.csv"
+    qfile.write_text('question,wrt,values\nsym,W,W=0.5\nfree,W,\nvec,W,"x_2=[1,0],W[1,2]=0.25"\n')
+    answers = tmp_path / "a.jsonl"  # a student's own values are not used: the question's are
+    answers.write_text("".join(json.dumps({"id": q, "answer": RIGHT_W, "values": "W=[1,2,3]"}) + "\n"
+                               for q in ("sym", "free", "vec")))
+    args = ["grade", "elman", "--answers", str(answers), "--questions", str(qfile), "--json", "--jobs", "1",
+            "--progress", "never"]
+    assert main(args) == 0
+    got = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert [got[q]["verdict"] for q in ("sym", "free", "vec")] == ["correct"] * 3
+    assert got["sym"]["indistinguishable"] == ["transposed_recurrence_W"]
+    assert got["free"]["indistinguishable"] == got["vec"]["indistinguishable"] == []
+    assert "at the given values" in got["vec"]["reason"] and "at the given values" not in got["free"]["reason"]
+    qjson = tmp_path / "q.json"
+    qjson.write_text(json.dumps({"sym": {"wrt": "W", "values": {"W": 0.5}}, "free": {"wrt": "W"},
+                                 "vec": {"wrt": "W", "values": {"x_2": [1, 0]}}}))
+    assert main([*args[:5], str(qjson), *args[6:]]) == 0
+    got = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert got["sym"]["indistinguishable"] == ["transposed_recurrence_W"] and got["vec"]["verdict"] == "correct"
+    for bad in ('question,wrt,values\nq1,W,"W=1,,"\n', 'question,wrt,values\nq1,W,"W=abc"\n'):
+        qfile.write_text(bad)
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "question 'q1'" in err

@@ -68,9 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scores, default 1). Any other column (student, email, section) is carried into the report unchanged; "
         "with a column student, each student's total is reported too (PREFIX.students.csv).")
     batch.add_argument("--questions", metavar="QFILE", help="the teacher's questions: CSV with columns question, "
-                       "wrt and optionally model, steps, points (or JSON: id -> {wrt, model, steps, points}). Each "
-                       "answer is graded against its question (column question, else id), whatever its own wrt, "
-                       "steps, values and points say; an unanswered question scores 0")
+                       "wrt and optionally model, steps, points, values (the question's --at) (or JSON: id -> {wrt, "
+                       "model, steps, points, values}). Each answer is graded against its question (column question, "
+                       "else id), whatever its own wrt, steps, values and points say; an unanswered question "
+                       "scores 0")
     batch.add_argument("--report", metavar="PREFIX", help="write PREFIX.csv and PREFIX.json (default: "
                        "FILE.graded.*; with --json, only when given)")
     batch.add_argument("--format", choices=["report", "gradescope"], default="report", help="report: the CSV "

@@ -160,8 +160,8 @@ def grade_rows(model_ref: str, rows: list[dict], options: dict) -> list[dict]:
 
 
 def grade_row(model_ref: str, row: dict, options: dict) -> dict:
-    from derive.numbers.check import parse_at
     from derive.grade.dispatch import grade
+    from derive.numbers.at_values import as_text, parse_at
 
     model_ref = row.get("model") or model_ref  # a teacher's question may name its own model (--questions)
     out = {"row": row["row"], "id": row["id"], "wrt": row.get("wrt") or options.get("wrt"),
@@ -176,7 +176,7 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         return out
     try:
         model = _model(model_ref, options)
-        at = parse_at(_at_text(row.get("values")), entries=True)  # one reader for the CLI's --at and both files
+        at = parse_at(as_text(row.get("values")), entries=True)  # one reader for the CLI's --at and both files
         v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, latex=options.get("latex"),
                   rtol=options["rtol"], atol=options["atol"], timeout=options["timeout"], seed=options["seed"],
                   convention_grade=options.get("convention_grade", "incorrect"), batch_loss=options.get("batch_loss"))
@@ -196,14 +196,6 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
                message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0,
                indistinguishable=[m["mistake"] for m in v.indistinguishable])  # mistakes the row's values hide
     return out
-
-
-def _at_text(values) -> str | None:
-    """A JSON object of values ({"W[1,2]": 0.5, "x_2": [1, 0]}) as --at text, so that one parser reads both."""
-    if not isinstance(values, dict):
-        return values
-    return ",".join(f"{k}=[{','.join(repr(x) for x in v)}]" if isinstance(v, list) else f"{k}={v!r}"
-                    for k, v in values.items())
 
 
 # -- running -------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The teacher's questions (`derive grade MODEL --answers FILE --questions QFILE`): what each answer is
 graded against, so that a student's file cannot choose it.
 
-QFILE is CSV with a header (columns question, wrt, and optionally model, steps, points) or JSON (an
-object: question id -> {"wrt", "model", "steps", "points"}). A row of the answers file names its
-question in the column question (else its id). The question decides wrt, the model, steps and points;
-the row's own wrt, steps, values and points are not used (a wrt that differs from the question's is
-graded against the question's, and the report says so). A question nobody answered gets a row scored 0,
-for each student (column student) or once; a second answer to one question is not scored.
+QFILE is CSV with a header (columns question, wrt, and optionally model, steps, points, values) or JSON
+(an object: question id -> {"wrt", "model", "steps", "points", "values"}); values are the teacher's --at
+for the question (derive.numbers.at_values: 'W_rec=1,W_x=1', 'W=0.5,x_2=[1,0]', in JSON also an object).
+A row of the answers file names its question in the column question (else its id). The question decides
+wrt, the model, steps, points and values; the row's own are not used (a wrt that differs from the
+question's is graded against the question's, and the report says so). A question nobody answered gets a
+row scored 0, for each student (column student) or once; a second answer to one question is not scored.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import json
 from dataclasses import dataclass
 
 from derive.errors import DeriveError
+from derive.numbers.at_values import as_text, parse_at
 from derive.reading import read_text
 
 MAX_BYTES = 1024 * 1024
-FIELDS = ("wrt", "model", "steps", "points")
+FIELDS = ("wrt", "model", "steps", "points", "values")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Question:
     model: str | None = None  # None: the command's MODEL
     steps: int | None = None
     points: float = 1.0
+    values: str | None = None  # the teacher's --at for this question, as text
 
 
 def read_questions(path: str) -> dict[str, Question]:
@@ -47,7 +50,7 @@ def read_questions(path: str) -> dict[str, Question]:
         names = [f.strip() for f in reader.fieldnames or []]
         if "question" not in names or "wrt" not in names:
             raise DeriveError(f"--questions {path}: the CSV header needs the columns question and wrt "
-                              "(and optionally model, steps, points)")
+                              "(and optionally model, steps, points, values)")
         items = [(str(r.get("question") or "").strip(), r) for r in
                  ({k.strip(): v for k, v in rec.items() if k is not None} for rec in reader)]
     out: dict[str, Question] = {}
@@ -74,7 +77,14 @@ def _question(path: str, qid: str, spec: dict) -> Question:
         raise DeriveError(f"{where}: steps must be a whole number and points a number") from None
     if not 0 <= points < float("inf") or (steps is not None and steps < 1):
         raise DeriveError(f"{where}: steps must be >= 1 and points >= 0")
-    return Question(qid, wrt, model, steps, points)
+    try:
+        values = as_text(spec.get("values")) or None
+        parse_at(values, entries=True)  # read now: a typo is the teacher's file's error, not every row's
+    except (TypeError, ValueError):
+        raise DeriveError(f"{where}: values must be numbers (a vector: a list of numbers)") from None
+    except DeriveError as exc:
+        raise DeriveError(f"{where}: {exc}") from None
+    return Question(qid, wrt, model, steps, points, values)
 
 
 def apply(rows: list[dict], questions: dict[str, Question]) -> list[dict]:
@@ -94,6 +104,8 @@ def apply(rows: list[dict], questions: dict[str, Question]) -> list[dict]:
             out.append(new)
             continue
         new.update(wrt=q.wrt, points=q.points, question=qid)
+        if q.values:
+            new["values"] = q.values
         if q.steps is not None:
             new["steps"] = q.steps
         if q.model:

@@ -52,6 +52,14 @@ def parse_at(text: str | None, entries: bool = False) -> dict:
     return out
 
 
+def as_text(values: dict | str | None) -> str | None:
+    """A JSON object of values ({"W[1,2]": 0.5, "x_2": [1, 0]}) as --at text, so that one parser reads both."""
+    if not isinstance(values, dict):
+        return values
+    return ",".join(f"{k}=[{','.join(repr(float(x)) for x in v)}]" if isinstance(v, list) else f"{k}={float(v)!r}"
+                    for k, v in values.items())
+
+
 def _number(name: str, text: str) -> float:
     try:
         number = float(text.strip())
