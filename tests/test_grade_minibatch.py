@@ -82,6 +82,17 @@ def test_scalar_wrong(linear, answer):
     assert v.diagnosis["mistake"] == "factor_2"  # the usual catalogue, on the batch's gradient
 
 
+@pytest.mark.parametrize("mode,answer", [("mean", f"1/B * ({PLAIN})"), ("mean", f"(1/B)*Σ_b (1/B)*({PLAIN})"),
+                                         ("sum", f"B*Σ_b ({PLAIN})"), ("sum", f"B^2*({PLAIN})")])
+def test_the_batch_size_twice_is_named(linear, elman, mode, answer):
+    v = grade(linear, "W_rec", answer, batch_loss=mode)
+    assert v.verdict == "incorrect" and v.diagnosis["mistake"] == f"batch_{mode}_twice"
+    assert ("1/B times" if mode == "mean" else "B times") in v.reason
+    matrix = answer.replace(PLAIN, RIGHT_W).replace("^2", "*B")
+    assert grade(elman, "W", matrix, batch_loss=mode).diagnosis["mistake"] == f"batch_{mode}_twice"
+    assert grade(linear, "W_rec", f"3*({PLAIN})", batch_loss=mode).diagnosis["mistake"] == "factor"
+
+
 def test_without_the_option_b_is_unknown(linear):
     v = grade(linear, "W_rec", f"B*({PLAIN})")
     assert v.verdict == "unreadable" and "unknown symbol 'B'" in v.reason

@@ -30,6 +30,10 @@ MODES = ("mean", "sum")
 SIZE_NAMES = ("B", "N")
 INDEX_NAMES = ("b", "n")  # \sum_b with no limits is over the batch; \sum_{k=1}^{T} stays over the steps
 BATCH_RANGE = (2, 10 ** 6)
+TWICE = {"mean": "your answer is 1/{B} times the correct one: it divides by the batch size {B} twice (the mean "
+                 "over the batch is 1/{B} times the sum of {B} examples' gradients, once)",
+         "sum": "your answer is {B} times the correct one: it counts the batch size {B} twice (the sum over the "
+                "batch is {B} copies of one example's gradient, once)"}
 
 
 def check_mode(mode: str | None) -> str | None:
@@ -51,9 +55,11 @@ def batch_value(seed: int) -> int:
     return random.Random(f"batch-size:{seed}").randint(*BATCH_RANGE)
 
 
-def rewrite(tree, size: int, names: tuple[str, ...], divide: bool, seen: list | None = None):
+def rewrite(tree, size: int, names: tuple[str, ...], divide: bool, seen: list | None = None,
+            scale: Fraction | None = None):
     """``tree`` with the batch size a number and each sum over the batch ``size`` times its body; divided by
-    ``size`` when ``divide``. ``seen`` collects where the batch size entered (its degree, for the bound)."""
+    ``size`` when ``divide`` (multiplied by ``scale`` instead, when given). ``seen`` collects where the batch
+    size entered (its degree, for the bound)."""
     seen = [] if seen is None else seen
     def uses(node, var: str) -> bool:
         if isinstance(node, Name):
@@ -83,6 +89,8 @@ def rewrite(tree, size: int, names: tuple[str, ...], divide: bool, seen: list | 
                             tuple(walk(a) for a in c) if isinstance(c, tuple) else c for c in node))
 
     out = walk(tree)
+    if scale is not None:
+        return Binary("*", Num(Fraction(scale), 0), out, 0)
     return Binary("/", out, Num(Fraction(size), 0), 0) if divide else out
 
 
@@ -106,6 +114,12 @@ def grade_over_batch(grade_one: Callable[[Callable], Verdict], mode: str, seed: 
             kind = "batch_sum" if mode == "mean" else "batch_mean"
             conventions.apply(v, kind, grade, conventions.message(kind))
             v.symbols, v.method = other.symbols, other.method
+        elif (v.diagnosis or {}).get("mistake") == "factor":  # B once too often: 1/B of a mean, B times a sum
+            twice = grade_one(lambda tree: rewrite(tree, size, names, False, scale=Fraction(
+                size if mode == "mean" else Fraction(1, size * size))))
+            if twice.correct:
+                words = TWICE[mode].format(B=names[0])
+                v.reason, v.diagnosis = words, {"mistake": f"batch_{mode}_twice", "message": words}
     if v.correct and v.false_accept_probability is not None:  # heuristic: the degree in B counted as written
         width = BATCH_RANGE[1] - BATCH_RANGE[0] + 1
         v.false_accept_probability = min(1.0, v.false_accept_probability + (len(seen) + 1) / width)
