@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (default 0)")
     parser.add_argument("--notation", default=None, metavar="NAME", help="read the answer (and --wrt) in a "
                         "sheet's notation (derive sheet --notation), e.g. goodfellow: \\nabla_{h^{(2)}} L, "
-                        "h^{(t)}, \\tau")
+                        "h^{(t)}, \\tau; with --answers, every row (a --questions file may set it per question)")
     parser.add_argument("--convention-grade", choices=("incorrect", "correct"), default="incorrect",
                         help="the grade of an answer right in another convention (a loss averaged over time, "
                         "the row-vector layout, min-char-rnn's names), which the report names (default incorrect)")
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
                         help="the question asks for truncated BPTT: each loss term's gradient flows back through "
                         "at most K steps, its own included (a parameter's gradient; refused for a state that runs "
-                        "backwards in time)")
+                        "backwards in time; with --answers, every row, or per question in --questions)")
     batch = parser.add_argument_group(
         "--answers FILE", "a CSV file with a header line, or JSONL (one object per line), or a JSON array. Columns: "
         "answer (required); id (a name for the row, default its line number); wrt (default --wrt); steps "
@@ -68,10 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scores, default 1). Any other column (student, email, section) is carried into the report unchanged; "
         "with a column student, each student's total is reported too (PREFIX.students.csv).")
     batch.add_argument("--questions", metavar="QFILE", help="the teacher's questions: CSV with columns question, "
-                       "wrt and optionally model, steps, points, values (the question's --at) (or JSON: id -> {wrt, "
-                       "model, steps, points, values}). Each answer is graded against its question (column question, "
-                       "else id), whatever its own wrt, steps, values and points say; an unanswered question "
-                       "scores 0")
+                       "wrt and optionally model, steps, points, values (the question's --at), notation (its "
+                       "--notation), truncate (its --truncate K) (or JSON: id -> {wrt, model, steps, points, "
+                       "values, notation, truncate}). Each answer is graded against its question (column question, "
+                       "else id), whatever its own wrt, steps, values and points say; an unanswered question scores 0")
     batch.add_argument("--report", metavar="PREFIX", help="write PREFIX.csv and PREFIX.json (default: "
                        "FILE.graded.*; with --json, only when given)")
     batch.add_argument("--format", choices=["report", "gradescope"], default="report", help="report: the CSV "

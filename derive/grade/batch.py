@@ -179,7 +179,8 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
         at = parse_at(as_text(row.get("values")), entries=True)  # one reader for the CLI's --at and both files
         v = grade(model, out["wrt"], row["answer"], steps=out["steps"], at=at, latex=options.get("latex"),
                   rtol=options["rtol"], atol=options["atol"], timeout=options["timeout"], seed=options["seed"],
-                  convention_grade=options.get("convention_grade", "incorrect"), batch_loss=options.get("batch_loss"))
+                  convention_grade=options.get("convention_grade", "incorrect"), batch_loss=options.get("batch_loss"),
+                  notation=_setting(row, options, "notation"), truncate=_setting(row, options, "truncate"))
     except DeriveError as exc:
         out["reason"] = str(exc)
         return out
@@ -196,6 +197,12 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
                message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0,
                indistinguishable=[m["mistake"] for m in v.indistinguishable])  # mistakes the row's values hide
     return out
+
+
+def _setting(row: dict, options: dict, name: str):
+    """The question's notation or truncation window (--questions), else the command's (--notation, --truncate)."""
+    own = row.get(name)
+    return own if own is not None else options.get(name)
 
 
 # -- running -------------------------------------------------------------------------
@@ -293,7 +300,7 @@ def _question(row: dict, options: dict) -> tuple | None:
     values = row.get("values")
     return (row.get("model"), row.get("wrt") or options.get("wrt"), row.get("steps", options.get("steps")),
             json.dumps(values, sort_keys=True) if isinstance(values, dict) else values, row["answer"],
-            row.get("note"))
+            row.get("note"), _setting(row, options, "notation"), _setting(row, options, "truncate"))
 
 
 def _copied(result: dict, row: dict) -> dict:
@@ -305,21 +312,33 @@ def _copied(result: dict, row: dict) -> dict:
 
 def _prewarm(model_ref: str, rows: list[dict], options: dict, limit: int = 64) -> None:
     """Derive each question once here, before the workers fork, so that they inherit it."""
-    from derive.grade.dispatch import prepare
+    from derive.grade.dispatch import in_default_notation, prepare
 
     seen = set()
     for row in rows:
         key = (row.get("model") or model_ref, row.get("wrt") or options.get("wrt"),
-               row.get("steps", options.get("steps")))
+               row.get("steps", options.get("steps")), _setting(row, options, "notation"))
         if key in seen or row.get("values") or row.get("error") or not key[1]:
             continue
         seen.add(key)
         if len(seen) > limit:
             break
         try:
-            prepare(_model(key[0], options), key[2], key[1], options["seed"])
+            model = _model(key[0], options)
+            wrt = in_default_notation(key[1], key[3], model.name) if key[3] not in (None, "default") else key[1]
+            prepare(model, key[2], wrt, options["seed"])
         except Exception:  # the row's own grading reports the problem
             continue
+
+
+def _check_settings(rows: list[dict], options: dict) -> None:
+    """The command's notation and the truncation of any question, checked once for the whole file."""
+    from derive.notation import notation
+
+    if options.get("notation") not in (None, "default"):
+        notation(options["notation"])
+    if options.get("batch_loss") and any(_setting(r, options, "truncate") is not None for r in rows):
+        raise DeriveError("--batch-loss and --truncate (or a question's truncate): give one of them")
 
 
 @dataclass
@@ -347,7 +366,9 @@ def grade_file(model, args) -> BatchOutput:
                "atol": args.atol, "timeout": args.timeout, "seed": args.seed,
                "convention_grade": getattr(args, "convention_grade", "incorrect"),  # the teacher's, for every row
                "batch_loss": getattr(args, "batch_loss", None),
+               "notation": getattr(args, "notation", None), "truncate": getattr(args, "truncate", None),
                "model_options": getattr(args, "model_options", None) or {}}
+    _check_settings(rows, options)
     start = time.monotonic()
     results = grade_all(args.model, rows, options, args.jobs, Progress(len(rows), getattr(args, "progress", "auto")))
     summary = gradebook.summarise(model.name, results, time.monotonic() - start)

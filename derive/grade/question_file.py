@@ -1,11 +1,14 @@
 """The teacher's questions (`derive grade MODEL --answers FILE --questions QFILE`): what each answer is
 graded against, so that a student's file cannot choose it.
 
-QFILE is CSV with a header (columns question, wrt, and optionally model, steps, points, values) or JSON
-(an object: question id -> {"wrt", "model", "steps", "points", "values"}); values are the teacher's --at
-for the question (derive.numbers.at_values: 'W_rec=1,W_x=1', 'W=0.5,x_2=[1,0]', in JSON also an object).
+QFILE is CSV with a header (columns question, wrt, and optionally model, steps, points, values, notation,
+truncate) or JSON (an object: question id -> {"wrt", "model", "steps", "points", "values", "notation",
+"truncate"}); values are the teacher's --at for the question (derive.numbers.at_values: 'W_rec=1,W_x=1',
+'W=0.5,x_2=[1,0]', in JSON also an object); notation is the sheet's notation the question was set in
+(derive.notation: its answers and its wrt read in it, as --notation); truncate is K of a question on
+truncated BPTT (as --truncate). An empty notation or truncate leaves the command's own.
 A row of the answers file names its question in the column question (else its id). The question decides
-wrt, the model, steps, points and values; the row's own are not used (a wrt that differs from the
+wrt, the model, steps, points, values, notation and truncate; the row's own are not used (a wrt that differs from the
 question's is graded against the question's, and the report says so). A question nobody answered gets a
 row scored 0, for each student (column student) or once; a second answer to one question is not scored.
 """
@@ -17,11 +20,12 @@ import json
 from dataclasses import dataclass
 
 from derive.errors import DeriveError
+from derive.notation import notation as known_notation
 from derive.numbers.at_values import as_text, parse_at
 from derive.reading import read_text
 
 MAX_BYTES = 1024 * 1024
-FIELDS = ("wrt", "model", "steps", "points", "values")
+FIELDS = ("wrt", "model", "steps", "points", "values", "notation", "truncate")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Question:
     steps: int | None = None
     points: float = 1.0
     values: str | None = None  # the teacher's --at for this question, as text
+    notation: str | None = None  # the notation its answers are written in (None: --notation)
+    truncate: int | None = None  # K of truncated BPTT (None: --truncate)
 
 
 def read_questions(path: str) -> dict[str, Question]:
@@ -50,7 +56,7 @@ def read_questions(path: str) -> dict[str, Question]:
         names = [f.strip() for f in reader.fieldnames or []]
         if "question" not in names or "wrt" not in names:
             raise DeriveError(f"--questions {path}: the CSV header needs the columns question and wrt "
-                              "(and optionally model, steps, points, values)")
+                              "(and optionally model, steps, points, values, notation, truncate)")
         items = [(str(r.get("question") or "").strip(), r) for r in
                  ({k.strip(): v for k, v in rec.items() if k is not None} for rec in reader)]
     out: dict[str, Question] = {}
@@ -84,7 +90,29 @@ def _question(path: str, qid: str, spec: dict) -> Question:
         raise DeriveError(f"{where}: values must be numbers (a vector: a list of numbers)") from None
     except DeriveError as exc:
         raise DeriveError(f"{where}: {exc}") from None
-    return Question(qid, wrt, model, steps, points, values)
+    return Question(qid, wrt, model, steps, points, values, *_reading(where, spec))
+
+
+def _reading(where: str, spec: dict) -> tuple[str | None, int | None]:
+    """The question's notation and truncation window, checked now like its values."""
+    name = str(spec.get("notation") or "").strip() or None
+    if name is not None:
+        try:
+            known_notation(name)
+        except DeriveError as exc:
+            raise DeriveError(f"{where}: {exc}") from None
+    window = spec.get("truncate")
+    if window in (None, ""):
+        return name, None
+    try:
+        if isinstance(window, bool) or float(window) != int(float(window)):
+            raise ValueError
+        window = int(float(window))
+    except (TypeError, ValueError, OverflowError):
+        raise DeriveError(f"{where}: truncate must be a whole number >= 1 (got {window!r})") from None
+    if window < 1:
+        raise DeriveError(f"{where}: truncate must be a whole number >= 1 (got {window})")
+    return name, window
 
 
 def apply(rows: list[dict], questions: dict[str, Question]) -> list[dict]:
@@ -110,6 +138,10 @@ def apply(rows: list[dict], questions: dict[str, Question]) -> list[dict]:
             new["steps"] = q.steps
         if q.model:
             new["model"] = q.model
+        if q.notation:
+            new["notation"] = q.notation
+        if q.truncate is not None:
+            new["truncate"] = q.truncate
         if row.get("wrt") and row["wrt"] != q.wrt:
             new["note"] = f"graded against the question's dE/d{q.wrt} (the answers file said {row['wrt']})"
         if (student, qid) in seen:
