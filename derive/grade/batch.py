@@ -168,7 +168,8 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
            "steps": row.get("steps", options.get("steps")), "answer": _clean(row.get("answer") or ""),
            "verdict": "unreadable", "correct": False, "points": row.get("points", 1.0), "score": 0.0,
            "mistake": None, "reason": row.get("error"), "method": None, "false_accept_probability": None,
-           "time_seconds": 0.0, "symbols": [], "columns": row.get("columns") or {}, "indistinguishable": []}
+           "time_seconds": 0.0, "symbols": [], "columns": row.get("columns") or {}, "indistinguishable": [],
+           "zero_at_values": False}
     if row.get("error"):
         return out
     if not out["wrt"]:
@@ -195,7 +196,10 @@ def grade_row(model_ref: str, row: dict, options: dict) -> dict:
                false_accept_probability=v.false_accept_probability, time_seconds=v.time_seconds,
                symbols=v.symbols, mistake=(v.diagnosis or {}).get("mistake"),
                message=(v.diagnosis or {}).get("message"), score=out["points"] if v.correct else 0.0,
-               indistinguishable=[m["mistake"] for m in v.indistinguishable])  # mistakes the row's values hide
+               indistinguishable=[m["mistake"] for m in v.indistinguishable],  # mistakes the row's values hide
+               zero_at_values=v.zero_at_values)  # the right answer is 0 at the row's values: it grades nothing
+    if v.zero_at_values:
+        out["values"] = as_text(row.get("values"))
     return out
 
 

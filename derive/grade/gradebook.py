@@ -31,7 +31,15 @@ def summarise(model_name: str, results: list[dict], seconds: float) -> dict:
             "max_score": _number(sum(r.get("points", 1.0) for r in results)),
             "mistakes": [{"mistake": k, "count": c, "message": messages[k]} for k, c in mistakes.most_common(10)],
             "indistinguishable": [{"mistake": k, "rows": c} for k, c in sorted(hidden.items())],
+            "zero_at_values": zero_at_values(results),
             "students": students(results)}
+
+
+def zero_at_values(results: list[dict]) -> list[dict]:
+    """The questions whose right answer is 0 at their values (every answer 0 there passes), with their rows."""
+    rows = Counter((r.get("wrt"), r.get("steps"), r.get("values")) for r in results if r.get("zero_at_values"))
+    return [{"wrt": wrt, "steps": steps, "values": values, "rows": n}
+            for (wrt, steps, values), n in sorted(rows.items(), key=str)]
 
 
 def students(results: list[dict]) -> list[dict] | None:

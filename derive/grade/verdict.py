@@ -35,6 +35,8 @@ class Verdict:
     solution: dict | None = None
     # catalogued mistakes the question cannot tell from the right answer (the teacher's --at makes them equal)
     indistinguishable: list = field(default_factory=list)
+    # the right answer itself is 0 at the teacher's --at values (not at others): the question grades nothing there
+    zero_at_values: bool = False
 
     @property
     def exit_code(self) -> int:

@@ -54,7 +54,9 @@ def grade_matrix(d, wrt: str, answer: str, latex: bool | None = None, timeout: f
     grade = conventions.check_grade(convention_grade)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, v, grade, rewrite))
     if at:
-        v.indistinguishable = indistinguishable(p, prepare_matrix(d, wrt, seed))
+        free = prepare_matrix(d, wrt, seed)
+        v.indistinguishable = indistinguishable(p, free)
+        v.zero_at_values = _zero(p) and not _zero(free)
         if v.correct:
             v.reason += " at the given values"
     if show_solution:
@@ -69,6 +71,11 @@ def indistinguishable(p: MatrixProblem, free: MatrixProblem) -> list[dict]:
     free.mistakes  # noqa: B018
     always = getattr(free, "equal", {})
     return [{"mistake": key, "message": m.message} for key, m in getattr(p, "equal", {}).items() if key not in always]
+
+
+def _zero(p: MatrixProblem) -> bool:
+    """Is the right answer 0 at every point (to the comparison's tolerance), so that the answer 0 passes?"""
+    return p.same(p.target, [p.zero(pt) for pt in p.points])
 
 
 def solution(p: MatrixProblem) -> dict:

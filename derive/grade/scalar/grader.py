@@ -53,6 +53,7 @@ def grade_scalar(d, wrt: str, answer: str, at: dict | None = None, latex: bool |
     grade = conventions.check_grade(convention_grade)
     v = decide(p, timeout, lambda v: _grade(p, answer, latex, rtol, atol, v, grade, rewrite))
     v.indistinguishable = [{"mistake": m.key, "message": m.message} for m in p.indistinguishable()]
+    v.zero_at_values = p.zero_at_values()
     if show_solution:
         ref = p.reference
         v.solution = {"compact": str(ref.compact), "explicit": str(ref.value),

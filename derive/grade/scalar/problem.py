@@ -171,6 +171,18 @@ class Problem:
                 out.setdefault(m.key, m)
         return list(out.values())
 
+    def zero_at_values(self) -> bool:
+        """Is the right answer 0 at the teacher's --at values (to the comparison's tolerance), though not at random
+        values of every symbol? Then the answer 0, and any multiple of the right one, is accepted there."""
+        if not self.fixed:
+            return False
+        exact = self.exact_ok
+        target = self.sample(exact).target
+        if not self.same(target, [0] * len(target), exact):
+            return False
+        free = problem(self.derivation, self.reference.label, None, self.seed).sample(exact).target
+        return not self.same(free, [0] * len(free), exact)
+
     def at_points(self, values: dict) -> tuple[list, list, list]:
         """At given base values (symbol -> list of Fractions): the target, every catalogued mistake
         (no duplicates removed) and each step term of a parameter's gradient, in 50-digit floats."""
