@@ -158,8 +158,9 @@ def _grade(server: Server, t, q, student: str, answer) -> dict:
     if server.course.database and not STUDENT.match(student):
         raise DeriveError("give your student id (up to 100 characters) so that the course can record the answer")
     course = server.course
+    wait = course.timeout + (1.0 if course.prepare else PREPARE_WAIT)
     verdict = server.pool.run(grade_job, t.ref, t.options, t.steps, q.id, answer, course.latex, course.timeout,
-                              course.show_solutions, timeout=course.timeout + (1.0 if course.prepare else PREPARE_WAIT))
+                              course.show_solutions, t.values, timeout=wait)
     verdict["id"] = server.store.add(student or "anonymous", t.key, q.id, answer, verdict)
     return verdict
 

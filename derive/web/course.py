@@ -22,6 +22,7 @@ questions are fixed here, at start: a request can only choose among them.
     [[model]]
     name = "elman"
     options = { activation = "relu" }
+    values = "W=0.5,x_2=[1,0]"     # the teacher's --at for this model's questions: fixed, and shown on the page
 """
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.numbers.at_values import as_text, parse_at
 from derive.reading import read_text
 
 NOTATIONS = ("auto", "plain", "latex")
 MAX_COURSE_BYTES = 1 << 20
 KEYS = {"title", "steps", "notation", "show_solutions", "host", "port", "database", "token", "timeout", "workers",
         "prepare", "model"}
-MODEL_KEYS = {"name", "spec", "questions", "options", "steps", "key"}
+MODEL_KEYS = {"name", "spec", "questions", "options", "steps", "key", "values"}
 
 
 @dataclass
@@ -47,6 +49,7 @@ class ModelEntry:
     options: dict = field(default_factory=dict)
     questions: list[str] | None = None
     steps: int | None = None
+    values: str | None = None  # the teacher's --at for every question of this model (as text), as a batch's
 
 
 @dataclass
@@ -119,5 +122,18 @@ def load_course(path: str | Path) -> Course:
         ref = entry["name"] if "name" in entry else str(folder / entry["spec"])
         key = entry.get("key") or (entry["name"] if "name" in entry else Path(entry["spec"]).stem)
         course.models.append(ModelEntry(ref, str(key), {str(k): str(v) for k, v in entry.get("options", {}).items()},
-                                        entry.get("questions"), entry.get("steps")))
+                                        entry.get("questions"), entry.get("steps"), _values(path, n, entry)))
     return course.check()
+
+
+def _values(path: Path, n: int, entry: dict) -> str | None:
+    """A model's values (text 'W_rec=1,x_1=0.5' or a table), read now: a typo is the course file's error."""
+    try:
+        values = as_text(entry.get("values")) or None
+        parse_at(values, entries=True)
+    except (TypeError, ValueError):
+        raise DeriveError(f"{path}: [[model]] number {n}: values must be numbers (a vector: a list of numbers)") \
+            from None
+    except DeriveError as exc:
+        raise DeriveError(f"{path}: [[model]] number {n}: {exc}") from None
+    return values

@@ -58,12 +58,27 @@ def preview_job(ref: str, options: dict, steps: int | None, answer: str, latex: 
 
 
 def grade_job(ref: str, options: dict, steps: int | None, wrt: str, answer: str, latex: bool | None,
-              timeout: float, show_solution: bool) -> dict:
-    """derive.grade.dispatch.grade on one answer: the Verdict as a dict (as `derive grade --json` prints it)."""
+              timeout: float, show_solution: bool, values: str | None = None) -> dict:
+    """derive.grade.dispatch.grade on one answer: the Verdict as a dict (as `derive grade --json` prints it);
+    ``values``: the course's --at for the question ('W_rec=1,x_1=0.5')."""
     from derive.grade.dispatch import grade
+    from derive.numbers.at_values import parse_at
 
-    return grade(_model(ref, options), wrt, answer, steps=steps, latex=latex, timeout=timeout,
-                 show_solution=show_solution).as_dict()
+    return grade(_model(ref, options), wrt, answer, steps=steps, at=parse_at(values, entries=True), latex=latex,
+                 timeout=timeout, show_solution=show_solution).as_dict()
+
+
+def check_values(t) -> None:
+    """A course model's values, checked at start on its first question (in this process, before the workers
+    fork): a name the model does not have, or sizes that disagree, is the course file's one-line error."""
+    from derive.grade.dispatch import grade
+    from derive.numbers.at_values import parse_at
+
+    try:
+        grade(_model(t.ref, t.options), next(iter(t.questions)), "0", steps=t.steps,
+              at=parse_at(t.values, entries=True))
+    except DeriveError as exc:
+        raise DeriveError(f"model {t.key}, values {t.values}: {exc}") from None
 
 
 def batch_job(ref: str, rows: list[dict], options: dict) -> list[dict]:

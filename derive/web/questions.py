@@ -36,6 +36,7 @@ class Topic:
     equations: list[str] = field(default_factory=list)  # LaTeX lines 'lhs &= rhs' of one aligned block
     questions: dict[str, Question] = field(default_factory=dict)
     shapes: list[str] = field(default_factory=list)  # vector models: 'W \\in \\mathbb{R}^{n_h \\times n_h}'
+    values: str | None = None  # the course's --at for every question ('W_rec=1,x_1=0.5'), shown on the page
 
     @property
     def recurrent(self) -> bool:

@@ -8,7 +8,7 @@ import threading
 
 from derive.errors import DeriveError
 from derive.web.course import Course
-from derive.web.jobs import Pool, prepare_job
+from derive.web.jobs import Pool, check_values, prepare_job
 from derive.web.questions import Topic, topic
 from derive.web.store import Store
 
@@ -31,6 +31,9 @@ class Server:
                 raise DeriveError(f"model key '{e.key}': use letters, digits, '-', '_' and '.' only")
             model = load(e.ref, e.options or None)
             self.topics[e.key] = topic(e.key, e.ref, model, e.steps or course.steps, e.options, e.questions)
+            self.topics[e.key].values = e.values
+            if e.values:
+                check_values(self.topics[e.key])
         if course.prepare:  # before the workers fork, so that every one of them inherits the prepared questions
             for t in self.topics.values():
                 for q in t.questions:
