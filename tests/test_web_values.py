@@ -60,3 +60,23 @@ def test_a_course_files_values_are_read_and_checked(tmp_path):
     course = Course(models=[ModelEntry("linear-rnn", "linear-rnn", values="V_x=1")])
     with pytest.raises(DeriveError, match=r"model linear-rnn, values V_x=1: .*'V_x' is not a parameter"):
         Server(course.check(), pool=object())
+
+
+def test_the_server_names_at_start_the_questions_the_values_make_zero():
+    from derive.templating import render
+
+    class NoPool:
+        def close(self):
+            pass
+
+    zero = Server(Course(models=[ModelEntry("linear-rnn", "linear-rnn", values="W_x=0")]).check(), pool=NoPool())
+    assert zero.topics["linear-rnn"].zero_at_values == ["W_rec"]  # every state 0; dE/dW_x and the deltas are not
+    text = render("cli/serve.txt.j2", url="http://h/", course=zero.course, token="t", token_given=True, questions=6,
+                  models=1, topics=list(zero.topics.values()))
+    assert "warning: linear-rnn: the correct answer to W_rec is 0 at the course's values W_x=0" in text
+    zero.close()
+    other = Server(Course(models=[ModelEntry("linear-rnn", "linear-rnn", values="W_x=1")]).check(), pool=NoPool())
+    assert other.topics["linear-rnn"].zero_at_values == []
+    assert "warning" not in render("cli/serve.txt.j2", url="http://h/", course=other.course, token="t",
+                                   token_given=True, questions=6, models=1, topics=list(other.topics.values()))
+    other.close()

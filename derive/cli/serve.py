@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(render("cli/serve.txt.j2", url=f"http://{host}:{listener.effective_port}/", course=course,
                             token=server.token, token_given=course.token is not None,
                             questions=sum(len(t.questions) for t in server.topics.values()),
-                            models=len(server.topics)))
+                            models=len(server.topics), topics=list(server.topics.values())))
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, _stop)  # a service manager's stop: the same clean shutdown as Ctrl-C
     try:

@@ -68,17 +68,22 @@ def grade_job(ref: str, options: dict, steps: int | None, wrt: str, answer: str,
                  timeout=timeout, show_solution=show_solution).as_dict()
 
 
-def check_values(t) -> None:
-    """A course model's values, checked at start on its first question (in this process, before the workers
-    fork): a name the model does not have, or sizes that disagree, is the course file's one-line error."""
+def check_values(t) -> list[str]:
+    """A course model's values, checked at start on each question (in this process, before the workers fork):
+    a name the model does not have, or sizes that disagree, is the course file's one-line error. Returns the
+    questions whose right answer is 0 at these values (any answer 0 there passes: they grade nothing)."""
     from derive.grade.dispatch import grade
     from derive.numbers.at_values import parse_at
 
-    try:
-        grade(_model(t.ref, t.options), next(iter(t.questions)), "0", steps=t.steps,
-              at=parse_at(t.values, entries=True))
-    except DeriveError as exc:
-        raise DeriveError(f"model {t.key}, values {t.values}: {exc}") from None
+    zero = []
+    for wrt in t.questions:
+        try:
+            v = grade(_model(t.ref, t.options), wrt, "0", steps=t.steps, at=parse_at(t.values, entries=True))
+        except DeriveError as exc:
+            raise DeriveError(f"model {t.key}, values {t.values}: {exc}") from None
+        if v.zero_at_values:
+            zero.append(wrt)
+    return zero
 
 
 def batch_job(ref: str, rows: list[dict], options: dict) -> list[dict]:

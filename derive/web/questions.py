@@ -37,6 +37,7 @@ class Topic:
     questions: dict[str, Question] = field(default_factory=dict)
     shapes: list[str] = field(default_factory=list)  # vector models: 'W \\in \\mathbb{R}^{n_h \\times n_h}'
     values: str | None = None  # the course's --at for every question ('W_rec=1,x_1=0.5'), shown on the page
+    zero_at_values: list[str] = field(default_factory=list)  # questions whose right answer is 0 at those values
 
     @property
     def recurrent(self) -> bool:

@@ -33,7 +33,7 @@ class Server:
             self.topics[e.key] = topic(e.key, e.ref, model, e.steps or course.steps, e.options, e.questions)
             self.topics[e.key].values = e.values
             if e.values:
-                check_values(self.topics[e.key])
+                self.topics[e.key].zero_at_values = check_values(self.topics[e.key])
         if course.prepare:  # before the workers fork, so that every one of them inherits the prepared questions
             for t in self.topics.values():
                 for q in t.questions:
