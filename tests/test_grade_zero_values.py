@@ -46,6 +46,14 @@ def test_a_scalar_question_whose_answer_is_zero_at_the_values_says_so():
     assert not grade(LINEAR, "W_rec", "2*(s_3 - y)*s_2", steps=3).zero_at_values
 
 
+def test_a_truncated_question_whose_answer_is_zero_at_the_values_says_so():
+    # W_x = 0: every state is 0, so the K = 1 gradient 2 (s_3 - y) s_2 is 0 there; W_x = 1: it is not
+    assert grade(LINEAR, "W_rec", "2*(s_3 - y)*s_2", steps=3, truncate=1, at={"W_x": 0}).zero_at_values
+    right = grade(LINEAR, "W_rec", "2*(s_3 - y)*s_2", steps=3, truncate=1, at={"W_x": 1})
+    assert right.correct and not right.zero_at_values
+    assert not grade(LINEAR, "W_rec", "2*(s_3 - y)*s_2", steps=3, truncate=1).zero_at_values
+
+
 def _mlp_gradient(beta: float) -> np.ndarray:
     """dE/dW of the mlp (relu hidden layer, softmax of beta * u, cross-entropy) in NumPy."""
     rng = np.random.default_rng(0)

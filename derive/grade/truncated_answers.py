@@ -46,6 +46,9 @@ def grade_truncated(d, wrt: str, answer: str, window: int, at: dict | None = Non
             reach = "its own step only" if window == 1 else f"steps j - {window - 1}, ..., j only"
             v.reason = (f"your answer is the full BPTT gradient; the question asks for truncated BPTT with K = "
                         f"{window}: each loss term E_j reaches {reach}")
+    if p.fixed:  # the truncated gradient is 0 at the teacher's values (as derive.grade.scalar.problem says it)
+        target = p.sample(p.exact_ok).target
+        v.zero_at_values = p.same(target, [0] * len(target), p.exact_ok) and value != 0
     if v.verdict == "correct":
         v.reason += f", truncated to K = {window} step{'s' if window > 1 else ''} per loss term"
     if show_solution:
