@@ -27,6 +27,29 @@ Shapes (B sequences of T steps):
     xs: (B, T), xs[b, t - 1] = x[t] (input at step t)
     ys: (B, T), ys[b, t - 1] = y[t] (target at step t)
     forward(params, xs): dict quantity -> (T + 1, B) array, row k = step k (row 0: initial values, else 0)
+    loss_and_grads(params, xs, ys, init=None, mask=None, want=(), truncate=None), the options:
+    init: optional dict state name -> its value at step 0, (B,) or a number (a state left out starts at its
+        value above): s.
+        Pass the final states of one chunk of a long sequence as the init of the next (truncated BPTT
+        across chunks, as char-RNN training does).
+    mask: optional (T, B) of 0/1 for a batch of sequences of different lengths, each column 1 at its
+        real steps, then 0 (padding): a masked step adds no loss, and a sequence's states stay as they
+        were after its last real step (the final states are each sequence's own).
+        The result equals running each sequence alone at its length, the loss and gradients averaged over
+        the B sequences.
+
+    want: names of extra results, any of "final", "init", "xs"; with any, loss_and_grads returns
+        (loss, grads, extra) where extra["final"] is dict state -> its value at step T (B,),
+        extra["init"] dict state -> the gradient of the loss with respect to its initial value (B,),
+        extra["xs"] the gradient with respect to xs (B, T).
+    truncate: optional K >= 1, truncated BPTT: every step's loss term is backpropagated through K steps,
+        its own step included (steps j - K + 1..j for the term of step j; the states before them are held
+        at their values), Williams & Peng's BPTT(h; 1) with h = K, or k1 = 1, k2 = K in Sutskever's
+        TBPTT(k1, k2); tutorials that count only the earlier steps call this k = K - 1. The loss is
+        unchanged; the gradients (and extra["init"], extra["xs"]) are the truncated ones (extra["init"]:
+        the terms of steps j <= K, whose window starts at step 1); K >= T gives the full gradient. It
+        costs about K times the full gradient.
+    forward(params, xs, init=None, mask=None) takes init and mask alike.
 Arrays are computed in the floating dtype of xs and ys (float32 stays float32; integers compute
 in float64); the loss and gradients come back as NumPy scalars of that dtype. A wrong name or
 shape raises ValueError naming the array and what was expected.
@@ -56,6 +79,8 @@ Sheet: generated/sheets/tanh-rnn.tex shows this derivation in LaTeX.
 import numpy as np
 
 PARAMETERS = ("W_rec", "W_x", "b", "V", "c")
+STATES = ("s", )
+_WANTS = ("final", "init", "xs")
 CLOSED_FORM_STEPS = 3
 
 
@@ -124,10 +149,16 @@ def _padded(a):
     return out
 
 
-def forward(params, xs):
-    """Every quantity at every step: dict name -> (T + 1, B) array, row k = step k."""
+def forward(params, xs, init=None, mask=None):
+    """Every quantity at every step: dict name -> (T + 1, B) array, row k = step k; init and mask as for
+    loss_and_grads (past a sequence's last real step its forward states hold their values)."""
     xs = _check_xs(xs)
     dtype = _dtype(xs)
+    if init is not None or mask is not None:
+        B, T = xs.shape
+        xs = xs.astype(dtype, copy=False)
+        lengths = np.full(B, T) if mask is None else _check_mask(mask, T, B, dtype)[0]
+        return _options_forward(_params(params, dtype), xs, _check_init(init, B, dtype), lengths)
     return _forward(_params(params, dtype), _padded(xs.astype(dtype, copy=False)))
 
 
@@ -160,8 +191,12 @@ def _forward(p, x_seq):
     return {"s": s_seq, "o": o_seq}
 
 
-def loss_and_grads(params, xs, ys):
-    """The mean loss over the batch and its gradient: (loss, dict parameter -> dloss/dparameter)."""
+def loss_and_grads(params, xs, ys, init=None, mask=None, want=(), truncate=None):
+    """The mean loss over the batch and its gradient: (loss, dict parameter -> dloss/dparameter);
+    with want, (loss, grads, extra); with truncate=K, the gradient of truncated BPTT (see the module's
+    docstring)."""
+    if init is not None or mask is not None or want or truncate is not None:
+        return _with_options(params, xs, ys, init, mask, want, truncate)
     xs, ys, dtype = _inputs(xs, ys)
     p = _params(params, dtype)
     W_rec = p["W_rec"]
@@ -218,6 +253,285 @@ def loss_and_grads(params, xs, ys):
     grads["V"] += np.vdot(d_o, s)
     grads["c"] += d_o.sum()
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
+
+
+def _check_want(want):
+    """want checked: a tuple of the names of extra results."""
+    if not want:
+        return ()
+    if isinstance(want, str):
+        want = (want,)
+    try:
+        want = tuple(want)
+    except TypeError:
+        raise ValueError(f"want: expected a tuple of names among {', '.join(_WANTS)}, got {want!r}") from None
+    unknown = [w for w in want if w not in _WANTS]
+    if unknown:
+        raise ValueError(f"want: unknown {', '.join(map(repr, unknown))}; the extra results are {', '.join(_WANTS)}")
+    return want
+
+
+def _check_init(init, B, dtype):
+    """Every state's start: (its initial value, (B,) or a number, in dtype; 1 where the spec's value holds)."""
+    if init is None:
+        init = {}
+    elif not hasattr(init, "keys"):
+        raise ValueError(f"init: expected a dict state name -> initial value, got {type(init).__name__}")
+    unknown = sorted(repr(key) for key in init if key not in STATES)
+    if unknown:
+        raise ValueError(f"init: unknown {', '.join(unknown)}; the states are {', '.join(STATES)}")
+    out = {}
+    if "s" in init:
+        value = _real("init['s']", init["s"])
+        if value.shape not in ((B,), ()):
+            raise ValueError(f"init['s']: expected shape ({B},) (B,) or a number, got shape {value.shape}")
+        out["s"] = (value.astype(dtype), dtype.type(0))
+    else:
+        out["s"] = (dtype.type(0), dtype.type(1))
+    return out
+
+
+def _check_mask(mask, T, B, dtype):
+    """(each sequence's length, the loss weights (T, B) in dtype) of a 0/1 mask whose columns run 1s then 0s."""
+    mask = _real("mask", mask)
+    if mask.shape != (T, B):
+        raise ValueError(f"mask: expected shape ({T}, {B}) (T, B), got shape {mask.shape}")
+    lengths = np.count_nonzero(mask, axis=0)
+    real = np.arange(T)[:, None] < lengths  # what a valid mask with these lengths is
+    if not (mask == real).all():  # one comparison checks both: 0/1 entries, and 1s before 0s in each column
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask: expected 0 (a padding step) or 1 (a real step) in every entry")
+        raise ValueError("mask: each sequence's real steps come first: a column of 1s, then 0s")
+    return lengths, real.astype(dtype)
+
+
+def _last_steps(lengths, T, dtype):
+    """(T, B): 1 at step lengths[b] of column b (each sequence's last real step), else 0."""
+    out = np.zeros((T, lengths.shape[0]), dtype)
+    some = np.flatnonzero(lengths)
+    out[lengths[some] - 1, some] = 1
+    return out
+
+
+def _rows(a):
+    """(T, B) -> (T + 1, B), row t = step t (row 0 unused)."""
+    out = np.zeros((a.shape[0] + 1, a.shape[1]), a.dtype)
+    out[1:] = a
+    return out
+
+
+def _forward_with(p, x_data_seq, _init):
+    """_forward of the variant: the input x a quantity read from x_data_seq, the initial values _init's."""
+    s_init, _ = _init["s"]
+    W_rec = p["W_rec"]
+    W_x = p["W_x"]
+    b = p["b"]
+    V = p["V"]
+    c = p["c"]
+    B, T = x_data_seq.shape[1], x_data_seq.shape[0] - 1
+    dtype = x_data_seq.dtype
+    x_seq = np.zeros((T + 1, B), dtype)
+    s_seq = np.zeros((T + 1, B), dtype)
+    o_seq = np.zeros((T + 1, B), dtype)
+    # step 0: the initial values
+    s = s_init
+    s_seq[0] = s
+    # steps 1 to T, one at a time: the regular equations (the recurrence)
+    for t in range(1, T + 1):
+        s_prev = s_seq[t - 1]
+        x_data = x_data_seq[t]
+        x = x_data
+        s = np.tanh(W_rec*s_prev + W_x*x + b)
+        x_seq[t] = x
+        s_seq[t] = s
+    # steps 1 to T, all at once: the regular equations
+    s = s_seq[1:T + 1]
+    o = V*s + c
+    o_seq[1:T + 1] = o
+    return {"x": x_seq, "s": s_seq, "o": o_seq}
+
+
+def _options_forward(p, xs, _init, lengths):
+    """Every quantity, as forward() returns them, from _init's initial values, each sequence stopping at its
+    length (its forward states carried unchanged through the padding)."""
+    T = xs.shape[1]
+    values = _forward_with(p, _padded(xs), _init)
+    del values["x"]
+    for name in ["s"]:
+        for b in np.flatnonzero(lengths < T):
+            values[name][lengths[b] + 1:T + 1, b] = values[name][lengths[b], b]
+    return values
+
+
+def _with_options(params, xs, ys, init, mask, want, truncate):
+    """loss_and_grads with any option given."""
+    if truncate is not None:
+        return _truncated(params, xs, ys, init, mask, want, truncate)
+    _want = _check_want(want)
+    xs, ys, dtype = _inputs(xs, ys)
+    B, T = xs.shape
+    p = _params(params, dtype)
+    _init = _check_init(init, B, dtype)
+    _lengths, _w = (np.full(B, T), np.ones((T, B), dtype)) if mask is None else _check_mask(mask, T, B, dtype)
+    return _run(p, xs, ys, _init, _w, _lengths, _want)
+
+
+def _run(p, xs, ys, _init, _w, _lengths, _want):
+    """The loss, its gradient and the extra results of the variant: step t's loss term weighted by _w[t - 1]
+    (T, B); _lengths: each sequence's real steps."""
+    W_rec = p["W_rec"]
+    W_x = p["W_x"]
+    V = p["V"]
+    B, T = xs.shape
+    dtype = xs.dtype
+    x_data_seq = _padded(xs)
+    loss_weight_seq = _rows(_w)
+    values = _forward_with(p, x_data_seq, _init)
+    x_seq = values["x"]
+    s_seq = values["s"]
+    o_seq = values["o"]
+    y_seq = _padded(ys)
+    loss = 0
+    # steps 1 to T, all at once: the loss, summed over the steps and the batch
+    loss_weight = loss_weight_seq[1:T + 1]
+    o = o_seq[1:T + 1]
+    y = y_seq[1:T + 1]
+    loss += ((1/2)*loss_weight*(o - y)**2).sum()
+    d_x_seq = np.zeros((T + 1, B), dtype)
+    d_s_seq = np.zeros((T + 1, B), dtype)
+    d_o_seq = np.zeros((T + 1, B), dtype)
+    # step T: the deltas of a step of kind last
+    loss_weight = loss_weight_seq[T]
+    o = o_seq[T]
+    s = s_seq[T]
+    y = y_seq[T]
+    d_o = (1/2)*loss_weight*(2*(o - y))
+    d_s = V*d_o
+    d_x = W_x*d_s*(1 - s**2)
+    d_o_seq[T] = d_o
+    d_s_seq[T] = d_s
+    d_x_seq[T] = d_x
+    # steps 1 to T - 1, all at once: the deltas of a step of kind regular, next regular
+    loss_weight = loss_weight_seq[1:T]
+    o = o_seq[1:T]
+    y = y_seq[1:T]
+    d_o = (1/2)*loss_weight*(2*(o - y))
+    d_o_seq[1:T] = d_o
+    # steps 1 to T - 1, all at once: the loop's terms that need no earlier iteration
+    d_o = d_o_seq[1:T]
+    s_next = s_seq[2:T + 1]
+    _hoisted0 = W_rec*(1 - s_next**2)
+    _hoisted1 = V*d_o
+    # steps T - 1 down to 1, one at a time: the deltas of a step of kind regular, next regular (the delta recursion)
+    for t in range(T - 1, 0, -1):
+        _hoisted0_t = _hoisted0[t - 1]
+        _hoisted1_t = _hoisted1[t - 1]
+        d_s_next = d_s_seq[t + 1]
+        d_s = _hoisted0_t*d_s_next + _hoisted1_t
+        d_s_seq[t] = d_s
+    # steps 1 to T - 1, all at once: the deltas of a step of kind regular, next regular
+    d_s = d_s_seq[1:T]
+    s = s_seq[1:T]
+    d_x = W_x*d_s*(1 - s**2)
+    d_x_seq[1:T] = d_x
+    # step 0: the deltas of a step of kind init, next regular
+    d_s_next = d_s_seq[1]
+    s_next = s_seq[1]
+    d_s = W_rec*d_s_next*(1 - s_next**2)
+    d_s_seq[0] = d_s
+    grads = {"W_rec": 0, "W_x": 0, "b": 0, "V": 0, "c": 0}
+    # steps 1 to T, all at once: gradient terms of the regular and last steps, summed over the steps and the batch
+    d_o = d_o_seq[1:T + 1]
+    d_s = d_s_seq[1:T + 1]
+    s_prev = s_seq[0:T]
+    s = s_seq[1:T + 1]
+    x = x_seq[1:T + 1]
+    tmp_0 = d_s*(1 - s**2)
+    grads["W_rec"] += np.vdot(s_prev, tmp_0)
+    grads["W_x"] += np.vdot(tmp_0, x)
+    grads["b"] += tmp_0.sum()
+    grads["V"] += np.vdot(d_o, s)
+    grads["c"] += d_o.sum()
+    loss, grads = dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
+    if not _want:
+        return loss, grads
+    _extra = {}
+    if "final" in _want:  # each sequence's own: a forward state at its last real step, a backward one at step 1
+        _extra["final"] = {
+            "s": values["s"][_lengths, np.arange(B)].copy(),
+        }
+    if "init" in _want:  # the deltas of the initial values (step 0; a backward state's, T + 1)
+        _extra["init"] = {
+            "s": d_s_seq[0] / B,
+        }
+    if "xs" in _want:  # the deltas of the input, (B, T) like xs
+        _extra["xs"] = d_x_seq[1:T + 1].T / B
+    return loss, grads, _extra
+
+
+def _truncated(params, xs, ys, init, mask, want, K):
+    """loss_and_grads(..., truncate=K): the loss, and the gradient of truncated BPTT, in which every loss
+    term E_j flows back through K steps, step j itself included (steps j - K + 1..j; the states before
+    them held at their values). The windows that start at step 1 (j < K) run as one batch from the initial
+    states, the others (j >= K) as another, K steps each; K >= T is the full gradient."""
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+        raise ValueError(f"truncate: expected a whole number of steps K >= 1, got {K!r}")
+    xs, ys, dtype = _inputs(xs, ys)
+    B, T = xs.shape
+    if K >= T:  # every window reaches back to step 1: the full gradient, computed as without truncate
+        return loss_and_grads(params, xs, ys, init, mask, want, None)
+    _want = _check_want(want)
+    p = _params(params, dtype)
+    _init = _check_init(init, B, dtype)
+    _lengths, _w = (np.full(B, T), np.ones((T, B), dtype)) if mask is None else _check_mask(mask, T, B, dtype)
+    values = _options_forward(p, xs, _init, _lengths)  # the states each window starts from
+    inner = tuple(name for name in _want if name != "final")
+    loss, grads, d_init, d_xs = 0, dict.fromkeys(PARAMETERS, 0), None, np.zeros_like(xs)
+
+    def add(n, result):  # a batch of n windows of each sequence: its means over n * B rows, as sums / B
+        nonlocal loss
+        loss = loss + result[0] * n
+        for name in PARAMETERS:
+            grads[name] = grads[name] + result[1][name] * n
+        return result[2] if inner else {}
+
+    def windows(a, n):  # (B, T) -> (n * B, K): row i * B + b holds steps i + 1..i + K of sequence b
+        return np.stack([a[:, i:i + n].T.reshape(-1) for i in range(K)], axis=1)
+
+    L = K - 1  # the windows of the steps j = 1..K - 1 start at step 1: row block j - 1 scores step j
+    if L:
+        rows = np.zeros((L, L * B), dtype)
+        for j in range(L):
+            rows[j, j * B:(j + 1) * B] = _w[j]
+        start = {name: (np.tile(np.broadcast_to(value, (B,)), L), keep) for name, (value, keep) in _init.items()}
+        extra = add(L, _run(p, np.tile(xs[:, :L], (L, 1)), np.tile(ys[:, :L], (L, 1)), start, rows,
+                            np.full(L * B, L), inner))
+        if "init" in extra:
+            d_init = {name: value.reshape(L, B).sum(axis=0) * L for name, value in extra["init"].items()}
+        if "xs" in extra:
+            d_xs[:, :L] += extra["xs"].reshape(L, B, L).sum(axis=0) * L
+    n = T - L  # the windows of the steps j = K..T: K steps each, from the states of step j - K
+    rows = np.zeros((K, n * B), dtype)
+    rows[K - 1] = _w[L:].reshape(-1)
+    start = {name: (values[name][:n].reshape(-1), dtype.type(0)) for name in STATES}
+    extra = add(n, _run(p, windows(xs, n), windows(ys, n), start, rows,
+                        np.full(n * B, K), inner))
+    if "init" in extra:  # the window of step K starts at step 1: the initial states are the ones it holds
+        first = {name: value[:B] * n for name, value in extra["init"].items()}
+        d_init = first if d_init is None else {name: d_init[name] + first[name] for name in first}
+    if "xs" in extra:
+        for i in range(K):
+            d_xs[:, i:i + n] += extra["xs"][:, i].reshape(n, B).T * n
+    if not _want:
+        return loss, grads
+    _extra = {}
+    if "final" in _want:
+        _extra["final"] = {name: values[name][_lengths, np.arange(B)].copy() for name in STATES}
+    if "init" in _want:  # the terms of the windows that start at step 1 (j <= K)
+        _extra["init"] = d_init
+    if "xs" in _want:
+        _extra["xs"] = d_xs
+    return loss, grads, _extra
 
 
 def grads_closed_form(params, xs, ys):

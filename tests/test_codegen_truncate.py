@@ -219,7 +219,7 @@ def test_derive_code_truncate_writes_the_default_window(tmp_path, capsys, module
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["code", "linear-rnn", "--truncate", "2"], "scalar model"),
+    (["code", str(SPECS / "scalar-bidirectional.toml"), "--truncate", "2"], "backwards in time"),
     (["code", "mlp", "--truncate", "2"], "no recurrence"),
     (["code", "elman", "--truncate", "0"], "whole number"),
 ])

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="textbook: one line per formula of the sheet; fast (default): the same program "
                         "hoisted, fused, chunked and updated in place")
     parser.add_argument("--truncate", type=int, default=None, metavar="K",
-                        help="vector models: the module's default truncate=K for loss_and_grads, truncated BPTT "
+                        help="the module's default truncate=K for loss_and_grads, truncated BPTT "
                         "in which every step's loss term is backpropagated through K steps, its own included "
                         "(Williams & Peng's BPTT(h; 1) with h = K; K = k + 1 of tutorials that count only the "
                         "earlier steps); loss_and_grads(..., truncate=None) still gives the full gradient")
@@ -45,12 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     d = derive(model, args.steps)
-    if args.truncate is not None and (args.truncate < 1 or d.kind != "matrix" or not model.recurrent):
+    if args.truncate is not None and (args.truncate < 1 or not model.recurrent):
         raise DeriveError(f"--truncate {args.truncate}: " + (
             "takes a whole number of steps >= 1" if args.truncate < 1 else
-            f"{model.name} has no recurrence to truncate" if not model.recurrent else
-            f"{model.name} is a scalar model; truncated BPTT is in the vector models' modules only "
-            f"(derive gradcheck {model.name} --truncate K computes it)"))
+            f"{model.name} has no recurrence to truncate"))
     if d.kind == "matrix" and args.steps is not None:
         raise DeriveError(f"--steps: {model.name} is a vector model; its module has no closed form and its "
                           "loss_and_grads takes any T")

@@ -36,14 +36,23 @@ __all__ = ["STYLES", "artifacts", "emit", "emit_model", "emit_numpy", "module_na
 STYLES = ("fast", "textbook")
 
 
-def emit_numpy(derivation: ScalarDerivation, style: str = "fast", passes: Iterable[str] | None = None) -> str:
-    """The source of the model's NumPy module; the closed form is for the derivation's T."""
+def emit_numpy(derivation: ScalarDerivation, style: str = "fast", passes: Iterable[str] | None = None,
+               truncate: int | None = None) -> str:
+    """The source of the model's NumPy module; the closed form is for the derivation's T; ``truncate``, the
+    default K of truncated BPTT in loss_and_grads (None: the full gradient)."""
     from derive.templating import render
 
     from derive.codegen.matrix.names import keys
 
+    model = derivation.model
+    if truncate is not None and (not model.recurrent or isinstance(truncate, bool) or not isinstance(truncate, int)
+                                 or truncate < 1):
+        raise DeriveError(f"{model.name}: truncate takes a whole number of steps >= 1 of a recurrent model")
+    if truncate is not None and model.backward_names:
+        raise DeriveError(f"{model.name}: truncated BPTT has no agreed meaning for a state that runs backwards in time "
+                          f"({', '.join(model.backward_names)}); derive gradcheck refuses --truncate for it too")
     data = context(derivation, style, passes)
-    return keys(render(TEMPLATE, **data, helpers=used_helpers(repr(data))), data["keys"])
+    return keys(render(TEMPLATE, **data, truncate=truncate, helpers=used_helpers(repr(data))), data["keys"])
 
 
 def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None, truncate: int | None = None
@@ -51,7 +60,7 @@ def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None
     """The source of a Derivation's NumPy module. A scalar one's closed form is for its T; a matrix one's
     module (derive.codegen.matrix.module) runs whole batches, serves every T and has no closed form.
     ``style``: "textbook" (one line per formula of the sheet, with its names) or "fast" (the textbook program
-    transformed by ``passes``, default all: see ``passes(d)``). ``truncate``: a recurrent vector module's
+    transformed by ``passes``, default all: see ``passes(d)``). ``truncate``: a recurrent module's
     default K of truncated BPTT (loss_and_grads(..., truncate=K)); None, the full gradient."""
     if style not in STYLES:
         raise DeriveError(f"unknown code style {style!r}; the styles are {', '.join(STYLES)}")
@@ -59,9 +68,7 @@ def emit(d: Derivation, style: str = "fast", passes: Iterable[str] | None = None
         from derive.codegen.matrix.module import emit_vector
 
         return emit_vector(d.model, style, passes, truncate)
-    if truncate is not None:
-        raise DeriveError(f"{d.model.name}: truncated BPTT is in the vector models' modules only")
-    return emit_numpy(d, style, passes)
+    return emit_numpy(d, style, passes, truncate)
 
 
 def emit_model(model: Model, steps: int | None = None, style: str = "fast", passes: Iterable[str] | None = None

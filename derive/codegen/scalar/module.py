@@ -16,15 +16,16 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.bptt import MAX_CLOSED_FORM_STEPS, ScalarDerivation
-from derive.calculus.cell import step_kind
+from derive.calculus.cell import Cell, step_kind
 from derive.calculus.derivation import derive
 from derive.codegen.matrix.names import code_names, renamed
 from derive.codegen.scalar import schedule
 from derive.codegen.scalar.blocks import array_name, render_all
 from derive.codegen.scalar.hoist import hoist_all
+from derive.codegen.scalar.options import variant
 from derive.errors import DeriveError
 from derive.model import Model
-from derive.printing.numpy import MODULE_HELPERS, Line, code_identifier, cse_lines
+from derive.printing.numpy import MODULE_HELPERS, Line, code_identifier, cse_lines, numpy_code
 
 TEMPLATE = "code/numpy_module.py.j2"
 # identifiers every generated module defines or uses besides the model's own
@@ -235,7 +236,8 @@ def _context(derivation: ScalarDerivation, style: str, chosen: frozenset[str], d
         "gradient_terms": _gradient_terms(model, cell),
         "style": style,
         **({} if docstring_only else {**_functions(model, cell, chosen),
-                                      "closed_form": _closed_form(derivation, inp, tgt)}),
+                                      "closed_form": _closed_form(derivation, inp, tgt),
+                                      "options": _options(model, chosen)}),
     }
 
 
@@ -267,11 +269,11 @@ def _reads(blocks: list[schedule.Block]) -> set:
     return set().union(*(e.free_symbols for b in blocks for _, e in b.statements))
 
 
-def _functions(model: Model, cell, passes: frozenset[str]) -> dict:
+def _functions(model: Model, cell, passes: frozenset[str], initial: bool = False) -> dict:
     """The blocks of _forward and loss_and_grads, and the parameters and forward values each one reads
-    (a generated function binds only what it uses)."""
+    (a generated function binds only what it uses); ``initial``: with the deltas of the initial values."""
     forward = schedule.forward_blocks(cell, slices="slice" in passes)
-    backward = schedule.backward_blocks(cell, slices="slice" in passes)
+    backward = schedule.backward_blocks(cell, slices="slice" in passes, initial=initial)
     if "hoist" in passes:
         forward = hoist_all(model, forward, backward=False)
         backward = hoist_all(model, backward, backward=True)
@@ -293,3 +295,24 @@ def _functions(model: Model, cell, passes: frozenset[str]) -> dict:
         "backward_values": [{"name": q.name, "local": code_identifier(naming.base(q.name)),
                              "array": array_name(q.name)} for q in model.quantities if q.name in read_names],
     }
+
+
+def _options(model: Model, passes: frozenset[str]) -> dict | None:
+    """The program of loss_and_grads with init, mask, want or truncate: that of the model's variant
+    (derive.codegen.scalar.options), in the same style; None for a static model."""
+    if not model.recurrent:
+        return None
+    v = variant(model, MODULE_NAMES | {"t"})
+    funcs = _functions(v.model, Cell(v.model), passes, initial=True)
+    ident = {name: code_identifier(naming.base(name)) for name in v.model.all_names}
+    states = [{"name": q.name, "array": array_name(q.name), "delta_array": array_name(q.name, True),
+               "backward": q.name in model.backward_names} for q in model.quantities if q.initial is not None]
+    inits = [{"state": s, "start": ident[start], "keep": ident[keep] if keep else None,
+              "default": None if keep else numpy_code(model.quantity(s).initial)} for s, start, keep in v.inits]
+    arrays = [array_name(n) for n in (v.data, v.last, v.mask) if n]
+    return {**funcs, "states": states, "inits": inits, "arrays": arrays,
+            "data": array_name(v.data), "weight": array_name(v.weight),
+            "last": array_name(v.last) if v.last else None, "mask": array_name(v.mask) if v.mask else None,
+            "input_delta": array_name(model.inputs[0].name, True),
+            "quantities": [{"name": q.name, "array": array_name(q.name), "delta_array": array_name(q.name, True),
+                            "backward": q.direction == "backward"} for q in v.model.quantities]}

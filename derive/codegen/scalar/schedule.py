@@ -169,8 +169,10 @@ def _has_gradient(cell: Cell, kind: StepKind) -> bool:
     return any(e != 0 for _, e in cell.backward(kind).grads)
 
 
-def backward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
-    """The backward pass; ``slices`` False keeps every delta of a step in the time loop (the textbook form)."""
+def backward_blocks(cell: Cell, slices: bool = True, initial: bool = False) -> list[Block]:
+    """The backward pass; ``slices`` False keeps every delta of a step in the time loop (the textbook form);
+    ``initial``: also the deltas of the initial values (step 0; a backward state's, step T + 1), which a
+    gradient with respect to them needs (derive.codegen.scalar.options)."""
     model = cell.model
     if not model.recurrent:
         kind = step_kind(model, 1, 1)
@@ -183,8 +185,11 @@ def backward_blocks(cell: Cell, slices: bool = True) -> list[Block]:
         blocks.append(_step(cell, before_last, Span(T - 1, T - 1, sp.Ge(T, 2))))
         blocks += _backward_range(cell, regular, Span(sp.Integer(1), T - 2), slices)
     blocks += _backward_sweep_deltas(cell)
+    if initial and model.backward_names:
+        after = step_kind(model, 4, 3, "backward")  # step T + 1 of the backward sweep, read at step T
+        blocks.append(_step(cell, after, Span(T + 1, T + 1)))
     init_alone, init = step_kind(model, 0, 1), step_kind(model, 0, 2)
-    if _has_gradient(cell, init_alone) or _has_gradient(cell, init):
+    if initial or _has_gradient(cell, init_alone) or _has_gradient(cell, init):
         zero = sp.Integer(0)
         if cell.backward(init_alone).deltas == cell.backward(init).deltas:
             blocks.append(_step(cell, init, Span(zero, zero)))
