@@ -272,7 +272,7 @@ def _check_want(want):
 
 
 def _check_init(init, B, dtype):
-    """Every state's start: (its initial value, (B,) or a number, in dtype; 1 where the spec's value holds)."""
+    """Every state's start: (its initial value, (B,) or a number, in dtype; (B,) 1 where the spec's value holds)."""
     if init is None:
         init = {}
     elif not hasattr(init, "keys"):
@@ -285,9 +285,9 @@ def _check_init(init, B, dtype):
         value = _real("init['s']", init["s"])
         if value.shape not in ((B,), ()):
             raise ValueError(f"init['s']: expected shape ({B},) (B,) or a number, got shape {value.shape}")
-        out["s"] = (value.astype(dtype), dtype.type(0))
+        out["s"] = (value.astype(dtype), np.zeros(B, dtype))
     else:
-        out["s"] = (dtype.type(0), dtype.type(1))
+        out["s"] = (dtype.type(0), np.ones(B, dtype))
     return out
 
 
@@ -503,7 +503,7 @@ def _truncated(params, xs, ys, init, mask, want, K):
         rows = np.zeros((L, L * B), dtype)
         for j in range(L):
             rows[j, j * B:(j + 1) * B] = _w[j]
-        start = {name: (np.tile(np.broadcast_to(value, (B,)), L), keep) for name, (value, keep) in _init.items()}
+        start = {name: (np.tile(np.broadcast_to(value, (B,)), L), np.tile(keep, L)) for name, (value, keep) in _init.items()}
         extra = add(L, _run(p, np.tile(xs[:, :L], (L, 1)), np.tile(ys[:, :L], (L, 1)), start, rows,
                             np.full(L * B, L), inner))
         if "init" in extra:
@@ -513,7 +513,7 @@ def _truncated(params, xs, ys, init, mask, want, K):
     n = T - L  # the windows of the steps j = K..T: K steps each, from the states of step j - K
     rows = np.zeros((K, n * B), dtype)
     rows[K - 1] = _w[L:].reshape(-1)
-    start = {name: (values[name][:n].reshape(-1), dtype.type(0)) for name in STATES}
+    start = {name: (values[name][:n].reshape(-1), np.zeros(n * B, dtype)) for name in STATES}
     extra = add(n, _run(p, windows(xs, n), windows(ys, n), start, rows,
                         np.full(n * B, K), inner))
     if "init" in extra:  # the window of step K starts at step 1: the initial states are the ones it holds

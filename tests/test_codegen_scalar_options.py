@@ -6,6 +6,7 @@ windows with the states before each window held), derive's truncated gradient of
 the mask; K >= T and options left at their defaults are the plain module."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,30 @@ from derive.codegen import emit_model
 from derive.numbers.truncate import truncated_grads
 
 SPECS = Path(__file__).parent / "specs"
+# an initial state that is a parameter: its gradient flows through step 0's equation, which truncated BPTT
+# counts as a step (derive.numbers.truncate), so that the window of every loss term reaches it only from K = T + 1
+PARAM_INIT = Path(tempfile.mkdtemp(prefix="derive-scalar-options-")) / "param-init.toml"
+PARAM_INIT.write_text('''name = "param-init"
+title = "A tanh RNN whose initial state is learned"
+[parameters]
+w = "recurrent weight"
+u = "input weight"
+h0 = "initial state"
+[inputs]
+x = "input at step t"
+[targets]
+y = "target at step t"
+[[quantity]]
+name = "h"
+description = "state"
+initial = "h0"
+equation = "tanh(w*h[t-1] + u*x[t])"
+[loss]
+expr = "(h[t] - y[t])^2 / 2"
+description = "half the squared error, summed over the steps"
+''')
 CORPUS = ["linear-rnn", "lstm-cell", "sigmoid-rnn", "tanh-rnn",
-          *sorted(str(p) for p in SPECS.glob("scalar-*.toml"))]
+          *sorted(str(p) for p in SPECS.glob("scalar-*.toml")), str(PARAM_INIT)]
 H = 1e-6
 
 
@@ -177,13 +200,14 @@ def test_truncate_matches_the_explicit_views_truncated_gradient(name, modules):
             module.loss_and_grads(params, xs, ys, truncate=2)
         return
     plain = module.loss_and_grads(params, xs, ys)
-    for K in (1, 2, 4, 5):
+    for K in (1, 2, 4, 5, 6):
         loss, grads = module.loss_and_grads(params, xs, ys, truncate=K)
         oracle = truncated_grads(model, params, {model.inputs[0].name: xs, model.targets[0].name: ys}, 6, K)
         assert loss == pytest.approx(plain[0], rel=1e-12)
         for key in params:
             assert grads[key] == pytest.approx(oracle[key], rel=1e-9, abs=1e-12), (K, key)
-    for K in (6, 7, 100):  # every window reaches step 1: the untruncated module, bit for bit
+    reaches = 7 if name == str(PARAM_INIT) else 6  # the first K whose every window reaches the first step
+    for K in (reaches, 7, 100):  # the untruncated module, bit for bit
         loss, grads = module.loss_and_grads(params, xs, ys, truncate=K)
         assert loss == plain[0] and all(grads[k] == plain[1][k] for k in params)
 
@@ -253,8 +277,8 @@ def test_options_at_their_defaults_are_the_plain_module(name, modules):
     module = modules(name)
     _, params, xs, ys = _draw(name, seed=6)
     plain = module.loss_and_grads(params, xs, ys)
-    ones = module.loss_and_grads(params, xs, ys, init=dict.fromkeys(module.STATES, 0.0), mask=np.ones((5, 3)),
-                                 want="final")
+    spec_values = {} if name == str(PARAM_INIT) else dict.fromkeys(module.STATES, 0.0)  # the spec's initial values
+    ones = module.loss_and_grads(params, xs, ys, init=spec_values, mask=np.ones((5, 3)), want="final")
     assert ones[0] == pytest.approx(plain[0], rel=1e-13)
     for key in params:
         assert ones[1][key] == pytest.approx(plain[1][key], rel=1e-12, abs=1e-15)
