@@ -40,8 +40,41 @@ equation = "tanh(w*h[t-1] + u*x[t])"
 expr = "(h[t] - y[t])^2 / 2"
 description = "half the squared error, summed over the steps"
 ''')
+# spec names that the options' arguments and the variant's own names (x_data, loss_weight, h_init) would take
+CLASH = PARAM_INIT.parent / "clash.toml"
+CLASH.write_text('''name = "clash"
+title = "names the options use"
+[parameters]
+mask = "recurrent weight"
+init = "input weight"
+want = "bias"
+truncate = "another"
+STATES = "out weight"
+[inputs]
+x = "input at step t"
+[targets]
+x_data = "target at step t"
+[[quantity]]
+name = "h"
+description = "state"
+initial = "0"
+equation = "tanh(mask*h[t-1] + init*x[t] + want)"
+[[quantity]]
+name = "loss_weight"
+role = "intermediate"
+description = "an intermediate"
+equation = "STATES*h[t] + truncate"
+[[quantity]]
+name = "h_init"
+role = "output"
+description = "output"
+equation = "loss_weight[t]"
+[loss]
+expr = "(h_init[t] - x_data[t])^2 / 2"
+description = "half the squared error, summed over the steps"
+''')
 CORPUS = ["linear-rnn", "lstm-cell", "sigmoid-rnn", "tanh-rnn",
-          *sorted(str(p) for p in SPECS.glob("scalar-*.toml")), str(PARAM_INIT)]
+          *sorted(str(p) for p in SPECS.glob("scalar-*.toml")), str(PARAM_INIT), str(CLASH)]
 H = 1e-6
 
 
@@ -335,3 +368,26 @@ def test_derive_code_truncate_bakes_the_default_window_into_a_scalar_module(tmp_
         assert default[1][key] == chosen[1][key]
         assert full[1][key] == plain.loss_and_grads(params, xs, ys)[1][key]
     assert default[1]["W_fh"] != pytest.approx(full[1]["W_fh"])
+
+
+@pytest.mark.parametrize("style", ["fast", "textbook"])
+@pytest.mark.parametrize("shape", [(4,), (4, 1)])
+def test_a_static_module_takes_want_xs(style, shape, modules):
+    """backprop-net, as mlp: want=("xs",) adds the gradient with respect to xs, in the shape of xs, against central
+    differences of the network written by hand; the loss and gradients are the plain call's."""
+    module = modules("backprop-net", style)
+    rng = np.random.default_rng(8)
+    params = {"w1": 0.7, "w2": -1.1, "b": 0.3}
+    xs, ys = rng.uniform(0.1, 1, shape), rng.uniform(0, 1, 4)
+
+    def hand(x):
+        yhat = _sigmoid(params["w2"] * np.maximum(params["w1"] * x.reshape(-1), 0) + params["b"])
+        return np.mean((yhat - ys) ** 2 / 2)
+
+    loss, grads, extra = module.loss_and_grads(params, xs, ys, want=("xs",))
+    plain = module.loss_and_grads(params, xs, ys)
+    assert loss == plain[0] and grads == plain[1]
+    assert extra["xs"].shape == shape
+    np.testing.assert_allclose(extra["xs"], _differences(lambda q: hand(q["xs"]), {"xs": xs})["xs"], rtol=1e-6)
+    with pytest.raises(ValueError, match="want: unknown 'init'"):
+        module.loss_and_grads(params, xs, ys, want="init")

@@ -25,6 +25,8 @@ Shapes (B sequences):
     xs: (B,) or (B, 1), the input x (the input)
     ys: (B,) or (B, 1), the target t (the target)
     forward(params, xs): dict quantity -> (B,) array
+    want: names of extra results: "xs"; with it, loss_and_grads(params, xs, ys, want=("xs",)) returns
+        (loss, grads, extra) where extra["xs"] is the gradient of the loss with respect to xs (the shape of xs).
 Arrays are computed in the floating dtype of xs and ys (float32 stays float32; integers compute
 in float64); the loss and gradients come back as NumPy scalars of that dtype. A wrong name or
 shape raises ValueError naming the array and what was expected.
@@ -50,6 +52,7 @@ Sheet: generated/sheets/backprop-net.tex shows this derivation in LaTeX.
 import numpy as np
 
 PARAMETERS = ("w1", "w2", "b")
+_WANTS = ("xs",)
 CLOSED_FORM_STEPS = 1
 
 
@@ -126,8 +129,11 @@ def _forward(p, x):
     return {"z1": z1, "a1": a1, "z2": z2, "yhat": yhat}
 
 
-def loss_and_grads(params, xs, ys):
-    """The mean loss over the batch and its gradient: (loss, dict parameter -> dloss/dparameter)."""
+def loss_and_grads(params, xs, ys, want=()):
+    """The mean loss over the batch and its gradient: (loss, dict parameter -> dloss/dparameter);
+    with want, (loss, grads, extra) (see the module's docstring)."""
+    if want:
+        return _with_want(params, xs, ys, want)
     xs, ys, dtype = _inputs(xs, ys)
     p = _params(params, dtype)
     w2 = p["w2"]
@@ -152,6 +158,69 @@ def loss_and_grads(params, xs, ys):
     grads["w2"] += np.vdot(a1, d_z2)
     grads["b"] += d_z2.sum()
     return dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
+
+
+def _check_want(want):
+    """want checked: a tuple of the names of extra results."""
+    if not want:
+        return ()
+    if isinstance(want, str):
+        want = (want,)
+    try:
+        want = tuple(want)
+    except TypeError:
+        raise ValueError(f"want: expected a tuple of names among {', '.join(_WANTS)}, got {want!r}") from None
+    unknown = [w for w in want if w not in _WANTS]
+    if unknown:
+        raise ValueError(f"want: unknown {', '.join(map(repr, unknown))}; the extra results are {', '.join(_WANTS)}")
+    return want
+
+
+def _with_want(params, xs, ys, want):
+    """loss_and_grads with want: the program of the model whose input x is a quantity (its delta: extra["xs"])."""
+    _want = _check_want(want)
+    _shape = np.shape(xs)
+    xs, ys, dtype = _inputs(xs, ys)
+    p = _params(params, dtype)
+    w1 = p["w1"]
+    w2 = p["w2"]
+    B = xs.shape[0]
+    x_data, t = xs, ys
+    values = _forward_with(p, x_data)
+    x = values["x"]
+    z1 = values["z1"]
+    a1 = values["a1"]
+    yhat = values["yhat"]
+    loss = 0
+    # the loss, summed over the batch
+    _residual0 = -t + yhat
+    loss += (1/2)*np.vdot(_residual0, _residual0)
+    # the deltas of a step of kind last
+    d_yhat = -t + yhat
+    d_z2 = d_yhat*yhat*(1 - yhat)
+    d_a1 = d_z2*w2
+    d_z1 = d_a1*np.heaviside(z1, 0.0)
+    d_x = d_z1*w1
+    grads = {"w1": 0, "w2": 0, "b": 0}
+    # gradient terms of the last steps, summed over the batch
+    grads["w1"] += np.vdot(d_z1, x)
+    grads["w2"] += np.vdot(a1, d_z2)
+    grads["b"] += d_z2.sum()
+    loss, grads = dtype.type(loss / B), {key: dtype.type(total / B) for key, total in grads.items()}
+    return loss, grads, {"xs": np.reshape(d_x / B, _shape)} if "xs" in _want else {}
+
+
+def _forward_with(p, x_data):
+    w1 = p["w1"]
+    w2 = p["w2"]
+    b = p["b"]
+    # the last equations
+    x = x_data
+    z1 = w1*x
+    a1 = np.maximum(z1, 0)
+    z2 = a1*w2 + b
+    yhat = sigmoid(z2)
+    return {"x": x, "z1": z1, "a1": a1, "z2": z2, "yhat": yhat}
 
 
 def grads_closed_form(params, xs, ys):

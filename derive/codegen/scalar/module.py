@@ -299,11 +299,14 @@ def _functions(model: Model, cell, passes: frozenset[str], initial: bool = False
 
 def _options(model: Model, passes: frozenset[str]) -> dict | None:
     """The program of loss_and_grads with init, mask, want or truncate: that of the model's variant
-    (derive.codegen.scalar.options), in the same style; None for a static model."""
+    (derive.codegen.scalar.options), in the same style; a static model's takes want=("xs",) only."""
+    v = variant(model, MODULE_NAMES | ({"t"} if model.recurrent else set()))
+    funcs = _functions(v.model, Cell(v.model), passes, initial=model.recurrent)
     if not model.recurrent:
-        return None
-    v = variant(model, MODULE_NAMES | {"t"})
-    funcs = _functions(v.model, Cell(v.model), passes, initial=True)
+        return {**funcs, "data": code_identifier(naming.base(v.data)),
+                "input_delta": code_identifier(naming.delta(naming.base(model.inputs[0].name))),
+                "quantities": [{"name": q.name, "local": code_identifier(naming.base(q.name))}
+                               for q in v.model.quantities]}
     ident = {name: code_identifier(naming.base(name)) for name in v.model.all_names}
     states = [{"name": q.name, "array": array_name(q.name), "delta_array": array_name(q.name, True),
                "backward": q.name in model.backward_names} for q in model.quantities if q.initial is not None]

@@ -33,7 +33,7 @@ class Variant:
 
     model: Model
     data: str  # the input's per-step values (the input itself is now a quantity)
-    weight: str  # w: each step's loss weight
+    weight: str  # w: each step's loss weight ("" in a static model's)
     last: str | None  # l: 1 at the step whose equations are the 'last' variant (None: no such quantity)
     mask: str | None  # m: 1 at real steps (None: no state runs backwards in time)
     inits: tuple[tuple[str, str, str | None], ...]  # (state, its s_init, its s_keep or None)
@@ -50,11 +50,16 @@ def _fresh(stem: str, taken: set[str]) -> str:
 
 
 def variant(model: Model, module_names: frozenset[str]) -> Variant:
-    """The variant of a recurrent scalar model whose program serves every option (see the module docstring)."""
+    """The variant of a scalar model whose program serves every option (see the module docstring); a static
+    model's takes want=("xs",) only: its input becomes a quantity, nothing else changes."""
     taken = set(module_names) | set(model.all_names)
     taken |= {f"{n}_seq" for n in model.all_names} | {f"d_{n}" for n in model.all_names}
     x = model.inputs[0]
     data = _fresh(f"{x.name}_data", taken)
+    if not model.recurrent:
+        quantities = (Quantity(x.name, "intermediate", x.description, naming.base(data)), *model.quantities)
+        varied = replace(model, inputs=(replace(x, name=data),), quantities=quantities, written_order=())
+        return Variant(varied, data, "", None, None, ())
     weight = _fresh("loss_weight", taken)
     last = _fresh("last_step", taken) if model.has_last_variant else None
     mask = _fresh("real_step", taken) if model.backward_names else None
