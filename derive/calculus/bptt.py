@@ -110,22 +110,28 @@ class ScalarDerivation:
         """``deltas`` as SymPy builds them at a step (2 s_3 - 2 y, not 2 (s_3 - y)): the values of the
         adjoints (``delta_values``) and the mistake catalogue are computed from these, which the exact
         evaluators walk faster."""
-        return self._recursion[2]
+        return self._expanded
 
     @cached_property
-    def _recursion(self) -> tuple[tuple, dict, tuple]:
+    def _recursion(self) -> tuple[tuple, dict]:
         model, T, cell = self.model, self.steps, self.cell
-        deltas, expanded = [], []
+        deltas = []
         step_terms = {p: [] for p in model.parameter_symbols}
         for k, kind in backward_schedule(model, T):
             back = cell.backward(kind)
             with kept_grouping():  # the printed recursion keeps the cell's 2 (s[t] - y) at every step
                 deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
-            expanded += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
             for p, e in back.grads:
                 if e != 0:
                     step_terms[p].append((k, at_step(model, e, k)))
-        return tuple(deltas), {p: tuple(v) for p, v in step_terms.items()}, tuple(expanded)
+        return tuple(deltas), {p: tuple(v) for p, v in step_terms.items()}
+
+    @cached_property
+    def _expanded(self) -> tuple[tuple, ...]:
+        # built when the values are asked for (a long sheet prints the recursion and never asks)
+        model, T, cell = self.model, self.steps, self.cell
+        return tuple((at_step(model, d, k), at_step(model, e, k))
+                     for k, kind in backward_schedule(model, T) for d, e in cell.backward(kind).deltas)
 
     @property
     def params(self) -> tuple[sp.Symbol, ...]:
@@ -277,6 +283,8 @@ def _form_a(unrolled: Unrolled, cell: Cell, limit: bool = True) -> FormA:
         return folds[key]
 
     memos: dict = {}
+    # the graph's shape first, its values (each a generic-step expression and its step) after: the paths
+    # are counted on the shape, so a T that has too many is refused before T steps of expressions are built
     # evaluation order (a backward sweep first): every state's readers come after it, as paths need
     for k, kind in forward_schedule(model, T):
         eqs = cell.step_equations(kind)
@@ -291,27 +299,29 @@ def _form_a(unrolled: Unrolled, cell: Cell, limit: bool = True) -> FormA:
             for src in sources:
                 w = fold(target, src)
                 if w != 0:
-                    jac[(q_k, at_step(model, src, k))] = at_step(model, w, k)
+                    jac[(q_k, at_step(model, src, k))] = (w, k)
             for p in model.parameter_symbols:
-                immediate[(q_k, p)] = at_step(model, fold(target, p), k)
-            direct[q_k] = sp.Integer(0)
+                immediate[(q_k, p)] = (fold(target, p), k)
+            direct[q_k] = (sp.Integer(0), k)
         if kind.loss and kind.direction == "forward":  # the loss reads both sweeps' states at step k
             for name in sorted(state_names):
                 target = cell.sym(name)
                 folded = fold(None, target)
                 if at_step(model, target, k) in direct:
-                    direct[at_step(model, target, k)] = at_step(model, folded, k)
+                    direct[at_step(model, target, k)] = (folded, k)
             for p in model.parameter_symbols:
                 w = fold(None, p)
                 if w != 0:
-                    loss_imm[(k, p)] = at_step(model, w, k)
+                    loss_imm[(k, p)] = (w, k)
     succ: dict = {q: [] for q in states}
     for (r, q) in jac:
         succ[q].append(r)
     counts: dict = {}
     for q in reversed(states if limit else ()):  # later states first, so successors are done
-        counts[q] = (direct[q] != 0) + sum(counts[r] for r in succ[q])
+        counts[q] = (direct[q][0] != 0) + sum(counts[r] for r in succ[q])
         if counts[q] > MAX_PATHS:
             raise DeriveError(f"form (a) of {model.name} at T = {T} has more than {MAX_PATHS} paths; "
                               "use the delta recursion (form b)")
+    jac, direct, immediate, loss_imm = ({key: at_step(model, w, k) for key, (w, k) in part.items()}
+                                        for part in (jac, direct, immediate, loss_imm))
     return FormA(tuple(states), jac, direct, immediate, loss_imm, succ, counts)

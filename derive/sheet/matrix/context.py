@@ -227,8 +227,11 @@ def backward_context(model: Model, cell: MatrixCell, steps: int) -> dict:
                           "eq": show(Partial(E, p), body)})
             shapes.append(shape_row(p, expr))
         gradients.append({"symbol": latex(p), "lhs": latex(Partial(E, p)), "parts": parts})
+    # a scalar parameter's term is a number, an inner product (the leaky integrator's alpha), not an outer product
+    inner = any(not decl.shape for decl in model.parameters)
     return {"kinds": kinds, "fused": fused, "pairs": pairs, "instances": instances,
-            "instances_backward": instances_backward, "gradients": gradients, "shapes": _unique(shapes)}
+            "instances_backward": instances_backward, "gradients": gradients, "shapes": _unique(shapes),
+            "inner": inner}
 
 
 def _unique(rows: list[dict]) -> list[dict]:

@@ -229,7 +229,9 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
     if focus is not None and recurrent:
         ks = pick(sorted(k for (p, k) in run.terms if p == focus))  # more than 4 steps: 1, 2, ..., T
         wide = max(np.shape(grads[focus])) > 3
+        rank = len(model.declaration(focus).shape)  # a matrix's terms are outer products, a scalar's numbers
         terms = {"symbol": latex(psyms[focus]), "steps": ks, "per_line": 1 if wide else 2,
+                 "kind": ("inner product", "vector", "outer product")[rank],
                  "cells": [None if k is None else matrix_cells(run.terms[(focus, k)]) for k in ks],
                  "total": matrix_cells(grads[focus])}
     rows, analytic, directional = gradient_check(model, sizes, params, data, steps, grads, compiled=run.program)
