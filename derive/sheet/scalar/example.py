@@ -76,6 +76,14 @@ class Values:
         return float(fn(*[self.of(mapping.get(s, s)) for s in symbols]))
 
 
+def _note(note: str) -> dict:
+    """A defect of the drawn point (derive.numbers.draw.Defect) with its names as the sheet's symbols
+    ([b_{ir}]_1, not b_ir{1}); a note of another kind as its words."""
+    kind = getattr(note, "kind", None)
+    return {"kind": kind or "text", "text": str(note),
+            "symbols": [latex(naming.base(n)) for n in getattr(note, "names", ())]}
+
+
 def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict:
     model, steps = d.model, d.unrolled.steps
     vals = Values(d, point)
@@ -122,7 +130,7 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
                    "cs": "" if r.complex_step is None else _num(r.complex_step, 6),
                    "error": _error_bound(r.error)} for r in report.rows]
     return {
-        "seed": seed, "notes": list(getattr(point, "notes", ())), "params": params, "constants": constants,
+        "seed": seed, "notes": [_note(n) for n in getattr(point, "notes", ())], "params": params, "constants": constants,
         "data_header": [latex(d.cell.sym(x.name)) for x in per_step], "data_rows": data_rows,
         "header": [latex(d.cell.sym(n)) for n in names],
         "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in adjoints],
