@@ -211,11 +211,15 @@ def latex_lines(expr: sp.Expr, width: float = LINE_WIDTH, **settings) -> list[st
     """The LaTeX of ``expr`` as lines of at most ``width`` (when it can be broken).
 
     A sum breaks between terms (each new line starts with its sign); a long factor, function
-    argument or power base opens ``\\Bigl(`` on one line and closes ``\\Bigr)`` on a later one,
+    argument or power base is broken inside its parentheses, each line with its own ``\\left`` ...
+    ``\\right`` pair of one common height (``\\left(`` ... ``\\right.``, ``\\left.`` ... ``\\right)``),
     so the lines can go into an ``aligned`` environment. Joined with spaces, unbroken lines are
     exactly ``latex(expr)``.
     """
     return _Breaker(DeriveLatexPrinter(settings), width).lines(expr)
+
+
+_TALL = re.compile(r"\\(?:frac|sum|prod|int)(?![A-Za-z])")  # taller than a line of plain symbols
 
 
 class _Breaker:
@@ -337,7 +341,12 @@ class _Breaker:
     def _wrap(self, head: str, body: list[str], tail: str) -> list[str]:
         if len(body) == 1:
             return [rf"{head}\left({body[0]}\right){tail}"]
-        return [rf"{head}\Bigl({body[0]}", *body[1:-1], rf"{body[-1]}\Bigr){tail}"]
+        # a group broken over lines: TeX sizes \left ... \right within one line only, so each line gets its
+        # own pair, \left( ... \right. then \left. ... \right), and the same strut: at least \Big, and as
+        # tall as the tallest line (a fraction inside), so that the two halves of the pair match
+        strut = rf"\vphantom{{\Big({''.join(line for line in body if _TALL.search(line))}}}"
+        return [rf"{head}\left({strut}{body[0]}\right.", *(rf"\left.{strut}{line}\right." for line in body[1:-1]),
+                rf"\left.{strut}{body[-1]}\right){tail}"]
 
     def _call_parts(self, expr: sp.Expr, call: sp.Function) -> tuple[str | None, str]:
         """What the printer writes before and after a function's parenthesised argument."""

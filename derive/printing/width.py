@@ -5,7 +5,8 @@ import re
 
 _BINARY = {"\\cdot", "\\times", "\\le", "\\ge", "\\leftarrow"}
 _COMMAND = re.compile(r"\\[A-Za-z]+")
-_INVISIBLE = re.compile(r"\\(?:left|right|Bigl|Bigr|bigl|bigr|operatorname|mathrm|quad|,|;|!)(?![A-Za-z])")
+_INVISIBLE = re.compile(r"\\(?:left|right)\.|\\(?:left|right|Bigl|Bigr|bigl|bigr|operatorname|mathrm|quad|,|;|!)"
+                        r"(?![A-Za-z])")
 
 
 def visible_width(tex: str) -> float:
@@ -31,7 +32,9 @@ def _width(text: str, script: bool) -> float:
     width, i = 0.0, 0
     while i < len(text):
         ch = text[i]
-        if text.startswith("\\frac", i) and not text[i + 5:i + 6].isalpha():
+        if text.startswith("\\vphantom", i) and not text[i + 9:i + 10].isalpha():  # height only
+            _, i = _group(text, i + 9)
+        elif text.startswith("\\frac", i) and not text[i + 5:i + 6].isalpha():
             num, i = _group(text, i + 5)
             den, i = _group(text, i)
             width += max(_width(num, script), _width(den, script))
