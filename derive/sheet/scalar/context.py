@@ -274,13 +274,17 @@ def form_b_context(d: ScalarDerivation) -> dict:
     for kk, kind in backward_schedule(model, steps):  # a backward sweep's steps come after, t = 1..T+1
         back = d.cell.backward(kind)
         groups.setdefault((kind.direction, back.deltas, back.grads), (kind, []))[1].append(kk)
-    kinds = []
+    kinds, listed = [], {}  # the gradients' terms of a kind whose terms an earlier kind lists already: named, not repeated
     for (kind, ks) in groups.values():
         back = d.cell.backward(kind)
-        kinds.append({"range": _kind_range(ks, steps, kind.direction == "backward"), "loss": kind.loss,
+        rng = _kind_range(ks, steps, kind.direction == "backward")
+        terms = tuple((p, e) for p, e in back.grads if e != 0)
+        same = listed.setdefault(terms, rng) if terms else None
+        kinds.append({"range": rng, "loss": kind.loss,
                       "next": kind.next is not None, "backward": kind.direction == "backward",
                       "deltas": [show(s, e) for s, e in back.deltas],
-                      "grads": [show(Partial(E, p), e) for p, e in back.grads if e != 0]})
+                      "grads": [show(Partial(E, p), e) for p, e in terms] if same is rng else [],
+                      "grads_as": None if same is rng else same})
     backward = set(model.backward_names)
     instances = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas
                          if naming.describe(s).name not in backward])
