@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 import derive  # noqa: E402
 from derive import naming  # noqa: E402
-from derive.calculus.cell import step_kind  # noqa: E402
 
 NARY = (sp.Add, sp.Mul, sp.MatAdd, sp.MatMul, sp.HadamardProduct)
 
@@ -74,8 +73,9 @@ def _offset(sym) -> int | None:
 def formulas(d) -> list:
     """The backward formulas a sheet prints: every step kind's adjoints and nonzero gradient terms."""
     steps, seen, out = d.steps, set(), []
-    for k in range(steps, 0, -1):
-        back = d.backward(step_kind(d.model, k, steps))
+    for k, back in d.backward_steps():  # both sweeps of a model with a state that runs backwards (birnn)
+        if not 1 <= k <= steps:  # the initial states' steps (0, and T + 1 of a backward sweep)
+            continue
         for _, e in list(back.deltas) + [(p, g) for p, g in back.grads]:
             if e != 0 and e not in seen:
                 seen.add(e)
