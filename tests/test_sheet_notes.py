@@ -7,7 +7,7 @@ import re
 
 import derive
 from derive.calculus.explicit import instantiate
-from derive.numbers.draw import Defect, defects
+from derive.numbers.draw import defects
 from derive.sheet import render_sheet
 
 import numpy as np

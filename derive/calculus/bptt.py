@@ -20,7 +20,7 @@ from derive.calculus.cell import BackwardStep, Cell, StepKind, backward_schedule
 from derive.calculus.factoring import common_factors, kept_grouping
 from derive.errors import DeriveError
 from derive.ops import elementary
-from derive.calculus.unroll import Unrolled, at_step, check_steps, unroll
+from derive.calculus.unroll import Unrolled, at_step, check_steps, step_assignments, unroll
 from derive.model import Model
 
 MAX_PATHS = 20_000
@@ -89,7 +89,48 @@ class ScalarDerivation:
 
     @cached_property
     def unrolled(self) -> Unrolled:
-        return unroll(self.model, self.steps)
+        return unroll(self.model, self.steps, self.forward_at, self.loss_term)
+
+    # -- one step at a time: a sheet at T = 1000 prints a few steps and builds only those --------------
+    @cached_property
+    def _forward_steps(self) -> dict:
+        out: dict = {}
+        if "unrolled" in self.__dict__:  # given: its assignments, a step at a time in evaluation order
+            found = iter(self.unrolled.assignments)
+            for k, kind in forward_schedule(self.model, self.steps):
+                out[(k, kind.direction)] = tuple(next(found) for _ in self.cell.step_equations(kind))
+            out.update({("loss", k): e for k, e in self.unrolled.loss_terms})
+        return out
+
+    def forward_at(self, k: int, kind: StepKind) -> tuple:
+        """The assignments (derive.calculus.unroll.Assignment) of step k of ``kind``: the very objects of
+        ``unrolled.assignments``."""
+        key = (k, kind.direction)
+        if key not in self._forward_steps:
+            self._forward_steps[key] = step_assignments(self.model, self.cell, k, kind)
+        return self._forward_steps[key]
+
+    def loss_term(self, k: int) -> sp.Expr:
+        """E_k: the loss term of step k (one of ``unrolled.loss_terms``)."""
+        if ("loss", k) not in self._forward_steps:
+            self._forward_steps[("loss", k)] = at_step(self.model, self.model.loss.expr, k)
+        return self._forward_steps[("loss", k)]
+
+    def backward_at(self, k: int, kind: StepKind) -> tuple[tuple, tuple]:
+        """Step k's (delta symbol, its recursion) pairs and (parameter, nonzero term) pairs: the very objects
+        of ``deltas`` and ``step_terms``."""
+        key = (k, kind.direction)
+        if key not in self._backward_steps:
+            model, back = self.model, self.cell.backward(kind)
+            with kept_grouping():  # the printed recursion keeps the cell's 2 (s[t] - y) at every step
+                deltas = tuple((at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas)
+            terms = tuple((p, at_step(model, e, k)) for p, e in back.grads if e != 0)
+            self._backward_steps[key] = (deltas, terms)
+        return self._backward_steps[key]
+
+    @cached_property
+    def _backward_steps(self) -> dict:
+        return {}
 
     @cached_property
     def cell(self) -> Cell:
@@ -114,16 +155,13 @@ class ScalarDerivation:
 
     @cached_property
     def _recursion(self) -> tuple[tuple, dict]:
-        model, T, cell = self.model, self.steps, self.cell
         deltas = []
-        step_terms = {p: [] for p in model.parameter_symbols}
-        for k, kind in backward_schedule(model, T):
-            back = cell.backward(kind)
-            with kept_grouping():  # the printed recursion keeps the cell's 2 (s[t] - y) at every step
-                deltas += [(at_step(model, d, k), at_step(model, e, k)) for d, e in back.deltas]
-            for p, e in back.grads:
-                if e != 0:
-                    step_terms[p].append((k, at_step(model, e, k)))
+        step_terms = {p: [] for p in self.model.parameter_symbols}
+        for k, kind in backward_schedule(self.model, self.steps):
+            step_deltas, terms = self.backward_at(k, kind)
+            deltas += step_deltas
+            for p, e in terms:
+                step_terms[p].append((k, e))
         return tuple(deltas), {p: tuple(v) for p, v in step_terms.items()}
 
     @cached_property
@@ -208,7 +246,7 @@ class ScalarDerivation:
 
     @cached_property
     def form_a(self) -> FormA:
-        return _form_a(self.unrolled, self.cell)
+        return _form_a(self.model, self.steps, self.cell)
 
     @cached_property
     def state_graph(self) -> FormA:
@@ -217,7 +255,7 @@ class ScalarDerivation:
         try:
             return self.form_a
         except DeriveError:
-            return _form_a(self.unrolled, self.cell, limit=False)
+            return _form_a(self.model, self.steps, self.cell, limit=False)
 
     def closed_form(self, param: sp.Symbol, independent: bool = False) -> sp.Expr:
         """Form (c): sympy.diff of the loss in base symbols. ``independent`` first replaces
@@ -270,8 +308,7 @@ def _fold(cell: Cell, variant: str, owner: sp.Symbol | None, src: sp.Symbol, non
     return total
 
 
-def _form_a(unrolled: Unrolled, cell: Cell, limit: bool = True) -> FormA:
-    model, T = unrolled.model, unrolled.steps
+def _form_a(model: Model, T: int, cell: Cell, limit: bool = True) -> FormA:
     state_names = {q.name for q in model.quantities if q.role == "state" or q.initial is not None}
     states, jac, direct, immediate, loss_imm = [], {}, {}, {}, {}
     folds: dict = {}  # a step's folded partials depend on its equations only: derived once per kind

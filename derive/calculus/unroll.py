@@ -120,16 +120,30 @@ def at_step(model: Model, expr: sp.Expr, k: int) -> sp.Expr:
     return expr.xreplace(_mapping(_stepped(model), k))
 
 
-def unroll(model: Model, steps: int | None = None) -> Unrolled:
-    """The forward program of ``model`` for ``steps`` steps (default 3; static models 1)."""
+def step_assignments(model: Model, cell: Cell, k: int, kind) -> tuple[Assignment, ...]:
+    """The assignments of step k of ``kind`` (a StepKind): the cell's step equations at k."""
+    out = []
+    for target, rhs in cell.step_equations(kind):
+        name = naming.describe(target).name
+        sym = naming.at_step(name, k) if model.recurrent else target
+        out.append(Assignment(sym, name, k, at_step(model, rhs, k)))
+    return tuple(out)
+
+
+def loss_steps(model: Model, steps: int) -> tuple[int, ...]:
+    """The steps with a loss term (every step, or the last)."""
+    return tuple(k for k in range(1, steps + 1) if step_kind(model, k, steps).loss)
+
+
+def unroll(model: Model, steps: int | None = None, step=None, loss_term=None) -> Unrolled:
+    """The forward program of ``model`` for ``steps`` steps (default 3; static models 1); ``step(k, kind)`` and
+    ``loss_term(k)``, when given, build one step's assignments and loss term (a derivation's cache of them)."""
     steps = check_steps(model, steps)
     cell = Cell(model)
+    step = step or (lambda k, kind: step_assignments(model, cell, k, kind))
+    loss_term = loss_term or (lambda k: at_step(model, model.loss.expr, k))
     out = []
     for k, kind in forward_schedule(model, steps):  # a backward sweep (t = T+1..1) first, if any
-        for target, rhs in cell.step_equations(kind):
-            name = naming.describe(target).name
-            sym = naming.at_step(name, k) if model.recurrent else target
-            out.append(Assignment(sym, name, k, at_step(model, rhs, k)))
-    terms = [(k, at_step(model, model.loss.expr, k)) for k in range(1, steps + 1)
-             if step_kind(model, k, steps).loss]
+        out += step(k, kind)
+    terms = [(k, loss_term(k)) for k in loss_steps(model, steps)]
     return Unrolled(model, steps, tuple(out), tuple(terms))

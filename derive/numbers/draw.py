@@ -20,7 +20,6 @@ derive.numbers.at_values (re-exported here: ``parse_at``, ``apply_at``).
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +29,10 @@ from derive.calculus.unroll import check_steps
 from derive.model import Declaration, Model
 from derive.numbers.at_values import apply_arrays, apply_at, parse_at  # noqa: F401  (parse_at: used from here)
 from derive.numbers.compile import MatrixProgram, scalar_program
+from derive.numbers.degenerate import ZERO, Defect, defects  # noqa: F401 -- draw.ZERO, draw.defects: their home before
 
 TRIES = 32  # draws from one stream before settling for the least degenerate one
 STRUCTURAL = 8  # a defect found in this many draws running is the model's (GRU's twin biases), not the draw's
-ZERO = 1e-8  # a gradient (or the difference of two) below this, relative to the largest, counts as zero
 SHOWN = 8  # values of one input shown in a table before "..."
 
 
@@ -242,48 +241,6 @@ def _retask(model: Model, data: dict, at: dict) -> None:
     kept = {d.name: data[d.name].copy() for d in model.targets if d.name in fixed}
     _tasks(model, data)
     data.update(kept)
-
-
-class Defect(str):
-    """One reason a point proves little, as the words the CLI prints ('the gradients of b and c are equal'),
-    with its ``kind`` and the ``names`` it is about, so that a sheet can print the names as its symbols."""
-
-    WORDS = {"zero_input": "{} is zero everywhere", "constant_input": "{} takes one value everywhere",
-             "zero_gradient": "the gradient of {} is zero", "equal_gradients": "the gradients of {} and {} are equal"}
-    kind: str
-    names: tuple[str, ...]
-
-    def __new__(cls, kind: str, *names: str) -> Defect:
-        self = super().__new__(cls, cls.WORDS[kind].format(*names))
-        self.kind, self.names = kind, names
-        return self
-
-    def __getnewargs__(self) -> tuple[str, ...]:  # copies and pickles rebuild it from its parts
-        return (self.kind, *self.names)
-
-
-def defects(inputs: dict[str, np.ndarray], grads: dict[str, float]) -> list[str]:
-    """Why a point proves little, one phrase each: an input zero at every step or taking one value
-    everywhere (explicit entries x{1}, x{2} count as one input x), a zero gradient, two equal ones."""
-    found = []
-    grouped: dict[str, list] = {}
-    for name, values in inputs.items():
-        grouped.setdefault(naming.split_entry(name)[0], []).append(np.ravel(values))
-    for name, parts in grouped.items():
-        values = np.concatenate(parts)
-        if not np.any(values):
-            found.append(Defect("zero_input", name))
-        elif values.size > 1 and np.all(values == values[0]):
-            found.append(Defect("constant_input", name))
-    names = list(grads)
-    g = np.array([grads[n] for n in names], dtype=float)
-    scale = max(1.0, float(np.max(np.abs(g)))) if g.size else 1.0
-    found += [Defect("zero_gradient", names[i]) for i in np.flatnonzero(np.abs(g) <= ZERO * scale)]
-    order = np.argsort(g, kind="stable")
-    for a, b in itertools.pairwise(order):
-        if abs(g[b] - g[a]) <= ZERO * scale and abs(g[a]) > ZERO * scale:
-            found.append(Defect("equal_gradients", names[a], names[b]))
-    return found
 
 
 def shown(model: Model, data: dict) -> list[tuple[str, list[float], int]]:

@@ -51,7 +51,7 @@ def example_point(d: ScalarDerivation, seed: int | None = None,
     first seed from 0 whose gradient has no zero entry; ``distinct``: of those, the first at which every
     catalogued mistake gives a number of its own (derive.numbers.distinct), else the one with the fewest
     mistakes equal to the right gradient."""
-    steps = d.unrolled.steps
+    steps = d.steps
     if seed is not None:
         return draw_point(d.model, steps, seed, at, digits=EXAMPLE_DIGITS), seed
     engine = scalar_program(d.model)
@@ -79,7 +79,7 @@ def example_point(d: ScalarDerivation, seed: int | None = None,
 
 def free_points(d: ScalarDerivation) -> list[Point]:
     """Random values (no --at) at which two expressions that agree are the same expression."""
-    return [draw_point(d.model, d.unrolled.steps, FREE_SEED + k) for k in range(FREE_POINTS)]
+    return [draw_point(d.model, d.steps, FREE_SEED + k) for k in range(FREE_POINTS)]
 
 
 def distinct_context(d: ScalarDerivation, point: Point, chosen: bool = False) -> dict:
@@ -119,7 +119,7 @@ def _sheet_context(d: Derivation, variant: str, view: str | None, seed: int | No
     model = d.model
     return {
         "title": model.title, "summary": prose(model.summary, model), "name": model.name,
-        "recurrent": model.recurrent, "steps": d.unrolled.steps, "variant": variant,
+        "recurrent": model.recurrent, "steps": d.steps, "variant": variant,
         "solution": variant == "solution", "view": view,
         "model": ctx.model_context(d),
         "graph": graph_context(d),

@@ -41,7 +41,7 @@ def _label(expr: sp.Expr, src: sp.Symbol, params: list) -> str:
 
 
 def graph_context(d: ScalarDerivation) -> dict:
-    return graph_layout(d.model, d.unrolled.steps, d.cell, list(d.model.parameter_symbols))
+    return graph_layout(d.model, d.steps, d.cell, list(d.model.parameter_symbols))
 
 
 def graph_layout(model, steps: int, cell, params: list) -> dict:

@@ -87,8 +87,8 @@ def vanishing_context(d: ScalarDerivation, point: Point, seed: int) -> dict:
     if not model.recurrent:
         return {"recurrent": False}
     states = list(model.recurrent_names)
-    ref = d if d.unrolled.steps == 3 else bptt(model, 3)  # its regular and last steps, whatever T is
-    T_ref = ref.unrolled.steps
+    ref = d if d.steps == 3 else bptt(model, 3)  # its regular and last steps, whatever T is
+    T_ref = ref.steps
     regular = _step_jacobian(ref, 2, states)
     last = _step_jacobian(ref, T_ref, states)
     scalar = len(states) == 1

@@ -10,7 +10,8 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
-from derive.calculus.cell import backward_schedule
+from derive.calculus.cell import backward_schedule, forward_schedule
+from derive.calculus.unroll import at_step, loss_steps
 from derive.calculus.factoring import common_factors
 from derive.errors import DeriveError
 from derive.printing.latex import DOTS, LINE_WIDTH, Partial, latex, visible_width
@@ -76,28 +77,33 @@ def _at_T(d: ScalarDerivation, expr: sp.Expr) -> dict:
 
 
 def forward_context(d: ScalarDerivation) -> dict:
-    """The forward pass step by step, and the loss as the sum of its terms."""
-    un = d.unrolled
-    model = d.model
+    """The forward pass step by step, and the loss as the sum of its terms (only the listed steps are built)."""
+    model, steps = d.model, d.steps
     first = 0 if model.recurrent else 1
-    # grouped by sweep and step in evaluation order: a backward sweep (g_{T+1}, then t = T..1) comes first
+    # grouped by sweep and step in evaluation order: a backward sweep (g_{T+1}, then t = T..1) comes first;
+    # each entry (k, kind, i) is the i-th assignment of that step, built when listed
     per_step: dict[tuple, list] = {}
-    for a in un.assignments:
-        per_step.setdefault((a.quantity in model.backward_names, a.step), []).append(a)
-    starts = [key for key in per_step if key[1] in (0, un.steps + 1) and model.recurrent]
+    for k, kind in forward_schedule(model, steps):
+        for i, (target, _) in enumerate(d.cell.step_equations(kind)):
+            per_step.setdefault((naming.describe(target).name in model.backward_names, k), []).append((k, kind, i))
+    starts = [key for key in per_step if key[1] in (0, steps + 1) and model.recurrent]
+
+    def assignments(key):
+        return [d.forward_at(k, kind)[i] for k, kind, i in per_step[key]]
+
     listing = []
     for sweep in (True, False):
-        steps = [key for key in per_step if key[0] == sweep and key not in starts]
-        listing += [None if key is None else {"k": key[1], "eqs": [show(a.symbol, a.expr) for a in per_step[key]]}
-                    for key in pick(steps)]
-    terms = [(k, naming.at_step("E", k) if d.model.recurrent and len(un.loss_terms) > 1 else E, e)
-             for k, e in un.loss_terms]
-    loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], x[2])} for x in pick(terms)]
+        keys = [key for key in per_step if key[0] == sweep and key not in starts]
+        listing += [None if key is None else {"k": key[1], "eqs": [show(a.symbol, a.expr) for a in assignments(key)]}
+                    for key in pick(keys)]
+    ks = loss_steps(model, steps)
+    terms = [(k, naming.at_step("E", k) if model.recurrent and len(ks) > 1 else E) for k in ks]
+    loss_terms = [None if x is None else {"k": x[0], "eq": show(x[1], d.loss_term(x[0]))} for x in pick(terms)]
     total = None
     if len(terms) > 1:
-        names = [s for _, s, _ in terms]
+        names = [s for _, s in terms]
         total = show(E, sp.Add(*elide(names), evaluate=False) if len(names) > len(elide(names)) else sp.Add(*names))
-    initial = [show(a.symbol, a.expr) for key in starts for a in per_step[key]] if first == 0 else []
+    initial = [show(a.symbol, a.expr) for key in starts for a in assignments(key)] if first == 0 else []
     return {"initial": initial, "steps": listing,
             "loss_terms": loss_terms, "loss_total": total}
 
@@ -268,13 +274,14 @@ def tree_size(expr: sp.Expr, cap: int = 10**6) -> int:
 
 
 def form_b_context(d: ScalarDerivation) -> dict:
-    model, steps = d.model, d.unrolled.steps
+    model, steps = d.model, d.steps
     # steps whose backward step reads the same in generic symbols form one group
     groups: dict = {}
     for kk, kind in backward_schedule(model, steps):  # a backward sweep's steps come after, t = 1..T+1
         back = d.cell.backward(kind)
         groups.setdefault((kind.direction, back.deltas, back.grads), (kind, []))[1].append(kk)
-    kinds, listed = [], {}  # the gradients' terms of a kind whose terms an earlier kind lists already: named, not repeated
+    # a kind whose gradient terms an earlier kind lists already names that kind rather than repeating them
+    kinds, listed = [], {}
     for (kind, ks) in groups.values():
         back = d.cell.backward(kind)
         rng = _kind_range(ks, steps, kind.direction == "backward")
@@ -286,10 +293,14 @@ def form_b_context(d: ScalarDerivation) -> dict:
                       "grads": [show(Partial(E, p), e) for p, e in terms] if same is rng else [],
                       "grads_as": None if same is rng else same})
     backward = set(model.backward_names)
-    instances = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas
-                         if naming.describe(s).name not in backward])
-    instances_backward = by_step([(step_of(s), lambda s=s, e=e: show(s, e)) for s, e in d.deltas
-                                  if naming.describe(s).name in backward], descending=False)
+    # each step's deltas in computation order, built only for the steps listed (d.backward_at)
+    listed = [(at_step(model, s, kk), kk, kind, i) for kk, kind in backward_schedule(model, steps)
+              for i, (s, _) in enumerate(d.cell.backward(kind).deltas)]
+    instances = by_step([(step_of(s), lambda kk=kk, kind=kind, i=i: show(*d.backward_at(kk, kind)[0][i]))
+                         for s, kk, kind, i in listed if naming.describe(s).name not in backward])
+    instances_backward = by_step([(step_of(s), lambda kk=kk, kind=kind, i=i: show(*d.backward_at(kk, kind)[0][i]))
+                                  for s, kk, kind, i in listed if naming.describe(s).name in backward],
+                                 descending=False)
     grads = []
     for p in d.params:
         g = _elided_gradient(d, p)
@@ -309,15 +320,18 @@ def form_b_context(d: ScalarDerivation) -> dict:
 def _elided_gradient(d: ScalarDerivation, p: sp.Symbol) -> sp.Expr:
     """Form (b)'s gradient as the sheet prints it: the sum of per-step terms, past a few steps the
     first two (from step T back), dots, and the last."""
-    terms = [e for _, e in d.gradient_terms(p)]
-    if len(terms) <= len(elide(terms)):
+    model = d.model
+    steps = [(kk, kind) for kk, kind in backward_schedule(model, d.steps) if d.cell.backward(kind).grads
+             and any(q == p and e != 0 for q, e in d.cell.backward(kind).grads)]
+    if len(steps) <= len(elide(steps)):
         return d.gradient(p)
-    return sp.Add(*elide(terms), evaluate=False)
+    # only the terms printed are built (the first two from step T back, and the last)
+    return sp.Add(*(e if e is DOTS else dict(d.backward_at(*e)[1])[p] for e in elide(steps)), evaluate=False)
 
 
 def closed_form_context(d: ScalarDerivation) -> dict:
     """Form (c) in base symbols, for T <= 4, when it fits on a page."""
-    if d.unrolled.steps > CLOSED_FORM_STEPS:
+    if d.steps > CLOSED_FORM_STEPS:
         return {"shown": False, "reason": "steps", "items": []}
     items = []
     for p in d.params:

@@ -13,7 +13,8 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
-from derive.calculus.unroll import step_mapping
+from derive.calculus.cell import backward_schedule, forward_schedule
+from derive.calculus.unroll import at_step, step_mapping
 from derive.numbers.check import Point, gradcheck
 from derive.numbers.compile import function, scalar_program
 from derive.printing.latex import Partial, latex, latex_number
@@ -85,7 +86,7 @@ def _note(note: str) -> dict:
 
 
 def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict:
-    model, steps = d.model, d.unrolled.steps
+    model, steps = d.model, d.steps
     vals = Values(d, point)
     recurrent = model.recurrent
     params = [{"symbol": latex(naming.base(n)), "value": _num(v)} for n, v in point.params.items()]
@@ -96,7 +97,8 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
                  {"k": kk, "cells": [_num(point.data[x.name][0, kk - 1]) for x in per_step]}
                  for kk in pick(list(range(1, steps + 1)))] if per_step else []
     # forward values: the symbols the unrolled program assigns, by step
-    defined = {(naming.describe(a.symbol).name, a.step) for a in d.unrolled.assignments}
+    defined = {(naming.describe(target).name, kk) for kk, kind in forward_schedule(model, steps)
+               for target, _ in d.cell.step_equations(kind)}
     names = [q.name for q in model.quantities]
     first = 0 if recurrent else 1
     step_list = list(range(first, steps + 1))
@@ -105,7 +107,8 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
         for kk in ([0, *pick(step_list[1:])] if recurrent else step_list)]
     # backward values: the deltas the ScalarDerivation defines, by step (computation order)
     has_delta = {(naming.describe(s).name, 1 if naming.describe(s).step is None else naming.describe(s).step)
-                 for s, _ in d.deltas}
+                 for s in (at_step(model, g, kk) for kk, kind in backward_schedule(model, steps)
+                           for g, _ in d.cell.backward(kind).deltas)}
     adjoints = [n for n in names if n in model.live_names]  # a helper nothing reads has none
     back_rows = [None if kk is None else {"k": kk, "cells": [
         _num(vals.run.deltas[n][kk][0]) if (n, kk) in has_delta else "" for n in adjoints]}
@@ -130,7 +133,8 @@ def example_context(d: ScalarDerivation, point: Point, seed: int | None) -> dict
                    "cs": "" if r.complex_step is None else _num(r.complex_step, 6),
                    "error": _error_bound(r.error)} for r in report.rows]
     return {
-        "seed": seed, "notes": [_note(n) for n in getattr(point, "notes", ())], "params": params, "constants": constants,
+        "seed": seed, "notes": [_note(n) for n in getattr(point, "notes", ())], "params": params,
+        "constants": constants,
         "data_header": [latex(d.cell.sym(x.name)) for x in per_step], "data_rows": data_rows,
         "header": [latex(d.cell.sym(n)) for n in names],
         "delta_header": [latex(naming.delta(d.cell.sym(n))) for n in adjoints],
