@@ -11,7 +11,7 @@ import sympy as sp
 from derive import naming
 from derive.calculus.bptt import ScalarDerivation
 from derive.calculus.cell import backward_schedule, forward_schedule
-from derive.calculus.unroll import at_step, loss_steps
+from derive.calculus.unroll import at_step, loss_steps, step_mapping
 from derive.calculus.factoring import common_factors
 from derive.errors import DeriveError
 from derive.printing.latex import DOTS, LINE_WIDTH, Partial, latex, visible_width
@@ -241,6 +241,7 @@ def form_a_context(d: ScalarDerivation) -> dict:
     useful = [q for q in descending if any(fa.immediate.get((q, p), 0) != 0 for p in d.params)]
     totals = by_step([(step_of(q), lambda q=q: show(Partial(E, q), named_total(fa, q, True), named=True))
                       for q in useful])
+    generic = _generic_immediates(d, fa)  # one formula at step t per parameter, when every step reads the same
     params = []
     for p in d.params:
         imm = [(step_of(q), lambda q=q, p=p: show(Partial(q, p, 1), common_factors(fa.immediate[(q, p)])))
@@ -248,10 +249,45 @@ def form_a_context(d: ScalarDerivation) -> dict:
                if fa.immediate.get((q, p), 0) != 0]
         imm += [(kk, lambda kk=kk, p=p, v=v: show(Partial(_loss_symbol(fa, kk), p, 1), common_factors(v)))
                 for (kk, pp), v in sorted(fa.loss_immediate.items(), key=lambda x: -x[0][0]) if pp == p]
-        params.append({"symbol": latex(p), "immediate": runs(flat(by_step(imm))),
+        immediate = [[show(lhs, common_factors(rhs)) for lhs, rhs in generic[p]]] if generic \
+            else runs(flat(by_step(imm)))
+        params.append({"symbol": latex(p), "immediate": immediate,
                        "gradient": show(Partial(E, p), named_gradient(fa, p, True), named=True)})
     return {"available": True, "jacobians": jac, "direct": direct, "totals": totals,
-            "params": params, "paths": max(fa.counts.values(), default=0)}
+            "params": params, "paths": max(fa.counts.values(), default=0), "immediate_generic": bool(generic)}
+
+
+def _generic_immediates(d: ScalarDerivation, fa) -> dict | None:
+    """parameter -> [(d+q_t/dW, its value at step t)]: the immediate partials written once at a generic step,
+    when each is the same formula at every step it has (the step-k symbols read back as t, t-1); else None."""
+    model = d.model
+    if not model.recurrent:
+        return None
+    back: dict = {}
+
+    def at_t(kk, expr):
+        if kk not in back:
+            back[kk] = {v: g for g, v in step_mapping(model, kk).items()}
+        return expr.xreplace(back[kk])
+
+    every = set(range(1, d.steps + 1))
+    out = {}
+    for p in d.params:
+        found: dict = {}  # quantity (None: the loss) -> its (generic lhs, generic rhs) and the steps it has one
+        for (q, pp), v in fa.immediate.items():
+            if pp == p and v != 0:
+                name = naming.describe(q).name
+                found.setdefault(name, (set(), set()))[0].add((Partial(d.cell.sym(name), p, 1), at_t(step_of(q), v)))
+                found[name][1].add(step_of(q))
+        for (kk, pp), v in fa.loss_immediate.items():
+            if pp == p:
+                found.setdefault(None, (set(), set()))[0].add((Partial(naming.at_step("E", "t"), p, 1), at_t(kk, v)))
+                found[None][1].add(kk)
+        if any(len(forms) > 1 or steps != every for forms, steps in found.values()):
+            return None  # a step of its own (the last, a many-to-one loss): listed step by step
+        order = [n for n in (q.name for q in model.quantities) if n in found] + ([None] if None in found else [])
+        out[p] = [next(iter(found[n][0])) for n in order]
+    return out
 
 
 # -- form (b) -----------------------------------------------------------------------------
