@@ -124,9 +124,14 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
               for s in per_step_symbols(e) if ref(s).offset == 1}
     arrays: dict = {}
     ahead_inputs = [d for d in model.inputs if (d.name, False) in padded]  # the backward pass reads x[t+1]
-    for d in model.inputs:
-        arrays[(d.name, False)] = Array("xs_pad" if d in ahead_inputs else "xs", 1, d.shape[0], d in ahead_inputs)
+    if any(d is not plan.main_input for d in ahead_inputs):
+        raise DeriveError(f"{model.name}: generated code reads only the main input one step ahead")
+    for d in model.inputs:  # a per-step scalar input (m[t]): (T, B, 1), one number per example
+        ident = "xs_pad" if d in ahead_inputs else plan.data_ident(d.name)
+        arrays[(d.name, False)] = Array(ident, 1, d.shape[0] if d.shape else "1", d in ahead_inputs)
     if plan.seeded_in_loop:  # the loss's terms inside the recursion read the targets and their weights per step
+        if plan.multi:
+            raise DeriveError(f"{model.name}: generated code takes one target when the loss seeds the recursion")
         arrays[("_w", False)] = Array("_wsteps", 1, "1")
         arrays[(model.targets[0].name, False)] = Array("ys", 1, "")
     for s, _ in loop:
@@ -253,9 +258,11 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     bw = Writer(plan, arrays, inplace=inplace)
     bw.disposable = set() if not inplace else read_once(readers[len(plan.after_loop):] + extra,
                                                         {s for s, _ in plan.after_loop})
-    rows = "ys.reshape(-1)" if model.targets[0].classes else "ys.reshape(-1, ys.shape[-1])"  # a real vector's rows
-    bw.special[((model.targets[0].name, False), "loss")] = rows
-    bw.special[((model.targets[0].name, False), "all")] = rows
+    for d in model.targets:
+        ident = plan.data_ident(d.name)
+        rows = f"{ident}.reshape(-1)" if d.classes else f"{ident}.reshape(-1, {ident}.shape[-1])"  # a vector's rows
+        bw.special[((d.name, False), "loss")] = rows
+        bw.special[((d.name, False), "all")] = rows
     if ahead_inputs:
         bw.line("the input and a row of zeros after step T: the backward pass reads it one step ahead",
                 "xs_pad = np.concatenate([xs, np.zeros((1, *xs.shape[1:]), dtype)])")
@@ -363,7 +370,15 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
 
 def _weigh_loss(block: Block) -> None:
     """The loss's sum over the rows weighted by the mask's weights when there is one (_w: None without)."""
-    block.lines = [re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^()]*)\)", r"\1(\2, _w)", ln) for ln in block.lines]
+    block.lines = [re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^(),]*), ([^(),]*)(?:, ([^(),]*))?\)", _weighed, ln)
+                   for ln in block.lines]
+
+
+def _weighed(m: re.Match) -> str:
+    """A helper's call with the mask's weights, times the term's own per-example weights (m[t]) if it has any."""
+    helper, value, target, own = m.groups()
+    weights = "_w" if own is None else f"({own} if _w is None else {own}.reshape(-1) * _w.reshape(-1))"
+    return f"{helper}({value}, {target}, {weights})"
 
 
 def _requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None) -> None:
@@ -386,8 +401,13 @@ def _requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None
         outs = bw.stacked("", plan.input_deltas, "all")
         block = bw.blocks.pop()
         shape = ".reshape(T, B, -1)" if plan.recurrent else ""
+        if plan.multi:  # a dict input name -> its gradient (T, B, n)
+            result = "{" + ", ".join(f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
+                plan.input_deltas, outs, strict=True)) + "}"
+        else:
+            result = f"{outs[0]}{shape}"
         bw.blocks.append(Block("the gradient with respect to the input at every step", [
-            *block.lines, f"_d_xs = {outs[0]}{shape}"], loop='if "xs" in _want:'))
+            *block.lines, f"_d_xs = {result}"], loop='if "xs" in _want:'))
 
 
 __all__ = ["CHUNK_VALUES", "Functions", "build"]

@@ -28,6 +28,7 @@ from derive.codegen.scalar.module import _comment, _spec_provenance, _text, _ver
 from derive.codegen.matrix import textbook
 from derive.codegen.matrix.bodies import PASSES, build
 from derive.codegen.matrix.equations import show
+from derive.codegen.matrix.arrays import ref
 from derive.codegen.matrix.names import code_names, keys, rename_expr, renamed
 from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
@@ -37,10 +38,9 @@ from derive.model import Model
 TEMPLATE = "code/vector_module.py.j2"
 
 
-def _size_sources(model: Model) -> dict[str, str]:
-    """Where each size is read at run time: the input's last axis or the first parameter that has it (the
+def _size_sources(model: Model, inp) -> dict[str, str]:
+    """Where each size is read at run time: the (main) input's last axis or the first parameter that has it (the
     model's code names; the parameters' keys are looked up in ``key``)."""
-    inp = model.inputs[0]
     out = {inp.shape[0]: "xs.shape[-1]"} if inp.shape else {}
     for p in model.parameters:
         for axis, s in enumerate(p.shape):
@@ -58,10 +58,10 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
     program one formula a line (derive.codegen.matrix.textbook), "fast" that program with the ``passes``
     applied (default: every one of bodies.PASSES). The code is planned on the model with its clashing names
     renamed (derive.codegen.matrix.names); keys, the docstring and errors use the spec's names."""
-    if len(model.inputs) != 1 or len(model.targets) != 1 or not (
-            model.targets[0].classes or len(model.targets[0].shape) == 1):
-        raise DeriveError(f"{model.name}: generated code takes one input array and one target: class indices "
-                          f"or a real vector")
+    if not all(t.classes or len(t.shape) == 1 for t in model.targets) or not all(
+            len(d.shape) <= 1 for d in model.inputs):
+        raise DeriveError(f"{model.name}: generated code takes inputs that are vectors or per-step numbers and "
+                          f"targets that are class indices or real vectors")
     names = code_names(model)
     coded = renamed(model, names)
     back = {new: old for old, new in names.items()}
@@ -80,7 +80,7 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
     for b in fns.forward + fns.backward:
         b.lines, b.pre = [keys(ln, names) for ln in b.lines], [keys(ln, names) for ln in b.pre]
     spec, digest = _spec_provenance(model)
-    sources = {s: keys(src, names) for s, src in _size_sources(coded).items()}
+    sources = {s: keys(src, names) for s, src in _size_sources(coded, plan.main_input).items()}
 
     def params(used: set[str]) -> list[dict]:
         return [{"name": key(p.name), "code": p.name} for p in coded.parameters if p.name in used]
@@ -88,7 +88,7 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
     def sizes(used: set[str]) -> list[dict]:
         return [{"name": s, "source": sources[s]} for s in sources if s in used]
 
-    inp, tgt = coded.inputs[0], coded.targets[0]
+    inp, tgt = plan.main_input, plan.main_target
     size_from: dict = {}  # each size not read from xs: (the first parameter with it, axis)
     for p in coded.parameters:
         for axis, name in enumerate(p.shape):
@@ -138,7 +138,26 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
             "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot",
             "nll_sum", "sq_sum", "bce_sum")},
         "helpers": used_helpers(_all_text(fns)),
+        "data": _data(model, coded, plan, key, {ref(d).name for d, _ in plan.input_deltas}),
     }
+
+
+def _data(model: Model, coded: Model, plan: VectorPlan, key, gradient: set[str]) -> dict:
+    """The dicts xs and ys of a module with several inputs or targets (empty: one array each)."""
+    if not plan.multi:
+        return {}
+    once = {d.name for d in coded.targets if not d.per_step}
+
+    def entry(d, scalar=False, classes=False, size=None):
+        return {"name": key(d.name), "ident": plan.data_ident(d.name), "main": d.name in (
+            plan.main_input.name, plan.main_target.name), "scalar": scalar, "classes": classes,
+            "size": size, "once": d.name in once, "gradient": d.name in gradient,
+            "description": _text(d.description)}
+
+    return {"inputs": [entry(d, scalar=not d.shape, size=key(d.shape[0]) if d.shape else None) for d in coded.inputs],
+            "targets": [entry(d, classes=bool(d.classes), size=key(d.classes or d.shape[0])) for d in coded.targets],
+            "main_input": key(plan.main_input.name), "main_target": key(plan.main_target.name),
+            "final": model.loss.over == "final"}
 
 
 def _all_text(fns) -> str:

@@ -29,7 +29,7 @@ from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
 from derive.codegen.matrix.reverse_plan import backward_states, end_deltas, merged_grads, reverse_recursion
 from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, OneHotRows, SquaredSum, gradient_form, loss_form,
-                                       row_form)
+                                       per_example, row_form)
 from derive import naming
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
@@ -113,6 +113,11 @@ def _targets_per_step(model: Model) -> Model:
     for d in once:
         kind = {"integer": True, "nonnegative": True} if d.classes else {"real": True}
         mapping[sp.Symbol(d.name, **kind)] = sp.Symbol(naming.generic(d.name, 0).name, **kind)
+    vectors = {d.name for d in once if d.shape}  # a real target vector: a MatrixSymbol z -> z[t]
+    for expr in [model.loss.expr] + [q.equation for q in model.quantities]:
+        for m in expr.atoms(sp.MatrixSymbol):
+            if str(m.name) in vectors:
+                mapping[m] = sp.MatrixSymbol(naming.generic(str(m.name), 0).name, *m.shape)
     targets = tuple(replace(d, per_step=True) if d in once else d for d in model.targets)
     quantities = tuple(replace(q, equation=q.equation.xreplace(mapping),
                                last=None if q.last is None else q.last.xreplace(mapping)) for q in model.quantities)
@@ -134,6 +139,14 @@ class VectorPlan:
             not d.per_step for d in model.targets)
         model = _targets_per_step(model)
         self.model = model
+        # several inputs or targets (a multi-task spec): the module takes xs and ys as dicts name -> array; the
+        # first input with a vector shape is its main one (T, B and the dtype are read from it)
+        self.multi = len(model.inputs) > 1 or len(model.targets) > 1
+        self.main_input = next((d for d in model.inputs if d.shape), model.inputs[0])
+        self.main_target = model.targets[0]
+        if self.multi and (not model.recurrent or not self.main_input.shape):
+            raise DeriveError(f"{model.name}: generated code takes several inputs or targets for a recurrent model "
+                              f"with a vector input")
         self.cell = MatrixCell(model, batch=True)
         self.B = self.cell.batch
         self.biases = {p.name for p in model.parameters if len(p.shape) == 1}
@@ -142,8 +155,14 @@ class VectorPlan:
             raise DeriveError(f"{model.name}: code is emitted for a cross-entropy loss on a softmax output")
         self.log_probs: dict[str, sp.MatrixSymbol] = {}
         self.logits: dict[str, sp.MatrixSymbol] = {}  # a sigmoid output's logits, for its binary cross-entropy
+        # a per-step scalar input (m[t]) is one number per example: a (B, 1) column that weighs the loss's rows
+        self.weights = {naming.generic(d.name, 0): sp.MatrixSymbol(naming.generic(d.name, 0).name, self.B, 1)
+                        for d in model.inputs if not d.shape} if self.recurrent else {}
         self.forward = self._forward_statements()
-        self.loss = loss_form(self.cell._batched(model.loss.expr), self.B, dict(self.log_probs), dict(self.logits))
+        if any(e.has(w) for _, e in self.forward for w in self.weights):
+            raise DeriveError(f"{model.name}: generated code reads a per-step scalar input in the loss only")
+        self.loss = loss_form(self.cell._batched(model.loss.expr), self.B, dict(self.log_probs), dict(self.logits),
+                              self.weights)
         if self.loss is None:
             raise DeriveError(f"{model.name}: code is emitted for a cross-entropy loss on a softmax output, a "
                               f"squared error sum((o - y)^2) (times a number) against a target vector, or the "
@@ -152,6 +171,14 @@ class VectorPlan:
         self._gradients()
 
     # -- forward -------------------------------------------------------------
+    def data_ident(self, name: str) -> str:
+        """The array of an input or a target inside the module: xs and ys (the main ones), else _x_m, _y_z."""
+        if name == self.main_input.name:
+            return "xs"
+        if name == self.main_target.name:
+            return "ys"
+        return ("_x_" if name in {d.name for d in self.model.inputs} else "_y_") + name
+
     def _rowsym(self, sym, name: str | None = None):
         name = name or str(sym.name)
         return sp.MatrixSymbol(name, self.B, sym.shape[0])
@@ -231,7 +258,8 @@ class VectorPlan:
         kind = StepKind("regular", "regular", True) if self.recurrent else step_kind(model, 1, 1)
         self.kind = kind
         step = self._both_sweeps(kind)
-        self.deltas = [(self._rowsym(d), row_form(e, self.B, self.biases)) for d, e in step.deltas]
+        self.deltas = [(self._rowsym(d), per_example(row_form(e, self.B, self.biases), self.weights, self.B))
+                       for d, e in step.deltas]
         self.raw_grads = step.grads
         self.input_deltas = self._input_deltas(kind, step)
         self.init_deltas: list[Statement] = []

@@ -85,6 +85,8 @@ class RowPrinter(DeriveNumPyPrinter):
         mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
         if len(mats) == 2 and _ones_column(mats[0]) and mats[1].shape[0] == 1:
             return self._scaled(scalars, self._print(mats[1]))  # 1 b: the row broadcast over the rows
+        if len(mats) == 2 and isinstance(mats[0], sp.MatrixSymbol) and mats[0].shape[1] == 1 and _ones_row(mats[1]):
+            return self._scaled(scalars, self._print(mats[0]))  # m 1^T: a (B, 1) column broadcast over the columns
         if len(mats) == 2 and _bias_column(mats[0]) and _ones_row(mats[1]):
             return self._scaled(scalars, f"{self._print(mats[0].arg)}[:, None]")  # b 1^T: over the columns
         if len(mats) >= 2 and _ones_row(mats[0]):
@@ -136,13 +138,13 @@ class RowPrinter(DeriveNumPyPrinter):
         return f"onehot({bare(self._print(expr.args[0]))}, {self._print(expr.args[1])}, dtype)"
 
     def _print_SquaredSum(self, expr) -> str:
-        return f"sq_sum({bare(self._print(expr.args[0]))}, {bare(self._print(expr.args[1]))})"
+        return f"sq_sum({', '.join(bare(self._print(a)) for a in expr.args)})"
 
     def _print_BCESum(self, expr) -> str:
-        return f"bce_sum({bare(self._print(expr.args[0]))}, {bare(self._print(expr.args[1]))})"
+        return f"bce_sum({', '.join(bare(self._print(a)) for a in expr.args)})"
 
     def _print_NLLSum(self, expr) -> str:
-        return f"nll_sum({bare(self._print(expr.args[0]))}, {bare(self._print(expr.args[1]))})"
+        return f"nll_sum({', '.join(bare(self._print(a)) for a in expr.args)})"
 
     def _print_Trace(self, expr) -> str:
         arg = expr.arg

@@ -52,8 +52,8 @@ class SquaredSum(sp.Expr):
 
     is_commutative = True
 
-    def __new__(cls, out, target):
-        return super().__new__(cls, out, target)
+    def __new__(cls, out, target, *weight):  # weight: a (B, 1) column of row weights (a term m[t] * ...)
+        return super().__new__(cls, out, target, *weight)
 
 
 class BCESum(sp.Expr):
@@ -62,8 +62,8 @@ class BCESum(sp.Expr):
 
     is_commutative = True
 
-    def __new__(cls, logits, target):
-        return super().__new__(cls, logits, target)
+    def __new__(cls, logits, target, *weight):
+        return super().__new__(cls, logits, target, *weight)
 
 
 class NLLSum(sp.Expr):
@@ -71,8 +71,8 @@ class NLLSum(sp.Expr):
 
     is_commutative = True
 
-    def __new__(cls, logp, index):
-        return super().__new__(cls, logp, index)
+    def __new__(cls, logp, index, *weight):
+        return super().__new__(cls, logp, index, *weight)
 
 
 def to_rows(expr, batch: sp.Symbol, biases: set[str]):
@@ -131,17 +131,34 @@ def gradient_form(expr, batch: sp.Symbol, biases: set[str], is_bias: bool):
     return _tidy(e)
 
 
-def loss_form(loss_expr, batch: sp.Symbol, log_probs: dict, logits: dict | None = None):
+def loss_form(loss_expr, batch: sp.Symbol, log_probs: dict, logits: dict | None = None,
+              weights: dict | None = None):
     """The batch loss of one step as a helper's sum over the rows, divided by B: the summed negative
     log-likelihood of yhat's log-probabilities (cross-entropy on a softmax), c times the summed squared error
     of an output against a real target (c sum((o - y)**2)), or the binary cross-entropy of a sigmoid output
-    from its logits (``logits``: output name -> the logits' symbol). None for any other loss."""
-    if isinstance(loss_expr, CrossEntropy):
-        probs, index = loss_expr.probs, loss_expr.index
-        logp = log_probs[str(probs.name)]
-        y = sp.MatrixSymbol(index.name, batch, 1)
-        return NLLSum(logp, y) / batch
-    found = _sum_of_entries(loss_expr)
+    from its logits (``logits``: output name -> the logits' symbol); or a sum of such terms, each its own
+    helper, a term may be weighted per example by a per-step scalar input (``weights``: its scalar symbol ->
+    its (B, 1) column, m[t] in m[t] * sum((r - z)^2) / 2: the helper's row weights). None for any other loss."""
+    terms = sp.Add.make_args(loss_expr) if isinstance(loss_expr, sp.Add) else (loss_expr,)
+    forms = [_term_form(t, batch, log_probs, logits, weights or {}) for t in terms]
+    return None if any(f is None for f in forms) else sp.Add(*forms)
+
+
+def _term_form(term, batch, log_probs: dict, logits: dict | None, weights: dict):
+    """One term of the loss as a helper's weighted sum over the rows, divided by B (None: not a known loss)."""
+    factors = sp.Mul.make_args(term) if isinstance(term, sp.Mul) else (term,)
+    found = [f for f in factors if f in weights]
+    if len(found) > 1:
+        return None
+    w = (weights[found[0]],) if found else ()
+    rest = sp.Mul(*(f for f in factors if f not in found))
+    if isinstance(rest, CrossEntropy):
+        logp = log_probs[str(rest.probs.name)]
+        y = sp.MatrixSymbol(rest.index.name, batch, 1)
+        return NLLSum(logp, y, *w) / batch
+    if rest.atoms(CrossEntropy):
+        return None
+    found = _sum_of_entries(rest)
     if found is None:
         return None
     coeff, arg = found
@@ -149,12 +166,36 @@ def loss_form(loss_expr, batch: sp.Symbol, log_probs: dict, logits: dict | None 
     square = _squared_error(arg)
     if square is not None and len(rows) == 2:
         o, y = square
-        return coeff * SquaredSum(rows[o], rows[y]) / batch
+        return coeff * SquaredSum(rows[o], rows[y], *w) / batch
     bce = _binary_cross_entropy(arg)
     if bce is not None and logits and str(bce[0].name) in logits:
         p, y = bce
-        return -coeff * BCESum(logits[str(p.name)], rows[y]) / batch
+        return -coeff * BCESum(logits[str(p.name)], rows[y], *w) / batch
     return None
+
+
+def per_example(expr, weights: dict, batch):
+    """A row-form formula with each per-step scalar input (a factor of a MatMul's coefficient: m[t]/B *
+    (r - z)) read per example: the Hadamard product of its (B, 1) column broadcast over the columns
+    (``weights``: scalar symbol -> column), printed ``m * (r - z)``."""
+    if not weights or not isinstance(expr, sp.Basic) or not (expr.free_symbols & set(weights)):
+        return expr
+    if isinstance(expr, sp.MatMul):
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        coeff = sp.Mul(*scalars)
+        for s, col in weights.items():
+            if coeff.has(s):
+                rest = coeff / s
+                if rest.has(s):
+                    return expr  # m[t]^2: not a weight (the spec's m is one factor)
+                inner = per_example(sp.MatMul(*mats).doit() if len(mats) > 1 else mats[0], weights, batch)
+                spread = sp.MatMul(col, sp.OneMatrix(1, inner.shape[1]))
+                out = sp.HadamardProduct(spread, inner)
+                return sp.MatMul(rest, out) if rest != 1 else out
+    if isinstance(expr, sp.MatrixExpr) and expr.args:
+        return expr.func(*(per_example(a, weights, batch) for a in expr.args))
+    return expr
 
 
 def _sum_of_entries(expr):
