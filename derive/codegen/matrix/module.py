@@ -138,14 +138,15 @@ def context(model: Model, style: str = "fast", passes: Iterable[str] | None = No
             "sigmoid", "_from_step", "_rows", "log_softmax", "log_softmax_exp", "onehot", "minus_onehot",
             "nll_sum", "sq_sum", "bce_sum")},
         "helpers": used_helpers(_all_text(fns)),
-        "data": _data(model, coded, plan, key, {ref(d).name for d, _ in plan.input_deltas}),
+        "data": _data(model, coded, plan, key),
     }
 
 
-def _data(model: Model, coded: Model, plan: VectorPlan, key, gradient: set[str]) -> dict:
+def _data(model: Model, coded: Model, plan: VectorPlan, key) -> dict:
     """The dicts xs and ys of a module with several inputs or targets (empty: one array each)."""
     if not plan.multi:
         return {}
+    gradient = {ref(d).name for d, _ in plan.input_deltas}  # the inputs the equations read
     once = {d.name for d in coded.targets if not d.per_step}
 
     def entry(d, scalar=False, classes=False, size=None):

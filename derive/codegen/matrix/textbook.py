@@ -71,12 +71,32 @@ def _print_end(expr) -> str:
     return bare(TextbookPrinter(names).doprint(expr))
 
 
-def _load_targets(tgt) -> list[str]:
+def _load_targets(tgt, ys: str = "ys") -> list[str]:
     """The lines that lay ys out by step, row t = step t: class indices (T + 1, B) or real vectors (T + 1, B, n)."""
     if tgt.classes:
-        return [f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = ys.reshape(-1, B)"]
-    return [f"{tgt.name} = np.zeros((T + 1, B, ys.shape[-1]), ys.dtype)",
-            f"{tgt.name}[t0:] = ys.reshape(-1, B, ys.shape[-1])"]
+        return [f"{tgt.name} = np.zeros((T + 1, B), np.intp)", f"{tgt.name}[t0:] = {ys}.reshape(-1, B)"]
+    return [f"{tgt.name} = np.zeros((T + 1, B, {ys}.shape[-1]), {ys}.dtype)",
+            f"{tgt.name}[t0:] = {ys}.reshape(-1, B, {ys}.shape[-1])"]
+
+
+def _load_more(plan: VectorPlan, ahead: set) -> list[str]:
+    """The other inputs (a per-step number as (T + 1, B, 1)) and targets of a multi-task module, row t = step t."""
+    lines = []
+    for d in plan.model.inputs:
+        if d is not plan.main_input:
+            rows = f"T + {2 if (d.name, False) in ahead else 1}"
+            lines += [f"{d.name} = np.zeros(({rows}, B, {d.shape[0] if d.shape else 1}), dtype)",
+                      f"{d.name}[1:T + 1] = {plan.data_ident(d.name)}"]
+    for d in plan.model.targets:
+        if d is not plan.main_target:
+            lines += _load_targets(d, plan.data_ident(d.name))
+    return lines
+
+
+def _weighed(m: re.Match) -> str:
+    """A loss helper's call weighted by the step's weight, times the term's own per-example weight (m[t])."""
+    helper, value, target, own = m.groups()
+    return f"{helper}({value}, {target}, {'' if own is None else own + ' * '}_weight[t])"
 
 
 def _line(target, expr, step: int | None = None) -> str:
@@ -134,7 +154,7 @@ def _static(plan: VectorPlan) -> Functions:
 
 def _recurrent(plan: VectorPlan) -> Functions:
     model = plan.model
-    inp, tgt = model.inputs[0], model.targets[0]
+    inp, tgt = plan.main_input, plan.main_target
     n_in = inp.shape[0]
     states = set(model.recurrent_names)
     ahead = {ref(a).key for _, e in plan.deltas for a in e.atoms(sp.MatrixSymbol)
@@ -142,7 +162,9 @@ def _recurrent(plan: VectorPlan) -> Functions:
     # the input: row t = step t (row 0 unused), and a zero row after step T if the backward pass reads x[t+1]
     x_rows = f"T + {2 if (inp.name, False) in ahead else 1}"
     load_x = [f"{inp.name} = np.zeros(({x_rows}, B, {n_in}), dtype)", f"{inp.name}[1:T + 1] = xs"]
+    load_more = _load_more(plan, ahead) if plan.multi else []
     forward = [Block(f"the input, row t = step t (row 0 unused): {inp.name}[t] is xs[t - 1]", list(load_x))]
+    forward += [Block("the other inputs, row t = step t", load_more[:2 * (len(model.inputs) - 1)])] if load_more else []
     back = plan.backward_states  # states that run t = T..1 (derive.codegen.matrix.reverse_plan)
     states -= back
     allocs = [f"{ref(s).name} = np.zeros((T + {2 if ref(s).key in ahead or ref(s).name in back else 1}, B, "
@@ -173,10 +195,10 @@ def _recurrent(plan: VectorPlan) -> Functions:
 
     backward = [Block(f"the input and the targets, row t = step t; the targets of the steps t0..T ({tgt.name}"
                       f"[t] is ys[t - 1], or ys itself for a sequence's last step)",
-                      [*load_x, *_load_targets(tgt)])]
+                      [*load_x, *_load_targets(tgt), *load_more])]
     backward.append(Block("each step's weight in the loss, row t = step t: 1, or the mask's 0 or 1", [
         "_weight = np.ones((T + 1, B, 1), dtype)", "if _w is not None:", "    _weight[1:, :, 0] = _w"]))
-    loss = re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^()]*)\)", r"\1(\2, _weight[t])", _print(plan.loss))
+    loss = re.sub(r"\b(nll_sum|sq_sum|bce_sum)\(([^(),]*), ([^(),]*)(?:, ([^(),]*))?\)", _weighed, _print(plan.loss))
     backward.append(Block("the loss: the mean over the batch of the sum over the steps t0..T of "
                           + plan.loss_words("[t]"),
                           ["loss = 0", "for t in range(t0, T + 1):", f"    loss += {loss}"]))
@@ -232,11 +254,14 @@ def _requested(plan: VectorPlan, n_in) -> list[Block]:
                          + (" (a backward state's: at step T + 1)" if plan.end_deltas else ""),
                          lines, loop='if "init" in _want:'))
     if plan.input_deltas and plan.recurrent:
-        (d, e), = plan.input_deltas
-        name = _name(d).split("[")[0]
-        out.append(Block("the gradient with respect to the input at every step", [
-            f"{name} = np.zeros((T + 1, B, {n_in}), dtype)", "for t in range(1, T + 1):",
-            f"    {_line(d, e)}", f"_d_xs = {name}[1:]"], loop='if "xs" in _want:'))
+        lines, result = [], []
+        for d, e in plan.input_deltas:
+            name = _name(d).split("[")[0]
+            lines += [f"{name} = np.zeros((T + 1, B, {size_name(d)}), dtype)", "for t in range(1, T + 1):",
+                      f"    {_line(d, e)}"]
+            result.append(f'"{ref(d).name}": {name}[1:]')
+        lines.append(f"_d_xs = {{{', '.join(result)}}}" if plan.multi else f"_d_xs = {result[0].split(': ')[1]}")
+        out.append(Block("the gradient with respect to the input at every step", lines, loop='if "xs" in _want:'))
     elif plan.input_deltas:
         (d, e), = plan.input_deltas
         out.append(Block("the gradient with respect to the input", [_line(d, e), f"_d_xs = {_name(d)}"],
