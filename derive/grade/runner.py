@@ -63,8 +63,13 @@ def main(path):
                 if trial.get("arrays"):  # vector models: weight matrices and bias vectors as arrays
                     params = {k: np.array(v, dtype=float) if isinstance(v, list) else float(v)
                               for k, v in params.items()}
-                value = func(params, np.array(trial["xs"], dtype=float),
-                             np.array(trial["ys"], dtype=int if trial.get("classes") else float))
+                classes = trial.get("classes")
+                if isinstance(trial["xs"], dict):  # a multi-task module: dicts name -> array, classes a list
+                    xs = {k: np.array(v, dtype=float) for k, v in trial["xs"].items()}
+                    ys = {k: np.array(v, dtype=int if k in classes else float) for k, v in trial["ys"].items()}
+                else:
+                    xs, ys = np.array(trial["xs"], dtype=float), np.array(trial["ys"], dtype=int if classes else float)
+                value = func(params, xs, ys)
                 if not (isinstance(value, (tuple, list)) and len(value) == 2):
                     raise TypeError("loss_and_grads must return (loss, grads)")
                 loss, grads = value

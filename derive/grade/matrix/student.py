@@ -107,6 +107,9 @@ def _draws(model, T: int, seed: int, indices, batch: int) -> list:
     for i in indices:
         sizes = plans[i % len(plans)]
         params, data = draw_arrays(model, sizes, T, seed=seed * 1009 + i, batch=batch)
+        for d in model.inputs:  # a number per step (a multi-task spec's m[t]): the derivation's batch shares it
+            if not d.shape and model.recurrent:
+                data[d.name] = np.repeat(np.asarray(data[d.name])[..., :1], batch, axis=-1)
         out.append((sizes, params, data))
     return out
 
@@ -168,6 +171,8 @@ def _request(model, params: dict, data: dict) -> dict:
     for decl in model.parameters:
         value = params[decl.name]
         out[decl.name] = float(value) if not decl.shape else _contract_shape(decl, np.asarray(value)).tolist()
+    if len(model.inputs) > 1 or len(model.targets) > 1:
+        return {"params": out, **_dicts(model, data), "arrays": True}
     x, y = model.inputs[0].name, model.targets[0].name
     if model.recurrent:
         xs = np.transpose(data[x], (0, 2, 1))
@@ -175,6 +180,22 @@ def _request(model, params: dict, data: dict) -> dict:
     else:
         xs, ys = data[x].T, data[y][0]
     return {"params": out, "xs": xs.tolist(), "ys": ys.astype(int).tolist(), "arrays": True, "classes": True}
+
+
+def _dicts(model, data: dict) -> dict:
+    """xs and ys of a multi-task module (derive code): dicts name -> array, from the (T, n, B) / (n, B) draws: an
+    input (T, B, n), a per-step number (T, B); a target per step (T, B) classes or (T, B, n), per sequence (B,)
+    or (B, n); "classes" lists the targets that are class indices."""
+    def layout(decl, value, per_step: bool = True):
+        value = np.asarray(value)
+        if per_step:
+            return value[:, 0, :] if not decl.shape else np.transpose(value, (0, 2, 1))
+        return value[0] if not decl.shape else value.T
+
+    xs = {d.name: layout(d, data[d.name]).tolist() for d in model.inputs}
+    ys = {d.name: layout(d, data[d.name], d.per_step).astype(int if d.classes else float).tolist()
+          for d in model.targets}
+    return {"xs": xs, "ys": ys, "classes": [d.name for d in model.targets if d.classes]}
 
 
 def _contract_shape(decl, value: np.ndarray):
