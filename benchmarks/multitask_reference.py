@@ -21,8 +21,9 @@ def shapes(n_in: int, n_h: int, n_out: int, n_r: int) -> dict[str, tuple[int, ..
     return {"U": (n_h, n_in), "W": (n_h, n_h), "b": (n_h,), "V": (n_out, n_h), "c": (n_out,), "R": (n_r, n_h)}
 
 
-def _one(p, x, m, y, z, h0, final):
-    """One sequence (x (L, n_in), m (L,), y (L,) or a class, z (L, n_r) or (n_r,)): E and its gradients."""
+def _one(p, x, m, y, z, h0, final, weight=1.0):
+    """One sequence (x (L, n_in), m (L,), y (L,) or a class, z (L, n_r) or (n_r,)): E and its gradients
+    (final: the loss at the last step only, its squared error times ``weight``)."""
     L = x.shape[0]
     h = [h0]
     for t in range(L):
@@ -32,7 +33,7 @@ def _one(p, x, m, y, z, h0, final):
     for t in range(L):
         if final and t != L - 1:
             continue
-        yt, zt, mt = (y, z, 1.0) if final else (y[t], z[t], m[t])
+        yt, zt, mt = (y, z, weight) if final else (y[t], z[t], m[t])
         o = p["V"] @ h[t + 1] + p["c"]
         s = o - o.max()
         logp = s - np.log(np.exp(s).sum())
@@ -78,3 +79,24 @@ def multitask_alone(p, xs, ys, mask=None, init=None, final=False):
             grads[k] += g[k] / B
         d_init[j], d_x[:L, j] = dh0 / B, dx / B
     return loss, grads, d_init, d_x
+
+
+def multitask_truncated(p, xs, ys, K: int):
+    """(loss, grads) of truncated BPTT on multi-task (a loss at every step, no mask): the term of step j flows
+    back through steps j - K + 1..j only, from the state of step j - K held at its forward value."""
+    x = xs["x"]
+    T, B = x.shape[:2]
+    n_h = p["W"].shape[0]
+    loss, grads = 0.0, {k: np.zeros_like(v) for k, v in p.items()}
+    for b in range(B):
+        h = [np.zeros(n_h)]
+        for t in range(T):
+            h.append(np.tanh(p["W"] @ h[-1] + p["U"] @ x[t, b] + p["b"]))
+        for j in range(1, T + 1):  # the loss term of step j, through its window
+            start = max(j - K, 0)
+            e, g, _, _ = _one(p, x[start:j, b], None, ys["y"][j - 1, b], ys["z"][j - 1, b], h[start], True,
+                              weight=xs["m"][j - 1, b])
+            loss += e / B
+            for k in grads:
+                grads[k] += g[k] / B
+    return loss, grads

@@ -288,11 +288,7 @@ def test_every_corpus_sheet_fits_the_page(corpus_logs, spec, variant, notation):
 # -- issue 12's "must hold": every spec of the corpus works in every command --------------------------
 # A spec that loads passes gradcheck, compiles a sheet, emits code that passes finite differences, and its
 # sheet's formulas (every adjoint of one step and every gradient, in the sheet's LaTeX) grade as correct.
-REFUSED_BY_CODE = {  # spec -> (owner, why): the command's owner has the work open
-    # issue 12: sums of losses (multi-task) reach gradcheck, sheets and grading; derive code refuses them in one line
-    "multi-task": "issue 12: derive code takes softmax cross-entropy only (sums of losses, masks pending)",
-    "multi-task-final": "issue 12: derive code takes softmax cross-entropy only (sums of losses pending)",
-}
+REFUSED_BY_CODE: dict[str, str] = {}  # spec -> (owner, why): a spec derive code refuses while its owner works on it
 CODE_CASES = [pytest.param(p, marks=pytest.mark.xfail(reason=REFUSED_BY_CODE[p.stem], strict=True))
               if p.stem in REFUSED_BY_CODE else p for p in CORPUS]
 
@@ -337,6 +333,10 @@ def _batch_for(model, B: int = 3, T: int = 4, seed: int = 5):
         low, high = decl.sample if isinstance(decl.sample, tuple) else (-1.0, 1.0)
         return rng.uniform(low, high, shape)
 
+    if len(model.inputs) > 1 or len(model.targets) > 1:  # a multi-task module: dicts, each by its declaration
+        xs = {d.name: values(d, (T, B)) for d in model.inputs}  # a per-step number (T, B)
+        ys = {d.name: values(d, (T, B) if d.per_step else (B,)) for d in model.targets}
+        return params, xs, ys
     (x,), (y,) = model.inputs, model.targets
     if model.is_vector:
         xs = values(x, (T, B) if model.recurrent else (B,))

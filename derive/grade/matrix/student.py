@@ -282,18 +282,27 @@ def _ratio(got: list, want: list, batch: int) -> tuple[str, str] | None:
 def _examples(model, T: int, draws: list, batch: int, backend) -> list:
     """Every example of every trial as a sweep.Example (float64)."""
     out = []
-    x, y = model.inputs[0].name, model.targets[0].name
-    y_once = model.recurrent and not model.targets[0].per_step  # one class per sequence, at step None
+
+    def value(d, v, b):  # example b of one draw: a column, a number (a per-step input), a class index
+        v = np.asarray(v)
+        if d.classes:
+            return int(v.reshape(-1, batch)[0, b])
+        return np.asarray(v[:, b:b + 1], dtype=float) if d.shape else float(v.reshape(-1, batch)[0, b])
+
     for sizes, params, data in draws:
         ps = {n: (np.asarray(v, dtype=float) if np.ndim(v) else float(v)) for n, v in params.items()}
         for b in range(batch):
-            if model.recurrent:
-                inputs = {(x, k): np.asarray(data[x][k - 1][:, b:b + 1], dtype=float) for k in range(1, T + 1)}
-                targets = {(y, None): int(data[y][0, b])} if y_once else \
-                    {(y, k): int(data[y][k - 1][0, b]) for k in range(1, T + 1)}
-            else:
-                inputs = {(x, 1): np.asarray(data[x][:, b:b + 1], dtype=float)}
-                targets = {(y, 1): int(data[y][0, b])}
+            tables: tuple[dict, dict] = ({}, {})
+            for d in model.inputs + model.targets:
+                table = tables[d in model.targets]
+                if not model.recurrent:
+                    table[(d.name, 1)] = value(d, data[d.name], b)
+                elif d in model.targets and not d.per_step:  # one value per sequence, at step None
+                    table[(d.name, None)] = value(d, data[d.name], b)
+                else:
+                    for k in range(1, T + 1):
+                        table[(d.name, k)] = value(d, data[d.name][k - 1], b)
+            inputs, targets = tables
             out.append(sweep.Example(sizes, ps, inputs, targets))
     return out
 
