@@ -24,7 +24,7 @@ from derive.codegen import emit_model
 from derive.codegen.matrix.bodies import PASSES
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = {"multi-task": ROOT / "tests/specs/multi-task.toml", "multi-task-final": ROOT / "tests/specs/multi-task-final.toml"}
+SPECS = {name: ROOT / "tests" / "specs" / f"{name}.toml" for name in ("multi-task", "multi-task-final")}
 T, B, N_IN, N_H, N_OUT, N_R = 5, 3, 2, 4, 3, 2
 LENGTHS = [5, 2, 3]
 VARIANTS = [("fast", None), ("textbook", None), *(("fast", tuple(p for p in PASSES if p != left)) for left in PASSES)]
@@ -133,7 +133,7 @@ def test_a_masked_batch_equals_each_sequence_alone(name, style):
     module = _module(name, style)
     params, xs, ys = _batch(module, name, seed=4)
     loss, grads, extra = module.loss_and_grads(params, xs, ys, mask=_mask(LENGTHS), want=("final", "xs"))
-    total, summed = 0.0, {k: 0.0 for k in grads}
+    total, summed = 0.0, dict.fromkeys(grads, 0.0)
     for j, L in enumerate(LENGTHS):
         one_x = {k: v[:L, j:j + 1] for k, v in xs.items()}
         one_y = {k: v[j:j + 1] if name.endswith("final") else v[:L, j:j + 1] for k, v in ys.items()}
@@ -173,7 +173,10 @@ def test_truncated_bptt_runs_with_a_mask_and_the_input_gradient(name):
     mask = _mask(LENGTHS)
     loss, grads, extra = module.loss_and_grads(params, xs, ys, mask=mask, truncate=T, want=("xs", "init"))
     f_loss, f_grads, f_extra = module.loss_and_grads(params, xs, ys, mask=mask, want=("xs", "init"))
-    assert loss == pytest.approx(f_loss, rel=1e-12)
+    assert loss == pytest.approx(f_loss, rel=1e-12)  # K >= T: the full gradient
+    for key in f_grads:
+        np.testing.assert_allclose(grads[key], f_grads[key], rtol=1e-12)
+    np.testing.assert_allclose(extra["xs"]["x"], f_extra["xs"]["x"], rtol=1e-12)
     _, _, cut = module.loss_and_grads(params, xs, ys, mask=mask, truncate=2, want=("xs", "init"))
     assert set(cut["xs"]) == {"x"} and cut["xs"]["x"].shape == (T, B, N_IN)
     assert not cut["xs"]["x"][LENGTHS[1]:, 1].any()  # padding: no term
@@ -227,7 +230,8 @@ def test_grade_code_takes_the_module_as_a_correct_student(name, style, tmp_path,
     assert "CORRECT" in capsys.readouterr().out
     broken = tmp_path / "broken.py"  # the regression head's gradient doubled: graded incorrect, R named
     broken.write_text(path.read_text() + "\n\n_right = loss_and_grads\n\n\ndef loss_and_grads(params, xs, ys):\n"
-                      "    loss, grads = _right(params, xs, ys)\n    grads['R'] = 2 * grads['R']\n    return loss, grads\n")
+                      "    loss, grads = _right(params, xs, ys)\n    grads['R'] = 2 * grads['R']\n"
+                      "    return loss, grads\n")
     assert main(["grade", str(SPECS[name]), "--code", f"{broken}:loss_and_grads"]) == 1
     text = capsys.readouterr().out
     assert "INCORRECT" in text and "R" in text

@@ -29,7 +29,7 @@ from derive.codegen.matrix.arrays import Array, index_text, local, per_step_symb
 from derive.codegen.matrix.emit import Block, Writer, onto_ok, used_names
 from derive.codegen.matrix.equations import show
 from derive.codegen.matrix.fuse import Fused, fuse_backward, fuse_gates, store_runs
-from derive.codegen.matrix.gradients import gradient_blocks, read_once
+from derive.codegen.matrix.gradients import gradient_blocks, read_once, requested
 from derive.codegen.matrix.plan import Term, VectorPlan
 from derive.codegen.matrix.reverse_loops import ReverseLoops
 from derive.codegen.matrix.rewrite import (factor_groups, has_product, hoisted_assign, inline_single_use,
@@ -80,7 +80,7 @@ def _static(plan: VectorPlan, passes: frozenset[str]) -> Functions:
                assign=lambda t: ("loss", None))
     bw.stacked("backward: the deltas, from the loss down to the input", plan.deltas, "all")
     gradient_blocks(bw, plan, plan.terms)
-    _requested(bw, plan)
+    requested(bw, plan)
     used = used_names(bw.blocks)
     unpack = [(o, k) for k, o in cache if o in used]
     return Functions(fw.blocks, cache, bw.blocks, unpack, used_names(fw.blocks), used)
@@ -358,7 +358,7 @@ def _recurrent(plan: VectorPlan, passes: frozenset[str]) -> Functions:
     if plan.brecursion:
         reverse.backward(bw)
     gradient_blocks(bw, plan, terms, joint_of)
-    _requested(bw, plan, reverse)
+    requested(bw, plan, reverse)
     grouped = {arrays[ref(d).key].ident for g in groups for d in g.targets}  # views a group may leave unread
     for b in bw.blocks:
         rest = used_names([x for x in bw.blocks if x is not b])
@@ -379,35 +379,6 @@ def _weighed(m: re.Match) -> str:
     helper, value, target, own = m.groups()
     weights = "_w" if own is None else f"({own} if _w is None else {own}.reshape(-1) * _w.reshape(-1))"
     return f"{helper}({value}, {target}, {weights})"
-
-
-def _requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None) -> None:
-    """The results loss_and_grads returns on request (want=), each under its condition: the gradient with
-    respect to each initial state (its delta at step 0, one step of the init step's formulas at t = 0) and to
-    the inputs (every step at once, like a gradient: one product over the stacked rows)."""
-    if plan.init_deltas:
-        after, bw.after = bw.after, {}  # what the recursion does after a statement is not for step 0
-        bw.loop("", "", plan.init_deltas, set(), [])
-        bw.after = after
-        lines = bw.blocks.pop().lines
-        result = ", ".join(f'"{ref(d).name}": {local(ref(d))}' for d, _ in plan.init_deltas)
-        bw.blocks.append(Block("the gradient with respect to the initial states: their deltas at step 0",
-                               ["t = 0", *lines, f"_d_init = {{{result}}}", *(reverse.init_lines(bw) if reverse
-                                                                             else [])], loop='if "init" in _want:'))
-    elif reverse is not None and plan.end_deltas:  # backward states only
-        bw.blocks.append(Block("the gradient with respect to the initial states (after the last step)",
-                               ["_d_init = {}", *reverse.init_lines(bw)], loop='if "init" in _want:'))
-    if plan.input_deltas:
-        outs = bw.stacked("", plan.input_deltas, "all")
-        block = bw.blocks.pop()
-        shape = ".reshape(T, B, -1)" if plan.recurrent else ""
-        if plan.multi:  # a dict input name -> its gradient (T, B, n)
-            result = "{" + ", ".join(f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
-                plan.input_deltas, outs, strict=True)) + "}"
-        else:
-            result = f"{outs[0]}{shape}"
-        bw.blocks.append(Block("the gradient with respect to the input at every step", [
-            *block.lines, f"_d_xs = {result}"], loop='if "xs" in _want:'))
 
 
 __all__ = ["CHUNK_VALUES", "Functions", "build"]

@@ -1,5 +1,7 @@
 """The gradients of a vector module: each parameter's terms summed over the steps, as one product over the
 stacked (T*B, n) rows of every step of its span; deltas that live side by side in one array share that product.
+``requested``: the gradients loss_and_grads returns on request (want=), with respect to the initial states and
+the inputs.
 """
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from collections import Counter
 
 import sympy as sp
 
-from derive.codegen.matrix.arrays import index_text, ref, step_symbol
+from derive.codegen.matrix.arrays import index_text, local, ref, step_symbol
 from derive.codegen.matrix.emit import Block, Writer
 from derive.codegen.matrix.plan import Term, VectorPlan
+from derive.codegen.matrix.reverse_loops import ReverseLoops
 
 
 def grad_symbol(param: str, expr):
@@ -107,4 +110,33 @@ def read_once(readers, values) -> set:
 
 
 
-__all__ = ["gradient_blocks", "read_once"]
+def requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None) -> None:
+    """The results loss_and_grads returns on request (want=), each under its condition: the gradient with
+    respect to each initial state (its delta at step 0, one step of the init step's formulas at t = 0) and to
+    the inputs (every step at once, like a gradient: one product over the stacked rows)."""
+    if plan.init_deltas:
+        after, bw.after = bw.after, {}  # what the recursion does after a statement is not for step 0
+        bw.loop("", "", plan.init_deltas, set(), [])
+        bw.after = after
+        lines = bw.blocks.pop().lines
+        result = ", ".join(f'"{ref(d).name}": {local(ref(d))}' for d, _ in plan.init_deltas)
+        bw.blocks.append(Block("the gradient with respect to the initial states: their deltas at step 0",
+                               ["t = 0", *lines, f"_d_init = {{{result}}}", *(reverse.init_lines(bw) if reverse
+                                                                             else [])], loop='if "init" in _want:'))
+    elif reverse is not None and plan.end_deltas:  # backward states only
+        bw.blocks.append(Block("the gradient with respect to the initial states (after the last step)",
+                               ["_d_init = {}", *reverse.init_lines(bw)], loop='if "init" in _want:'))
+    if plan.input_deltas:
+        outs = bw.stacked("", plan.input_deltas, "all")
+        block = bw.blocks.pop()
+        shape = ".reshape(T, B, -1)" if plan.recurrent else ""
+        if plan.multi:  # a dict input name -> its gradient (T, B, n)
+            result = "{" + ", ".join(f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
+                plan.input_deltas, outs, strict=True)) + "}"
+        else:
+            result = f"{outs[0]}{shape}"
+        bw.blocks.append(Block("the gradient with respect to the input at every step", [
+            *block.lines, f"_d_xs = {result}"], loop='if "xs" in _want:'))
+
+
+__all__ = ["gradient_blocks", "read_once", "requested"]

@@ -27,9 +27,10 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
+from derive.codegen.matrix.data_layout import scalar_weights, targets_per_step
 from derive.codegen.matrix.reverse_plan import backward_states, end_deltas, merged_grads, reverse_recursion
-from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, OneHotRows, SquaredSum, gradient_form, loss_form,
-                                       per_example, row_form)
+from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, NLLSum, OneHotRows, SquaredSum, gradient_form,
+                                       loss_form, per_example, row_form)
 from derive import naming
 from derive.errors import DeriveError
 from derive.functions import CrossEntropy
@@ -101,30 +102,6 @@ def _terms(expr) -> list:
     return list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
 
 
-def _targets_per_step(model: Model) -> Model:
-    """The model with a target declared once per sequence read as a target of every step: the module takes
-    a class per sequence as ys of shape (B,). In a final-step loss, the targets of the last step: the loss
-    is seeded there only, so y and y[T] are one value; in a summed loss, the target of every step (the module
-    repeats ys over the steps), so y and y[t] are one value at every t."""
-    once = [d for d in model.targets if not d.per_step]
-    if not model.recurrent or not once:
-        return model
-    mapping = {}
-    for d in once:
-        kind = {"integer": True, "nonnegative": True} if d.classes else {"real": True}
-        mapping[sp.Symbol(d.name, **kind)] = sp.Symbol(naming.generic(d.name, 0).name, **kind)
-    vectors = {d.name for d in once if d.shape}  # a real target vector: a MatrixSymbol z -> z[t]
-    for expr in [model.loss.expr] + [q.equation for q in model.quantities]:
-        for m in expr.atoms(sp.MatrixSymbol):
-            if str(m.name) in vectors:
-                mapping[m] = sp.MatrixSymbol(naming.generic(str(m.name), 0).name, *m.shape)
-    targets = tuple(replace(d, per_step=True) if d in once else d for d in model.targets)
-    quantities = tuple(replace(q, equation=q.equation.xreplace(mapping),
-                               last=None if q.last is None else q.last.xreplace(mapping)) for q in model.quantities)
-    loss = replace(model.loss, expr=model.loss.expr.xreplace(mapping))
-    return replace(model, targets=targets, quantities=quantities, loss=loss)
-
-
 def _prefixed(prefix: str, name: str) -> str:
     """log_yhat[t] from yhat[t]: a prefix on the base name, the step kept."""
     return prefix + name.split("[")[0] + ("[" + name.split("[", 1)[1] if "[" in name else "")
@@ -137,7 +114,7 @@ class VectorPlan:
         # a target of one value per sequence in a summed loss: the module repeats it over the steps
         self.target_once = model.recurrent and model.loss.over != "final" and any(
             not d.per_step for d in model.targets)
-        model = _targets_per_step(model)
+        model = targets_per_step(model)
         self.model = model
         # several inputs or targets (a multi-task spec): the module takes xs and ys as dicts name -> array; the
         # first input with a vector shape is its main one (T, B and the dtype are read from it)
@@ -156,8 +133,7 @@ class VectorPlan:
         self.log_probs: dict[str, sp.MatrixSymbol] = {}
         self.logits: dict[str, sp.MatrixSymbol] = {}  # a sigmoid output's logits, for its binary cross-entropy
         # a per-step scalar input (m[t]) is one number per example: a (B, 1) column that weighs the loss's rows
-        self.weights = {naming.generic(d.name, 0): sp.MatrixSymbol(naming.generic(d.name, 0).name, self.B, 1)
-                        for d in model.inputs if not d.shape} if self.recurrent else {}
+        self.weights = scalar_weights(model, self.B)
         self.forward = self._forward_statements()
         if any(e.has(w) for _, e in self.forward for w in self.weights):
             raise DeriveError(f"{model.name}: generated code reads a per-step scalar input in the loss only")
@@ -226,6 +202,11 @@ class VectorPlan:
 
     def loss_words(self, step: str) -> str:
         """The loss of one example in a comment's words (``step``: "[t]" inside a sum over the steps)."""
+        if self.multi:  # a sum of terms: each helper's words, a term weighted per example said so
+            helpers = sorted(self.loss.atoms(SquaredSum, BCESum, NLLSum), key=str)
+            return " plus ".join(("a weighted " if len(h.args) == 3 else "") + {
+                SquaredSum: "squared error", BCESum: "binary cross-entropy", NLLSum: "cross-entropy"}[type(h)]
+                for h in helpers)
         if self.loss.atoms(SquaredSum):
             return "its squared error"
         if self.loss.atoms(BCESum):
