@@ -445,8 +445,8 @@ def _rows(a):
     return out
 
 
-def _forward_with(p, x_data_seq, _init):
-    """_forward of the variant: the input x a quantity read from x_data_seq, the initial values _init's."""
+def _forward_with(p, x_seq, _init):
+    """_forward with the initial values _init's."""
     c_init, _ = _init["c"]
     h_init, _ = _init["h"]
     W_fh = p["W_fh"]
@@ -461,9 +461,8 @@ def _forward_with(p, x_data_seq, _init):
     W_ch = p["W_ch"]
     W_cx = p["W_cx"]
     b_c = p["b_c"]
-    B, T = x_data_seq.shape[1], x_data_seq.shape[0] - 1
-    dtype = x_data_seq.dtype
-    x_seq = np.zeros((T + 1, B), dtype)
+    B, T = x_seq.shape[1], x_seq.shape[0] - 1
+    dtype = x_seq.dtype
     f_seq = np.zeros((T + 1, B), dtype)
     i_seq = np.zeros((T + 1, B), dtype)
     o_seq = np.zeros((T + 1, B), dtype)
@@ -475,26 +474,33 @@ def _forward_with(p, x_data_seq, _init):
     h = h_init
     c_seq[0] = c
     h_seq[0] = h
+    # steps 1 to T, all at once: the loop's terms that need no earlier iteration
+    x = x_seq[1:T + 1]
+    _hoisted0 = W_fx*x + b_f
+    _hoisted1 = W_ix*x + b_i
+    _hoisted2 = W_ox*x + b_o
+    _hoisted3 = W_cx*x + b_c
     # steps 1 to T, one at a time: the regular equations (the recurrence)
     for t in range(1, T + 1):
+        _hoisted0_t = _hoisted0[t - 1]
+        _hoisted1_t = _hoisted1[t - 1]
+        _hoisted2_t = _hoisted2[t - 1]
+        _hoisted3_t = _hoisted3[t - 1]
         c_prev = c_seq[t - 1]
         h_prev = h_seq[t - 1]
-        x_data = x_data_seq[t]
-        x = x_data
-        f = sigmoid(W_fh*h_prev + W_fx*x + b_f)
-        i = sigmoid(W_ih*h_prev + W_ix*x + b_i)
-        o = sigmoid(W_oh*h_prev + W_ox*x + b_o)
-        g = np.tanh(W_ch*h_prev + W_cx*x + b_c)
+        f = sigmoid(W_fh*h_prev + _hoisted0_t)
+        i = sigmoid(W_ih*h_prev + _hoisted1_t)
+        o = sigmoid(W_oh*h_prev + _hoisted2_t)
+        g = np.tanh(W_ch*h_prev + _hoisted3_t)
         c = c_prev*f + g*i
         h = o*np.tanh(c)
-        x_seq[t] = x
         f_seq[t] = f
         i_seq[t] = i
         o_seq[t] = o
         g_seq[t] = g
         c_seq[t] = c
         h_seq[t] = h
-    return {"x": x_seq, "f": f_seq, "i": i_seq, "o": o_seq, "g": g_seq, "c": c_seq, "h": h_seq}
+    return {"f": f_seq, "i": i_seq, "o": o_seq, "g": g_seq, "c": c_seq, "h": h_seq}
 
 
 def _options_forward(p, xs, _init, lengths):
@@ -502,7 +508,6 @@ def _options_forward(p, xs, _init, lengths):
     length (its forward states carried unchanged through the padding)."""
     T = xs.shape[1]
     values = _forward_with(p, _padded(xs), _init)
-    del values["x"]
     for name in ["c", "h"]:
         for b in np.flatnonzero(lengths < T):
             values[name][lengths[b] + 1:T + 1, b] = values[name][lengths[b], b]
@@ -536,10 +541,9 @@ def _run(p, xs, ys, _init, _w, _lengths, _want):
     W_cx = p["W_cx"]
     B, T = xs.shape
     dtype = xs.dtype
-    x_data_seq = _padded(xs)
+    x_seq = _padded(xs)
     loss_weight_seq = _rows(_w)
-    values = _forward_with(p, x_data_seq, _init)
-    x_seq = values["x"]
+    values = _forward_with(p, x_seq, _init)
     f_seq = values["f"]
     i_seq = values["i"]
     o_seq = values["o"]

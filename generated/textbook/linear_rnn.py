@@ -279,14 +279,13 @@ def _rows(a):
     return out
 
 
-def _forward_with(p, x_data_seq, _init):
-    """_forward of the variant: the input x a quantity read from x_data_seq, the initial values _init's."""
+def _forward_with(p, x_seq, _init):
+    """_forward with the initial values _init's."""
     s_init, _ = _init["s"]
     W_rec = p["W_rec"]
     W_x = p["W_x"]
-    B, T = x_data_seq.shape[1], x_data_seq.shape[0] - 1
-    dtype = x_data_seq.dtype
-    x_seq = np.zeros((T + 1, B), dtype)
+    B, T = x_seq.shape[1], x_seq.shape[0] - 1
+    dtype = x_seq.dtype
     s_seq = np.zeros((T + 1, B), dtype)
     # step 0: the initial values
     s = s_init
@@ -294,12 +293,10 @@ def _forward_with(p, x_data_seq, _init):
     # steps 1 to T, one at a time: the regular equations (the recurrence)
     for t in range(1, T + 1):
         s_prev = s_seq[t - 1]
-        x_data = x_data_seq[t]
-        x = x_data
+        x = x_seq[t]
         s = W_rec*s_prev + W_x*x
-        x_seq[t] = x
         s_seq[t] = s
-    return {"x": x_seq, "s": s_seq}
+    return {"s": s_seq}
 
 
 def _options_forward(p, xs, _init, lengths):
@@ -307,7 +304,6 @@ def _options_forward(p, xs, _init, lengths):
     length (its forward states carried unchanged through the padding)."""
     T = xs.shape[1]
     values = _forward_with(p, _padded(xs), _init)
-    del values["x"]
     for name in ["s"]:
         for b in np.flatnonzero(lengths < T):
             values[name][lengths[b] + 1:T + 1, b] = values[name][lengths[b], b]
@@ -335,10 +331,9 @@ def _run(p, xs, ys, _init, _w, _lengths, _want):
     W_x = p["W_x"]
     B, T = xs.shape
     dtype = xs.dtype
-    x_data_seq = _padded(xs)
+    x_seq = _padded(xs)
     loss_weight_seq = _rows(_w)
-    values = _forward_with(p, x_data_seq, _init)
-    x_seq = values["x"]
+    values = _forward_with(p, x_seq, _init)
     s_seq = values["s"]
     y = ys
     loss = 0

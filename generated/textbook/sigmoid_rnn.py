@@ -307,14 +307,13 @@ def _rows(a):
     return out
 
 
-def _forward_with(p, x_data_seq, last_step_seq, _init):
-    """_forward of the variant: the input x a quantity read from x_data_seq, the initial values _init's."""
+def _forward_with(p, x_seq, last_step_seq, _init):
+    """_forward with the initial values _init's, the last step's equations where last_step_seq is 1."""
     s_init, _ = _init["s"]
     W_rec = p["W_rec"]
     W_x = p["W_x"]
-    B, T = x_data_seq.shape[1], x_data_seq.shape[0] - 1
-    dtype = x_data_seq.dtype
-    x_seq = np.zeros((T + 1, B), dtype)
+    B, T = x_seq.shape[1], x_seq.shape[0] - 1
+    dtype = x_seq.dtype
     s_seq = np.zeros((T + 1, B), dtype)
     # step 0: the initial values
     s = s_init
@@ -323,13 +322,11 @@ def _forward_with(p, x_data_seq, last_step_seq, _init):
     for t in range(1, T + 1):
         last_step = last_step_seq[t]
         s_prev = s_seq[t - 1]
-        x_data = x_data_seq[t]
-        x = x_data
+        x = x_seq[t]
         tmp_0 = W_rec*s_prev + W_x*x
         s = last_step*tmp_0 + (1 - last_step)*sigmoid(tmp_0)
-        x_seq[t] = x
         s_seq[t] = s
-    return {"x": x_seq, "s": s_seq}
+    return {"s": s_seq}
 
 
 def _options_forward(p, xs, _init, lengths):
@@ -338,7 +335,6 @@ def _options_forward(p, xs, _init, lengths):
     T = xs.shape[1]
     _last = _rows(_last_steps(lengths, T, xs.dtype))
     values = _forward_with(p, _padded(xs), _last, _init)
-    del values["x"]
     for name in ["s"]:
         for b in np.flatnonzero(lengths < T):
             values[name][lengths[b] + 1:T + 1, b] = values[name][lengths[b], b]
@@ -366,11 +362,10 @@ def _run(p, xs, ys, _init, _w, _flag, _lengths, _want):
     W_x = p["W_x"]
     B, T = xs.shape
     dtype = xs.dtype
-    x_data_seq = _padded(xs)
+    x_seq = _padded(xs)
     loss_weight_seq = _rows(_w)
     last_step_seq = _rows(_flag)
-    values = _forward_with(p, x_data_seq, last_step_seq, _init)
-    x_seq = values["x"]
+    values = _forward_with(p, x_seq, last_step_seq, _init)
     s_seq = values["s"]
     y = ys
     loss = 0

@@ -308,14 +308,19 @@ def _options(model: Model, passes: frozenset[str]) -> dict | None:
                 "quantities": [{"name": q.name, "local": code_identifier(naming.base(q.name))}
                                for q in v.model.quantities]}
     ident = {name: code_identifier(naming.base(name)) for name in v.model.all_names}
+    forward = _functions(v.forward, Cell(v.forward), passes)  # the input read as itself, as in the model's
+    x = model.inputs[0].name
+    funcs = {**funcs, "forward": forward["forward"], "forward_params": forward["forward_params"],
+             "backward_values": [b for b in funcs["backward_values"] if b["name"] != x]}
     states = [{"name": q.name, "array": array_name(q.name), "delta_array": array_name(q.name, True),
                "backward": q.name in model.backward_names} for q in model.quantities if q.initial is not None]
     inits = [{"state": s, "start": ident[start], "keep": ident[keep] if keep else None,
               "default": None if keep else numpy_code(model.quantity(s).initial)} for s, start, keep in v.inits]
-    arrays = [array_name(n) for n in (v.data, v.last, v.mask) if n]
+    arrays = [array_name(n) for n in (x, v.last, v.mask) if n]
     return {**funcs, "states": states, "inits": inits, "arrays": arrays,
-            "data": array_name(v.data), "weight": array_name(v.weight),
+            "data": array_name(x), "weight": array_name(v.weight),
             "last": array_name(v.last) if v.last else None, "mask": array_name(v.mask) if v.mask else None,
             "input_delta": array_name(model.inputs[0].name, True),
             "quantities": [{"name": q.name, "array": array_name(q.name), "delta_array": array_name(q.name, True),
-                            "backward": q.direction == "backward"} for q in v.model.quantities]}
+                            "backward": q.direction == "backward", "input": q.name == x} for q in v.model.quantities],
+            "computed": [{"name": q.name, "array": array_name(q.name)} for q in v.forward.quantities]}

@@ -4,7 +4,8 @@ loss_and_grads(params, xs, ys) with no option runs the model's own program, unch
 the program of a *variant* of the model, which the same calculus (derive.calculus.cell) differentiates, so every
 extra result is a delta of the variant and no formula is written by hand here:
 
-- the input ``x`` becomes a quantity ``x[t] = x_data[t]``: its delta is the gradient with respect to xs;
+- the input ``x`` becomes a quantity ``x[t] = x_data[t]``: its delta is the gradient with respect to xs (the
+  forward pass is that of the variant without this change, ``Variant.forward``: the same values);
 - a state's initial value becomes a per-sequence number ``s_init`` (plus the spec's value times ``s_keep``
   when that value reads parameters, so that their gradient still flows when init does not replace it): its
   delta at step 0 (a backward state's: T + 1) is the gradient with respect to init;
@@ -37,6 +38,7 @@ class Variant:
     last: str | None  # l: 1 at the step whose equations are the 'last' variant (None: no such quantity)
     mask: str | None  # m: 1 at real steps (None: no state runs backwards in time)
     inits: tuple[tuple[str, str, str | None], ...]  # (state, its s_init, its s_keep or None)
+    forward: Model | None = None  # the variant with its input left an input: the forward pass, as fast as the model's
 
 
 def _fresh(stem: str, taken: set[str]) -> str:
@@ -94,4 +96,5 @@ def variant(model: Model, module_names: frozenset[str]) -> Variant:
         quantities.append(replace(q, equation=equation, last=None, initial=initial))
     loss = Loss("sum", naming.generic(weight) * model.loss.expr, model.loss.description)
     varied = replace(model, inputs=tuple(inputs), quantities=tuple(quantities), loss=loss, written_order=())
-    return Variant(varied, data, weight, last, mask, tuple(inits))
+    forward = replace(varied, inputs=(x, *inputs[1:]), quantities=tuple(quantities[1:]))
+    return Variant(varied, data, weight, last, mask, tuple(inits), forward)
