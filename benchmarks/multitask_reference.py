@@ -81,6 +81,20 @@ def multitask_alone(p, xs, ys, mask=None, init=None, final=False):
     return loss, grads, d_init, d_x
 
 
+def multitask_d_m(p, xs, ys, mask=None):
+    """The gradient of the mean loss with respect to m[t] of each example (T, B): |r[t] - z[t]|^2 / 2 / B at a
+    real step, 0 at padding (multi-task)."""
+    x = xs["x"]
+    T, B = x.shape[:2]
+    real = np.ones((T, B)) if mask is None else mask
+    h = np.zeros((B, p["W"].shape[0]))
+    out = np.zeros((T, B))
+    for t in range(T):
+        h = np.tanh(h @ p["W"].T + x[t] @ p["U"].T + p["b"])
+        out[t] = ((h @ p["R"].T - ys["z"][t]) ** 2).sum(axis=1) / 2 / B * real[t]
+    return out
+
+
 def multitask_truncated(p, xs, ys, K: int):
     """(loss, grads) of truncated BPTT on multi-task (a loss at every step, no mask): the term of step j flows
     back through steps j - K + 1..j only, from the state of step j - K held at its forward value."""

@@ -105,8 +105,10 @@ def test_the_module_equals_the_hand_written_oracle(ref, name, style, passes, mas
     for key in ref.PARAMS:
         np.testing.assert_allclose(grads[key], r_grads[key], rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(extra["init"]["h"], r_init, rtol=1e-10, atol=1e-13)
-    assert set(extra["xs"]) == {"x"}  # m is read by the loss only: see test_the_input_gradients_*
+    assert set(extra["xs"]) == set(xs)
     np.testing.assert_allclose(extra["xs"]["x"], r_x, rtol=1e-10, atol=1e-13)
+    if "m" in xs:  # read by the loss only: the rows of its term
+        np.testing.assert_allclose(extra["xs"]["m"], ref.multitask_d_m(params, xs, ys, mask), rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -119,8 +121,9 @@ def test_the_gradients_equal_central_differences_of_the_modules_own_loss(name, s
     for key, value in params.items():
         numeric = _central(lambda v, key=key: module.loss_and_grads({**params, key: v}, xs, ys, mask=mask)[0], value)
         np.testing.assert_allclose(grads[key], numeric, rtol=1e-6, atol=1e-9)
-    numeric = _central(lambda v: module.loss_and_grads(params, {**xs, "x": v}, ys, mask=mask)[0], xs["x"])
-    np.testing.assert_allclose(extra["xs"]["x"], numeric, rtol=1e-6, atol=1e-9)
+    for key in xs:  # m too: the loss is linear in it, so any value is a fair point
+        numeric = _central(lambda v, key=key: module.loss_and_grads(params, {**xs, key: v}, ys, mask=mask)[0], xs[key])
+        np.testing.assert_allclose(extra["xs"][key], numeric, rtol=1e-6, atol=1e-9)
     h0 = np.full((B, N_H), 0.1)
     _, _, extra = module.loss_and_grads(params, xs, ys, init={"h": h0}, want=("init",))
     numeric = _central(lambda v: module.loss_and_grads(params, xs, ys, init={"h": v})[0], h0)
@@ -142,8 +145,9 @@ def test_a_masked_batch_equals_each_sequence_alone(name, style):
         for k in g:
             summed[k] = summed[k] + g[k] / B
         np.testing.assert_allclose(extra["final"]["h"][j], ex["final"]["h"][0], rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(extra["xs"]["x"][:L, j], ex["xs"]["x"][:, 0] / B, rtol=1e-10, atol=1e-14)
-        assert not extra["xs"]["x"][L:, j].any()  # a padded step adds no term of any kind
+        for key in xs:
+            np.testing.assert_allclose(extra["xs"][key][:L, j], ex["xs"][key][:, 0] / B, rtol=1e-10, atol=1e-14)
+            assert not extra["xs"][key][L:, j].any()  # a padded step adds no term of any kind
     assert loss == pytest.approx(total, rel=1e-12)
     for k in grads:
         np.testing.assert_allclose(grads[k], summed[k], rtol=1e-10, atol=1e-13)
@@ -176,10 +180,13 @@ def test_truncated_bptt_runs_with_a_mask_and_the_input_gradient(name):
     assert loss == pytest.approx(f_loss, rel=1e-12)  # K >= T: the full gradient
     for key in f_grads:
         np.testing.assert_allclose(grads[key], f_grads[key], rtol=1e-12)
-    np.testing.assert_allclose(extra["xs"]["x"], f_extra["xs"]["x"], rtol=1e-12)
+    for key in xs:
+        np.testing.assert_allclose(extra["xs"][key], f_extra["xs"][key], rtol=1e-12)
     _, _, cut = module.loss_and_grads(params, xs, ys, mask=mask, truncate=2, want=("xs", "init"))
-    assert set(cut["xs"]) == {"x"} and cut["xs"]["x"].shape == (T, B, N_IN)
-    assert not cut["xs"]["x"][LENGTHS[1]:, 1].any()  # padding: no term
+    assert set(cut["xs"]) == set(xs) and all(cut["xs"][k].shape == xs[k].shape for k in xs)
+    assert not any(cut["xs"][k][LENGTHS[1]:, 1].any() for k in xs)  # padding: no term
+    if "m" in xs:  # m[t] moves its own step's term only: truncation leaves its gradient whole
+        np.testing.assert_allclose(cut["xs"]["m"], f_extra["xs"]["m"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", SPECS)

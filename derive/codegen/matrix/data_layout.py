@@ -47,4 +47,31 @@ def scalar_weights(model: Model, batch) -> dict:
             for d in model.inputs if not d.shape}
 
 
-__all__ = ["scalar_weights", "targets_per_step"]
+def weight_deltas(loss, weights: dict, batch) -> list:
+    """(delta_m[t] (B, 1), its row-form formula) for each per-step scalar input that weighs a term of the
+    row-form loss (derive.codegen.matrix.rows: loss_form): the gradient of the batch's mean loss with respect to
+    m[t] of each example, that term's value per row without m (its coefficient, 1/B, kept). A binary
+    cross-entropy term, and a weight of two terms, give none (the module's extra["xs"] has no entry then)."""
+    from derive.codegen.matrix.rows import NLLSum, OneHotRows, SquaredSum
+
+    found: dict = {}
+    for term in sp.Add.make_args(loss):
+        helpers = [f for f in sp.Mul.make_args(term) if isinstance(f, (NLLSum, SquaredSum)) and len(f.args) == 3]
+        if len(helpers) != 1:
+            continue
+        h = helpers[0]
+        coeff = term / h
+        value, target, w = h.args
+        n = value.shape[1]
+        if isinstance(h, SquaredSum):
+            d = value - target
+            rows = sp.MatMul(sp.HadamardProduct(d, d), sp.OneMatrix(n, 1))
+        else:
+            rows = -sp.MatMul(sp.HadamardProduct(value, OneHotRows(target, n)), sp.OneMatrix(n, 1))
+        found.setdefault(w, []).append(coeff * rows)
+    names = {col: sym for sym, col in weights.items()}
+    return [(sp.MatrixSymbol("delta_" + str(names[w].name), batch, 1), parts[0]) for w, parts in found.items()
+            if len(parts) == 1]
+
+
+__all__ = ["scalar_weights", "targets_per_step", "weight_deltas"]

@@ -127,12 +127,16 @@ def requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None)
         bw.blocks.append(Block("the gradient with respect to the initial states (after the last step)",
                                ["_d_init = {}", *reverse.init_lines(bw)], loop='if "init" in _want:'))
     if plan.input_deltas:
-        outs = bw.stacked("", plan.input_deltas, "all")
+        outs = bw.stacked("", plan.input_deltas + plan.weight_deltas, "all")
         block = bw.blocks.pop()
         shape = ".reshape(T, B, -1)" if plan.recurrent else ""
-        if plan.multi:  # a dict input name -> its gradient (T, B, n)
-            result = "{" + ", ".join(f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
-                plan.input_deltas, outs, strict=True)) + "}"
+        if plan.multi:  # a dict input name -> its gradient (T, B, n); a per-step number's (T, B), masked here
+            weighed = outs[len(plan.input_deltas):]  # d loss / d m[t]: the term's rows, times the mask's weights
+            for o in weighed:
+                block.lines += ["if _w is not None:", f"    {o} = {o} * _w.reshape(-1, 1)"]
+            result = "{" + ", ".join([f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
+                plan.input_deltas, outs[:len(plan.input_deltas)], strict=True)] + [f'"{ref(d).name}": {o}.reshape(T, B)' for (d, _), o in zip(
+                plan.weight_deltas, weighed, strict=True)]) + "}"
         else:
             result = f"{outs[0]}{shape}"
         bw.blocks.append(Block("the gradient with respect to the input at every step", [

@@ -146,7 +146,7 @@ def _data(model: Model, coded: Model, plan: VectorPlan, key) -> dict:
     """The dicts xs and ys of a module with several inputs or targets (empty: one array each)."""
     if not plan.multi:
         return {}
-    gradient = {ref(d).name for d, _ in plan.input_deltas}  # the inputs the equations read
+    gradient = {ref(d).name for d, _ in plan.input_deltas + plan.weight_deltas}  # the inputs with a gradient
     once = {d.name for d in coded.targets if not d.per_step}
 
     def entry(d, scalar=False, classes=False, size=None):

@@ -27,7 +27,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from derive.calculus.cell import StepKind, step_kind
 from derive.codegen.matrix.arrays import per_step_symbols, ref, step_symbol
-from derive.codegen.matrix.data_layout import scalar_weights, targets_per_step
+from derive.codegen.matrix.data_layout import scalar_weights, targets_per_step, weight_deltas
 from derive.codegen.matrix.reverse_plan import backward_states, end_deltas, merged_grads, reverse_recursion
 from derive.codegen.matrix.rows import (BCESum, LogSoftmaxRows, NLLSum, OneHotRows, SquaredSum, gradient_form,
                                        loss_form, per_example, row_form)
@@ -243,6 +243,7 @@ class VectorPlan:
                        for d, e in step.deltas]
         self.raw_grads = step.grads
         self.input_deltas = self._input_deltas(kind, step)
+        self.weight_deltas = weight_deltas(self.loss, self.weights, self.B)  # d loss / d m[t] (read by the loss)
         self.init_deltas: list[Statement] = []
         self.end_deltas: list[Statement] = []
         self.brecursion: list[Statement] = []

@@ -92,6 +92,8 @@ class RowPrinter(DeriveNumPyPrinter):
         if len(mats) >= 2 and _ones_row(mats[0]):
             rest = mats[1] if len(mats) == 2 else sp.MatMul(*mats[1:])
             return self._scaled(scalars, f"{self._matrix_operand(rest)}.sum(axis=0)")
+        if len(mats) == 2 and _ones_column(mats[-1]) and mats[0].shape[1] != 1:  # X 1: each row's sum, (B, 1)
+            return self._scaled(scalars, f"{self._matrix_operand(mats[0])}.sum(axis=-1, keepdims=True)")
         if len(mats) >= 2 and isinstance(mats[-1], sp.OneMatrix) and not _ones_row(mats[-1]) \
                 and not _ones_column(mats[-1]):  # X 1 1^T: each row's sum in every column (softmax's adjoint)
             rest = mats[0] if len(mats) == 2 else sp.MatMul(*mats[:-1])

@@ -260,6 +260,11 @@ def _requested(plan: VectorPlan, n_in) -> list[Block]:
             lines += [f"{name} = np.zeros((T + 1, B, {size_name(d)}), dtype)", "for t in range(1, T + 1):",
                       f"    {_line(d, e)}"]
             result.append(f'"{ref(d).name}": {name}[1:]')
+        for d, e in plan.weight_deltas:  # a per-step number the loss reads (m[t]): its term's rows, masked
+            name = _name(d).split("[")[0]
+            lines += [f"{name} = np.zeros((T + 1, B, 1), dtype)", "for t in range(1, T + 1):",
+                      f"    {_line(d, e)} * _weight[t]"]
+            result.append(f'"{ref(d).name}": {name}[1:, :, 0]')
         lines.append(f"_d_xs = {{{', '.join(result)}}}" if plan.multi else f"_d_xs = {result[0].split(': ')[1]}")
         out.append(Block("the gradient with respect to the input at every step", lines, loop='if "xs" in _want:'))
     elif plan.input_deltas:
