@@ -134,9 +134,11 @@ def requested(bw: Writer, plan: VectorPlan, reverse: ReverseLoops | None = None)
             weighed = outs[len(plan.input_deltas):]  # d loss / d m[t]: the term's rows, times the mask's weights
             for o in weighed:
                 block.lines += ["if _w is not None:", f"    {o} = {o} * _w.reshape(-1, 1)"]
-            result = "{" + ", ".join([f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
-                plan.input_deltas, outs[:len(plan.input_deltas)], strict=True)] + [f'"{ref(d).name}": {o}.reshape(T, B)' for (d, _), o in zip(
-                plan.weight_deltas, weighed, strict=True)]) + "}"
+            entries = [f'"{ref(d).name}": {o}{shape}' for (d, _), o in zip(
+                plan.input_deltas, outs[:len(plan.input_deltas)], strict=True)]
+            entries += [f'"{ref(d).name}": {o}.reshape(T, B)' for (d, _), o in zip(plan.weight_deltas, weighed,
+                                                                                   strict=True)]
+            result = "{" + ", ".join(entries) + "}"
         else:
             result = f"{outs[0]}{shape}"
         bw.blocks.append(Block("the gradient with respect to the input at every step", [
