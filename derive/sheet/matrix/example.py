@@ -223,6 +223,7 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
                                           for k in back_steps]} for n, tex in delta_names]
     grads = {p.name: run.gradient(p.name) for p in model.parameters}
     gradients = [{"symbol": latex(psyms[p.name]), "cells": matrix_cells(grads[p.name], 4)} for p in model.parameters]
+    twins = equal_gradients(model, grads)
     # one weight's gradient written as its sum of per-step terms (the outer products of the sheet)
     focus = _focus_weight(model, cell, run.terms)
     terms = None
@@ -245,13 +246,23 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         "forward_steps": fwd_steps, "forward": forward, "backward_steps": back_steps, "backward": backward,
         "loss": _num(sum(float(np.real(v)) for v in run.losses.values()), 6),
         "losses": [{"k": k, "value": _num(v, 6)} for k, v in sorted(run.losses.items())],
-        "gradients": gradients, "terms": terms, "check_rows": check_rows,
+        "gradients": gradients, "twins": [[latex(psyms[n]) for n in pair] for pair in twins], "terms": terms, "check_rows": check_rows,
         "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows)
         and (directional is None or directional["error"] <= CHECK_TOLERANCE), "tolerance": _num(CHECK_TOLERANCE),
         "directional": None if directional is None else dict(directional, error=_error_bound(directional["error"])),
         "has_complex_step": analytic, "values": {"params": params, "data": data, "grads": grads, "run": run,
                                                          "sizes": sizes},
     }
+
+
+def equal_gradients(model: Model, grads: dict) -> list[tuple[str, str]]:
+    """Pairs of parameters whose whole gradients are equal at the example: no draw avoids them when the
+    model makes them so (the GRU's b_ir and b_hr are added in one sum), and the sheet must say so rather
+    than claim that no two gradients are equal."""
+    names = [p.name for p in model.parameters]
+    arrays = {n: np.real(np.asarray(grads[n], dtype=complex)) for n in names}
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if arrays[a].shape == arrays[b].shape and np.allclose(arrays[a], arrays[b], rtol=1e-9, atol=0)]
 
 
 def _focus_weight(model: Model, cell, terms: dict | None = None) -> str | None:

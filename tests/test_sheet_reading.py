@@ -1,0 +1,61 @@
+"""Issue 14, "Must hold": what a second reading of every built-in's pages, as a student, found and fixed."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import derive
+from derive.sheet import render_sheet
+from derive.sheet.pdf import compile_tex
+
+
+def _sheet(name, **kw):
+    model = derive.load(name)
+    return render_sheet(derive.derive(model, 3 if model.recurrent else 1), **kw)
+
+
+@pytest.mark.parametrize("name", ["elman", "birnn", "lstm"])
+def test_no_dangling_with_where_the_problem_sheet_hides_the_formula(name):
+    # the solution reads "... J_t = dh_t/dh_{t-1}, with <the Jacobian>"; the problem sheet hides the Jacobian
+    # and printed a bare "with" above the question
+    tex = _sheet(name, variant="problem")
+    assert not re.search(r"\\\]\s*with( the blocks)?\s*\\question", tex)
+    assert re.search(r"\\\]\s*with", _sheet(name))  # the solution keeps it
+
+
+def test_gradients_equal_by_construction_are_said_not_denied():
+    # the GRU adds b_ir and b_hr (b_iz and b_hz) in one sum: their gradients are equal at every point, and
+    # the sheet claimed that no two gradient entries are equal
+    tex = _sheet("gru")
+    assert "except the gradients of $b_{ir}$ and $b_{hr}$ and of $b_{iz}$ and $b_{hz}$" in tex
+    gradients = tex[tex.index("the gradients are"):tex.index("For example")]
+
+    def printed(symbol):  # the printed column of one gradient, from its "symbol = (...)" to the next "="
+        start = gradients.index(f"{symbol} =")
+        return re.sub(r"\s+", " ", gradients[start + len(symbol) + 2:].split("=")[0].rsplit("$", 1)[0])
+
+    assert printed("b_{ir}") == printed("b_{hr}") and printed("b_{iz}") == printed("b_{hz}")
+    assert printed("b_{ir}") != printed("b_{iz}")
+    assert "except the gradients" not in _sheet("elman")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None, reason="needs LaTeX")
+@pytest.mark.parametrize("name", ["backprop-net", "elman"])
+def test_no_question_alone_at_the_foot_of_a_page(name):
+    # a question at the foot of a page had its answer box overleaf (backprop-net's question 1, elman's 6):
+    # every question's line must leave room below it on its page for at least the smallest box (2 cm)
+    pdf, _ = compile_tex(_sheet(name, variant="problem"), name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sheet.pdf"
+        path.write_bytes(pdf)
+        html = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True,
+                              check=True).stdout
+    bottom = 841.89 - 2 * 72 / 2.54  # A4, 2 cm margin
+    questions = [float(y) for y in re.findall(r'yMax="([\d.]+)">Question</word>', html)]
+    assert len(questions) >= 9
+    assert [y for y in questions if y > bottom - 2 * 72 / 2.54] == []
