@@ -59,3 +59,33 @@ def test_no_question_alone_at_the_foot_of_a_page(name):
     questions = [float(y) for y in re.findall(r'yMax="([\d.]+)">Question</word>', html)]
     assert len(questions) >= 9
     assert [y for y in questions if y > bottom - 2 * 72 / 2.54] == []
+
+
+def test_a_cell_of_two_states_asks_for_the_jacobian_of_the_state_vector():
+    # lstm-cell's problem sheet asked for dc_T/dc_k "as a product of one-step Jacobians": with h in the loop no
+    # one state alone is such a product; the solution's "state vector c_t, h_t" lost its parentheses
+    problem = _sheet("lstm-cell", variant="problem")
+    assert r"\partial c_{T}/\partial c_{k}" not in problem
+    assert "the state vector $( c_{T}, h_{T} )$ by $( c_{k}, h_{k} )$" in problem
+    assert "the state vector $( c_{t}, h_{t} )$ at step" in _sheet("lstm-cell")
+    assert r"\partial s_{T}/\partial s_{k}" in _sheet("tanh-rnn", variant="problem")  # one state: as before
+
+
+def test_a_sum_with_an_elementwise_product_keeps_the_authors_term_order():
+    # peephole-lstm's spec writes W_i x + R_i h + p_i * c + b_i; the sum sorts the product's factors, the
+    # recorded order was lost and the sheet printed R_i h_{t-1} + W_i x_t + ...
+    tex = _sheet("peephole-lstm")
+    assert r"i_{t} &= \sigma\left(W_{i} x_{t} + R_{i} h_{t-1} + c_{t-1} \odot p_{i} + b_{i}\right)" in tex
+    assert r"c_{t} &= i_{t} \odot z_{t} + f_{t} \odot c_{t-1}" in tex  # z * i + c * f, as written
+
+
+def test_the_symbol_table_may_run_over_a_page():
+    # peephole-lstm's 27 symbols in one tabular went whole to page 2 and left page 1 half empty
+    tex = _sheet("peephole-lstm")
+    table = tex[tex.index(r"\text{Symbol} & Shape"):tex.index(r"\subsection*{Equations}")]
+    assert r"\endhead" in table and r"\end{longtable}" in table
+
+
+def test_a_greek_parameter_named_in_the_summary_prints_as_its_letter():
+    tex = _sheet("mlp")
+    assert r"an inverse temperature $\beta$" in tex and "temperature beta" not in tex

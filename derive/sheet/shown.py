@@ -77,7 +77,7 @@ def prose(text: str, model) -> str:
 
     renamed = current().renames.get(current_model(), {})  # a letter the notation changes (the LSTM's c -> s)
     names = sorted({d.name for group in (model.parameters, model.inputs, model.targets, model.quantities)
-                    for d in group if "_" in d.name or d.name in renamed}, key=len, reverse=True)
+                    for d in group if "_" in d.name or d.name in renamed or _greek(d.name)}, key=len, reverse=True)
     if not names:
         return escape_tex(text)
     pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
@@ -86,6 +86,11 @@ def prose(text: str, model) -> str:
         out += [escape_tex(text[last:m.start()]), f"${latex(naming.base(m.group()))}$"]
         last = m.end()
     return "".join([*out, escape_tex(text[last:])])
+
+
+def _greek(name: str) -> bool:
+    """A name the formulas print as a Greek letter (beta -> \\beta): prose sets it as that letter too."""
+    return len(name) > 1 and latex(naming.base(name)) == "\\" + name
 
 
 def uses_step_function(model) -> bool:

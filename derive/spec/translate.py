@@ -101,8 +101,12 @@ class EquationReader:
         terms = [*written.get(left, [left]), right] if isinstance(left, (sp.Add, sp.MatAdd)) else [left, right]
         ones = sp.OneMatrix(*result.shape) if isinstance(result, sp.MatAdd) else None
 
+        def same(arg, w) -> bool:  # a sum sorts an elementwise product's factors (p * c is kept as c * p)
+            return arg == w or (isinstance(arg, sp.HadamardProduct) and isinstance(w, sp.HadamardProduct)
+                                and sorted(map(sp.srepr, arg.args)) == sorted(map(sp.srepr, w.args)))
+
         def place(arg) -> int | None:
-            hits = [i for i, w in enumerate(terms) if arg == w or (ones is not None and arg == sp.MatMul(w, ones))]
+            hits = [i for i, w in enumerate(terms) if same(arg, w) or (ones is not None and arg == sp.MatMul(w, ones))]
             return hits[0] if len(hits) == 1 else None
 
         places = [place(a) for a in result.args]
