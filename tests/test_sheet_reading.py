@@ -89,3 +89,20 @@ def test_the_symbol_table_may_run_over_a_page():
 def test_a_greek_parameter_named_in_the_summary_prints_as_its_letter():
     tex = _sheet("mlp")
     assert r"an inverse temperature $\beta$" in tex and "temperature beta" not in tex
+
+
+def test_summaries_set_one_letter_names_and_steps_as_math():
+    # "a reset gate r", "h runs forwards from h[0]" printed as plain text and code beside the sheet's h_0
+    gru = _sheet("gru")
+    assert "a reset gate $r$ and an update gate $z$ mix a candidate $n$" in gru
+    assert "PyTorch's GRU" in gru  # a possessive s is not the logits s
+    birnn = _sheet("birnn")
+    assert "$h$ runs forwards from ${h}_{0}$" in birnn and "${g}_{T+1}$" in birnn and "h[0]" not in birnn
+    elman = _sheet("elman")
+    assert "a hidden state updated" in elman  # the word a is not the quantity a
+
+
+def test_the_class_index_convention_only_where_a_class_is_picked():
+    # rnn-regression's squared error picks no entry, yet the sheet explained [v]_j "as the class indices are"
+    assert "class indices" not in _sheet("rnn-regression")
+    assert "counted from 0 as the class indices are" in _sheet("elman")

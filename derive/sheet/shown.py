@@ -68,7 +68,9 @@ def step_of(sym: sp.Symbol) -> int:
 def prose(text: str, model) -> str:
     """An author's sentence as LaTeX: escaped, except that the model's names with an underscore
     (W_x, W_rec) are set as the math the formulas print (W_{x}), not as literal underscores, and so are
-    the names the notation in force writes with another letter (a cell state c that the book calls s)."""
+    the names the notation in force writes with another letter (a cell state c that the book calls s),
+    Greek names (beta), one-letter names but the words a, A, I (the gate r), and a name at a step as the
+    spec writes it (h[0], g[T+1] -> h_0, g_{T+1})."""
     import re
 
     from derive.templating import escape_tex
@@ -77,15 +79,24 @@ def prose(text: str, model) -> str:
 
     renamed = current().renames.get(current_model(), {})  # a letter the notation changes (the LSTM's c -> s)
     names = sorted({d.name for group in (model.parameters, model.inputs, model.targets, model.quantities)
-                    for d in group if "_" in d.name or d.name in renamed or _greek(d.name)}, key=len, reverse=True)
+                    for d in group if "_" in d.name or d.name in renamed or _greek(d.name) or _letter(d.name)},
+                   key=len, reverse=True)
     if not names:
         return escape_tex(text)
-    pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
+    # a name, and a step written as the spec writes it (h[0], g[T+1]) set as a subscript
+    pattern = re.compile(r"(?<![A-Za-z0-9_'\u2019])(" + "|".join(map(re.escape, names)) + r")(?:\[([A-Za-z0-9+-]{1,8})\])?"
+                         r"(?![A-Za-z0-9_])")
     out, last = [], 0
     for m in pattern.finditer(text):
-        out += [escape_tex(text[last:m.start()]), f"${latex(naming.base(m.group()))}$"]
+        symbol = latex(naming.base(m.group(1)))
+        out += [escape_tex(text[last:m.start()]), f"${symbol}$" if m.group(2) is None else f"${{{symbol}}}_{{{m.group(2)}}}$"]
         last = m.end()
     return "".join([*out, escape_tex(text[last:])])
+
+
+def _letter(name: str) -> bool:
+    """A one-letter name (the GRU's gate r, a cell state c) is set in math too; not the words a, A and I."""
+    return len(name) == 1 and name not in ("a", "A", "I")
 
 
 def _greek(name: str) -> bool:
