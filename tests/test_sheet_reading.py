@@ -106,3 +106,10 @@ def test_the_class_index_convention_only_where_a_class_is_picked():
     # rnn-regression's squared error picks no entry, yet the sheet explained [v]_j "as the class indices are"
     assert "class indices" not in _sheet("rnn-regression")
     assert "counted from 0 as the class indices are" in _sheet("elman")
+
+
+def test_the_backward_pass_names_a_state_the_model_has():
+    # stacked-elman's states are h_{1,t} and h_{2,t}; its backward pass spoke of an undefined h_t
+    tex = _sheet("stacked-elman")
+    assert "the derivative of the loss by $h_{1,t}$ collects" in tex and "$h_{t}$" not in tex
+    assert "the derivative of the loss by $h_{t}$ collects" in _sheet("elman")

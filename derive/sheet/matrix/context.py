@@ -99,6 +99,9 @@ def equations_context(model: Model, cell: MatrixCell) -> dict:
     else:
         loss = show(E, loss_expr)
     return {"equations": equations, "initial": initial, "initial_labels": initial_labels, "loss": loss,
+            # the state named in "the derivative of the loss by h_t collects ...": h, else the first state
+            "linking_state": latex(cell.sym("h" if "h" in model.recurrent_names or not model.recurrent_names
+                                            else model.recurrent_names[0])) if model.recurrent else "",
             "backward_names": [latex(lhs) for lhs, _, back in starts if back],
             "backward_next": [latex(cell.sym(naming.describe(lhs).name, 1)) for lhs, _, back in starts if back]}
 
