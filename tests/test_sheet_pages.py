@@ -308,4 +308,4 @@ def test_matrix_worked_examples_are_not_degenerate(name):
 def test_summaries_follow_the_notations_letters():
     tex = render_sheet(derive.derive(derive.load("lstm"), 3), notation="goodfellow")
     assert "update a cell state $s$" in tex  # the book's s, as the formulas print the cell state
-    assert "update a cell state c" in _sheet("lstm")
+    assert "update a cell state $c$" in _sheet("lstm")  # a one-letter name is set in math (read14)
