@@ -24,6 +24,7 @@ import sympy as sp
 from derive import naming
 from derive.calculus.cell import Cell, StepKind, step_kind
 from derive.errors import DeriveError
+from derive.functions import sigmoid, softplus
 
 T = sp.Symbol("T", integer=True, positive=True)
 
@@ -232,9 +233,29 @@ def grad_target(param: sp.Symbol) -> sp.Symbol:
     return sp.Symbol(f"grad:{param.name}")
 
 
+def stable_logs(model, expr: sp.Expr) -> sp.Expr:
+    """``expr`` with log(p) and log(1 - p) of an output p[t] = sigmoid(z) written -softplus(-z) and -softplus(z):
+    the same function, finite at any logit. From p itself, p rounds to 0 or 1 at z = -+40 and the log is -inf
+    (binary cross-entropy at a logit of 1e4 gave inf and a divide-by-zero warning)."""
+    logits = {naming.generic(q.name): q.equation.args[0] for q in model.quantities
+              if q.equation is not None and q.equation.func == sigmoid}
+    if not logits:
+        return expr
+
+    def rewrite(arg):
+        for p, z in logits.items():
+            if arg == p:
+                return -softplus(-z)
+            if arg == 1 - p:
+                return -softplus(z)
+        return sp.log(arg)
+
+    return expr.replace(sp.log, rewrite)
+
+
 def loss_blocks(cell: Cell) -> list[Block]:
     model = cell.model
-    stmt = ((LOSS, model.loss.expr),)
+    stmt = ((LOSS, stable_logs(model, model.loss.expr)),)
     if not model.recurrent:
         return [Block("loss", "sum", None, stmt, "loss")]
     first = sp.Integer(1) if model.loss.over == "sum" else T
