@@ -384,3 +384,31 @@ def test_every_spec_grades_its_own_sheets_formulas_as_correct(spec):
     if refused_numbers:
         pytest.xfail(f"grade13a (issue 13: 'a constant answer with no --at is graded as the expression it is') "
                      f"refuses the sheet's constant adjoints {refused_numbers}")
+
+
+WRONG_BY_A_FACTOR = '''
+import importlib.util
+
+_spec = importlib.util.spec_from_file_location("right", {path!r})
+_right = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_right)
+
+
+def loss_and_grads(params, xs, ys):
+    loss, grads = _right.loss_and_grads(params, xs, ys)
+    first = next(iter(grads))
+    return loss, {{**grads, first: 2 * grads[first]}}
+'''
+
+
+@pytest.mark.parametrize("spec", CODE_CASES, ids=[p.stem for p in CORPUS])
+def test_every_spec_grades_its_own_generated_module_as_correct(spec, tmp_path, capsys):
+    """grade --code on the module derive code wrote for the spec: correct; with one gradient doubled, incorrect
+    (the targets of a regression or multi-label spec are real vectors: they were sent as class indices)."""
+    main(["code", str(spec), "-o", str(tmp_path)])
+    (path,) = tmp_path.glob("*.py")
+    assert main(["grade", str(spec), "--code", f"{path}:loss_and_grads"]) == 0, capsys.readouterr().out
+    wrong = tmp_path / "wrong" / "student.py"
+    wrong.parent.mkdir()
+    wrong.write_text(WRONG_BY_A_FACTOR.format(path=str(path)))
+    assert main(["grade", str(spec), "--code", f"{wrong}:loss_and_grads"]) == 1, capsys.readouterr().out

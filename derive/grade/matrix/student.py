@@ -173,13 +173,22 @@ def _request(model, params: dict, data: dict) -> dict:
         out[decl.name] = float(value) if not decl.shape else _contract_shape(decl, np.asarray(value)).tolist()
     if len(model.inputs) > 1 or len(model.targets) > 1:
         return {"params": out, **_dicts(model, data), "arrays": True}
-    x, y = model.inputs[0].name, model.targets[0].name
-    if model.recurrent:
-        xs = np.transpose(data[x], (0, 2, 1))
+    x, target = model.inputs[0].name, model.targets[0]
+    y = target.name
+    if not target.classes:  # a real vector (regression, multi-label): (T, n, B) or (n, B) drawn, rows per example
+        v = np.asarray(data[y])
+        if not model.recurrent or not target.per_step:
+            ys = v.T
+        else:
+            ys = np.transpose(v, (0, 2, 1)) if model.loss.over == "sum" else v[-1].T
+    elif model.recurrent:
         ys = data[y][0] if data[y].ndim == 2 else data[y][:, 0, :] if model.loss.over == "sum" else data[y][-1, 0, :]
     else:
-        xs, ys = data[x].T, data[y][0]
-    return {"params": out, "xs": xs.tolist(), "ys": ys.astype(int).tolist(), "arrays": True, "classes": True}
+        ys = data[y][0]
+    xs = np.transpose(data[x], (0, 2, 1)) if model.recurrent else data[x].T
+    classes = bool(target.classes)
+    return {"params": out, "xs": xs.tolist(), "ys": (ys.astype(int) if classes else ys).tolist(), "arrays": True,
+            "classes": classes}
 
 
 def _dicts(model, data: dict) -> dict:
