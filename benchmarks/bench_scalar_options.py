@@ -23,6 +23,7 @@ import platform  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -77,11 +78,11 @@ def main() -> None:
         a, b = old.loss_and_grads(params, xs, ys), new.loss_and_grads(params, xs, ys)
         assert a[0] == b[0] and all(a[1][k] == b[1][k] for k in params), "the plain call changed its numbers"
         calls = {
-            "old": lambda: old.loss_and_grads(params, xs, ys),
-            "new": lambda: new.loss_and_grads(params, xs, ys),
-            "mask": lambda: new.loss_and_grads(params, xs, ys, mask=mask),
-            "init": lambda: new.loss_and_grads(params, xs, ys, init=init, want=("final", "init", "xs")),
-            "truncate": lambda: new.loss_and_grads(params, xs, ys, truncate=5),
+            "old": partial(old.loss_and_grads, params, xs, ys),
+            "new": partial(new.loss_and_grads, params, xs, ys),
+            "mask": partial(new.loss_and_grads, params, xs, ys, mask=mask),
+            "init": partial(new.loss_and_grads, params, xs, ys, init=init, want=("final", "init", "xs")),
+            "truncate": partial(new.loss_and_grads, params, xs, ys, truncate=5),
         }
         samples = {k: [] for k in calls}
         for _ in range(args.reps):

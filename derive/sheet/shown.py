@@ -84,12 +84,14 @@ def prose(text: str, model) -> str:
     if not names:
         return escape_tex(text)
     # a name, and a step written as the spec writes it (h[0], g[T+1]) set as a subscript
-    pattern = re.compile(r"(?<![A-Za-z0-9_'\u2019])(" + "|".join(map(re.escape, names)) + r")(?:\[([A-Za-z0-9+-]{1,8})\])?"
-                         r"(?![A-Za-z0-9_])")
+    alternatives = "|".join(map(re.escape, names))
+    step = r"(?:\[([A-Za-z0-9+-]{1,8})\])?"
+    pattern = re.compile(r"(?<![A-Za-z0-9_'\u2019])(" + alternatives + r")" + step + r"(?![A-Za-z0-9_])")
     out, last = [], 0
     for m in pattern.finditer(text):
         symbol = latex(naming.base(m.group(1)))
-        out += [escape_tex(text[last:m.start()]), f"${symbol}$" if m.group(2) is None else f"${{{symbol}}}_{{{m.group(2)}}}$"]
+        shown = f"${symbol}$" if m.group(2) is None else f"${{{symbol}}}_{{{m.group(2)}}}$"
+        out += [escape_tex(text[last:m.start()]), shown]
         last = m.end()
     return "".join([*out, escape_tex(text[last:])])
 

@@ -16,7 +16,7 @@ import sympy as sp
 
 from derive import naming
 from derive.calculus.bptt import MAX_CLOSED_FORM_STEPS, ScalarDerivation
-from derive.calculus.cell import Cell, step_kind
+from derive.calculus.cell import step_kind
 from derive.calculus.derivation import derive
 from derive.codegen.matrix.names import code_names, renamed
 from derive.codegen.scalar import schedule
@@ -301,14 +301,14 @@ def _options(model: Model, passes: frozenset[str]) -> dict | None:
     """The program of loss_and_grads with init, mask, want or truncate: that of the model's variant
     (derive.codegen.scalar.options), in the same style; a static model's takes want=("xs",) only."""
     v = variant(model, MODULE_NAMES | ({"t"} if model.recurrent else set()))
-    funcs = _functions(v.model, Cell(v.model), passes, initial=model.recurrent)
+    funcs = _functions(v.model, derive(v.model).cell, passes, initial=model.recurrent)
     if not model.recurrent:
         return {**funcs, "data": code_identifier(naming.base(v.data)),
                 "input_delta": code_identifier(naming.delta(naming.base(model.inputs[0].name))),
                 "quantities": [{"name": q.name, "local": code_identifier(naming.base(q.name))}
                                for q in v.model.quantities]}
     ident = {name: code_identifier(naming.base(name)) for name in v.model.all_names}
-    forward = _functions(v.forward, Cell(v.forward), passes)  # the input read as itself, as in the model's
+    forward = _functions(v.forward, derive(v.forward).cell, passes)  # the input read as itself, as in the model's
     x = model.inputs[0].name
     funcs = {**funcs, "forward": forward["forward"], "forward_params": forward["forward_params"],
              "backward_values": [b for b in funcs["backward_values"] if b["name"] != x]}

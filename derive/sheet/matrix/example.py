@@ -246,7 +246,8 @@ def example_context(model: Model, steps: int, sizes: dict[str, int], seed: int |
         "forward_steps": fwd_steps, "forward": forward, "backward_steps": back_steps, "backward": backward,
         "loss": _num(sum(float(np.real(v)) for v in run.losses.values()), 6),
         "losses": [{"k": k, "value": _num(v, 6)} for k, v in sorted(run.losses.items())],
-        "gradients": gradients, "twins": [[latex(psyms[n]) for n in pair] for pair in twins], "terms": terms, "check_rows": check_rows,
+        "gradients": gradients, "twins": [[latex(psyms[n]) for n in pair] for pair in twins], "terms": terms,
+        "check_rows": check_rows,
         "check_ok": all(r["error"] <= CHECK_TOLERANCE for r in rows)
         and (directional is None or directional["error"] <= CHECK_TOLERANCE), "tolerance": _num(CHECK_TOLERANCE),
         "directional": None if directional is None else dict(directional, error=_error_bound(directional["error"])),
