@@ -28,6 +28,7 @@ from derive.calculus.derivation import Derivation, derive
 from derive.codegen.scalar.module import PASSES, TEMPLATE, context, module_name
 from derive.errors import DeriveError
 from derive.model import Model
+from derive.numbers.truncate import check_default_window
 from derive.printing.numpy import used_helpers
 
 __all__ = ["STYLES", "artifacts", "emit", "emit_model", "emit_numpy", "module_name", "passes", "textbook_artifacts"]
@@ -45,12 +46,7 @@ def emit_numpy(derivation: ScalarDerivation, style: str = "fast", passes: Iterab
     from derive.codegen.matrix.names import keys
 
     model = derivation.model
-    if truncate is not None and (not model.recurrent or isinstance(truncate, bool) or not isinstance(truncate, int)
-                                 or truncate < 1):
-        raise DeriveError(f"{model.name}: truncate takes a whole number of steps >= 1 of a recurrent model")
-    if truncate is not None and model.backward_names:
-        raise DeriveError(f"{model.name}: truncated BPTT has no agreed meaning for a state that runs backwards in time "
-                          f"({', '.join(model.backward_names)}); derive gradcheck refuses --truncate for it too")
+    check_default_window(model, truncate)
     data = context(derivation, style, passes)
     return keys(render(TEMPLATE, **data, truncate=truncate, helpers=used_helpers(repr(data))), data["keys"])
 

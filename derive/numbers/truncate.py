@@ -26,6 +26,18 @@ def check_truncatable(model: Model) -> None:
                           "term) has no agreed meaning for it; leave --truncate out")
 
 
+def check_default_window(model: Model, truncate: int | None) -> None:
+    """The K a generated module bakes in as its default (derive code --truncate K): a whole number >= 1 of a
+    recurrent model with no state running backwards in time; None is the full gradient."""
+    if truncate is None:
+        return
+    if not model.recurrent or isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1:
+        raise DeriveError(f"{model.name}: truncate takes a whole number of steps >= 1 of a recurrent model")
+    if model.backward_names:
+        raise DeriveError(f"{model.name}: truncated BPTT has no agreed meaning for a state that runs backwards in time "
+                          f"({', '.join(model.backward_names)}); derive gradcheck refuses --truncate for it too")
+
+
 def truncated_grads(model: Model, params: dict, data: dict, steps: int, window: int) -> dict[str, float]:
     """The K-step truncated BPTT gradient (mean over the batch), K = ``window`` >= 1."""
     if window < 1:

@@ -34,6 +34,7 @@ from derive.codegen.matrix.plan import VectorPlan
 from derive.errors import DeriveError
 from derive.printing.numpy import used_helpers
 from derive.model import Model
+from derive.numbers.truncate import check_default_window
 
 TEMPLATE = "code/vector_module.py.j2"
 
@@ -172,12 +173,7 @@ def emit_vector(model: Model, style: str = "fast", passes: Iterable[str] | None 
     truncated BPTT in loss_and_grads (None: the full gradient)."""
     from derive.templating import render
 
-    if truncate is not None and (not model.recurrent or isinstance(truncate, bool) or not isinstance(truncate, int)
-                                 or truncate < 1):
-        raise DeriveError(f"{model.name}: truncate takes a whole number of steps >= 1 of a recurrent model")
-    if truncate is not None and model.backward_names:
-        raise DeriveError(f"{model.name}: truncated BPTT has no agreed meaning for a state that runs backwards in time "
-                          f"({', '.join(model.backward_names)}); derive gradcheck refuses --truncate for it too")
+    check_default_window(model, truncate)
     return render(TEMPLATE, **context(model, style, passes), truncate=truncate)
 
 
