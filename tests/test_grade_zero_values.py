@@ -110,3 +110,18 @@ def test_an_exact_comparison_is_said_in_words(capsys):
     sampled = grade(MLP, "W", "((V.T @ delta_u) * H(z)) @ x.T")  # identity testing at random points: a bound
     assert sampled.correct and 0 < sampled.false_accept_probability < 1e-6
     assert "; false-accept probability <= " in render("cli/grade.txt.j2", v=sampled)
+
+
+def test_exact_at_the_teachers_values_does_not_claim_that_no_wrong_answer_passes(capsys):
+    """With W_rec and W_x fixed, 'exact' holds in the symbols left free only: a wrong answer equal at those values
+    passes (the warning names them), so neither the CLI nor the web page may say that none can."""
+    right = "2*(s_3 - y)*(s_2 + W_rec*s_1)"
+    v = grade(LINEAR, "W_rec", right, steps=3, at={"W_rec": 1.0, "W_x": 1.0})
+    assert v.correct and v.method == "exact at the given values" and v.false_accept_probability == 0.0
+    assert main(["grade", "linear-rnn", "--wrt", "W_rec", "--answer", right, "--at", "W_rec=1,W_x=1"]) == 0
+    out = capsys.readouterr().out
+    assert "no false accept is possible" not in out and "agrees with the right one at these values passes" in out
+    html = render("web/verdict.html.j2", verdict={**v.as_dict(), "id": 1})
+    assert "no wrong answer can pass" not in html and "Checked exactly at the given values" in html
+    wrong = grade(LINEAR, "W_rec", "2*(s_3 - y)*(s_2 + s_1)", steps=3, at={"W_rec": 1.0, "W_x": 1.0})
+    assert wrong.correct  # the reason for the words above: W_rec = 1 hides the missing factor

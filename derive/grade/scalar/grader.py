@@ -91,7 +91,10 @@ def _grade(p: Problem, answer: str, latex: bool | None, rtol: float, atol: float
     close = problem_module._near(problem_module._floats(values), sample.target_floats)
     if close and p.same(values, sample.target, exact):
         v.correct, v.verdict = True, "correct"
-        if _symbolically_equal(p, expr):
+        if _symbolically_equal(p, expr) and p.fixed:  # exact in the symbols left free, not in the fixed ones
+            v.method, v.false_accept_probability = "exact at the given values", 0.0
+            v.probability_basis = "the difference expands to 0 once the --at values are put in"
+        elif _symbolically_equal(p, expr):
             v.method, v.false_accept_probability, v.probability_basis = "exact", 0.0, "the difference expands to 0"
         else:
             _probability(p, expr, exact, v)
