@@ -153,7 +153,13 @@ def _solution(model, args) -> int:
     if not (args.show_solution and args.wrt):
         raise DeriveError("give --answer, --answer-file, --answers or --code (or --show-solution with --wrt to see "
                           "the correct answer)")
-    shown = solution(model, args.wrt, steps=args.steps, seed=args.seed)
+    if args.truncate is not None or args.batch_loss is not None:  # the question's own answer, not the full one
+        from derive.grade.dispatch import grade
+
+        shown = grade(model, args.wrt, "0", steps=args.steps, seed=args.seed, show_solution=True,
+                      truncate=args.truncate, batch_loss=args.batch_loss).solution
+    else:
+        shown = solution(model, args.wrt, steps=args.steps, seed=args.seed)
     if args.json:
         print(json.dumps({"model": model.name, "wrt": args.wrt, "solution": shown}, ensure_ascii=False,
                          sort_keys=True))

@@ -127,4 +127,19 @@ def grade_over_batch(grade_one: Callable[[Callable], Verdict], mode: str, seed: 
                                f"random whole number of {BATCH_RANGE[0]}..{BATCH_RANGE[1]}: an answer wrong only "
                                f"in how it depends on {names[0]} is accepted with probability at most its "
                                "degree in it over that range").lstrip("; ")
+    if mode == "sum" and v.solution:
+        v.solution = summed_solution(v.solution, names[0])
     return v
+
+
+def summed_solution(solution: dict, size: str) -> dict:
+    """The one-example solution as the answer to a loss summed over the batch: ``size`` times it (every example's
+    gradient is written in the same symbols). A matrix solution's 'explicit' lists backward formulas: kept."""
+    out = dict(solution)
+    expressions = ("compact", "explicit") if "shape" not in out else ("compact",)
+    for key in expressions:
+        if out.get(key):
+            out[key] = f"{size}*({out[key]})"
+        if out.get(f"latex_{key}"):
+            out[f"latex_{key}"] = rf"{size} \left({out[f'latex_{key}']}\right)"
+    return out
